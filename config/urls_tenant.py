@@ -1,0 +1,8 @@
+"""URLs served on a creator's domain, inside that creator's schema."""
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("storefront.urls")),
+]

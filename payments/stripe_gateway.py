@@ -1,0 +1,289 @@
+"""Stripe implementation of the gateway protocol (the only module that imports `stripe`).
+
+It runs unchanged against Stripe and against localstripe; where the two differ (see
+shared notes), both behaviours are mapped onto the same results.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import stripe
+
+from core.money import Money
+from payments.gateway import (
+    ChargeRequest,
+    GatewayEvent,
+    GatewayRejected,
+    GatewayUnavailable,
+    PaymentResult,
+    PaymentStatus,
+    RefundResult,
+    SetupResult,
+)
+
+logger = logging.getLogger(__name__)
+
+# Codes that mean "the card said no" even when localstripe sends them as invalid_request_error.
+DECLINE_CODES = {
+    "card_declined",
+    "expired_card",
+    "incorrect_cvc",
+    "processing_error",
+    "incorrect_number",
+    "insufficient_funds",
+    "lost_card",
+    "stolen_card",
+}
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    # stripe 16 objects are not dicts: index them, guarding absent keys.
+    try:
+        value = obj[key]
+    except (KeyError, TypeError, AttributeError):
+        return default
+    return default if value is None else value
+
+
+class StripeGateway:
+    def __init__(self, *, secret_key: str, api_base: str | None, timeout: float = 10.0):
+        self.is_local = bool(api_base)
+        self.api_base = api_base
+        base = {"api": api_base} if api_base else None
+        self.client = stripe.StripeClient(
+            secret_key or "sk_test_local",
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=0,  # our own code retries with the same idempotency key
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+
+    # --- plumbing ---------------------------------------------------------------------
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise GatewayUnavailable(str(exc)) from exc
+        except stripe.APIError as exc:
+            raise GatewayUnavailable(str(exc)) from exc
+        except stripe.AuthenticationError as exc:
+            raise GatewayRejected(f"authentication: {exc.user_message or exc}") from exc
+
+    def ping(self) -> None:
+        try:
+            self.client.v1.balance.retrieve()
+        except stripe.InvalidRequestError:
+            pass  # reachable; localstripe may not know the endpoint
+        except (stripe.APIConnectionError, stripe.APIError) as exc:
+            raise GatewayUnavailable(str(exc)) from exc
+
+    # --- customers and the vault ---------------------------------------------------------
+    def customer_create(self, *, email: str, idempotency_key: str) -> str:
+        customer = self._call(
+            self.client.v1.customers.create,
+            params={"email": email},
+            options={"idempotency_key": idempotency_key},
+        )
+        return customer.id
+
+    def setup_create(self, *, customer_ref: str, idempotency_key: str) -> SetupResult:
+        params: dict[str, Any] = {"customer": customer_ref, "usage": "off_session"}
+        intent = self._call(
+            self.client.v1.setup_intents.create,
+            params=params,
+            options={"idempotency_key": idempotency_key},
+        )
+        return self._setup_result(intent)
+
+    def setup_retrieve(self, setup_ref: str) -> SetupResult:
+        intent = self._call(self.client.v1.setup_intents.retrieve, setup_ref)
+        return self._setup_result(intent)
+
+    @staticmethod
+    def _setup_result(intent: Any) -> SetupResult:
+        pm = _get(intent, "payment_method")
+        if pm is not None and not isinstance(pm, str):
+            pm = _get(pm, "id")
+        return SetupResult(
+            setup_ref=intent.id,
+            client_secret=_get(intent, "client_secret", ""),
+            status=_get(intent, "status", ""),
+            payment_method_ref=pm,
+        )
+
+    def payment_method_attach(self, *, payment_method_ref: str, customer_ref: str) -> None:
+        try:
+            self._call(
+                self.client.v1.payment_methods.attach,
+                payment_method_ref,
+                params={"customer": customer_ref},
+            )
+        except stripe.InvalidRequestError as exc:
+            # Already attached to this customer (Stripe attaches on a confirmed SetupIntent).
+            if "already" in str(exc).lower():
+                return
+            raise GatewayRejected(str(exc)) from exc
+        except stripe.CardError as exc:
+            raise GatewayRejected(str(exc)) from exc
+
+    # --- payments -------------------------------------------------------------------------
+    def charge(self, request: ChargeRequest) -> PaymentResult:
+        params: dict[str, Any] = {
+            "amount": request.amount.amount,
+            "currency": request.amount.currency.lower(),
+            "customer": request.customer_ref,
+            "payment_method": request.payment_method_ref,
+            "confirm": True,
+            "metadata": dict(request.metadata),
+            "payment_method_types": ["card"],
+        }
+        if request.off_session:
+            params["off_session"] = True
+        try:
+            intent = self._call(
+                self.client.v1.payment_intents.create,
+                params=params,
+                options={"idempotency_key": request.idempotency_key},
+            )
+        except stripe.CardError as exc:
+            return self._card_error_result(exc, request)
+        except stripe.InvalidRequestError as exc:
+            code = _get(exc, "code") or getattr(exc, "code", None)
+            if code in DECLINE_CODES or "declined" in str(exc).lower():
+                return self._card_error_result(exc, request)
+            raise GatewayRejected(str(exc)) from exc
+        return self._payment_result(intent)
+
+    def _card_error_result(self, exc: stripe.StripeError, request: ChargeRequest) -> PaymentResult:
+        code = getattr(exc, "code", None) or "card_declined"
+        error = getattr(exc, "error", None)
+        intent = _get(error, "payment_intent") if error is not None else None
+        ref = _get(intent, "id") if intent is not None else None
+        secret = _get(intent, "client_secret") if intent is not None else None
+        if code == "authentication_required":
+            return PaymentResult(
+                status=PaymentStatus.REQUIRES_ACTION,
+                payment_ref=ref,
+                amount=request.amount,
+                client_secret=secret,
+                decline_code=code,
+                message="The bank asks the buyer to confirm this payment.",
+            )
+        decline = _get(error, "decline_code") if error is not None else None
+        return PaymentResult(
+            status=PaymentStatus.DECLINED,
+            payment_ref=ref,
+            amount=request.amount,
+            decline_code=decline or code,
+            message=getattr(exc, "user_message", None) or "The card was declined.",
+        )
+
+    def payment_retrieve(self, payment_ref: str) -> PaymentResult:
+        intent = self._call(self.client.v1.payment_intents.retrieve, payment_ref)
+        return self._payment_result(intent)
+
+    @staticmethod
+    def _payment_result(intent: Any) -> PaymentResult:
+        raw = _get(intent, "status", "")
+        last_error = _get(intent, "last_payment_error")
+        if raw == "succeeded":
+            status = PaymentStatus.SUCCEEDED
+        elif raw == "processing":
+            status = PaymentStatus.PROCESSING
+        elif raw in ("requires_action", "requires_confirmation"):
+            status = PaymentStatus.REQUIRES_ACTION
+        elif raw == "canceled":
+            status = PaymentStatus.CANCELED
+        else:  # requires_payment_method: declined, or authentication failed
+            status = PaymentStatus.DECLINED
+        decline = None
+        message = ""
+        if last_error is not None:
+            decline = _get(last_error, "decline_code") or _get(last_error, "code")
+            message = _get(last_error, "message", "")
+        elif status is PaymentStatus.DECLINED:
+            decline = "authentication_failed"
+        metadata = _get(intent, "metadata") or {}
+        refunded = 0
+        charge = _get(intent, "latest_charge")
+        if charge is not None and not isinstance(charge, str):
+            refunded = int(_get(charge, "amount_refunded", 0) or 0)
+        currency = (_get(intent, "currency") or "usd").upper()
+        return PaymentResult(
+            status=status,
+            payment_ref=intent.id,
+            amount=Money(int(_get(intent, "amount", 0)), currency),
+            client_secret=_get(intent, "client_secret"),
+            decline_code=decline,
+            message=message,
+            metadata={str(k): str(v) for k, v in dict(metadata).items()},
+            amount_refunded=refunded,
+        )
+
+    def _list_intents(self, params: dict[str, Any]):
+        page = self._call(self.client.v1.payment_intents.list, params=params)
+        while True:
+            yield from page.data
+            if not page.has_more or not page.data:
+                return
+            page = self._call(
+                self.client.v1.payment_intents.list,
+                params={**params, "starting_after": page.data[-1].id},
+            )
+
+    def payments_recent(self, *, created_after: int, limit: int = 100) -> list[PaymentResult]:
+        params: dict[str, Any] = {"limit": limit}
+        if not self.is_local:  # localstripe rejects list filters; it holds little data
+            params["created"] = {"gte": created_after}
+        return [
+            self._payment_result(i)
+            for i in self._list_intents(params)
+            if int(_get(i, "created", 0)) >= created_after
+        ]
+
+    def payments_find(self, *, metadata_key: str, metadata_value: str) -> list[PaymentResult]:
+        if not self.is_local:
+            result = self._call(
+                self.client.v1.payment_intents.search,
+                params={"query": f"metadata['{metadata_key}']:'{metadata_value}'"},
+            )
+            return [self._payment_result(i) for i in result.data]
+        return [
+            r
+            for r in (self._payment_result(i) for i in self._list_intents({"limit": 100}))
+            if r.metadata.get(metadata_key) == metadata_value
+        ]
+
+    # --- refunds ----------------------------------------------------------------------------
+    def refund_create(
+        self, *, payment_ref: str, amount: Money, idempotency_key: str
+    ) -> RefundResult:
+        try:
+            refund = self._call(
+                self.client.v1.refunds.create,
+                params={"payment_intent": payment_ref, "amount": amount.amount},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.InvalidRequestError as exc:
+            raise GatewayRejected(str(exc)) from exc
+        return RefundResult(
+            refund_ref=refund.id,
+            status=_get(refund, "status", "succeeded"),
+            amount=Money(int(_get(refund, "amount", amount.amount)), amount.currency),
+        )
+
+    # --- webhooks ---------------------------------------------------------------------------
+    def event_parse(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent:
+        """Verify the signature on the raw body; raise ValueError for anything not genuine."""
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, secret)
+        except stripe.SignatureVerificationError as exc:
+            raise ValueError(f"bad signature: {exc}") from exc
+        obj = event["data"]["object"]
+        return GatewayEvent(
+            event_id=event["id"],
+            event_type=event["type"],
+            object_type=_get(obj, "object", ""),
+            object_id=_get(obj, "id", ""),
+            created=int(_get(event, "created", 0)),
+        )

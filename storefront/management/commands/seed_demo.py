@@ -1,0 +1,62 @@
+"""Seed the demo creator at demo.<platform domain> with a small product ladder (idempotent)."""
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django_tenants.utils import tenant_context
+
+from storefront.models import Product
+from tenants.models import Creator
+from tenants.services import creator_create, public_tenant_ensure
+
+DEMO_LADDER = [
+    # slug, name, tier, position, price (cents), anchor (cents), description
+    ("photo-basics", "Photo Basics course", Product.Tier.ENTRY, 1, 4900, 7900,
+     "Twelve short lessons that take you from auto mode to confident manual shooting."),
+    ("preset-pack", "Lightroom preset pack", Product.Tier.COMPANION, 2, 1200, None,
+     "Forty presets tuned to the course's lessons: one click, the look you just learned."),
+    ("editing-masterclass", "Editing masterclass", Product.Tier.PREMIUM, 3, 2400, 3900,
+     "Three hours of live edits, start to finish, with the raw files to follow along."),
+    ("portfolio-review", "Portfolio review", Product.Tier.PREMIUM, 4, 1900, None,
+     "A recorded, personal critique of ten of your photos."),
+]
+
+
+class Command(BaseCommand):
+    help = "Create (or reuse) the demo creator and its product ladder."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--password", default="demo-store-2026")
+
+    def handle(self, *args, **opts):
+        base = settings.PLATFORM_DOMAIN
+        public_tenant_ensure(domain=base)
+        domain = f"demo.{base}"
+        creator = Creator.objects.filter(slug="demo").first()
+        if creator is None:
+            self.stdout.write("Creating the demo creator…")
+            creator = creator_create(
+                slug="demo",
+                display_name="Demo Photography",
+                domain=domain,
+                owner_email="owner@demo.example",
+                password=opts["password"],
+            ).creator
+        else:
+            self.stdout.write("Demo creator exists: reusing it.")
+        with tenant_context(creator):
+            user = get_user_model().objects.get(username="owner")
+            user.set_password(opts["password"])
+            user.save(update_fields=["password"])
+            total = len(DEMO_LADDER)
+            for i, (slug, name, tier, pos, price, anchor, desc) in enumerate(DEMO_LADDER, 1):
+                Product.objects.update_or_create(
+                    slug=slug,
+                    defaults={
+                        "name": name, "tier": tier, "ladder_position": pos,
+                        "price_amount": price, "anchor_amount": anchor, "currency": "USD",
+                        "description": desc, "status": Product.Status.ACTIVE,
+                        "deliverable_url": f"https://{domain}/downloads/{slug}.zip",
+                    },
+                )
+                self.stdout.write(f"  [{i}/{total}] product {slug}")
+        self.stdout.write(self.style.SUCCESS(f"Demo store ready at {domain}"))
