@@ -52,3 +52,177 @@ class Product(models.Model):
     @property
     def anchor(self) -> Money | None:
         return Money(self.anchor_amount, self.currency) if self.anchor_amount else None
+
+
+class StoreSettings(models.Model):
+    """One row per store (tenant): how prices and receipts behave."""
+
+    prices_include_tax = models.BooleanField(
+        default=False, help_text="Prices already include tax (common in the EU and UK)."
+    )
+    statement_descriptor = models.CharField(max_length=22, default="CREATOR STORE")
+    support_email = models.EmailField(blank=True)
+
+    def __str__(self) -> str:
+        return "Store settings"
+
+    @classmethod
+    def current(cls) -> "StoreSettings":
+        settings, _ = cls.objects.get_or_create(pk=1)
+        return settings
+
+
+class TaxRate(models.Model):
+    """A creator-configured rate for buyers in a country (and optionally a region)."""
+
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. DE")
+    region = models.CharField(max_length=10, blank=True, help_text="e.g. CA for California")
+    rate = models.DecimalField(max_digits=6, decimal_places=3, help_text="Percent, e.g. 19.000")
+    name = models.CharField(max_length=40, default="VAT")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["country", "region"], name="taxrate_unique_place"),
+            models.CheckConstraint(
+                condition=models.Q(rate__gte=0, rate__lt=100), name="taxrate_in_range"
+            ),
+        ]
+        ordering = ["country", "region"]
+
+    def __str__(self) -> str:
+        where = f"{self.country}-{self.region}" if self.region else self.country
+        return f"{self.name} {self.rate}% ({where})"
+
+
+class Customer(models.Model):
+    """A buyer, identified by email."""
+
+    email = models.EmailField(unique=True)
+    gateway_customer = models.ForeignKey(
+        "payments.GatewayCustomer", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending payment"
+    PAID = "paid", "Paid"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    REFUNDED = "refunded", "Refunded"
+    FAILED = "failed", "Payment failed"
+
+
+# The order status machine, written once. `order_status_move` is the only writer.
+ORDER_TRANSITIONS: dict[str, set[str]] = {
+    OrderStatus.PENDING: {OrderStatus.PAID, OrderStatus.FAILED},
+    OrderStatus.FAILED: {OrderStatus.PAID},  # a late success re-read from the gateway
+    OrderStatus.PAID: {OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED},
+    OrderStatus.PARTIALLY_REFUNDED: {OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED},
+    OrderStatus.REFUNDED: set(),
+}
+
+
+class Order(models.Model):
+    token = models.CharField(max_length=32, unique=True)  # public id used in URLs
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    currency = models.CharField(max_length=3)
+    # Jurisdiction evidence for tax, reused for post-purchase lines and refunds.
+    country = models.CharField(max_length=2)
+    region = models.CharField(max_length=10, blank=True)
+    tax_evidence = models.JSONField(default=dict, blank=True)
+    # Attribution carried from the first page view.
+    visitor_id = models.CharField(max_length=64, blank=True)
+    utm_source = models.CharField(max_length=100, blank=True)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=100, blank=True)
+    referrer = models.CharField(max_length=500, blank=True)
+    # The experiment variant this buyer saw (if any), for analytics.
+    variant = models.CharField(max_length=40, blank=True)
+    setup_ref = models.CharField(max_length=100, blank=True)  # the gateway SetupIntent
+    card_saved = models.BooleanField(default=False)  # the buyer consented to the vault
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    receipt_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="order_status_idx")]
+
+    def __str__(self) -> str:
+        return f"Order {self.token}"
+
+    @property
+    def reference(self) -> str:
+        """How payments and analytics refer to this order."""
+        return f"order:{self.pk}"
+
+
+class LineKind(models.TextChoices):
+    CORE = "core", "Core product"
+    BUMP = "bump", "Order bump"
+    UPSELL = "upsell", "Upsell"
+    DOWNSELL = "downsell", "Downsell"
+    CROSS_SELL = "cross_sell", "Cross-sell"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=12, choices=LineKind.choices)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT)
+    offer = models.ForeignKey("offers.Offer", null=True, blank=True, on_delete=models.PROTECT)
+    description = models.CharField(max_length=200)
+    # All minor units in the order's currency. net + tax = total, always.
+    net_amount = models.PositiveIntegerField()
+    tax_amount = models.PositiveIntegerField()
+    total_amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3)
+    tax_inclusive = models.BooleanField()
+    tax_country = models.CharField(max_length=2)
+    tax_region = models.CharField(max_length=10, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            # Caps, held by the database whatever happens concurrently.
+            models.UniqueConstraint(
+                fields=["order", "kind"],
+                condition=models.Q(kind__in=["core", "bump"]),
+                name="orderline_one_core_one_bump",
+            ),
+            # The downsell is shown only when the upsell was declined or failed: at most one
+            # post-purchase line per order.
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=models.Q(kind__in=["upsell", "downsell"]),
+                name="orderline_one_post_purchase",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(total_amount=models.F("net_amount") + models.F("tax_amount")),
+                name="orderline_total_is_net_plus_tax",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.description}"
+
+    @property
+    def line_key(self) -> str:
+        return f"line:{self.pk}"
+
+    @property
+    def total(self) -> Money:
+        return Money(self.total_amount, self.currency)
+
+    @property
+    def tax(self) -> Money:
+        return Money(self.tax_amount, self.currency)
+
+    @property
+    def net(self) -> Money:
+        return Money(self.net_amount, self.currency)

@@ -5,4 +5,12 @@ from storefront import views
 urlpatterns = [
     path("", views.store_index, name="store-index"),
     path("p/<slug:slug>/", views.product_detail, name="product-detail"),
+    path("checkout/<slug:slug>/", views.checkout_page, name="checkout"),
+    path("checkout/<slug:slug>/quote", views.checkout_quote, name="checkout-quote"),
+    path("checkout/<slug:slug>/start", views.checkout_start, name="checkout-start"),
+    path("o/<str:token>/pay", views.checkout_pay, name="checkout-pay"),
+    path("o/<str:token>/confirm", views.checkout_confirm, name="checkout-confirm"),
+    path("o/<str:token>/next", views.order_next, name="order-next"),
+    path("o/<str:token>/thanks", views.order_thanks, name="order-thanks"),
+    path("d/<str:signed>", views.line_download, name="line-download"),
 ]

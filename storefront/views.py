@@ -1,22 +1,232 @@
-"""Hosted pages on the creator's domain."""
-from django.http import Http404
+"""Hosted pages on the creator's domain: parse input, call one service, render."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from offers.selectors import bump_for_product
+from payments.models import AttemptStatus, ChargeAttempt
 from storefront import selectors
+from storefront.attribution import attribution_capture, attribution_read
+from storefront.forms import CheckoutForm, QuoteForm
+from storefront.models import Order, OrderLine, OrderStatus, StoreSettings
+from storefront.pricing import Jurisdiction, quote_checkout
+from storefront.services import checkout as checkout_service
+from storefront.services import receipts
 
 
+@require_GET
 def store_index(request):
-    return render(
+    response = render(
         request,
         "storefront/index.html",
         {"products": selectors.product_list_active(), "creator": request.tenant},
     )
+    attribution_capture(request, response)
+    return response
 
 
+@require_GET
 def product_detail(request, slug: str):
     product = selectors.product_get_active(slug=slug)
     if product is None:
         raise Http404("This product is not available.")
-    return render(
+    response = render(
         request, "storefront/product.html", {"product": product, "creator": request.tenant}
     )
+    attribution_capture(request, response)
+    return response
+
+
+def _quote_payload(quote) -> dict:
+    return {
+        "currency": quote.currency,
+        "lines": [
+            {"kind": line.kind, "description": line.description, "net": line.net.amount,
+             "tax": line.tax.amount, "total": line.total.amount, "total_display": str(line.total)}
+            for line in quote.lines
+        ],
+        "net": quote.net.amount,
+        "tax": quote.tax.amount,
+        "tax_display": str(quote.tax),
+        "tax_name": quote.tax_name,
+        "total": quote.total.amount,
+        "total_display": str(quote.total),
+    }
+
+
+def _checkout_context(request, product, form, *, add_bump: bool, error: str = ""):
+    bump = bump_for_product(product_id=product.pk)
+    data = form.data if form.is_bound else {}
+    country = data.get("country") or "US"
+    region = data.get("region") or ""
+    try:
+        jurisdiction = checkout_service.jurisdiction_parse(country=country, region=region)
+    except checkout_service.CheckoutError:
+        jurisdiction = Jurisdiction("US")
+    store = StoreSettings.current()
+    quote = quote_checkout(product=product, bump=bump if add_bump else None,
+                           jurisdiction=jurisdiction, store=store)
+    return {
+        "creator": request.tenant, "product": product, "bump": bump, "form": form,
+        "quote": quote, "add_bump": add_bump, "error": error, "store": store,
+        "stripe_js_url": settings.STRIPE_JS_URL,
+        "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "consent_text": checkout_service.CONSENT_TEXT,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def checkout_page(request, slug: str):
+    """The checkout form. A POST here (without JavaScript) recomputes totals for the bump."""
+    product = selectors.product_get_active(slug=slug)
+    if product is None:
+        raise Http404("This product is not available.")
+    if request.method == "POST":
+        form = CheckoutForm(request.POST)
+        add_bump = request.POST.get("add_bump") in ("on", "true", "1")
+    else:
+        form = CheckoutForm(initial={"country": "US", "save_card": True})
+        add_bump = request.GET.get("bump") == "1"
+    context = _checkout_context(request, product, form, add_bump=add_bump)
+    response = render(request, "storefront/checkout.html", context)
+    if attribution_read(request) is None:
+        attribution_capture(request, response)
+    return response
+
+
+@require_GET
+def checkout_quote(request, slug: str):
+    form = QuoteForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"error": "Choose a valid country.", "fields": form.errors}, status=400)
+    bump_id = form.cleaned_data["bump"] if form.cleaned_data["add_bump"] else None
+    try:
+        _, _, quote = checkout_service.checkout_quote(
+            product_slug=slug, bump_offer_id=bump_id,
+            country=form.cleaned_data["country"], region=form.cleaned_data["region"],
+        )
+    except checkout_service.CheckoutError as exc:
+        return JsonResponse({"error": exc.message, "field": exc.field}, status=400)
+    return JsonResponse(_quote_payload(quote))
+
+
+def _form_errors(form) -> dict[str, str]:
+    return {field: " ".join(str(e) for e in errors) for field, errors in form.errors.items()}
+
+
+@require_POST
+def checkout_start(request, slug: str):
+    form = CheckoutForm(request.POST)
+    if not form.is_valid():
+        errors = _form_errors(form)
+        return JsonResponse({"error": next(iter(errors.values())), "fields": errors}, status=400)
+    try:
+        started = checkout_service.checkout_start(
+            product_slug=slug,
+            bump_offer_id=form.bump_offer_id(),
+            email=form.cleaned_data["email"],
+            country=form.cleaned_data["country"],
+            region=form.cleaned_data["region"],
+            save_card=form.cleaned_data["save_card"],
+            attribution=checkout_service.Attribution.from_mapping(attribution_read(request)),
+            expected_total=form.cleaned_data["expected_total"],
+        )
+    except checkout_service.CheckoutError as exc:
+        return JsonResponse({"error": exc.message, "fields": {exc.field: exc.message}}, status=400)
+    token = started.order.token
+    return JsonResponse({
+        "order": token,
+        "setup_client_secret": started.setup_client_secret,
+        "pay_url": reverse("checkout-pay", args=[token]),
+        "confirm_url": reverse("checkout-confirm", args=[token]),
+        "quote": _quote_payload(started.quote),
+    })
+
+
+def _attempt_payload(order_token: str, attempt: ChargeAttempt) -> tuple[dict, int]:
+    if attempt.status == AttemptStatus.SUCCEEDED:
+        return {"status": "paid", "next": reverse("order-next", args=[order_token])}, 200
+    if attempt.status == AttemptStatus.REQUIRES_ACTION:
+        return {"status": "requires_action", "client_secret": attempt.client_secret}, 200
+    if attempt.status in (AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING, AttemptStatus.CREATED):
+        return {"status": "processing", "next": reverse("order-next", args=[order_token])}, 202
+    return {"status": "declined",
+            "error": "Your card was declined. Please check the details or use another card."}, 402
+
+
+@require_POST
+def checkout_pay(request, token: str):
+    try:
+        attempt = checkout_service.checkout_pay(
+            order_token=token, setup_ref=request.POST.get("setup_intent", "")
+        )
+    except checkout_service.CheckoutError as exc:
+        return JsonResponse({"status": "error", "error": exc.message}, status=400)
+    body, status = _attempt_payload(token, attempt)
+    return JsonResponse(body, status=status)
+
+
+@require_POST
+def checkout_confirm(request, token: str):
+    try:
+        attempt = checkout_service.checkout_confirm(order_token=token)
+    except checkout_service.CheckoutError as exc:
+        return JsonResponse({"status": "error", "error": exc.message}, status=400)
+    body, status = _attempt_payload(token, attempt)
+    return JsonResponse(body, status=status)
+
+
+def _order_or_404(token: str) -> Order:
+    order = Order.objects.select_related("customer").filter(token=token).first()
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
+@require_GET
+def order_next(request, token: str):
+    """Where the buyer goes after paying: the one-click offer if there is one, else thanks."""
+    from storefront.services import upsell
+
+    order = _order_or_404(token)
+    url = upsell.next_step_url(order=order)
+    return HttpResponseRedirect(url or reverse("order-thanks", args=[token]))
+
+
+@require_GET
+def order_thanks(request, token: str):
+    order = _order_or_404(token)
+    lines = list(order.lines.select_related("product"))
+    schema = connection.schema_name
+    paid = order.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+    downloads = (
+        {line.pk: reverse("line-download", args=[receipts.download_token(line=line, schema=schema)])
+         for line in lines} if paid else {}
+    )
+    return render(request, "storefront/thanks.html", {
+        "creator": request.tenant, "order": order, "lines": lines, "paid": paid,
+        "downloads": downloads, "total": sum(line.total_amount for line in lines),
+        "tax": sum(line.tax_amount for line in lines),
+    })
+
+
+@require_GET
+def line_download(request, signed: str):
+    line_id = receipts.download_check(token=signed, schema=connection.schema_name)
+    line = OrderLine.objects.select_related("product", "order").filter(pk=line_id).first() if line_id else None
+    if line is None or line.order.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
+        return render(request, "storefront/error.html", {
+            "title": "This download link is not valid",
+            "message": "The link has expired or is not for this store. Open your order page for a fresh one.",
+        }, status=403)
+    product = line.product
+    if product.deliverable_file:
+        return HttpResponseRedirect(product.deliverable_file.url)
+    if product.deliverable_url:
+        return HttpResponseRedirect(product.deliverable_url)
+    raise Http404("Nothing to download for this product.")

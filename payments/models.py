@@ -1,0 +1,215 @@
+"""Vault, charge attempts, the ledger and gateway webhooks. Knows nothing of offers or orders:
+callers refer to their own rows by opaque references (`reference`, `line_key`)."""
+from django.db import models
+from django.db.models import Q
+
+from core.money import Money
+
+
+class GatewayCustomer(models.Model):
+    """A buyer at the gateway. Card data never reaches us: only the gateway's references."""
+
+    email = models.EmailField(unique=True)
+    gateway_ref = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class SavedPaymentMethod(models.Model):
+    """A vaulted card reference, saved only with the buyer's consent, for one-click offers."""
+
+    customer = models.ForeignKey(GatewayCustomer, on_delete=models.CASCADE, related_name="methods")
+    gateway_ref = models.CharField(max_length=100)
+    consent_text = models.CharField(max_length=300)
+    consent_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "gateway_ref"], name="vault_unique_method")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} · {self.gateway_ref}"
+
+
+class AttemptStatus(models.TextChoices):
+    CREATED = "created"  # committed, gateway not called yet
+    IN_FLIGHT = "in_flight"  # the gateway call started; outcome unknown until recorded
+    REQUIRES_ACTION = "requires_action"  # buyer must authenticate on-session
+    PROCESSING = "processing"  # accepted by the gateway, not settled yet
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    CANCELED = "canceled"  # never sent (e.g. the primary payment failed)
+
+
+ATTEMPT_TRANSITIONS: dict[str, set[str]] = {
+    AttemptStatus.CREATED: {AttemptStatus.IN_FLIGHT, AttemptStatus.CANCELED},
+    AttemptStatus.IN_FLIGHT: {
+        AttemptStatus.IN_FLIGHT,  # a retry with the same idempotency key
+        AttemptStatus.REQUIRES_ACTION,
+        AttemptStatus.PROCESSING,
+        AttemptStatus.SUCCEEDED,
+        AttemptStatus.DECLINED,
+        AttemptStatus.CANCELED,
+    },
+    AttemptStatus.REQUIRES_ACTION: {
+        AttemptStatus.SUCCEEDED,
+        AttemptStatus.DECLINED,
+        AttemptStatus.PROCESSING,
+        AttemptStatus.CANCELED,
+    },
+    AttemptStatus.PROCESSING: {AttemptStatus.SUCCEEDED, AttemptStatus.DECLINED},
+    AttemptStatus.SUCCEEDED: set(),
+    AttemptStatus.DECLINED: set(),
+    AttemptStatus.CANCELED: set(),
+}
+FINAL_ATTEMPT_STATUSES = {AttemptStatus.SUCCEEDED, AttemptStatus.DECLINED, AttemptStatus.CANCELED}
+
+
+class ChargeAttempt(models.Model):
+    """One intended charge. Committed with its idempotency key *before* the gateway call.
+
+    `purpose` is unique: one purpose (e.g. "order:42:upsell") can never have two attempts,
+    so concurrent accepts collapse to one row and one charge.
+    """
+
+    purpose = models.CharField(max_length=120, unique=True)
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    reference = models.CharField(max_length=80, db_index=True)  # caller's id, e.g. "order:42"
+    amount = models.PositiveIntegerField()  # minor units
+    currency = models.CharField(max_length=3)
+    customer_ref = models.CharField(max_length=100)
+    payment_method_ref = models.CharField(max_length=100)
+    off_session = models.BooleanField(default=False)
+    # How the amount splits over the caller's lines: {"line:7": 4900, "line:8": 1200}.
+    allocation = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=20, choices=AttemptStatus.choices, default=AttemptStatus.CREATED
+    )
+    gateway_ref = models.CharField(max_length=100, blank=True, db_index=True)
+    client_secret = models.CharField(max_length=200, blank=True)
+    decline_code = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    sends = models.PositiveIntegerField(default=0)  # gateway calls made with this key
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["status", "created_at"],
+                name="attempt_open_idx",
+                condition=Q(status__in=["created", "in_flight", "processing", "requires_action"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} [{self.status}]"
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class LedgerKind(models.TextChoices):
+    CHARGE = "charge"
+    REFUND = "refund"
+    CHARGEBACK = "chargeback"
+
+
+class LedgerEntry(models.Model):
+    """Every cent charged, refunded or disputed, per caller line. Append-only.
+
+    Unique per (kind, gateway_ref, line_key): recording the same gateway object twice (a
+    replayed webhook, a reconciliation racing the request) is a no-op.
+    """
+
+    kind = models.CharField(max_length=12, choices=LedgerKind.choices)
+    gateway_ref = models.CharField(max_length=100)
+    reference = models.CharField(max_length=80, db_index=True)
+    line_key = models.CharField(max_length=40)
+    amount = models.PositiveIntegerField()  # minor units, always positive; kind gives the sign
+    currency = models.CharField(max_length=3)
+    attempt = models.ForeignKey(ChargeAttempt, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "gateway_ref", "line_key"], name="ledger_unique_gateway_object"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency} {self.line_key}"
+
+
+class RefundStatus(models.TextChoices):
+    CREATED = "created"
+    IN_FLIGHT = "in_flight"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Refund(models.Model):
+    """A refund of one line, committed (and counted against the line) before the gateway call."""
+
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    reference = models.CharField(max_length=80, db_index=True)
+    line_key = models.CharField(max_length=40)
+    payment_ref = models.CharField(max_length=100)
+    amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=12, choices=RefundStatus.choices, default=RefundStatus.CREATED)
+    gateway_ref = models.CharField(max_length=100, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"refund {self.amount} {self.currency} {self.line_key} [{self.status}]"
+
+
+class WebhookEvent(models.Model):
+    """A gateway event, stored unique by id before processing; a signal to re-read the object."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    event_type = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=50)
+    object_id = models.CharField(max_length=100, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"
+
+
+class Mismatch(models.Model):
+    """Something reconciliation found that does not add up, for the creator to look at."""
+
+    class Kind(models.TextChoices):
+        ORPHAN_CHARGE = "orphan_charge", "Gateway charge we have no attempt for"
+        DUPLICATE_CHARGE = "duplicate_charge", "More than one gateway charge for one attempt"
+        AMOUNT = "amount", "Amount differs from the gateway"
+        REFUND_TOTAL = "refund_total", "Refund totals differ from the gateway"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    gateway_ref = models.CharField(max_length=100)
+    reference = models.CharField(max_length=80, blank=True)
+    detail = models.TextField()
+    found_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "gateway_ref"], name="mismatch_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.gateway_ref}"

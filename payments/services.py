@@ -1,0 +1,389 @@
+"""Charging exactly once, the ledger, refunds and gateway webhooks.
+
+The discipline (STYLE.md): an attempt row and its idempotency key are committed before the
+gateway call; the call happens outside any transaction and without row locks; the outcome
+is recorded afterwards under a fresh lock. A caller that cannot claim the attempt (someone
+else is sending it) never calls the gateway.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from core.money import Money
+from payments.gateway import (
+    ChargeRequest,
+    GatewayRejected,
+    GatewayUnavailable,
+    PaymentResult,
+    PaymentStatus,
+    get_gateway,
+)
+from payments.models import (
+    ATTEMPT_TRANSITIONS,
+    FINAL_ATTEMPT_STATUSES,
+    AttemptStatus,
+    ChargeAttempt,
+    GatewayCustomer,
+    LedgerEntry,
+    LedgerKind,
+    Refund,
+    RefundStatus,
+    SavedPaymentMethod,
+)
+
+logger = logging.getLogger(__name__)
+
+# Upper layers (storefront) register what should happen, inside the recording transaction,
+# when an attempt reaches an outcome or a refund/chargeback lands. No upward imports.
+OutcomeHandler = Callable[[ChargeAttempt], None]
+LedgerHandler = Callable[[LedgerEntry], None]
+_outcome_handlers: list[OutcomeHandler] = []
+_ledger_handlers: list[LedgerHandler] = []
+
+
+def outcome_handler_register(fn: OutcomeHandler) -> None:
+    if fn not in _outcome_handlers:
+        _outcome_handlers.append(fn)
+
+
+def ledger_handler_register(fn: LedgerHandler) -> None:
+    if fn not in _ledger_handlers:
+        _ledger_handlers.append(fn)
+
+
+class RefundRefused(ValueError):
+    """A refund that would exceed what was charged for the line (or has nothing to refund)."""
+
+
+# --- customers and the vault -------------------------------------------------------------
+
+
+def gateway_customer_get_or_create(*, email: str) -> GatewayCustomer:
+    email = email.strip().lower()
+    existing = GatewayCustomer.objects.filter(email=email).first()
+    if existing:
+        return existing
+    ref = get_gateway().customer_create(email=email, idempotency_key=f"cus_{email}")
+    try:
+        with transaction.atomic():
+            return GatewayCustomer.objects.create(email=email, gateway_ref=ref)
+    except IntegrityError:  # a concurrent checkout by the same buyer won the race
+        return GatewayCustomer.objects.get(email=email)
+
+
+def vault_save(*, customer: GatewayCustomer, payment_method_ref: str, consent_text: str) -> SavedPaymentMethod:
+    method, _ = SavedPaymentMethod.objects.get_or_create(
+        customer=customer,
+        gateway_ref=payment_method_ref,
+        defaults={"consent_text": consent_text[:300], "consent_at": timezone.now()},
+    )
+    return method
+
+
+def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
+    return (
+        SavedPaymentMethod.objects.select_related("customer")
+        .filter(customer__email=email.strip().lower())
+        .order_by("-created_at")
+        .first()
+    )
+
+
+# --- charge attempts -----------------------------------------------------------------------
+
+
+def attempt_get_or_create(
+    *,
+    purpose: str,
+    reference: str,
+    amount: Money,
+    customer_ref: str,
+    payment_method_ref: str,
+    off_session: bool,
+    allocation: Mapping[str, int],
+) -> tuple[ChargeAttempt, bool]:
+    """The one attempt for `purpose`, created and committed if new. Unique on purpose."""
+    if sum(allocation.values()) != amount.amount:
+        raise ValueError("allocation must add up to the amount")
+    try:
+        with transaction.atomic():
+            attempt = ChargeAttempt.objects.create(
+                purpose=purpose,
+                idempotency_key=f"att_{uuid.uuid4().hex}",
+                reference=reference,
+                amount=amount.amount,
+                currency=amount.currency,
+                customer_ref=customer_ref,
+                payment_method_ref=payment_method_ref,
+                off_session=off_session,
+                allocation=dict(allocation),
+            )
+        return attempt, True
+    except IntegrityError:
+        return ChargeAttempt.objects.get(purpose=purpose), False
+
+
+def attempt_cancel(*, attempt_id: int, reason: str) -> bool:
+    """Cancel an attempt that was never sent (e.g. its primary payment failed)."""
+    with transaction.atomic():
+        updated = ChargeAttempt.objects.filter(
+            pk=attempt_id, status=AttemptStatus.CREATED
+        ).update(status=AttemptStatus.CANCELED, message=reason[:300], finished_at=timezone.now())
+        if updated:
+            attempt = ChargeAttempt.objects.get(pk=attempt_id)
+            for handler in _outcome_handlers:
+                handler(attempt)
+    return bool(updated)
+
+
+def _claim(attempt_id: int, *, allow_resend: bool) -> ChargeAttempt | None:
+    """Move the attempt to IN_FLIGHT with one conditional UPDATE; None if someone else has it."""
+    allowed = [AttemptStatus.CREATED] + ([AttemptStatus.IN_FLIGHT] if allow_resend else [])
+    with transaction.atomic():
+        claimed = ChargeAttempt.objects.filter(pk=attempt_id, status__in=allowed)
+        if allow_resend:
+            claimed = claimed.select_for_update(skip_locked=True)
+        row = claimed.first()
+        if row is None:
+            return None
+        now = timezone.now()
+        count = ChargeAttempt.objects.filter(pk=attempt_id, status=row.status, sends=row.sends).update(
+            status=AttemptStatus.IN_FLIGHT, sends=row.sends + 1, sent_at=now
+        )
+        if count != 1:
+            return None
+        row.status, row.sends, row.sent_at = AttemptStatus.IN_FLIGHT, row.sends + 1, now
+        return row
+
+
+def attempt_execute(*, attempt_id: int, allow_resend: bool = False) -> ChargeAttempt:
+    """Send the attempt to the gateway once, then record the outcome.
+
+    Only the caller that moves the row CREATED → IN_FLIGHT calls the gateway; everyone else
+    gets the row as it stands. `allow_resend` (reconciliation only) re-sends an IN_FLIGHT
+    attempt with the *same* idempotency key after checking the gateway has no payment for it.
+    """
+    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+        # A gateway call must never run inside an open transaction (locks, lost commits).
+        raise RuntimeError("attempt_execute must be called outside a transaction")
+    attempt = _claim(attempt_id, allow_resend=allow_resend)
+    if attempt is None:
+        return ChargeAttempt.objects.get(pk=attempt_id)
+    request = ChargeRequest(
+        amount=attempt.money,
+        customer_ref=attempt.customer_ref,
+        payment_method_ref=attempt.payment_method_ref,
+        idempotency_key=attempt.idempotency_key,
+        off_session=attempt.off_session,
+        metadata={"attempt": attempt.idempotency_key, "purpose": attempt.purpose,
+                  "reference": attempt.reference},
+    )
+    try:
+        result = get_gateway().charge(request)
+    except GatewayUnavailable as exc:
+        # Unknown outcome: stays IN_FLIGHT; reconciliation re-reads it from the gateway.
+        logger.warning("gateway unavailable for %s: %s", attempt.purpose, exc)
+        return attempt
+    except GatewayRejected as exc:
+        result = PaymentResult(
+            status=PaymentStatus.DECLINED, payment_ref=None, decline_code="gateway_rejected",
+            message=str(exc)[:300],
+        )
+    return attempt_record_result(attempt_id=attempt.pk, result=result)
+
+
+def attempt_record_result(*, attempt_id: int, result: PaymentResult) -> ChargeAttempt:
+    """Record a gateway outcome under a fresh lock; idempotent for a repeated outcome."""
+    with transaction.atomic():
+        attempt = ChargeAttempt.objects.select_for_update().get(pk=attempt_id)
+        new_status = {
+            PaymentStatus.SUCCEEDED: AttemptStatus.SUCCEEDED,
+            PaymentStatus.PROCESSING: AttemptStatus.PROCESSING,
+            PaymentStatus.REQUIRES_ACTION: AttemptStatus.REQUIRES_ACTION,
+            PaymentStatus.DECLINED: AttemptStatus.DECLINED,
+            PaymentStatus.CANCELED: AttemptStatus.DECLINED,
+        }[result.status]
+        if attempt.status == new_status or new_status not in ATTEMPT_TRANSITIONS[attempt.status]:
+            return attempt  # a replay, or a stale outcome arriving after a final one
+        if result.payment_ref and attempt.gateway_ref and result.payment_ref != attempt.gateway_ref:
+            logger.error("attempt %s got a second payment %s", attempt.pk, result.payment_ref)
+            return attempt
+        attempt.status = new_status
+        attempt.gateway_ref = result.payment_ref or attempt.gateway_ref
+        attempt.client_secret = result.client_secret or attempt.client_secret
+        attempt.decline_code = (result.decline_code or "")[:100]
+        attempt.message = (result.message or "")[:300]
+        if new_status in FINAL_ATTEMPT_STATUSES:
+            attempt.finished_at = timezone.now()
+        attempt.save()
+        if new_status == AttemptStatus.SUCCEEDED:
+            LedgerEntry.objects.bulk_create(
+                [
+                    LedgerEntry(
+                        kind=LedgerKind.CHARGE, gateway_ref=attempt.gateway_ref,
+                        reference=attempt.reference, line_key=line_key, amount=amount,
+                        currency=attempt.currency, attempt=attempt,
+                    )
+                    for line_key, amount in attempt.allocation.items()
+                ],
+                ignore_conflicts=True,
+            )
+        for handler in _outcome_handlers:
+            handler(attempt)
+        return attempt
+
+
+def attempt_refresh(*, attempt_id: int) -> ChargeAttempt:
+    """Re-read an attempt's payment from the gateway and record what it says now."""
+    attempt = ChargeAttempt.objects.get(pk=attempt_id)
+    gateway = get_gateway()
+    if attempt.gateway_ref:
+        result = gateway.payment_retrieve(attempt.gateway_ref)
+        return attempt_record_result(attempt_id=attempt.pk, result=result)
+    found = gateway.payments_find(metadata_key="attempt", metadata_value=attempt.idempotency_key)
+    if found:
+        # Prefer a settled one; more than one is a duplicate for reconciliation to flag.
+        found.sort(key=lambda r: r.status != PaymentStatus.SUCCEEDED)
+        return attempt_record_result(attempt_id=attempt.pk, result=found[0])
+    return attempt
+
+
+# --- ledger reads ----------------------------------------------------------------------------
+
+
+def ledger_line_totals(*, reference: str) -> dict[str, dict[str, int]]:
+    """Per line: charged, refunded and disputed minor units, from the ledger."""
+    rows = (
+        LedgerEntry.objects.filter(reference=reference)
+        .values("line_key", "kind")
+        .annotate(total=Sum("amount"))
+    )
+    totals: dict[str, dict[str, int]] = {}
+    for row in rows:
+        totals.setdefault(row["line_key"], {k: 0 for k in LedgerKind.values})[row["kind"]] = row["total"]
+    return totals
+
+
+# --- refunds ---------------------------------------------------------------------------------
+
+
+def refund_create(
+    *, reference: str, line_key: str, amount: Money | None, reason: str = "",
+    requested_by: str = "", idempotency_key: str | None = None,
+) -> Refund:
+    """Refund part or all of one line. The amount is reserved under a lock on the line's
+    charge rows before the gateway call, so concurrent refunds can never exceed the charge."""
+    key = idempotency_key or f"ref_{uuid.uuid4().hex}"
+    existing = Refund.objects.filter(idempotency_key=key).first()
+    if existing:
+        return existing
+    try:
+        return _refund_reserve_and_execute(
+            reference=reference, line_key=line_key, amount=amount, reason=reason,
+            requested_by=requested_by, key=key,
+        )
+    except IntegrityError:  # the same idempotency key raced us: that refund is the answer
+        return Refund.objects.get(idempotency_key=key)
+
+
+def _refund_reserve_and_execute(
+    *, reference: str, line_key: str, amount: Money | None, reason: str, requested_by: str, key: str
+) -> Refund:
+    with transaction.atomic():
+        charges = list(
+            LedgerEntry.objects.select_for_update()
+            .filter(reference=reference, line_key=line_key, kind=LedgerKind.CHARGE)
+            .order_by("pk")
+        )
+        if not charges:
+            raise RefundRefused(f"nothing was charged for {line_key}")
+        charged = sum(c.amount for c in charges)
+        reserved = (
+            Refund.objects.filter(reference=reference, line_key=line_key)
+            .exclude(status=RefundStatus.FAILED)
+            .aggregate(total=Sum("amount"))["total"]
+            or 0
+        )
+        available = charged - reserved
+        currency = charges[0].currency
+        wanted = amount.amount if amount is not None else available
+        if amount is not None and amount.currency != currency:
+            raise RefundRefused(f"refund currency {amount.currency} differs from {currency}")
+        if wanted <= 0:
+            raise RefundRefused(f"{line_key} has nothing left to refund")
+        if wanted > available:
+            raise RefundRefused(
+                f"refund of {Money(wanted, currency)} exceeds the {Money(available, currency)} "
+                f"left to refund on {line_key}"
+            )
+        refund = Refund.objects.create(
+            idempotency_key=key, reference=reference, line_key=line_key,
+            payment_ref=charges[0].gateway_ref, amount=wanted, currency=currency,
+            reason=reason[:200], requested_by=requested_by[:150],
+        )
+    return refund_execute(refund_id=refund.pk)
+
+
+def refund_execute(*, refund_id: int) -> Refund:
+    claimed = Refund.objects.filter(pk=refund_id, status=RefundStatus.CREATED).update(
+        status=RefundStatus.IN_FLIGHT
+    )
+    refund = Refund.objects.get(pk=refund_id)
+    if not claimed:
+        return refund
+    try:
+        result = get_gateway().refund_create(
+            payment_ref=refund.payment_ref, amount=Money(refund.amount, refund.currency),
+            idempotency_key=refund.idempotency_key,
+        )
+    except GatewayUnavailable:
+        return refund  # stays IN_FLIGHT: reconciliation re-reads it
+    except GatewayRejected as exc:
+        Refund.objects.filter(pk=refund_id).update(
+            status=RefundStatus.FAILED, reason=f"gateway refused: {exc}"[:200],
+            finished_at=timezone.now(),
+        )
+        return Refund.objects.get(pk=refund_id)
+    return refund_record(refund_id=refund_id, gateway_ref=result.refund_ref, succeeded=result.status != "failed")
+
+
+def refund_record(*, refund_id: int, gateway_ref: str, succeeded: bool) -> Refund:
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.status in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
+            return refund
+        refund.status = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
+        refund.gateway_ref = gateway_ref
+        refund.finished_at = timezone.now()
+        refund.save()
+        if succeeded:
+            entry, created = _ledger_add(
+                kind=LedgerKind.REFUND, gateway_ref=gateway_ref, reference=refund.reference,
+                line_key=refund.line_key, amount=refund.amount, currency=refund.currency,
+            )
+    return refund
+
+
+def _ledger_add(**fields) -> tuple[LedgerEntry, bool]:
+    entry, created = LedgerEntry.objects.get_or_create(
+        kind=fields["kind"], gateway_ref=fields["gateway_ref"], line_key=fields["line_key"],
+        defaults=fields,
+    )
+    if created:
+        for handler in _ledger_handlers:
+            handler(entry)
+    return entry, created
+
+
+def open_attempts() -> list[int]:
+    return list(
+        ChargeAttempt.objects.filter(
+            Q(status__in=[AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING])
+        ).values_list("pk", flat=True)
+    )

@@ -1,0 +1,26 @@
+"""Checkout form: parses and validates what the buyer sends."""
+from django import forms
+
+from storefront.countries import COUNTRIES
+
+
+class CheckoutForm(forms.Form):
+    email = forms.EmailField(label="Email", max_length=254,
+                             error_messages={"invalid": "Enter a valid email address, like name@example.com."})
+    country = forms.ChoiceField(label="Country", choices=sorted(COUNTRIES.items(), key=lambda c: c[1]),
+                                initial="US")
+    region = forms.CharField(label="State or region (optional)", max_length=10, required=False)
+    bump = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    add_bump = forms.BooleanField(required=False)
+    save_card = forms.BooleanField(required=False, initial=True)
+    expected_total = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def bump_offer_id(self) -> int | None:
+        return self.cleaned_data.get("bump") if self.cleaned_data.get("add_bump") else None
+
+
+class QuoteForm(forms.Form):
+    country = forms.ChoiceField(choices=list(COUNTRIES.items()))
+    region = forms.CharField(max_length=10, required=False)
+    bump = forms.IntegerField(required=False, min_value=1)
+    add_bump = forms.BooleanField(required=False)

@@ -1,0 +1,104 @@
+"""Totals and tax, computed on the server per line, from the buyer's jurisdiction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from core.money import Money
+from storefront.models import LineKind, Product, StoreSettings, TaxRate
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    country: str  # ISO 3166-1 alpha-2, upper case
+    region: str = ""
+
+    def evidence(self, *, source: str) -> dict[str, str]:
+        return {"country": self.country, "region": self.region, "source": source}
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    kind: str
+    product: Product
+    offer_id: int | None
+    description: str
+    net: Money
+    tax: Money
+    total: Money
+    rate: Decimal
+    inclusive: bool
+
+
+@dataclass(frozen=True)
+class Quote:
+    lines: tuple[PricedLine, ...]
+    jurisdiction: Jurisdiction
+    tax_name: str
+
+    @property
+    def currency(self) -> str:
+        return self.lines[0].total.currency
+
+    @property
+    def net(self) -> Money:
+        return sum((line.net for line in self.lines), Money.zero(self.currency))
+
+    @property
+    def tax(self) -> Money:
+        return sum((line.tax for line in self.lines), Money.zero(self.currency))
+
+    @property
+    def total(self) -> Money:
+        return sum((line.total for line in self.lines), Money.zero(self.currency))
+
+
+def split_tax(*, price: Money, rate_percent: Decimal, inclusive: bool) -> tuple[Money, Money, Money]:
+    """(net, tax, total) for one line; tax rounded once, half up, to the minor unit."""
+    rate = rate_percent / Decimal(100)
+    if inclusive:
+        total = price
+        net = price.scaled(Decimal(1) / (Decimal(1) + rate)) if rate else price
+        return net, total - net, total
+    tax = price.scaled(rate, ROUND_HALF_UP)
+    return price, tax, price + tax
+
+
+def tax_rate_for(jurisdiction: Jurisdiction) -> tuple[Decimal, str]:
+    """The region's rate if the creator set one, else the country's, else zero."""
+    by_region = {
+        r.region: (r.rate, r.name)
+        for r in TaxRate.objects.filter(
+            country=jurisdiction.country, region__in=["", jurisdiction.region]
+        )
+    }
+    if jurisdiction.region and jurisdiction.region in by_region:
+        return by_region[jurisdiction.region]
+    return by_region.get("", (Decimal(0), "Tax"))
+
+
+def price_line(
+    *, kind: str, product: Product, price: Money, offer_id: int | None, description: str,
+    rate: Decimal, inclusive: bool,
+) -> PricedLine:
+    net, tax, total = split_tax(price=price, rate_percent=rate, inclusive=inclusive)
+    return PricedLine(kind, product, offer_id, description, net, tax, total, rate, inclusive)
+
+
+def quote_checkout(
+    *, product: Product, bump=None, jurisdiction: Jurisdiction, store: StoreSettings | None = None
+) -> Quote:
+    store = store or StoreSettings.current()
+    rate, name = tax_rate_for(jurisdiction)
+    inclusive = store.prices_include_tax
+    lines = [
+        price_line(kind=LineKind.CORE, product=product, price=product.price, offer_id=None,
+                   description=product.name, rate=rate, inclusive=inclusive)
+    ]
+    if bump is not None:
+        lines.append(
+            price_line(kind=LineKind.BUMP, product=bump.product, price=bump.price,
+                       offer_id=bump.pk, description=bump.product.name, rate=rate,
+                       inclusive=inclusive)
+        )
+    return Quote(tuple(lines), jurisdiction, name)

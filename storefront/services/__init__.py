@@ -1,0 +1,1 @@
+"""Storefront services (writes): checkout, orders, post-purchase offers."""

@@ -1,0 +1,240 @@
+"""Checkout: quote, start (order + card setup), pay (one charge for core + bump), confirm."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from analytics.models import EventName
+from analytics.services import event_append
+from core.money import Money
+from offers.models import Offer
+from offers.selectors import bump_for_product
+from payments import services as payments
+from payments.gateway import GatewayRejected, GatewayUnavailable, get_gateway
+from payments.models import ChargeAttempt
+from storefront import selectors
+from storefront.countries import COUNTRIES
+from storefront.models import Customer, Order, OrderLine, OrderStatus, Product
+from storefront.pricing import Jurisdiction, Quote, quote_checkout
+from storefront.services.orders import event_fields_for, order_status_move
+
+CONSENT_TEXT = (
+    "Save my card with the payment provider so I can add offers with one click. "
+    "The store never sees the card number."
+)
+
+
+class CheckoutError(ValueError):
+    """Bad input or a refused payment, with the form field it belongs to."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Attribution:
+    visitor_id: str = ""
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
+    referrer: str = ""
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, str] | None) -> Attribution:
+        data = data or {}
+        return cls(**{k: str(data.get(k, ""))[:100 if k != "referrer" else 500] for k in
+                      ("visitor_id", "source", "medium", "campaign", "referrer")})
+
+
+def jurisdiction_parse(*, country: str, region: str = "") -> Jurisdiction:
+    country = (country or "").strip().upper()
+    if country not in COUNTRIES:
+        raise CheckoutError("country", "Choose the country you live in.")
+    region = (region or "").strip().upper()
+    if region and not (region.isalnum() and len(region) <= 10):
+        raise CheckoutError("region", "Enter a valid state or region code (for example CA).")
+    return Jurisdiction(country, region)
+
+
+def checkout_quote(
+    *, product_slug: str, bump_offer_id: int | None, country: str, region: str = ""
+) -> tuple[Product, Offer | None, Quote]:
+    """Validate what the buyer asked for and price it. Writes nothing."""
+    product = selectors.product_get_active(slug=product_slug)
+    if product is None:
+        raise CheckoutError("product", "This product is not available.")
+    bump = None
+    if bump_offer_id is not None:
+        bump = bump_for_product(product_id=product.pk)
+        if bump is None or bump.pk != bump_offer_id:
+            raise CheckoutError("bump", "That add-on is not available with this product.")
+        if bump.currency != product.currency:
+            raise CheckoutError("bump", "That add-on is priced in another currency.")
+    quote = quote_checkout(product=product, bump=bump, jurisdiction=jurisdiction_parse(
+        country=country, region=region))
+    return product, bump, quote
+
+
+@dataclass(frozen=True)
+class StartedCheckout:
+    order: Order
+    setup_client_secret: str
+    quote: Quote
+
+
+def checkout_start(
+    *,
+    product_slug: str,
+    bump_offer_id: int | None,
+    email: str,
+    country: str,
+    region: str,
+    save_card: bool,
+    attribution: Attribution,
+    expected_total: int | None,
+) -> StartedCheckout:
+    """Create the pending order and a card-setup intent. Nothing is charged here."""
+    product, bump, quote = checkout_quote(
+        product_slug=product_slug, bump_offer_id=bump_offer_id, country=country, region=region
+    )
+    if expected_total is not None and expected_total != quote.total.amount:
+        raise CheckoutError(
+            "total", f"The total changed to {quote.total}. Please review it and pay again."
+        )
+    email = email.strip().lower()
+    try:
+        gateway_customer = payments.gateway_customer_get_or_create(email=email)
+    except (GatewayUnavailable, GatewayRejected) as exc:
+        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+
+    offered_bump = bump or bump_for_product(product_id=product.pk)
+    with transaction.atomic():
+        customer, _ = Customer.objects.get_or_create(
+            email=email, defaults={"gateway_customer": gateway_customer}
+        )
+        if customer.gateway_customer_id != gateway_customer.pk:
+            Customer.objects.filter(pk=customer.pk).update(gateway_customer=gateway_customer)
+        order = Order.objects.create(
+            token=secrets.token_urlsafe(16),
+            customer=customer,
+            currency=quote.currency,
+            country=quote.jurisdiction.country,
+            region=quote.jurisdiction.region,
+            tax_evidence=quote.jurisdiction.evidence(source="buyer_declared_billing_country"),
+            visitor_id=attribution.visitor_id,
+            utm_source=attribution.source,
+            utm_medium=attribution.medium,
+            utm_campaign=attribution.campaign,
+            referrer=attribution.referrer,
+            card_saved=save_card,
+        )
+        OrderLine.objects.bulk_create(
+            [
+                OrderLine(
+                    order=order, kind=line.kind, product=line.product, offer_id=line.offer_id,
+                    description=line.description, net_amount=line.net.amount,
+                    tax_amount=line.tax.amount, total_amount=line.total.amount,
+                    currency=line.total.currency, tax_rate=line.rate,
+                    tax_inclusive=line.inclusive, tax_country=quote.jurisdiction.country,
+                    tax_region=quote.jurisdiction.region,
+                )
+                for line in quote.lines
+            ]
+        )
+        fields = event_fields_for(order)
+        event_append(EventName.CHECKOUT_INITIATED, product_id=product.pk,
+                     amount=quote.total.amount, **fields)
+        if offered_bump is not None:
+            event_append(EventName.BUMP_OFFERED, offer_id=offered_bump.pk,
+                         product_id=offered_bump.product_id, **fields)
+        if bump is not None:
+            event_append(EventName.BUMP_ACCEPTED, offer_id=bump.pk, product_id=bump.product_id,
+                         amount=bump.price_amount, **fields)
+    try:
+        setup = get_gateway().setup_create(
+            customer_ref=gateway_customer.gateway_ref, idempotency_key=f"setup_{order.token}"
+        )
+    except (GatewayUnavailable, GatewayRejected) as exc:
+        order_status_move(order=order, to=OrderStatus.FAILED)
+        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+    Order.objects.filter(pk=order.pk).update(setup_ref=setup.setup_ref)
+    order.setup_ref = setup.setup_ref
+    return StartedCheckout(order, setup.client_secret, quote)
+
+
+def _pending_order(token: str) -> Order:
+    order = Order.objects.select_related("customer__gateway_customer").filter(token=token).first()
+    if order is None:
+        raise CheckoutError("order", "This checkout does not exist.")
+    return order
+
+
+def _fail(order: Order, reason: str) -> None:
+    with transaction.atomic():
+        if order_status_move(order=order, to=OrderStatus.FAILED):
+            event_append(EventName.CHECKOUT_FAILED, reason=reason, **event_fields_for(order))
+
+
+def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
+    """Charge core + bump (+ tax) in one payment with the card the buyer just set up."""
+    order = _pending_order(order_token)
+    existing = ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:primary").first()
+    if existing is not None:  # a double submit: answer with the one attempt there is
+        return existing
+    if order.status != OrderStatus.PENDING:
+        raise CheckoutError("order", "This checkout is closed. Please start again.")
+    if not setup_ref or setup_ref != order.setup_ref:
+        raise CheckoutError("card", "Your card details did not match this checkout.")
+    gateway = get_gateway()
+    gateway_customer = order.customer.gateway_customer
+    try:
+        setup = gateway.setup_retrieve(setup_ref)
+    except (GatewayUnavailable, GatewayRejected) as exc:
+        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+    if setup.status != "succeeded" or not setup.payment_method_ref:
+        _fail(order, "card_setup_failed")
+        raise CheckoutError("card", "Your card could not be verified. Please try another card.")
+    try:
+        gateway.payment_method_attach(
+            payment_method_ref=setup.payment_method_ref, customer_ref=gateway_customer.gateway_ref
+        )
+    except GatewayRejected as exc:
+        _fail(order, "card_declined")
+        raise CheckoutError("card", "Your card was declined. Please try another card.") from exc
+    except GatewayUnavailable as exc:
+        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+    if order.card_saved:
+        payments.vault_save(customer=gateway_customer, payment_method_ref=setup.payment_method_ref,
+                            consent_text=CONSENT_TEXT)
+    lines = list(order.lines.all())
+    total = sum(line.total_amount for line in lines)
+    try:
+        attempt, _ = payments.attempt_get_or_create(
+            purpose=f"order:{order.pk}:primary",
+            reference=order.reference,
+            amount=Money(total, order.currency),
+            customer_ref=gateway_customer.gateway_ref,
+            payment_method_ref=setup.payment_method_ref,
+            off_session=False,
+            allocation={line.line_key: line.total_amount for line in lines},
+        )
+    except IntegrityError:  # pragma: no cover - attempt_get_or_create handles the race
+        attempt = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
+    return payments.attempt_execute(attempt_id=attempt.pk)
+
+
+def checkout_confirm(*, order_token: str) -> ChargeAttempt:
+    """After on-session authentication: re-read the payment from the gateway and record it."""
+    order = _pending_order(order_token)
+    attempt = ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:primary").first()
+    if attempt is None:
+        raise CheckoutError("order", "There is no payment to confirm for this checkout.")
+    try:
+        return payments.attempt_refresh(attempt_id=attempt.pk)
+    except GatewayUnavailable:
+        return attempt

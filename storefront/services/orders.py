@@ -1,0 +1,127 @@
+"""The order status machine and what happens when payments record an outcome."""
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+
+from analytics.models import EventName
+from analytics.services import event_append
+from core.tasks import enqueue
+from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
+from payments.services import ledger_line_totals
+from storefront.models import ORDER_TRANSITIONS, Order, OrderStatus
+
+logger = logging.getLogger(__name__)
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+def order_status_move(*, order: Order, to: str, **extra) -> bool:
+    """Move an order's status with one conditional UPDATE; False if another writer got there
+    first or the move is not allowed from where the order stands."""
+    allowed_from = [s for s, targets in ORDER_TRANSITIONS.items() if to in targets]
+    if not allowed_from:
+        raise IllegalTransition(f"nothing moves to {to}")
+    updated = Order.objects.filter(pk=order.pk, status__in=allowed_from).update(status=to, **extra)
+    if updated:
+        order.status = to
+        for key, value in extra.items():
+            setattr(order, key, value)
+    return bool(updated)
+
+
+def event_fields_for(order: Order) -> dict:
+    return {
+        "order_id": order.pk,
+        "customer_id": order.customer_id,
+        "visitor_id": order.visitor_id,
+        "source": order.utm_source,
+        "medium": order.utm_medium,
+        "campaign": order.utm_campaign,
+        "variant": order.variant,
+        "currency": order.currency,
+    }
+
+
+def parse_purpose(purpose: str) -> tuple[int, str] | None:
+    """'order:42:primary' → (42, 'primary')."""
+    parts = purpose.split(":")
+    if len(parts) != 3 or parts[0] != "order" or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2]
+
+
+def on_attempt_outcome(attempt: ChargeAttempt) -> None:
+    """Registered with payments at start-up; runs inside the transaction recording the outcome."""
+    parsed = parse_purpose(attempt.purpose)
+    if parsed is None:
+        return
+    order_id, what = parsed
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if what == "primary":
+        _primary_outcome(order, attempt)
+    else:
+        from storefront.services import upsell
+
+        upsell.on_post_purchase_outcome(order=order, attempt=attempt, what=what)
+
+
+def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
+    if attempt.status == AttemptStatus.SUCCEEDED:
+        if order_status_move(order=order, to=OrderStatus.PAID, paid_at=timezone.now()):
+            event_append(
+                EventName.CHECKOUT_COMPLETED, amount=attempt.amount,
+                properties={"lines": len(attempt.allocation)}, **event_fields_for(order),
+            )
+            enqueue("storefront.send_receipt", order_id=order.pk)
+            # Release anything waiting behind the settlement gate, after commit.
+            enqueue("storefront.release_gated_offers", order_id=order.pk)
+    elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
+        if order_status_move(order=order, to=OrderStatus.FAILED):
+            event_append(
+                EventName.CHECKOUT_FAILED, reason=attempt.decline_code or "declined",
+                **event_fields_for(order),
+            )
+            enqueue("storefront.release_gated_offers", order_id=order.pk)
+
+
+def on_ledger_entry(entry: LedgerEntry) -> None:
+    """A refund or chargeback landed: re-derive the order's status from the ledger."""
+    if not entry.reference.startswith("order:"):
+        return
+    order = Order.objects.select_for_update().filter(pk=int(entry.reference.split(":")[1])).first()
+    if order is None:
+        return
+    order_status_sync_from_ledger(order=order)
+    fields = event_fields_for(order)
+    if entry.kind == LedgerKind.REFUND:
+        event_append(EventName.REFUND_ISSUED, amount=entry.amount,
+                     properties={"line": entry.line_key}, **fields)
+    elif entry.kind == LedgerKind.CHARGEBACK:
+        event_append(EventName.CHARGEBACK_OPENED, amount=entry.amount,
+                     properties={"line": entry.line_key}, **fields)
+
+
+def order_status_sync_from_ledger(*, order: Order) -> None:
+    """Paid / partially refunded / refunded is derived from the ledger, never set by hand."""
+    totals = ledger_line_totals(reference=order.reference)
+    charged = sum(t[LedgerKind.CHARGE] for t in totals.values())
+    returned = sum(t[LedgerKind.REFUND] + t[LedgerKind.CHARGEBACK] for t in totals.values())
+    if charged == 0 or returned == 0:
+        return
+    target = OrderStatus.REFUNDED if returned >= charged else OrderStatus.PARTIALLY_REFUNDED
+    order_status_move(order=order, to=target)
+
+
+def order_totals(order: Order) -> dict[str, int]:
+    lines = list(order.lines.all())
+    return {
+        "net": sum(line.net_amount for line in lines),
+        "tax": sum(line.tax_amount for line in lines),
+        "total": sum(line.total_amount for line in lines),
+    }
+
+

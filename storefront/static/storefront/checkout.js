@@ -1,0 +1,101 @@
+// Checkout: live totals for the bump, card setup with Stripe.js, one payment, 3-D Secure.
+(function () {
+  "use strict";
+  var form = document.getElementById("checkout-form");
+  if (!form) return;
+  var payButton = document.getElementById("pay-button");
+  var formError = document.getElementById("form-error");
+  var cardError = document.getElementById("card-error");
+  var statusLine = document.getElementById("stripe-status");
+  var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  var busy = false;
+
+  function showError(msg, field) {
+    formError.textContent = msg || "";
+    var el = field === "email" ? document.getElementById("email-error") : (field === "card" ? cardError : null);
+    if (el) el.textContent = msg;
+    if (msg) formError.focus && formError.setAttribute("tabindex", "-1");
+  }
+
+  function post(url, data) {
+    var body = data instanceof FormData ? data : new URLSearchParams(data);
+    return fetch(url, {method: "POST", body: body, headers: {"X-CSRFToken": csrf}, credentials: "same-origin"})
+      .then(function (r) { return r.json().then(function (j) { j._status = r.status; return j; }); });
+  }
+
+  function refreshQuote() {
+    var params = new URLSearchParams({country: form.country.value, region: form.region.value});
+    var bump = form.querySelector("input[name=bump]");
+    if (bump) { params.set("bump", bump.value); params.set("add_bump", document.getElementById("id_add_bump").checked ? "on" : ""); }
+    fetch(form.dataset.quoteUrl + "?" + params.toString(), {credentials: "same-origin"})
+      .then(function (r) { return r.json(); })
+      .then(function (q) {
+        if (q.error) { showError(q.error, q.field); return; }
+        var rows = document.getElementById("summary-lines");
+        rows.innerHTML = "";
+        q.lines.forEach(function (l) {
+          var tr = document.createElement("tr");
+          var a = document.createElement("td"); a.textContent = l.description;
+          var b = document.createElement("td"); b.className = "amount"; b.textContent = l.total_display;
+          tr.appendChild(a); tr.appendChild(b); rows.appendChild(tr);
+        });
+        document.getElementById("tax").textContent = q.tax_display;
+        document.getElementById("total").textContent = q.total_display;
+        document.getElementById("id_expected_total").value = q.total;
+        payButton.textContent = "Pay " + q.total_display;
+      });
+  }
+  ["id_add_bump", "id_country", "id_region"].forEach(function (id) {
+    var el = document.getElementById(id);
+    if (el) el.addEventListener("change", refreshQuote);
+  });
+
+  var stripe, card;
+  var loadTimer = setTimeout(function () {
+    if (!stripe) statusLine.textContent = "The card form could not load. Check your connection and reload the page.";
+  }, 8000);
+  window.addEventListener("load", function () {
+    if (typeof window.Stripe !== "function") {
+      statusLine.textContent = "The card form could not load. Check your connection and reload the page.";
+      return;
+    }
+    clearTimeout(loadTimer);
+    stripe = window.Stripe(form.dataset.pk);
+    card = stripe.elements().create("card");
+    card.mount("#card-element");
+    payButton.disabled = false;
+  });
+
+  function finish(result, confirmUrl) {
+    if (result.status === "paid" || result.status === "processing") { window.location.assign(result.next); return; }
+    if (result.status === "requires_action") {
+      statusLine.textContent = "Your bank asks you to confirm this payment.";
+      return stripe.confirmCardPayment(result.client_secret).then(function () {
+        return post(confirmUrl, {});
+      }).then(function (r) { return finish(r, confirmUrl); });
+    }
+    throw new Error(result.error || "The payment did not go through.");
+  }
+
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (busy || !stripe) return;
+    busy = true; payButton.disabled = true; showError(""); cardError.textContent = "";
+    statusLine.textContent = "Processing…";
+    var started;
+    post(form.dataset.startUrl, new FormData(form)).then(function (s) {
+      if (s._status !== 200) { var f = s.fields ? Object.keys(s.fields)[0] : null; showError(s.error, f); throw null; }
+      started = s;
+      return stripe.confirmCardSetup(s.setup_client_secret, {payment_method: {card: card}});
+    }).then(function (setup) {
+      if (setup.error) throw new Error(setup.error.message || "Your card could not be saved.");
+      if (!setup.setupIntent || setup.setupIntent.status !== "succeeded") throw new Error("Your card could not be verified.");
+      return post(started.pay_url, {setup_intent: setup.setupIntent.id});
+    }).then(function (r) { return finish(r, started.confirm_url); })
+      .catch(function (err) {
+        if (err) { showError(err.message); cardError.textContent = err.message; }
+        statusLine.textContent = "";
+        busy = false; payButton.disabled = false;
+      });
+  });
+})();
