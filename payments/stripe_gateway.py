@@ -3,6 +3,7 @@
 It runs unchanged against Stripe and against localstripe; where the two differ (see
 shared notes), both behaviours are mapped onto the same results.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,6 +47,15 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def _plain(obj: Any) -> dict[str, Any]:
+    # A StripeObject refuses dict(obj) in stripe 16; to_dict() is the supported way out.
+    if obj is None:
+        return {}
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return dict(obj)
+
+
 class StripeGateway:
     def __init__(self, *, secret_key: str, api_base: str | None, timeout: float = 10.0):
         self.is_local = bool(api_base)
@@ -68,6 +78,15 @@ class StripeGateway:
             raise GatewayUnavailable(str(exc)) from exc
         except stripe.AuthenticationError as exc:
             raise GatewayRejected(f"authentication: {exc.user_message or exc}") from exc
+        except (stripe.IdempotencyError, stripe.PermissionError) as exc:
+            raise GatewayRejected(str(exc)) from exc
+
+    def _call_strict(self, fn, *args, **kwargs):
+        """`_call` for requests with no card outcome: any refusal is a GatewayRejected."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except stripe.StripeError as exc:
+            raise GatewayRejected(str(exc)) from exc
 
     def ping(self) -> None:
         try:
@@ -79,7 +98,7 @@ class StripeGateway:
 
     # --- customers and the vault ---------------------------------------------------------
     def customer_create(self, *, email: str, idempotency_key: str) -> str:
-        customer = self._call(
+        customer = self._call_strict(
             self.client.v1.customers.create,
             params={"email": email},
             options={"idempotency_key": idempotency_key},
@@ -88,7 +107,7 @@ class StripeGateway:
 
     def setup_create(self, *, customer_ref: str, idempotency_key: str) -> SetupResult:
         params: dict[str, Any] = {"customer": customer_ref, "usage": "off_session"}
-        intent = self._call(
+        intent = self._call_strict(
             self.client.v1.setup_intents.create,
             params=params,
             options={"idempotency_key": idempotency_key},
@@ -96,7 +115,7 @@ class StripeGateway:
         return self._setup_result(intent)
 
     def setup_retrieve(self, setup_ref: str) -> SetupResult:
-        intent = self._call(self.client.v1.setup_intents.retrieve, setup_ref)
+        intent = self._call_strict(self.client.v1.setup_intents.retrieve, setup_ref)
         return self._setup_result(intent)
 
     @staticmethod
@@ -160,6 +179,9 @@ class StripeGateway:
         intent = _get(error, "payment_intent") if error is not None else None
         ref = _get(intent, "id") if intent is not None else None
         secret = _get(intent, "client_secret") if intent is not None else None
+        if ref is None and error is not None:
+            # localstripe names only the failed charge; its intent is what reconciliation reads.
+            ref = self._intent_of_charge(_get(error, "charge"))
         if code == "authentication_required":
             return PaymentResult(
                 status=PaymentStatus.REQUIRES_ACTION,
@@ -178,8 +200,24 @@ class StripeGateway:
             message=getattr(exc, "user_message", None) or "The card was declined.",
         )
 
+    def _intent_of_charge(self, charge: Any) -> str | None:
+        charge_id = charge if isinstance(charge, str) else _get(charge, "id")
+        if not charge_id:
+            return None
+        try:
+            found = self._call(self.client.v1.charges.retrieve, charge_id)
+        except (GatewayUnavailable, GatewayRejected, stripe.StripeError):
+            return None  # the decline stands; reconciliation finds the intent by metadata
+        pi = _get(found, "payment_intent")
+        return pi if isinstance(pi, str) or pi is None else _get(pi, "id")
+
     def payment_retrieve(self, payment_ref: str) -> PaymentResult:
-        intent = self._call(self.client.v1.payment_intents.retrieve, payment_ref)
+        # Stripe returns latest_charge as an id unless expanded; the refunded amount is on it.
+        intent = self._call_strict(
+            self.client.v1.payment_intents.retrieve,
+            payment_ref,
+            params={"expand": ["latest_charge"]},
+        )
         return self._payment_result(intent)
 
     @staticmethod
@@ -203,7 +241,9 @@ class StripeGateway:
             message = _get(last_error, "message", "")
         elif status is PaymentStatus.DECLINED:
             decline = "authentication_failed"
-        metadata = _get(intent, "metadata") or {}
+        metadata = _plain(_get(intent, "metadata"))
+        if hasattr(metadata, "to_dict"):
+            metadata = metadata.to_dict()
         refunded = 0
         charge = _get(intent, "latest_charge")
         if charge is not None and not isinstance(charge, str):
@@ -221,12 +261,13 @@ class StripeGateway:
         )
 
     def _list_intents(self, params: dict[str, Any]):
-        page = self._call(self.client.v1.payment_intents.list, params=params)
+        params = {**params, "expand": ["data.latest_charge"]}
+        page = self._call_strict(self.client.v1.payment_intents.list, params=params)
         while True:
             yield from page.data
             if not page.has_more or not page.data:
                 return
-            page = self._call(
+            page = self._call_strict(
                 self.client.v1.payment_intents.list,
                 params={**params, "starting_after": page.data[-1].id},
             )
@@ -243,7 +284,7 @@ class StripeGateway:
 
     def payments_find(self, *, metadata_key: str, metadata_value: str) -> list[PaymentResult]:
         if not self.is_local:
-            result = self._call(
+            result = self._call_strict(
                 self.client.v1.payment_intents.search,
                 params={"query": f"metadata['{metadata_key}']:'{metadata_value}'"},
             )
@@ -275,15 +316,21 @@ class StripeGateway:
     # --- webhooks ---------------------------------------------------------------------------
     def event_parse(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent:
         """Verify the signature on the raw body; raise ValueError for anything not genuine."""
+        if not secret:
+            # An empty key would make every HMAC computable by anyone.
+            raise ValueError("no webhook signing secret configured")
         try:
-            event = stripe.Webhook.construct_event(payload, signature, secret)
+            event = stripe.Webhook.construct_event(payload, signature or "", secret)
         except stripe.SignatureVerificationError as exc:
             raise ValueError(f"bad signature: {exc}") from exc
-        obj = event["data"]["object"]
-        return GatewayEvent(
-            event_id=event["id"],
-            event_type=event["type"],
-            object_type=_get(obj, "object", ""),
-            object_id=_get(obj, "id", ""),
-            created=int(_get(event, "created", 0)),
-        )
+        try:
+            obj = event["data"]["object"]
+            return GatewayEvent(
+                event_id=str(event["id"]),
+                event_type=str(event["type"]),
+                object_type=_get(obj, "object", ""),
+                object_id=_get(obj, "id", ""),
+                created=int(_get(event, "created", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # signed, but not an event
+            raise ValueError(f"malformed event: {exc!r}") from exc
