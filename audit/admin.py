@@ -1,0 +1,204 @@
+"""The creator's read-only view of the audit trail, and the mixin that makes any admin audited."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from django.contrib import admin
+from django.db import connection
+from django.utils.html import format_html
+from django_tenants.utils import get_public_schema_name
+
+from audit.models import AuditEntry
+from audit.services import audit_diff, audit_record, model_snapshot
+
+
+def _on_tenant() -> bool:
+    return connection.schema_name != get_public_schema_name()
+
+
+class AuditedAdminMixin:
+    """Records an AuditEntry for every add, change, delete and action made through this admin.
+
+        @admin.register(Offer)
+        class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin): ...
+
+    Rows are written inside the admin's own transaction, with the field-level diff
+    (`{"field": [old, new]}`), the staff user, their address and user agent. Actions are
+    recorded per selected object, with what the action changed on it. `audit_exclude_fields`
+    keeps noisy or derived fields out of the diffs; fields named like secrets are masked anyway.
+    """
+
+    audit_exclude_fields: tuple[str, ...] = ()
+
+    def _audit_label(self) -> str:
+        return self.model._meta.label_lower
+
+    def _audit_snapshot(self, obj) -> dict:
+        snap = model_snapshot(obj)
+        for name in self.audit_exclude_fields:
+            snap.pop(name, None)
+            snap.pop(f"{name}_id", None)
+        return snap
+
+    def _audit_before(self, obj) -> dict:
+        if obj.pk is None:
+            return {}
+        old = type(obj)._default_manager.filter(pk=obj.pk).first()
+        return self._audit_snapshot(old) if old is not None else {}
+
+    def save_model(self, request, obj, form, change):
+        before = self._audit_before(obj) if change else {}
+        super().save_model(request, obj, form, change)
+        audit_record(
+            request_or_actor=request,
+            action=f"{self._audit_label()}.{'change' if change else 'add'}",
+            obj=obj,
+            changes=audit_diff(before, self._audit_snapshot(obj)),
+            summary=f"{'Changed' if change else 'Added'} {obj._meta.verbose_name} “{obj}”",
+        )
+
+    def save_formset(self, request, form, formset, change):
+        befores = {
+            f.instance.pk: self._audit_before(f.instance)
+            for f in formset.initial_forms
+            if f.instance.pk is not None
+        }
+        # Deleting clears obj.pk, so remember who is going before the formset saves.
+        doomed = {id(f.instance): f.instance.pk for f in getattr(formset, "deleted_forms", [])}
+        super().save_formset(request, form, formset, change)
+        on = f"inline on “{form.instance}”"
+        for obj in formset.new_objects:
+            audit_record(
+                request_or_actor=request,
+                action=f"{obj._meta.label_lower}.add",
+                obj=obj,
+                changes=audit_diff({}, model_snapshot(obj)),
+                summary=f"Added {obj._meta.verbose_name} “{obj}” {on}",
+            )
+        for obj, _fields in formset.changed_objects:
+            audit_record(
+                request_or_actor=request,
+                action=f"{obj._meta.label_lower}.change",
+                obj=obj,
+                changes=audit_diff(befores.get(obj.pk, {}), model_snapshot(obj)),
+                summary=f"Changed {obj._meta.verbose_name} “{obj}” {on}",
+            )
+        for obj in formset.deleted_objects:
+            pk = doomed.get(id(obj), obj.pk)
+            audit_record(
+                request_or_actor=request,
+                action=f"{obj._meta.label_lower}.delete",
+                object_type=obj._meta.label_lower,
+                object_id=str(pk),
+                changes=audit_diff(befores.get(pk, {}), {}),
+                summary=f"Deleted {obj._meta.verbose_name} “{obj}” {on}",
+            )
+
+    def _audit_delete(self, request, obj) -> None:
+        audit_record(
+            request_or_actor=request,
+            action=f"{self._audit_label()}.delete",
+            obj=obj,
+            changes=audit_diff(self._audit_snapshot(obj), {}),
+            summary=f"Deleted {obj._meta.verbose_name} “{obj}” in the admin",
+        )
+
+    def delete_model(self, request, obj):
+        self._audit_delete(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self._audit_delete(request, obj)
+        super().delete_queryset(request, queryset)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        return {
+            name: (
+                func if name == "delete_selected" else self._audited_action(func, name),
+                name,
+                desc,
+            )
+            for name, (func, name, desc) in actions.items()
+        }
+
+    def _audited_action(self, func, name: str):
+        # delete_selected is left alone: it deletes through delete_queryset, audited above,
+        # and only after its confirmation page.
+        @functools.wraps(func)
+        def run(modeladmin, request, queryset):
+            befores = {obj.pk: self._audit_snapshot(obj) for obj in queryset}
+            response = func(modeladmin, request, queryset)
+            afters = {
+                obj.pk: obj for obj in self.model._default_manager.filter(pk__in=list(befores))
+            }
+            for pk, before in befores.items():
+                obj = afters.get(pk)
+                audit_record(
+                    request_or_actor=request,
+                    action=f"{self._audit_label()}.action.{name}",
+                    obj=obj,
+                    object_type=self._audit_label(),
+                    object_id=str(pk),
+                    changes=audit_diff(before, self._audit_snapshot(obj) if obj else {}),
+                    summary=f"Ran “{name}” from the admin",
+                )
+            return response
+
+        return run
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Visible to the creator's staff, never editable by anyone (the database agrees)."""
+
+    list_display = (
+        "occurred_at",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "ip_address",
+    )
+    list_filter = ("action", "actor_kind", "object_type")
+    search_fields = ("actor_label", "action", "object_id", "object_repr", "summary")
+    date_hierarchy = "occurred_at"
+    actions = None
+    fields = (
+        "occurred_at",
+        "actor_kind",
+        "actor_id",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "summary",
+        "changes_pretty",
+        "ip_address",
+        "user_agent",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="changes")
+    def changes_pretty(self, entry: AuditEntry):
+        return format_html("<pre>{}</pre>", json.dumps(entry.changes, indent=2, ensure_ascii=False))
+
+    def has_module_permission(self, request):
+        return _on_tenant() and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _on_tenant() and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
