@@ -18,6 +18,18 @@ class Creator(TenantMixin):
     def __str__(self) -> str:
         return self.display_name or self.schema_name
 
+    def create_schema(self, check_if_exists=False, sync_schema=True, verbosity=1):
+        """Clone the migrated template instead of replaying every migration (provisioning.py)."""
+        from django_tenants.utils import schema_exists
+
+        from tenants.provisioning import schema_clone
+
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        if sync_schema:
+            schema_clone(self.schema_name)
+        return True
+
 
 class Domain(DomainMixin):
     def __str__(self) -> str:

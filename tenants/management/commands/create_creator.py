@@ -1,4 +1,6 @@
 """Provision a creator: schema, domain and owner user; prints the admin login."""
+import time
+
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.services import ProvisioningError, creator_create
@@ -16,6 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         self.stdout.write(f"Provisioning {opts['slug']}…")
+        started = time.perf_counter()
         try:
             result = creator_create(
                 slug=opts["slug"],
@@ -26,7 +29,12 @@ class Command(BaseCommand):
             )
         except ProvisioningError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"Created creator {result.creator.slug}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created creator {result.creator.slug} (schema {result.creator.schema_name}, "
+                f"{time.perf_counter() - started:.2f}s)"
+            )
+        )
         self.stdout.write(f"  storefront: http://{result.domain}/")
         self.stdout.write(f"  admin:      http://{result.domain}/admin/")
         self.stdout.write(f"  login:      {result.admin_username} / {result.admin_password}")

@@ -1,0 +1,229 @@
+"""Host → creator routing with an in-process cache that every process drops on any change.
+
+The request path does a dictionary lookup: no query, and (with the lazy backend in
+`tenants.backend`) no `SET search_path` unless the connection was in another schema.
+
+Invalidation: triggers on `tenants_creator` and `tenants_domain` (migration 0002) `NOTIFY` on
+every UPDATE, DELETE and TRUNCATE. Each process has one daemon thread holding a `LISTEN`
+connection; a notification empties the cache. A process only caches while that listener is
+connected, so a lost notification cannot leave a stale entry: when the listener drops, the cache
+is emptied and every request looks the host up until it is back. Lookups carry the generation
+they started in and are not stored if a change arrived meanwhile. Changes made through the ORM in
+this process also empty the cache synchronously (on save/delete, on commit and on rollback), so
+the process that made a change never serves the old mapping, not even for the milliseconds the
+notification takes to come back. INSERTs do not notify: a new domain or creator cannot make an
+existing entry wrong, and misses are never cached.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+
+import psycopg
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.db import connection, connections, transaction
+from django.db.models.signals import post_delete, post_save
+from django.http import Http404, HttpResponseNotFound
+from django.urls import set_urlconf
+from django_tenants.utils import get_public_schema_name, quote_schema_name, remove_www
+
+from tenants.models import Creator, Domain
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "tenants_routing"
+MAX_ENTRIES = getattr(settings, "TENANT_ROUTING_CACHE_SIZE", 100_000)
+
+
+class RoutingCache:
+    def __init__(self) -> None:
+        self._entries: dict[str, Creator] = {}
+        self._lock = threading.Lock()
+        self.generation = 0
+        self.listening = False
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._listen_conn: psycopg.Connection | None = None
+        self.enabled = getattr(settings, "TENANT_ROUTING_CACHE", True)
+
+    # --- the cache ------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+
+    def resolve(self, hostname: str) -> Creator | None:
+        """The creator serving `hostname`, or None. Never a mapping older than the last change."""
+        if self.enabled and self._pid != os.getpid():
+            self._start_listener()
+        if self.listening:
+            hit = self._entries.get(hostname)
+            if hit is not None:
+                return hit
+        generation = self.generation
+        creator = creator_for_host(hostname)
+        if creator is not None and self.listening:
+            with self._lock:
+                if generation == self.generation and len(self._entries) < MAX_ENTRIES:
+                    self._entries[hostname] = creator
+        return creator
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # --- the listener ---------------------------------------------------------------------
+    def _start_listener(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # A forked child inherits the parent's entries but not its thread: start afresh.
+            self._pid = os.getpid()
+            self._entries.clear()
+            self.generation += 1
+            self.listening = False
+            self._stop = threading.Event()
+            params = _listener_params()
+            self._thread = threading.Thread(
+                target=self._listen, args=(params, self._stop), name="tenant-routing-listener",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def _listen(self, params: dict, stop: threading.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as conn:
+                    self._listen_conn = conn
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.invalidate()
+                    self.listening = True
+                    backoff = 0.1
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            self.invalidate()
+            except Exception as exc:  # reconnect; meanwhile nothing is cached
+                if not stop.is_set():
+                    logger.warning("tenant routing listener lost its connection: %s", exc)
+            finally:
+                self.listening = False
+                self._listen_conn = None
+                self.invalidate()
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def wait_listening(self, timeout: float = 5.0) -> bool:
+        """Start the listener if needed and wait until it is connected (tests, warm-up)."""
+        import time
+
+        if self._pid != os.getpid():
+            self._start_listener()
+        deadline = time.monotonic() + timeout
+        while not self.listening and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.listening
+
+    def stop(self) -> None:
+        with self._lock:
+            stop, thread, self._pid = self._stop, self._thread, None
+            stop.set()
+        conn = self._listen_conn
+        if conn is not None:
+            try:
+                conn.cancel_safe()
+            except Exception:
+                pass
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        self.listening = False
+        self.invalidate()
+
+
+def _listener_params() -> dict:
+    db = connections["default"].settings_dict
+    params = {
+        "dbname": db["NAME"],
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "host": db.get("HOST") or None,
+        "port": db.get("PORT") or None,
+        "application_name": "tenant-routing-listener",
+    }
+    for key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword"):
+        if key in db.get("OPTIONS", {}):
+            params[key] = db["OPTIONS"][key]
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def creator_for_host(hostname: str) -> Creator | None:
+    """One indexed query on the public tables, fully qualified: it needs no search_path."""
+    public = quote_schema_name(get_public_schema_name())
+    sql = (
+        f"SELECT c.* FROM {public}.{quote_schema_name(Domain._meta.db_table)} d "
+        f"JOIN {public}.{quote_schema_name(Creator._meta.db_table)} c ON c.id = d.tenant_id "
+        "WHERE d.domain = %s"
+    )
+    suspend = getattr(connection, "search_path_not_needed", None)
+    if suspend is None:  # stock backend: switch to public like TenantMainMiddleware does
+        connection.set_schema_to_public()
+        found = list(Creator.objects.raw(sql, [hostname]))
+    else:
+        with suspend():
+            found = list(Creator.objects.raw(sql, [hostname]))
+    return found[0] if found else None
+
+
+routing_cache = RoutingCache()
+
+
+def listener_stop() -> None:
+    routing_cache.stop()
+
+
+# --- invalidation from this process ---------------------------------------------------------
+def _routing_changed(sender, using=None, **kwargs) -> None:
+    routing_cache.invalidate()
+    conn = connections[using or "default"]
+    if conn.in_atomic_block:
+        # Until commit, another request may cache what it reads; drop it again at the end of
+        # the transaction either way (the backend calls back on rollback).
+        conn.routing_changed_in_transaction = True
+        transaction.on_commit(routing_cache.invalidate, using=using)
+
+
+for _model in (Creator, Domain):
+    post_save.connect(_routing_changed, sender=_model, dispatch_uid=f"routing-save-{_model}")
+    post_delete.connect(_routing_changed, sender=_model, dispatch_uid=f"routing-del-{_model}")
+
+
+# --- the middleware --------------------------------------------------------------------------
+class TenantRoutingMiddleware:
+    """Put the request in its creator's schema; unknown hosts get 404 (as django-tenants does)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.public_schema = get_public_schema_name()
+        self.public_urlconf = getattr(settings, "PUBLIC_SCHEMA_URLCONF", None)
+
+    def __call__(self, request):
+        try:
+            hostname = remove_www(request.get_host().split(":")[0])
+        except DisallowedHost:
+            return HttpResponseNotFound()
+        creator = routing_cache.resolve(hostname)
+        if creator is None:
+            connection.set_schema_to_public()
+            raise Http404(f'No tenant for hostname "{hostname}"')
+        # A copy: views may set attributes on request.tenant; the cached one stays clean.
+        tenant = copy.copy(creator)
+        tenant.domain_url = hostname
+        request.tenant = tenant
+        connection.set_tenant(tenant)
+        if self.public_urlconf and tenant.schema_name == self.public_schema:
+            request.urlconf = self.public_urlconf
+            set_urlconf(self.public_urlconf)
+        return self.get_response(request)

@@ -1,0 +1,149 @@
+"""Migrations across creator schemas: one cheap pass to find who is behind, then only those.
+
+`schemas_behind()` asks PostgreSQL, in a few UNION ALL queries, how many of the migrations on
+disk each schema has recorded; a schema is behind when that count is short. No migration state
+is rendered and no per-schema connection is opened for schemas that are current.
+`schemas_migrate()` then migrates the laggards in worker processes (each with its own
+connection, at most `jobs` at a time), each schema in its own transactions, so one failing
+schema is reported and the rest complete.
+"""
+from __future__ import annotations
+
+import io
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from django.core.management import call_command
+from django.core.management.commands.migrate import Command as MigrateCommand
+from django.db import connection, connections
+from django.db.migrations.recorder import MigrationRecorder
+from django_tenants.utils import get_public_schema_name, quote_schema_name
+
+from tenants.provisioning import TEMPLATE_SCHEMA, expected_migrations
+
+CHUNK = 500  # schemas per UNION ALL query
+
+
+def tenant_schemas() -> list[str]:
+    """The template first, then every creator's schema that exists (public excluded)."""
+    from tenants.models import Creator
+
+    public = get_public_schema_name()
+    names = list(
+        Creator.objects.exclude(schema_name=public).order_by("schema_name")
+        .values_list("schema_name", flat=True)
+    )
+    return [TEMPLATE_SCHEMA, *names]
+
+
+def schemas_behind(schemas: Iterable[str]) -> dict[str, int]:
+    """{schema: number of migrations on disk it has not recorded}, only for schemas behind."""
+    expected = sorted(f"{app}.{name}" for app, name in expected_migrations())
+    schemas = list(schemas)
+    behind: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n.nspname, EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid "
+            "AND c.relname = 'django_migrations' AND c.relkind IN ('r', 'p')) "
+            "FROM pg_namespace n WHERE n.nspname = ANY(%s)",
+            [schemas],
+        )
+        has_table = dict(cursor.fetchall())
+        for schema in schemas:
+            if not has_table.get(schema):
+                behind[schema] = len(expected)  # missing schema or never migrated
+        present = [s for s in schemas if has_table.get(s)]
+        for start in range(0, len(present), CHUNK):
+            chunk = present[start : start + CHUNK]
+            sql = " UNION ALL ".join(
+                f"SELECT %(s{i})s, count(*) FROM {quote_schema_name(s)}.django_migrations "
+                "WHERE app || '.' || name = ANY(%(expected)s)"
+                for i, s in enumerate(chunk)
+            )
+            params = {f"s{i}": s for i, s in enumerate(chunk)}
+            params["expected"] = expected
+            cursor.execute(sql, params)
+            for schema, count in cursor.fetchall():
+                if count < len(expected):
+                    behind[schema] = len(expected) - count
+    return behind
+
+
+def schema_migrate(schema: str) -> list[str]:
+    """Apply every unapplied migration to one schema; the names applied, in order."""
+    public = get_public_schema_name()
+    # The migrations table must be found in (or created in) this schema, never public's.
+    connection.set_schema(schema, include_public=schema == public)
+    MigrationRecorder(connection).ensure_schema()
+    before = {f"{a}.{n}" for a, n in MigrationRecorder(connection).applied_migrations()}
+    connection.set_schema(schema)
+    out = io.StringIO()
+    call_command(
+        MigrateCommand(), interactive=False, verbosity=0, skip_checks=True, stdout=out,
+        database=connection.alias,
+    )
+    after = {f"{a}.{n}" for a, n in MigrationRecorder(connection).applied_migrations()}
+    return sorted(after - before)
+
+
+@dataclass
+class SchemaResult:
+    schema: str
+    applied: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def _migrate_in_worker(schema: str) -> SchemaResult:
+    started = time.perf_counter()
+    try:
+        applied = schema_migrate(schema)
+        return SchemaResult(schema, applied, None, time.perf_counter() - started)
+    except Exception as exc:  # reported by the parent; the next schema gets a clean connection
+        if not connection.in_atomic_block:
+            connection.close()
+        error = f"{type(exc).__name__}: {exc}"
+        return SchemaResult(schema, [], error, time.perf_counter() - started)
+    finally:
+        connection.set_schema_to_public()
+
+
+def forget_inherited_connections() -> None:
+    from tenants.services import forget_inherited_connections as forget
+
+    forget()
+
+
+def schemas_migrate(
+    schemas: list[str], *, jobs: int, on_result: Callable[[SchemaResult, int, int], None]
+) -> list[SchemaResult]:
+    """Migrate `schemas`, at most `jobs` at once (one database connection each)."""
+    results: list[SchemaResult] = []
+    total = len(schemas)
+    if jobs <= 1 or total <= 1:
+        for schema in schemas:
+            result = _migrate_in_worker(schema)
+            results.append(result)
+            on_result(result, len(results), total)
+        return results
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=forget_inherited_connections
+    )
+    with pool:
+        pending = {pool.submit(_migrate_in_worker, s): s for s in schemas}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                schema = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:  # a worker died: report, keep going
+                    result = SchemaResult(schema, [], f"worker failed: {exc}")
+                results.append(result)
+                on_result(result, len(results), total)
+    return results
