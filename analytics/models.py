@@ -1,4 +1,7 @@
 """The append-only funnel event log (one per tenant schema)."""
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -48,7 +51,147 @@ class Event(models.Model):
             models.Index(fields=["name", "occurred_at"], name="event_name_time_idx"),
             models.Index(fields=["order_id"], name="event_order_idx"),
             models.Index(fields=["offer_id", "name"], name="event_offer_idx"),
+            # Cohort and repeat-purchase queries walk one customer's events in time order;
+            # session counts group by visitor.
+            models.Index(fields=["customer_id", "occurred_at"], name="event_customer_time_idx"),
+            models.Index(fields=["visitor_id", "name"], name="event_visitor_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class ExperimentKind(models.TextChoices):
+    # One thing at a time: a test changes the creative *or* the structure, never both, so a
+    # result can be attributed (the strategy article's "separate creative from structural").
+    CREATIVE = "creative", "Creative (headline, framing, benefit, testimonial)"
+    STRUCTURAL = "structural", "Structural (placement, price)"
+
+
+# What each kind may vary, and nothing else.
+EXPERIMENT_FIELDS: dict[str, frozenset[str]] = {
+    ExperimentKind.CREATIVE: frozenset({"headline", "benefit", "testimonial", "framing"}),
+    ExperimentKind.STRUCTURAL: frozenset({"placement", "price_amount"}),
+}
+CONTROL_ARM = "control"  # the persistent no-offer arm
+
+
+class ExperimentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+
+
+class Experiment(models.Model):
+    """A test on one offer. `variants` maps arm name → the fields that differ in that arm,
+    e.g. {"a": {"headline": "Complete your kit"}, "b": {"headline": "Add the workbook"}}.
+    The offer is referred to by id (analytics imports no other app)."""
+
+    offer_id = models.BigIntegerField(db_index=True)
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=12, choices=ExperimentKind.choices)
+    variants = models.JSONField(default=dict)
+    # A persistent arm that never sees the offer: the only honest measure of incremental AOV.
+    control_no_offer = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=8, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # Planning inputs for the sample size: rates as proportions (0.10 = 10 %).
+    baseline_rate = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.1000"))
+    min_detectable_effect = models.DecimalField(
+        max_digits=5, decimal_places=4, default=Decimal("0.0200"),
+        help_text="Absolute difference in take rate worth detecting, e.g. 0.02 = 2 points.",
+    )
+    alpha = models.DecimalField(max_digits=4, decimal_places=3, default=Decimal("0.050"))
+    power = models.DecimalField(max_digits=4, decimal_places=3, default=Decimal("0.800"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["creative", "structural"]), name="experiment_kind"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(alpha__gt=0, alpha__lt=Decimal("0.5"), power__gt=0, power__lt=1),
+                name="experiment_alpha_power_range",
+            ),
+            # One running test per offer: two overlapping tests would confound each other.
+            models.UniqueConstraint(
+                fields=["offer_id"], condition=models.Q(status="running"),
+                name="experiment_one_running_per_offer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def arms(self) -> list[str]:
+        names = sorted(self.variants)
+        return ([CONTROL_ARM] if self.control_no_offer else []) + names
+
+    def clean(self) -> None:
+        problems = experiment_variants_problems(
+            kind=self.kind, variants=self.variants, control_no_offer=self.control_no_offer
+        )
+        if problems:
+            raise ValidationError({"variants": problems})
+
+    def save(self, *args, **kwargs) -> None:
+        # Validation is cheap and the rule is the point of the model: refuse to store a
+        # mixed creative + structural test even when saved outside a form.
+        self.clean()
+        super().save(*args, **kwargs)
+
+
+def experiment_variants_problems(*, kind: str, variants: object, control_no_offer: bool) -> list[str]:
+    allowed = EXPERIMENT_FIELDS.get(kind)
+    if allowed is None:
+        return [f"unknown kind {kind!r}"]
+    if not isinstance(variants, dict):
+        return ["variants must map arm names to the fields that differ"]
+    problems = []
+    if CONTROL_ARM in variants:
+        problems.append(f"{CONTROL_ARM!r} is reserved for the no-offer arm")
+    if len(variants) + (1 if control_no_offer else 0) < 2:
+        problems.append("an experiment needs at least two arms")
+    for arm, fields in variants.items():
+        if not isinstance(fields, dict):
+            problems.append(f"arm {arm!r}: give the fields that differ as an object")
+            continue
+        if not (0 < len(str(arm)) <= 40):
+            problems.append(f"arm name {arm!r} must be 1–40 characters")
+        stray = set(fields) - allowed
+        if stray:
+            other = next(k for k in EXPERIMENT_FIELDS if k != kind)
+            mixes = stray & EXPERIMENT_FIELDS[other]
+            if mixes:
+                problems.append(
+                    f"arm {arm!r} changes {', '.join(sorted(mixes))}: a {kind} test may not "
+                    f"change {other} fields; test one thing at a time"
+                )
+            if stray - mixes:
+                problems.append(f"arm {arm!r}: unknown fields {', '.join(sorted(stray - mixes))}")
+    return problems
+
+
+class Assignment(models.Model):
+    """The arm a visitor (or customer) is in. Unique per experiment and visitor, so the first
+    assignment sticks across visits and concurrent requests collapse to one row."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="assignments")
+    visitor_key = models.CharField(max_length=64)
+    variant = models.CharField(max_length=40)
+    assigned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "visitor_key"], name="assignment_one_per_visitor"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_key} → {self.variant}"

@@ -1,0 +1,88 @@
+"""Experiment assignment: which arm a buyer is in, deterministic and sticky.
+
+The Experiment and Assignment models live in analytics (the read side measures them); offers
+sits above analytics in the layering, so importing them here is allowed.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.models import CONTROL_ARM, Assignment, Experiment, ExperimentStatus
+from offers.models import Offer
+
+
+def experiment_arm_for(*, experiment: Experiment, visitor_key: str) -> str:
+    """The arm a key hashes to: same experiment + same key → same arm, on every machine.
+
+    SHA-256 of "<experiment id>:<key>", first 8 bytes as an integer, modulo the arm count.
+    Arms are sorted (control first when there is one) so the mapping does not depend on JSON
+    key order."""
+    arms = experiment.arms
+    digest = hashlib.sha256(f"{experiment.pk}:{visitor_key}".encode()).digest()
+    return arms[int.from_bytes(digest[:8], "big") % len(arms)]
+
+
+def experiment_assign(*, experiment: Experiment, visitor_key: str) -> str:
+    """Record (once) and return the visitor's arm. The first row wins: a later change to the
+    arms, or a concurrent request for the same visitor, never moves a buyer to another arm."""
+    if not visitor_key:
+        raise ValueError("an assignment needs a visitor or customer key")
+    visitor_key = visitor_key[:64]
+    arm = experiment_arm_for(experiment=experiment, visitor_key=visitor_key)
+    with transaction.atomic():
+        # INSERT … ON CONFLICT DO NOTHING: the unique constraint decides races.
+        Assignment.objects.bulk_create(
+            [Assignment(experiment=experiment, visitor_key=visitor_key, variant=arm,
+                        assigned_at=timezone.now())],
+            ignore_conflicts=True,
+        )
+        return Assignment.objects.values_list("variant", flat=True).get(
+            experiment=experiment, visitor_key=visitor_key
+        )
+
+
+@dataclass(frozen=True)
+class OfferPresentation:
+    """What to show: None offer means the buyer is in the no-offer control."""
+
+    offer: Offer | None
+    variant: str  # "" when no experiment runs
+    overrides: dict[str, Any]  # the fields this arm changes (headline, price_amount, …)
+
+
+def offer_present(*, offer: Offer, visitor_key: str) -> OfferPresentation:
+    """The offer as this visitor should see it under the running experiment, if any.
+
+    Control buyers get no offer at all, on every visit (the assignment is stored)."""
+    experiment = Experiment.objects.filter(
+        offer_id=offer.pk, status=ExperimentStatus.RUNNING
+    ).first()
+    if experiment is None or not visitor_key:
+        return OfferPresentation(offer, "", {})
+    arm = experiment_assign(experiment=experiment, visitor_key=visitor_key)
+    if arm == CONTROL_ARM:
+        return OfferPresentation(None, arm, {})
+    return OfferPresentation(offer, arm, dict(experiment.variants.get(arm, {})))
+
+
+def experiment_start(*, experiment: Experiment) -> bool:
+    """Draft → running, once; the database allows one running test per offer."""
+    experiment.full_clean()
+    return bool(
+        Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.DRAFT).update(
+            status=ExperimentStatus.RUNNING, started_at=timezone.now()
+        )
+    )
+
+
+def experiment_stop(*, experiment: Experiment) -> bool:
+    return bool(
+        Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.RUNNING).update(
+            status=ExperimentStatus.STOPPED, stopped_at=timezone.now()
+        )
+    )
