@@ -1,13 +1,48 @@
 """Appending to the event log: the one function every app calls."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django.db import connection, transaction
+from django_tenants.utils import schema_context
+
 from analytics.models import Event, EventName
+
+# Apps above analytics (partners' webhooks) register here at start-up, so analytics imports
+# none of them. A listener gets (event name, payload) once the event's transaction commits.
+EventListener = Callable[[str, dict[str, Any]], None]
+_listeners: list[EventListener] = []
+
+
+def event_listener_register(fn: EventListener) -> None:
+    if fn not in _listeners:
+        _listeners.append(fn)
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """The public shape of an event (the partner API and webhooks share it)."""
+    return {
+        "id": event.pk, "name": event.name, "occurred_at": event.occurred_at.isoformat(),
+        "order_id": event.order_id, "customer_id": event.customer_id,
+        "offer_id": event.offer_id, "product_id": event.product_id, "variant": event.variant,
+        "source": event.source, "medium": event.medium, "campaign": event.campaign,
+        "amount": event.amount, "currency": event.currency, "reason": event.reason,
+    }
+
+
+def _notify(schema: str, name: str, payload: dict[str, Any]) -> None:
+    with schema_context(schema):
+        for fn in list(_listeners):
+            fn(name, payload)
 
 
 def event_append(name: EventName | str, **fields: Any) -> Event:
     """Append one event. Call it inside the transaction that made the change it records."""
     if name not in EventName.values:
         raise ValueError(f"unknown event {name!r}")
-    return Event.objects.create(name=name, **fields)
+    event = Event.objects.create(name=name, **fields)
+    if _listeners:
+        schema, payload = connection.schema_name, event_payload(event)
+        transaction.on_commit(lambda: _notify(schema, str(name), payload), robust=True)
+    return event

@@ -4,5 +4,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("storefront.api.urls")),
     path("", include("storefront.urls")),
 ]

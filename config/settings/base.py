@@ -37,6 +37,7 @@ TENANT_APPS = [
     "payments",
     "analytics",
     "audit",
+    "partners",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS] + [
     "rest_framework",
@@ -156,9 +157,48 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=f"store@{PLATFORM_DOMAIN}")
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "partners.api.schema.AutoSchema",
+    # Partners only: a store API key in `Authorization: Bearer …` (no sessions, so no CSRF).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["partners.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["partners.api.auth.HasKeyScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["partners.api.auth.ApiKeyThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "partners.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Creator storefront partner API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Creator storefront partner API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "One store's API, served on the store's own domain. Authenticate with a store API key "
+        "(`Authorization: Bearer sfk_…`) created in the store's admin. Errors are "
+        '`{"error": {"code", "message", "fields"}}`. POSTs that move money need an '
+        "`Idempotency-Key` header. Outbound webhooks are signed: `X-Storefront-Signature: "
+        "v1=<hex HMAC-SHA256 of \"<X-Storefront-Timestamp>.<body>\">` with the subscription's "
+        "secret; refuse timestamps older than five minutes."
+    ),
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "storefront.models.OrderStatus",
+        "OrderLineKindEnum": "storefront.models.LineKind",
+        "OfferKindEnum": "offers.models.OfferKind",
+        "OfferStatusEnum": "offers.models.Offer.Status",
+        "ProductStatusEnum": "storefront.models.Product.Status",
+        "RefundStatusEnum": "payments.models.RefundStatus",
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,68 @@
+"""`Idempotency-Key` for API POSTs that create or move money.
+
+The record is inserted as in-progress under its unique constraint *before* the effect, so of
+concurrent requests with one key exactly one runs; the others wait for its answer and replay it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from partners.api.errors import ApiError, error_body, exception_handler
+from partners.services import (
+    IdempotencyConflict,
+    idempotency_begin,
+    idempotency_finish,
+    idempotency_release,
+    request_fingerprint,
+)
+
+HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+def gateway_key(request, key: str) -> str:
+    """A key for the payments layer, unique per store API key and Idempotency-Key."""
+    digest = hashlib.sha256(f"{request.auth.prefix}:{key}".encode()).hexdigest()[:48]
+    return f"api_{digest}"
+
+
+def idempotent(request, view, perform: Callable[[str], Response]) -> Response:
+    key = request.headers.get(HEADER, "")
+    if not key or len(key) > 255 or not key.isprintable():
+        raise ApiError("idempotency_key_required",
+                       f"Send an {HEADER} header of 1–255 printable characters.",
+                       fields={HEADER: ["This header is required."]})
+    try:
+        body = json.dumps(request.data, sort_keys=True, default=str).encode()
+    except exceptions.ParseError:
+        raise
+    fingerprint = request_fingerprint(method=request.method, path=request.path, body=body)
+    try:
+        record, mine = idempotency_begin(
+            api_key=request.auth, key=key, method=request.method, path=request.path,
+            request_hash=fingerprint,
+        )
+    except IdempotencyConflict as exc:
+        return Response(error_body(exc.code, exc.message), status=status.HTTP_409_CONFLICT)
+    if not mine:
+        response = Response(record.response_body, status=record.response_status)
+        response[REPLAY_HEADER] = "true"
+        return response
+    try:
+        try:
+            response = perform(gateway_key(request, key))
+        except exceptions.APIException as exc:
+            response = exception_handler(exc, {"request": request, "view": view})
+    except BaseException:
+        idempotency_release(record=record)
+        raise
+    if response.status_code >= 500 or response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+        idempotency_release(record=record)  # nothing happened that a retry should not redo
+    else:
+        idempotency_finish(record=record, status=response.status_code, body=response.data)
+    return response

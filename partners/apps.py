@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class PartnersConfig(AppConfig):
+    name = "partners"
+    verbose_name = "Partner API and webhooks"
+
+    def ready(self) -> None:
+        # analytics sits below partners and must not import it: partners registers a listener.
+        from analytics.services import event_listener_register
+        from core.logging import register_secret_pattern
+        from partners.services import KEY_PATTERN, on_event_committed
+
+        event_listener_register(on_event_committed)
+        register_secret_pattern(KEY_PATTERN, "[REDACTED:api-key]")

@@ -1,0 +1,23 @@
+"""/api/v1/ on a creator's domain: every app's partner API, the schema and its docs."""
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from analytics.api.views import EventViewSet
+from offers.api.views import OfferViewSet
+from partners.api.views import not_found
+from storefront.api.views import CustomerViewSet, OrderViewSet, ProductViewSet
+
+router = SimpleRouter()
+router.register("products", ProductViewSet, basename="api-product")
+router.register("offers", OfferViewSet, basename="api-offer")
+router.register("customers", CustomerViewSet, basename="api-customer")
+router.register("orders", OrderViewSet, basename="api-order")
+router.register("events", EventViewSet, basename="api-event")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *router.urls,
+    re_path(r"^.*$", not_found),  # JSON 404s for unknown API paths, not the HTML page
+]
