@@ -8,6 +8,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.ratelimit import rate_limit
+from core.security import payment_page
 from offers.selectors import bump_for_product
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront import selectors
@@ -80,6 +82,7 @@ def _checkout_context(request, product, form, *, add_bump: bool, error: str = ""
     }
 
 
+@payment_page
 @require_http_methods(["GET", "POST"])
 def checkout_page(request, slug: str):
     """The checkout form. A POST here (without JavaScript) recomputes totals for the bump."""
@@ -119,6 +122,7 @@ def _form_errors(form) -> dict[str, str]:
     return {field: " ".join(str(e) for e in errors) for field, errors in form.errors.items()}
 
 
+@rate_limit("checkout_start", per_address="30/m")
 @require_POST
 def checkout_start(request, slug: str):
     form = CheckoutForm(request.POST)
@@ -159,6 +163,7 @@ def _attempt_payload(order_token: str, attempt: ChargeAttempt) -> tuple[dict, in
             "error": "Your card was declined. Please check the details or use another card."}, 402
 
 
+@rate_limit("checkout_pay", per_address="30/m", per_order="10/m", order_from="token")
 @require_POST
 def checkout_pay(request, token: str):
     try:
@@ -171,6 +176,7 @@ def checkout_pay(request, token: str):
     return JsonResponse(body, status=status)
 
 
+@rate_limit("checkout_pay", per_address="30/m", per_order="10/m", order_from="token")
 @require_POST
 def checkout_confirm(request, token: str):
     try:

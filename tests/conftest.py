@@ -5,8 +5,11 @@ Tenants `t1` and `t2` (hosts t1.localhost, t2.localhost) exist for the whole ses
 gives committed data (for threads, a live server and a browser) and truncates t1's tables
 afterwards. localstripe runs once per session on 127.0.0.1 and is cleared between tests.
 """
+
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -22,11 +25,18 @@ TENANTS = {"t1": "t1.localhost", "t2": "t2.localhost"}
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "worker: starts a real Celery worker process")
+    config.addinivalue_line("markers", "gateway: talks to the session's localstripe")
     if not os.environ.get("STRIPE_API_BASE"):
         os.environ.update(services.localstripe_env())
         from django.conf import settings
 
-        for key in ("STRIPE_API_BASE", "STRIPE_JS_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        for key in (
+            "STRIPE_API_BASE",
+            "STRIPE_JS_URL",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_WEBHOOK_SECRET",
+        ):
             setattr(settings, key, os.environ[key])
     from django.conf import settings
 
@@ -34,11 +44,20 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(django_db_setup, django_db_blocker, django_db_createdb):
     from tenants.models import Creator
     from tenants.services import creator_create, public_tenant_ensure
 
-    with django_db_blocker.unblock():
+    if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
+        # pytest-django sets up the test database only when a collected test asks for `db`;
+        # a run of only committing tests (live_tenant, a real worker) must get it too.
+        from django.test.utils import setup_databases
+
+        with django_db_blocker.unblock():
+            setup_databases(
+                verbosity=0, interactive=False, aliases={"default"}, keepdb=not django_db_createdb
+            )
+    with django_db_blocker.unblock(), contextlib.redirect_stdout(io.StringIO()):
         public_tenant_ensure(domain="localhost")
         for slug, host in TENANTS.items():
             if not Creator.objects.filter(slug=slug).exists():
@@ -90,9 +109,11 @@ def truncate_tenant_tables(schema: str) -> None:
     from django.conf import settings
 
     tables = []
-    for label in ("storefront", "offers", "payments", "analytics"):
-        if label in settings.TENANT_APPS:
-            tables += [m._meta.db_table for m in apps.get_app_config(label).get_models()]
+    for name in settings.TENANT_APPS:
+        if name.startswith("django."):
+            continue  # keep the owner user, content types and permissions
+        label = name.rsplit(".", 1)[-1]
+        tables += [m._meta.db_table for m in apps.get_app_config(label).get_models()]
     if tables:
         names = ", ".join(f'"{schema}"."{t}"' for t in tables)
         with connection.cursor() as cursor:
@@ -108,7 +129,9 @@ def stripe_api_base() -> str:
 def _reset_localstripe(request):
     """Clear localstripe's state before each test that talks to it."""
     if "stripe_api_base" in request.fixturenames or request.node.get_closest_marker("gateway"):
-        req = urllib.request.Request(os.environ["STRIPE_API_BASE"] + "/_config/data", method="DELETE")
+        req = urllib.request.Request(
+            os.environ["STRIPE_API_BASE"] + "/_config/data", method="DELETE"
+        )
         urllib.request.urlopen(req, timeout=5).close()
     yield
 
@@ -140,28 +163,74 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture
-def celery_worker_process(live_tenant, redis_url, tmp_path):
-    """A real Celery worker process on the real broker; yields its Popen."""
-    env = dict(os.environ)
-    env["CELERY_TASK_ALWAYS_EAGER"] = "false"
+def test_database_url() -> str:
+    """DATABASE_URL for another process (a worker) that must use this session's test database."""
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    env["DATABASE_URL"] = (
-        f"postgres://{db['USER']}@{db['HOST'].replace('/', '%2F')}:{db['PORT'] or 5432}/{db['NAME']}"
-        if db["HOST"]
-        else env.get("DATABASE_URL", "")
+    return services.database_url(
+        user=db["USER"] or "postgres",
+        password=db["PASSWORD"] or "",
+        host=db["HOST"] or "",
+        port=db["PORT"] or None,
+        name=db["NAME"],
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool", "solo",
-         "--loglevel", "INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        env=env, stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT,
-    )
-    time.sleep(0.5)
-    yield proc
-    proc.terminate()
+
+
+@pytest.fixture
+def celery_worker_process(live_tenant, redis_url, tmp_path):
+    """A real Celery worker process on the real broker and the test database; yields its Popen.
+
+    Tasks sent from this process go to the broker for the duration (not run eagerly). The
+    worker's log is at `proc.log_path`.
+    """
+    from config.celery_app import app
+
+    env = dict(os.environ)
+    env["CELERY_TASK_ALWAYS_EAGER"] = "false"
+    env["DATABASE_URL"] = test_database_url()
+    env["REDIS_URL"] = redis_url
+    env["CELERY_BROKER_URL"] = app.conf.broker_url
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config.celery_app",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--purge",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"test-{os.getpid()}@%h",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    was_eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        deadline = time.monotonic() + 30
+        while "ready." not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the Celery worker did not start:\n" + log_path.read_text()[-3000:])
+            time.sleep(0.1)
+        yield proc
+    finally:
+        app.conf.task_always_eager = was_eager
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

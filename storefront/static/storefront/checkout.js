@@ -40,6 +40,7 @@
           tr.appendChild(a); tr.appendChild(b); rows.appendChild(tr);
         });
         document.getElementById("tax").textContent = q.tax_display;
+        document.getElementById("tax-name").textContent = q.tax_name;
         document.getElementById("total").textContent = q.total_display;
         document.getElementById("id_expected_total").value = q.total;
         payButton.textContent = "Pay " + q.total_display;

@@ -1,0 +1,59 @@
+"""The checkout in real headless Chromium against localstripe's fake Stripe.js."""
+import pytest
+from playwright.sync_api import expect
+
+from payments.models import SavedPaymentMethod
+from storefront.models import Order, OrderStatus
+from tests import gateway_helpers as gw
+from tests.browser.conftest import fill_card
+from tests.factories import OfferFactory, ProductFactory, TaxRateFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.gateway]
+
+
+@pytest.fixture
+def catalog(live_tenant):
+    core = ProductFactory(slug="course", name="Photo course", price_amount=4900)
+    bump = OfferFactory(trigger_product=core, price_amount=900, product__name="Preset pack")
+    TaxRateFactory(country="DE", rate="19.000")
+    return core, bump
+
+
+def _checkout(page, live_url, card: str, *, bump: bool = True):
+    page.goto(f"{live_url}/p/course/?utm_source=newsletter")
+    page.get_by_role("link", name="Buy now").click()
+    page.get_by_label("Email").fill("browser-buyer@example.com")
+    page.get_by_label("Country").select_option("DE")
+    if bump:
+        page.get_by_label("Yes, add Preset pack").check()
+        # Totals are recomputed on the server: 4900+931 + 900+171
+        expect(page.locator("#total")).to_contain_text("69.02")
+    fill_card(page, card)
+    page.get_by_role("button", name="Pay").click()
+
+
+def test_a_buyer_ticks_the_bump_and_pays_once_for_core_bump_and_tax(
+    page, live_url, catalog, stripe_api_base
+):
+    _checkout(page, live_url, gw.CARD_OK)
+    page.wait_for_url("**/thanks", timeout=15000)
+    assert "Thank you" in page.content()
+
+    order = Order.objects.get(customer__email="browser-buyer@example.com")
+    assert order.status == OrderStatus.PAID
+    assert order.utm_source == "newsletter"
+    assert sorted(order.lines.values_list("kind", flat=True)) == ["bump", "core"]
+    intents = gw.payment_intents()
+    assert [(i.amount, i.status) for i in intents] == [(6902, "succeeded")]
+    assert SavedPaymentMethod.objects.filter(customer__email="browser-buyer@example.com").count() == 1
+    assert page.locator("#order-lines tbody tr").count() == 2
+
+
+def test_a_declining_card_shows_an_error_and_leaves_no_paid_order(
+    page, live_url, catalog, stripe_api_base
+):
+    _checkout(page, live_url, gw.CARD_DECLINE_AT_CHARGE, bump=False)
+    error = page.locator("#form-error")
+    error.filter(has_text="declined").wait_for(timeout=15000)
+    assert not Order.objects.filter(status=OrderStatus.PAID).exists()
+    assert all(i.status != "succeeded" for i in gw.payment_intents())
