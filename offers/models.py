@@ -2,8 +2,12 @@
 
 Products are referred to by model label, so offers never import storefront.
 """
+import datetime as dt
 from decimal import Decimal
 
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -47,6 +51,12 @@ class Offer(models.Model):
     allow_high_price = models.BooleanField(default=False)
     # Follow-up emails (cross-sells): hours after purchase for step 1 and step 2.
     followup_delays_hours = models.JSONField(default=list, blank=True)
+    # Per-customer cap for post-purchase upsells: a buyer is shown at most one upsell per this
+    # many hours, whatever they buy (0 = no cap). Held by an exclusion constraint on
+    # OfferDecision, so two concurrent orders by one buyer cannot both get one.
+    customer_cap_hours = models.PositiveIntegerField(
+        default=24, help_text="Show a buyer at most one upsell per this many hours (0: no limit)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -78,8 +88,130 @@ class Offer(models.Model):
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
+    @property
+    def customer_cap(self) -> dt.timedelta | None:
+        return dt.timedelta(hours=self.customer_cap_hours) if self.customer_cap_hours else None
+
+    def clean(self) -> None:
+        """What the admin form refuses: a downsell without its upsell, foreign currencies,
+        and a price above 50% of the cart unless the creator ticks `allow_high_price`.
+        Prices outside the 10–30% sweet spot are allowed but leave `price_warnings` for the
+        form to show."""
+        from offers.services import offer_price_check  # services import this module
+
+        self.price_warnings: list[str] = []
+        errors: dict[str, list[str]] = {}
+        if self.kind == OfferKind.DOWNSELL:
+            parent = self.parent if self.parent_id else None
+            if parent is None or parent.kind != OfferKind.UPSELL:
+                errors.setdefault("parent", []).append("A downsell hangs off an upsell: choose it.")
+            elif parent.trigger_product_id != self.trigger_product_id:
+                errors.setdefault("parent", []).append(
+                    "The downsell must follow an upsell for the same core product.")
+            elif self.price_amount and self.price_amount >= parent.price_amount:
+                errors.setdefault("price_amount", []).append(
+                    "A downsell should cost less than the upsell it replaces.")
+        elif self.parent_id:
+            errors.setdefault("parent", []).append("Only a downsell has a parent offer.")
+        trigger = self.trigger_product if self.trigger_product_id else None
+        if trigger is not None and self.currency != trigger.currency:
+            errors.setdefault("currency", []).append(
+                f"The offer must be priced in {trigger.currency}, like the core product.")
+        elif trigger is not None and self.price_amount and trigger.price_amount:
+            check = offer_price_check(
+                offer_price=self.price, core_price=trigger.price,
+                allow_high_price=self.allow_high_price,
+            )
+            if check.refusal:
+                errors.setdefault("price_amount", []).append(check.refusal)
+            if check.warning:
+                self.price_warnings.append(check.warning)
+        if errors:
+            raise ValidationError(errors)
+
 
 # Pricing guardrails from the strategy article: good add-ons cost 10–30% of the core
 # product; above 50% of the cart anchoring fails and refunds rise.
 ADDON_SWEET_SPOT = (Decimal("10"), Decimal("30"))
 ADDON_HARD_LIMIT = Decimal("50")
+
+
+class DecisionStatus(models.TextChoices):
+    PRESENTED = "presented", "Shown, waiting for the buyer"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+
+
+class OfferDecision(models.Model):
+    """One post-purchase offer shown to one order, and what the buyer did with it.
+
+    The row is the single-use token: accepting or declining moves it out of PRESENTED with one
+    conditional UPDATE, so a reused or concurrent click finds nothing to move. The price and
+    tax the buyer saw are frozen here and are exactly what is charged. The charge itself is a
+    payments ChargeAttempt (its status is the source of truth for queued / charged / failed).
+    """
+
+    order = models.ForeignKey(
+        "storefront.Order", on_delete=models.CASCADE, related_name="offer_decisions"
+    )
+    customer = models.ForeignKey("storefront.Customer", on_delete=models.CASCADE)
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="decisions")
+    kind = models.CharField(max_length=12, choices=OfferKind.choices)
+    status = models.CharField(
+        max_length=10, choices=DecisionStatus.choices, default=DecisionStatus.PRESENTED
+    )
+    nonce = models.CharField(max_length=32, unique=True)  # signed into the buyer's token
+    expires_at = models.DateTimeField()
+    # [shown, shown + offer.customer_cap) for upsells; no two overlap for one customer.
+    cap_window = DateTimeRangeField(null=True, blank=True)
+    # What the buyer was shown, in minor units of `currency`: net + tax = total.
+    net_amount = models.PositiveIntegerField()
+    tax_amount = models.PositiveIntegerField()
+    total_amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3)
+    tax_inclusive = models.BooleanField()
+    tax_name = models.CharField(max_length=40, blank=True)
+    attempt = models.OneToOneField(
+        "payments.ChargeAttempt", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="offer_decision",
+    )
+    presented_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Set when on-session authentication failed or was abandoned: the follow-up worker
+    # picks these rows (followup_flagged_at IS NOT NULL) for the email instead.
+    followup_flagged_at = models.DateTimeField(null=True, blank=True)
+    followup_reason = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            # Per order: one upsell and one downsell, each decided once.
+            models.UniqueConstraint(fields=["order", "kind"], name="offerdecision_one_per_kind"),
+            models.UniqueConstraint(fields=["order", "offer"], name="offerdecision_one_per_offer"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["upsell", "downsell"]), name="offerdecision_post_purchase"
+            ),
+            models.CheckConstraint(
+                condition=Q(total_amount=models.F("net_amount") + models.F("tax_amount")),
+                name="offerdecision_total_is_net_plus_tax",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="presented", decided_at__isnull=True)
+                | (~Q(status="presented") & Q(decided_at__isnull=False)),
+                name="offerdecision_decided_at_set",
+            ),
+            # The per-customer cap over a window, held by the database under concurrency.
+            ExclusionConstraint(
+                name="offerdecision_customer_cap_window",
+                expressions=[("customer", RangeOperators.EQUAL),
+                             ("cap_window", RangeOperators.OVERLAPS)],
+                condition=Q(kind="upsell", cap_window__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["followup_flagged_at"], name="offerdecision_followup_idx",
+                         condition=Q(followup_flagged_at__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.offer_id} for order {self.order_id} [{self.status}]"

@@ -213,6 +213,11 @@ class OrderLine(models.Model):
 
     @property
     def line_key(self) -> str:
+        # A post-purchase line is charged before it exists (it is created when its charge
+        # succeeds), so its ledger key cannot use the pk: it is "<kind>:<order id>", unique
+        # because an order holds at most one post-purchase line (orderline_one_post_purchase).
+        if self.kind in (LineKind.UPSELL, LineKind.DOWNSELL):
+            return f"{self.kind}:{self.order_id}"
         return f"line:{self.pk}"
 
     @property

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from storefront import views
+from storefront import views, views_upsell
 
 urlpatterns = [
     path("", views.store_index, name="store-index"),
@@ -13,4 +13,10 @@ urlpatterns = [
     path("o/<str:token>/next", views.order_next, name="order-next"),
     path("o/<str:token>/thanks", views.order_thanks, name="order-thanks"),
     path("d/<str:signed>", views.line_download, name="line-download"),
+    path("o/<str:token>/offer", views_upsell.upsell_offer, name="upsell-offer"),
+    path("o/<str:token>/offer/status", views_upsell.upsell_status, name="upsell-status"),
+    path("o/<str:token>/offer/accept", views_upsell.upsell_accept, name="upsell-accept"),
+    path("o/<str:token>/offer/decline", views_upsell.upsell_decline, name="upsell-decline"),
+    path("o/<str:token>/offer/confirm", views_upsell.upsell_confirm, name="upsell-confirm"),
+    path("o/<str:token>/offer/abandon", views_upsell.upsell_abandon, name="upsell-abandon"),
 ]
