@@ -17,4 +17,11 @@ app.conf.beat_schedule = {
         "schedule": 30.0,
         "args": ("core.tasks.drain_outbox",),
     },
+    # Re-read open payments, refunds and unprocessed webhooks per creator. A second beat
+    # only starts a run that finds the tenant's advisory lock taken, or repeats a no-op.
+    "payments-reconcile": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("payments.reconcile",),
+    },
 }

@@ -53,6 +53,8 @@ class PaymentResult:
     message: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     amount_refunded: int = 0
+    customer_ref: str | None = None  # whose payment it is (reconciliation tells ours apart)
+    created: int = 0  # unix seconds at the gateway
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,19 @@ class SetupResult:
 @dataclass(frozen=True)
 class RefundResult:
     refund_ref: str
-    status: str  # succeeded, pending, failed
+    status: str  # succeeded, pending, failed (canceled is reported as failed)
     amount: Money
+    payment_ref: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DisputeResult:
+    dispute_ref: str
+    payment_ref: str | None
+    amount: Money
+    status: str  # needs_response, under_review, won, lost, ...
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,8 +112,17 @@ class PaymentGateway(Protocol):
     def payments_recent(self, *, created_after: int, limit: int = 100) -> list[PaymentResult]: ...
 
     def refund_create(
-        self, *, payment_ref: str, amount: Money, idempotency_key: str
+        self, *, payment_ref: str, amount: Money, idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult: ...
+
+    def refunds_list(self, *, payment_ref: str) -> list[RefundResult]: ...
+
+    def refund_retrieve(self, refund_ref: str) -> RefundResult: ...
+
+    def charge_payment_ref(self, charge_ref: str) -> str | None: ...
+
+    def dispute_retrieve(self, dispute_ref: str) -> DisputeResult: ...
 
     def event_parse(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent: ...
 

@@ -162,7 +162,10 @@ class Refund(models.Model):
     reference = models.CharField(max_length=80, db_index=True)
     line_key = models.CharField(max_length=40)
     payment_ref = models.CharField(max_length=100)
-    amount = models.PositiveIntegerField()
+    amount = models.PositiveIntegerField()  # minor units, tax included (line totals are)
+    # The tax part of `amount`, reversed in proportion to the line's tax. Cumulative rounding
+    # (see services.refund_create) makes a line's refunds add up to exactly its tax.
+    tax_amount = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=12, choices=RefundStatus.choices, default=RefundStatus.CREATED)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
@@ -32,6 +34,7 @@ from payments.models import (
     GatewayCustomer,
     LedgerEntry,
     LedgerKind,
+    Mismatch,
     Refund,
     RefundStatus,
     SavedPaymentMethod,
@@ -181,8 +184,9 @@ def attempt_execute(*, attempt_id: int, allow_resend: bool = False) -> ChargeAtt
         payment_method_ref=attempt.payment_method_ref,
         idempotency_key=attempt.idempotency_key,
         off_session=attempt.off_session,
+        # `tenant` tells this creator's payments apart from other creators' on one account.
         metadata={"attempt": attempt.idempotency_key, "purpose": attempt.purpose,
-                  "reference": attempt.reference},
+                  "reference": attempt.reference, "tenant": connection.schema_name},
     )
     try:
         result = get_gateway().charge(request)
@@ -209,11 +213,26 @@ def attempt_record_result(*, attempt_id: int, result: PaymentResult) -> ChargeAt
             PaymentStatus.DECLINED: AttemptStatus.DECLINED,
             PaymentStatus.CANCELED: AttemptStatus.DECLINED,
         }[result.status]
-        if attempt.status == new_status or new_status not in ATTEMPT_TRANSITIONS[attempt.status]:
-            return attempt  # a replay, or a stale outcome arriving after a final one
         if result.payment_ref and attempt.gateway_ref and result.payment_ref != attempt.gateway_ref:
             logger.error("attempt %s got a second payment %s", attempt.pk, result.payment_ref)
+            if result.status in (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING):
+                mismatch_record(
+                    kind=Mismatch.Kind.DUPLICATE_CHARGE, gateway_ref=result.payment_ref,
+                    reference=attempt.reference,
+                    detail=f"attempt {attempt.purpose} is recorded as {attempt.gateway_ref}; "
+                    f"the gateway also has {result.payment_ref} ({result.status}) for it",
+                )
             return attempt
+        late_success = (
+            # The same payment re-read as succeeded after we saw it fail (e.g. the buyer
+            # retried 3-D Secure on it): the money was taken, so it must reach the ledger.
+            attempt.status == AttemptStatus.DECLINED and new_status == AttemptStatus.SUCCEEDED
+            and bool(attempt.gateway_ref) and result.payment_ref == attempt.gateway_ref
+        )
+        if attempt.status == new_status or (
+            new_status not in ATTEMPT_TRANSITIONS[attempt.status] and not late_success
+        ):
+            return attempt  # a replay, or a stale outcome arriving after a final one
         attempt.status = new_status
         attempt.gateway_ref = result.payment_ref or attempt.gateway_ref
         attempt.client_secret = result.client_secret or attempt.client_secret
@@ -273,65 +292,142 @@ def ledger_line_totals(*, reference: str) -> dict[str, dict[str, int]]:
 # --- refunds ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LineTax:
+    """What the caller charged for a line: its total (tax included) and the tax part of it."""
+
+    total: int
+    tax: int
+
+
+@dataclass(frozen=True)
+class RefundLine:
+    line_key: str
+    tax: LineTax | None = None
+
+
+def _tax_part(refunded_total: int, line_tax: LineTax | None) -> int:
+    """Tax contained in the first `refunded_total` units of a line, rounded half up once.
+
+    Taking the difference of two cumulative values makes a line's partial refunds add up to
+    exactly its tax when the whole line has been refunded (no drift from rounding each one).
+    """
+    if line_tax is None or line_tax.total <= 0 or line_tax.tax <= 0:
+        return 0
+    value = Decimal(refunded_total) * Decimal(line_tax.tax) / Decimal(line_tax.total)
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 def refund_create(
     *, reference: str, line_key: str, amount: Money | None, reason: str = "",
-    requested_by: str = "", idempotency_key: str | None = None,
+    requested_by: str = "", idempotency_key: str | None = None, line_tax: LineTax | None = None,
 ) -> Refund:
-    """Refund part or all of one line. The amount is reserved under a lock on the line's
-    charge rows before the gateway call, so concurrent refunds can never exceed the charge."""
+    """Refund part or all of one line (None: everything left on it). The amount is reserved
+    under a lock on the line's charge rows before the gateway call, so concurrent refunds
+    can never exceed the charge. Raises RefundRefused with the reason when it would."""
     key = idempotency_key or f"ref_{uuid.uuid4().hex}"
     existing = Refund.objects.filter(idempotency_key=key).first()
     if existing:
         return existing
     try:
-        return _refund_reserve_and_execute(
-            reference=reference, line_key=line_key, amount=amount, reason=reason,
-            requested_by=requested_by, key=key,
-        )
+        with transaction.atomic():
+            refund = _refund_reserve(
+                reference=reference, line_key=line_key, amount=amount, reason=reason,
+                requested_by=requested_by, key=key, line_tax=line_tax,
+            )
     except IntegrityError:  # the same idempotency key raced us: that refund is the answer
         return Refund.objects.get(idempotency_key=key)
-
-
-def _refund_reserve_and_execute(
-    *, reference: str, line_key: str, amount: Money | None, reason: str, requested_by: str, key: str
-) -> Refund:
-    with transaction.atomic():
-        charges = list(
-            LedgerEntry.objects.select_for_update()
-            .filter(reference=reference, line_key=line_key, kind=LedgerKind.CHARGE)
-            .order_by("pk")
-        )
-        if not charges:
-            raise RefundRefused(f"nothing was charged for {line_key}")
-        charged = sum(c.amount for c in charges)
-        reserved = (
-            Refund.objects.filter(reference=reference, line_key=line_key)
-            .exclude(status=RefundStatus.FAILED)
-            .aggregate(total=Sum("amount"))["total"]
-            or 0
-        )
-        available = charged - reserved
-        currency = charges[0].currency
-        wanted = amount.amount if amount is not None else available
-        if amount is not None and amount.currency != currency:
-            raise RefundRefused(f"refund currency {amount.currency} differs from {currency}")
-        if wanted <= 0:
-            raise RefundRefused(f"{line_key} has nothing left to refund")
-        if wanted > available:
-            raise RefundRefused(
-                f"refund of {Money(wanted, currency)} exceeds the {Money(available, currency)} "
-                f"left to refund on {line_key}"
-            )
-        refund = Refund.objects.create(
-            idempotency_key=key, reference=reference, line_key=line_key,
-            payment_ref=charges[0].gateway_ref, amount=wanted, currency=currency,
-            reason=reason[:200], requested_by=requested_by[:150],
-        )
     return refund_execute(refund_id=refund.pk)
 
 
-def refund_execute(*, refund_id: int) -> Refund:
-    claimed = Refund.objects.filter(pk=refund_id, status=RefundStatus.CREATED).update(
+def refund_create_for_order(
+    *, reference: str, lines: Sequence[RefundLine], reason: str = "", requested_by: str = "",
+    idempotency_key: str | None = None,
+) -> list[Refund]:
+    """Refund everything still refundable on each of the order's lines (tax included in line
+    totals, so tax is reversed in proportion). All lines are reserved in one transaction
+    (all or nothing), then each is refunded at the gateway outside it."""
+    key = idempotency_key or f"ref_{uuid.uuid4().hex}"
+    if not lines:
+        raise RefundRefused("no lines to refund")
+    existing = list(Refund.objects.filter(idempotency_key__startswith=f"{key}:").order_by("pk"))
+    if not existing:
+        try:
+            with transaction.atomic():
+                for line in sorted(lines, key=lambda ln: ln.line_key):  # one lock order
+                    try:
+                        with transaction.atomic():
+                            existing.append(_refund_reserve(
+                                reference=reference, line_key=line.line_key, amount=None,
+                                reason=reason, requested_by=requested_by,
+                                key=f"{key}:{line.line_key}", line_tax=line.tax,
+                            ))
+                    except RefundRefused:
+                        continue  # nothing left on this line: refund the others
+                if not existing:
+                    raise RefundRefused(f"nothing is left to refund on {reference}")
+        except IntegrityError:
+            existing = list(
+                Refund.objects.filter(idempotency_key__startswith=f"{key}:").order_by("pk")
+            )
+    return [refund_execute(refund_id=r.pk) for r in existing]
+
+
+def _refund_reserve(
+    *, reference: str, line_key: str, amount: Money | None, reason: str, requested_by: str,
+    key: str, line_tax: LineTax | None,
+) -> Refund:
+    """Inside a transaction: lock the line's charge rows, check what is left, write the row."""
+    charges = list(
+        LedgerEntry.objects.select_for_update()
+        .filter(reference=reference, line_key=line_key, kind=LedgerKind.CHARGE)
+        .order_by("pk")
+    )
+    if not charges:
+        raise RefundRefused(f"nothing was charged for {line_key}")
+    charged = sum(c.amount for c in charges)
+    reserved = (
+        Refund.objects.filter(reference=reference, line_key=line_key)
+        .exclude(status=RefundStatus.FAILED)
+        .aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    # A chargeback already took that money back: it cannot be refunded as well.
+    disputed = (
+        LedgerEntry.objects.filter(
+            reference=reference, line_key=line_key, kind=LedgerKind.CHARGEBACK
+        ).aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    available = max(charged - reserved - disputed, 0)
+    currency = charges[0].currency
+    if amount is not None and amount.currency != currency:
+        raise RefundRefused(f"refund currency {amount.currency} differs from {currency}")
+    wanted = amount.amount if amount is not None else available
+    if wanted <= 0:
+        if amount is not None:
+            raise RefundRefused("a refund must be a positive amount")
+        raise RefundRefused(f"{line_key} has nothing left to refund")
+    if wanted > available:
+        raise RefundRefused(
+            f"refund of {Money(wanted, currency)} exceeds the {Money(available, currency)} "
+            f"left to refund on {line_key}"
+        )
+    tax = _tax_part(reserved + wanted, line_tax) - _tax_part(reserved, line_tax)
+    return Refund.objects.create(
+        idempotency_key=key, reference=reference, line_key=line_key,
+        payment_ref=charges[0].gateway_ref, amount=wanted, tax_amount=max(tax, 0),
+        currency=currency, reason=reason[:200], requested_by=requested_by[:150],
+    )
+
+
+def refund_execute(*, refund_id: int, allow_resend: bool = False) -> Refund:
+    """Send a reserved refund to the gateway once (claimed CREATED → IN_FLIGHT), then record.
+
+    `allow_resend` (reconciliation only, after it found no such refund at the gateway)
+    sends an IN_FLIGHT refund again with the same idempotency key."""
+    allowed = [RefundStatus.CREATED] + ([RefundStatus.IN_FLIGHT] if allow_resend else [])
+    claimed = Refund.objects.filter(pk=refund_id, status__in=allowed).update(
         status=RefundStatus.IN_FLIGHT
     )
     refund = Refund.objects.get(pk=refund_id)
@@ -341,19 +437,23 @@ def refund_execute(*, refund_id: int) -> Refund:
         result = get_gateway().refund_create(
             payment_ref=refund.payment_ref, amount=Money(refund.amount, refund.currency),
             idempotency_key=refund.idempotency_key,
+            metadata={"refund": refund.idempotency_key, "reference": refund.reference,
+                      "line": refund.line_key, "tenant": connection.schema_name},
         )
     except GatewayUnavailable:
         return refund  # stays IN_FLIGHT: reconciliation re-reads it
     except GatewayRejected as exc:
-        Refund.objects.filter(pk=refund_id).update(
+        Refund.objects.filter(pk=refund_id, status=RefundStatus.IN_FLIGHT).update(
             status=RefundStatus.FAILED, reason=f"gateway refused: {exc}"[:200],
             finished_at=timezone.now(),
         )
         return Refund.objects.get(pk=refund_id)
-    return refund_record(refund_id=refund_id, gateway_ref=result.refund_ref, succeeded=result.status != "failed")
+    return refund_record(refund_id=refund_id, gateway_ref=result.refund_ref,
+                         succeeded=result.status != "failed")
 
 
 def refund_record(*, refund_id: int, gateway_ref: str, succeeded: bool) -> Refund:
+    """Record a refund's outcome under a fresh lock; a repeat is a no-op."""
     with transaction.atomic():
         refund = Refund.objects.select_for_update().get(pk=refund_id)
         if refund.status in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
@@ -363,7 +463,7 @@ def refund_record(*, refund_id: int, gateway_ref: str, succeeded: bool) -> Refun
         refund.finished_at = timezone.now()
         refund.save()
         if succeeded:
-            entry, created = _ledger_add(
+            _ledger_add(
                 kind=LedgerKind.REFUND, gateway_ref=gateway_ref, reference=refund.reference,
                 line_key=refund.line_key, amount=refund.amount, currency=refund.currency,
             )
@@ -381,9 +481,19 @@ def _ledger_add(**fields) -> tuple[LedgerEntry, bool]:
     return entry, created
 
 
+def mismatch_record(*, kind: str, gateway_ref: str, reference: str = "", detail: str) -> None:
+    """Flag something that does not add up, once per (kind, gateway object), race-free."""
+    Mismatch.objects.bulk_create(
+        [Mismatch(kind=kind, gateway_ref=gateway_ref, reference=reference, detail=detail[:2000])],
+        ignore_conflicts=True,
+    )
+
+
 def open_attempts() -> list[int]:
+    """Attempts sent to the gateway whose outcome is not final yet (oldest first)."""
     return list(
         ChargeAttempt.objects.filter(
-            Q(status__in=[AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING])
-        ).values_list("pk", flat=True)
+            Q(status__in=[AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING,
+                          AttemptStatus.REQUIRES_ACTION])
+        ).order_by("pk").values_list("pk", flat=True)
     )

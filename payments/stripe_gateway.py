@@ -7,6 +7,7 @@ shared notes), both behaviours are mapped onto the same results.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import stripe
@@ -14,6 +15,7 @@ import stripe
 from core.money import Money
 from payments.gateway import (
     ChargeRequest,
+    DisputeResult,
     GatewayEvent,
     GatewayRejected,
     GatewayUnavailable,
@@ -249,6 +251,9 @@ class StripeGateway:
         if charge is not None and not isinstance(charge, str):
             refunded = int(_get(charge, "amount_refunded", 0) or 0)
         currency = (_get(intent, "currency") or "usd").upper()
+        customer = _get(intent, "customer")
+        if customer is not None and not isinstance(customer, str):
+            customer = _get(customer, "id")
         return PaymentResult(
             status=status,
             payment_ref=intent.id,
@@ -258,6 +263,8 @@ class StripeGateway:
             message=message,
             metadata={str(k): str(v) for k, v in dict(metadata).items()},
             amount_refunded=refunded,
+            customer_ref=customer,
+            created=int(_get(intent, "created", 0) or 0),
         )
 
     def _list_intents(self, params: dict[str, Any]):
@@ -297,20 +304,89 @@ class StripeGateway:
 
     # --- refunds ----------------------------------------------------------------------------
     def refund_create(
-        self, *, payment_ref: str, amount: Money, idempotency_key: str
+        self, *, payment_ref: str, amount: Money, idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
+        params: dict[str, Any] = {"payment_intent": payment_ref, "amount": amount.amount}
+        if metadata:
+            params["metadata"] = dict(metadata)
         try:
             refund = self._call(
                 self.client.v1.refunds.create,
-                params={"payment_intent": payment_ref, "amount": amount.amount},
+                params=params,
                 options={"idempotency_key": idempotency_key},
             )
         except stripe.InvalidRequestError as exc:
             raise GatewayRejected(str(exc)) from exc
+        return self._refund_result(refund, fallback=amount, payment_ref=payment_ref)
+
+    @staticmethod
+    def _refund_result(refund: Any, *, fallback: Money | None = None,
+                       payment_ref: str | None = None) -> RefundResult:
+        status = _get(refund, "status", "succeeded")
+        if status == "canceled":
+            status = "failed"
+        currency = (_get(refund, "currency") or (fallback.currency if fallback else "usd")).upper()
+        amount = int(_get(refund, "amount", fallback.amount if fallback else 0))
+        pi = _get(refund, "payment_intent")
+        if pi is not None and not isinstance(pi, str):
+            pi = _get(pi, "id")
         return RefundResult(
             refund_ref=refund.id,
-            status=_get(refund, "status", "succeeded"),
-            amount=Money(int(_get(refund, "amount", amount.amount)), amount.currency),
+            status=status,
+            amount=Money(amount, currency),
+            payment_ref=pi or payment_ref,
+            metadata={str(k): str(v) for k, v in _plain(_get(refund, "metadata")).items()},
+        )
+
+    def refunds_list(self, *, payment_ref: str) -> list[RefundResult]:
+        params: dict[str, Any] = {"payment_intent": payment_ref, "limit": 100}
+        page = self._call_strict(self.client.v1.refunds.list, params=params)
+        found: list[RefundResult] = []
+        while True:
+            found += [self._refund_result(r, payment_ref=payment_ref) for r in page.data]
+            if not page.has_more or not page.data:
+                return found
+            page = self._call_strict(
+                self.client.v1.refunds.list,
+                params={**params, "starting_after": page.data[-1].id},
+            )
+
+    def refund_retrieve(self, refund_ref: str) -> RefundResult:
+        refund = self._call_strict(self.client.v1.refunds.retrieve, refund_ref)
+        result = self._refund_result(refund)
+        if result.payment_ref is None:  # localstripe names only the charge
+            charge = _get(refund, "charge")
+            result = RefundResult(
+                refund_ref=result.refund_ref, status=result.status, amount=result.amount,
+                payment_ref=self.charge_payment_ref(charge if isinstance(charge, str)
+                                                    else _get(charge, "id", "")),
+                metadata=result.metadata,
+            )
+        return result
+
+    def charge_payment_ref(self, charge_ref: str) -> str | None:
+        if not charge_ref:
+            return None
+        found = self._call_strict(self.client.v1.charges.retrieve, charge_ref)
+        pi = _get(found, "payment_intent")
+        return pi if isinstance(pi, str) or pi is None else _get(pi, "id")
+
+    def dispute_retrieve(self, dispute_ref: str) -> DisputeResult:
+        # localstripe has no disputes: tests stand in for this one call (see tests/payments).
+        dispute = self._call_strict(self.client.v1.disputes.retrieve, dispute_ref)
+        pi = _get(dispute, "payment_intent")
+        if pi is not None and not isinstance(pi, str):
+            pi = _get(pi, "id")
+        if pi is None:
+            charge = _get(dispute, "charge")
+            pi = self.charge_payment_ref(charge if isinstance(charge, str) else _get(charge, "id", ""))
+        return DisputeResult(
+            dispute_ref=dispute.id,
+            payment_ref=pi,
+            amount=Money(int(_get(dispute, "amount", 0)), (_get(dispute, "currency") or "usd").upper()),
+            status=_get(dispute, "status", ""),
+            reason=_get(dispute, "reason", ""),
         )
 
     # --- webhooks ---------------------------------------------------------------------------

@@ -1,0 +1,36 @@
+"""Payments tasks: load ids, call one service. Each is safe to run twice.
+
+`acks_late` (+ reject on a lost worker) only where running twice is harmless, which is true
+of both: webhook processing re-reads and records idempotently, reconciliation takes a
+per-tenant lock and is idempotent. Retries back off exponentially (jittered) up to 5 min,
+well under the broker's visibility timeout, and stop after a cap; whatever is still
+unprocessed is picked up by the next reconciliation run.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from core.tasks import tenant_task
+from payments.gateway import GatewayUnavailable
+from payments.reconciliation import reconcile_run
+from payments.webhooks import webhook_event_process
+
+
+@tenant_task(
+    name="payments.process_webhook_event",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(GatewayUnavailable,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def process_webhook_event(*, webhook_event_id: int) -> bool:
+    return webhook_event_process(webhook_event_id=webhook_event_id)
+
+
+@tenant_task(name="payments.reconcile", acks_late=True, reject_on_worker_lost=True)
+def reconcile() -> dict:
+    # No retry: a gateway outage ends the run cleanly; the next beat tick runs it again.
+    return asdict(reconcile_run())
