@@ -1,4 +1,5 @@
 """The two commands: `run` (the platform with a demo creator) and `test` (the whole suite)."""
+
 from __future__ import annotations
 
 import os
@@ -15,16 +16,28 @@ def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def _base_env() -> dict[str, str]:
+    """The caller's environment, with this virtualenv's scripts (gunicorn, celery) first on PATH."""
+    env = dict(os.environ)
+    bin_dir = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+    env["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
+    env.setdefault("PYTHONUNBUFFERED", "1")  # honcho interleaves lines as they come
+    return env
+
+
 def run() -> int:
     port = int(os.environ.get("PORT", "8000"))
     domain = os.environ.get("PLATFORM_DOMAIN", "localhost")
-    env = dict(os.environ)
+    env = _base_env()
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     env["PLATFORM_DOMAIN"] = domain
     env["PORT"] = str(port)
     env["DATABASE_URL"] = services.postgres_url("storefront")
     env["REDIS_URL"] = services.redis_url()
-    env.update(services.localstripe_env(port=int(os.environ.get("LOCALSTRIPE_PORT", "8420")), persist=True))
+    env.update(
+        services.localstripe_env(port=int(os.environ.get("LOCALSTRIPE_PORT", "8420")), persist=True)
+    )
     env.setdefault("EMAIL_URL", "consolemail://")
     print("[run] migrating every schema…", flush=True)
     _manage(env, "migrate_schemas", "--noinput")
@@ -48,21 +61,37 @@ def run() -> int:
     honcho = subprocess.Popen(
         [sys.executable, "-m", "honcho", "start", "-f", "Procfile"], cwd=ROOT, env=env
     )
-    try:
-        return honcho.wait()
-    except KeyboardInterrupt:
-        honcho.send_signal(signal.SIGINT)
-        return honcho.wait()
+    return _supervise(honcho)
+
+
+def _supervise(child: subprocess.Popen) -> int:
+    """Wait for the child; on Ctrl-C, SIGTERM or SIGHUP pass the signal on and wait again.
+
+    Returning normally (rather than dying by the signal) lets the atexit hooks in
+    devtools.services stop what they started: localstripe, an embedded redis or PostgreSQL.
+    """
+
+    def forward(signum, _frame):
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # pragma: no cover - the handler above replaces it
+            forward(signal.SIGINT, None)
 
 
 def test(pytest_args: list[str]) -> int:
-    env = dict(os.environ)
+    env = _base_env()
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     env["DATABASE_URL"] = services.postgres_url("storefront")
-    env["REDIS_URL"] = services.redis_url()
+    env["REDIS_URL"] = services.redis_url(db=1)
     env.update(services.localstripe_env())
-    result = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
-    return result.returncode
+    pytest = subprocess.Popen([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
+    return _supervise(pytest)
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 Its own command line listens on every interface and writes a fixed /tmp file that two
 instances would share; this wrapper fixes both.
 """
+
 import argparse
 import logging
 import pickle

