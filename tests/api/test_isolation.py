@@ -1,0 +1,87 @@
+"""Every API route from the schema, with store A's key, against store B's host and B's ids."""
+import json
+import re
+
+import pytest
+from django.db import connection
+
+from analytics.services import event_append
+from offers.models import Offer
+from payments.models import Refund
+from storefront.models import Customer, Order, OrderLine
+from tests.factories import OfferFactory, ProductFactory
+
+MARKERS = ["b-secret-product", "b-buyer@t2.example", "B-ONLY-HEADLINE", "tokenofstoreb"]
+
+
+@pytest.fixture
+def store_b(tenant, other_tenant):
+    """Objects in t2's schema, with markers no t1 object has."""
+    connection.set_tenant(other_tenant)
+    product = ProductFactory(slug="b-secret-product", name="B product")
+    offer = OfferFactory(trigger_product=product, headline="B-ONLY-HEADLINE")
+    customer = Customer.objects.create(email="b-buyer@t2.example")
+    order = Order.objects.create(token="tokenofstoreb", customer=customer, currency="USD",
+                                 country="US", status="paid")
+    line = OrderLine.objects.create(order=order, kind="core", product=product, description="x",
+                                    net_amount=4900, tax_amount=0, total_amount=4900,
+                                    currency="USD", tax_rate=0, tax_inclusive=False,
+                                    tax_country="US")
+    event = event_append("checkout_completed", order_id=order.pk, source="b-source")
+    ids = {"products": product.pk, "offers": offer.pk, "customers": customer.pk,
+           "orders": order.pk, "events": event.pk, "line": line.pk}
+    connection.set_tenant(tenant)
+    yield ids
+    connection.set_tenant(tenant)
+
+
+def _routes(api_for):
+    schema = api_for("t1.localhost", None).get("/api/v1/schema/", {"format": "json"}).json()
+    for path, item in schema["paths"].items():
+        for method in item:
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield path, method
+
+
+def _fill(path: str, ids: dict) -> str:
+    collection = path.split("/")[3]
+    return re.sub(r"\{id\}", str(ids[collection]), path)
+
+
+def _call(client, method, url, ids):
+    body = json.dumps({"line_id": ids["line"], "kind": "bump", "price_amount": 100,
+                       "headline": "pwned", "benefit": "x", "reason": "x"})
+    if method == "get":
+        return client.get(url)
+    return getattr(client, method)(url, body, content_type="application/json",
+                                   HTTP_IDEMPOTENCY_KEY="iso-1")
+
+
+def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(api_for, write_key, store_b,
+                                                              other_tenant):
+    routes = list(_routes(api_for))
+    assert len(routes) >= 12  # the walk covers the real schema, not an empty one
+    b_client = api_for("t2.localhost", write_key)
+    for path, method in routes:
+        response = _call(b_client, method, _fill(path, store_b), store_b)
+        assert response.status_code in (401, 403, 404), (method, path, response.status_code)
+        text = response.content.decode()
+        assert not any(m in text for m in MARKERS), (method, path, text)
+    connection.set_tenant(other_tenant)
+    assert Offer.objects.get(pk=store_b["offers"]).headline == "B-ONLY-HEADLINE"
+    assert Offer.objects.get(pk=store_b["offers"]).status == "active"
+    assert not Refund.objects.exists()
+
+
+def test_store_a_key_on_its_own_host_never_sees_store_b_objects(api_for, write_key, store_b):
+    a_client = api_for("t1.localhost", write_key)
+    seen = 0
+    for path, method in _routes(api_for):
+        if method != "get":
+            continue
+        response = a_client.get(_fill(path, store_b))
+        assert response.status_code in (200, 404), (path, response.status_code)
+        text = response.content.decode()
+        assert not any(m in text for m in MARKERS), (path, text)
+        seen += 1
+    assert seen >= 8
