@@ -9,6 +9,7 @@
   var statusLine = document.getElementById("stripe-status");
   var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   var busy = false;
+  var quoting = 0;
 
   function showError(msg, field) {
     formError.textContent = msg || "";
@@ -27,6 +28,8 @@
     var params = new URLSearchParams({country: form.country.value, region: form.region.value});
     var bump = form.querySelector("input[name=bump]");
     if (bump) { params.set("bump", bump.value); params.set("add_bump", document.getElementById("id_add_bump").checked ? "on" : ""); }
+    // The buyer must not pay a total that is still being recomputed.
+    quoting += 1; payButton.disabled = true;
     fetch(form.dataset.quoteUrl + "?" + params.toString(), {credentials: "same-origin"})
       .then(function (r) { return r.json(); })
       .then(function (q) {
@@ -44,7 +47,8 @@
         document.getElementById("total").textContent = q.total_display;
         document.getElementById("id_expected_total").value = q.total;
         payButton.textContent = "Pay " + q.total_display;
-      });
+      })
+      .finally(function () { quoting -= 1; if (!quoting && stripe && !busy) payButton.disabled = false; });
   }
   ["id_add_bump", "id_country", "id_region"].forEach(function (id) {
     var el = document.getElementById(id);
@@ -64,7 +68,7 @@
     stripe = window.Stripe(form.dataset.pk);
     card = stripe.elements().create("card");
     card.mount("#card-element");
-    payButton.disabled = false;
+    if (!quoting) payButton.disabled = false;
   });
 
   function finish(result, confirmUrl) {
