@@ -192,9 +192,9 @@ def test_a_duplicated_processing_task_records_nothing_twice(
     (intent,) = gw.payment_intents()
     h.sdk().v1.refunds.create(params={"payment_intent": intent.id, "amount": 500})
     h.deliver(client, h.event("evt_1", "payment_intent.succeeded", "payment_intent", intent.id))
-    h.deliver(client, h.event("evt_2", "charge.refunded", "charge", gw.payment_intents()[0].latest_charge
-                                if isinstance(gw.payment_intents()[0].latest_charge, str)
-                                else gw.payment_intents()[0].latest_charge.id))
+    charge = gw.payment_intents()[0].latest_charge
+    charge_id = charge if isinstance(charge, str) else charge.id
+    h.deliver(client, h.event("evt_2", "charge.refunded", "charge", charge_id))
     from core.models import OutboxMessage
     from payments.tasks import process_webhook_event
     from payments.webhooks import webhook_event_process
