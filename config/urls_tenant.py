@@ -2,9 +2,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from analytics import views as analytics_views
+
 from payments import urls as payments_urls
 
 urlpatterns = [
+    # Before the admin include so the admin catch-all does not swallow it; staff only.
+    path("admin/analytics/dashboard/", analytics_views.dashboard, name="analytics-dashboard"),
     path("admin/", admin.site.urls),
     path("", include(payments_urls.tenant_urlpatterns)),
     path("api/v1/", include("storefront.api.urls")),

@@ -66,7 +66,6 @@ def test_the_database_refuses_a_second_assignment_for_one_visitor(offer):
         Assignment.objects.create(experiment=experiment, visitor_key="v1", variant="b")
 
 
-@pytest.mark.django_db(transaction=True)
 def test_concurrent_first_visits_collapse_to_one_assignment(live_tenant):
     offer = OfferFactory(kind=OfferKind.UPSELL, trigger_product=ProductFactory(), price_amount=2700)
     experiment = _experiment(offer)

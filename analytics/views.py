@@ -1,0 +1,146 @@
+"""The creator's analytics dashboard (staff only) and its CSV exports."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.utils import timezone
+
+from analytics import charts, selectors
+from analytics.experiments import experiment_report
+from analytics.models import Experiment, ExperimentStatus
+from analytics.selectors import LTV_DAYS, MetricFilter
+
+
+def _parse_filter(params) -> MetricFilter:
+    def day(name: str) -> dt.datetime | None:
+        raw = params.get(name, "").strip()
+        if not raw:
+            return None
+        return dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), tzinfo=dt.timezone.utc)
+
+    def number(name: str) -> int | None:
+        raw = params.get(name, "").strip()
+        return int(raw) if raw else None
+
+    end = day("end")
+    return MetricFilter(
+        start=day("start"), end=end + dt.timedelta(days=1) if end else None,  # end day included
+        offer_id=number("offer"), product_id=number("product"),
+        source=params.get("source", "").strip()[:100] or None,
+    )
+
+
+def _pct(value: Decimal | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _cents(value: int | None) -> str:
+    return "–" if value is None else f"{value / 100:,.2f}"  # display only
+
+
+def _experiment_rows() -> list[dict[str, Any]]:
+    rows = []
+    for experiment in Experiment.objects.exclude(status=ExperimentStatus.DRAFT).order_by("-pk")[:20]:
+        report = experiment_report(experiment)
+        r = report.result
+        for arm in report.arms:
+            rows.append({
+                "experiment": experiment.name, "kind": experiment.kind, "arm": arm["arm"],
+                "visitors": arm["visitors"], "takers": arm["takers"], "buyers": arm["buyers"],
+                "take_rate": arm["take_rate"], "conversion": arm["conversion"],
+                "revenue_per_visitor": arm["revenue_per_visitor"],
+                "refund_rate": arm["refund_rate"], "repeat_rate": arm["repeat_rate"],
+                "planned_per_arm": report.planned_per_arm, "metric": report.metric,
+                "difference": round(r.difference, 4), "ci_lower": round(r.lower, 4),
+                "ci_upper": round(r.upper, 4), "verdict": report.verdict,
+            })
+    return rows
+
+
+# Each view: (columns, rows loader). The CSV export writes exactly these columns.
+def _views(f: MetricFilter) -> dict[str, tuple[list[str], Any]]:
+    return {
+        "funnel": (["step", "events", "visitors"], lambda: selectors.funnel(f)),
+        "order_value": (["currency", "orders", "sessions", "gross", "net", "aov", "net_aov",
+                         "revenue_per_session"], lambda: selectors.order_value(f)),
+        "take_rates_offer": (["offer", "offered", "accepted", "rate"],
+                             lambda: selectors.take_rates(f, by="offer")),
+        "take_rates_source": (["source", "offered", "accepted", "rate"],
+                              lambda: selectors.take_rates(f, by="source")),
+        "refunds": (["offer_id", "sold", "refunds", "chargebacks", "charged_amount",
+                     "refunded_amount", "charged_back_amount", "refund_rate", "chargeback_rate"],
+                    lambda: selectors.refund_rates(f)),
+        "cohorts": (["cohort", "taker", "buyers"]
+                    + [c for d in LTV_DAYS for c in (f"ltv{d}", f"matured{d}")]
+                    + ["repeat_buyers", "repeat_rate"], lambda: selectors.cohort_ltv(f)),
+        "time_to_charge": (["charges", "p50_seconds", "p95_seconds"],
+                           lambda: [selectors.time_to_charge(f)]),
+        "reliability": (["event", "reason", "events"], lambda: selectors.reliability(f)),
+        "experiments": (["experiment", "kind", "arm", "visitors", "takers", "buyers", "take_rate",
+                         "conversion", "revenue_per_visitor", "refund_rate", "repeat_rate",
+                         "planned_per_arm", "metric", "difference", "ci_lower", "ci_upper",
+                         "verdict"], _experiment_rows),
+        "alerts": (["occurred_at", "offer_id", "reason", "properties"],
+                   lambda: selectors.alerts(f)),
+    }
+
+
+def _csv(name: str, columns: list[str], rows: list[dict[str, Any]]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+    return response
+
+
+@staff_member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    try:
+        f = _parse_filter(request.GET)
+    except ValueError:
+        return HttpResponseBadRequest("Dates are YYYY-MM-DD; offer and product are numeric ids.")
+    views = _views(f)
+    export = request.GET.get("export")
+    if export:
+        if export not in views:
+            return HttpResponseBadRequest(f"Unknown export; choose one of {', '.join(views)}.")
+        columns, load = views[export]
+        return _csv(export, columns, load())
+    data = {name: load() for name, (_, load) in views.items()}
+    funnel = data["funnel"]
+    cohorts = data["cohorts"]
+    ltv_series = [
+        (f"{r['cohort']:%Y-%m} {'takers' if r['taker'] else 'non-takers'}",
+         [0] + [r[f"ltv{d}"] for d in LTV_DAYS])
+        for r in cohorts[-8:]
+    ]
+    context = {
+        "title": "Analytics",
+        "filter": f, "params": request.GET, "data": data,
+        "exports": list(views),
+        "funnel_chart": charts.bar_chart(
+            title="Funnel: visitors at each step", labels=[r["step"] for r in funnel],
+            values=[r["visitors"] for r in funnel]),
+        "offer_chart": charts.bar_chart(
+            title="Take rate per offer", labels=[f"offer {r['offer']}" for r in data["take_rates_offer"]],
+            values=[float(r["rate"] or 0) for r in data["take_rates_offer"]],
+            value_text=[_pct(r["rate"]) for r in data["take_rates_offer"]]),
+        "source_chart": charts.bar_chart(
+            title="Take rate per source",
+            labels=[r["source"] or "(direct)" for r in data["take_rates_source"]],
+            values=[float(r["rate"] or 0) for r in data["take_rates_source"]],
+            value_text=[_pct(r["rate"]) for r in data["take_rates_source"]]),
+        "ltv_chart": charts.line_chart(
+            title="Net LTV by cohort (days since first purchase)",
+            x_labels=["0"] + [str(d) for d in LTV_DAYS], series=ltv_series, y_format=_cents),
+        "now": timezone.now(),
+    }
+    return render(request, "analytics/dashboard.html", context)
