@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import django_filters
+
+from partners.api.views import BoundedDateTimeFilter
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.pagination import CursorPagination
 
@@ -21,9 +23,9 @@ class EventFilter(django_filters.FilterSet):
     source = django_filters.CharFilter()
     order_id = django_filters.NumberFilter(min_value=1, max_value=2**63 - 1)
     offer_id = django_filters.NumberFilter(min_value=1, max_value=2**63 - 1)
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at",
+    occurred_after = BoundedDateTimeFilter(field_name="occurred_at",
                                                       lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at",
+    occurred_before = BoundedDateTimeFilter(field_name="occurred_at",
                                                        lookup_expr="lt")
 
     class Meta:

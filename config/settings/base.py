@@ -169,7 +169,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "partners.api.views.BoundedLimitOffset",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "partners.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import django_filters
+
+from partners.api.views import BoundedDateTimeFilter
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -42,8 +44,8 @@ class ProductViewSet(ReadOnly):
 
 class CustomerFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(lookup_expr="iexact")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = BoundedDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = BoundedDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Customer
@@ -67,8 +69,8 @@ class OrderFilter(django_filters.FilterSet):
                                            max_value=2**63 - 1)
     email = django_filters.CharFilter(field_name="customer__email", lookup_expr="iexact")
     utm_source = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = BoundedDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = BoundedDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Order
