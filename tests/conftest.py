@@ -43,6 +43,25 @@ def pytest_configure(config):
     settings.STRIPE_WEBHOOK_SECRET = settings.STRIPE_WEBHOOK_SECRET or "whsec_test_secret"
 
 
+def pytest_runtest_setup(item):
+    """Refuse flushing tests before any fixture runs.
+
+    A transactional test (django_db(transaction=True), transactional_db) flushes every table
+    it can see when it ends: the session tenants t1/t2, their domains and users would be gone
+    for every later test. Tests that need commits use `live_tenant`, which empties only the
+    tenant app tables.
+    """
+    marker = item.get_closest_marker("django_db")
+    flushing = (marker is not None and marker.kwargs.get("transaction")) or (
+        "transactional_db" in getattr(item, "fixturenames", ())
+    )
+    if flushing:
+        pytest.fail(
+            "transactional tests flush the session tenants; use the live_tenant fixture instead",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker, django_db_createdb):
     from tenants.models import Creator
