@@ -12,3 +12,12 @@ def send_receipt(*, order_id: int) -> bool:
 @tenant_task(name="storefront.release_gated_offers")
 def release_gated_offers(*, order_id: int) -> None:
     upsell.release_gated_offers(order_id=order_id)
+
+
+@tenant_task(name="storefront.flag_abandoned_confirmations")
+def flag_abandoned_confirmations(*, older_than_minutes: int = 30) -> int:
+    """Periodic (per tenant via core.tasks.fan_out): 3-D Secure steps left waiting go to the
+    follow-up email."""
+    import datetime as dt
+
+    return upsell.offers_flag_abandoned(older_than=dt.timedelta(minutes=older_than_minutes))

@@ -275,3 +275,23 @@ def test_declining_shows_the_downsell_and_accepting_it_charges_the_downsell_once
     assert client.get(f"/o/{order.token}/offer")["Location"] == f"/o/{order.token}/thanks"
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
     assert OfferDecision.objects.get(order=order, kind="upsell").status == DecisionStatus.DECLINED
+
+
+def test_a_confirmation_left_waiting_is_flagged_by_the_sweep_once(catalog, client_for):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from storefront.tasks import flag_abandoned_confirmations
+
+    client = client_for(HOST)
+    order = buy(client, card=gw.CARD_3DS)
+    client.post(f"/o/{order.token}/offer/accept", {"token": offer_token(client, order)})
+    assert flag_abandoned_confirmations(older_than_minutes=30) == 0  # still fresh
+    ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:upsell").update(
+        sent_at=timezone.now() - dt.timedelta(minutes=31))
+    assert flag_abandoned_confirmations(older_than_minutes=30) == 1
+    assert flag_abandoned_confirmations(older_than_minutes=30) == 0
+    decision = OfferDecision.objects.get(order=order, kind="upsell")
+    assert decision.followup_flagged_at is not None
+    assert len(_events(order, "upsell_failed")) == 1
