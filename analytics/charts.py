@@ -1,4 +1,5 @@
 """Server-rendered SVG charts for the dashboard (no JavaScript): bars and lines."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,14 +10,22 @@ from django.utils.safestring import SafeString, mark_safe
 PALETTE = ("#0b57d0", "#b3261e", "#0b6b2f", "#8e4ec6", "#e37400", "#00796b", "#5f6368")
 
 
-def bar_chart(*, title: str, labels: Sequence[str], values: Sequence[float],
-              value_text: Sequence[str] | None = None, width: int = 640) -> SafeString:
+def bar_chart(
+    *,
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    value_text: Sequence[str] | None = None,
+    width: int = 640,
+) -> SafeString:
     """Horizontal bars, one per label, scaled to the largest value."""
     row, left, gap = 26, 170, 6
     height = row * len(labels) + 30
     top = max([v for v in values if v is not None] + [0]) or 1
-    parts = [f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
-             f'width="100%" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
+    parts = [
+        f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'width="100%" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    ]
     for i, (label, value) in enumerate(zip(labels, values)):
         y = 20 + i * row
         bar = 0 if value is None else (width - left - 90) * value / top
@@ -33,9 +42,15 @@ def bar_chart(*, title: str, labels: Sequence[str], values: Sequence[float],
     return mark_safe("".join(parts))  # every interpolated string above is escaped
 
 
-def line_chart(*, title: str, x_labels: Sequence[str],
-               series: Sequence[tuple[str, Sequence[float | None]]], y_format=str,
-               width: int = 640, height: int = 260) -> SafeString:
+def line_chart(
+    *,
+    title: str,
+    x_labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    y_format=str,
+    width: int = 640,
+    height: int = 260,
+) -> SafeString:
     """One polyline per series over shared x positions; None values break nothing (skipped)."""
     left, right, top_pad, bottom = 70, 170, 20, 30
     values = [v for _, ys in series for v in ys if v is not None]
@@ -47,25 +62,35 @@ def line_chart(*, title: str, x_labels: Sequence[str],
         x = left + (plot_w * i / max(1, len(x_labels) - 1))
         return x, top_pad + plot_h * (1 - (v - lo) / span)
 
-    parts = [f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
-             f'width="100%" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
-             f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" '
-             f'y2="{top_pad + plot_h}" stroke="#999"></line>']
+    parts = [
+        f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'width="100%" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
+        f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" '
+        f'y2="{top_pad + plot_h}" stroke="#999"></line>',
+    ]
     for value in (lo, (lo + hi) / 2, hi):
         _, y = xy(0, value)
-        parts.append(f'<text x="{left - 6}" y="{y:.1f}" text-anchor="end" font-size="11">'
-                     f'{escape(y_format(value))}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y:.1f}" text-anchor="end" font-size="11">'
+            f"{escape(y_format(value))}</text>"
+        )
     for i, label in enumerate(x_labels):
         x, _ = xy(i, lo)
-        parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" font-size="11">'
-                     f'{escape(label)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" font-size="11">'
+            f"{escape(label)}</text>"
+        )
     for n, (name, ys) in enumerate(series):
         color = PALETTE[n % len(PALETTE)]
-        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in
-                          (xy(i, v) for i, v in enumerate(ys) if v is not None))
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
-                     f'points="{points}"></polyline>')
-        parts.append(f'<text x="{left + plot_w + 10}" y="{top_pad + 14 * n + 8}" font-size="11" '
-                     f'fill="{color}">{escape(name)}</text>')
+        points = " ".join(
+            f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in enumerate(ys) if v is not None)
+        )
+        parts.append(
+            f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"></polyline>'
+        )
+        parts.append(
+            f'<text x="{left + plot_w + 10}" y="{top_pad + 14 * n + 8}" font-size="11" '
+            f'fill="{color}">{escape(name)}</text>'
+        )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # every interpolated string above is escaped

@@ -1,4 +1,5 @@
 """Experiment read model: per-arm figures with the sample-size plan and an always-valid verdict."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,16 +41,29 @@ def experiment_report(experiment: Experiment) -> ExperimentReport:
     rows = {r["arm"]: r for r in selectors.experiment_arm_stats(experiment)}
     arms = []
     for name in experiment.arms:
-        r = rows.get(name, {"arm": name, "visitors": 0, "takers": 0, "buyers": 0, "gross": 0,
-                            "net": 0, "refunded_buyers": 0, "repeat_buyers": 0})
-        arms.append({
-            **r,
-            "take_rate": selectors.rate(r["takers"], r["visitors"]),
-            "conversion": selectors.rate(r["buyers"], r["visitors"]),
-            "revenue_per_visitor": round(r["net"] / r["visitors"]) if r["visitors"] else None,
-            "refund_rate": selectors.rate(r["refunded_buyers"], r["buyers"]),
-            "repeat_rate": selectors.rate(r["repeat_buyers"], r["buyers"]),
-        })
+        r = rows.get(
+            name,
+            {
+                "arm": name,
+                "visitors": 0,
+                "takers": 0,
+                "buyers": 0,
+                "gross": 0,
+                "net": 0,
+                "refunded_buyers": 0,
+                "repeat_buyers": 0,
+            },
+        )
+        arms.append(
+            {
+                **r,
+                "take_rate": selectors.rate(r["takers"], r["visitors"]),
+                "conversion": selectors.rate(r["buyers"], r["visitors"]),
+                "revenue_per_visitor": round(r["net"] / r["visitors"]) if r["visitors"] else None,
+                "refund_rate": selectors.rate(r["refunded_buyers"], r["buyers"]),
+                "repeat_rate": selectors.rate(r["repeat_buyers"], r["buyers"]),
+            }
+        )
     offer_arms = [a for a in arms if a["arm"] != CONTROL_ARM]
     if len(offer_arms) >= 2:
         a, b = offer_arms[0], offer_arms[1]
@@ -58,16 +72,26 @@ def experiment_report(experiment: Experiment) -> ExperimentReport:
         a, b = arms[0], arms[1]  # control first
         metric, key = "purchase conversion", "buyers"
     result = stats.msprt_two_proportions(
-        conv_a=a[key], n_a=a["visitors"], conv_b=b[key], n_b=b["visitors"],
-        alpha=float(experiment.alpha), tau=float(experiment.min_detectable_effect),
+        conv_a=a[key],
+        n_a=a["visitors"],
+        conv_b=b[key],
+        n_b=b["visitors"],
+        alpha=float(experiment.alpha),
+        tau=float(experiment.min_detectable_effect),
     )
     notes = []
     if len(offer_arms) > 2:
         notes.append("Only the first two offer arms are compared; test fewer arms at once.")
     return ExperimentReport(
-        experiment=experiment, planned_per_arm=planned, arms=arms, metric=metric,
-        arm_a=a["arm"], arm_b=b["arm"], result=result,
-        verdict=stats.verdict(result=result, planned_per_arm=planned, arm_a=a["arm"],
-                              arm_b=b["arm"]),
+        experiment=experiment,
+        planned_per_arm=planned,
+        arms=arms,
+        metric=metric,
+        arm_a=a["arm"],
+        arm_b=b["arm"],
+        result=result,
+        verdict=stats.verdict(
+            result=result, planned_per_arm=planned, arm_a=a["arm"], arm_b=b["arm"]
+        ),
         notes=notes,
     )

@@ -1,4 +1,5 @@
 """The append-only funnel event log (one per tenant schema)."""
+
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -101,7 +102,9 @@ class Experiment(models.Model):
     # Planning inputs for the sample size: rates as proportions (0.10 = 10 %).
     baseline_rate = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.1000"))
     min_detectable_effect = models.DecimalField(
-        max_digits=5, decimal_places=4, default=Decimal("0.0200"),
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0.0200"),
         help_text="Absolute difference in take rate worth detecting, e.g. 0.02 = 2 points.",
     )
     alpha = models.DecimalField(max_digits=4, decimal_places=3, default=Decimal("0.050"))
@@ -119,7 +122,8 @@ class Experiment(models.Model):
             ),
             # One running test per offer: two overlapping tests would confound each other.
             models.UniqueConstraint(
-                fields=["offer_id"], condition=models.Q(status="running"),
+                fields=["offer_id"],
+                condition=models.Q(status="running"),
                 name="experiment_one_running_per_offer",
             ),
         ]
@@ -146,7 +150,9 @@ class Experiment(models.Model):
         super().save(*args, **kwargs)
 
 
-def experiment_variants_problems(*, kind: str, variants: object, control_no_offer: bool) -> list[str]:
+def experiment_variants_problems(
+    *, kind: str, variants: object, control_no_offer: bool
+) -> list[str]:
     allowed = EXPERIMENT_FIELDS.get(kind)
     if allowed is None:
         return [f"unknown kind {kind!r}"]

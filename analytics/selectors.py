@@ -7,6 +7,7 @@ payments. Their tables are read here with raw SQL, the table names taken from th
 follows its model. Money comes back as integer minor units, rates as Decimal (PostgreSQL
 `numeric`), statistics inside SQL (`percentile_cont`).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,9 +24,14 @@ from analytics.models import Assignment, Event, EventName, Experiment
 OFFERED = (EventName.BUMP_OFFERED, EventName.UPSELL_OFFERED, EventName.DOWNSELL_OFFERED)
 ACCEPTED = (EventName.BUMP_ACCEPTED, EventName.UPSELL_ACCEPTED)
 FUNNEL_STEPS = (
-    EventName.PAGE_VIEWED, EventName.CHECKOUT_INITIATED, EventName.CHECKOUT_COMPLETED,
-    EventName.BUMP_OFFERED, EventName.BUMP_ACCEPTED, EventName.UPSELL_OFFERED,
-    EventName.UPSELL_ACCEPTED, EventName.UPSELL_CHARGED,
+    EventName.PAGE_VIEWED,
+    EventName.CHECKOUT_INITIATED,
+    EventName.CHECKOUT_COMPLETED,
+    EventName.BUMP_OFFERED,
+    EventName.BUMP_ACCEPTED,
+    EventName.UPSELL_OFFERED,
+    EventName.UPSELL_ACCEPTED,
+    EventName.UPSELL_CHARGED,
 )
 SESSION_EVENTS = (EventName.PAGE_VIEWED, EventName.CHECKOUT_INITIATED)
 LTV_DAYS = (30, 60, 90)
@@ -46,9 +52,12 @@ def _t(label: str) -> str:
 
 def _tables() -> dict[str, str]:
     return {
-        "event": _t("analytics.Event"), "order": _t("storefront.Order"),
-        "line": _t("storefront.OrderLine"), "ledger": _t("payments.LedgerEntry"),
-        "attempt": _t("payments.ChargeAttempt"), "assignment": _t("analytics.Assignment"),
+        "event": _t("analytics.Event"),
+        "order": _t("storefront.Order"),
+        "line": _t("storefront.OrderLine"),
+        "ledger": _t("payments.LedgerEntry"),
+        "attempt": _t("payments.ChargeAttempt"),
+        "assignment": _t("analytics.Assignment"),
     }
 
 
@@ -56,7 +65,7 @@ def _rows(sql: str, params: list[Any]) -> list[dict[str, Any]]:
     with connection.cursor() as cursor:
         cursor.execute(sql.format(**_tables()), params)
         names = [c.name for c in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 class _Where:
@@ -86,11 +95,17 @@ def _order_filters(w: _Where, f: MetricFilter, order: str = "o") -> None:
     if f.source:
         w.add(f"{order}.utm_source = %s", f.source)
     if f.product_id:
-        w.add(f"EXISTS (SELECT 1 FROM {{line}} pl WHERE pl.order_id = {order}.id "
-              "AND pl.kind = 'core' AND pl.product_id = %s)", f.product_id)
+        w.add(
+            f"EXISTS (SELECT 1 FROM {{line}} pl WHERE pl.order_id = {order}.id "
+            "AND pl.kind = 'core' AND pl.product_id = %s)",
+            f.product_id,
+        )
     if f.offer_id:
-        w.add(f"EXISTS (SELECT 1 FROM {{line}} fl WHERE fl.order_id = {order}.id "
-              "AND fl.offer_id = %s)", f.offer_id)
+        w.add(
+            f"EXISTS (SELECT 1 FROM {{line}} fl WHERE fl.order_id = {order}.id "
+            "AND fl.offer_id = %s)",
+            f.offer_id,
+        )
 
 
 def _event_filters(w: _Where, f: MetricFilter, *, offer_steps_only: bool = False) -> None:
@@ -99,11 +114,17 @@ def _event_filters(w: _Where, f: MetricFilter, *, offer_steps_only: bool = False
         w.add("e.source = %s", f.source)
     if f.product_id:
         # Events before an order exist carry the product; later ones carry the order.
-        w.add("(e.product_id = %s OR e.order_id IN (SELECT pl.order_id FROM {line} pl "
-              "WHERE pl.kind = 'core' AND pl.product_id = %s))", f.product_id, f.product_id)
+        w.add(
+            "(e.product_id = %s OR e.order_id IN (SELECT pl.order_id FROM {line} pl "
+            "WHERE pl.kind = 'core' AND pl.product_id = %s))",
+            f.product_id,
+            f.product_id,
+        )
     if f.offer_id:
-        w.add("e.offer_id = %s" if offer_steps_only else "(e.offer_id IS NULL OR e.offer_id = %s)",
-              f.offer_id)
+        w.add(
+            "e.offer_id = %s" if offer_steps_only else "(e.offer_id IS NULL OR e.offer_id = %s)",
+            f.offer_id,
+        )
 
 
 def funnel(f: MetricFilter) -> list[dict[str, Any]]:
@@ -112,10 +133,13 @@ def funnel(f: MetricFilter) -> list[dict[str, Any]]:
     w.add("e.name = ANY(%s)", list(FUNNEL_STEPS))
     _event_filters(w, f)
     found = {
-        r["step"]: r for r in _rows(
+        r["step"]: r
+        for r in _rows(
             "SELECT e.name AS step, count(*) AS events, "
             "count(DISTINCT NULLIF(e.visitor_id, '')) AS visitors "
-            f"FROM {{event}} e WHERE {w.sql} GROUP BY e.name", w.params)
+            f"FROM {{event}} e WHERE {w.sql} GROUP BY e.name",
+            w.params,
+        )
     }
     return [found.get(step, {"step": step, "events": 0, "visitors": 0}) for step in FUNNEL_STEPS]
 
@@ -293,8 +317,7 @@ def time_to_charge(f: MetricFilter) -> dict[str, Any]:
     if f.source or f.product_id or f.offer_id:
         o = _Where()
         _order_filters(o, f)
-        w.add(f"a.reference IN (SELECT 'order:' || o.id FROM {{order}} o WHERE {o.sql})",
-              *o.params)
+        w.add(f"a.reference IN (SELECT 'order:' || o.id FROM {{order}} o WHERE {o.sql})", *o.params)
     rows = _rows(
         f"""
         SELECT count(*) AS charges,
@@ -331,13 +354,20 @@ def alerts(f: MetricFilter, *, limit: int = 50) -> list[dict[str, Any]]:
         qs = qs.filter(occurred_at__lt=f.end)
     if f.offer_id:
         qs = qs.filter(offer_id=f.offer_id)
-    return list(qs.order_by("-occurred_at").values("occurred_at", "offer_id", "reason",
-                                                   "properties")[:limit])
+    return list(
+        qs.order_by("-occurred_at").values("occurred_at", "offer_id", "reason", "properties")[
+            :limit
+        ]
+    )
 
 
-def offer_risk_window(*, offer_id: int | None = None, window_start: dt.datetime,
-                      baseline_start: dt.datetime, now: dt.datetime | None = None
-                      ) -> list[dict[str, Any]]:
+def offer_risk_window(
+    *,
+    offer_id: int | None = None,
+    window_start: dt.datetime,
+    baseline_start: dt.datetime,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
     """For guardrails, per offer: lines charged, lines refunded and chargebacks opened in the
     recent window [window_start, now) and in the baseline [baseline_start, window_start).
     Counted by when the ledger entry happened, so a spike shows up the day it happens."""
@@ -365,6 +395,7 @@ def offer_risk_window(*, offer_id: int | None = None, window_start: dt.datetime,
 
 
 # --- Experiments ----------------------------------------------------------------------------
+
 
 def experiment_arm_stats(experiment: Experiment) -> list[dict[str, Any]]:
     """Per arm, counted from the experiment's start: visitors assigned, those who took the

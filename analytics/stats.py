@@ -3,6 +3,7 @@
 Floats are fine here (these are probabilities, not money). No scipy: `statistics.NormalDist`
 gives the normal quantiles.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,9 @@ from statistics import NormalDist
 _STD = NormalDist()
 
 
-def sample_size_two_proportions(*, p1: float, p2: float, alpha: float = 0.05,
-                                power: float = 0.8) -> int:
+def sample_size_two_proportions(
+    *, p1: float, p2: float, alpha: float = 0.05, power: float = 0.8
+) -> int:
     """Visitors per arm to detect p1 → p2 with a two-sided test (Fleiss, no continuity
     correction): n = [z₁₋α/₂·√(2·p̄·q̄) + z₁₋β·√(p1·q1 + p2·q2)]² / (p2 − p1)², rounded up."""
     if not (0 < p1 < 1 and 0 < p2 < 1) or p1 == p2:
@@ -23,9 +25,7 @@ def sample_size_two_proportions(*, p1: float, p2: float, alpha: float = 0.05,
     z_a = _STD.inv_cdf(1 - alpha / 2)
     z_b = _STD.inv_cdf(power)
     p_bar = (p1 + p2) / 2
-    root = z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(
-        p1 * (1 - p1) + p2 * (1 - p2)
-    )
+    root = z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
     return math.ceil(root**2 / (p2 - p1) ** 2)
 
 
@@ -43,8 +43,9 @@ class SequentialResult:
     decided: bool
 
 
-def msprt_two_proportions(*, conv_a: int, n_a: int, conv_b: int, n_b: int, alpha: float = 0.05,
-                          tau: float = 0.02) -> SequentialResult:
+def msprt_two_proportions(
+    *, conv_a: int, n_a: int, conv_b: int, n_b: int, alpha: float = 0.05, tau: float = 0.02
+) -> SequentialResult:
     """Mixture sequential probability ratio test for a difference of two proportions
     (Johari, Pekelis & Walsh, "Always valid inference", 2017; normal approximation).
 
@@ -75,8 +76,9 @@ def msprt_two_proportions(*, conv_a: int, n_a: int, conv_b: int, n_b: int, alpha
     )
 
 
-def naive_z_test_rejects(*, conv_a: int, n_a: int, conv_b: int, n_b: int,
-                         alpha: float = 0.05) -> bool:
+def naive_z_test_rejects(
+    *, conv_a: int, n_a: int, conv_b: int, n_b: int, alpha: float = 0.05
+) -> bool:
     """The fixed-horizon two-proportion z-test. Valid when looked at once; used in the A/A
     simulation to show how repeated peeking inflates its false positives."""
     if n_a <= 0 or n_b <= 0:

@@ -1,4 +1,5 @@
 """The creator's analytics dashboard (staff only) and its CSV exports."""
+
 from __future__ import annotations
 
 import csv
@@ -22,7 +23,7 @@ def _parse_filter(params) -> MetricFilter:
         raw = params.get(name, "").strip()
         if not raw:
             return None
-        return dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), tzinfo=dt.timezone.utc)
+        return dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), tzinfo=dt.UTC)
 
     def number(name: str) -> int | None:
         raw = params.get(name, "").strip()
@@ -30,8 +31,10 @@ def _parse_filter(params) -> MetricFilter:
 
     end = day("end")
     return MetricFilter(
-        start=day("start"), end=end + dt.timedelta(days=1) if end else None,  # end day included
-        offer_id=number("offer"), product_id=number("product"),
+        start=day("start"),
+        end=end + dt.timedelta(days=1) if end else None,  # end day included
+        offer_id=number("offer"),
+        product_id=number("product"),
         source=params.get("source", "").strip()[:100] or None,
     )
 
@@ -46,20 +49,33 @@ def _cents(value: int | None) -> str:
 
 def _experiment_rows() -> list[dict[str, Any]]:
     rows = []
-    for experiment in Experiment.objects.exclude(status=ExperimentStatus.DRAFT).order_by("-pk")[:20]:
+    for experiment in Experiment.objects.exclude(status=ExperimentStatus.DRAFT).order_by("-pk")[
+        :20
+    ]:
         report = experiment_report(experiment)
         r = report.result
         for arm in report.arms:
-            rows.append({
-                "experiment": experiment.name, "kind": experiment.kind, "arm": arm["arm"],
-                "visitors": arm["visitors"], "takers": arm["takers"], "buyers": arm["buyers"],
-                "take_rate": arm["take_rate"], "conversion": arm["conversion"],
-                "revenue_per_visitor": arm["revenue_per_visitor"],
-                "refund_rate": arm["refund_rate"], "repeat_rate": arm["repeat_rate"],
-                "planned_per_arm": report.planned_per_arm, "metric": report.metric,
-                "difference": round(r.difference, 4), "ci_lower": round(r.lower, 4),
-                "ci_upper": round(r.upper, 4), "verdict": report.verdict,
-            })
+            rows.append(
+                {
+                    "experiment": experiment.name,
+                    "kind": experiment.kind,
+                    "arm": arm["arm"],
+                    "visitors": arm["visitors"],
+                    "takers": arm["takers"],
+                    "buyers": arm["buyers"],
+                    "take_rate": arm["take_rate"],
+                    "conversion": arm["conversion"],
+                    "revenue_per_visitor": arm["revenue_per_visitor"],
+                    "refund_rate": arm["refund_rate"],
+                    "repeat_rate": arm["repeat_rate"],
+                    "planned_per_arm": report.planned_per_arm,
+                    "metric": report.metric,
+                    "difference": round(r.difference, 4),
+                    "ci_lower": round(r.lower, 4),
+                    "ci_upper": round(r.upper, 4),
+                    "verdict": report.verdict,
+                }
+            )
     return rows
 
 
@@ -67,27 +83,78 @@ def _experiment_rows() -> list[dict[str, Any]]:
 def _views(f: MetricFilter) -> dict[str, tuple[list[str], Any]]:
     return {
         "funnel": (["step", "events", "visitors"], lambda: selectors.funnel(f)),
-        "order_value": (["currency", "orders", "sessions", "gross", "net", "aov", "net_aov",
-                         "revenue_per_session"], lambda: selectors.order_value(f)),
-        "take_rates_offer": (["offer", "offered", "accepted", "rate"],
-                             lambda: selectors.take_rates(f, by="offer")),
-        "take_rates_source": (["source", "offered", "accepted", "rate"],
-                              lambda: selectors.take_rates(f, by="source")),
-        "refunds": (["offer_id", "sold", "refunds", "chargebacks", "charged_amount",
-                     "refunded_amount", "charged_back_amount", "refund_rate", "chargeback_rate"],
-                    lambda: selectors.refund_rates(f)),
-        "cohorts": (["cohort", "taker", "buyers"]
-                    + [c for d in LTV_DAYS for c in (f"ltv{d}", f"matured{d}")]
-                    + ["repeat_buyers", "repeat_rate"], lambda: selectors.cohort_ltv(f)),
-        "time_to_charge": (["charges", "p50_seconds", "p95_seconds"],
-                           lambda: [selectors.time_to_charge(f)]),
+        "order_value": (
+            [
+                "currency",
+                "orders",
+                "sessions",
+                "gross",
+                "net",
+                "aov",
+                "net_aov",
+                "revenue_per_session",
+            ],
+            lambda: selectors.order_value(f),
+        ),
+        "take_rates_offer": (
+            ["offer", "offered", "accepted", "rate"],
+            lambda: selectors.take_rates(f, by="offer"),
+        ),
+        "take_rates_source": (
+            ["source", "offered", "accepted", "rate"],
+            lambda: selectors.take_rates(f, by="source"),
+        ),
+        "refunds": (
+            [
+                "offer_id",
+                "sold",
+                "refunds",
+                "chargebacks",
+                "charged_amount",
+                "refunded_amount",
+                "charged_back_amount",
+                "refund_rate",
+                "chargeback_rate",
+            ],
+            lambda: selectors.refund_rates(f),
+        ),
+        "cohorts": (
+            ["cohort", "taker", "buyers"]
+            + [c for d in LTV_DAYS for c in (f"ltv{d}", f"matured{d}")]
+            + ["repeat_buyers", "repeat_rate"],
+            lambda: selectors.cohort_ltv(f),
+        ),
+        "time_to_charge": (
+            ["charges", "p50_seconds", "p95_seconds"],
+            lambda: [selectors.time_to_charge(f)],
+        ),
         "reliability": (["event", "reason", "events"], lambda: selectors.reliability(f)),
-        "experiments": (["experiment", "kind", "arm", "visitors", "takers", "buyers", "take_rate",
-                         "conversion", "revenue_per_visitor", "refund_rate", "repeat_rate",
-                         "planned_per_arm", "metric", "difference", "ci_lower", "ci_upper",
-                         "verdict"], _experiment_rows),
-        "alerts": (["occurred_at", "offer_id", "reason", "properties"],
-                   lambda: selectors.alerts(f)),
+        "experiments": (
+            [
+                "experiment",
+                "kind",
+                "arm",
+                "visitors",
+                "takers",
+                "buyers",
+                "take_rate",
+                "conversion",
+                "revenue_per_visitor",
+                "refund_rate",
+                "repeat_rate",
+                "planned_per_arm",
+                "metric",
+                "difference",
+                "ci_lower",
+                "ci_upper",
+                "verdict",
+            ],
+            _experiment_rows,
+        ),
+        "alerts": (
+            ["occurred_at", "offer_id", "reason", "properties"],
+            lambda: selectors.alerts(f),
+        ),
     }
 
 
@@ -118,29 +185,41 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     funnel = data["funnel"]
     cohorts = data["cohorts"]
     ltv_series = [
-        (f"{r['cohort']:%Y-%m} {'takers' if r['taker'] else 'non-takers'}",
-         [0] + [r[f"ltv{d}"] for d in LTV_DAYS])
+        (
+            f"{r['cohort']:%Y-%m} {'takers' if r['taker'] else 'non-takers'}",
+            [0] + [r[f"ltv{d}"] for d in LTV_DAYS],
+        )
         for r in cohorts[-8:]
     ]
     context = {
         "title": "Analytics",
-        "filter": f, "params": request.GET, "data": data,
+        "filter": f,
+        "params": request.GET,
+        "data": data,
         "exports": list(views),
         "funnel_chart": charts.bar_chart(
-            title="Funnel: visitors at each step", labels=[r["step"] for r in funnel],
-            values=[r["visitors"] for r in funnel]),
+            title="Funnel: visitors at each step",
+            labels=[r["step"] for r in funnel],
+            values=[r["visitors"] for r in funnel],
+        ),
         "offer_chart": charts.bar_chart(
-            title="Take rate per offer", labels=[f"offer {r['offer']}" for r in data["take_rates_offer"]],
+            title="Take rate per offer",
+            labels=[f"offer {r['offer']}" for r in data["take_rates_offer"]],
             values=[float(r["rate"] or 0) for r in data["take_rates_offer"]],
-            value_text=[_pct(r["rate"]) for r in data["take_rates_offer"]]),
+            value_text=[_pct(r["rate"]) for r in data["take_rates_offer"]],
+        ),
         "source_chart": charts.bar_chart(
             title="Take rate per source",
             labels=[r["source"] or "(direct)" for r in data["take_rates_source"]],
             values=[float(r["rate"] or 0) for r in data["take_rates_source"]],
-            value_text=[_pct(r["rate"]) for r in data["take_rates_source"]]),
+            value_text=[_pct(r["rate"]) for r in data["take_rates_source"]],
+        ),
         "ltv_chart": charts.line_chart(
             title="Net LTV by cohort (days since first purchase)",
-            x_labels=["0"] + [str(d) for d in LTV_DAYS], series=ltv_series, y_format=_cents),
+            x_labels=["0"] + [str(d) for d in LTV_DAYS],
+            series=ltv_series,
+            y_format=_cents,
+        ),
         "now": timezone.now(),
     }
     return render(request, "analytics/dashboard.html", context)

@@ -9,6 +9,7 @@ transaction with progress shown; pseudo-random but repeatable (a multiplicative 
 Per order: a core line, a bump for ~25 %, an upsell for ~35 % (with its charge attempt); a
 ledger charge per line, refunds on ~5 % of lines and chargebacks on ~0.5 %; funnel events.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,13 @@ def _creator():
     creator = Creator.objects.filter(slug=SLUG).first()
     if creator is None:
         print("[bench] creating the bench tenant…", flush=True)
-        creator = creator_create(slug=SLUG, display_name="Bench store", domain="bench.localhost",
-                                 owner_email="owner@bench.example", password="bench-pass-123").creator
+        creator = creator_create(
+            slug=SLUG,
+            display_name="Bench store",
+            domain="bench.localhost",
+            owner_email="owner@bench.example",
+            password="bench-pass-123",
+        ).creator
     return creator
 
 
@@ -94,14 +100,29 @@ def _seed(connection, n: int, batch: int) -> None:
         from offers.models import Offer
         from storefront.models import Product
 
-        made = [Product.objects.create(slug=slug, name=slug, price_amount=price, status="active",
-                                       ladder_position=pos)
-                for pos, (slug, price) in enumerate((("core", 4900), ("kit", 900), ("pro", 2700)))]
+        made = [
+            Product.objects.create(
+                slug=slug, name=slug, price_amount=price, status="active", ladder_position=pos
+            )
+            for pos, (slug, price) in enumerate((("core", 4900), ("kit", 900), ("pro", 2700)))
+        ]
         core, kit, pro = (p.pk for p in made)
-        bump = Offer.objects.create(kind="bump", trigger_product=made[0], product=made[1],
-                                    price_amount=900, headline="Add the kit", benefit="Today").pk
-        upsell = Offer.objects.create(kind="upsell", trigger_product=made[0], product=made[2],
-                                      price_amount=2700, headline="Go pro", benefit="Live").pk
+        bump = Offer.objects.create(
+            kind="bump",
+            trigger_product=made[0],
+            product=made[1],
+            price_amount=900,
+            headline="Add the kit",
+            benefit="Today",
+        ).pk
+        upsell = Offer.objects.create(
+            kind="upsell",
+            trigger_product=made[0],
+            product=made[2],
+            price_amount=2700,
+            headline="Go pro",
+            benefit="Live",
+        ).pk
         customers = max(1, int(n / 1.4))
         c.execute(f"""INSERT INTO storefront_customer (id, email, created_at)
             SELECT g, 'buyer' || g || '@bench.example', now() FROM generate_series(1, {customers}) g""")
@@ -112,14 +133,25 @@ def _seed(connection, n: int, batch: int) -> None:
             _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell)
             done = hi
             rate = done / (time.monotonic() - started)
-            print(f"[bench] {done:>9,} / {n:,} orders  ({rate:,.0f}/s, "
-                  f"eta {(n - done) / rate:,.0f}s)", flush=True)
+            print(
+                f"[bench] {done:>9,} / {n:,} orders  ({rate:,.0f}/s, "
+                f"eta {(n - done) / rate:,.0f}s)",
+                flush=True,
+            )
         for table in ("storefront_customer", "storefront_order", "storefront_orderline"):
-            c.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                      f"(SELECT max(id) FROM {table}))")
+            c.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
         print("[bench] VACUUM ANALYZE…", flush=True)
-        for table in ("storefront_order", "storefront_orderline", "payments_ledgerentry",
-                      "payments_chargeattempt", "analytics_event", "storefront_customer"):
+        for table in (
+            "storefront_order",
+            "storefront_orderline",
+            "payments_ledgerentry",
+            "payments_chargeattempt",
+            "analytics_event",
+            "storefront_customer",
+        ):
             c.execute(f"VACUUM ANALYZE {table}")
 
 
@@ -142,8 +174,8 @@ def _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell) -> None:
                false, 'US', '', o.paid_at
         FROM storefront_order o, LATERAL (VALUES
             (3 * o.id - 2, 'core', {core}, NULL::bigint, 4900, true),
-            (3 * o.id - 1, 'bump', {kit}, {bump}, 900, {r(3, 'o.id')} < 0.25),
-            (3 * o.id, 'upsell', {pro}, {upsell}, 2700, {r(4, 'o.id')} < 0.35)
+            (3 * o.id - 1, 'bump', {kit}, {bump}, 900, {r(3, "o.id")} < 0.25),
+            (3 * o.id, 'upsell', {pro}, {upsell}, 2700, {r(4, "o.id")} < 0.35)
         ) AS l(id, kind, product, offer, amount, present)
         WHERE o.id BETWEEN {lo} AND {hi} AND l.present""")
     c.execute(f"""
@@ -153,7 +185,7 @@ def _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell) -> None:
         SELECT 'order:' || l.order_id || ':upsell', 'idem-' || l.id, 'order:' || l.order_id,
                l.total_amount, 'USD', 'cus', 'pm', true, '{{}}', 'succeeded', 'pi_' || l.id, '',
                '', '', 1, l.created_at, l.created_at,
-               l.created_at + (0.5 + 6 * {r(5, 'l.id')}) * interval '1 second'
+               l.created_at + (0.5 + 6 * {r(5, "l.id")}) * interval '1 second'
         FROM storefront_orderline l
         WHERE l.order_id BETWEEN {lo} AND {hi} AND l.kind = 'upsell'""")
     c.execute(f"""
@@ -164,14 +196,14 @@ def _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell) -> None:
         FROM storefront_orderline l WHERE l.order_id BETWEEN {lo} AND {hi}
         UNION ALL
         SELECT 'refund', 're_' || l.id, 'order:' || l.order_id, 'line:' || l.id, l.total_amount,
-               'USD', l.created_at + {r(6, 'l.id')} * interval '30 days'
+               'USD', l.created_at + {r(6, "l.id")} * interval '30 days'
         FROM storefront_orderline l WHERE l.order_id BETWEEN {lo} AND {hi}
-          AND {r(7, 'l.id')} < 0.05
+          AND {r(7, "l.id")} < 0.05
         UNION ALL
         SELECT 'chargeback', 'dp_' || l.id, 'order:' || l.order_id, 'line:' || l.id,
-               l.total_amount, 'USD', l.created_at + {r(8, 'l.id')} * interval '60 days'
+               l.total_amount, 'USD', l.created_at + {r(8, "l.id")} * interval '60 days'
         FROM storefront_orderline l WHERE l.order_id BETWEEN {lo} AND {hi}
-          AND {r(9, 'l.id')} < 0.005""")
+          AND {r(9, "l.id")} < 0.005""")
     c.execute(f"""
         INSERT INTO analytics_event (name, occurred_at, visitor_id, customer_id, order_id,
           offer_id, product_id, variant, source, medium, campaign, amount, currency, reason,
@@ -183,11 +215,11 @@ def _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell) -> None:
             ('checkout_initiated', NULL, {core}, '', true),
             ('checkout_completed', NULL, NULL, '', true),
             ('bump_offered', {bump}, {kit}, '', true),
-            ('bump_accepted', {bump}, {kit}, '', {r(3, 'o.id')} < 0.25),
+            ('bump_accepted', {bump}, {kit}, '', {r(3, "o.id")} < 0.25),
             ('upsell_offered', {upsell}, {pro}, '', true),
-            ('upsell_accepted', {upsell}, {pro}, '', {r(4, 'o.id')} < 0.35),
-            ('upsell_failed', {upsell}, {pro}, 'card_declined', {r(10, 'o.id')} < 0.02),
-            ('idempotency_conflict', NULL, NULL, 'key_reused', {r(11, 'o.id')} < 0.001)
+            ('upsell_accepted', {upsell}, {pro}, '', {r(4, "o.id")} < 0.35),
+            ('upsell_failed', {upsell}, {pro}, 'card_declined', {r(10, "o.id")} < 0.02),
+            ('idempotency_conflict', NULL, NULL, 'key_reused', {r(11, "o.id")} < 0.001)
         ) AS e(name, offer, product, reason, present)
         WHERE o.id BETWEEN {lo} AND {hi} AND e.present""")
 
@@ -211,8 +243,10 @@ def _time_queries() -> None:
     filters = {
         "all time": MetricFilter(),
         "30 days, source=ig": MetricFilter(
-            start=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
-            end=dt.datetime(2026, 3, 31, tzinfo=dt.timezone.utc), source="ig"),
+            start=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+            end=dt.datetime(2026, 3, 31, tzinfo=dt.UTC),
+            source="ig",
+        ),
     }
     print(f"\n| query | {' | '.join(filters)} |\n|---|{'---|' * len(filters)}")
     for name, run in queries.items():

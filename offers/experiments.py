@@ -3,6 +3,7 @@
 The Experiment and Assignment models live in analytics (the read side measures them); offers
 sits above analytics in the layering, so importing them here is allowed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,14 @@ def experiment_assign(*, experiment: Experiment, visitor_key: str) -> str:
     with transaction.atomic():
         # INSERT … ON CONFLICT DO NOTHING: the unique constraint decides races.
         Assignment.objects.bulk_create(
-            [Assignment(experiment=experiment, visitor_key=visitor_key, variant=arm,
-                        assigned_at=timezone.now())],
+            [
+                Assignment(
+                    experiment=experiment,
+                    visitor_key=visitor_key,
+                    variant=arm,
+                    assigned_at=timezone.now(),
+                )
+            ],
             ignore_conflicts=True,
         )
         return Assignment.objects.values_list("variant", flat=True).get(

@@ -3,6 +3,7 @@
 Lives in offers (it pauses offers through `offer_pause`) and reads the figures from the
 analytics selectors below it; analytics itself never imports offers.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,8 +43,9 @@ class Breach:
     reason: str  # the sentence the creator sees on the offer
 
 
-def guardrail_breaches(*, policy: GuardrailPolicy = GuardrailPolicy(),
-                       now: dt.datetime | None = None) -> list[Breach]:
+def guardrail_breaches(
+    *, policy: GuardrailPolicy = GuardrailPolicy(), now: dt.datetime | None = None
+) -> list[Breach]:
     now = now or timezone.now()
     window_start = now - dt.timedelta(days=policy.window_days)
     baseline_start = window_start - dt.timedelta(days=policy.baseline_days)
@@ -51,25 +53,46 @@ def guardrail_breaches(*, policy: GuardrailPolicy = GuardrailPolicy(),
     for row in offer_risk_window(window_start=window_start, baseline_start=baseline_start, now=now):
         recent = rate(row["recent_refunds"], row["recent_sold"])
         base = rate(row["base_refunds"], row["base_sold"]) or Decimal(0)
-        if (row["recent_sold"] >= policy.min_sold and recent is not None
-                and recent >= max(policy.refund_floor, policy.refund_ratio * base)):
-            breaches.append(Breach(row["offer_id"], "refund_spike", (
-                f"Paused automatically: {recent * 100:.1f}% of this offer's sales were refunded "
-                f"in the last {policy.window_days} days ({row['recent_refunds']} of "
-                f"{row['recent_sold']}), against {base * 100:.1f}% over the "
-                f"{policy.baseline_days} days before.")))
+        if (
+            row["recent_sold"] >= policy.min_sold
+            and recent is not None
+            and recent >= max(policy.refund_floor, policy.refund_ratio * base)
+        ):
+            breaches.append(
+                Breach(
+                    row["offer_id"],
+                    "refund_spike",
+                    (
+                        f"Paused automatically: {recent * 100:.1f}% of this offer's sales were refunded "
+                        f"in the last {policy.window_days} days ({row['recent_refunds']} of "
+                        f"{row['recent_sold']}), against {base * 100:.1f}% over the "
+                        f"{policy.baseline_days} days before."
+                    ),
+                )
+            )
             continue
         # The baseline's chargebacks scaled to the window's length: the usual pace.
         pace = Decimal(row["base_chargebacks"]) * policy.window_days / policy.baseline_days
-        if row["recent_chargebacks"] >= policy.chargeback_limit and row["recent_chargebacks"] > 2 * pace:
-            breaches.append(Breach(row["offer_id"], "chargebacks", (
-                f"Paused automatically: {row['recent_chargebacks']} chargebacks in the last "
-                f"{policy.window_days} days, against about {pace:.1f} usually.")))
+        if (
+            row["recent_chargebacks"] >= policy.chargeback_limit
+            and row["recent_chargebacks"] > 2 * pace
+        ):
+            breaches.append(
+                Breach(
+                    row["offer_id"],
+                    "chargebacks",
+                    (
+                        f"Paused automatically: {row['recent_chargebacks']} chargebacks in the last "
+                        f"{policy.window_days} days, against about {pace:.1f} usually."
+                    ),
+                )
+            )
     return breaches
 
 
-def offer_guardrails_enforce(*, policy: GuardrailPolicy = GuardrailPolicy(),
-                             now: dt.datetime | None = None) -> list[int]:
+def offer_guardrails_enforce(
+    *, policy: GuardrailPolicy = GuardrailPolicy(), now: dt.datetime | None = None
+) -> list[int]:
     """Pause every active offer in breach; append `offer_paused` and tell the creator.
     Safe to run twice: a paused offer is not paused again (offer_pause is conditional)."""
     paused = []
@@ -80,8 +103,13 @@ def offer_guardrails_enforce(*, policy: GuardrailPolicy = GuardrailPolicy(),
         with transaction.atomic():
             if not offer_pause(offer=offer, reason=breach.reason):
                 continue
-            event_append(EventName.OFFER_PAUSED, offer_id=offer.pk, product_id=offer.product_id,
-                         reason=breach.code, properties={"message": breach.reason})
+            event_append(
+                EventName.OFFER_PAUSED,
+                offer_id=offer.pk,
+                product_id=offer.product_id,
+                reason=breach.code,
+                properties={"message": breach.reason},
+            )
             transaction.on_commit(lambda o=offer, b=breach: _notify_creator(o, b))
         paused.append(offer.pk)
     return paused
@@ -105,8 +133,10 @@ def _notify_creator(offer: Offer, breach: Breach) -> None:
     send_mail(
         subject=f"We paused your offer “{offer.headline}”",
         message=f"{breach.reason}\n\nLook at its refunds and wording, then resume it from the "
-                "offers page when you are ready.",
-        from_email=None, recipient_list=[address], fail_silently=True,
+        "offers page when you are ready.",
+        from_email=None,
+        recipient_list=[address],
+        fail_silently=True,
     )
 
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import django_filters
-
-from partners.api.views import BoundedDateTimeFilter
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.pagination import CursorPagination
 
 from analytics.models import Event, EventName
+from partners.api.views import BoundedDateTimeFilter
 
 
 class EventOut(serializers.ModelSerializer):

@@ -1,4 +1,5 @@
 """A store small enough to check every metric by hand (figures in test_metrics.py)."""
+
 import datetime as dt
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ from payments.models import ChargeAttempt, LedgerEntry
 from storefront.models import Customer, Order, OrderLine
 from tests.factories import OfferFactory, ProductFactory
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def at(month: int, day: int, hour: int = 12, second: int = 0) -> dt.datetime:
@@ -23,15 +24,30 @@ AS_OF = at(6, 1)
 def make_order(customer, *, visitor, source, paid_at, lines, status="paid"):
     """lines: [(kind, product, offer, amount)]; one charge ledger entry per line at paid_at."""
     order = Order.objects.create(
-        token=f"tok{Order.objects.count() + 1}{visitor}", customer=customer, status=status,
-        currency="USD", country="US", visitor_id=visitor, utm_source=source, paid_at=paid_at,
+        token=f"tok{Order.objects.count() + 1}{visitor}",
+        customer=customer,
+        status=status,
+        currency="USD",
+        country="US",
+        visitor_id=visitor,
+        utm_source=source,
+        paid_at=paid_at,
     )
     made = []
     for kind, product, offer, amount in lines:
         line = OrderLine.objects.create(
-            order=order, kind=kind, product=product, offer=offer, description=kind,
-            net_amount=amount, tax_amount=0, total_amount=amount, currency="USD",
-            tax_rate="0", tax_inclusive=False, tax_country="US",
+            order=order,
+            kind=kind,
+            product=product,
+            offer=offer,
+            description=kind,
+            net_amount=amount,
+            tax_amount=0,
+            total_amount=amount,
+            currency="USD",
+            tax_rate="0",
+            tax_inclusive=False,
+            tax_country="US",
         )
         OrderLine.objects.filter(pk=line.pk).update(created_at=paid_at or at(1, 1))
         if paid_at:
@@ -42,8 +58,12 @@ def make_order(customer, *, visitor, source, paid_at, lines, status="paid"):
 
 def ledger(line, kind, amount, when):
     entry = LedgerEntry.objects.create(
-        kind=kind, gateway_ref=f"{kind}_{line.pk}_{when:%m%d}", reference=f"order:{line.order_id}",
-        line_key=f"line:{line.pk}", amount=amount, currency="USD",
+        kind=kind,
+        gateway_ref=f"{kind}_{line.pk}_{when:%m%d}",
+        reference=f"order:{line.order_id}",
+        line_key=f"line:{line.pk}",
+        amount=amount,
+        currency="USD",
     )
     LedgerEntry.objects.filter(pk=entry.pk).update(created_at=when)
 
@@ -59,12 +79,18 @@ def event(name, when, order=None, **fields):
 
 def attempt(order, what, created, seconds, status="succeeded"):
     row = ChargeAttempt.objects.create(
-        purpose=f"order:{order.pk}:{what}", idempotency_key=f"idem-{order.pk}-{what}",
-        reference=f"order:{order.pk}", amount=100, currency="USD", customer_ref="cus",
-        payment_method_ref="pm", status=status,
+        purpose=f"order:{order.pk}:{what}",
+        idempotency_key=f"idem-{order.pk}-{what}",
+        reference=f"order:{order.pk}",
+        amount=100,
+        currency="USD",
+        customer_ref="cus",
+        payment_method_ref="pm",
+        status=status,
     )
     ChargeAttempt.objects.filter(pk=row.pk).update(
-        created_at=created, finished_at=created + dt.timedelta(seconds=seconds))
+        created_at=created, finished_at=created + dt.timedelta(seconds=seconds)
+    )
 
 
 @pytest.fixture
@@ -74,28 +100,48 @@ def hand_store(tenant):
     upsell = OfferFactory(kind=OfferKind.UPSELL, trigger_product=core, price_amount=2700)
     alice, bob, carol, dan, eve = (
         Customer.objects.create(email=f"{n}@buyer.example")
-        for n in ("alice", "bob", "carol", "dan", "eve"))
+        for n in ("alice", "bob", "carol", "dan", "eve")
+    )
 
     # Alice (ig): core + bump on 10 Jan, bump refunded on 20 Jan; buys again on 15 Feb.
-    o1, (o1_core, o1_bump) = make_order(alice, visitor="v1", source="ig", paid_at=at(1, 10), lines=[
-        ("core", core, None, 4900), ("bump", bump.product, bump, 900)])
+    o1, (o1_core, o1_bump) = make_order(
+        alice,
+        visitor="v1",
+        source="ig",
+        paid_at=at(1, 10),
+        lines=[("core", core, None, 4900), ("bump", bump.product, bump, 900)],
+    )
     ledger(o1_bump, "refund", 900, at(1, 20))
-    o4, _ = make_order(alice, visitor="v1", source="ig", paid_at=at(2, 15),
-                       lines=[("core", core, None, 4900)])
+    o4, _ = make_order(
+        alice, visitor="v1", source="ig", paid_at=at(2, 15), lines=[("core", core, None, 4900)]
+    )
     # Bob (ads): core on 12 Jan + upsell, the upsell charged back on 1 Mar (day 48).
-    o2, (_, o2_up) = make_order(bob, visitor="v2", source="ads", paid_at=at(1, 12), lines=[
-        ("core", core, None, 4900), ("upsell", upsell.product, upsell, 2700)])
+    o2, (_, o2_up) = make_order(
+        bob,
+        visitor="v2",
+        source="ads",
+        paid_at=at(1, 12),
+        lines=[("core", core, None, 4900), ("upsell", upsell.product, upsell, 2700)],
+    )
     ledger(o2_up, "chargeback", 2700, at(3, 1))
     # Carol (ig): core only on 15 Jan.
-    o3, _ = make_order(carol, visitor="v3", source="ig", paid_at=at(1, 15),
-                       lines=[("core", core, None, 4900)])
+    o3, _ = make_order(
+        carol, visitor="v3", source="ig", paid_at=at(1, 15), lines=[("core", core, None, 4900)]
+    )
     # Dan (ig): core only on 3 Feb, fully refunded on 5 Feb.
-    o5, (o5_core,) = make_order(dan, visitor="v4", source="ig", paid_at=at(2, 3),
-                                lines=[("core", core, None, 4900)])
+    o5, (o5_core,) = make_order(
+        dan, visitor="v4", source="ig", paid_at=at(2, 3), lines=[("core", core, None, 4900)]
+    )
     ledger(o5_core, "refund", 4900, at(2, 5))
     # Eve (ads): a checkout that never paid.
-    o6, _ = make_order(eve, visitor="v6", source="ads", paid_at=None, status="failed",
-                       lines=[("core", core, None, 4900)])
+    o6, _ = make_order(
+        eve,
+        visitor="v6",
+        source="ads",
+        paid_at=None,
+        status="failed",
+        lines=[("core", core, None, 4900)],
+    )
 
     # Sessions: v1–v4 and v6 started checkouts; v5 (ig) only looked.
     for order in (o1, o4, o2, o3, o5, o6):

@@ -1,4 +1,5 @@
 """The analytics dashboard: staff only, charts drawn, CSV exports."""
+
 import csv
 import io
 
@@ -20,7 +21,7 @@ def test_the_dashboard_renders_charts_for_staff(hand_store, staff_client):
     page = staff_client.get(URL)
     assert page.status_code == 200
     html = page.content.decode()
-    assert html.count("<svg role=\"img\"") == 4  # funnel, take per offer, take per source, LTV curves
+    assert html.count('<svg role="img"') == 4  # funnel, take per offer, take per source, LTV curves
     assert "Net LTV by purchase-month cohort" in html and "2026-01 takers" in html
     assert "<polyline" in html
     assert "key_reused" in html
@@ -43,20 +44,24 @@ def test_the_take_rate_csv_has_its_header_and_one_row_per_source(hand_store, sta
     response = staff_client.get(URL, {"export": "take_rates_source"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows == [["source", "offered", "accepted", "rate"],
-                    ["ads", "2", "1", "0.5000"], ["ig", "5", "1", "0.2000"]]
+    assert rows == [
+        ["source", "offered", "accepted", "rate"],
+        ["ads", "2", "1", "0.5000"],
+        ["ig", "5", "1", "0.2000"],
+    ]
 
 
 def test_the_cohort_csv_respects_the_source_filter(hand_store, staff_client):
     response = staff_client.get(URL, {"export": "cohorts", "source": "ads"})
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert [(r["cohort"], r["taker"], r["buyers"], r["ltv30"], r["ltv60"]) for r in rows] == [
-        ("2026-01-01", "True", "1", "7600", "4900")]  # Bob: upsell charged back on day 48
+        ("2026-01-01", "True", "1", "7600", "4900")
+    ]  # Bob: upsell charged back on day 48
 
 
 def test_every_view_exports_a_csv_with_its_header(hand_store, staff_client):
-    from analytics.views import _views
     from analytics.selectors import MetricFilter
+    from analytics.views import _views
 
     for name, (columns, _) in _views(MetricFilter()).items():
         response = staff_client.get(URL, {"export": name})

@@ -1,4 +1,5 @@
 """Experiments: one thing at a time, deterministic sticky assignment, a no-offer control."""
+
 import threading
 from collections import Counter
 from decimal import Decimal
@@ -10,7 +11,10 @@ from django.db import IntegrityError, connection
 from analytics.experiments import experiment_report
 from analytics.models import CONTROL_ARM, Assignment, Experiment
 from offers.experiments import (
-    experiment_arm_for, experiment_assign, experiment_start, offer_present,
+    experiment_arm_for,
+    experiment_assign,
+    experiment_start,
+    offer_present,
 )
 from offers.models import OfferKind
 from storefront.models import Customer
@@ -24,9 +28,12 @@ def offer(tenant):
 
 
 def _experiment(offer, **kw):
-    defaults = dict(offer_id=offer.pk, name="Headline test", kind="creative",
-                    variants={"a": {"headline": "Complete your kit"},
-                              "b": {"headline": "Add the workbook"}})
+    defaults = dict(
+        offer_id=offer.pk,
+        name="Headline test",
+        kind="creative",
+        variants={"a": {"headline": "Complete your kit"}, "b": {"headline": "Add the workbook"}},
+    )
     defaults.update(kw)
     return Experiment.objects.create(**defaults)
 
@@ -38,22 +45,31 @@ def test_an_experiment_may_not_change_creative_and_structure_at_once(offer):
         _experiment(offer, variants={"a": {"headline": "x"}})
     with pytest.raises(ValidationError, match="reserved"):
         _experiment(offer, variants={"a": {}, "control": {}})
-    structural = _experiment(offer, kind="structural", control_no_offer=True,
-                             variants={"cheaper": {"price_amount": 1900}})
+    structural = _experiment(
+        offer,
+        kind="structural",
+        control_no_offer=True,
+        variants={"cheaper": {"price_amount": 1900}},
+    )
     assert structural.arms == [CONTROL_ARM, "cheaper"]
 
 
 def test_assignment_is_deterministic_and_sticky_across_visits(offer):
     experiment = _experiment(offer)
-    arms = {key: experiment_assign(experiment=experiment, visitor_key=key)
-            for key in (f"visitor-{i}" for i in range(200))}
+    arms = {
+        key: experiment_assign(experiment=experiment, visitor_key=key)
+        for key in (f"visitor-{i}" for i in range(200))
+    }
     # Same hash on a fresh object: the arm depends only on experiment id and visitor key.
     again = Experiment.objects.get(pk=experiment.pk)
-    assert all(experiment_arm_for(experiment=again, visitor_key=k) == arm for k, arm in arms.items())
+    assert all(
+        experiment_arm_for(experiment=again, visitor_key=k) == arm for k, arm in arms.items()
+    )
     assert 70 < Counter(arms.values())["a"] < 130  # roughly half each
     # Sticky even if the creator edits the arms later: the stored row wins.
     Experiment.objects.filter(pk=experiment.pk).update(
-        variants={"a": {"headline": "x"}, "b": {"headline": "y"}, "c": {"headline": "z"}})
+        variants={"a": {"headline": "x"}, "b": {"headline": "y"}, "c": {"headline": "z"}}
+    )
     again.refresh_from_db()
     assert all(experiment_assign(experiment=again, visitor_key=k) == arm for k, arm in arms.items())
     assert Assignment.objects.filter(experiment=experiment).count() == 200
@@ -87,8 +103,12 @@ def test_concurrent_first_visits_collapse_to_one_assignment(live_tenant):
 
 
 def test_control_buyers_never_see_the_offer(offer):
-    experiment = _experiment(offer, kind="structural", control_no_offer=True,
-                             variants={"cheaper": {"price_amount": 1900}})
+    experiment = _experiment(
+        offer,
+        kind="structural",
+        control_no_offer=True,
+        variants={"cheaper": {"price_amount": 1900}},
+    )
     experiment_start(experiment=experiment)
     seen = {}
     for i in range(100):
@@ -112,8 +132,9 @@ def test_no_running_experiment_means_the_plain_offer(offer):
 
 
 def test_experiment_report_is_underpowered_early_and_reports_refunds_and_repeats(offer):
-    experiment = _experiment(offer, baseline_rate=Decimal("0.10"),
-                             min_detectable_effect=Decimal("0.02"))
+    experiment = _experiment(
+        offer, baseline_rate=Decimal("0.10"), min_detectable_effect=Decimal("0.02")
+    )
     experiment_start(experiment=experiment)
     experiment.refresh_from_db()
     Experiment.objects.filter(pk=experiment.pk).update(started_at=at(1, 1))
@@ -126,8 +147,16 @@ def test_experiment_report_is_underpowered_early_and_reports_refunds_and_repeats
     # In arm b: two visitors buy and take the upsell; one of them is refunded.
     took = by_arm["b"][:2]
     for j, key in enumerate(took):
-        order, (_, line) = make_order(customer, visitor=key, source="ig", paid_at=at(1, 5), lines=[
-            ("core", offer.trigger_product, None, 4900), ("upsell", offer.product, offer, 2700)])
+        order, (_, line) = make_order(
+            customer,
+            visitor=key,
+            source="ig",
+            paid_at=at(1, 5),
+            lines=[
+                ("core", offer.trigger_product, None, 4900),
+                ("upsell", offer.product, offer, 2700),
+            ],
+        )
         event("upsell_accepted", at(1, 5), order, offer_id=offer.pk)
         if j == 0:
             ledger(line, "refund", 2700, at(1, 9))

@@ -1,4 +1,5 @@
 """Guardrails: a refund spike pauses the offer, with a visible reason and a notice."""
+
 import datetime as dt
 
 import pytest
@@ -20,9 +21,16 @@ def _sales(offer, *, count, refunded, days_ago, tag):
     customer = Customer.objects.create(email=f"{tag}@buyer.example")
     for i in range(count):
         when = NOW - dt.timedelta(days=days_ago, hours=i)
-        _, (_, line) = make_order(customer, visitor=f"{tag}{i}", source="ig", paid_at=when, lines=[
-            ("core", offer.trigger_product, None, 4900),
-            ("bump", offer.product, offer, offer.price_amount)])
+        _, (_, line) = make_order(
+            customer,
+            visitor=f"{tag}{i}",
+            source="ig",
+            paid_at=when,
+            lines=[
+                ("core", offer.trigger_product, None, 4900),
+                ("bump", offer.product, offer, offer.price_amount),
+            ],
+        )
         if i < refunded:
             ledger(line, "refund", offer.price_amount, when + dt.timedelta(hours=1))
 
@@ -83,15 +91,25 @@ def test_a_steady_refund_rate_does_not_pause_the_offer(offer):
 def test_too_few_sales_are_not_enough_to_pause(offer):
     _sales(offer, count=5, refunded=4, days_ago=1, tag="few")
     assert guardrail_breaches(policy=GuardrailPolicy(min_sold=20)) == []
-    assert [b.code for b in guardrail_breaches(policy=GuardrailPolicy(min_sold=5))] == ["refund_spike"]
+    assert [b.code for b in guardrail_breaches(policy=GuardrailPolicy(min_sold=5))] == [
+        "refund_spike"
+    ]
 
 
 def test_a_burst_of_chargebacks_pauses_the_offer(offer):
     customer = Customer.objects.create(email="cb@buyer.example")
     for i in range(3):
         when = NOW - dt.timedelta(days=1, hours=i)
-        _, (_, line) = make_order(customer, visitor=f"cb{i}", source="ads", paid_at=when, lines=[
-            ("core", offer.trigger_product, None, 4900), ("bump", offer.product, offer, 900)])
+        _, (_, line) = make_order(
+            customer,
+            visitor=f"cb{i}",
+            source="ads",
+            paid_at=when,
+            lines=[
+                ("core", offer.trigger_product, None, 4900),
+                ("bump", offer.product, offer, 900),
+            ],
+        )
         ledger(line, "chargeback", 900, when + dt.timedelta(minutes=5))
     [breach] = guardrail_breaches()
     assert breach.code == "chargebacks" and "3 chargebacks" in breach.reason

@@ -4,6 +4,7 @@ Ledger by order (USD cents): o1 5800 charged, 900 refunded (day 10); o2 7600 cha
 charged back (day 48); o3 4900; o4 (Alice again, day 36) 4900; o5 4900 charged, 4900
 refunded; o6 never paid.
 """
+
 from decimal import Decimal
 
 from analytics import selectors
@@ -14,8 +15,16 @@ from tests.analytics.conftest import AS_OF, at
 def test_aov_and_revenue_per_session_count_every_paid_order_and_visitor(hand_store):
     [usd] = selectors.order_value(MetricFilter())
     # 5 paid orders, 28,100 charged, 8,500 returned; 6 visitors started or viewed.
-    assert usd == {"currency": "USD", "orders": 5, "sessions": 6, "gross": 28100, "net": 19600,
-                   "aov": 5620, "net_aov": 3920, "revenue_per_session": 4683}
+    assert usd == {
+        "currency": "USD",
+        "orders": 5,
+        "sessions": 6,
+        "gross": 28100,
+        "net": 19600,
+        "aov": 5620,
+        "net_aov": 3920,
+        "revenue_per_session": 4683,
+    }
 
 
 def test_source_filter_keeps_only_that_sources_orders_and_sessions(hand_store):
@@ -32,14 +41,20 @@ def test_date_range_filter_excludes_orders_outside_it(hand_store):
 
 def test_take_rate_per_offer_is_accepted_over_offered(hand_store):
     rows = {r["offer"]: r for r in selectors.take_rates(MetricFilter())}
-    assert rows[hand_store.bump.pk] == {"offer": hand_store.bump.pk, "offered": 4, "accepted": 1,
-                                        "rate": Decimal("0.2500")}
+    assert rows[hand_store.bump.pk] == {
+        "offer": hand_store.bump.pk,
+        "offered": 4,
+        "accepted": 1,
+        "rate": Decimal("0.2500"),
+    }
     assert rows[hand_store.upsell.pk]["rate"] == Decimal("0.3333")
 
 
 def test_take_rate_per_source_splits_offers_by_attribution(hand_store):
-    rows = {r["source"]: (r["offered"], r["accepted"], r["rate"])
-            for r in selectors.take_rates(MetricFilter(), by="source")}
+    rows = {
+        r["source"]: (r["offered"], r["accepted"], r["rate"])
+        for r in selectors.take_rates(MetricFilter(), by="source")
+    }
     assert rows == {"ig": (5, 1, Decimal("0.2000")), "ads": (2, 1, Decimal("0.5000"))}
 
 
@@ -47,21 +62,34 @@ def test_refund_and_chargeback_rates_per_offer_come_from_the_ledger(hand_store):
     rows = {r["offer_id"]: r for r in selectors.refund_rates(MetricFilter())}
     bump, upsell = rows[hand_store.bump.pk], rows[hand_store.upsell.pk]
     assert (bump["sold"], bump["refunds"], bump["chargebacks"], bump["refund_rate"]) == (
-        1, 1, 0, Decimal("1.0000"))
+        1,
+        1,
+        0,
+        Decimal("1.0000"),
+    )
     assert bump["refunded_amount"] == 900
     assert (upsell["sold"], upsell["chargebacks"], upsell["chargeback_rate"]) == (
-        1, 1, Decimal("1.0000"))
+        1,
+        1,
+        Decimal("1.0000"),
+    )
     assert upsell["refund_rate"] == Decimal("0.0000")
     assert upsell["charged_back_amount"] == 2700
 
 
 def test_cohort_ltv_is_net_of_refunds_and_chargebacks_for_takers_and_non_takers(hand_store):
-    rows = {(str(r["cohort"]), r["taker"]): r for r in selectors.cohort_ltv(MetricFilter(), as_of=AS_OF)}
+    rows = {
+        (str(r["cohort"]), r["taker"]): r for r in selectors.cohort_ltv(MetricFilter(), as_of=AS_OF)
+    }
     jan_takers = rows[("2026-01-01", True)]
     # Alice: 5800 − 900 by day 30, + 4900 (day 36) by day 60. Bob: 7600 by day 30, − 2700
     # chargeback on day 48. Averages: (4900 + 7600)/2, (9800 + 4900)/2, (9800 + 4900)/2.
-    assert (jan_takers["buyers"], jan_takers["ltv30"], jan_takers["ltv60"], jan_takers["ltv90"]) == (
-        2, 6250, 7350, 7350)
+    assert (
+        jan_takers["buyers"],
+        jan_takers["ltv30"],
+        jan_takers["ltv60"],
+        jan_takers["ltv90"],
+    ) == (2, 6250, 7350, 7350)
     assert jan_takers["repeat_rate"] == Decimal("0.5000")
     jan_others = rows[("2026-01-01", False)]
     assert (jan_others["buyers"], jan_others["ltv30"], jan_others["ltv90"]) == (1, 4900, 4900)
@@ -72,23 +100,32 @@ def test_cohort_ltv_is_net_of_refunds_and_chargebacks_for_takers_and_non_takers(
 
 
 def test_cohort_ltv_leaves_out_buyers_whose_window_has_not_passed(hand_store):
-    rows = {(str(r["cohort"]), r["taker"]): r
-            for r in selectors.cohort_ltv(MetricFilter(), as_of=at(3, 20))}
+    rows = {
+        (str(r["cohort"]), r["taker"]): r
+        for r in selectors.cohort_ltv(MetricFilter(), as_of=at(3, 20))
+    }
     # By 20 Mar, January buyers have 60 days behind them but not 90.
     jan = rows[("2026-01-01", True)]
     assert (jan["matured60"], jan["ltv60"], jan["matured90"], jan["ltv90"]) == (2, 7350, 0, None)
 
 
 def test_cohort_ltv_with_a_source_filter_keeps_only_that_sources_buyers(hand_store):
-    rows = {(str(r["cohort"]), r["taker"]): r
-            for r in selectors.cohort_ltv(MetricFilter(source="ig"), as_of=AS_OF)}
+    rows = {
+        (str(r["cohort"]), r["taker"]): r
+        for r in selectors.cohort_ltv(MetricFilter(source="ig"), as_of=AS_OF)
+    }
     assert rows[("2026-01-01", True)]["buyers"] == 1  # Bob came from ads
-    assert (rows[("2026-01-01", True)]["ltv30"], rows[("2026-01-01", True)]["ltv60"]) == (4900, 9800)
+    assert (rows[("2026-01-01", True)]["ltv30"], rows[("2026-01-01", True)]["ltv60"]) == (
+        4900,
+        9800,
+    )
 
 
 def test_cohort_ltv_with_an_offer_filter_compares_that_offers_takers(hand_store):
-    rows = {(str(r["cohort"]), r["taker"]): r["buyers"]
-            for r in selectors.cohort_ltv(MetricFilter(offer_id=hand_store.upsell.pk), as_of=AS_OF)}
+    rows = {
+        (str(r["cohort"]), r["taker"]): r["buyers"]
+        for r in selectors.cohort_ltv(MetricFilter(offer_id=hand_store.upsell.pk), as_of=AS_OF)
+    }
     assert rows == {("2026-01-01", True): 1, ("2026-01-01", False): 2, ("2026-02-01", False): 1}
 
 
@@ -102,9 +139,11 @@ def test_time_to_charge_percentiles_cover_only_successful_upsells_and_downsells(
 
 def test_idempotency_conflicts_and_upsell_failures_are_counted_by_reason(hand_store):
     rows = [(r["event"], r["reason"], r["events"]) for r in selectors.reliability(MetricFilter())]
-    assert rows == [("idempotency_conflict", "key_reused", 2),
-                    ("upsell_failed", "card_declined", 2),
-                    ("upsell_failed", "authentication_required", 1)]
+    assert rows == [
+        ("idempotency_conflict", "key_reused", 2),
+        ("upsell_failed", "card_declined", 2),
+        ("upsell_failed", "authentication_required", 1),
+    ]
 
 
 def test_funnel_counts_each_step(hand_store):

@@ -1,4 +1,5 @@
 """Sample size and always-valid inference: textbook figures and A/A simulations with peeking."""
+
 import math
 import random
 import time
@@ -13,7 +14,8 @@ Z_80 = 0.841621233572914
 def _fleiss_reference(p1: float, p2: float) -> float:
     p_bar = (p1 + p2) / 2
     num = Z_975 * math.sqrt(2 * p_bar * (1 - p_bar)) + Z_80 * math.sqrt(
-        p1 * (1 - p1) + p2 * (1 - p2))
+        p1 * (1 - p1) + p2 * (1 - p2)
+    )
     return num**2 / (p2 - p1) ** 2
 
 
@@ -24,11 +26,17 @@ def test_sample_size_matches_the_textbook_two_proportion_figure():
     assert abs(sample_size_two_proportions(p1=0.10, p2=0.12, alpha=0.05, power=0.8) - 3841) <= 1
     assert sample_size_two_proportions(p1=0.10, p2=0.12) == math.ceil(reference)
     # A second textbook case: 5 % → 10 % needs 435 per arm.
-    assert sample_size_two_proportions(p1=0.05, p2=0.10) == math.ceil(_fleiss_reference(0.05, 0.10)) == 435
+    assert (
+        sample_size_two_proportions(p1=0.05, p2=0.10)
+        == math.ceil(_fleiss_reference(0.05, 0.10))
+        == 435
+    )
 
 
 def test_sample_size_grows_when_the_effect_shrinks_or_power_rises():
-    assert sample_size_two_proportions(p1=0.10, p2=0.11) > sample_size_two_proportions(p1=0.10, p2=0.12)
+    assert sample_size_two_proportions(p1=0.10, p2=0.11) > sample_size_two_proportions(
+        p1=0.10, p2=0.12
+    )
     assert sample_size_two_proportions(p1=0.10, p2=0.12, power=0.9) > 3841
 
 
@@ -48,11 +56,16 @@ def _aa_false_positive_rates(seed: int) -> tuple[float, float]:
             conv_b += rng.random() < RATE
             if n % PEEK_EVERY:
                 continue
-            if not msprt_rejected and msprt_two_proportions(
-                    conv_a=conv_a, n_a=n, conv_b=conv_b, n_b=n, alpha=ALPHA, tau=0.02).decided:
+            if (
+                not msprt_rejected
+                and msprt_two_proportions(
+                    conv_a=conv_a, n_a=n, conv_b=conv_b, n_b=n, alpha=ALPHA, tau=0.02
+                ).decided
+            ):
                 msprt_rejected = True
             if not naive_rejected and naive_z_test_rejects(
-                    conv_a=conv_a, n_a=n, conv_b=conv_b, n_b=n, alpha=ALPHA):
+                conv_a=conv_a, n_a=n, conv_b=conv_b, n_b=n, alpha=ALPHA
+            ):
                 naive_rejected = True
         msprt_hits += msprt_rejected
         naive_hits += naive_rejected
