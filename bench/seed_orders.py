@@ -162,7 +162,7 @@ def _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell) -> None:
         INSERT INTO storefront_order (id, token, customer_id, status, currency, country, region,
           tax_evidence, visitor_id, utm_source, utm_medium, utm_campaign, referrer, variant,
           setup_ref, card_saved, created_at, paid_at)
-        SELECT i, 'b' || i, 1 + (i * 7919) % {customers}, 'paid', 'USD', 'US', '', '{{}}',
+        SELECT i, 'b' || i, 1 + (i::bigint * 7919) % {customers}, 'paid', 'USD', 'US', '', '{{}}',
                'v' || i, {src}, '', '', '', '', '', true, {paid}, {paid}
         FROM generate_series({lo}, {hi}) i""")
     # Lines: core 3i-2 always, bump 3i-1 if r(3) < .25, upsell 3i if r(4) < .35.
