@@ -1,4 +1,5 @@
-"""Hosted post-purchase pages: the one-click offer, its accept/decline posts, the 3-D Secure step."""
+"""Hosted post-purchase pages: the one-click offer, accept/decline posts, the 3-D Secure step."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -15,16 +16,29 @@ from storefront.views import _order_or_404
 
 
 def _refused(request, exc: OfferRefused, token: str):
-    return render(request, "storefront/upsell_refused.html", {
-        "title": exc.title, "message": exc.message, "order_token": token,
-    }, status=exc.status)
+    return render(
+        request,
+        "storefront/upsell_refused.html",
+        {
+            "title": exc.title,
+            "message": exc.message,
+            "order_token": token,
+        },
+        status=exc.status,
+    )
 
 
 def _post_only(request, token: str):
     # A GET never charges: it gets a readable page, not a bare 405.
-    return _refused(request, OfferRefused(
-        405, "Use the button on the offer page",
-        "Offers are added only with the button on the offer page. Nothing was charged."), token)
+    return _refused(
+        request,
+        OfferRefused(
+            405,
+            "Use the button on the offer page",
+            "Offers are added only with the button on the offer page. Nothing was charged.",
+        ),
+        token,
+    )
 
 
 @payment_page
@@ -36,13 +50,21 @@ def upsell_offer(request, token: str):
     if step.stage == "charged" or (step.stage == "closed" and not step.message):
         return HttpResponseRedirect(thanks)
     decision = step.decision
-    return render(request, "storefront/upsell.html", {
-        "creator": request.tenant, "order": order, "step": step, "decision": decision,
-        "offer": decision.offer if decision else None, "thanks_url": thanks,
-        "primary_settled": order.status == "paid",
-        "stripe_js_url": settings.STRIPE_JS_URL,
-        "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
-    })
+    return render(
+        request,
+        "storefront/upsell.html",
+        {
+            "creator": request.tenant,
+            "order": order,
+            "step": step,
+            "decision": decision,
+            "offer": decision.offer if decision else None,
+            "thanks_url": thanks,
+            "primary_settled": order.status == "paid",
+            "stripe_js_url": settings.STRIPE_JS_URL,
+            "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        },
+    )
 
 
 @require_GET
@@ -58,8 +80,9 @@ def upsell_accept(request, token: str):
     if request.method != "POST":
         return _post_only(request, token)
     try:
-        upsell.offer_accept(order_token=token, signed=request.POST.get("token", ""),
-                            schema=connection.schema_name)
+        upsell.offer_accept(
+            order_token=token, signed=request.POST.get("token", ""), schema=connection.schema_name
+        )
     except OfferRefused as exc:
         return _refused(request, exc, token)
     return HttpResponseRedirect(reverse("upsell-offer", args=[token]), status=303)
@@ -70,8 +93,9 @@ def upsell_decline(request, token: str):
     if request.method != "POST":
         return _post_only(request, token)
     try:
-        upsell.offer_decline(order_token=token, signed=request.POST.get("token", ""),
-                             schema=connection.schema_name)
+        upsell.offer_decline(
+            order_token=token, signed=request.POST.get("token", ""), schema=connection.schema_name
+        )
     except OfferRefused as exc:
         return _refused(request, exc, token)
     return HttpResponseRedirect(reverse("upsell-offer", args=[token]), status=303)
@@ -88,13 +112,18 @@ def upsell_confirm(request, token: str):
         return JsonResponse({"stage": "error", "error": exc.message}, status=exc.status)
     order = _order_or_404(token)
     step = upsell.offer_step(order=order, schema=connection.schema_name, present=False)
-    return JsonResponse({"stage": step.stage, "message": step.message,
-                         "next": reverse("upsell-offer", args=[token])})
+    return JsonResponse(
+        {
+            "stage": step.stage,
+            "message": step.message,
+            "next": reverse("upsell-offer", args=[token]),
+        }
+    )
 
 
 @require_http_methods(["GET", "POST"])
 def upsell_abandon(request, token: str):
-    """"Not now" on the confirmation step: the offer goes to the follow-up email."""
+    """ "Not now" on the confirmation step: the offer goes to the follow-up email."""
     if request.method != "POST":
         return _post_only(request, token)
     try:

@@ -8,6 +8,7 @@ it — if and only if the primary payment has succeeded. Otherwise the attempt w
 and `release_gated_offers` (a task enqueued when the primary settles or fails) sends or cancels
 it. payments.services makes sure an attempt reaches the gateway at most once.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,7 +44,11 @@ _OWNED_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 # but its charge waits behind the gate.
 _PRIMARY_OPEN = (AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING)
 _PRIMARY_FAILED = (AttemptStatus.DECLINED, AttemptStatus.CANCELED)
-_AUTH_FAILURES = {"authentication_failed", "authentication_required", "payment_intent_authentication_failure"}
+_AUTH_FAILURES = {
+    "authentication_failed",
+    "authentication_required",
+    "payment_intent_authentication_failure",
+}
 
 
 def token_max_age() -> int:
@@ -94,14 +99,23 @@ def _token_load(*, signed: str, schema: str, order: Order) -> dict:
     try:
         data = signing.loads(signed or "", salt=_SALT, max_age=token_max_age())
     except signing.SignatureExpired as exc:
-        raise OfferRefused(410, "This offer has expired",
-                           "The offer was open for a limited time. Nothing was charged.") from exc
+        raise OfferRefused(
+            410,
+            "This offer has expired",
+            "The offer was open for a limited time. Nothing was charged.",
+        ) from exc
     except signing.BadSignature as exc:
-        raise OfferRefused(403, "This offer link is not valid",
-                           "We could not verify this offer. Nothing was charged.") from exc
+        raise OfferRefused(
+            403,
+            "This offer link is not valid",
+            "We could not verify this offer. Nothing was charged.",
+        ) from exc
     if not isinstance(data, dict) or data.get("s") != schema or data.get("o") != order.pk:
-        raise OfferRefused(403, "This offer is for another order",
-                           "This offer does not belong to this order. Nothing was charged.")
+        raise OfferRefused(
+            403,
+            "This offer is for another order",
+            "This offer does not belong to this order. Nothing was charged.",
+        )
     return data
 
 
@@ -114,9 +128,12 @@ def _primary_attempt(order: Order) -> ChargeAttempt | None:
 
 def _owns_product(order: Order, product_id: int) -> bool:
     """The buyer already has this product: on this order, or on any paid order of theirs."""
-    return OrderLine.objects.filter(product_id=product_id, order__customer_id=order.customer_id).filter(
-        order__status__in=_OWNED_STATUSES
-    ).exists() or order.lines.filter(product_id=product_id).exists()
+    return (
+        OrderLine.objects.filter(product_id=product_id, order__customer_id=order.customer_id)
+        .filter(order__status__in=_OWNED_STATUSES)
+        .exists()
+        or order.lines.filter(product_id=product_id).exists()
+    )
 
 
 def _offer_fits(order: Order, offer: Offer | None) -> bool:
@@ -163,8 +180,12 @@ def _present(*, order: Order, offer: Offer, kind: str) -> OfferDecision | None:
     None when a cap refuses it (the database decides, so concurrent orders cannot both pass)."""
     rate, tax_name = tax_rate_for(Jurisdiction(order.country, order.region))
     line = price_line(
-        kind=kind, product=offer.product, price=offer.price, offer_id=offer.pk,
-        description=offer.product.name, rate=rate,
+        kind=kind,
+        product=offer.product,
+        price=offer.price,
+        offer_id=offer.pk,
+        description=offer.product.name,
+        rate=rate,
         inclusive=StoreSettings.current().prices_include_tax,
     )
     now = timezone.now()
@@ -172,17 +193,28 @@ def _present(*, order: Order, offer: Offer, kind: str) -> OfferDecision | None:
     try:
         with transaction.atomic():
             decision = OfferDecision.objects.create(
-                order=order, customer_id=order.customer_id, offer=offer, kind=kind,
+                order=order,
+                customer_id=order.customer_id,
+                offer=offer,
+                kind=kind,
                 nonce=secrets.token_hex(16),
                 expires_at=now + dt.timedelta(seconds=token_max_age()),
                 cap_window=DateTimeTZRange(now, now + cap) if cap else None,
-                net_amount=line.net.amount, tax_amount=line.tax.amount,
-                total_amount=line.total.amount, currency=line.total.currency,
-                tax_rate=line.rate, tax_inclusive=line.inclusive, tax_name=tax_name,
+                net_amount=line.net.amount,
+                tax_amount=line.tax.amount,
+                total_amount=line.total.amount,
+                currency=line.total.currency,
+                tax_rate=line.rate,
+                tax_inclusive=line.inclusive,
+                tax_name=tax_name,
             )
             event_append(
-                EventName.UPSELL_OFFERED if kind == OfferKind.UPSELL else EventName.DOWNSELL_OFFERED,
-                offer_id=offer.pk, product_id=offer.product_id, amount=line.total.amount,
+                EventName.UPSELL_OFFERED
+                if kind == OfferKind.UPSELL
+                else EventName.DOWNSELL_OFFERED,
+                offer_id=offer.pk,
+                product_id=offer.product_id,
+                amount=line.total.amount,
                 **event_fields_for(order),
             )
     except IntegrityError:
@@ -193,8 +225,11 @@ def _present(*, order: Order, offer: Offer, kind: str) -> OfferDecision | None:
 
 
 def _present_downsell(order: Order, upsell: OfferDecision) -> OfferDecision | None:
-    existing = OfferDecision.objects.select_related("offer__product", "attempt").filter(
-        order=order, kind=OfferKind.DOWNSELL).first()
+    existing = (
+        OfferDecision.objects.select_related("offer__product", "attempt")
+        .filter(order=order, kind=OfferKind.DOWNSELL)
+        .first()
+    )
     if existing is not None:
         return existing
     offer = downsell_for_upsell(upsell_id=upsell.offer_id)
@@ -207,7 +242,9 @@ def offer_step(*, order: Order, schema: str, present: bool = True) -> OfferStep:
     """What the post-purchase page shows now; presents the upsell (or downsell) when due."""
     decisions = {
         d.kind: d
-        for d in OfferDecision.objects.select_related("offer__product", "attempt").filter(order=order)
+        for d in OfferDecision.objects.select_related("offer__product", "attempt").filter(
+            order=order
+        )
     }
     current = decisions.get(OfferKind.DOWNSELL) or decisions.get(OfferKind.UPSELL)
     if current is None:
@@ -230,7 +267,9 @@ def _step_for(order: Order, decision: OfferDecision, schema: str) -> OfferStep:
     if decision.status == DecisionStatus.PRESENTED:
         if decision.expires_at <= timezone.now():
             return OfferStep("closed", order, decision, message="This offer has expired.")
-        return OfferStep("offer", order, decision, token=offer_token(decision=decision, schema=schema))
+        return OfferStep(
+            "offer", order, decision, token=offer_token(decision=decision, schema=schema)
+        )
     if decision.status == DecisionStatus.DECLINED:
         return OfferStep("next", order, decision)
     attempt = decision.attempt
@@ -245,21 +284,42 @@ def _step_for(order: Order, decision: OfferDecision, schema: str) -> OfferStep:
         return OfferStep("charging", order, decision)
     if attempt.status == AttemptStatus.REQUIRES_ACTION:
         if decision.followup_flagged_at:
-            return OfferStep("closed", order, decision, message=(
-                f"{name} was not added and nothing was charged for it. We will email you a link "
-                "to add it later."))
+            return OfferStep(
+                "closed",
+                order,
+                decision,
+                message=(
+                    f"{name} was not added and nothing was charged for it. "
+                    "We will email you a link "
+                    "to add it later."
+                ),
+            )
         return OfferStep("requires_action", order, decision, client_secret=attempt.client_secret)
     if attempt.status == AttemptStatus.SUCCEEDED:
         return OfferStep("charged", order, decision, message=f"{name} was added to your order.")
     if attempt.status == AttemptStatus.CANCELED:
-        return OfferStep("closed", order, decision, message=(
-            f"Your first payment did not go through, so {name} was not charged."))
+        return OfferStep(
+            "closed",
+            order,
+            decision,
+            message=(f"Your first payment did not go through, so {name} was not charged."),
+        )
     if decision.followup_flagged_at:
-        return OfferStep("closed", order, decision, message=(
-            f"Your bank did not confirm the payment, so {name} was not charged. We will email "
-            "you a link to add it later."))
-    return OfferStep("next", order, decision, message=(
-        f"Your card was declined for {name}; nothing was charged for it."))
+        return OfferStep(
+            "closed",
+            order,
+            decision,
+            message=(
+                f"Your bank did not confirm the payment, so {name} was not charged. We will email "
+                "you a link to add it later."
+            ),
+        )
+    return OfferStep(
+        "next",
+        order,
+        decision,
+        message=(f"Your card was declined for {name}; nothing was charged for it."),
+    )
 
 
 # --- deciding --------------------------------------------------------------------------------
@@ -276,21 +336,36 @@ def _claim(*, order: Order, data: dict, to: str) -> OfferDecision:
     """Consume the token: PRESENTED → `to` with one conditional UPDATE (inside a transaction)."""
     now = timezone.now()
     claimed = OfferDecision.objects.filter(
-        order=order, offer_id=data.get("f"), nonce=str(data.get("n")),
-        status=DecisionStatus.PRESENTED, expires_at__gt=now,
+        order=order,
+        offer_id=data.get("f"),
+        nonce=str(data.get("n")),
+        status=DecisionStatus.PRESENTED,
+        expires_at__gt=now,
     ).update(status=to, decided_at=now)
-    decision = OfferDecision.objects.select_related("offer__product").filter(
-        order=order, offer_id=data.get("f"), nonce=str(data.get("n"))).first()
+    decision = (
+        OfferDecision.objects.select_related("offer__product")
+        .filter(order=order, offer_id=data.get("f"), nonce=str(data.get("n")))
+        .first()
+    )
     if decision is None:
-        raise OfferRefused(403, "This offer link is not valid",
-                           "This offer does not belong to this order. Nothing was charged.")
+        raise OfferRefused(
+            403,
+            "This offer link is not valid",
+            "This offer does not belong to this order. Nothing was charged.",
+        )
     if not claimed:
         if decision.status != DecisionStatus.PRESENTED:
-            raise OfferRefused(409, "Your choice was already recorded",
-                               "This offer was already answered; it cannot be used twice. "
-                               "Nothing more was charged.")
-        raise OfferRefused(410, "This offer has expired",
-                           "The offer was open for a limited time. Nothing was charged.")
+            raise OfferRefused(
+                409,
+                "Your choice was already recorded",
+                "This offer was already answered; it cannot be used twice. "
+                "Nothing more was charged.",
+            )
+        raise OfferRefused(
+            410,
+            "This offer has expired",
+            "The offer was open for a limited time. Nothing was charged.",
+        )
     return decision
 
 
@@ -302,13 +377,23 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
     with transaction.atomic():
         decision = _claim(order=order, data=data, to=DecisionStatus.ACCEPTED)
         primary = _primary_attempt(order)
-        if primary is None or primary.status in _PRIMARY_FAILED or order.status == OrderStatus.FAILED:
-            raise OfferRefused(409, "Your first payment did not go through",
-                               "We cannot add an offer to an unpaid order. Nothing was charged.")
+        if (
+            primary is None
+            or primary.status in _PRIMARY_FAILED
+            or order.status == OrderStatus.FAILED
+        ):
+            raise OfferRefused(
+                409,
+                "Your first payment did not go through",
+                "We cannot add an offer to an unpaid order. Nothing was charged.",
+            )
         method = payments.vault_method_for(email=order.customer.email)
         if method is None:
-            raise OfferRefused(409, "No saved card",
-                               "There is no saved card for one-click offers. Nothing was charged.")
+            raise OfferRefused(
+                409,
+                "No saved card",
+                "There is no saved card for one-click offers. Nothing was charged.",
+            )
         kind = decision.kind
         attempt, _ = payments.attempt_get_or_create(
             purpose=f"order:{order.pk}:{kind}",
@@ -324,9 +409,12 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
         OfferDecision.objects.filter(pk=decision.pk).update(attempt=attempt)
         decision.attempt = attempt
         event_append(
-            EventName.UPSELL_ACCEPTED, offer_id=decision.offer_id,
-            product_id=decision.offer.product_id, amount=decision.total_amount,
-            properties={"kind": kind}, **event_fields_for(order),
+            EventName.UPSELL_ACCEPTED,
+            offer_id=decision.offer_id,
+            product_id=decision.offer.product_id,
+            amount=decision.total_amount,
+            properties={"kind": kind},
+            **event_fields_for(order),
         )
     _release(order.pk)  # committed above: the gate opens now if the primary has settled
     decision.attempt.refresh_from_db()
@@ -339,8 +427,10 @@ def offer_decline(*, order_token: str, signed: str, schema: str) -> OfferDecisio
     with transaction.atomic():
         decision = _claim(order=order, data=data, to=DecisionStatus.DECLINED)
         event_append(
-            EventName.UPSELL_DECLINED, offer_id=decision.offer_id,
-            product_id=decision.offer.product_id, properties={"kind": decision.kind},
+            EventName.UPSELL_DECLINED,
+            offer_id=decision.offer_id,
+            product_id=decision.offer.product_id,
+            properties={"kind": decision.kind},
             **event_fields_for(order),
         )
     return decision
@@ -349,13 +439,19 @@ def offer_decline(*, order_token: str, signed: str, schema: str) -> OfferDecisio
 def _awaiting_action(order: Order) -> OfferDecision:
     decision = (
         OfferDecision.objects.select_related("attempt", "offer__product")
-        .filter(order=order, status=DecisionStatus.ACCEPTED,
-                attempt__status=AttemptStatus.REQUIRES_ACTION)
+        .filter(
+            order=order,
+            status=DecisionStatus.ACCEPTED,
+            attempt__status=AttemptStatus.REQUIRES_ACTION,
+        )
         .first()
     )
     if decision is None:
-        raise OfferRefused(409, "Nothing to confirm",
-                           "There is no payment waiting for your confirmation on this order.")
+        raise OfferRefused(
+            409,
+            "Nothing to confirm",
+            "There is no payment waiting for your confirmation on this order.",
+        )
     return decision
 
 
@@ -373,13 +469,16 @@ def offer_confirm(*, order_token: str) -> OfferDecision:
 
 def _flag_for_followup(decision: OfferDecision, *, reason: str) -> bool:
     """Hand the offer to the follow-up email (once) and log why it failed here."""
-    flagged = OfferDecision.objects.filter(
-        pk=decision.pk, followup_flagged_at__isnull=True
-    ).update(followup_flagged_at=timezone.now(), followup_reason=reason[:100])
+    flagged = OfferDecision.objects.filter(pk=decision.pk, followup_flagged_at__isnull=True).update(
+        followup_flagged_at=timezone.now(), followup_reason=reason[:100]
+    )
     if flagged:
         event_append(
-            EventName.UPSELL_FAILED, offer_id=decision.offer_id, reason=reason[:100],
-            product_id=decision.offer.product_id, properties={"kind": decision.kind},
+            EventName.UPSELL_FAILED,
+            offer_id=decision.offer_id,
+            reason=reason[:100],
+            product_id=decision.offer.product_id,
+            properties={"kind": decision.kind},
             **event_fields_for(decision.order),
         )
     return bool(flagged)
@@ -396,11 +495,11 @@ def offer_abandon_confirmation(*, order_token: str) -> OfferDecision:
 
 def offers_flag_abandoned(*, older_than: dt.timedelta = dt.timedelta(minutes=30)) -> int:
     """Periodic sweep: confirmations left waiting longer than `older_than` are abandoned."""
-    stale = (
-        OfferDecision.objects.select_related("order", "offer")
-        .filter(status=DecisionStatus.ACCEPTED, followup_flagged_at__isnull=True,
-                attempt__status=AttemptStatus.REQUIRES_ACTION,
-                attempt__sent_at__lt=timezone.now() - older_than)
+    stale = OfferDecision.objects.select_related("order", "offer").filter(
+        status=DecisionStatus.ACCEPTED,
+        followup_flagged_at__isnull=True,
+        attempt__status=AttemptStatus.REQUIRES_ACTION,
+        attempt__sent_at__lt=timezone.now() - older_than,
     )
     count = 0
     for decision in stale:
@@ -452,22 +551,35 @@ def on_post_purchase_outcome(*, order: Order, attempt: ChargeAttempt, what: str)
         return
     decision.order = order
     fields = event_fields_for(order)
-    base = {"offer_id": decision.offer_id, "product_id": decision.offer.product_id,
-            "properties": {"kind": what}, **fields}
+    base = {
+        "offer_id": decision.offer_id,
+        "product_id": decision.offer.product_id,
+        "properties": {"kind": what},
+        **fields,
+    }
     if attempt.status == AttemptStatus.SUCCEEDED:
         try:
             with transaction.atomic():
                 OrderLine.objects.create(
-                    order=order, kind=what, product_id=decision.offer.product_id,
-                    offer_id=decision.offer_id, description=decision.offer.product.name,
-                    net_amount=decision.net_amount, tax_amount=decision.tax_amount,
-                    total_amount=decision.total_amount, currency=decision.currency,
-                    tax_rate=decision.tax_rate, tax_inclusive=decision.tax_inclusive,
-                    tax_country=order.country, tax_region=order.region,
+                    order=order,
+                    kind=what,
+                    product_id=decision.offer.product_id,
+                    offer_id=decision.offer_id,
+                    description=decision.offer.product.name,
+                    net_amount=decision.net_amount,
+                    tax_amount=decision.tax_amount,
+                    total_amount=decision.total_amount,
+                    currency=decision.currency,
+                    tax_rate=decision.tax_rate,
+                    tax_inclusive=decision.tax_inclusive,
+                    tax_country=order.country,
+                    tax_region=order.region,
                 )
         except IntegrityError:
             # The ledger has the charge; a second post-purchase line is what the DB refuses.
-            logger.error("order %s already has a post-purchase line (%s)", order.pk, attempt.purpose)
+            logger.error(
+                "order %s already has a post-purchase line (%s)", order.pk, attempt.purpose
+            )
         event_append(EventName.UPSELL_CHARGED, amount=attempt.amount, **base)
     elif attempt.status == AttemptStatus.DECLINED:
         reason = attempt.decline_code or "declined"

@@ -1,4 +1,5 @@
 """Buy → one-click upsell → thank-you page, and the 3-D Secure step, in real headless Chromium."""
+
 import pytest
 from playwright.sync_api import expect
 
@@ -20,6 +21,8 @@ def _buy(page, live_url, card: str):
     page.goto(f"{live_url}/checkout/course/")
     page.get_by_label("Email").fill("browser-buyer@example.com")
     page.get_by_label("Country").select_option("DE")
+    # Let the country's quote land before the bump's (checkout.js applies answers as they come).
+    expect(page.locator("#tax")).to_contain_text("9.31")
     page.get_by_label("Yes, add Preset pack").check()
     expect(page.locator("#total")).to_contain_text("69.02")
     fill_card(page, card)
@@ -27,8 +30,11 @@ def _buy(page, live_url, card: str):
 
 
 def _upsell_intents(order):
-    return [i for i in gw.payment_intents()
-            if i.metadata.to_dict().get("purpose") == f"order:{order.pk}:upsell"]
+    return [
+        i
+        for i in gw.payment_intents()
+        if i.metadata.to_dict().get("purpose") == f"order:{order.pk}:upsell"
+    ]
 
 
 def test_a_buyer_accepts_the_upsell_with_one_click_and_the_thanks_page_lists_three_lines(
@@ -43,7 +49,9 @@ def test_a_buyer_accepts_the_upsell_with_one_click_and_the_thanks_page_lists_thr
     page.wait_for_url("**/thanks", timeout=15000)
     rows = page.locator("#order-lines tbody tr")
     expect(rows).to_have_count(3)
-    expect(page.locator('#order-lines tr[data-kind="upsell"]')).to_contain_text("Editing masterclass")
+    expect(page.locator('#order-lines tr[data-kind="upsell"]')).to_contain_text(
+        "Editing masterclass"
+    )
     order = Order.objects.get(customer__email="browser-buyer@example.com")
     assert [(i.amount, i.status) for i in _upsell_intents(order)] == [(1428, "succeeded")]
     assert len(gw.payment_intents()) == 2
@@ -59,7 +67,9 @@ def test_a_3ds_upsell_is_confirmed_on_session_in_the_browser(
     page.wait_for_url("**/offer", timeout=15000)
     page.get_by_role("button", name="Yes, add it for $14.28").click()
 
-    expect(page.get_by_role("heading", name="Your bank asks you to confirm")).to_be_visible(timeout=15000)
+    expect(page.get_by_role("heading", name="Your bank asks you to confirm")).to_be_visible(
+        timeout=15000
+    )
     order = Order.objects.get(customer__email="browser-buyer@example.com")
     assert ChargeAttempt.objects.get(purpose=f"order:{order.pk}:upsell").status == "requires_action"
     assert not order.lines.filter(kind="upsell").exists()  # no silent charge

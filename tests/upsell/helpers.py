@@ -1,4 +1,5 @@
 """Driving a checkout to the post-purchase page, as the browser would, for the upsell tests."""
+
 import re
 
 from offers.models import OfferKind
@@ -14,16 +15,24 @@ def make_catalog(*, with_downsell: bool = True):
     core = ProductFactory(slug="course", name="Photo course", price_amount=4900)
     bump = OfferFactory(trigger_product=core, price_amount=900, product__name="Preset pack")
     upsell = OfferFactory(
-        kind=OfferKind.UPSELL, trigger_product=core, price_amount=1200,
-        product__name="Editing masterclass", product__price_amount=2900,
-        headline="Add the editing masterclass", benefit="Finish every photo in five minutes.",
+        kind=OfferKind.UPSELL,
+        trigger_product=core,
+        price_amount=1200,
+        product__name="Editing masterclass",
+        product__price_amount=2900,
+        headline="Add the editing masterclass",
+        benefit="Finish every photo in five minutes.",
         refund_terms="Refundable within 30 days, no questions asked.",
     )
     downsell = None
     if with_downsell:
         downsell = OfferFactory(
-            kind=OfferKind.DOWNSELL, trigger_product=core, parent=upsell, price_amount=700,
-            product__name="Editing cheat sheet", headline="Just the cheat sheet",
+            kind=OfferKind.DOWNSELL,
+            trigger_product=core,
+            parent=upsell,
+            price_amount=700,
+            product__name="Editing cheat sheet",
+            headline="Just the cheat sheet",
         )
     TaxRateFactory(country="DE", rate="19.000")
     return core, bump, upsell, downsell
@@ -34,8 +43,14 @@ def finish_setup(setup_ref: str) -> None:
     gw._client().v1.setup_intents.confirm(setup_ref)
 
 
-def buy(client, *, card: str = gw.CARD_OK, email: str = "buyer@example.com", bump: int | None = None,
-        pay: bool = True) -> Order:
+def buy(
+    client,
+    *,
+    card: str = gw.CARD_OK,
+    email: str = "buyer@example.com",
+    bump: int | None = None,
+    pay: bool = True,
+) -> Order:
     data = {"email": email, "country": "DE", "region": "", "save_card": "on"}
     if bump:
         data.update(bump=bump, add_bump="on")
@@ -79,6 +94,7 @@ class PendingPrimaryGateway:
     def charge(self, request):
         self.sent.append(request.metadata["purpose"])
         if request.metadata["purpose"].endswith(":primary"):
-            return PaymentResult(PaymentStatus.PROCESSING, payment_ref="pi_slow_primary",
-                                 amount=request.amount)
+            return PaymentResult(
+                PaymentStatus.PROCESSING, payment_ref="pi_slow_primary", amount=request.amount
+            )
         return self.real.charge(request)

@@ -1,4 +1,5 @@
 """Funnel rules: pricing guardrails in Offer.clean(), ownership, pausing, one offer per order."""
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -16,8 +17,13 @@ def core(tenant):
 
 
 def _upsell(core, price, **kw):
-    return OfferFactory.build(kind=OfferKind.UPSELL, trigger_product=core,
-                              product=ProductFactory(), price_amount=price, **kw)
+    return OfferFactory.build(
+        kind=OfferKind.UPSELL,
+        trigger_product=core,
+        product=ProductFactory(),
+        price_amount=price,
+        **kw,
+    )
 
 
 def test_an_offer_in_the_sweet_spot_passes_clean_without_warnings(core):
@@ -44,14 +50,29 @@ def test_an_offer_above_half_the_cart_is_refused_unless_the_creator_overrides(co
 
 def test_a_downsell_needs_an_upsell_of_the_same_product_and_a_lower_price(core):
     parent = OfferFactory(kind=OfferKind.UPSELL, trigger_product=core, price_amount=2000)
-    ok = OfferFactory.build(kind=OfferKind.DOWNSELL, trigger_product=core, parent=parent,
-                            product=ProductFactory(), price_amount=1000)
+    ok = OfferFactory.build(
+        kind=OfferKind.DOWNSELL,
+        trigger_product=core,
+        parent=parent,
+        product=ProductFactory(),
+        price_amount=1000,
+    )
     ok.full_clean()
     for bad in (
-        OfferFactory.build(kind=OfferKind.DOWNSELL, trigger_product=core, parent=parent,
-                           product=ProductFactory(), price_amount=2000),
-        OfferFactory.build(kind=OfferKind.DOWNSELL, trigger_product=ProductFactory(price_amount=10000),
-                           parent=parent, product=ProductFactory(), price_amount=1000),
+        OfferFactory.build(
+            kind=OfferKind.DOWNSELL,
+            trigger_product=core,
+            parent=parent,
+            product=ProductFactory(),
+            price_amount=2000,
+        ),
+        OfferFactory.build(
+            kind=OfferKind.DOWNSELL,
+            trigger_product=ProductFactory(price_amount=10000),
+            parent=parent,
+            product=ProductFactory(),
+            price_amount=1000,
+        ),
     ):
         with pytest.raises(ValidationError):
             bad.full_clean()
@@ -95,6 +116,16 @@ def test_an_order_holds_at_most_one_upsell_decision(tenant, client_for, stripe_a
     decision = OfferDecision.objects.get(order=order)
     with pytest.raises(IntegrityError), transaction.atomic():
         OfferDecision.objects.create(
-            order=order, customer=order.customer, offer=decision.offer, kind="upsell",
-            nonce="x" * 32, expires_at=decision.expires_at, net_amount=1, tax_amount=0,
-            total_amount=1, currency="USD", tax_rate=0, tax_inclusive=False)
+            order=order,
+            customer=order.customer,
+            offer=decision.offer,
+            kind="upsell",
+            nonce="x" * 32,
+            expires_at=decision.expires_at,
+            net_amount=1,
+            tax_amount=0,
+            total_amount=1,
+            currency="USD",
+            tax_rate=0,
+            tax_inclusive=False,
+        )

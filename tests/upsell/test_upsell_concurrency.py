@@ -1,4 +1,5 @@
 """Exactly once under concurrency: many accepts at once, over separate database connections."""
+
 import datetime as dt
 import threading
 
@@ -60,8 +61,11 @@ def test_fifty_concurrent_accepts_make_one_payment_intent_and_one_upsell_line(
 
     assert errors == [] and len(statuses) == ACCEPTS
     assert sorted(set(statuses)) == [303, 409] and statuses.count(303) == 1
-    upsell_intents = [i for i in gw.payment_intents()
-                      if i.metadata.to_dict().get("purpose") == f"order:{order.pk}:upsell"]
+    upsell_intents = [
+        i
+        for i in gw.payment_intents()
+        if i.metadata.to_dict().get("purpose") == f"order:{order.pk}:upsell"
+    ]
     assert [(i.status, i.amount) for i in upsell_intents] == [("succeeded", 1428)]
     assert Order.objects.get(pk=order.pk).lines.filter(kind="upsell").count() == 1
     assert ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:upsell").get().sends == 1
@@ -87,8 +91,11 @@ def test_concurrent_releases_of_one_queued_accept_send_it_once(live_tenant, stri
 
     _, errors = _in_threads(10, release)
     assert errors == []
-    upsell_intents = [i for i in gw.payment_intents()
-                      if i.metadata.to_dict().get("purpose") == f"order:{order.pk}:upsell"]
+    upsell_intents = [
+        i
+        for i in gw.payment_intents()
+        if i.metadata.to_dict().get("purpose") == f"order:{order.pk}:upsell"
+    ]
     assert len(upsell_intents) == 1
     assert Order.objects.get(pk=order.pk).lines.filter(kind="upsell").count() == 1
 
@@ -124,16 +131,28 @@ def test_the_database_refuses_a_second_upsell_for_a_customer_inside_the_window(t
     make_catalog()
     customer = Customer.objects.create(email="cap@example.com")
     offer = Offer.objects.get(kind="upsell")
-    orders = [Order.objects.create(token=f"tok{i}", customer=customer, currency="USD", country="DE")
-              for i in range(2)]
+    orders = [
+        Order.objects.create(token=f"tok{i}", customer=customer, currency="USD", country="DE")
+        for i in range(2)
+    ]
     now = timezone.now()
 
     def decision(order, start):
         return OfferDecision.objects.create(
-            order=order, customer=customer, offer=offer, kind="upsell", nonce=f"n{order.pk}",
-            expires_at=now, cap_window=DateTimeTZRange(start, start + dt.timedelta(hours=24)),
-            net_amount=1, tax_amount=0, total_amount=1, currency="USD", tax_rate=0,
-            tax_inclusive=False)
+            order=order,
+            customer=customer,
+            offer=offer,
+            kind="upsell",
+            nonce=f"n{order.pk}",
+            expires_at=now,
+            cap_window=DateTimeTZRange(start, start + dt.timedelta(hours=24)),
+            net_amount=1,
+            tax_amount=0,
+            total_amount=1,
+            currency="USD",
+            tax_rate=0,
+            tax_inclusive=False,
+        )
 
     decision(orders[0], now)
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -1,4 +1,5 @@
 """One-click upsell and downsell over the real localstripe: gate, exactly once, 3-D Secure."""
+
 import re
 
 import pytest
@@ -97,8 +98,10 @@ def test_accepting_while_the_primary_is_pending_charges_nothing_until_it_settles
     paid = client.post(f"/o/{order.token}/pay", {"setup_intent": order.setup_ref})
     assert paid.json()["status"] == "processing"
     token = offer_token(client, order)
-    assert "Charged only after your first payment is confirmed" in client.get(
-        f"/o/{order.token}/offer").content.decode()
+    assert (
+        "Charged only after your first payment is confirmed"
+        in client.get(f"/o/{order.token}/offer").content.decode()
+    )
 
     client.post(f"/o/{order.token}/offer/accept", {"token": token})
     upsell.release_gated_offers(order_id=order.pk)  # a worker running early changes nothing
@@ -106,21 +109,30 @@ def test_accepting_while_the_primary_is_pending_charges_nothing_until_it_settles
     assert attempt.status == AttemptStatus.CREATED and attempt.off_session
     assert slow_bank.sent == [f"order:{order.pk}:primary"]
     assert gw.payment_intents() == []
-    assert "waiting for your first payment" in client.get(f"/o/{order.token}/offer").content.decode()
+    assert (
+        "waiting for your first payment" in client.get(f"/o/{order.token}/offer").content.decode()
+    )
     assert client.get(f"/o/{order.token}/offer/status").json()["stage"] == "queued"
 
     # The webhook / reconciliation settles the primary: the gate is released by a task.
     primary = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
-    payments.attempt_record_result(attempt_id=primary.pk, result=PaymentResult(
-        PaymentStatus.SUCCEEDED, payment_ref="pi_slow_primary", amount=primary.money))
-    assert OutboxMessage.objects.filter(task_name="storefront.release_gated_offers",
-                                        kwargs={"order_id": order.pk}).exists()
+    payments.attempt_record_result(
+        attempt_id=primary.pk,
+        result=PaymentResult(
+            PaymentStatus.SUCCEEDED, payment_ref="pi_slow_primary", amount=primary.money
+        ),
+    )
+    assert OutboxMessage.objects.filter(
+        task_name="storefront.release_gated_offers", kwargs={"order_id": order.pk}
+    ).exists()
     upsell.release_gated_offers(order_id=order.pk)
     upsell.release_gated_offers(order_id=order.pk)  # delivered twice
 
     assert slow_bank.sent == [f"order:{order.pk}:primary", f"order:{order.pk}:upsell"]
     intents = gw.payment_intents()
-    assert len(intents) == 1 and intents[0].status == "succeeded" and intents[0].amount == UPSELL_TOTAL
+    assert (
+        len(intents) == 1 and intents[0].status == "succeeded" and intents[0].amount == UPSELL_TOTAL
+    )
     assert order.lines.filter(kind="upsell").count() == 1
 
 
@@ -133,8 +145,12 @@ def test_a_queued_upsell_is_cancelled_with_no_charge_when_the_primary_fails(
     client.post(f"/o/{order.token}/offer/accept", {"token": offer_token(client, order)})
 
     primary = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
-    payments.attempt_record_result(attempt_id=primary.pk, result=PaymentResult(
-        PaymentStatus.DECLINED, payment_ref="pi_slow_primary", decline_code="insufficient_funds"))
+    payments.attempt_record_result(
+        attempt_id=primary.pk,
+        result=PaymentResult(
+            PaymentStatus.DECLINED, payment_ref="pi_slow_primary", decline_code="insufficient_funds"
+        ),
+    )
     upsell.release_gated_offers(order_id=order.pk)
 
     attempt = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:upsell")
@@ -155,10 +171,21 @@ def test_a_card_declined_at_charge_time_shows_the_downsell(tenant, client_for, s
     token = offer_token(client, order)
     from payments.models import SavedPaymentMethod
 
-    bad_pm = gw._client().v1.payment_methods.create(params={"type": "card", "card": {
-        "number": gw.CARD_DECLINE_AT_CHARGE, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    bad_pm = gw._client().v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {
+                "number": gw.CARD_DECLINE_AT_CHARGE,
+                "exp_month": 12,
+                "exp_year": 2034,
+                "cvc": "123",
+            },
+        }
+    )
     method = SavedPaymentMethod.objects.get()
-    gw._client().v1.payment_methods.attach(bad_pm.id, params={"customer": method.customer.gateway_ref})
+    gw._client().v1.payment_methods.attach(
+        bad_pm.id, params={"customer": method.customer.gateway_ref}
+    )
     SavedPaymentMethod.objects.filter(pk=method.pk).update(gateway_ref=bad_pm.id)
 
     accepted = client.post(f"/o/{order.token}/offer/accept", {"token": token})
@@ -289,7 +316,8 @@ def test_a_confirmation_left_waiting_is_flagged_by_the_sweep_once(catalog, clien
     client.post(f"/o/{order.token}/offer/accept", {"token": offer_token(client, order)})
     assert flag_abandoned_confirmations(older_than_minutes=30) == 0  # still fresh
     ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:upsell").update(
-        sent_at=timezone.now() - dt.timedelta(minutes=31))
+        sent_at=timezone.now() - dt.timedelta(minutes=31)
+    )
     assert flag_abandoned_confirmations(older_than_minutes=30) == 1
     assert flag_abandoned_confirmations(older_than_minutes=30) == 0
     decision = OfferDecision.objects.get(order=order, kind="upsell")

@@ -1,4 +1,5 @@
 """Accept is one POST bound to the order by a signed, single-use, time-limited token."""
+
 import time
 
 import pytest
@@ -26,8 +27,11 @@ def order_and_token(tenant, client_for, stripe_api_base):
 
 
 def _no_charge(order):
-    assert not ChargeAttempt.objects.filter(purpose__startswith=f"order:{order.pk}:").exclude(
-        purpose__endswith=":primary").exists()
+    assert (
+        not ChargeAttempt.objects.filter(purpose__startswith=f"order:{order.pk}:")
+        .exclude(purpose__endswith=":primary")
+        .exists()
+    )
     assert len(gw.payment_intents()) == 1  # the primary only
     assert not order.lines.filter(kind__in=["upsell", "downsell"]).exists()
 
@@ -115,7 +119,9 @@ def test_an_accept_without_the_csrf_token_is_refused(order_and_token):
     # The same client with the page's CSRF token is accepted: the refusal above was the CSRF.
     page = strict.get(f"/o/{order.token}/offer").content.decode()
     csrf = page.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
-    ok = strict.post(f"/o/{order.token}/offer/accept", {"token": token, "csrfmiddlewaretoken": csrf})
+    ok = strict.post(
+        f"/o/{order.token}/offer/accept", {"token": token, "csrfmiddlewaretoken": csrf}
+    )
     assert ok.status_code == 303
 
 
