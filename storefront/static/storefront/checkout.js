@@ -10,6 +10,7 @@
   var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   var busy = false;
   var quoting = 0;
+  var quoteSeq = 0;
 
   function showError(msg, field) {
     formError.textContent = msg || "";
@@ -30,9 +31,11 @@
     if (bump) { params.set("bump", bump.value); params.set("add_bump", document.getElementById("id_add_bump").checked ? "on" : ""); }
     // The buyer must not pay a total that is still being recomputed.
     quoting += 1; payButton.disabled = true;
+    var mine = ++quoteSeq;  // answers can arrive out of order: only the latest one counts
     fetch(form.dataset.quoteUrl + "?" + params.toString(), {credentials: "same-origin"})
       .then(function (r) { return r.json(); })
       .then(function (q) {
+        if (mine !== quoteSeq) return;
         if (q.error) { showError(q.error, q.field); return; }
         var rows = document.getElementById("summary-lines");
         rows.innerHTML = "";
