@@ -24,4 +24,23 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
         "args": ("payments.reconcile",),
     },
+    # Follow-up cross-sell emails that are due, and claims left by a killed worker. Each row
+    # is claimed with a conditional UPDATE, so a second beat's run sends nothing twice.
+    "followups-send-due": {
+        "task": "core.tasks.fan_out",
+        "schedule": 120.0,
+        "args": ("storefront.followups_send_due",),
+    },
+    # One-click upsells whose 3-D Secure confirmation was abandoned → flagged for follow-up.
+    "upsell-flag-abandoned": {
+        "task": "core.tasks.fan_out",
+        "schedule": 600.0,
+        "args": ("storefront.flag_abandoned_confirmations",),
+    },
+    # Pause offers whose refunds or chargebacks spike against their baseline.
+    "offers-guardrails": {
+        "task": "core.tasks.fan_out",
+        "schedule": 900.0,
+        "args": ("offers.guardrails_enforce",),
+    },
 }
