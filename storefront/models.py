@@ -216,7 +216,9 @@ class OrderLine(models.Model):
         # A post-purchase line is charged before it exists (it is created when its charge
         # succeeds), so its ledger key cannot use the pk: it is "<kind>:<order id>", unique
         # because an order holds at most one post-purchase line (orderline_one_post_purchase).
-        if self.kind in (LineKind.UPSELL, LineKind.DOWNSELL):
+        # A follow-up cross-sell is charged the same way (one per order: its attempt's purpose
+        # "order:<id>:cross_sell" is unique), so it is keyed alike.
+        if self.kind in (LineKind.UPSELL, LineKind.DOWNSELL, LineKind.CROSS_SELL):
             return f"{self.kind}:{self.order_id}"
         return f"line:{self.pk}"
 
@@ -231,3 +233,69 @@ class OrderLine(models.Model):
     @property
     def net(self) -> Money:
         return Money(self.net_amount, self.currency)
+
+
+class FollowUpStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    SENDING = "sending", "Claimed by a worker, being sent"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Skipped (not sent)"
+
+
+class FollowUpSend(models.Model):
+    """One follow-up cross-sell email for one customer, offer and step (1 or 2).
+
+    The row is the cap: unique (customer, offer, step), so a buyer gets at most two emails per
+    offer sequence whatever orders, tasks or workers run concurrently. It exists before the
+    email is sent; a worker claims it (SCHEDULED → SENDING) with one conditional UPDATE and
+    only the claimer sends. A claim left SENDING longer than the stale period (a worker
+    killed mid-send) is claimed again by the periodic job: delivery is at-least-once, with a
+    stable Message-ID so a receiver can collapse the rare duplicate (see services.followups).
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="followups")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="followups")
+    offer = models.ForeignKey("offers.Offer", on_delete=models.PROTECT, related_name="+")
+    step = models.PositiveSmallIntegerField()
+    due_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=FollowUpStatus.choices, default=FollowUpStatus.SCHEDULED
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveIntegerField(default=0)  # how many times a worker claimed it
+    sent_at = models.DateTimeField(null=True, blank=True)
+    skipped_reason = models.CharField(max_length=40, blank=True)
+    link_kind = models.CharField(max_length=10, blank=True)  # "accept" or "checkout"
+    nonce = models.CharField(max_length=32, unique=True)  # signed into the email's accept link
+    # Set when the buyer accepts from the email: the price and tax they saw, frozen.
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    net_amount = models.PositiveIntegerField(null=True, blank=True)
+    tax_amount = models.PositiveIntegerField(null=True, blank=True)
+    total_amount = models.PositiveIntegerField(null=True, blank=True)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
+    tax_inclusive = models.BooleanField(null=True, blank=True)
+    attempt = models.OneToOneField(
+        "payments.ChargeAttempt", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="followup_send",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "offer", "step"],
+                name="followupsend_one_per_customer_offer_step",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(step__in=[1, 2]), name="followupsend_step_1_or_2"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="sent") | models.Q(sent_at__isnull=False),
+                name="followupsend_sent_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "due_at"], name="followupsend_due_idx")]
+
+    def __str__(self) -> str:
+        return f"follow-up {self.step}/{self.offer_id} to {self.customer_id} ({self.status})"

@@ -20,3 +20,11 @@ urlpatterns = [
     path("o/<str:token>/offer/confirm", views_upsell.upsell_confirm, name="upsell-confirm"),
     path("o/<str:token>/offer/abandon", views_upsell.upsell_abandon, name="upsell-abandon"),
 ]
+
+from storefront import views_followups  # noqa: E402
+
+urlpatterns += [
+    path("f/<str:signed>", views_followups.followup_offer, name="followup-offer"),
+    path("f/<str:signed>/accept", views_followups.followup_accept, name="followup-accept"),
+    path("u/<str:signed>", views_followups.followup_unsubscribe, name="followup-unsubscribe"),
+]

@@ -63,6 +63,10 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
     order = Order.objects.select_for_update().get(pk=order_id)
     if what == "primary":
         _primary_outcome(order, attempt)
+    elif what == "cross_sell":  # a follow-up email's one-click accept
+        from storefront.services import followups
+
+        followups.on_cross_sell_outcome(order=order, attempt=attempt)
     else:
         from storefront.services import upsell
 
@@ -79,6 +83,9 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
             enqueue("storefront.send_receipt", order_id=order.pk)
             # Release anything waiting behind the settlement gate, after commit.
             enqueue("storefront.release_gated_offers", order_id=order.pk)
+            from storefront.services import followups
+
+            followups.followups_schedule(order=order, paid_at=order.paid_at)
     elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
         if order_status_move(order=order, to=OrderStatus.FAILED):
             event_append(
