@@ -3,7 +3,6 @@ from django.contrib import admin
 from django.urls import include, path
 
 from analytics import views as analytics_views
-
 from payments import urls as payments_urls
 
 urlpatterns = [
