@@ -93,7 +93,11 @@ def checkout_page(request, slug: str):
         form = CheckoutForm(request.POST)
         add_bump = request.POST.get("add_bump") in ("on", "true", "1")
     else:
-        form = CheckoutForm(initial={"country": "US", "save_card": True})
+        # A follow-up email links here with the buyer's details: prefill, never trust.
+        prefill = {"email": request.GET.get("email", "")[:254],
+                   "country": request.GET.get("country", "US")[:2].upper()}
+        form = CheckoutForm(data=prefill) if prefill["email"] else CheckoutForm(
+            initial={"country": "US", "save_card": True})
         add_bump = request.GET.get("bump") == "1"
     context = _checkout_context(request, product, form, add_bump=add_bump)
     response = render(request, "storefront/checkout.html", context)

@@ -153,3 +153,13 @@ def test_the_thank_you_page_lists_each_line_and_links_downloads_once_paid(tenant
         pending = _order(OrderStatus.PENDING)
     page = client_for("t1.localhost").get(f"/o/{pending.token}/thanks").content.decode()
     assert "waiting for your payment" in page and "Download" not in page
+
+
+def test_the_checkout_page_prefills_the_buyer_from_a_follow_up_link(tenant, client_for):
+    ProductFactory(slug="course")
+    TaxRateFactory(country="DE", rate="19.000")
+    page = client_for("t1.localhost").get(
+        "/checkout/course/?email=fan%40example.com&country=de").content.decode()
+    assert 'value="fan@example.com"' in page
+    assert '<option value="DE" selected>' in page
+    assert "$58.31" in page  # German VAT already applied to the shown total
