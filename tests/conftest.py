@@ -27,6 +27,9 @@ TENANTS = {"t1": "t1.localhost", "t2": "t2.localhost"}
 def pytest_configure(config):
     config.addinivalue_line("markers", "worker: starts a real Celery worker process")
     config.addinivalue_line("markers", "gateway: talks to the session's localstripe")
+    config.addinivalue_line("markers", "browser: drives headless Chromium")
+    # The outbox sends to the real broker even while tests run other tasks eagerly: expected.
+    config.addinivalue_line("filterwarnings", "ignore::celery.exceptions.AlwaysEagerIgnored")
     if not os.environ.get("STRIPE_API_BASE"):
         os.environ.update(services.localstripe_env())
         from django.conf import settings
@@ -198,6 +201,9 @@ def test_database_url() -> str:
         port=db["PORT"] or None,
         name=db["NAME"],
     )
+
+
+test_database_url.__test__ = False  # a helper test modules import, not a test
 
 
 @pytest.fixture
