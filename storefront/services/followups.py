@@ -544,6 +544,10 @@ def followup_accept(*, signed: str, schema: str) -> FollowUpSend:
     send = _send_for(signed, schema)
     order = send.order
     with transaction.atomic():
+        # Step 1's and step 2's links name different rows: lock the order, so concurrent
+        # accepts of either queue here and all but the first see it accepted (a 409, not a
+        # unique-attempt IntegrityError).
+        Order.objects.select_for_update().filter(pk=order.pk).first()
         locked = FollowUpSend.objects.select_for_update().get(pk=send.pk)
         if (
             locked.accepted_at is not None
