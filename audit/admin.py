@@ -6,7 +6,9 @@ import functools
 import json
 
 from django.contrib import admin
-from django.db import connection
+from django.contrib.admin import helpers
+from django.db import connection, transaction
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django_tenants.utils import get_public_schema_name
 
@@ -31,6 +33,29 @@ class AuditedAdminMixin:
     """
 
     audit_exclude_fields: tuple[str, ...] = ()
+    # Actions that write their own, more specific rows (a refund action records each Refund
+    # it creates as "payments.refund.issue"): the generic per-object row would only repeat it.
+    audit_self_recorded_actions: tuple[str, ...] = ()
+
+    def action_page(self, request, queryset, *, action: str, title: str, form, rows=(),
+                    submit_label: str = "Yes, go ahead", intro: str = "",
+                    template: str = "admin/action_form.html", **extra):
+        """The intermediate page of an action (a confirmation or a small form): it posts the
+        same action and selection back with "apply". Nothing is recorded for showing it."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "queryset": queryset,
+            "form": form,
+            "rows": rows,
+            "intro": intro,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "submit_label": submit_label,
+            **extra,
+        }
+        return TemplateResponse(request, template, context)
 
     def _audit_label(self) -> str:
         return self.model._meta.label_lower
@@ -118,7 +143,9 @@ class AuditedAdminMixin:
         actions = super().get_actions(request)
         return {
             name: (
-                func if name == "delete_selected" else self._audited_action(func, name),
+                func
+                if name == "delete_selected" or name in self.audit_self_recorded_actions
+                else self._audited_action(func, name),
                 name,
                 desc,
             )
@@ -130,20 +157,33 @@ class AuditedAdminMixin:
         # and only after its confirmation page.
         @functools.wraps(func)
         def run(modeladmin, request, queryset):
+            # Django runs actions outside any transaction: the change and its rows commit
+            # together or not at all. (Actions that call a gateway record themselves and are
+            # listed in audit_self_recorded_actions, so no network call happens in here.)
+            with transaction.atomic():
+                return _run(modeladmin, request, queryset)
+
+        def _run(modeladmin, request, queryset):
             befores = {obj.pk: self._audit_snapshot(obj) for obj in queryset}
             response = func(modeladmin, request, queryset)
             afters = {
                 obj.pk: obj for obj in self.model._default_manager.filter(pk__in=list(befores))
             }
+            # An action that answers with its own page (a confirmation, a form asking for a
+            # reason) has not acted yet: only rows it really changed are recorded then.
+            intermediate = response is not None and getattr(response, "status_code", 0) == 200
             for pk, before in befores.items():
                 obj = afters.get(pk)
+                changes = audit_diff(before, self._audit_snapshot(obj) if obj else {})
+                if intermediate and not changes:
+                    continue
                 audit_record(
                     request_or_actor=request,
                     action=f"{self._audit_label()}.action.{name}",
                     obj=obj,
                     object_type=self._audit_label(),
                     object_id=str(pk),
-                    changes=audit_diff(before, self._audit_snapshot(obj) if obj else {}),
+                    changes=changes,
                     summary=f"Ran “{name}” from the admin",
                 )
             return response

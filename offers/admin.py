@@ -1,52 +1,260 @@
-"""Offers with the pricing guardrails (refused above half the cart, warned outside 10–30%)
-and a pause switch."""
+"""Offers with the pricing guardrails (refused above half the cart unless overridden, warned
+outside 10–30%), a pause switch with a visible reason, what buyers decided, and experiments
+with their sample size shown before they start. Every change here is audited.
+
+The Experiment model lives in analytics, but starting and stopping one are offers services
+(offers.experiments), and analytics may not import offers: its admin is registered here."""
+from __future__ import annotations
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils.html import format_html
 
-from offers.models import Offer
+from analytics.experiments import experiment_planned_sample
+from analytics.models import Experiment, ExperimentStatus
+from audit.admin import AuditedAdminMixin
+from offers.experiments import experiment_start, experiment_stop
+from offers.models import Offer, OfferDecision
 from offers.services import offer_pause, offer_price_check, offer_resume
 
 
 class OfferForm(forms.ModelForm):
+    """Offer.clean is the rule (refusal above 50% of the cart without `allow_high_price`);
+    its `price_warnings` are shown when the offer is saved."""
+
     class Meta:
         model = Offer
-        fields = "__all__"
+        # Not status or paused_reason: pause and resume are actions, with a reason.
+        fields = ["kind", "trigger_product", "product", "parent", "price_amount", "currency",
+                  "allow_high_price", "headline", "benefit", "refund_terms", "testimonial",
+                  "followup_delays_hours", "customer_cap_hours"]
 
-    def clean(self):
-        data = super().clean()
-        trigger, price = data.get("trigger_product"), data.get("price_amount")
-        if trigger is not None and price and data.get("currency") == trigger.currency:
-            from core.money import Money
+    def _get_validation_exclusions(self):
+        # Status is not on the form, but the cap "one active bump/upsell per product" is
+        # conditioned on it: keep it in validation so a breach is a form error, not a 500.
+        exclude = super()._get_validation_exclusions()
+        exclude.discard("status")
+        return exclude
 
-            check = offer_price_check(offer_price=Money(price, trigger.currency),
-                                      core_price=trigger.price,
-                                      allow_high_price=data.get("allow_high_price", False))
-            if check.refusal:
-                self.add_error("price_amount", check.refusal)
-            self.guardrail_warning = check.warning
-        return data
+
+class PauseForm(forms.Form):
+    reason = forms.CharField(
+        max_length=300,
+        help_text="Shown on the offer while it is paused, e.g. 'refunds too high, rewording'.",
+    )
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = OfferForm
     list_display = ["headline", "kind", "trigger_product", "product", "price_amount", "currency",
-                    "status"]
+                    "status", "paused_reason", "price_check"]
     list_filter = ["kind", "status"]
     search_fields = ["headline"]
+    list_select_related = ["trigger_product", "product"]
+    readonly_fields = ["status", "paused_reason", "price_check"]
     actions = ["pause", "resume"]
+
+    @admin.display(description="pricing guardrails")
+    def price_check(self, offer: Offer) -> str:
+        if offer is None or offer.pk is None or not offer.trigger_product_id:
+            return "Checked when you save: add-ons at 10–30% of the core price convert best; " \
+                   "above 50% of the cart needs 'allow high price'."
+        trigger = offer.trigger_product
+        if trigger.currency != offer.currency or not trigger.price_amount:
+            return "–"
+        check = offer_price_check(offer_price=offer.price, core_price=trigger.price,
+                                  allow_high_price=offer.allow_high_price)
+        return check.refusal or check.warning or (
+            f"{check.percent_of_core}% of the core price: within the sweet spot.")
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if getattr(form, "guardrail_warning", ""):
-            messages.warning(request, form.guardrail_warning)
+        for warning in getattr(obj, "price_warnings", []):
+            messages.warning(request, warning)
 
-    @admin.action(description="Pause selected offers")
+    @admin.action(description="Pause selected offers (asks for a reason)…",
+                  permissions=["change"])
     def pause(self, request, queryset):
-        count = sum(offer_pause(offer=o, reason="paused in the admin") for o in queryset)
-        self.message_user(request, f"Paused {count} offer(s).")
+        form = PauseForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            count = sum(offer_pause(offer=o, reason=reason) for o in queryset)
+            self.message_user(request, f"Paused {count} offer(s): {reason}")
+            return None
+        return self.action_page(
+            request, queryset, action="pause", title="Pause offers", form=form,
+            rows=[{"label": str(o), "detail": o.get_status_display()} for o in queryset],
+            submit_label="Pause", intro="Buyers stop seeing these offers at once.",
+        )
 
-    @admin.action(description="Resume selected offers")
+    @admin.action(description="Resume selected offers", permissions=["change"])
     def resume(self, request, queryset):
         count = sum(offer_resume(offer=o) for o in queryset)
         self.message_user(request, f"Resumed {count} offer(s).")
+
+
+@admin.register(OfferDecision)
+class OfferDecisionAdmin(admin.ModelAdmin):
+    """What each buyer was shown after checkout and what they did: read only (the row is the
+    buyer's single-use token)."""
+
+    list_display = ["order", "kind", "offer", "status", "total_amount", "currency",
+                    "presented_at", "decided_at", "followup_reason"]
+    list_filter = ["kind", "status", "presented_at", ("followup_flagged_at",
+                                                        admin.EmptyFieldListFilter)]
+    search_fields = ["order__token", "customer__email"]
+    date_hierarchy = "presented_at"
+    list_select_related = ["order", "offer"]
+    exclude = ["nonce"]  # signed into the buyer's accept link
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in OfferDecision._meta.fields if f.name != "nonce"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- experiments -----------------------------------------------------------------------------
+
+
+def _plan(experiment: Experiment) -> tuple[int, int] | None:
+    """(visitors per arm, in total) the test needs, or None when the inputs are unusable."""
+    try:
+        per_arm = experiment_planned_sample(experiment)
+    except (ValueError, TypeError, ZeroDivisionError):
+        return None
+    return per_arm, per_arm * max(len(experiment.arms), 1)
+
+
+def _plan_text(experiment: Experiment) -> str:
+    plan = _plan(experiment)
+    if plan is None:
+        return "Fix the planning inputs to see the sample size."
+    per_arm, total = plan
+    return (
+        f"{per_arm:,} visitors per arm ({total:,} in total over {len(experiment.arms)} arms) to "
+        f"detect a change of {experiment.min_detectable_effect * 100:.1f} points from a "
+        f"{experiment.baseline_rate * 100:.1f}% take rate (α={experiment.alpha}, "
+        f"power={experiment.power}). Until then the result says 'underpowered'."
+    )
+
+
+class ExperimentForm(forms.ModelForm):
+    offer_id = forms.TypedChoiceField(label="Offer", coerce=int)
+
+    class Meta:
+        model = Experiment
+        fields = ["name", "offer_id", "kind", "variants", "control_no_offer", "baseline_rate",
+                  "min_detectable_effect", "alpha", "power"]
+        help_texts = {
+            "variants": 'Arm name → the fields that differ, e.g. {"a": {"headline": "Complete '
+                        'your kit"}, "b": {"headline": "Add the workbook"}}.',
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "offer_id" in self.fields:
+            self.fields["offer_id"].choices = [
+                (o.pk, str(o)) for o in Offer.objects.order_by("pk")
+            ]
+
+    def clean(self):
+        data = super().clean()
+        needed = ("baseline_rate", "min_detectable_effect", "alpha", "power")
+        if all(data.get(n) is not None for n in needed):
+            probe = Experiment(**{n: data[n] for n in needed})
+            if _plan(probe) is None:
+                raise forms.ValidationError(
+                    "The baseline rate plus the effect must stay strictly between 0 and 1, "
+                    "and α and power between 0 and 1: no sample size answers otherwise.")
+        return data
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    form = ExperimentForm
+    list_display = ["name", "offer_id", "kind", "status", "arm_list", "planned_per_arm",
+                    "started_at", "stopped_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["name"]
+    actions = ["start", "stop"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["status", "started_at", "stopped_at", "sample_size", "results"]
+        if obj is not None and obj.status != ExperimentStatus.DRAFT:
+            # What a running or finished test compares may not change under it.
+            fixed += ["offer_id", "kind", "variants", "control_no_offer", "baseline_rate",
+                      "min_detectable_effect", "alpha", "power"]
+        return fixed
+
+    @admin.display(description="arms")
+    def arm_list(self, experiment: Experiment) -> str:
+        return ", ".join(experiment.arms)
+
+    @admin.display(description="needed per arm")
+    def planned_per_arm(self, experiment: Experiment):
+        plan = _plan(experiment)
+        return f"{plan[0]:,}" if plan else "–"
+
+    @admin.display(description="sample size")
+    def sample_size(self, experiment: Experiment | None) -> str:
+        if experiment is None or experiment.pk is None:
+            return "Shown once the draft is saved (and again before you start it)."
+        return _plan_text(experiment)
+
+    @admin.display(description="results")
+    def results(self, experiment: Experiment | None):
+        if experiment is None or experiment.pk is None:
+            return "–"
+        return format_html('<a href="{}">On the analytics dashboard</a>',
+                           reverse("analytics-dashboard"))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if obj.status == ExperimentStatus.DRAFT:
+            messages.info(request, f"“{obj}” needs {_plan_text(obj)}")
+
+    @admin.action(description="Start selected experiments (shows the sample size first)…",
+                  permissions=["change"])
+    def start(self, request, queryset):
+        drafts = list(queryset.filter(status=ExperimentStatus.DRAFT))
+        if not drafts:
+            self.message_user(request, "Only draft experiments can be started.", messages.WARNING)
+            return None
+        if "apply" not in request.POST:
+            return self.action_page(
+                request, queryset.filter(pk__in=[e.pk for e in drafts]), action="start",
+                title="Start experiments", form=forms.Form(),
+                rows=[{"label": str(e), "detail": _plan_text(e)} for e in drafts],
+                submit_label="Start",
+                intro="Read the result only once each arm has reached its sample size: the "
+                      "dashboard's verdict stays valid when you look early, but it will say "
+                      "'underpowered' until then.",
+            )
+        started = 0
+        for experiment in drafts:
+            try:
+                with transaction.atomic():
+                    started += experiment_start(experiment=experiment)
+            except IntegrityError:
+                messages.error(request, f"“{experiment}”: another experiment is already "
+                                        "running on this offer; stop it first.")
+            except ValidationError as exc:
+                messages.error(request, f"“{experiment}”: {'; '.join(exc.messages)}")
+        self.message_user(request, f"Started {started} experiment(s).")
+        return None
+
+    @admin.action(description="Stop selected experiments", permissions=["change"])
+    def stop(self, request, queryset):
+        count = sum(experiment_stop(experiment=e) for e in queryset)
+        self.message_user(request, f"Stopped {count} experiment(s).")

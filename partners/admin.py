@@ -1,12 +1,14 @@
-"""The creator's admin for API keys and webhooks: secrets are shown once, then never again."""
+"""The creator's admin for API keys and webhooks: secrets are shown once, then never again.
+Creating and revoking keys and every subscription change are audited (secrets masked)."""
 from django.contrib import admin, messages
 
+from audit.admin import AuditedAdminMixin
 from partners import services
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "prefix", "scope", "rate_per_minute", "created_at", "last_used_at",
                     "revoked_at"]
     list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
@@ -29,16 +31,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the key's history stays
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         count = sum(services.api_key_revoke(key=key) for key in queryset)
         self.message_user(request, f"Revoked {count} key(s).")
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(admin.ModelAdmin):
+class WebhookSubscriptionAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["url", "event_types", "is_active", "created_at"]
     list_filter = ["is_active"]
+    search_fields = ["url", "description"]
     fields = ["url", "event_types", "is_active", "description"]
 
     def save_model(self, request, obj, form, change):
@@ -52,7 +55,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["event_name", "subscription", "status", "attempts", "last_status_code",
                     "next_attempt_at", "delivered_at", "created_at"]
     list_filter = ["status", "event_name"]

@@ -1,6 +1,15 @@
-"""Charges, the ledger, refunds and reconciliation findings: read only for the creator."""
-from django.contrib import admin
+"""Charges, the ledger, refunds, gateway events and reconciliation findings: read only for the
+creator, except marking a finding resolved and asking for a reconciliation run now."""
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
 
+from audit.admin import AuditedAdminMixin
+from audit.services import audit_record
+from core.tasks import enqueue
 from payments.models import ChargeAttempt, LedgerEntry, Mismatch, Refund, WebhookEvent
 
 
@@ -25,6 +34,9 @@ class ChargeAttemptAdmin(ReadOnlyAdmin):
     search_fields = ["purpose", "reference", "gateway_ref"]
     exclude = ["client_secret"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "client_secret"]
+
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
@@ -36,19 +48,54 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "line_key", "amount", "currency", "status", "requested_by",
-                    "created_at"]
-    list_filter = ["status"]
-    search_fields = ["reference", "gateway_ref"]
+    """Refunds are made from the orders page (per line or whole order); here they are read."""
+
+    list_display = ["reference", "line_key", "amount", "tax_amount", "currency", "status",
+                    "requested_by", "reason", "created_at"]
+    list_filter = ["status", "currency", "created_at"]
+    search_fields = ["reference", "gateway_ref", "requested_by"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(Mismatch)
-class MismatchAdmin(ReadOnlyAdmin):
+class MismatchAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     list_display = ["kind", "gateway_ref", "reference", "found_at", "resolved_at"]
-    list_filter = ["kind"]
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["gateway_ref", "reference", "detail"]
+    date_hierarchy = "found_at"
+    actions = ["mark_resolved"]
+
+    def get_urls(self):
+        return [
+            path("reconcile/", self.admin_site.admin_view(self.reconcile_view),
+                 name="payments_mismatch_reconcile"),
+            *super().get_urls(),
+        ]
+
+    @admin.action(description="Mark selected findings resolved")
+    def mark_resolved(self, request, queryset):
+        # One conditional UPDATE: a finding already resolved keeps its first resolution time.
+        count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+        self.message_user(request, f"Marked {count} finding(s) resolved.")
+
+    def reconcile_view(self, request):
+        """POST only: queue one reconciliation run of this store (re-reads the gateway)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        with transaction.atomic():
+            enqueue("payments.reconcile")
+            audit_record(request_or_actor=request, action="payments.reconcile.request",
+                         summary="Asked for a reconciliation run from the admin")
+        messages.success(request, "Reconciliation queued: findings appear here when it has run.")
+        return HttpResponseRedirect(reverse("admin:payments_mismatch_changelist"))
 
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ["event_type", "event_id", "received_at", "processed_at", "deliveries"]
-    list_filter = ["event_type"]
+    list_display = ["event_type", "event_id", "object_id", "received_at", "processed_at",
+                    "deliveries"]
+    list_filter = ["event_type", ("processed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["event_id", "object_id"]
+    date_hierarchy = "received_at"

@@ -1,12 +1,41 @@
-"""The creator's store: the product ladder, customers, orders with lines, refunds."""
-from django.contrib import admin, messages
+"""The creator's store: the product ladder, customers, orders with lines and their refunds,
+tax rates, store settings and the follow-up emails. What changes prices or moves money is
+audited (AuditedAdminMixin; each refund as its own "payments.refund.issue" row)."""
+from __future__ import annotations
 
-from payments.services import RefundRefused, refund_create
-from storefront.models import Customer, Order, OrderLine, Product, StoreSettings, TaxRate
+import secrets
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from audit.admin import AuditedAdminMixin
+from audit.services import audit_record
+from core.money import Money
+from payments.models import Refund, RefundStatus
+from payments.services import (
+    LineTax,
+    RefundLine,
+    RefundRefused,
+    ledger_line_totals,
+    refund_create,
+    refund_create_for_order,
+)
+from storefront.models import (
+    Customer,
+    FollowUpSend,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    StoreSettings,
+    TaxRate,
+)
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "tier", "ladder_position", "price_amount", "currency", "status"]
     list_editable = ["ladder_position"]
     list_filter = ["tier", "status"]
@@ -27,18 +56,94 @@ class OrderLineInline(admin.TabularInline):
         return False
 
 
+# --- refunds ---------------------------------------------------------------------------------
+
+_KEY_CHARS = frozenset("0123456789abcdef")
+
+
+def _new_refund_key() -> str:
+    return secrets.token_hex(16)
+
+
+class _RefundKeyForm(forms.Form):
+    # Minted when the page is shown and sent back with it: submitting the same page twice
+    # (a double click, a resent POST) reuses the idempotency keys and refunds only once.
+    refund_key = forms.CharField(widget=forms.HiddenInput, min_length=32, max_length=32)
+    reason = forms.CharField(max_length=200, help_text="Why (kept with the refund and the audit "
+                                                       "trail).")
+
+    def clean_refund_key(self) -> str:
+        key = self.cleaned_data["refund_key"]
+        if not set(key) <= _KEY_CHARS:
+            raise forms.ValidationError("This form is damaged: reload the order list.")
+        return key
+
+
+class RefundLinesForm(_RefundKeyForm):
+    """One amount per line, in the order's currency (major units, e.g. 12.50); empty or 0
+    leaves the line alone."""
+
+    def __init__(self, *args, orders: list[Order], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rows = []
+        for order in orders:
+            left = _left_to_refund(order)
+            for line in order.lines.all():
+                exponent = Money(0, line.currency).exponent
+                name = f"amount_{line.pk}"
+                self.fields[name] = forms.DecimalField(
+                    required=False, min_value=Decimal(0), decimal_places=exponent,
+                    label=f"{order} · {line}", max_digits=12,
+                )
+                self.rows.append({
+                    "order": order, "line": line, "field": name,
+                    "charged": Money(line.total_amount, line.currency),
+                    "left": Money(left.get(line.line_key, 0), line.currency),
+                })
+
+    def bound_rows(self):
+        return [{**row, "input": self[row["field"]]} for row in self.rows]
+
+    def refunds(self) -> list[tuple[Order, OrderLine, Money]]:
+        wanted = []
+        for row in self.rows:
+            value = self.cleaned_data.get(row["field"])
+            if value:
+                line = row["line"]
+                minor = int(value.scaleb(Money(0, line.currency).exponent))
+                wanted.append((row["order"], line, Money(minor, line.currency)))
+        return wanted
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and not self.refunds():
+            raise forms.ValidationError("Enter an amount for at least one line.")
+        return data
+
+
+def _left_to_refund(order: Order) -> dict[str, int]:
+    """Per line key: charged minus refunded and disputed, as the ledger has it (display only:
+    refund_create re-checks under a lock, counting refunds still in flight)."""
+    return {
+        key: max(t["charge"] - t["refund"] - t["chargeback"], 0)
+        for key, t in ledger_line_totals(reference=order.reference).items()
+    }
+
+
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["token", "customer", "status", "currency", "utm_source", "created_at",
                     "paid_at"]
     list_filter = ["status", "utm_source", "created_at"]
     search_fields = ["token", "customer__email"]
     date_hierarchy = "created_at"
     inlines = [OrderLineInline]
-    actions = ["refund_in_full"]
+    actions = ["refund_lines", "refund_in_full"]
+    # Each refund is recorded as its own "payments.refund.issue" row (amount, tax, line).
+    audit_self_recorded_actions = ("refund_lines", "refund_in_full")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Order._meta.fields]
+        return [f.name for f in Order._meta.fields] + ["refunds"]
 
     def has_add_permission(self, request):
         return False
@@ -46,27 +151,182 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Refund selected orders in full (every line)")
+    @admin.display(description="refunds")
+    def refunds(self, order: Order):
+        rows = Refund.objects.filter(reference=order.reference).order_by("pk")
+        if not rows:
+            return "none"
+        return format_html("<ul>{}</ul>", format_html_join(
+            "", "<li>{} on {} [{}] {} — {}</li>",
+            ((Money(r.amount, r.currency), r.line_key, r.status, r.requested_by, r.reason)
+             for r in rows),
+        ))
+
+    def _paid(self, request, queryset) -> list[Order]:
+        orders = list(queryset.prefetch_related("lines").order_by("pk"))
+        refundable = {OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED}
+        for order in orders:
+            if order.status not in refundable:
+                messages.warning(request, f"{order} is {order.get_status_display().lower()}: "
+                                          "only paid orders can be refunded.")
+        return [o for o in orders if o.status in refundable]
+
+    @admin.action(description="Refund part of selected orders (an amount per line)…",
+                  permissions=["change"])
+    def refund_lines(self, request, queryset):
+        orders = self._paid(request, queryset)
+        if not orders:
+            return None
+        if "apply" in request.POST:
+            form = RefundLinesForm(request.POST, orders=orders)
+            if form.is_valid():
+                key, reason = form.cleaned_data["refund_key"], form.cleaned_data["reason"]
+                for order, line, amount in form.refunds():
+                    self._refund_line(request, order, line, amount, reason=reason,
+                                      key=f"adm_{key}_{line.line_key}")
+                return None
+        else:
+            form = RefundLinesForm(initial={"refund_key": _new_refund_key()}, orders=orders)
+        return self.action_page(
+            request, queryset.filter(pk__in=[o.pk for o in orders]), action="refund_lines",
+            title="Refund part of an order", form=form, rows=form.bound_rows(),
+            submit_label="Refund these amounts",
+            template="admin/storefront/order/refund_lines.html",
+            intro="Amounts include tax; the tax part is reversed in proportion to each line.",
+        )
+
+    @admin.action(description="Refund selected orders in full (every line)…",
+                  permissions=["change"])
     def refund_in_full(self, request, queryset):
-        done = 0
-        for order in queryset:
-            for line in order.lines.all():
-                try:
-                    refund_create(reference=order.reference, line_key=line.line_key,
-                                  amount=None, reason="refunded in the admin",
-                                  requested_by=request.user.get_username())
-                    done += 1
-                except RefundRefused as exc:
-                    messages.warning(request, f"{order}: {exc}")
-        self.message_user(request, f"Refunded {done} line(s).")
+        orders = self._paid(request, queryset)
+        if not orders:
+            return None
+        form = _RefundKeyForm(request.POST if "apply" in request.POST else None,
+                              initial={"refund_key": _new_refund_key()})
+        if form.is_bound and form.is_valid():
+            for order in orders:
+                self._refund_order(request, order, reason=form.cleaned_data["reason"],
+                                   key=f"adm_{form.cleaned_data['refund_key']}_o{order.pk}")
+            return None
+        rows = []
+        for order in orders:
+            left = sum(_left_to_refund(order).values())
+            rows.append({"label": str(order),
+                         "detail": f"{Money(left, order.currency)} left to refund"})
+        return self.action_page(
+            request, queryset.filter(pk__in=[o.pk for o in orders]), action="refund_in_full",
+            title="Refund orders in full", form=form, rows=rows,
+            submit_label="Yes, refund everything left on these orders",
+            intro="Every line is refunded for what is left on it, tax included.",
+        )
+
+    def _refund_line(self, request, order: Order, line: OrderLine, amount: Money, *,
+                     reason: str, key: str) -> None:
+        repeat = Refund.objects.filter(idempotency_key=key).exists()
+        try:
+            refund = refund_create(
+                reference=order.reference, line_key=line.line_key, amount=amount,
+                reason=reason, requested_by=request.user.get_username(), idempotency_key=key,
+                line_tax=LineTax(total=line.total_amount, tax=line.tax_amount),
+            )
+        except RefundRefused as exc:
+            messages.error(request, f"{order} · {line.description}: not refunded, {exc}.")
+            return
+        self._refunded(request, order, [refund], repeat=repeat)
+
+    def _refund_order(self, request, order: Order, *, reason: str, key: str) -> None:
+        repeat = Refund.objects.filter(idempotency_key__startswith=f"{key}:").exists()
+        lines = [RefundLine(line.line_key, LineTax(total=line.total_amount, tax=line.tax_amount))
+                 for line in order.lines.all()]
+        try:
+            refunds = refund_create_for_order(
+                reference=order.reference, lines=lines, reason=reason,
+                requested_by=request.user.get_username(), idempotency_key=key,
+            )
+        except RefundRefused as exc:
+            messages.error(request, f"{order}: not refunded, {exc}.")
+            return
+        self._refunded(request, order, refunds, repeat=repeat)
+
+    def _refunded(self, request, order: Order, refunds: list[Refund], *, repeat: bool) -> None:
+        if repeat:
+            messages.info(request, f"{order}: this form was already sent; nothing was refunded "
+                                   "twice.")
+            return
+        for refund in refunds:
+            amount = Money(refund.amount, refund.currency)
+            audit_record(
+                request_or_actor=request,
+                action="payments.refund.issue",
+                obj=refund,
+                changes={
+                    "reference": refund.reference,
+                    "line_key": refund.line_key,
+                    "amount": [None, refund.amount],
+                    "tax_amount": [None, refund.tax_amount],
+                    "currency": refund.currency,
+                    "status": [None, refund.status],
+                    "reason": refund.reason,
+                },
+                summary=f"Refund of {amount} on {order} ({refund.line_key}): {refund.status}",
+            )
+            if refund.status == RefundStatus.SUCCEEDED:
+                messages.success(request, f"{order}: refunded {amount} on {refund.line_key}.")
+            elif refund.status == RefundStatus.FAILED:
+                messages.error(request, f"{order}: the gateway refused the refund of {amount} "
+                                        f"on {refund.line_key} ({refund.reason}).")
+            else:
+                messages.warning(request, f"{order}: the refund of {amount} on "
+                                          f"{refund.line_key} is sent, its outcome is not "
+                                          "known yet (reconciliation will settle it).")
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["email", "created_at", "unsubscribed_at"]
     search_fields = ["email"]
     list_filter = ["created_at"]
 
 
-admin.site.register(TaxRate)
-admin.site.register(StoreSettings)
+@admin.register(TaxRate)
+class TaxRateAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["country", "region", "rate", "name"]
+    list_filter = ["country"]
+    search_fields = ["country", "region", "name"]
+
+
+@admin.register(StoreSettings)
+class StoreSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["__str__", "prices_include_tax", "statement_descriptor", "support_email"]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and not StoreSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # one row per store, always
+
+
+@admin.register(FollowUpSend)
+class FollowUpSendAdmin(admin.ModelAdmin):
+    """What follow-up emails were scheduled, sent or skipped, and why. Read only: workers own
+    these rows (a claim is a conditional UPDATE)."""
+
+    list_display = ["customer", "offer", "step", "due_at", "status", "sent_at", "skipped_reason",
+                    "accepted_at"]
+    list_filter = ["status", "step", "skipped_reason", "due_at", "offer"]
+    search_fields = ["customer__email", "order__token"]
+    date_hierarchy = "due_at"
+    list_select_related = ["customer", "offer"]
+    exclude = ["nonce"]  # signed into the email's accept link
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in FollowUpSend._meta.fields if f.name != "nonce"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
