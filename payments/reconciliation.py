@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -51,6 +52,16 @@ logger = logging.getLogger(__name__)
 # Stripe keeps idempotency keys for at least 24 h: past that a re-send could charge twice.
 RESEND_WINDOW = dt.timedelta(hours=23)
 _TAKEN = (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING)
+# Why reconciliation closed an attempt (its decline_code): the buyer-facing pages, the
+# follow-up flag and the failure analytics read it like any other decline.
+CLOSED_NO_PAYMENT = "no_payment_in_idempotency_window"
+CLOSED_NOT_AUTHENTICATED = "authentication_required"
+
+
+def action_max_age() -> dt.timedelta:
+    """How long a payment may wait for the buyer's authentication before it is closed
+    (PAYMENTS_ACTION_MAX_AGE_HOURS, default 24)."""
+    return dt.timedelta(hours=float(getattr(settings, "PAYMENTS_ACTION_MAX_AGE_HOURS", 24)))
 
 
 def allocate(amount: int, weights: Mapping[str, int]) -> dict[str, int]:
@@ -95,6 +106,19 @@ def payment_result_apply(*, result: PaymentResult) -> ChargeAttempt | None:
                 f"{result.amount}) and we have no charge attempt for it",
             )
         return None
+    if (result.status in _TAKEN and attempt.status in (AttemptStatus.DECLINED,
+                                                      AttemptStatus.CANCELED)
+            and not attempt.gateway_ref):
+        # Money taken for an attempt we closed without a payment (never sent, or closed after
+        # the idempotency window): no status move can record it, so a person must look.
+        mismatch_record(
+            kind=Mismatch.Kind.ORPHAN_CHARGE, gateway_ref=result.payment_ref,
+            reference=attempt.reference,
+            detail=f"the gateway has payment {result.payment_ref} ({result.status}, "
+            f"{result.amount}) for attempt {attempt.purpose}, which we closed as "
+            f"{attempt.status} ({attempt.decline_code or attempt.message or 'no reason'})",
+        )
+        return attempt
     if (result.status in _TAKEN and result.amount is not None
             and result.amount.amount != attempt.amount):
         mismatch_record(
@@ -118,11 +142,15 @@ def payment_sync(*, payment_ref: str, with_refunds: bool = True) -> ChargeAttemp
 
 
 def attempt_reconcile(
-    *, attempt_id: int, resend_after: dt.timedelta, now: dt.datetime | None = None
+    *, attempt_id: int, resend_after: dt.timedelta, now: dt.datetime | None = None,
+    action_expiry: dt.timedelta | None = None,
 ) -> ChargeAttempt:
     """Re-read an open attempt's payment(s). An IN_FLIGHT attempt the gateway has no payment
-    for, sent longer than `resend_after` ago, is sent again with the *same* key."""
+    for, sent longer than `resend_after` ago, is sent again with the *same* key; past the
+    idempotency window it is closed instead (a re-send could charge twice). An attempt still
+    waiting for authentication after `action_expiry` is closed too."""
     now = now or timezone.now()
+    action_expiry = action_max_age() if action_expiry is None else action_expiry
     attempt = ChargeAttempt.objects.get(pk=attempt_id)
     gateway = get_gateway()
     if attempt.gateway_ref:
@@ -142,7 +170,34 @@ def attempt_reconcile(
     ):
         logger.info("reconciliation re-sends attempt %s (no payment at the gateway)", attempt.pk)
         attempt = attempt_execute(attempt_id=attempt.pk, allow_resend=True)
+    elif not results and attempt.status == AttemptStatus.IN_FLIGHT and sent_at < now - RESEND_WINDOW:
+        attempt = _attempt_close(
+            attempt, code=CLOSED_NO_PAYMENT,
+            message="closed by reconciliation: the gateway has no payment for it and its "
+            "idempotency window has passed, so it is never sent again",
+        )
+    elif attempt.status == AttemptStatus.REQUIRES_ACTION and sent_at <= now - action_expiry:
+        attempt = _attempt_close(
+            attempt, code=CLOSED_NOT_AUTHENTICATED,
+            message="closed by reconciliation: the buyer did not complete authentication "
+            f"within {action_expiry}",
+        )
     return attempt
+
+
+def _attempt_close(attempt: ChargeAttempt, *, code: str, message: str) -> ChargeAttempt:
+    """Record an open attempt as declined with `code`: the same path as a gateway decline,
+    so the order, the offer's follow-up flag and the events follow as for any decline. If
+    the payment succeeds after all (the buyer authenticates late), its re-read is recorded
+    as a late success on the same payment (services.attempt_record_result)."""
+    logger.info("reconciliation closes attempt %s: %s", attempt.pk, code)
+    return attempt_record_result(
+        attempt_id=attempt.pk,
+        result=PaymentResult(
+            status=PaymentStatus.DECLINED, payment_ref=attempt.gateway_ref or None,
+            decline_code=code, message=message,
+        ),
+    )
 
 
 # --- refunds ---------------------------------------------------------------------------------
@@ -302,17 +357,24 @@ def reconcile_run(
     action_grace: dt.timedelta = dt.timedelta(minutes=30),
     resend_after: dt.timedelta = dt.timedelta(minutes=5),
     lookback: dt.timedelta = dt.timedelta(days=3),
+    action_expiry: dt.timedelta | None = None,
     now: dt.datetime | None = None,
 ) -> ReconcileReport:
-    """One reconciliation pass for the current tenant. Safe to run twice and concurrently."""
+    """One reconciliation pass for the current tenant. Safe to run twice and concurrently.
+
+    `action_expiry` (default: PAYMENTS_ACTION_MAX_AGE_HOURS) closes attempts left waiting
+    for authentication that long."""
     now = now or timezone.now()
+    action_expiry = action_max_age() if action_expiry is None else action_expiry
     report = ReconcileReport()
     with _tenant_lock() as got:
         if not got:
             report.skipped = True
             return report
         try:
-            _reconcile_attempts(report, now, in_flight_grace, action_grace, resend_after)
+            _reconcile_attempts(
+                report, now, in_flight_grace, action_grace, resend_after, action_expiry
+            )
             _reconcile_refunds(report, now, in_flight_grace)
             _reconcile_recent_payments(report, now, lookback)
             _reconcile_webhook_backlog(report, now, in_flight_grace)
@@ -323,7 +385,9 @@ def reconcile_run(
     return report
 
 
-def _reconcile_attempts(report, now, in_flight_grace, action_grace, resend_after) -> None:
+def _reconcile_attempts(
+    report, now, in_flight_grace, action_grace, resend_after, action_expiry
+) -> None:
     due = Q(
         status__in=[AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING],
         sent_at__lte=now - in_flight_grace,
@@ -331,7 +395,8 @@ def _reconcile_attempts(report, now, in_flight_grace, action_grace, resend_after
     ids = list(ChargeAttempt.objects.filter(due).values_list("pk", flat=True))
     for attempt_id in sorted(ids):
         try:
-            attempt_reconcile(attempt_id=attempt_id, resend_after=resend_after, now=now)
+            attempt_reconcile(attempt_id=attempt_id, resend_after=resend_after, now=now,
+                              action_expiry=action_expiry)
         except GatewayRejected as exc:  # one bad object must not stop the run
             report.errors.append(f"attempt {attempt_id}: {exc}")
         report.attempts += 1
