@@ -50,5 +50,10 @@ def test_every_admin_page_of_the_store_renders(staff_client):
                 "/admin/payments/chargeattempt/", "/admin/payments/mismatch/",
                 "/admin/partners/apikey/", "/admin/partners/webhooksubscription/",
                 "/admin/partners/webhookdelivery/", "/admin/analytics/event/",
-                "/admin/offers/offer/add/"]:
+                "/admin/offers/offer/add/", "/admin/analytics/experiment/add/",
+                "/admin/storefront/taxrate/add/", "/admin/partners/webhooksubscription/add/",
+                "/admin/partners/apikey/add/", "/admin/payments/refund/",
+                "/admin/payments/webhookevent/", "/admin/storefront/followupsend/",
+                "/admin/offers/offerdecision/", "/admin/analytics/experiment/",
+                "/admin/storefront/storesettings/", "/admin/audit/auditentry/"]:
         assert staff_client.get(url).status_code == 200, url
