@@ -1,0 +1,141 @@
+"""Real worker processes and a gateway proxy that can hold a request, for the kill tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from config.celery_app import app
+from tests.conftest import test_database_url
+
+
+class HoldingProxy:
+    """A TCP proxy to the local Stripe server. `hold_next(marker)` makes the next request
+    containing `marker` hang (the worker blocks inside its gateway call) until `release()`,
+    after which that connection is cut, as a dying worker's would be."""
+
+    def __init__(self, target: str):
+        parts = urlsplit(target)
+        self.target = (parts.hostname, parts.port)
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(50)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self._marker: bytes | None = None
+        self.held = threading.Event()
+        self._release = threading.Event()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold_next(self, marker: bytes) -> None:
+        self._release = threading.Event()
+        self.held.clear()
+        self._marker = marker
+
+    def release(self) -> None:
+        self._release.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._release.set()
+        self.server.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _serve(self, client) -> None:
+        upstream = socket.create_connection(self.target)
+        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+        try:
+            while data := client.recv(65536):
+                if self._marker is not None and self._marker in data:
+                    self._marker = None
+                    self.held.set()
+                    self._release.wait(60)
+                    return
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+
+def start_worker(
+    *, log_path, redis_url: str, stripe_api_base: str, pool: str = "solo",
+    smtp_port: int = 25, visibility_timeout: int = 3600, purge: bool = True,
+) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(
+        CELERY_TASK_ALWAYS_EAGER="false",
+        DATABASE_URL=test_database_url(),
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=app.conf.broker_url,
+        STRIPE_API_BASE=stripe_api_base,
+        WORKER_SMTP_PORT=str(smtp_port),
+        WORKER_VISIBILITY_TIMEOUT=str(visibility_timeout),
+        DJANGO_SETTINGS_MODULE="tests.workers.worker_settings",
+    )
+    args = [
+        sys.executable, "-m", "celery", "-A", "config.celery_app", "worker",
+        "--pool", pool, "--concurrency", "1", "--loglevel", "INFO",
+        "--without-heartbeat", "--without-gossip", "--without-mingle",
+        "--hostname", f"workers-{os.getpid()}-{time.time_ns()}@%h",
+    ] + (["--purge"] if purge else [])
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while "ready." not in log_path.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("the Celery worker did not start:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.1)
+    return proc
+
+
+def stop(proc) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(predicate, what: str, worker=None, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    log = worker.log_path.read_text(errors="replace")[-4000:] if worker is not None else ""
+    pytest.fail(f"timed out waiting for {what}\n{log}")
