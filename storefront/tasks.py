@@ -9,7 +9,10 @@ def send_receipt(*, order_id: int) -> bool:
     return receipts.receipt_send(order_id=order_id)
 
 
-@tenant_task(name="storefront.release_gated_offers")
+# acks_late + reject on a lost worker: a worker killed mid-task must not lose the only
+# message that releases a queued upsell (nothing else sweeps CREATED attempts). Running it
+# twice is harmless: attempt_execute claims CREATED → IN_FLIGHT once.
+@tenant_task(name="storefront.release_gated_offers", acks_late=True, reject_on_worker_lost=True)
 def release_gated_offers(*, order_id: int) -> None:
     upsell.release_gated_offers(order_id=order_id)
 
