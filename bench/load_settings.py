@@ -1,0 +1,12 @@
+"""Production settings as shipped, plus a minimal baseline view (bench/load_urls.py) and a
+static root of the run's own; used by bench/checkout_load.py and the drills only."""
+from config.settings.production import *  # noqa: F403
+from config.settings.production import env
+
+ROOT_URLCONF = "bench.load_urls"
+STATIC_ROOT = env("BENCH_STATIC_ROOT")
+LOGGING = {  # the load would otherwise print a line per gateway timeout
+    "version": 1, "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="ERROR")},
+}
