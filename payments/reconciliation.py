@@ -170,7 +170,10 @@ def attempt_reconcile(
     ):
         logger.info("reconciliation re-sends attempt %s (no payment at the gateway)", attempt.pk)
         attempt = attempt_execute(attempt_id=attempt.pk, allow_resend=True)
-    elif not results and attempt.status == AttemptStatus.IN_FLIGHT and sent_at < now - RESEND_WINDOW:
+    elif (
+        not results and attempt.status == AttemptStatus.IN_FLIGHT
+        and sent_at < now - RESEND_WINDOW
+    ):
         attempt = _attempt_close(
             attempt, code=CLOSED_NO_PAYMENT,
             message="closed by reconciliation: the gateway has no payment for it and its "

@@ -89,8 +89,14 @@ class HoldingProxy:
 
 
 def start_worker(
-    *, log_path, redis_url: str, stripe_api_base: str, pool: str = "solo",
-    smtp_port: int = 25, visibility_timeout: int = 3600, purge: bool = True,
+    *,
+    log_path,
+    redis_url: str,
+    stripe_api_base: str,
+    pool: str = "solo",
+    smtp_port: int = 25,
+    visibility_timeout: int = 3600,
+    purge: bool = True,
 ) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(
@@ -104,10 +110,23 @@ def start_worker(
         DJANGO_SETTINGS_MODULE="tests.workers.worker_settings",
     )
     args = [
-        sys.executable, "-m", "celery", "-A", "config.celery_app", "worker",
-        "--pool", pool, "--concurrency", "1", "--loglevel", "INFO",
-        "--without-heartbeat", "--without-gossip", "--without-mingle",
-        "--hostname", f"workers-{os.getpid()}-{time.time_ns()}@%h",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config.celery_app",
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"workers-{os.getpid()}-{time.time_ns()}@%h",
     ] + (["--purge"] if purge else [])
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.utils import timezone
 
 from analytics.models import Event
 from offers.models import OfferDecision
@@ -88,15 +87,28 @@ def test_a_payment_that_turns_up_for_an_attempt_closed_after_the_window_is_flagg
     reconcile_run(now=attempt.sent_at + 24 * H)
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.DECLINED
-    method = h.sdk().v1.payment_methods.create(params={"type": "card", "card": {
-        "number": gw.CARD_OK, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    method = h.sdk().v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": gw.CARD_OK, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
     h.sdk().v1.payment_methods.attach(method.id, params={"customer": attempt.customer_ref})
-    late = h.sdk().v1.payment_intents.create(params={
-        "amount": attempt.amount, "currency": "usd", "customer": attempt.customer_ref,
-        "payment_method": method.id, "confirm": True, "payment_method_types": ["card"],
-        "metadata": {"attempt": attempt.idempotency_key, "tenant": "t1",
-                     "reference": attempt.reference},
-    })
+    late = h.sdk().v1.payment_intents.create(
+        params={
+            "amount": attempt.amount,
+            "currency": "usd",
+            "customer": attempt.customer_ref,
+            "payment_method": method.id,
+            "confirm": True,
+            "payment_method_types": ["card"],
+            "metadata": {
+                "attempt": attempt.idempotency_key,
+                "tenant": "t1",
+                "reference": attempt.reference,
+            },
+        }
+    )
     assert late.status == "succeeded"
 
     reconcile_run(now=attempt.sent_at + 25 * H)
@@ -104,7 +116,9 @@ def test_a_payment_that_turns_up_for_an_attempt_closed_after_the_window_is_flagg
 
     (mismatch,) = Mismatch.objects.all()
     assert (mismatch.kind, mismatch.gateway_ref, mismatch.reference) == (
-        "orphan_charge", late.id, order.reference
+        "orphan_charge",
+        late.id,
+        order.reference,
     )
     assert CLOSED_NO_PAYMENT in mismatch.detail
     attempt.refresh_from_db()

@@ -47,8 +47,11 @@ def workers(live_tenant, redis_url, tmp_path, stripe_api_base, proxy, smtp):
 
     def start(**options):
         proc = start_worker(
-            log_path=tmp_path / f"worker-{len(started)}.log", redis_url=redis_url,
-            stripe_api_base=proxy.url, smtp_port=smtp.port, **options,
+            log_path=tmp_path / f"worker-{len(started)}.log",
+            redis_url=redis_url,
+            stripe_api_base=proxy.url,
+            smtp_port=smtp.port,
+            **options,
         )
         started.append(proc)
         return proc
@@ -83,9 +86,12 @@ def _recorded_once(order, attempt, intent) -> None:
         LedgerEntry.objects.filter(reference=order.reference).values_list("kind", "amount")
     ) == sorted([("charge", h.CORE_TOTAL), ("charge", h.BUMP_TOTAL)])
     assert Event.objects.filter(order_id=order.pk, name="checkout_completed").count() == 1
-    assert OutboxMessage.objects.filter(
-        task_name="storefront.send_receipt", kwargs={"order_id": order.pk}
-    ).count() == 1
+    assert (
+        OutboxMessage.objects.filter(
+            task_name="storefront.send_receipt", kwargs={"order_id": order.pk}
+        ).count()
+        == 1
+    )
     assert len(gw.payment_intents()) == 1
 
 
@@ -97,7 +103,8 @@ def test_a_worker_child_killed_inside_process_webhook_event_is_replaced_and_the_
     worker = workers(pool="prefork")
 
     delivered = h.deliver(
-        client_for(HOST), h.event("evt_kill", "payment_intent.succeeded", "payment_intent", intent.id)
+        client_for(HOST),
+        h.event("evt_kill", "payment_intent.succeeded", "payment_intent", intent.id),
     )
     assert delivered.status_code == 200
     wait_for(proxy.held.is_set, "the task to be inside its gateway call", worker)
@@ -109,8 +116,11 @@ def test_a_worker_child_killed_inside_process_webhook_event_is_replaced_and_the_
 
     # reject_on_worker_lost puts the message back; the parent's new child runs it again.
     wait_for(
-        lambda: WebhookEvent.objects.filter(event_id="evt_kill", processed_at__isnull=False).exists(),
-        "the redelivered event to be processed", worker,
+        lambda: WebhookEvent.objects.filter(
+            event_id="evt_kill", processed_at__isnull=False
+        ).exists(),
+        "the redelivered event to be processed",
+        worker,
     )
     time.sleep(1.0)  # a third delivery would land now
     assert "WorkerLostError" in _log(worker)
@@ -138,10 +148,16 @@ def test_a_worker_killed_inside_reconcile_and_restarted_reconciles_once(
     assert attempt.status == AttemptStatus.IN_FLIGHT
 
     restarted = workers(visibility_timeout=3, purge=False)
-    wait_for(lambda: ChargeAttempt.objects.get(pk=attempt.pk).status == AttemptStatus.SUCCEEDED,
-             "the redelivered reconcile to record the payment", restarted)
-    wait_for(lambda: "payments.reconcile[" in _log(restarted) and " succeeded in " in _log(restarted),
-             "the reconcile task to finish", restarted)
+    wait_for(
+        lambda: ChargeAttempt.objects.get(pk=attempt.pk).status == AttemptStatus.SUCCEEDED,
+        "the redelivered reconcile to record the payment",
+        restarted,
+    )
+    wait_for(
+        lambda: "payments.reconcile[" in _log(restarted) and " succeeded in " in _log(restarted),
+        "the reconcile task to finish",
+        restarted,
+    )
     time.sleep(1.0)
     _recorded_once(order, attempt, intent)
 
@@ -172,7 +188,9 @@ def test_work_enqueued_while_the_broker_is_down_runs_exactly_once_after_it_retur
         order = buy(client, pay=False)
         paid = client.post(f"/o/{order.token}/pay", {"setup_intent": order.setup_ref})
         assert paid.json()["status"] == "processing"
-        accepted = client.post(f"/o/{order.token}/offer/accept", {"token": offer_token(client, order)})
+        accepted = client.post(
+            f"/o/{order.token}/offer/accept", {"token": offer_token(client, order)}
+        )
         assert accepted.status_code == 303
     finally:
         use_gateway(None)
@@ -184,8 +202,9 @@ def test_work_enqueued_while_the_broker_is_down_runs_exactly_once_after_it_retur
     with _broker_unreachable():  # the primary settles while the broker is down
         payments.attempt_record_result(
             attempt_id=primary.pk,
-            result=PaymentResult(PaymentStatus.SUCCEEDED, payment_ref="pi_slow_primary",
-                                 amount=primary.money),
+            result=PaymentResult(
+                PaymentStatus.SUCCEEDED, payment_ref="pi_slow_primary", amount=primary.money
+            ),
         )
         assert drain_outbox() == 0
     waiting = OutboxMessage.objects.filter(
@@ -193,7 +212,9 @@ def test_work_enqueued_while_the_broker_is_down_runs_exactly_once_after_it_retur
         kwargs={"order_id": order.pk},
     )
     assert sorted(waiting.values_list("task_name", flat=True)) == [
-        "storefront.release_gated_offers", "storefront.send_receipt"]
+        "storefront.release_gated_offers",
+        "storefront.send_receipt",
+    ]
     assert all(m.dispatched_at is None and m.last_error for m in waiting)
     time.sleep(0.5)
     assert smtp.messages == [] and gw.payment_intents() == []
@@ -203,8 +224,11 @@ def test_work_enqueued_while_the_broker_is_down_runs_exactly_once_after_it_retur
     assert drain_outbox() >= 2  # the broker is back
 
     wait_for(lambda: len(smtp.to("buyer@example.com")) == 1, "the receipt email", worker)
-    wait_for(lambda: ChargeAttempt.objects.get(pk=upsell.pk).status == AttemptStatus.SUCCEEDED,
-             "the gated upsell to be charged", worker)
+    wait_for(
+        lambda: ChargeAttempt.objects.get(pk=upsell.pk).status == AttemptStatus.SUCCEEDED,
+        "the gated upsell to be charged",
+        worker,
+    )
     assert drain_outbox() == 0
     time.sleep(1.5)  # anything sent twice would arrive now
     assert len(smtp.to("buyer@example.com")) == 1

@@ -1,0 +1,252 @@
+"""Two beat processes schedule every periodic job twice. For each beat entry, its task run
+twice at once (two threads, two database connections) has the effect of one run: one email,
+one charge, one reconciliation record, one dispatch, one pause."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import threading
+import uuid
+
+import pytest
+import redis
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from analytics.models import Event
+from config.celery_app import app
+from core.tasks import enqueue
+from offers.models import Offer, OfferDecision, OfferKind
+from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, Mismatch
+from storefront.models import Customer, FollowUpSend, FollowUpStatus
+from tests import gateway_helpers as gw
+from tests.analytics.conftest import ledger, make_order
+from tests.factories import OfferFactory, ProductFactory
+from tests.followups.helpers import catalog as followup_catalog
+from tests.followups.helpers import paid_order
+from tests.payments import helpers as h
+from tests.upsell.helpers import buy, make_catalog, offer_token
+from tests.workers.test_worker_faults import _broker_unreachable
+
+pytestmark = pytest.mark.gateway
+HOST = "t1.localhost"
+
+
+def _twice_at_once(task_name: str, tenant) -> list:
+    """The fanned-out task, run by two 'workers' at the same moment."""
+    app.loader.import_default_modules()  # what a worker registers at start-up
+    task = app.tasks[task_name]
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def run():
+        if tenant is None:
+            connection.set_schema_to_public()
+        else:
+            connection.set_tenant(tenant)
+        try:
+            barrier.wait(10)
+            results.append(task.apply(throw=True).get())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    return results
+
+
+# --- one scenario per periodic task: set up a due effect, run twice, check it happened once --
+
+
+def _drain_outbox(ctx):
+    probe = f"probe-{uuid.uuid4().hex[:12]}"
+    with _broker_unreachable():
+        message = enqueue("analytics.event_record", name="page_viewed", source=probe)
+    message.refresh_from_db()
+    assert message.dispatched_at is None
+
+    def check(results):
+        message.refresh_from_db()
+        assert message.dispatched_at is not None and message.send_attempts == 2
+        assert sorted(results) == [0, 1]
+        client = redis.Redis.from_url(app.conf.broker_url)
+        sent = []
+        for raw in client.lrange("celery", 0, -1):
+            envelope = json.loads(raw)
+            args = json.loads(base64.b64decode(envelope["body"]))
+            if args[1].get("source") == probe:
+                sent.append(raw)
+        for raw in sent:
+            client.lrem("celery", 0, raw)
+        assert len(sent) == 1  # on the broker once
+
+    return None, check
+
+
+def _reconcile(ctx):
+    _, bump = h.catalog()
+    order = h.checkout_started(ctx["client_for"](HOST), bump)
+    h.pay_and_crash(order, ctx["monkeypatch"])
+    ChargeAttempt.objects.update(sent_at=timezone.now() - dt.timedelta(minutes=10))
+    attempt = ChargeAttempt.objects.get()
+    orphan = h.sdk().v1.payment_intents.create(
+        params={
+            "amount": 2500,
+            "currency": "usd",
+            "customer": attempt.customer_ref,
+            "payment_method": _card(attempt.customer_ref),
+            "confirm": True,
+            "payment_method_types": ["card"],
+            "metadata": {"attempt": "att_lost", "tenant": "t1"},
+        }
+    )
+
+    def check(results):
+        attempt.refresh_from_db()
+        assert attempt.status == AttemptStatus.SUCCEEDED and attempt.sends == 1
+        assert LedgerEntry.objects.filter(reference=order.reference).count() == 2
+        assert list(Mismatch.objects.values_list("kind", "gateway_ref")) == [
+            ("orphan_charge", orphan.id)
+        ]
+        assert Event.objects.filter(order_id=order.pk, name="checkout_completed").count() == 1
+        assert len(gw.payment_intents()) == 2  # the order's and the orphan: nothing re-sent
+
+    return ctx["tenant"], check
+
+
+def _card(customer_ref: str) -> str:
+    method = h.sdk().v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": gw.CARD_OK, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
+    h.sdk().v1.payment_methods.attach(method.id, params={"customer": customer_ref})
+    return method.id
+
+
+def _followups_send_due(ctx):
+    core, _, _ = followup_catalog()
+    paid_order("buyer@example.com", core, paid_at=timezone.now() - dt.timedelta(hours=25))
+    smtp = ctx["request"].getfixturevalue("smtp_mail")
+
+    def check(results):
+        assert sorted(results) == [0, 1]
+        assert len(smtp.messages) == 1
+        assert FollowUpSend.objects.get(step=1).claims == 1
+        assert FollowUpSend.objects.get(step=1).status == FollowUpStatus.SENT
+        assert Event.objects.filter(name="email_sent").count() == 1
+
+    return ctx["tenant"], check
+
+
+def _flag_abandoned(ctx):
+    make_catalog()
+    client = ctx["client_for"](HOST)
+    order = buy(client, card=gw.CARD_3DS)
+    client.post(f"/o/{order.token}/offer/accept", {"token": offer_token(client, order)})
+    ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:upsell").update(
+        sent_at=timezone.now() - dt.timedelta(minutes=31)
+    )
+
+    def check(results):
+        assert sorted(results) == [0, 1]
+        assert OfferDecision.objects.get(order=order, kind="upsell").followup_flagged_at
+        assert Event.objects.filter(order_id=order.pk, name="upsell_failed").count() == 1
+
+    return ctx["tenant"], check
+
+
+def _guardrails(ctx):
+    mail.outbox = []
+    offer = OfferFactory(kind=OfferKind.BUMP, trigger_product=ProductFactory(), price_amount=900)
+    now = timezone.now()
+    for tag, count, refunded, days_ago in (("base", 40, 2, 30), ("spike", 25, 8, 2)):
+        customer = Customer.objects.create(email=f"{tag}@buyer.example")
+        for i in range(count):
+            when = now - dt.timedelta(days=days_ago, hours=i)
+            _, (_, line) = make_order(
+                customer,
+                visitor=f"{tag}{i}",
+                source="ig",
+                paid_at=when,
+                lines=[
+                    ("core", offer.trigger_product, None, 4900),
+                    ("bump", offer.product, offer, offer.price_amount),
+                ],
+            )
+            if i < refunded:
+                ledger(line, "refund", offer.price_amount, when + dt.timedelta(hours=1))
+
+    def check(results):
+        assert sorted(results, key=len) == [[], [offer.pk]]
+        offer.refresh_from_db()
+        assert offer.status == Offer.Status.PAUSED
+        assert Event.objects.filter(name="offer_paused", offer_id=offer.pk).count() == 1
+        assert len(mail.outbox) == 1
+
+    return ctx["tenant"], check
+
+
+SCENARIOS = {
+    "core.tasks.drain_outbox": _drain_outbox,
+    "payments.reconcile": _reconcile,
+    "storefront.followups_send_due": _followups_send_due,
+    "storefront.flag_abandoned_confirmations": _flag_abandoned,
+    "offers.guardrails_enforce": _guardrails,
+}
+
+
+@pytest.mark.parametrize("entry", sorted(app.conf.beat_schedule))
+def test_each_beat_entrys_task_run_twice_at_once_has_the_effect_of_one_run(
+    entry, live_tenant, client_for, monkeypatch, request, stripe_api_base
+):
+    schedule = app.conf.beat_schedule[entry]
+    assert schedule["task"] == "core.tasks.fan_out"  # beat only fans out
+    target = schedule["args"][0]
+    assert target in SCENARIOS, f"beat entry {entry} ({target}) has no double-run scenario"
+    ctx = {
+        "tenant": live_tenant,
+        "client_for": client_for,
+        "monkeypatch": monkeypatch,
+        "request": request,
+    }
+    tenant, check = SCENARIOS[target](ctx)
+    if tenant is None:  # drain_outbox is public: beat's fan_out runs it directly
+        results = _twice_at_once_public_fan_out(target)
+    else:
+        results = _twice_at_once(target, tenant)
+    connection.set_tenant(live_tenant)
+    check(results)
+
+
+def _twice_at_once_public_fan_out(target: str) -> list:
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def run():
+        connection.set_schema_to_public()
+        try:
+            barrier.wait(10)
+            results.append(app.tasks["core.tasks.fan_out"].apply(args=(target,), throw=True).get())
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    return results
