@@ -38,6 +38,7 @@ def run() -> int:
     env.update(
         services.localstripe_env(port=int(os.environ.get("LOCALSTRIPE_PORT", "8420")), persist=True)
     )
+    env["PATH"] = os.pathsep.join([*services.PATH_PREFIX, env["PATH"]])
     env.setdefault("EMAIL_URL", "consolemail://")
     print("[run] migrating every schema…", flush=True)
     _manage(env, "migrate_schemas", "--noinput")
@@ -89,6 +90,7 @@ def test(pytest_args: list[str]) -> int:
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     env["DATABASE_URL"] = services.postgres_url("storefront")
     env["REDIS_URL"] = services.redis_url(db=1)
+    env["PATH"] = os.pathsep.join([*services.PATH_PREFIX, env["PATH"]])
     env.update(services.localstripe_env())
     pytest = subprocess.Popen([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
     return _supervise(pytest)

