@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -201,3 +202,121 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.visitor_key} → {self.variant}"
+
+
+# --- Read models the dashboard scans instead of the raw tables (analytics/rollups.py) -------
+#
+# Database triggers (migration 0004) put the id of every new event, and of every order whose
+# paid time, lines or ledger changed, on RollupQueue in the writer's own transaction: one
+# INSERT with no unique key, so writers never wait on each other. `rollups_refresh` drains the
+# queue under a per-schema lock and recomputes what changed. The direct queries in
+# selectors.py (`*_direct`) stay as the oracle the tests compare these against.
+
+
+class RollupQueue(models.Model):
+    class Kind(models.TextChoices):
+        EVENT = "e"
+        ORDER = "o"
+
+    kind = models.CharField(max_length=1, choices=Kind.choices)
+    ref = models.BigIntegerField()
+
+
+class EventDay(models.Model):
+    """Events per UTC day, name, source and offer (0 = no offer)."""
+
+    day = models.DateField()
+    name = models.CharField(max_length=40)
+    source = models.CharField(max_length=100)
+    offer_id = models.BigIntegerField()
+    events = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "name", "source", "offer_id"], name="eventday_unique"
+            )
+        ]
+
+
+class VisitorFirst(models.Model):
+    """When a visitor first reached a step (a funnel step, or "session"), over all sources
+    (scope "*") and within their source (scope "=<source>"). Exact distinct visitors."""
+
+    step = models.CharField(max_length=40)
+    scope = models.CharField(max_length=101)
+    visitor_id = models.CharField(max_length=64)
+    first_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step", "scope", "visitor_id"], name="visitorfirst_unique"
+            )
+        ]
+
+
+class VisitorFirstDay(models.Model):
+    """How many visitors first reached a step on each UTC day, per scope."""
+
+    day = models.DateField()
+    step = models.CharField(max_length=40)
+    scope = models.CharField(max_length=101)
+    visitors = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "step", "scope"], name="visitorfirstday_unique")
+        ]
+
+
+class OrderSummary(models.Model):
+    """One paid order's money from the ledger (minor units) and what it is filtered by."""
+
+    order_id = models.BigIntegerField(primary_key=True)
+    customer_id = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    source = models.CharField(max_length=100)
+    core_product_id = models.BigIntegerField(null=True)
+    offer_ids = ArrayField(models.BigIntegerField(), default=list)
+    paid_at = models.DateTimeField()
+    entries = models.IntegerField()  # ledger rows; an order with none is not counted
+    charged = models.BigIntegerField()
+    refunded = models.BigIntegerField()
+    charged_back = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["paid_at"], name="ordersummary_paid_idx")]
+
+
+class OfferLineSummary(models.Model):
+    """One offer line's charges, refunds and chargebacks (refund and chargeback rates)."""
+
+    line_id = models.BigIntegerField(primary_key=True)
+    order_id = models.BigIntegerField(db_index=True)
+    offer_id = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    source = models.CharField(max_length=100)
+    core_product_id = models.BigIntegerField(null=True)
+    charged = models.BigIntegerField()
+    refunded = models.BigIntegerField()
+    charged_back = models.BigIntegerField()
+
+
+class CustomerSummary(models.Model):
+    """A buyer's first paid order and net value 30/60/90 days after it (cohort LTV)."""
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    first_order_id = models.BigIntegerField()
+    first_at = models.DateTimeField()
+    source = models.CharField(max_length=100)  # of the first order
+    core_product_id = models.BigIntegerField(null=True)
+    first_offer_ids = ArrayField(models.BigIntegerField(), default=list)
+    first_took = models.BooleanField()  # the first order has a non-core line
+    net30 = models.BigIntegerField()
+    net60 = models.BigIntegerField()
+    net90 = models.BigIntegerField()
+    second_paid_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["first_at"], name="customersummary_first_idx")]

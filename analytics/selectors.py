@@ -1,6 +1,12 @@
 """Metric selectors for the dashboard: each is one SQL query, filterable by date range, offer,
 product and source.
 
+Each metric reads the read models that analytics/rollups.py keeps (per-order, per-offer-line
+and per-buyer summaries; daily event counters; first-visit counters) whenever they can answer
+the filter exactly, and otherwise the source tables (the `*_direct` queries, which are also
+the oracle the tests compare the read models with). The read models are as fresh as the last
+`rollups_refresh` (the dashboard view runs one before reading).
+
 Analytics is the lowest app (DESIGN.md, "Layers"): it may not import storefront, offers or
 payments. Their tables are read here with raw SQL, the table names taken from the app registry
 (`apps.get_model`) at call time, so there is no import and no cycle, and a renamed table
@@ -58,6 +64,11 @@ def _tables() -> dict[str, str]:
         "ledger": _t("payments.LedgerEntry"),
         "attempt": _t("payments.ChargeAttempt"),
         "assignment": _t("analytics.Assignment"),
+        "eventday": _t("analytics.EventDay"),
+        "vfirstday": _t("analytics.VisitorFirstDay"),
+        "osum": _t("analytics.OrderSummary"),
+        "lsum": _t("analytics.OfferLineSummary"),
+        "csum": _t("analytics.CustomerSummary"),
     }
 
 
@@ -127,7 +138,7 @@ def _event_filters(w: _Where, f: MetricFilter, *, offer_steps_only: bool = False
         )
 
 
-def funnel(f: MetricFilter) -> list[dict[str, Any]]:
+def funnel_direct(f: MetricFilter) -> list[dict[str, Any]]:
     """Events and distinct visitors at each funnel step."""
     w = _Where()
     w.add("e.name = ANY(%s)", list(FUNNEL_STEPS))
@@ -144,7 +155,7 @@ def funnel(f: MetricFilter) -> list[dict[str, Any]]:
     return [found.get(step, {"step": step, "events": 0, "visitors": 0}) for step in FUNNEL_STEPS]
 
 
-def order_value(f: MetricFilter) -> list[dict[str, Any]]:
+def order_value_direct(f: MetricFilter) -> list[dict[str, Any]]:
     """Per currency: paid orders, gross and net (of refunds and chargebacks) charged, AOV, and
     revenue per session (sessions = distinct visitors with a page view or checkout start)."""
     w = _Where()
@@ -178,7 +189,7 @@ def order_value(f: MetricFilter) -> list[dict[str, Any]]:
     )
 
 
-def take_rates(f: MetricFilter, *, by: str = "offer") -> list[dict[str, Any]]:
+def take_rates_direct(f: MetricFilter, *, by: str = "offer") -> list[dict[str, Any]]:
     """Accepted ÷ offered events, per offer or per attribution source."""
     key = {"offer": "e.offer_id", "source": "e.source"}[by]
     w = _Where()
@@ -197,7 +208,7 @@ def take_rates(f: MetricFilter, *, by: str = "offer") -> list[dict[str, Any]]:
     )
 
 
-def refund_rates(f: MetricFilter) -> list[dict[str, Any]]:
+def refund_rates_direct(f: MetricFilter) -> list[dict[str, Any]]:
     """Per offer: charged lines, lines refunded (any amount), lines charged back, the amounts,
     and the rates (refunded or charged-back lines ÷ charged lines). Lines sold in the range."""
     w = _Where()
@@ -236,7 +247,7 @@ def refund_rates(f: MetricFilter) -> list[dict[str, Any]]:
     )
 
 
-def cohort_ltv(f: MetricFilter, *, as_of: dt.datetime | None = None) -> list[dict[str, Any]]:
+def cohort_ltv_direct(f: MetricFilter, *, as_of: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Net lifetime value by purchase-month cohort, takers vs non-takers.
 
     A buyer's cohort is the month of their first paid order; a *taker* took an offer on that
@@ -443,3 +454,191 @@ def rate(part: int, whole: int) -> Decimal | None:
     if not whole:
         return None
     return (Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+# --- Over the read models (analytics/rollups.py) --------------------------------------------
+
+
+def _midnight(value: dt.datetime | None) -> bool:
+    return value is None or (
+        value.utcoffset() == dt.timedelta(0)
+        and (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0)
+    )
+
+
+def _day_counters_answer(f: MetricFilter) -> bool:
+    """Daily counters are exact for whole UTC days, without a product filter (an event matches
+    a product through its order's core line, which the counters do not carry)."""
+    return f.product_id is None and _midnight(f.start) and _midnight(f.end)
+
+
+def _first_visits_answer(f: MetricFilter) -> bool:
+    """First-visit counters give exact distinct visitors from the beginning up to a whole day,
+    by source, without a product or offer filter."""
+    return f.start is None and _midnight(f.end) and f.product_id is None and f.offer_id is None
+
+
+def _day_range(w: _Where, f: MetricFilter, column: str = "day") -> None:
+    if f.start:
+        w.add(f"{column} >= %s", f.start.date())
+    if f.end:
+        w.add(f"{column} < %s", f.end.date())
+
+
+def _first_visitors(steps: list[str], f: MetricFilter) -> dict[str, int]:
+    w = _Where()
+    w.add("step = ANY(%s)", steps)
+    w.add("scope = %s", "=" + f.source if f.source else "*")
+    if f.end:
+        w.add("day < %s", f.end.date())
+    rows = _rows(
+        f"SELECT step, sum(visitors)::bigint AS n FROM {{vfirstday}} WHERE {w.sql} GROUP BY step",
+        w.params,
+    )
+    return {r["step"]: r["n"] for r in rows}
+
+
+def funnel(f: MetricFilter) -> list[dict[str, Any]]:
+    """Events and distinct visitors at each funnel step."""
+    if not (_day_counters_answer(f) and _first_visits_answer(f)):
+        return funnel_direct(f)
+    w = _Where()
+    w.add("name = ANY(%s)", list(FUNNEL_STEPS))
+    _day_range(w, f)
+    if f.source:
+        w.add("source = %s", f.source)
+    events = {
+        r["step"]: r["n"]
+        for r in _rows(
+            f"SELECT name AS step, sum(events)::bigint AS n FROM {{eventday}} WHERE {w.sql} "
+            "GROUP BY name",
+            w.params,
+        )
+    }
+    visitors = _first_visitors(list(FUNNEL_STEPS), f)
+    return [
+        {"step": step, "events": events.get(step, 0), "visitors": visitors.get(step, 0)}
+        for step in FUNNEL_STEPS
+    ]
+
+
+def _summary_filters(w: _Where, f: MetricFilter, *, time: str, offers: str | None) -> None:
+    w.range(time, f)
+    if f.source:
+        w.add("source = %s", f.source)
+    if f.product_id:
+        w.add("core_product_id = %s", f.product_id)
+    if f.offer_id and offers:
+        w.add(f"%s = ANY({offers})", f.offer_id)
+
+
+def order_value(f: MetricFilter) -> list[dict[str, Any]]:
+    """Per currency: paid orders, gross and net (of refunds and chargebacks) charged, AOV, and
+    revenue per session (sessions = distinct visitors with a page view or checkout start)."""
+    if _first_visits_answer(f):
+        sessions = _first_visitors(["session"], f).get("session", 0)
+    else:
+        s = _Where()
+        s.add("e.name = ANY(%s)", list(SESSION_EVENTS))
+        s.add("e.visitor_id <> ''")
+        _event_filters(s, f)
+        sessions = _rows(
+            f"SELECT count(DISTINCT e.visitor_id) AS n FROM {{event}} e WHERE {s.sql}", s.params
+        )[0]["n"]
+    w = _Where()
+    w.add("entries > 0")
+    _summary_filters(w, f, time="paid_at", offers="offer_ids")
+    return _rows(
+        f"""
+        SELECT currency, orders, sessions, gross, gross - returned AS net,
+               round(gross::numeric / nullif(orders, 0))::bigint AS aov,
+               round((gross - returned)::numeric / nullif(orders, 0))::bigint AS net_aov,
+               round(gross::numeric / nullif(sessions, 0))::bigint AS revenue_per_session
+        FROM (SELECT currency, count(*) AS orders, %s::bigint AS sessions,
+                     sum(charged)::bigint AS gross,
+                     sum(refunded + charged_back)::bigint AS returned
+              FROM {{osum}} WHERE {w.sql} GROUP BY currency) m
+        ORDER BY currency
+        """,
+        [sessions] + w.params,
+    )
+
+
+def take_rates(f: MetricFilter, *, by: str = "offer") -> list[dict[str, Any]]:
+    """Accepted ÷ offered events, per offer or per attribution source."""
+    if not _day_counters_answer(f):
+        return take_rates_direct(f, by=by)
+    key = {"offer": "offer_id", "source": "source"}[by]
+    w = _Where()
+    w.add("offer_id <> 0")
+    w.add("name = ANY(%s)", list(OFFERED + ACCEPTED))
+    _day_range(w, f)
+    if f.source:
+        w.add("source = %s", f.source)
+    if f.offer_id:
+        w.add("offer_id = %s", f.offer_id)
+    return _rows(
+        f"""
+        SELECT {by}, offered, accepted, round(accepted::numeric / nullif(offered, 0), 4) AS rate
+        FROM (SELECT {key} AS {by},
+                     coalesce(sum(events) FILTER (WHERE name = ANY(%s)), 0)::bigint AS offered,
+                     coalesce(sum(events) FILTER (WHERE name = ANY(%s)), 0)::bigint AS accepted
+              FROM {{eventday}} WHERE {w.sql} GROUP BY {key}) t
+        ORDER BY {by}
+        """,
+        [list(OFFERED), list(ACCEPTED)] + w.params,
+    )
+
+
+def refund_rates(f: MetricFilter) -> list[dict[str, Any]]:
+    """Per offer: charged lines, lines refunded (any amount), lines charged back, the amounts,
+    and the rates (refunded or charged-back lines ÷ charged lines). Lines sold in the range."""
+    w = _Where()
+    w.add("(charged > 0 OR refunded > 0 OR charged_back > 0)")
+    _summary_filters(w, f, time="created_at", offers=None)
+    if f.offer_id:
+        w.add("offer_id = %s", f.offer_id)
+    return _rows(
+        f"""
+        SELECT offer_id, count(*) FILTER (WHERE charged > 0) AS sold,
+               count(*) FILTER (WHERE refunded > 0) AS refunds,
+               count(*) FILTER (WHERE charged_back > 0) AS chargebacks,
+               sum(charged)::bigint AS charged_amount,
+               sum(refunded)::bigint AS refunded_amount,
+               sum(charged_back)::bigint AS charged_back_amount,
+               round((count(*) FILTER (WHERE refunded > 0))::numeric
+                     / nullif(count(*) FILTER (WHERE charged > 0), 0), 4) AS refund_rate,
+               round((count(*) FILTER (WHERE charged_back > 0))::numeric
+                     / nullif(count(*) FILTER (WHERE charged > 0), 0), 4) AS chargeback_rate
+        FROM {{lsum}} WHERE {w.sql} GROUP BY offer_id ORDER BY offer_id
+        """,
+        w.params,
+    )
+
+
+def cohort_ltv(f: MetricFilter, *, as_of: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Net lifetime value by purchase-month cohort, takers vs non-takers (definitions in
+    `cohort_ltv_direct`), from the per-buyer summary."""
+    as_of = as_of or timezone.now()
+    w = _Where()
+    _summary_filters(w, f, time="first_at", offers=None)
+    taker = "%s = ANY(first_offer_ids)" if f.offer_id else "first_took"
+    averages = ",\n".join(
+        f"round(avg(net{d}) FILTER (WHERE first_at + interval '{d} days' <= %s))::bigint "
+        f"AS ltv{d}, count(*) FILTER (WHERE first_at + interval '{d} days' <= %s) AS matured{d}"
+        for d in LTV_DAYS
+    )
+    params: list[Any] = [f.offer_id] if f.offer_id else []
+    params += [as_of] * (2 * len(LTV_DAYS) + 2) + w.params
+    return _rows(
+        f"""
+        SELECT date_trunc('month', first_at)::date AS cohort, {taker} AS taker,
+               count(*) AS buyers, {averages},
+               count(*) FILTER (WHERE second_paid_at <= %s) AS repeat_buyers,
+               round((count(*) FILTER (WHERE second_paid_at <= %s))::numeric / count(*), 4)
+                   AS repeat_rate
+        FROM {{csum}} WHERE {w.sql}
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        params,
+    )

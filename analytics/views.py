@@ -15,6 +15,7 @@ from django.utils import timezone
 from analytics import charts, selectors
 from analytics.experiments import experiment_report
 from analytics.models import Experiment, ExperimentStatus
+from analytics.rollups import rollups_refresh
 from analytics.selectors import LTV_DAYS, MetricFilter
 
 
@@ -174,6 +175,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         f = _parse_filter(request.GET)
     except ValueError:
         return HttpResponseBadRequest("Dates are YYYY-MM-DD; offer and product are numeric ids.")
+    # Fold what was written since the last refresh, so the page is current to the request.
+    rollups_refresh()
     views = _views(f)
     export = request.GET.get("export")
     if export:

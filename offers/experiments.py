@@ -6,6 +6,7 @@ sits above analytics in the layering, so importing them here is allowed.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,33 @@ def offer_present(*, offer: Offer, visitor_key: str) -> OfferPresentation:
     if arm == CONTROL_ARM:
         return OfferPresentation(None, arm, {})
     return OfferPresentation(offer, arm, dict(experiment.variants.get(arm, {})))
+
+
+# Which Offer attributes an arm's fields change (analytics.models.EXPERIMENT_FIELDS). Framing
+# and placement are read by templates from `OfferPresentation.overrides`.
+_OFFER_ATTRIBUTES = {"headline": str, "benefit": str, "testimonial": str, "price_amount": int}
+
+
+def buyer_key(*, visitor_id: str = "", email: str = "") -> str:
+    """Whom an assignment belongs to: the attribution cookie's visitor id, else the email."""
+    if visitor_id:
+        return visitor_id[:64]
+    return f"email:{email.strip().lower()}"[:64] if email.strip() else ""
+
+
+def offer_for_buyer(*, offer: Offer | None, visitor_key: str) -> OfferPresentation:
+    """`offer_present`, with the arm's fields applied to an unsaved copy of the offer, so the
+    page, the quote and the frozen price all read the variant. None offer in, None out."""
+    if offer is None:
+        return OfferPresentation(None, "", {})
+    shown = offer_present(offer=offer, visitor_key=visitor_key)
+    if shown.offer is None or not shown.overrides:
+        return shown
+    varied = copy.copy(offer)
+    for name, kind in _OFFER_ATTRIBUTES.items():
+        if name in shown.overrides:
+            setattr(varied, name, kind(shown.overrides[name]))
+    return OfferPresentation(varied, shown.variant, shown.overrides)
 
 
 def experiment_start(*, experiment: Experiment) -> bool:

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.ratelimit import rate_limit
 from core.security import payment_page
-from offers.selectors import bump_for_product
+from offers.experiments import buyer_key
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront import selectors
 from storefront.attribution import attribution_capture, attribution_read
@@ -61,8 +61,15 @@ def _quote_payload(quote) -> dict:
     }
 
 
-def _checkout_context(request, product, form, *, add_bump: bool, error: str = ""):
-    bump = bump_for_product(product_id=product.pk)
+def _visitor_key(request, attribution: dict | None = None) -> str:
+    attribution = attribution if attribution is not None else attribution_read(request) or {}
+    return buyer_key(visitor_id=attribution.get("visitor_id", ""))
+
+
+def _checkout_context(request, product, form, *, add_bump: bool, error: str = "",
+                      visitor_key: str = ""):
+    shown = checkout_service.bump_shown(product=product, visitor_key=visitor_key)
+    bump = shown.offer  # the buyer's experiment arm of it; None in the no-offer control
     data = form.data if form.is_bound else {}
     country = data.get("country") or "US"
     region = data.get("region") or ""
@@ -99,10 +106,17 @@ def checkout_page(request, slug: str):
         form = CheckoutForm(data=prefill) if prefill["email"] else CheckoutForm(
             initial={"country": "US", "save_card": True})
         add_bump = request.GET.get("bump") == "1"
-    context = _checkout_context(request, product, form, add_bump=add_bump)
+    # The visitor id decides the experiment arm, so a first visit gets its cookie made
+    # before the page is drawn (and set on the page's response).
+    attribution, cookie_holder = attribution_read(request), None
+    if attribution is None:
+        cookie_holder = HttpResponse()
+        attribution = attribution_capture(request, cookie_holder)
+    context = _checkout_context(request, product, form, add_bump=add_bump,
+                                visitor_key=_visitor_key(request, attribution))
     response = render(request, "storefront/checkout.html", context)
-    if attribution_read(request) is None:
-        attribution_capture(request, response)
+    if cookie_holder is not None:
+        response.cookies.update(cookie_holder.cookies)
     return response
 
 
@@ -116,6 +130,7 @@ def checkout_quote(request, slug: str):
         _, _, quote = checkout_service.checkout_quote(
             product_slug=slug, bump_offer_id=bump_id,
             country=form.cleaned_data["country"], region=form.cleaned_data["region"],
+            visitor_key=_visitor_key(request),
         )
     except checkout_service.CheckoutError as exc:
         return JsonResponse({"error": exc.message, "field": exc.field}, status=400)

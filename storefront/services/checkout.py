@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from analytics.models import EventName
 from analytics.services import event_append
 from core.money import Money
+from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Offer
 from offers.selectors import bump_for_product
 from payments import services as payments
@@ -61,23 +62,41 @@ def jurisdiction_parse(*, country: str, region: str = "") -> Jurisdiction:
     return Jurisdiction(country, region)
 
 
+def bump_shown(*, product: Product, visitor_key: str) -> OfferPresentation:
+    """The bump this buyer sees: under a running experiment, their arm's version of it, or
+    none at all in the no-offer control."""
+    return offer_for_buyer(offer=bump_for_product(product_id=product.pk), visitor_key=visitor_key)
+
+
 def checkout_quote(
-    *, product_slug: str, bump_offer_id: int | None, country: str, region: str = ""
+    *, product_slug: str, bump_offer_id: int | None, country: str, region: str = "",
+    visitor_key: str = "",
 ) -> tuple[Product, Offer | None, Quote]:
-    """Validate what the buyer asked for and price it. Writes nothing."""
+    """Validate what the buyer asked for and price it. Writes nothing but the buyer's
+    experiment assignment (sticky, once)."""
+    product, _, bump, quote = _quote(product_slug=product_slug, bump_offer_id=bump_offer_id,
+                                     country=country, region=region, visitor_key=visitor_key)
+    return product, bump, quote
+
+
+def _quote(
+    *, product_slug: str, bump_offer_id: int | None, country: str, region: str,
+    visitor_key: str,
+) -> tuple[Product, OfferPresentation, Offer | None, Quote]:
     product = selectors.product_get_active(slug=product_slug)
     if product is None:
         raise CheckoutError("product", "This product is not available.")
+    shown = bump_shown(product=product, visitor_key=visitor_key)
     bump = None
     if bump_offer_id is not None:
-        bump = bump_for_product(product_id=product.pk)
+        bump = shown.offer
         if bump is None or bump.pk != bump_offer_id:
             raise CheckoutError("bump", "That add-on is not available with this product.")
         if bump.currency != product.currency:
             raise CheckoutError("bump", "That add-on is priced in another currency.")
     quote = quote_checkout(product=product, bump=bump, jurisdiction=jurisdiction_parse(
         country=country, region=region))
-    return product, bump, quote
+    return product, shown, bump, quote
 
 
 @dataclass(frozen=True)
@@ -99,20 +118,21 @@ def checkout_start(
     expected_total: int | None,
 ) -> StartedCheckout:
     """Create the pending order and a card-setup intent. Nothing is charged here."""
-    product, bump, quote = checkout_quote(
-        product_slug=product_slug, bump_offer_id=bump_offer_id, country=country, region=region
+    email = email.strip().lower()
+    product, shown, bump, quote = _quote(
+        product_slug=product_slug, bump_offer_id=bump_offer_id, country=country, region=region,
+        visitor_key=buyer_key(visitor_id=attribution.visitor_id, email=email),
     )
     if expected_total is not None and expected_total != quote.total.amount:
         raise CheckoutError(
             "total", f"The total changed to {quote.total}. Please review it and pay again."
         )
-    email = email.strip().lower()
     try:
         gateway_customer = payments.gateway_customer_get_or_create(email=email)
     except (GatewayUnavailable, GatewayRejected) as exc:
         raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
 
-    offered_bump = bump or bump_for_product(product_id=product.pk)
+    offered_bump = shown.offer  # None in the no-offer control: never offered, never logged
     with transaction.atomic():
         customer, _ = Customer.objects.get_or_create(
             email=email, defaults={"gateway_customer": gateway_customer}
@@ -132,6 +152,7 @@ def checkout_start(
             utm_campaign=attribution.campaign,
             referrer=attribution.referrer,
             card_saved=save_card,
+            variant=shown.variant,
         )
         OrderLine.objects.bulk_create(
             [

@@ -26,6 +26,7 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.services import event_append
 from core.money import Money
+from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import DecisionStatus, Offer, OfferDecision, OfferKind
 from offers.selectors import downsell_for_upsell, upsell_for_product
 from payments import services as payments
@@ -157,12 +158,24 @@ def _can_offer(order: Order) -> bool:
     return order.card_saved and payments.vault_method_for(email=order.customer.email) is not None
 
 
-def _eligible_upsell(order: Order) -> Offer | None:
+def _upsell_shown(order: Order) -> OfferPresentation:
+    """The upsell this order may get, as the buyer's experiment arm shows it. Only buyers
+    who could see the offer are assigned; the no-offer control gets `offer=None`."""
     core = order.lines.filter(kind=LineKind.CORE).first()
     if core is None or not _can_offer(order):
-        return None
+        return OfferPresentation(None, "", {})
     offer = upsell_for_product(product_id=core.product_id)
-    return offer if _offer_fits(order, offer) else None
+    if not _offer_fits(order, offer):
+        return OfferPresentation(None, "", {})
+    return offer_for_buyer(offer=offer, visitor_key=_buyer_key(order))
+
+
+def _buyer_key(order: Order) -> str:
+    return buyer_key(visitor_id=order.visitor_id, email=order.customer.email)
+
+
+def _eligible_upsell(order: Order) -> Offer | None:
+    return _upsell_shown(order).offer
 
 
 def next_step_url(*, order: Order) -> str | None:
@@ -175,7 +188,7 @@ def next_step_url(*, order: Order) -> str | None:
 # --- presenting ------------------------------------------------------------------------------
 
 
-def _present(*, order: Order, offer: Offer, kind: str) -> OfferDecision | None:
+def _present(*, order: Order, offer: Offer, kind: str, variant: str = "") -> OfferDecision | None:
     """Create the decision row for `offer` (price and tax frozen as shown) and log the display.
     None when a cap refuses it (the database decides, so concurrent orders cannot both pass)."""
     rate, tax_name = tax_rate_for(Jurisdiction(order.country, order.region))
@@ -208,6 +221,9 @@ def _present(*, order: Order, offer: Offer, kind: str) -> OfferDecision | None:
                 tax_inclusive=line.inclusive,
                 tax_name=tax_name,
             )
+            if variant and not order.variant:
+                Order.objects.filter(pk=order.pk, variant="").update(variant=variant)
+                order.variant = variant
             event_append(
                 EventName.UPSELL_OFFERED
                 if kind == OfferKind.UPSELL
@@ -215,7 +231,7 @@ def _present(*, order: Order, offer: Offer, kind: str) -> OfferDecision | None:
                 offer_id=offer.pk,
                 product_id=offer.product_id,
                 amount=line.total.amount,
-                **event_fields_for(order),
+                **{**event_fields_for(order), "variant": variant or order.variant},
             )
     except IntegrityError:
         # Shown already (a concurrent page load) or over the customer's cap.
@@ -248,10 +264,19 @@ def offer_step(*, order: Order, schema: str, present: bool = True) -> OfferStep:
     }
     current = decisions.get(OfferKind.DOWNSELL) or decisions.get(OfferKind.UPSELL)
     if current is None:
-        offer = _eligible_upsell(order) if present else None
-        current = _present(order=order, offer=offer, kind=OfferKind.UPSELL) if offer else None
+        shown = _upsell_shown(order) if present else OfferPresentation(None, "", {})
+        current = (
+            _present(order=order, offer=shown.offer, kind=OfferKind.UPSELL, variant=shown.variant)
+            if shown.offer
+            else None
+        )
         if current is None:
             return OfferStep("closed", order)
+    elif current.kind == OfferKind.UPSELL and current.status == DecisionStatus.PRESENTED:
+        # Shown again: the same (sticky) arm's headline and benefit; the price is the frozen one.
+        again = offer_for_buyer(offer=current.offer, visitor_key=_buyer_key(order))
+        if again.offer is not None:
+            current.offer = again.offer
     step = _step_for(order, current, schema)
     if step.stage == "next" and present and current.kind == OfferKind.UPSELL:
         downsell = _present_downsell(order, current)
