@@ -5,12 +5,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils import timezone
 
 from audit.admin import AuditedAdminMixin
 from audit.services import audit_record
 from core.tasks import enqueue
 from payments.models import ChargeAttempt, LedgerEntry, Mismatch, Refund, WebhookEvent
+from payments.services import mismatches_resolve
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -74,8 +74,7 @@ class MismatchAdmin(AuditedAdminMixin, ReadOnlyAdmin):
 
     @admin.action(description="Mark selected findings resolved")
     def mark_resolved(self, request, queryset):
-        # One conditional UPDATE: a finding already resolved keeps its first resolution time.
-        count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+        count = mismatches_resolve(ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Marked {count} finding(s) resolved.")
 
     def reconcile_view(self, request):

@@ -497,3 +497,11 @@ def open_attempts() -> list[int]:
                           AttemptStatus.REQUIRES_ACTION])
         ).order_by("pk").values_list("pk", flat=True)
     )
+
+
+def mismatches_resolve(*, ids: list[int]) -> int:
+    """Mark findings resolved. One conditional UPDATE: a finding already resolved keeps its
+    first resolution time."""
+    return Mismatch.objects.filter(pk__in=ids, resolved_at__isnull=True).update(
+        resolved_at=timezone.now()
+    )
