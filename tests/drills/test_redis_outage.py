@@ -1,0 +1,147 @@
+"""Drill: the broker (a private redis-server, never the machine's) is stopped while buyers pay,
+accept upsells and the gateway's webhook arrives. Nothing is lost once it is back: every
+settlement lands, the queued upsell is charged once, every paid order has its follow-ups."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+
+from analytics.models import Event
+from bench.harness import PrivateRedis
+from config.celery_app import app
+from core.models import OutboxMessage
+from core.tasks import drain_outbox
+from payments.models import AttemptStatus, ChargeAttempt
+from storefront.models import FollowUpSend, OrderStatus
+from tests.conftest import test_database_url
+from tests.drills.conftest import accept, catalog, offer_token, pay, start
+
+pytestmark = pytest.mark.worker
+
+OUTAGE_SECONDS = float(os.environ.get("DRILL_REDIS_OUTAGE_SECONDS", "3"))
+
+
+def _point_celery_at(url: str) -> None:
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def private_broker(live_tenant, stub, tmp_path):
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    real = app.conf.broker_url
+    was_eager = app.conf.task_always_eager
+    _point_celery_at(redis.url)
+    app.conf.task_always_eager = False
+    log = tmp_path / "worker.log"
+    env = dict(os.environ, CELERY_TASK_ALWAYS_EAGER="false", DATABASE_URL=test_database_url(),
+               REDIS_URL=redis.url, CELERY_BROKER_URL=redis.url, STRIPE_API_BASE=stub.base,
+               STRIPE_SECRET_KEY="sk_test_drill")
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool",
+             "solo", "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
+             "--without-mingle", "--hostname", f"redis-drill-{os.getpid()}@%h"],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "ready." not in log.read_text(errors="replace"):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("worker did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.1)
+        redis.log = log
+        yield redis
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        redis.stop()
+        app.conf.task_always_eager = was_eager
+        _point_celery_at(real)
+
+
+def _webhook(client, intent_id: str):
+    body = json.dumps({"id": f"evt_{intent_id}", "object": "event",
+                       "type": "payment_intent.succeeded", "created": int(time.time()),
+                       "data": {"object": {"id": intent_id, "object": "payment_intent"}}}).encode()
+    ts = int(time.time())
+    sig = hmac.new(settings.STRIPE_WEBHOOK_SECRET.encode(), f"{ts}.".encode() + body,
+                   hashlib.sha256).hexdigest()
+    return client.post("/webhooks/stripe/", data=body, content_type="application/json",
+                       HTTP_STRIPE_SIGNATURE=f"t={ts},v1={sig}")
+
+
+def test_with_the_broker_stopped_no_settlement_upsell_or_follow_up_is_lost_once_it_returns(
+    private_broker, stub, live_tenant, client_for
+):
+    _, bump, _, _ = catalog()
+    client = client_for("t1.localhost")
+    # Before the outage: A's payment answer is lost (in flight), A accepts the upsell (queued).
+    _, slow = start(client, bump, 0)
+    stub.charge_delay = 2.0
+    assert pay(client, slow).status_code == 202
+    stub.charge_delay = 0.0
+    status, token = offer_token(client, slow)
+    assert status == 200 and token and accept(client, slow, token).status_code == 303
+    (intent,) = [i for i in stub.state.intents.values()]
+
+    private_broker.stop()
+    outage_started = time.monotonic()
+    orders = [slow]
+    assert _webhook(client, intent["id"]).status_code == 200  # the settlement, during it
+    n = 1
+    while time.monotonic() - outage_started < OUTAGE_SECONDS and n <= 50:
+        _, order = start(client, bump, n)
+        assert pay(client, order).status_code == 200
+        status, token = offer_token(client, order)
+        assert status == 200 and accept(client, order, token).status_code == 303
+        orders.append(order)
+        n += 1
+    slow.refresh_from_db()
+    assert slow.status == OrderStatus.PENDING  # the webhook waits in the outbox
+    waiting = OutboxMessage.objects.filter(dispatched_at__isnull=True).count()
+    assert waiting >= 1 + 2 * (len(orders) - 1)  # the webhook; receipt + release per order
+
+    outage = time.monotonic() - outage_started
+    private_broker.start()  # same port: the worker reconnects by itself
+    deadline = time.monotonic() + 30
+    while OutboxMessage.objects.filter(dispatched_at__isnull=True).exists():
+        assert time.monotonic() < deadline, "the outbox did not drain"
+        drain_outbox()  # what beat does every 30 s
+        time.sleep(0.5)
+    upsell = ChargeAttempt.objects.get(purpose=f"order:{slow.pk}:upsell")
+    while upsell.status != AttemptStatus.SUCCEEDED:
+        assert time.monotonic() < deadline, (
+            "the queued upsell was not charged:\n"
+            + private_broker.log.read_text(errors="replace")[-3000:])
+        time.sleep(0.2)
+        upsell.refresh_from_db()
+    time.sleep(1.0)  # a duplicate would show up now
+
+    lost = duplicated = 0
+    for order in orders:
+        order.refresh_from_db()
+        lost += order.status != OrderStatus.PAID
+        lost += FollowUpSend.objects.filter(order=order).count() != 2
+        completed = Event.objects.filter(order_id=order.pk, name="checkout_completed").count()
+        charged = Event.objects.filter(order_id=order.pk, name="upsell_charged").count()
+        lost += (completed == 0) + (charged == 0)
+        duplicated += (completed > 1) + (charged > 1)
+    duplicated += stub.stats()["attempt_keys_charged_twice"]
+    print(f"redis drill: outage {outage:.1f}s, {len(orders)} orders, "
+          f"{waiting} tasks waited in the outbox; lost {lost}, duplicated {duplicated}")
+    assert (lost, duplicated) == (0, 0)
+    assert stub.stats()["payment_intents"] == 2 * len(orders)
