@@ -11,7 +11,7 @@ here as a second PaymentIntent (`/_bench/stats` counts them per `metadata[attemp
     .venv/bin/python -m bench.stub_gateway --port 8430 --control-port 8431 --delay-ms 20
 
 Control port (loopback): POST /delay?ms=N[&charge_ms=M], POST /refuse (stop listening on the API port:
-connections are refused), POST /accept (listen again), GET /stats, DELETE /data.
+connections are refused), POST /accept (listen again), GET /stats, GET /intents, DELETE /data.
 In a test, `StubGateway().start()` runs it on a thread of the current process.
 """
 from __future__ import annotations
@@ -300,6 +300,11 @@ def _control_app(stub: StubGateway) -> web.Application:
     async def stats(request):
         return web.json_response(stub.stats())
 
+    async def intents(request):
+        return web.json_response([{"id": i["id"], "amount": i["amount"], "status": i["status"],
+                                   "metadata": i["metadata"]}
+                                  for i in stub.state.intents.values()])
+
     async def clear(request):
         stub.state = State()
         return web.json_response(stub.stats())
@@ -309,6 +314,7 @@ def _control_app(stub: StubGateway) -> web.Application:
     app.router.add_post("/refuse", refuse)
     app.router.add_post("/accept", accept)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/intents", intents)
     app.router.add_delete("/data", clear)
     return app
 
