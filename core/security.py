@@ -70,9 +70,9 @@ def content_security_policy(*, nonce: str, payment_page: bool) -> str:
     directives: dict[str, list[str]] = {
         "default-src": ["'self'"],
         "script-src": ["'self'", f"'nonce-{nonce}'"],
-        # Inline <style> in templates/base.html and style="" attributes in Django's admin
-        # still need 'unsafe-inline'; scripts never do.
-        "style-src": ["'self'", "'unsafe-inline'"],
+        # Stylesheets from our own origin only (storefront/static/storefront/store.css): no
+        # inline <style> or style="" anywhere. Scripts setting element.style are unaffected.
+        "style-src": ["'self'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],

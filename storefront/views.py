@@ -26,7 +26,8 @@ def store_index(request):
     response = render(
         request,
         "storefront/index.html",
-        {"products": selectors.product_list_active(), "creator": request.tenant},
+        {"products": selectors.product_list_active(), "creator": request.tenant,
+         "store": StoreSettings.current()},
     )
     attribution_capture(request, response)
     return response
@@ -38,7 +39,8 @@ def product_detail(request, slug: str):
     if product is None:
         raise Http404("This product is not available.")
     response = render(
-        request, "storefront/product.html", {"product": product, "creator": request.tenant}
+        request, "storefront/product.html",
+        {"product": product, "creator": request.tenant, "store": StoreSettings.current()},
     )
     attribution_capture(request, response)
     return response
@@ -73,19 +75,26 @@ def _checkout_context(request, product, form, *, add_bump: bool, error: str = ""
     data = form.data if form.is_bound else {}
     country = data.get("country") or "US"
     region = data.get("region") or ""
+    field_errors: dict[str, str] = {}
     try:
         jurisdiction = checkout_service.jurisdiction_parse(country=country, region=region)
-    except checkout_service.CheckoutError:
+    except checkout_service.CheckoutError as exc:
         jurisdiction = Jurisdiction("US")
+        if form.is_bound:  # a no-JavaScript "Update total" with a bad place: say so at the field
+            field_errors[exc.field] = exc.message
     store = StoreSettings.current()
     quote = quote_checkout(product=product, bump=bump if add_bump else None,
                            jurisdiction=jurisdiction, store=store)
     return {
         "creator": request.tenant, "product": product, "bump": bump, "form": form,
-        "quote": quote, "add_bump": add_bump, "error": error, "store": store,
+        "quote": quote, "add_bump": add_bump, "store": store,
         "stripe_js_url": settings.STRIPE_JS_URL,
         "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         "consent_text": checkout_service.CONSENT_TEXT,
+        "field_errors": field_errors,
+        "region_value": region if field_errors.get("region") else jurisdiction.region,
+        "error": error or (f"Check the field marked below: {next(iter(field_errors.values()))}"
+                           if field_errors else ""),
     }
 
 
@@ -236,7 +245,8 @@ def order_thanks(request, token: str):
     return render(request, "storefront/thanks.html", {
         "creator": request.tenant, "order": order, "lines": lines, "paid": paid,
         "downloads": downloads, "total": sum(line.total_amount for line in lines),
-        "tax": sum(line.tax_amount for line in lines),
+        "tax": sum(line.tax_amount for line in lines), "store": StoreSettings.current(),
+        "separate_charges": sum(1 for line in lines if line.kind not in ("core", "bump")),
     })
 
 

@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from core.ratelimit import rate_limit
+from storefront.models import StoreSettings
 from storefront.services import followups
 from storefront.services.followups import FollowUpRefused
 
@@ -30,7 +31,11 @@ def followup_offer(request, signed: str):
         view = followups.followup_offer_view(signed=signed, schema=connection.schema_name)
     except FollowUpRefused as exc:
         return _refused(request, exc)
-    return render(request, "storefront/followup_offer.html", {"creator": request.tenant, "o": view})
+    return render(
+        request,
+        "storefront/followup_offer.html",
+        {"creator": request.tenant, "o": view, "store": StoreSettings.current()},
+    )
 
 
 @rate_limit(

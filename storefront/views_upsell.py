@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.security import payment_page
+from storefront.models import StoreSettings
 from storefront.services import upsell
 from storefront.services.upsell import OfferRefused
 from storefront.views import _order_or_404
@@ -63,6 +64,7 @@ def upsell_offer(request, token: str):
             "primary_settled": order.status == "paid",
             "stripe_js_url": settings.STRIPE_JS_URL,
             "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+            "store": StoreSettings.current(),
         },
     )
 

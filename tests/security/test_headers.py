@@ -55,6 +55,14 @@ def test_every_page_type_allows_scripts_only_from_self_and_its_nonce(page):
     assert re.fullmatch(r"'nonce-[A-Za-z0-9_-]{16,}'", policy["script-src"][1])
     assert len(policy["script-src"]) == 2  # nothing else: no 'unsafe-inline', no Stripe
     assert policy["object-src"] == ["'none'"] and policy["base-uri"] == ["'self'"]
+    assert policy["style-src"] == ["'self'"]  # no 'unsafe-inline': styles come from files
+
+
+def test_no_page_type_has_an_inline_style_the_policy_would_block(page):
+    if "text/html" not in page.headers.get("Content-Type", ""):
+        return
+    body = page.content.decode()
+    assert "<style" not in body and " style=" not in body
 
 
 def test_non_payment_pages_allow_no_stripe_origin_and_no_frames(page):

@@ -5,18 +5,36 @@
   if (!form) return;
   var payButton = document.getElementById("pay-button");
   var formError = document.getElementById("form-error");
-  var cardError = document.getElementById("card-error");
   var statusLine = document.getElementById("stripe-status");
   var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  document.getElementById("without-js").hidden = true;  // totals update live from here on
   var busy = false;
   var quoting = 0;
   var quoteSeq = 0;
 
+  var FIELDS = {email: "id_email", country: "id_country", region: "id_region", card: "card-element"};
+  var LOAD_FAILED = "The card form could not load, so you cannot pay yet and nothing has been charged. " +
+                    "Check your connection and reload the page.";
+
+  function clearErrors() {
+    formError.textContent = "";
+    Object.keys(FIELDS).forEach(function (f) {
+      var el = document.getElementById(f + "-error"), input = document.getElementById(FIELDS[f]);
+      if (el) el.textContent = "";
+      if (input) input.removeAttribute("aria-invalid");
+    });
+  }
+
+  // The summary at the top is announced (role=alert); the field gets the same words, is marked
+  // invalid and takes the focus, so a screen reader lands where the fix is.
   function showError(msg, field) {
-    formError.textContent = msg || "";
-    var el = field === "email" ? document.getElementById("email-error") : (field === "card" ? cardError : null);
-    if (el) el.textContent = msg;
-    if (msg) formError.focus && formError.setAttribute("tabindex", "-1");
+    if (!msg) { clearErrors(); return; }
+    formError.textContent = "Error: " + msg;
+    var el = document.getElementById((FIELDS[field] ? field : "card") + "-error");
+    var input = document.getElementById(FIELDS[field] || "");
+    if (FIELDS[field] && el) el.textContent = msg;
+    if (input && field !== "card") { input.setAttribute("aria-invalid", "true"); input.focus(); }
+    else formError.focus();
   }
 
   function post(url, data) {
@@ -36,7 +54,8 @@
       .then(function (r) { return r.json(); })
       .then(function (q) {
         if (mine !== quoteSeq) return;
-        if (q.error) { showError(q.error, q.field); return; }
+        if (q.error) { showError(q.error, q.field || "country"); return; }
+        clearErrors();
         var rows = document.getElementById("summary-lines");
         rows.innerHTML = "";
         q.lines.forEach(function (l) {
@@ -50,6 +69,7 @@
         document.getElementById("total").textContent = q.total_display;
         document.getElementById("id_expected_total").value = q.total;
         payButton.textContent = "Pay " + q.total_display;
+        document.getElementById("total-status").textContent = "Total now " + q.total_display;
       })
       .finally(function () { quoting -= 1; if (!quoting && stripe && !busy) payButton.disabled = false; });
   }
@@ -59,15 +79,18 @@
   });
 
   var stripe, card;
+  // A slow or blocked Stripe.js must not leave a silent, dead Pay button.
   var loadTimer = setTimeout(function () {
-    if (!stripe) statusLine.textContent = "The card form could not load. Check your connection and reload the page.";
+    if (!stripe) statusLine.textContent = LOAD_FAILED;
   }, 8000);
   window.addEventListener("load", function () {
+    clearTimeout(loadTimer);
     if (typeof window.Stripe !== "function") {
-      statusLine.textContent = "The card form could not load. Check your connection and reload the page.";
+      statusLine.textContent = LOAD_FAILED;
+      payButton.textContent = "Card form unavailable";
       return;
     }
-    clearTimeout(loadTimer);
+    statusLine.textContent = "";
     stripe = window.Stripe(form.dataset.pk);
     card = stripe.elements().create("card");
     card.mount("#card-element");
@@ -88,7 +111,7 @@
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     if (busy || !stripe) return;
-    busy = true; payButton.disabled = true; showError(""); cardError.textContent = "";
+    busy = true; payButton.disabled = true; clearErrors();
     statusLine.textContent = "Processing…";
     var started;
     post(form.dataset.startUrl, new FormData(form)).then(function (s) {
@@ -101,7 +124,7 @@
       return post(started.pay_url, {setup_intent: setup.setupIntent.id});
     }).then(function (r) { return finish(r, started.confirm_url); })
       .catch(function (err) {
-        if (err) { showError(err.message); cardError.textContent = err.message; }
+        if (err) showError(err.message || "The payment did not go through.", "card");
         statusLine.textContent = "";
         busy = false; payButton.disabled = false;
       });

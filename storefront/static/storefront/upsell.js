@@ -31,8 +31,13 @@
   if (stage === "requires_action") {
     var button = document.getElementById("confirm-button");
     var error = document.getElementById("confirm-error");
+    var LOAD_FAILED = "The payment form could not load, so nothing can be confirmed and nothing was charged. " +
+                      "Reload the page, or choose Not now.";
+    window.addEventListener("load", function () {
+      if (typeof window.Stripe !== "function") error.textContent = LOAD_FAILED;
+    });
     button.addEventListener("click", function () {
-      if (typeof window.Stripe !== "function") { error.textContent = "The payment form could not load. Reload the page."; return; }
+      if (typeof window.Stripe !== "function") { error.textContent = LOAD_FAILED; return; }
       button.disabled = true; error.textContent = "";
       var stripe = window.Stripe(root.dataset.pk);
       stripe.confirmCardPayment(root.dataset.clientSecret).then(function () {
