@@ -221,6 +221,9 @@ class RollupQueue(models.Model):
     kind = models.CharField(max_length=1, choices=Kind.choices)
     ref = models.BigIntegerField()
 
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.ref}"
+
 
 class EventDay(models.Model):
     """Events per UTC day, name, source and offer (0 = no offer)."""
@@ -237,6 +240,9 @@ class EventDay(models.Model):
                 fields=["day", "name", "source", "offer_id"], name="eventday_unique"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.name} {self.source} {self.offer_id}: {self.events}"
 
 
 class VisitorFirst(models.Model):
@@ -255,6 +261,9 @@ class VisitorFirst(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.step} {self.scope} {self.visitor_id} @ {self.first_at}"
+
 
 class VisitorFirstDay(models.Model):
     """How many visitors first reached a step on each UTC day, per scope."""
@@ -268,6 +277,9 @@ class VisitorFirstDay(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["day", "step", "scope"], name="visitorfirstday_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.step} {self.scope}: {self.visitors}"
 
 
 class OrderSummary(models.Model):
@@ -288,6 +300,9 @@ class OrderSummary(models.Model):
     class Meta:
         indexes = [models.Index(fields=["paid_at"], name="ordersummary_paid_idx")]
 
+    def __str__(self) -> str:
+        return f"order {self.order_id}: {self.charged} charged"
+
 
 class OfferLineSummary(models.Model):
     """One offer line's charges, refunds and chargebacks (refund and chargeback rates)."""
@@ -301,6 +316,9 @@ class OfferLineSummary(models.Model):
     charged = models.BigIntegerField()
     refunded = models.BigIntegerField()
     charged_back = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"line {self.line_id}: {self.charged} charged"
 
 
 class CustomerSummary(models.Model):
@@ -320,3 +338,6 @@ class CustomerSummary(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["first_at"], name="customersummary_first_idx")]
+
+    def __str__(self) -> str:
+        return f"customer {self.customer_id}: first {self.first_at:%Y-%m-%d}"

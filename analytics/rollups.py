@@ -53,8 +53,10 @@ def _run(cursor, sql: str, params: list | None = None) -> int:
 
 
 def _lock(cursor) -> None:
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext('analytics_rollups:' || %s))",
-                   [connection.schema_name])
+    cursor.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('analytics_rollups:' || %s))",
+        [connection.schema_name],
+    )
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -68,19 +70,27 @@ TRUNCATE _ev;
 
 
 def _events_add(cursor) -> None:
-    _run(cursor, """
+    _run(
+        cursor,
+        """
         INSERT INTO {eventday} (day, name, source, offer_id, events)
         SELECT (occurred_at AT TIME ZONE 'UTC')::date, name, source, coalesce(offer_id, 0),
                count(*)
         FROM _ev GROUP BY 1, 2, 3, 4
         ON CONFLICT (day, name, source, offer_id)
-        DO UPDATE SET events = {eventday}.events + EXCLUDED.events""")
+        DO UPDATE SET events = {eventday}.events + EXCLUDED.events""",
+    )
     # First visit per (step, scope, visitor) among the new events.
-    _run(cursor, """
+    _run(
+        cursor,
+        """
         CREATE TEMP TABLE IF NOT EXISTS _vf (step text, scope text, visitor_id text,
             t timestamptz) ON COMMIT DROP;
-        TRUNCATE _vf;""")
-    _run(cursor, """
+        TRUNCATE _vf;""",
+    )
+    _run(
+        cursor,
+        """
         INSERT INTO _vf
         SELECT x.step, s.scope, x.visitor_id, min(x.occurred_at)
         FROM (SELECT name AS step, visitor_id, source, occurred_at FROM _ev
@@ -89,10 +99,14 @@ def _events_add(cursor) -> None:
               SELECT 'session', visitor_id, source, occurred_at FROM _ev
               WHERE name = ANY(%s) AND visitor_id <> '') x
         CROSS JOIN LATERAL (VALUES ('*'), ('=' || x.source)) s(scope)
-        GROUP BY 1, 2, 3""", [list(FUNNEL_STEPS), list(SESSION_EVENTS)])
+        GROUP BY 1, 2, 3""",
+        [list(FUNNEL_STEPS), list(SESSION_EVENTS)],
+    )
     # Counters move before the set changes: +1 on the new first day, −1 on the old one when
     # a back-dated event makes an earlier first visit.
-    _run(cursor, """
+    _run(
+        cursor,
+        """
         INSERT INTO {vfirstday} (day, step, scope, visitors)
         SELECT day, step, scope, sum(d) FROM (
             SELECT (n.t AT TIME ZONE 'UTC')::date AS day, n.step, n.scope, 1 AS d
@@ -103,12 +117,17 @@ def _events_add(cursor) -> None:
             FROM _vf n JOIN {vfirst} v USING (step, scope, visitor_id) WHERE n.t < v.first_at
         ) x GROUP BY 1, 2, 3
         ON CONFLICT (day, step, scope)
-        DO UPDATE SET visitors = {vfirstday}.visitors + EXCLUDED.visitors""")
-    _run(cursor, """
+        DO UPDATE SET visitors = {vfirstday}.visitors + EXCLUDED.visitors""",
+    )
+    _run(
+        cursor,
+        """
         INSERT INTO {vfirst} (step, scope, visitor_id, first_at)
         SELECT step, scope, visitor_id, t FROM _vf
         ON CONFLICT (step, scope, visitor_id)
-        DO UPDATE SET first_at = EXCLUDED.first_at WHERE EXCLUDED.first_at < {vfirst}.first_at""")
+        DO UPDATE SET first_at = EXCLUDED.first_at
+        WHERE EXCLUDED.first_at < {vfirst}.first_at""",
+    )
 
 
 # --- orders and buyers ----------------------------------------------------------------------
@@ -201,15 +220,21 @@ def rollups_refresh() -> dict[str, int]:
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
         _run(cursor, _EVENTS_TEMP + _ORD_TEMP)
-        _run(cursor, """
+        _run(
+            cursor,
+            """
             WITH taken AS (DELETE FROM {queue} WHERE kind = 'o' RETURNING ref)
-            INSERT INTO _ord SELECT DISTINCT ref FROM taken""")
+            INSERT INTO _ord SELECT DISTINCT ref FROM taken""",
+        )
         orders = cursor.rowcount
-        _run(cursor, """
+        _run(
+            cursor,
+            """
             WITH taken AS (DELETE FROM {queue} WHERE kind = 'e' RETURNING ref)
             INSERT INTO _ev SELECT e.id, e.name, e.occurred_at, e.visitor_id, e.source,
                                    e.offer_id
-            FROM {event} e WHERE e.id IN (SELECT ref FROM taken)""")
+            FROM {event} e WHERE e.id IN (SELECT ref FROM taken)""",
+        )
         events = cursor.rowcount
         if events:
             _events_add(cursor)
@@ -219,25 +244,37 @@ def rollups_refresh() -> dict[str, int]:
 
 
 _REBUILD = [
-    ("daily event counters", """
+    (
+        "daily event counters",
+        """
         INSERT INTO {eventday} (day, name, source, offer_id, events)
         SELECT (occurred_at AT TIME ZONE 'UTC')::date, name, source, coalesce(offer_id, 0),
                count(*)
-        FROM {event} GROUP BY 1, 2, 3, 4"""),
-    ("first visits", """
+        FROM {event} GROUP BY 1, 2, 3, 4""",
+    ),
+    (
+        "first visits",
+        """
         INSERT INTO {vfirst} (step, scope, visitor_id, first_at)
         SELECT x.step, s.scope, x.visitor_id, min(x.occurred_at)
-        FROM (SELECT name AS step, visitor_id, source, occurred_at FROM {event} WHERE name = ANY(%(funnel)s) AND visitor_id <> ''
+        FROM (SELECT name AS step, visitor_id, source, occurred_at FROM {event}
+              WHERE name = ANY(%(funnel)s) AND visitor_id <> ''
               UNION ALL
               SELECT 'session', visitor_id, source, occurred_at FROM {event}
               WHERE name = ANY(%(session)s) AND visitor_id <> '') x
         CROSS JOIN LATERAL (VALUES ('*'), ('=' || x.source)) s(scope)
-        GROUP BY 1, 2, 3"""),
-    ("first-visit counters", """
+        GROUP BY 1, 2, 3""",
+    ),
+    (
+        "first-visit counters",
+        """
         INSERT INTO {vfirstday} (day, step, scope, visitors)
         SELECT (first_at AT TIME ZONE 'UTC')::date, step, scope, count(*) FROM {vfirst}
-        GROUP BY 1, 2, 3"""),
-    ("order summaries", """
+        GROUP BY 1, 2, 3""",
+    ),
+    (
+        "order summaries",
+        """
         INSERT INTO {osum} (order_id, customer_id, currency, source, core_product_id, offer_ids,
                             paid_at, entries, charged, refunded, charged_back)
         WITH led AS (
@@ -261,8 +298,11 @@ _REBUILD = [
                coalesce(led.charged_back, 0)
         FROM {order} o LEFT JOIN led ON led.order_id = o.id
         LEFT JOIN core ON core.order_id = o.id LEFT JOIN offers ON offers.order_id = o.id
-        WHERE o.paid_at IS NOT NULL"""),
-    ("offer-line summaries", """
+        WHERE o.paid_at IS NOT NULL""",
+    ),
+    (
+        "offer-line summaries",
+        """
         INSERT INTO {lsum} (line_id, order_id, offer_id, created_at, source, core_product_id,
                             charged, refunded, charged_back)
         WITH led AS (
@@ -282,8 +322,11 @@ _REBUILD = [
         FROM {line} l JOIN {order} o ON o.id = l.order_id
         LEFT JOIN core ON core.order_id = o.id
         LEFT JOIN led ON led.reference = 'order:' || o.id AND led.line_key = 'line:' || l.id
-        WHERE l.offer_id IS NOT NULL"""),
-    ("buyer summaries", """
+        WHERE l.offer_id IS NOT NULL""",
+    ),
+    (
+        "buyer summaries",
+        """
         INSERT INTO {csum} (customer_id, first_order_id, first_at, source, core_product_id,
                             first_offer_ids, first_took, net30, net60, net90, second_paid_at)
         WITH ranked AS (
@@ -301,7 +344,8 @@ _REBUILD = [
                EXISTS (SELECT 1 FROM {line} l WHERE l.order_id = f.order_id
                        AND l.kind <> 'core'),
                {nets}, f.next_paid_at
-        FROM firsts f LEFT JOIN nets m USING (customer_id)"""),
+        FROM firsts f LEFT JOIN nets m USING (customer_id)""",
+    ),
 ]
 
 
@@ -326,12 +370,17 @@ def rollups_rebuild(*, progress: Progress | None = None) -> dict[str, int]:
         for label, sql in _REBUILD:
             started = time.monotonic()
             sql = sql.replace("{windows}", windows).replace("{nets}", nets)
-            _run(cursor, sql, {"funnel": list(FUNNEL_STEPS), "session": list(SESSION_EVENTS)}
-                 if "%(" in sql else None)
+            _run(
+                cursor,
+                sql,
+                {"funnel": list(FUNNEL_STEPS), "session": list(SESSION_EVENTS)}
+                if "%(" in sql
+                else None,
+            )
             counts[label] = cursor.rowcount
             say(f"{label}: {cursor.rowcount:,} rows in {time.monotonic() - started:,.1f}s")
         for table in ("eventday", "vfirst", "vfirstday", "osum", "lsum", "csum"):
-            _run(cursor, "ANALYZE {%s}" % table)
+            _run(cursor, f"ANALYZE {{{table}}}")
         _run(cursor, "SELECT coalesce(sum(events), 0)::bigint FROM {eventday}")
         events = cursor.fetchone()[0]
     return {"events": events, "orders": counts["order summaries"]}

@@ -623,17 +623,21 @@ def cohort_ltv(f: MetricFilter, *, as_of: dt.datetime | None = None) -> list[dic
     w = _Where()
     _summary_filters(w, f, time="first_at", offers=None)
     taker = "%s = ANY(first_offer_ids)" if f.offer_id else "first_took"
+    # Matured = first purchase at least N days before as_of: the cut-offs are computed once
+    # here, so each of the ~N buyers' rows costs a timestamp comparison, not date arithmetic.
     averages = ",\n".join(
-        f"round(avg(net{d}) FILTER (WHERE first_at + interval '{d} days' <= %s))::bigint "
-        f"AS ltv{d}, count(*) FILTER (WHERE first_at + interval '{d} days' <= %s) AS matured{d}"
+        f"round(avg(net{d}) FILTER (WHERE first_at <= %s))::bigint AS ltv{d}, "
+        f"count(*) FILTER (WHERE first_at <= %s) AS matured{d}"
         for d in LTV_DAYS
     )
     params: list[Any] = [f.offer_id] if f.offer_id else []
-    params += [as_of] * (2 * len(LTV_DAYS) + 2) + w.params
+    for d in LTV_DAYS:
+        params += [as_of - dt.timedelta(days=d)] * 2
+    params += [as_of, as_of] + w.params
     return _rows(
         f"""
-        SELECT date_trunc('month', first_at)::date AS cohort, {taker} AS taker,
-               count(*) AS buyers, {averages},
+        SELECT date_trunc('month', first_at AT TIME ZONE 'UTC')::date AS cohort,
+               {taker} AS taker, count(*) AS buyers, {averages},
                count(*) FILTER (WHERE second_paid_at <= %s) AS repeat_buyers,
                round((count(*) FILTER (WHERE second_paid_at <= %s))::numeric / count(*), 4)
                    AS repeat_rate

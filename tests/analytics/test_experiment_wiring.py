@@ -200,14 +200,24 @@ def test_experiment_results_report_refunds_chargebacks_and_repeat_purchases_besi
     # Control: one buyer who comes back for a second order (a repeat purchase).
     c = Customer.objects.create(email="c@buyer.example")
     for day in (5, 20):
-        make_order(c, visitor=control[0], source="ig", paid_at=at(1, day),
-                   lines=[("core", upsell.trigger_product, None, 4900)])
+        make_order(
+            c,
+            visitor=control[0],
+            source="ig",
+            paid_at=at(1, day),
+            lines=[("core", upsell.trigger_product, None, 4900)],
+        )
     # Arm a: one buyer takes the upsell, which is charged back.
     t = Customer.objects.create(email="t@buyer.example")
     order, (_, line) = make_order(
-        t, visitor=treated[0], source="ig", paid_at=at(1, 6),
-        lines=[("core", upsell.trigger_product, None, 4900), ("upsell", upsell.product, upsell,
-                                                               1200)],
+        t,
+        visitor=treated[0],
+        source="ig",
+        paid_at=at(1, 6),
+        lines=[
+            ("core", upsell.trigger_product, None, 4900),
+            ("upsell", upsell.product, upsell, 1200),
+        ],
     )
     event("upsell_accepted", at(1, 6), order, offer_id=upsell.pk)
     ledger(line, "chargeback", 1200, at(1, 30))

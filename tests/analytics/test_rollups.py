@@ -67,15 +67,29 @@ def _more_writes(store):
 
     o3 = store.orders[2]
     line = OrderLine.objects.create(
-        order=o3, kind="upsell", product=store.upsell.product, offer=store.upsell,
-        description="upsell", net_amount=2700, tax_amount=0, total_amount=2700,
-        currency="USD", tax_rate="0", tax_inclusive=False, tax_country="US",
+        order=o3,
+        kind="upsell",
+        product=store.upsell.product,
+        offer=store.upsell,
+        description="upsell",
+        net_amount=2700,
+        tax_amount=0,
+        total_amount=2700,
+        currency="USD",
+        tax_rate="0",
+        tax_inclusive=False,
+        tax_country="US",
     )
     OrderLine.objects.filter(pk=line.pk).update(created_at=at(1, 15))
     ledger(line, "charge", 2700, at(1, 15, second=30))
     ledger(line, "refund", 2700, at(2, 20))
-    make_order(o3.customer, visitor="v3", source="ig", paid_at=at(3, 10),
-               lines=[("core", store.core, None, 4900)])
+    make_order(
+        o3.customer,
+        visitor="v3",
+        source="ig",
+        paid_at=at(3, 10),
+        lines=[("core", store.core, None, 4900)],
+    )
 
     # v7 first seen on 2 Mar above; this page view back-dated to 5 Jan moves their first visit.
     event("page_viewed", at(1, 5), visitor_id="v7", source="ig", product_id=store.core.pk)
@@ -130,27 +144,33 @@ def test_refreshing_twice_changes_nothing_and_equals_a_full_rebuild(hand_store):
     _more_writes(hand_store)
     rollups_refresh()
     snapshot = {
-        "orders": sorted(OrderSummary.objects.values_list("order_id", "charged", "refunded",
-                                                          "charged_back")),
-        "days": sorted(EventDay.objects.values_list("day", "name", "source", "offer_id",
-                                                    "events")),
-        "buyers": sorted(CustomerSummary.objects.values_list("customer_id", "net30", "net60",
-                                                             "net90")),
+        "orders": sorted(
+            OrderSummary.objects.values_list("order_id", "charged", "refunded", "charged_back")
+        ),
+        "days": sorted(EventDay.objects.values_list("day", "name", "source", "offer_id", "events")),
+        "buyers": sorted(
+            CustomerSummary.objects.values_list("customer_id", "net30", "net60", "net90")
+        ),
     }
     assert rollups_refresh() == {"events": 0, "orders": 0}
     lines = []
     rollups_rebuild(progress=lines.append)
     assert [line.split(":")[0] for line in lines] == [
-        "daily event counters", "first visits", "first-visit counters", "order summaries",
-        "offer-line summaries", "buyer summaries",
+        "daily event counters",
+        "first visits",
+        "first-visit counters",
+        "order summaries",
+        "offer-line summaries",
+        "buyer summaries",
     ]
     assert snapshot == {
-        "orders": sorted(OrderSummary.objects.values_list("order_id", "charged", "refunded",
-                                                          "charged_back")),
-        "days": sorted(EventDay.objects.values_list("day", "name", "source", "offer_id",
-                                                    "events")),
-        "buyers": sorted(CustomerSummary.objects.values_list("customer_id", "net30", "net60",
-                                                             "net90")),
+        "orders": sorted(
+            OrderSummary.objects.values_list("order_id", "charged", "refunded", "charged_back")
+        ),
+        "days": sorted(EventDay.objects.values_list("day", "name", "source", "offer_id", "events")),
+        "buyers": sorted(
+            CustomerSummary.objects.values_list("customer_id", "net30", "net60", "net90")
+        ),
     }
     _assert_all_match(hand_store)
 

@@ -30,6 +30,7 @@ class Command(BaseCommand):
             )
         for name in schemas:
             with schema_context(name):
+
                 def say(message: str, name: str = name) -> None:
                     self.stdout.write(f"[{name}] {message}")
                     self.stdout.flush()
