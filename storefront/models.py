@@ -24,6 +24,10 @@ class Product(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     # Optional "was" price shown struck through; minor units, same currency.
     anchor_amount = models.PositiveIntegerField(null=True, blank=True)
+    refund_terms = models.CharField(
+        max_length=300, default="Refundable within 30 days of purchase.",
+        help_text="Shown before the buyer pays, on the receipt and the thank-you page.",
+    )
     deliverable_url = models.URLField(blank=True)
     deliverable_file = models.FileField(upload_to="deliverables/", blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
