@@ -43,4 +43,10 @@ app.conf.beat_schedule = {
         "schedule": 900.0,
         "args": ("offers.guardrails_enforce",),
     },
+    # Fold queued changes into the analytics read models, so the dashboard stays quick.
+    "analytics-rollups": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("analytics.rollups_refresh",),
+    },
 }
