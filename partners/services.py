@@ -74,6 +74,8 @@ def api_key_authenticate(*, token: str) -> ApiKey | None:
     parts = token.split("_")
     if len(parts) < 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 8:
         return None
+    if not all(c in "0123456789abcdef" for c in parts[1]):
+        return None  # prefixes are hex; anything else (a NUL byte…) never reaches the database
     key = ApiKey.objects.filter(prefix=parts[1]).first()
     # Compare even when the prefix is unknown, so timing does not tell which prefixes exist.
     expected = key.secret_hash if key else "0" * 64

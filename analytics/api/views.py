@@ -1,12 +1,24 @@
-"""Partner API: the funnel event log (read only, cursor-paginated, newest first)."""
+"""Partner API: the funnel event log (read only, cursor-paginated, newest first) and the
+metrics (read only, over analytics.selectors)."""
 from __future__ import annotations
 
 import django_filters
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
-from rest_framework.pagination import CursorPagination
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
+from analytics import selectors
 from analytics.models import Event, EventName
-from partners.api.views import BoundedDateTimeFilter
+from analytics.selectors import MetricFilter
+from partners.api.views import (
+    BoundedCursor,
+    BoundedDateTimeFilter,
+    IdFilter,
+    QueryParamsCheck,
+    UtcDateTimeField,
+    query_params_once,
+)
 
 
 class EventOut(serializers.ModelSerializer):
@@ -20,31 +32,173 @@ class EventOut(serializers.ModelSerializer):
 class EventFilter(django_filters.FilterSet):
     name = django_filters.MultipleChoiceFilter(choices=EventName.choices)
     source = django_filters.CharFilter()
-    order_id = django_filters.NumberFilter(min_value=1, max_value=2**63 - 1)
-    offer_id = django_filters.NumberFilter(min_value=1, max_value=2**63 - 1)
-    occurred_after = BoundedDateTimeFilter(field_name="occurred_at",
-                                                      lookup_expr="gte")
-    occurred_before = BoundedDateTimeFilter(field_name="occurred_at",
-                                                       lookup_expr="lt")
+    order_id = IdFilter()
+    offer_id = IdFilter()
+    occurred_after = BoundedDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = BoundedDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Event
         fields = ["name", "source", "order_id", "offer_id"]
 
 
-class EventCursor(CursorPagination):
+class EventCursor(BoundedCursor):
     # A stable order on an append-only log: pages never skip or repeat rows as events arrive.
     ordering = ("-occurred_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = EventOut
     filterset_class = EventFilter
     pagination_class = EventCursor
-    filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
+    filter_backends = [QueryParamsCheck, django_filters.rest_framework.DjangoFilterBackend]
 
     def get_queryset(self):
         return Event.objects.all()
+
+
+# --- Metrics: the dashboard's figures, read through analytics.selectors --------------------
+
+
+class MetricQuery(serializers.Serializer):
+    """The MetricFilter as query parameters; every metric takes them."""
+
+    start = UtcDateTimeField(required=False, help_text="Inclusive (ISO 8601).")
+    end = UtcDateTimeField(required=False, help_text="Exclusive (ISO 8601).")
+    offer_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    product_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    source = serializers.CharField(required=False, max_length=100,
+                                   help_text="Attribution source (utm_source).")
+
+
+class TakeRateQuery(MetricQuery):
+    by = serializers.ChoiceField(choices=["offer", "source"], required=False, default="offer")
+
+
+def _rate(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=7, decimal_places=4, allow_null=True, **kwargs)
+
+
+class FunnelStepOut(serializers.Serializer):
+    step = serializers.ChoiceField(choices=EventName.choices)
+    events = serializers.IntegerField()
+    visitors = serializers.IntegerField()
+
+
+class OrderValueOut(serializers.Serializer):
+    currency = serializers.CharField()
+    orders = serializers.IntegerField()
+    sessions = serializers.IntegerField()
+    gross = serializers.IntegerField(help_text="Minor units.")
+    net = serializers.IntegerField(help_text="Minor units, after refunds and chargebacks.")
+    aov = serializers.IntegerField(allow_null=True)
+    net_aov = serializers.IntegerField(allow_null=True)
+    revenue_per_session = serializers.IntegerField(allow_null=True)
+
+
+class TakeRateOut(serializers.Serializer):
+    offer = serializers.IntegerField(required=False, allow_null=True,
+                                     help_text="With by=offer.")
+    source = serializers.CharField(required=False, help_text="With by=source.")
+    offered = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+    rate = _rate()
+
+
+class RefundRateOut(serializers.Serializer):
+    offer_id = serializers.IntegerField()
+    sold = serializers.IntegerField()
+    refunds = serializers.IntegerField()
+    chargebacks = serializers.IntegerField()
+    charged_amount = serializers.IntegerField()
+    refunded_amount = serializers.IntegerField()
+    charged_back_amount = serializers.IntegerField()
+    refund_rate = _rate()
+    chargeback_rate = _rate()
+
+
+class CohortOut(serializers.Serializer):
+    cohort = serializers.DateField(help_text="Month of the buyers' first paid order.")
+    taker = serializers.BooleanField(help_text="Took an offer on that first order.")
+    buyers = serializers.IntegerField()
+    ltv30 = serializers.IntegerField(allow_null=True)
+    matured30 = serializers.IntegerField()
+    ltv60 = serializers.IntegerField(allow_null=True)
+    matured60 = serializers.IntegerField()
+    ltv90 = serializers.IntegerField(allow_null=True)
+    matured90 = serializers.IntegerField()
+    repeat_buyers = serializers.IntegerField()
+    repeat_rate = _rate()
+
+
+class TimeToChargeOut(serializers.Serializer):
+    charges = serializers.IntegerField()
+    p50_seconds = serializers.FloatField(allow_null=True)
+    p95_seconds = serializers.FloatField(allow_null=True)
+
+
+class ReliabilityOut(serializers.Serializer):
+    event = serializers.CharField()
+    reason = serializers.CharField()
+    events = serializers.IntegerField()
+
+
+def _metric(query: type[serializers.Serializer], out: serializers.Serializer, about: str):
+    return extend_schema(parameters=[query], responses=out, filters=False, description=about)
+
+
+class MetricViewSet(viewsets.GenericViewSet):
+    """Read-only metrics; each answer is computed by one analytics selector."""
+
+    filter_backends: list = []
+    pagination_class = None
+    serializer_class = MetricQuery
+
+    def _filter(self, query: type[MetricQuery] = MetricQuery) -> tuple[MetricFilter, dict]:
+        params = query(data=query_params_once(self.request, query().fields))
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        return MetricFilter(start=data.get("start"), end=data.get("end"),
+                            offer_id=data.get("offer_id"), product_id=data.get("product_id"),
+                            source=data.get("source")), data
+
+    @_metric(MetricQuery, FunnelStepOut(many=True), "Events and distinct visitors per step.")
+    @action(detail=False, methods=["get"])
+    def funnel(self, request):
+        return Response(FunnelStepOut(selectors.funnel(self._filter()[0]), many=True).data)
+
+    @_metric(MetricQuery, OrderValueOut(many=True),
+             "Per currency: paid orders, gross and net revenue, AOV, revenue per session.")
+    @action(detail=False, methods=["get"], url_path="order-value")
+    def order_value(self, request):
+        rows = selectors.order_value(self._filter()[0])
+        return Response(OrderValueOut(rows, many=True).data)
+
+    @_metric(TakeRateQuery, TakeRateOut(many=True), "Accepted ÷ offered, per offer or source.")
+    @action(detail=False, methods=["get"], url_path="take-rates")
+    def take_rates(self, request):
+        f, data = self._filter(TakeRateQuery)
+        return Response(TakeRateOut(selectors.take_rates(f, by=data["by"]), many=True).data)
+
+    @_metric(MetricQuery, RefundRateOut(many=True), "Refund and chargeback rates per offer.")
+    @action(detail=False, methods=["get"], url_path="refund-rates")
+    def refund_rates(self, request):
+        rows = selectors.refund_rates(self._filter()[0])
+        return Response(RefundRateOut(rows, many=True).data)
+
+    @_metric(MetricQuery, CohortOut(many=True),
+             "Net LTV at 30/60/90 days by first-purchase month, takers vs non-takers.")
+    @action(detail=False, methods=["get"], url_path="cohort-ltv")
+    def cohort_ltv(self, request):
+        return Response(CohortOut(selectors.cohort_ltv(self._filter()[0]), many=True).data)
+
+    @_metric(MetricQuery, TimeToChargeOut, "Seconds from upsell accept to charge: p50, p95.")
+    @action(detail=False, methods=["get"], url_path="time-to-charge")
+    def time_to_charge(self, request):
+        return Response(TimeToChargeOut(selectors.time_to_charge(self._filter()[0])).data)
+
+    @_metric(MetricQuery, ReliabilityOut(many=True),
+             "Idempotency conflicts and upsell failures, by reason.")
+    @action(detail=False, methods=["get"])
+    def reliability(self, request):
+        return Response(ReliabilityOut(selectors.reliability(self._filter()[0]), many=True).data)

@@ -42,6 +42,7 @@ TENANT_APPS = [
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS] + [
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from our static (no CDN)
 ]
 TENANT_MODEL = "tenants.Creator"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
@@ -165,6 +166,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
+        "partners.api.views.QueryParamsCheck",
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
@@ -189,6 +191,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Swagger UI from our own static files: no CDN to trust, and the CSP's 'self' covers it.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "storefront.models.OrderStatus",
@@ -197,6 +203,9 @@ SPECTACULAR_SETTINGS = {
         "OfferStatusEnum": "offers.models.Offer.Status",
         "ProductStatusEnum": "storefront.models.Product.Status",
         "RefundStatusEnum": "payments.models.RefundStatus",
+        "EventNameEnum": "analytics.models.EventName",
+        "ExperimentKindEnum": "analytics.models.ExperimentKind",
+        "ExperimentStatusEnum": "analytics.models.ExperimentStatus",
     },
 }
 

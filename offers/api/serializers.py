@@ -17,7 +17,7 @@ class OfferOut(serializers.ModelSerializer):
         fields = ["id", "kind", "trigger_product_id", "product_id", "parent_id",
                   "price_amount", "currency", "headline", "benefit", "refund_terms",
                   "testimonial", "status", "paused_reason", "allow_high_price",
-                  "followup_delays_hours", "created_at"]
+                  "followup_delays_hours", "customer_cap_hours", "created_at"]
 
 
 class OfferWithWarnings(OfferOut):
@@ -41,12 +41,15 @@ class OfferIn(serializers.ModelSerializer):
     followup_delays_hours = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=24 * 90), max_length=2,
         required=False)
+    customer_cap_hours = serializers.IntegerField(
+        min_value=0, max_value=24 * 365, required=False,
+        help_text="Show a buyer at most one upsell per this many hours (0: no limit).")
 
     class Meta:
         model = Offer
         fields = ["kind", "trigger_product_id", "product_id", "parent_id", "price_amount",
                   "currency", "headline", "benefit", "refund_terms", "testimonial",
-                  "allow_high_price", "followup_delays_hours"]
+                  "allow_high_price", "followup_delays_hours", "customer_cap_hours"]
         # The caps are conditional unique constraints held by the database; the view turns a
         # violation into a 409 (DRF's generated validators would demand `parent` on every offer).
         validators = []
@@ -59,6 +62,15 @@ class OfferIn(serializers.ModelSerializer):
         if kind != OfferKind.DOWNSELL and parent is not None:
             raise serializers.ValidationError({"parent_id": ["Only a downsell has a parent."]})
         trigger = attrs.get("trigger_product", getattr(self.instance, "trigger_product", None))
+        if kind == OfferKind.DOWNSELL and parent is not None:
+            # The same rules as the admin form (Offer.clean): it follows its upsell, cheaper.
+            if trigger is not None and parent.trigger_product_id != trigger.pk:
+                raise serializers.ValidationError({"parent_id": [
+                    "The downsell must follow an upsell for the same core product."]})
+            price = attrs.get("price_amount", getattr(self.instance, "price_amount", None))
+            if price is not None and price >= parent.price_amount:
+                raise serializers.ValidationError({"price_amount": [
+                    "A downsell should cost less than the upsell it replaces."]})
         currency = attrs.get("currency", getattr(self.instance, "currency", None))
         if trigger is not None and currency and currency != trigger.currency:
             raise serializers.ValidationError(

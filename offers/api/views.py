@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import ProtectedError
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
@@ -10,17 +10,19 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.money import Money
+from offers.api import services
 from offers.api.serializers import OfferIn, OfferOut, OfferWithWarnings, PauseIn
 from offers.models import Offer, OfferKind
-from offers.services import offer_pause, offer_price_check, offer_resume
+from offers.services import offer_price_check
+from partners.api.auth import actor_of
 from partners.api.errors import ApiError
+from partners.api.views import IdFilter
 
 
 class OfferFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=OfferKind.choices)
     status = django_filters.ChoiceFilter(choices=Offer.Status.choices)
-    trigger_product = django_filters.NumberFilter(
-        field_name="trigger_product_id", min_value=1, max_value=2**63 - 1)
+    trigger_product = IdFilter(field_name="trigger_product_id")
 
     class Meta:
         model = Offer
@@ -44,6 +46,10 @@ def _guardrails(data: dict, instance: Offer | None) -> list[str]:
 
 
 class OfferViewSet(viewsets.ModelViewSet):
+    """Bumps, upsells, downsells (`parent_id`: their upsell) and follow-up cross-sells
+    (`followup_delays_hours`), with the pricing guardrails, the pause switch and the
+    per-buyer upsell cap (`customer_cap_hours`). Every change is in the audit trail."""
+
     filterset_class = OfferFilter
     search_fields = ["headline"]
     ordering_fields = ["created_at", "price_amount", "id"]
@@ -62,9 +68,13 @@ class OfferViewSet(viewsets.ModelViewSet):
     def _save(self, serializer, instance: Offer | None, ok_status: int) -> Response:
         serializer.is_valid(raise_exception=True)
         warnings = _guardrails(serializer.validated_data, instance)
+        actor = actor_of(self.request)
         try:
-            with transaction.atomic():
-                offer = serializer.save()
+            if instance is None:
+                offer = services.offer_create(actor=actor, data=serializer.validated_data)
+            else:
+                offer = services.offer_update(actor=actor, offer=instance,
+                                              data=serializer.validated_data)
         except IntegrityError as exc:
             raise ApiError(
                 "offer_conflict",
@@ -93,8 +103,7 @@ class OfferViewSet(viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         offer = self.get_object()
         try:
-            with transaction.atomic():
-                offer.delete()
+            services.offer_delete(actor=actor_of(request), offer=offer)
         except ProtectedError as exc:
             raise ApiError("offer_in_use", "Orders refer to this offer; pause it instead.",
                            status_code=409) from exc
@@ -106,7 +115,8 @@ class OfferViewSet(viewsets.ModelViewSet):
         offer = self.get_object()
         data = PauseIn(data=request.data)
         data.is_valid(raise_exception=True)
-        offer_pause(offer=offer, reason=data.validated_data["reason"])
+        services.offer_pause_by(actor=actor_of(request), offer=offer,
+                                reason=data.validated_data["reason"])
         offer.refresh_from_db()
         return Response(OfferOut(offer).data)
 
@@ -115,8 +125,7 @@ class OfferViewSet(viewsets.ModelViewSet):
     def resume(self, request, pk=None):
         offer = self.get_object()
         try:
-            with transaction.atomic():
-                offer_resume(offer=offer)
+            services.offer_resume_by(actor=actor_of(request), offer=offer)
         except IntegrityError as exc:
             raise ApiError("offer_conflict", "Another offer of this kind is live for the "
                            "product; pause it first.", status_code=409) from exc

@@ -5,6 +5,7 @@ from django.db import connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
+from audit.services import Actor
 from core.ratelimit import Limit, Rate, ratelimit_hit
 from partners.models import ApiKey
 from partners.services import api_key_authenticate
@@ -45,10 +46,27 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = api_key_authenticate(token=parts[1])
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        # audit.services.actor_resolve reads this from the Django request: an API action is
+        # recorded as done by this key, never as an anonymous or staff user.
+        request._request.audit_actor = api_actor(key, request._request)
         return ApiKeyPrincipal(key), key
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+def api_actor(key: ApiKey, http_request=None) -> Actor:
+    return Actor.api_key(key_id=key.pk, label=f"apikey:{key.prefix} ({key.name})"[:150],
+                         request=http_request)
+
+
+def actor_of(request) -> Actor:
+    """Who acts in an authenticated API request (a DRF request or its Django request)."""
+    http_request = getattr(request, "_request", request)
+    actor = getattr(http_request, "audit_actor", None)
+    if not isinstance(actor, Actor):
+        raise RuntimeError("actor_of() needs a request authenticated with an API key")
+    return actor
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

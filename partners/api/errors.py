@@ -40,7 +40,8 @@ def _flatten(detail: Any) -> dict[str, list[str]]:
             else:
                 out[str(name)] = [str(v) for v in (value if isinstance(value, list) else [value])]
         return out
-    return {"non_field_errors": [str(v) for v in (detail if isinstance(detail, list) else [detail])]}
+    messages = detail if isinstance(detail, list) else [detail]
+    return {"non_field_errors": [str(v) for v in messages]}
 
 
 _CODES = {

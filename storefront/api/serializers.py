@@ -13,6 +13,51 @@ class ProductOut(serializers.ModelSerializer):
                   "price_amount", "anchor_amount", "currency", "status", "created_at"]
 
 
+class ProductIn(serializers.ModelSerializer):
+    """Create (every required field) or update (PATCH: any of them) a product. Prices are
+    minor units; the currency is fixed once the product exists (its offers are priced in it)."""
+
+    slug = serializers.SlugField(max_length=80)
+    ladder_position = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    price_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    anchor_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False,
+                                             allow_null=True)
+    currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3, required=False)
+
+    class Meta:
+        model = Product
+        fields = ["slug", "name", "description", "tier", "ladder_position", "price_amount",
+                  "anchor_amount", "currency", "status", "deliverable_url"]
+        # Slug uniqueness is the database's (a race is a 409 in the view, not a 500).
+        validators = []
+
+    def validate_slug(self, value: str) -> str:
+        taken = Product.objects.filter(slug=value)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("Another product has this slug.")
+        return value
+
+    def validate(self, attrs):
+        instance = self.instance
+        if instance is not None and "currency" in attrs and attrs["currency"] != instance.currency:
+            raise serializers.ValidationError(
+                {"currency": ["The currency cannot change once the product exists."]})
+        price = attrs.get("price_amount", getattr(instance, "price_amount", None))
+        anchor = attrs.get("anchor_amount", getattr(instance, "anchor_amount", None))
+        if anchor is not None and price is not None and anchor <= price:
+            raise serializers.ValidationError(
+                {"anchor_amount": ["The “was” price must be above the price."]})
+        return attrs
+
+
+class LadderIn(serializers.Serializer):
+    product_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
+        max_length=1000, help_text="Every product id of the store, lowest rung first.")
+
+
 class CustomerOut(serializers.ModelSerializer):
     class Meta:
         model = Customer

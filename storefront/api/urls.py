@@ -1,9 +1,10 @@
 """/api/v1/ on a creator's domain: every app's partner API, the schema and its docs."""
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from analytics.api.views import EventViewSet
+from analytics.api.views import EventViewSet, MetricViewSet
+from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
 from partners.api.views import not_found
 from storefront.api.views import CustomerViewSet, OrderViewSet, ProductViewSet
@@ -14,10 +15,14 @@ router.register("offers", OfferViewSet, basename="api-offer")
 router.register("customers", CustomerViewSet, basename="api-customer")
 router.register("orders", OrderViewSet, basename="api-order")
 router.register("events", EventViewSet, basename="api-event")
+router.register("experiments", ExperimentViewSet, basename="api-experiment")
+router.register("metrics", MetricViewSet, basename="api-metric")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves its start-up script from ?script= instead of inline, so the
+    # page runs under our CSP ('self' scripts, a nonce for anything inline) unchanged.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
     re_path(r"^.*$", not_found),  # JSON 404s for unknown API paths, not the HTML page
 ]

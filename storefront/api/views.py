@@ -2,20 +2,30 @@
 from __future__ import annotations
 
 import django_filters
-
-from partners.api.views import BoundedDateTimeFilter
+from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from audit.services import audit_record
 from core.money import Money
+from partners.api.auth import actor_of
 from partners.api.errors import ApiError
 from partners.api.idempotency import idempotent
 from partners.api.schema import IDEMPOTENCY_HEADER
+from partners.api.views import BoundedDateTimeFilter, IdFilter
 from payments.services import RefundRefused, refund_create
-from storefront.api import selectors
-from storefront.api.serializers import CustomerOut, OrderOut, ProductOut, RefundIn, RefundOut
+from storefront.api import selectors, services
+from storefront.api.serializers import (
+    CustomerOut,
+    LadderIn,
+    OrderOut,
+    ProductIn,
+    ProductOut,
+    RefundIn,
+    RefundOut,
+)
 from storefront.models import Customer, Order, OrderStatus, Product
 
 
@@ -29,8 +39,9 @@ class ProductFilter(django_filters.FilterSet):
         fields = ["status", "tier", "currency"]
 
 
-class ProductViewSet(ReadOnly):
-    """The creator's products, lowest rung of the ladder first."""
+class ProductViewSet(ReadOnly, mixins.CreateModelMixin, mixins.UpdateModelMixin):
+    """The creator's products, lowest rung of the ladder first. A write key may add products,
+    change them (price, status, `ladder_position`) and reorder the whole ladder at once."""
 
     serializer_class = ProductOut
     filterset_class = ProductFilter
@@ -40,6 +51,57 @@ class ProductViewSet(ReadOnly):
 
     def get_queryset(self):
         return selectors.product_list()
+
+    def get_serializer_class(self):
+        if self.action in ("create", "update", "partial_update"):
+            return ProductIn
+        if self.action == "reorder":
+            return LadderIn
+        return ProductOut
+
+    def _save(self, perform) -> Product:
+        try:
+            return perform()
+        except IntegrityError as exc:  # a concurrent request took the slug first
+            raise ApiError("product_conflict", "Another product has this slug.",
+                           status_code=409, fields={"slug": ["Already taken."]}) from exc
+
+    @extend_schema(request=ProductIn, responses={201: ProductOut})
+    def create(self, request, *args, **kwargs):
+        data = ProductIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        product = self._save(lambda: services.product_create(
+            actor=actor_of(request), data=data.validated_data))
+        return Response(ProductOut(product).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ProductIn, responses=ProductOut)
+    def update(self, request, *args, **kwargs):
+        product = self.get_object()
+        data = ProductIn(product, data=request.data, partial=kwargs.pop("partial", False))
+        data.is_valid(raise_exception=True)
+        product = self._save(lambda: services.product_update(
+            actor=actor_of(request), product=product, data=data.validated_data))
+        return Response(ProductOut(product).data)
+
+    @extend_schema(request=ProductIn, responses=ProductOut)
+    def partial_update(self, request, *args, **kwargs):
+        kwargs["partial"] = True
+        return self.update(request, *args, **kwargs)
+
+    @extend_schema(request=LadderIn, responses=ProductOut(many=True),
+                   description="Reorder the whole ladder: every product id once, lowest rung "
+                               "first. Positions become 1, 2, 3, …")
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def reorder(self, request):
+        data = LadderIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            products = services.ladder_reorder(
+                actor=actor_of(request), product_ids=data.validated_data["product_ids"])
+        except services.LadderRefused as exc:
+            raise ApiError("ladder_incomplete", str(exc),
+                           fields={"product_ids": [str(exc)]}) from exc
+        return Response(ProductOut(products, many=True).data)
 
 
 class CustomerFilter(django_filters.FilterSet):
@@ -65,8 +127,7 @@ class CustomerViewSet(ReadOnly):
 
 class OrderFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
-    customer = django_filters.NumberFilter(field_name="customer_id", min_value=1,
-                                           max_value=2**63 - 1)
+    customer = IdFilter(field_name="customer_id")
     email = django_filters.CharFilter(field_name="customer__email", lookup_expr="iexact")
     utm_source = django_filters.CharFilter()
     created_after = BoundedDateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -122,6 +183,20 @@ class OrderViewSet(ReadOnly):
                 )
             except RefundRefused as exc:
                 raise ApiError("refund_refused", str(exc), status_code=409) from exc
+            # The gateway call happens outside any transaction (payments.services), so the
+            # audit row follows the refund row; a replay of this key never reaches here.
+            with transaction.atomic():
+                audit_record(
+                    request_or_actor=actor_of(request), action="payments.refund.issue",
+                    obj=refund, summary=f"Refund of {Money(refund.amount, refund.currency)} "
+                                        f"on {order.reference} ({refund.line_key}) through "
+                                        f"the API: {refund.status}",
+                    changes={"reference": refund.reference, "line_key": refund.line_key,
+                             "amount": [None, refund.amount],
+                             "tax_amount": [None, refund.tax_amount],
+                             "currency": refund.currency, "status": [None, refund.status],
+                             "reason": refund.reason},
+                )
             return Response(RefundOut(refund).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, self, perform)

@@ -5,13 +5,16 @@ import re
 import pytest
 from django.db import connection
 
+from analytics.models import Experiment
 from analytics.services import event_append
+from audit.models import AuditEntry
 from offers.models import Offer
 from payments.models import Refund
-from storefront.models import Customer, Order, OrderLine
+from storefront.models import Customer, Order, OrderLine, Product
 from tests.factories import OfferFactory, ProductFactory
 
-MARKERS = ["b-secret-product", "b-buyer@t2.example", "B-ONLY-HEADLINE", "tokenofstoreb"]
+MARKERS = ["b-secret-product", "b-buyer@t2.example", "B-ONLY-HEADLINE", "tokenofstoreb",
+           "B-ONLY-EXPERIMENT"]
 
 
 @pytest.fixture
@@ -28,8 +31,11 @@ def store_b(tenant, other_tenant):
                                     currency="USD", tax_rate=0, tax_inclusive=False,
                                     tax_country="US")
     event = event_append("checkout_completed", order_id=order.pk, source="b-source")
+    experiment = Experiment.objects.create(offer_id=offer.pk, name="B-ONLY-EXPERIMENT",
+                                           kind="creative", variants={"a": {}, "b": {}})
     ids = {"products": product.pk, "offers": offer.pk, "customers": customer.pk,
-           "orders": order.pk, "events": event.pk, "line": line.pk}
+           "orders": order.pk, "events": event.pk, "line": line.pk,
+           "experiments": experiment.pk}
     connection.set_tenant(tenant)
     yield ids
     connection.set_tenant(tenant)
@@ -44,13 +50,19 @@ def _routes(api_for):
 
 
 def _fill(path: str, ids: dict) -> str:
+    if "{id}" not in path:
+        return path
     collection = path.split("/")[3]
     return re.sub(r"\{id\}", str(ids[collection]), path)
 
 
 def _call(client, method, url, ids):
+    # A body that every write route would accept, so a hole would show as a changed row.
     body = json.dumps({"line_id": ids["line"], "kind": "bump", "price_amount": 100,
-                       "headline": "pwned", "benefit": "x", "reason": "x"})
+                       "headline": "pwned", "benefit": "x", "reason": "x", "slug": "pwned",
+                       "name": "pwned", "ladder_position": 99, "product_ids": [ids["products"]],
+                       "offer_id": ids["offers"], "variants": {"a": {"headline": "pwned"},
+                                                               "b": {}}})
     if method == "get":
         return client.get(url)
     return getattr(client, method)(url, body, content_type="application/json",
@@ -71,6 +83,12 @@ def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(api_for, write_ke
     assert Offer.objects.get(pk=store_b["offers"]).headline == "B-ONLY-HEADLINE"
     assert Offer.objects.get(pk=store_b["offers"]).status == "active"
     assert not Refund.objects.exists()
+    product = Product.objects.get(pk=store_b["products"])
+    assert (product.name, product.price_amount) == ("B product", 4900)
+    assert Product.objects.count() == 2  # B's product and its offer's add-on: nothing added
+    assert Experiment.objects.get(pk=store_b["experiments"]).status == "draft"
+    assert Experiment.objects.count() == 1
+    assert not AuditEntry.objects.filter(actor_kind="api_key").exists()
 
 
 def test_store_a_key_on_its_own_host_never_sees_store_b_objects(api_for, write_key, store_b):

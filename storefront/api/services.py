@@ -1,0 +1,66 @@
+"""Partner API writes to the catalog: products and the ladder, each with its audit row.
+
+A price, a status or a ladder position is what buyers see, so every change made with an API
+key is recorded (audit.services) in the same transaction as the change itself.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from audit.services import Actor, audit_diff, audit_record, model_snapshot
+from storefront.models import Product
+
+
+class LadderRefused(ValueError):
+    """The new order does not name every product exactly once."""
+
+
+def product_create(*, actor: Actor, data: dict[str, Any]) -> Product:
+    with transaction.atomic():
+        product = Product.objects.create(**data)
+        audit_record(
+            request_or_actor=actor, action="storefront.product.add", obj=product,
+            changes=audit_diff({}, model_snapshot(product)),
+            summary=f"Added product “{product}” through the API",
+        )
+    return product
+
+
+def product_update(*, actor: Actor, product: Product, data: dict[str, Any]) -> Product:
+    with transaction.atomic():
+        locked = Product.objects.select_for_update().get(pk=product.pk)
+        before = model_snapshot(locked)
+        for name, value in data.items():
+            setattr(locked, name, value)
+        locked.save()
+        changes = audit_diff(before, model_snapshot(locked))
+        if changes:
+            audit_record(
+                request_or_actor=actor, action="storefront.product.change", obj=locked,
+                changes=changes, summary=f"Changed product “{locked}” through the API",
+            )
+    return locked
+
+
+def ladder_reorder(*, actor: Actor, product_ids: list[int]) -> list[Product]:
+    """Put the products on the ladder in this order (positions 1, 2, 3, …)."""
+    with transaction.atomic():
+        products = {p.pk: p for p in Product.objects.select_for_update().order_by("pk")}
+        if len(set(product_ids)) != len(product_ids) or set(product_ids) != set(products):
+            raise LadderRefused("Give every product of the store exactly once.")
+        before = {str(pk): p.ladder_position for pk, p in products.items()}
+        for position, pk in enumerate(product_ids, start=1):
+            if products[pk].ladder_position != position:
+                Product.objects.filter(pk=pk).update(ladder_position=position)
+                products[pk].ladder_position = position
+        after = {str(pk): p.ladder_position for pk, p in products.items()}
+        changes = audit_diff(before, after)
+        if changes:
+            audit_record(
+                request_or_actor=actor, action="storefront.product.reorder",
+                object_type="storefront.product", changes=changes,
+                summary="Reordered the product ladder through the API",
+            )
+    return [products[pk] for pk in product_ids]
