@@ -52,6 +52,7 @@ def followup_accept(request, signed: str):
 
 # Mail clients POST here without a CSRF token (RFC 8058 one-click); the signed link is the
 # authority, and unsubscribing is harmless to repeat.
+@rate_limit("unsubscribe", per_address="30/m", per_order="10/m", order_from="signed")
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def followup_unsubscribe(request, signed: str):

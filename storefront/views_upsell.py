@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.ratelimit import rate_limit
 from core.security import payment_page
 from storefront.models import StoreSettings
 from storefront.services import upsell
@@ -77,6 +78,8 @@ def upsell_status(request, token: str):
     return JsonResponse({"stage": step.stage, "message": step.message})
 
 
+@rate_limit("upsell_post", per_address="30/m", per_order="60/m", order_from="token",
+            methods=["POST"])
 @require_http_methods(["GET", "POST"])
 def upsell_accept(request, token: str):
     if request.method != "POST":
@@ -90,6 +93,8 @@ def upsell_accept(request, token: str):
     return HttpResponseRedirect(reverse("upsell-offer", args=[token]), status=303)
 
 
+@rate_limit("upsell_post", per_address="30/m", per_order="60/m", order_from="token",
+            methods=["POST"])
 @require_http_methods(["GET", "POST"])
 def upsell_decline(request, token: str):
     if request.method != "POST":
@@ -103,6 +108,8 @@ def upsell_decline(request, token: str):
     return HttpResponseRedirect(reverse("upsell-offer", args=[token]), status=303)
 
 
+@rate_limit("upsell_post", per_address="30/m", per_order="60/m", order_from="token",
+            methods=["POST"])
 @require_http_methods(["GET", "POST"])
 def upsell_confirm(request, token: str):
     """After confirmCardPayment in the page: re-read the payment and answer with the stage."""
@@ -123,6 +130,8 @@ def upsell_confirm(request, token: str):
     )
 
 
+@rate_limit("upsell_post", per_address="30/m", per_order="60/m", order_from="token",
+            methods=["POST"])
 @require_http_methods(["GET", "POST"])
 def upsell_abandon(request, token: str):
     """ "Not now" on the confirmation step: the offer goes to the follow-up email."""

@@ -1,6 +1,7 @@
 """Exactly once under concurrency: many accepts at once, over separate database connections."""
 
 import datetime as dt
+import itertools
 import threading
 
 import pytest
@@ -52,8 +53,13 @@ def test_fifty_concurrent_accepts_make_one_payment_intent_and_one_upsell_line(
     token = offer_token(client, order)
     url = f"/o/{order.token}/offer/accept"
 
+    addresses = itertools.count(1)
+
     def accept():
-        c = Client(HTTP_HOST=HOST)  # each thread: its own client and DB connection
+        # Each thread: its own client, DB connection and address (the per-address rate limit
+        # is a separate guard; this test is about the charge under concurrency).
+        n = next(addresses)
+        c = Client(HTTP_HOST=HOST, REMOTE_ADDR=f"203.0.113.{n}")
         c.cookies = client.cookies
         return c.post(url, {"token": token}).status_code
 
