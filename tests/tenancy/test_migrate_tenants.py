@@ -88,3 +88,104 @@ def test_a_failing_schema_is_reported_and_the_others_are_migrated_in_parallel(
                         "VALUES ('core', '0001_initial', now())"
                     )
             Creator.objects.get(pk=broken.pk).delete(force_drop=True)
+
+
+def _unapply(schema: str, leaf: tuple[str, str]) -> None:
+    """Migrate `schema` back to just before `leaf`: as if `leaf` were a new migration there."""
+    from django.core.management.commands.migrate import Command as MigrateCommand
+    from django.db.migrations.loader import MigrationLoader
+
+    app, _ = leaf
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    parents = [key for key in loader.graph.node_map[leaf].parents if key.key[0] == app]
+    target = parents[0].key[1] if parents else "zero"
+    connection.set_schema(schema)
+    try:
+        call_command(MigrateCommand(), app, target, interactive=False, verbosity=0,
+                     skip_checks=True, stdout=io.StringIO())
+    finally:
+        connection.set_schema_to_public()
+    assert leaf not in applied_migrations(schema)
+
+
+@pytest.fixture
+def schemas_without_the_leaf(django_db_setup, django_db_blocker):
+    """Three new creators whose schemas lack the latest model-creating migration."""
+    from tenants.services import CreatorSpec, creators_create_bulk
+
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        made = creators_create_bulk([
+            CreatorSpec(f"new-mig-{i}", f"New {i}", f"new-mig-{i}.localhost", "n@example.com")
+            for i in range(3)
+        ]).created
+        try:
+            leaf = _creating_leaf()
+            schemas = sorted(item.creator.schema_name for item in made)
+            assert len(schemas) == 3
+            for schema in schemas:
+                _unapply(schema, leaf)
+            yield leaf, schemas
+        finally:
+            connection.set_schema_to_public()
+            for creator in Creator.objects.filter(slug__startswith="new-mig-"):
+                creator.delete(force_drop=True)
+
+
+def test_a_new_migration_is_applied_to_every_schema_behind_and_reported(
+    schemas_without_the_leaf,
+):
+    from tests.tenancy.test_provisioning import catalog
+
+    leaf, schemas = schemas_without_the_leaf
+    app, name = leaf
+    # One schema also lost the app's content types: post_migrate must bring them back.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM "{schemas[0]}".auth_permission WHERE content_type_id IN '
+            f'(SELECT id FROM "{schemas[0]}".django_content_type WHERE app_label = %s)', [app]
+        )
+        cursor.execute(
+            f'DELETE FROM "{schemas[0]}".django_content_type WHERE app_label = %s', [app]
+        )
+        assert cursor.rowcount > 0
+    assert schemas_behind(tenant_schemas()) == {schema: 1 for schema in schemas}
+
+    out = io.StringIO()
+    call_command("migrate_tenants", "--jobs", "2", stdout=out)
+    assert "3 behind" in out.getvalue()
+    assert f"applied {app}.{name} to 3 schema(s)" in out.getvalue()
+    assert "Migrated 3 of 3 schemas" in out.getvalue() and "0 failed" in out.getvalue()
+    connection.set_schema_to_public()
+    assert schemas_behind(tenant_schemas()) == {}
+    # Each schema is again what the template is: tables, constraints, indexes, triggers,
+    # migrations recorded, content types and permissions.
+    template = catalog("_tenant_template")
+    for schema in schemas:
+        assert catalog(schema) == template, schema
+
+
+def test_a_migration_pass_renders_the_project_state_once_for_all_schemas(
+    schemas_without_the_leaf, monkeypatch
+):
+    from django.db.migrations.executor import MigrationExecutor
+
+    from tenants import schema_migrations
+
+    leaf, schemas = schemas_without_the_leaf
+    renders = []
+    original = MigrationExecutor._create_project_state
+
+    def counted(self, *args, **kwargs):
+        renders.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MigrationExecutor, "_create_project_state", counted)
+    monkeypatch.setattr(schema_migrations, "_migrator", None)
+    results = schema_migrations.schemas_migrate(schemas, jobs=1, on_result=lambda *a: None)
+    connection.set_schema_to_public()
+    assert [(r.schema, r.applied, r.error) for r in results] == [
+        (schema, [f"{leaf[0]}.{leaf[1]}"], None) for schema in schemas
+    ]
+    assert len(renders) == 1
+    assert schemas_behind(schemas) == {}

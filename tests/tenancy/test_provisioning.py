@@ -142,8 +142,8 @@ def test_a_cloned_schema_is_its_own_and_not_the_templates(db):
     with connection.cursor() as cursor:
         cursor.execute('INSERT INTO "zz_own".storefront_product (slug, name, description, tier, '
                        "ladder_position, price_amount, currency, deliverable_url, "
-                       "deliverable_file, status, created_at) SELECT 'x', 'x', '', 'entry', 0, "
-                       "1, 'USD', '', '', 'active', now() RETURNING id")
+                       "deliverable_file, status, created_at, refund_terms) SELECT 'x', 'x', '', "
+                       "'entry', 0, 1, 'USD', '', '', 'active', now(), '' RETURNING id")
         assert cursor.fetchone()[0] == 1
         cursor.execute('SELECT count(*) FROM "_tenant_template".storefront_product')
         assert cursor.fetchone()[0] == 0
@@ -168,7 +168,7 @@ def test_bulk_creation_creates_good_rows_reports_bad_ones_and_shows_progress(db,
     ])
     out, err = io.StringIO(), io.StringIO()
     with pytest.raises(CommandError, match="Created 2 of 3 creators.*1 failed"):
-        call_command("create_creators", path, stdout=out, stderr=err)
+        call_command("create_creators", path, "--jobs", "1", stdout=out, stderr=err)
     assert "[3/3] 100%" in out.getvalue()
     assert "Bad Slug" in err.getvalue() and "slug" in err.getvalue()
     connection.set_schema_to_public()
@@ -197,3 +197,50 @@ def test_bulk_creation_in_parallel_workers_makes_every_creator(
             connection.set_schema_to_public()
             for creator in Creator.objects.filter(slug__startswith="par-"):
                 creator.delete(force_drop=True)
+
+
+def test_bulk_creation_leaves_nothing_of_a_creator_that_fails_and_reports_repeats(
+    django_db_setup, django_db_blocker, tmp_path
+):
+    from django.contrib.auth import get_user_model
+    from django_tenants.utils import tenant_context
+
+    path = _csv(tmp_path, [
+        "lean-one,Lean One,lean-one.localhost,one@example.com",
+        "lean-clash,Clash,lean-clash.localhost,clash@example.com",
+        "lean-two,Lean Two,lean-one.localhost,two@example.com",
+        "lean-three,Lean Three,lean-three.localhost,three@example.com",
+    ])
+    out, err = io.StringIO(), io.StringIO()
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:  # the schema exists already: its DDL must fail
+            cursor.execute('CREATE SCHEMA "lean_clash"')
+        try:
+            with pytest.raises(CommandError, match="Created 2 of 4 creators.*2 failed"):
+                call_command("create_creators", path, "--jobs", "2", stdout=out, stderr=err)
+            assert "[4/4] 100%" in out.getvalue()
+            assert "lean-two: domain 'lean-one.localhost' is taken" in err.getvalue()
+            assert "lean-clash:" in err.getvalue() and "already exists" in err.getvalue()
+            connection.set_schema_to_public()
+            assert set(Creator.objects.filter(slug__startswith="lean-")
+                       .values_list("slug", flat=True)) == {"lean-one", "lean-three"}
+            assert not Domain.objects.filter(domain="lean-clash.localhost").exists()
+            assert Domain.objects.get(domain="lean-one.localhost").tenant.slug == "lean-one"
+            with connection.cursor() as cursor:  # the hand-made schema is untouched and empty
+                cursor.execute("SELECT count(*) FROM pg_class WHERE relnamespace = "
+                               "'lean_clash'::regnamespace")
+                assert cursor.fetchone()[0] == 0
+            for creator in Creator.objects.filter(slug__startswith="lean-"):
+                assert applied_migrations(creator.schema_name) == set(expected_migrations())
+                with tenant_context(creator):
+                    owner = get_user_model().objects.get()
+                    assert (owner.username, owner.email) == ("owner", creator.owner_email)
+                    assert owner.is_superuser and owner.is_staff and owner.is_active
+                    assert not owner.has_usable_password()
+        finally:
+            connection.set_schema_to_public()
+            for creator in Creator.objects.filter(slug__startswith="lean-"):
+                creator.delete(force_drop=True)
+            with connection.cursor() as cursor:
+                cursor.execute('DROP SCHEMA IF EXISTS "lean_clash" CASCADE')
