@@ -20,8 +20,18 @@ import shutil
 import subprocess
 import sys
 
-from bench.harness import HOST, ROOT, Client, Recorder, Run, address, buyer_flow, \
-    db_name_from_env, drive, say
+from bench.harness import (
+    HOST,
+    ROOT,
+    Client,
+    Recorder,
+    Run,
+    address,
+    buyer_flow,
+    db_name_from_env,
+    drive,
+    say,
+)
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 

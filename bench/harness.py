@@ -95,7 +95,7 @@ class Run:
             PYTHONPATH=str(ROOT),
             PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
             SECRET_KEY="bench-" + "k7Qz" * 16,
-            ALLOWED_HOSTS=f".localhost,localhost,127.0.0.1",
+            ALLOWED_HOSTS=".localhost,localhost,127.0.0.1",
             DATABASE_URL=f"{self.server}/{self.db}",
             REDIS_URL=self.redis_url,
             CELERY_BROKER_URL=self.redis_url,

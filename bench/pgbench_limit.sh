@@ -3,14 +3,14 @@
 # inserting an order, two lines (core + bump) and three events. Checkout throughput from
 # bench/checkout_load.py can then be stated as a fraction of what PostgreSQL itself commits.
 #
-#   bench/pgbench_limit.sh                  # CLIENTS=8 SECONDS=20 DB=storefront_bench_pgbench
+#   bench/pgbench_limit.sh                  # CLIENTS=8 RUN_SECONDS=20 DB=storefront_bench_pgbench
 #
 # Uses a database of its own (dropped at the end) on PG (postgres://postgres@127.0.0.1:5432).
 set -euo pipefail
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 DB=${DB:-storefront_bench_pgbench}
 CLIENTS=${CLIENTS:-8}
-SECONDS_RUN=${SECONDS:-20}
+SECONDS_RUN=${RUN_SECONDS:-20}
 case "$DB" in storefront|test_storefront|postgres) echo "refusing to use $DB" >&2; exit 2;; esac
 case "$PG" in *127.0.0.1*|*localhost*) ;; *) echo "loopback only" >&2; exit 2;; esac
 
@@ -18,7 +18,7 @@ work=$(mktemp -d)
 cleanup() { psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" -c "CREATE DATABASE \"$DB\"" >/dev/null
+psql -q "$PG/postgres" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" -c "CREATE DATABASE \"$DB\"" >/dev/null
 psql -q "$PG/$DB" >/dev/null <<'SQL'
 CREATE TABLE bench_order (
   id bigserial PRIMARY KEY, token varchar(40) NOT NULL UNIQUE, customer_id bigint NOT NULL,

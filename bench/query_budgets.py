@@ -65,7 +65,11 @@ def main() -> int:
         connection.set_schema_to_public()
         connection.close()  # a request starts on a fresh connection, as in a worker
 
+        fresh = [False]
+
         def measure(client, label, method, path, **kw):
+            if fresh[0]:
+                connection.close()  # as with CONN_MAX_AGE=0, or a worker's first request
             counter = Counter()
             with connection.execute_wrapper(counter):
                 response = getattr(client, method)(path, secure=True, HTTP_HOST=HOST, **kw)
@@ -112,7 +116,7 @@ def main() -> int:
                                data=body, content_type="application/json",
                                HTTP_STRIPE_SIGNATURE=f"t={ts},v1={sig}"))
             api = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-            for name, path in (("products", "/api/v1/products/"), ("offers", "/api/v1/offers/"),
+            for _name, path in (("products", "/api/v1/products/"), ("offers", "/api/v1/offers/"),
                                ("customers", "/api/v1/customers/"),
                                ("orders", "/api/v1/orders/"), ("events", "/api/v1/events/")):
                 r, c, label = measure(client, f"API GET {path}", "get", path, **api)
@@ -124,18 +128,22 @@ def main() -> int:
             return out
 
         flow(0, record=False)  # warm: host cache, templates, first connection
-        for response, counter, label in flow(1, record=True):
+        persistent = flow(1, record=True)
+        fresh[0] = True
+        on_fresh = flow(2, record=True)
+        for (response, counter, label), (_, counter2, _) in zip(persistent, on_fresh, strict=True):
             rows.append((label, str(response.status_code), counter.queries, counter.search_path,
-                         len(counter.statements)))
+                         counter2.queries, counter2.search_path))
             if args.show_sql:
                 print(f"--- {label}")
                 for s in counter.statements:
                     print("   ", s)
-        print("\n| route | status | SQL statements | of which SET search_path |")
-        print("|---|---|---|---|")
-        for label, status, queries, sets, _ in rows:
-            print(f"| {label} | {status} | {queries} | {sets} |")
-        over = [r[0] for r in rows if r[3] > 1]
+        print("\n| route | status | SQL statements | SET search_path | on a new connection: "
+              "statements | SET search_path |")
+        print("|---|---|---|---|---|---|")
+        for label, status, queries, sets, queries2, sets2 in rows:
+            print(f"| {label} | {status} | {queries} | {sets} | {queries2} | {sets2} |")
+        over = [r[0] for r in rows if r[3] > 1 or r[5] > 1]
         print(f"\nroutes with more than one SET search_path: {len(over)} {over}")
     finally:
         out = ROOT / ".local" / "bench-query-budgets.json"

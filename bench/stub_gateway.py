@@ -10,8 +10,9 @@ here as a second PaymentIntent (`/_bench/stats` counts them per `metadata[attemp
 
     .venv/bin/python -m bench.stub_gateway --port 8430 --control-port 8431 --delay-ms 20
 
-Control port (loopback): POST /delay?ms=N[&charge_ms=M], POST /refuse (stop listening on the API port:
-connections are refused), POST /accept (listen again), GET /stats, GET /intents, DELETE /data.
+Control port (loopback): POST /delay?ms=N[&charge_ms=M], POST /refuse (stop listening on the
+API port: connections are refused), POST /accept (listen again), GET /stats, GET /intents,
+DELETE /data.
 In a test, `StubGateway().start()` runs it on a thread of the current process.
 """
 from __future__ import annotations

@@ -41,6 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("drill", choices=sorted(DRILLS))
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the suite's test database")
     args = parser.parse_args()
     drill = DRILLS[args.drill]
     db_url = os.environ.get("DATABASE_URL", f"{PG}/storefront_bench_drill")
@@ -54,19 +55,21 @@ def main() -> int:
     try:
         for i in range(args.rounds):
             proc = subprocess.run(
-                [sys.executable, "-m", "devtools.launch", "test", drill["target"], "-q", "-s",
-                 "-p", "no:cacheprovider", "-p", "no:logging"],
+                [sys.executable, "-m", "devtools.launch", "test", drill["target"], "-s", "-rA",
+                 "-p", "no:logging"],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
             out = proc.stdout + proc.stderr
-            p = sum(int(n) for n in re.findall(r"(\d+) passed", out))
-            f = sum(int(n) for n in re.findall(r"(\d+) failed", out))
+            # -rA: one "PASSED <test id>" / "FAILED <test id>" line per case in the summary
+            p = len(re.findall(r"^PASSED ", out, re.M))
+            f = len(re.findall(r"^(?:FAILED|ERROR) ", out, re.M))
             passed, failed = passed + p, failed + f
             lines += re.findall(r"^.*drill: .*$", out, re.M)
             say(f"round {i + 1}: {p} passed, {f} failed")
             if f or not p:
                 print(out[-4000:])
     finally:
-        admin_sql(server, f'DROP DATABASE IF EXISTS "test_{name}" WITH (FORCE)')
+        if not args.keep:
+            admin_sql(server, f'DROP DATABASE IF EXISTS "test_{name}" WITH (FORCE)')
     cases = passed + failed
     print(f"\n== {args.drill} drill ({drill['target']})")
     print(f"injected:   {drill['injected']}")
