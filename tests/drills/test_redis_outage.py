@@ -103,7 +103,8 @@ def test_with_the_broker_stopped_no_settlement_upsell_or_follow_up_is_lost_once_
     orders = [slow]
     assert _webhook(client, intent["id"]).status_code == 200  # the settlement, during it
     n = 1
-    while time.monotonic() - outage_started < OUTAGE_SECONDS and n <= 50:
+    # At most 25 buyers: they all come from 127.0.0.1 (the one-click posts allow 30/min).
+    while time.monotonic() - outage_started < OUTAGE_SECONDS and n <= 25:
         _, order = start(client, bump, n)
         assert pay(client, order).status_code == 200
         status, token = offer_token(client, order)
