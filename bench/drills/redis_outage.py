@@ -159,10 +159,10 @@ def main() -> int:
             connections.close_all()
         except Exception:  # noqa: BLE001
             pass
+        if redis is not None:
+            redis.stop()  # first: a slow DROP DATABASE below must not leave it running
         if run is not None:
             run.close(drop=not args.keep)
-        if redis is not None:
-            redis.stop()
     return 0
 
 
