@@ -67,7 +67,9 @@ class MetricQuery(serializers.Serializer):
     end = UtcDateTimeField(required=False, help_text="Exclusive (ISO 8601).")
     offer_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     product_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    source = serializers.CharField(required=False, max_length=100,
+    # Any text: sources are stored as sent (no trimming), and an empty one is no filter.
+    source = serializers.CharField(required=False, max_length=100, allow_blank=True,
+                                   trim_whitespace=False,
                                    help_text="Attribution source (utm_source).")
 
 

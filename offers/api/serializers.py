@@ -37,7 +37,8 @@ class OfferIn(serializers.ModelSerializer):
         queryset=Offer.objects.filter(kind=OfferKind.UPSELL), source="parent",
         required=False, allow_null=True)
     price_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
-    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
+    # \Z and no trimming: "USD\n" is not a currency (the schema's pattern agrees).
+    currency = serializers.RegexField(r"^[A-Z]{3}\Z", required=False, trim_whitespace=False)
     followup_delays_hours = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=24 * 90), max_length=2,
         required=False)

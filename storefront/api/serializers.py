@@ -17,12 +17,14 @@ class ProductIn(serializers.ModelSerializer):
     """Create (every required field) or update (PATCH: any of them) a product. Prices are
     minor units; the currency is fixed once the product exists (its offers are priced in it)."""
 
-    slug = serializers.SlugField(max_length=80)
+    # Patterns end in \Z and nothing is trimmed: "abc\n" is not a slug (Python's "$" and
+    # DRF's trimming would both let it through, and the schema says otherwise).
+    slug = serializers.RegexField(r"^[-a-zA-Z0-9_]+\Z", max_length=80, trim_whitespace=False)
     ladder_position = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
     price_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
     anchor_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False,
                                              allow_null=True)
-    currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3, required=False)
+    currency = serializers.RegexField(r"^[A-Z]{3}\Z", required=False, trim_whitespace=False)
 
     class Meta:
         model = Product

@@ -382,3 +382,13 @@ def test_the_docs_page_loads_swagger_ui_from_our_own_static_files_under_the_csp(
     assert "cdn" not in html.lower()
     assert "<style" not in html and " style=" not in html  # style-src is 'self' only
     assert "swagger-ui" in html
+
+
+def test_a_slug_or_currency_with_a_trailing_newline_is_refused_not_trimmed(api_for, write_key):
+    api = api_for("t1.localhost", write_key)
+    for field, value in (("slug", "workbook\n"), ("currency", "EUR\n"), ("slug", " workbook")):
+        body = {"slug": "workbook", "name": "Workbook", "price_amount": 1900} | {field: value}
+        response = _json(api, "post", "/api/v1/products/", body)
+        assert response.status_code == 400, (field, value, response.content)
+        assert field in response.json()["error"]["fields"]
+    assert not Product.objects.exists()
