@@ -54,6 +54,7 @@ from storefront.models import (
     StoreSettings,
 )
 from storefront.pricing import Jurisdiction, price_line, tax_rate_for
+from storefront.services.errors import BuyerRefused
 from storefront.services.orders import event_fields_for
 
 logger = logging.getLogger(__name__)
@@ -76,14 +77,8 @@ def claim_stale_after() -> dt.timedelta:
     return dt.timedelta(minutes=int(getattr(settings, "FOLLOWUP_CLAIM_STALE_MINUTES", 15)))
 
 
-class FollowUpRefused(Exception):
+class FollowUpRefused(BuyerRefused):
     """A refused accept or unsubscribe, with an HTTP status and a message for the buyer."""
-
-    def __init__(self, status: int, title: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.title = title
-        self.message = message
 
 
 # --- which offer, when ----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront.models import LineKind, Order, OrderLine, OrderStatus, StoreSettings
 from storefront.pricing import Jurisdiction, price_line, tax_rate_for
+from storefront.services.errors import BuyerRefused
 from storefront.services.orders import event_fields_for
 
 logger = logging.getLogger(__name__)
@@ -57,14 +58,8 @@ def token_max_age() -> int:
     return int(getattr(settings, "UPSELL_TOKEN_MAX_AGE_SECONDS", 30 * 60))
 
 
-class OfferRefused(Exception):
+class OfferRefused(BuyerRefused):
     """A refused accept/decline/confirm, with an HTTP status and a message for the buyer."""
-
-    def __init__(self, status: int, title: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.title = title
-        self.message = message
 
 
 @dataclass(frozen=True)
