@@ -162,3 +162,35 @@ def audit_record(
         ip_address=actor.ip_address,
         user_agent=actor.user_agent[:300],
     )
+
+
+def audited_create(
+    *, model: type[models.Model], actor: Actor, data: dict[str, Any], action: str, summary: str
+) -> models.Model:
+    """Create a row and its audit entry in one transaction (the entry lists every field)."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        obj = model.objects.create(**data)
+        audit_record(request_or_actor=actor, action=action, obj=obj,
+                     changes=audit_diff({}, model_snapshot(obj)), summary=summary.format(obj=obj))
+    return obj
+
+
+def audited_update(
+    *, obj: models.Model, actor: Actor, data: dict[str, Any], action: str, summary: str
+) -> models.Model:
+    """Change a row under a lock; an audit entry with the diff, only if something changed."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+        before = model_snapshot(locked)
+        for name, value in data.items():
+            setattr(locked, name, value)
+        locked.save()
+        changes = audit_diff(before, model_snapshot(locked))
+        if changes:
+            audit_record(request_or_actor=actor, action=action, obj=locked, changes=changes,
+                         summary=summary.format(obj=locked))
+    return locked

@@ -11,7 +11,14 @@ from typing import Any
 from django.db import transaction
 
 from analytics.models import Experiment
-from audit.services import Actor, audit_diff, audit_record, model_snapshot
+from audit.services import (
+    Actor,
+    audit_diff,
+    audit_record,
+    audited_create,
+    audited_update,
+    model_snapshot,
+)
 from offers.experiments import experiment_start, experiment_stop
 from offers.models import Offer
 from offers.services import offer_pause, offer_resume
@@ -21,30 +28,13 @@ def offer_create(*, actor: Actor, data: dict[str, Any]) -> Offer:
     data = dict(data)
     # Priced like its core product unless said otherwise (the serializer refuses another).
     data.setdefault("currency", data["trigger_product"].currency)
-    with transaction.atomic():
-        offer = Offer.objects.create(**data)
-        audit_record(
-            request_or_actor=actor, action="offers.offer.add", obj=offer,
-            changes=audit_diff({}, model_snapshot(offer)),
-            summary=f"Added {offer} through the API",
-        )
-    return offer
+    return audited_create(model=Offer, actor=actor, data=data, action="offers.offer.add",
+                          summary="Added {obj} through the API")
 
 
 def offer_update(*, actor: Actor, offer: Offer, data: dict[str, Any]) -> Offer:
-    with transaction.atomic():
-        locked = Offer.objects.select_for_update().get(pk=offer.pk)
-        before = model_snapshot(locked)
-        for name, value in data.items():
-            setattr(locked, name, value)
-        locked.save()
-        changes = audit_diff(before, model_snapshot(locked))
-        if changes:
-            audit_record(
-                request_or_actor=actor, action="offers.offer.change", obj=locked,
-                changes=changes, summary=f"Changed {locked} through the API",
-            )
-    return locked
+    return audited_update(obj=offer, actor=actor, data=data, action="offers.offer.change",
+                          summary="Changed {obj} through the API")
 
 
 def offer_delete(*, actor: Actor, offer: Offer) -> None:
@@ -83,14 +73,9 @@ def offer_resume_by(*, actor: Actor, offer: Offer) -> bool:
 
 
 def experiment_create(*, actor: Actor, data: dict[str, Any]) -> Experiment:
-    with transaction.atomic():
-        experiment = Experiment.objects.create(**data)
-        audit_record(
-            request_or_actor=actor, action="analytics.experiment.add", obj=experiment,
-            changes=audit_diff({}, model_snapshot(experiment)),
-            summary=f"Added experiment “{experiment}” through the API",
-        )
-    return experiment
+    return audited_create(model=Experiment, actor=actor, data=data,
+                          action="analytics.experiment.add",
+                          summary="Added experiment “{obj}” through the API")
 
 
 def experiment_start_by(*, actor: Actor, experiment: Experiment, planned_per_arm: int) -> bool:

@@ -9,7 +9,13 @@ from typing import Any
 
 from django.db import transaction
 
-from audit.services import Actor, audit_diff, audit_record, model_snapshot
+from audit.services import (
+    Actor,
+    audit_diff,
+    audit_record,
+    audited_create,
+    audited_update,
+)
 from storefront.models import Product
 
 
@@ -18,30 +24,15 @@ class LadderRefused(ValueError):
 
 
 def product_create(*, actor: Actor, data: dict[str, Any]) -> Product:
-    with transaction.atomic():
-        product = Product.objects.create(**data)
-        audit_record(
-            request_or_actor=actor, action="storefront.product.add", obj=product,
-            changes=audit_diff({}, model_snapshot(product)),
-            summary=f"Added product “{product}” through the API",
-        )
-    return product
+    return audited_create(model=Product, actor=actor, data=data,
+                          action="storefront.product.add",
+                          summary="Added product “{obj}” through the API")
 
 
 def product_update(*, actor: Actor, product: Product, data: dict[str, Any]) -> Product:
-    with transaction.atomic():
-        locked = Product.objects.select_for_update().get(pk=product.pk)
-        before = model_snapshot(locked)
-        for name, value in data.items():
-            setattr(locked, name, value)
-        locked.save()
-        changes = audit_diff(before, model_snapshot(locked))
-        if changes:
-            audit_record(
-                request_or_actor=actor, action="storefront.product.change", obj=locked,
-                changes=changes, summary=f"Changed product “{locked}” through the API",
-            )
-    return locked
+    return audited_update(obj=product, actor=actor, data=data,
+                          action="storefront.product.change",
+                          summary="Changed product “{obj}” through the API")
 
 
 def ladder_reorder(*, actor: Actor, product_ids: list[int]) -> list[Product]:
