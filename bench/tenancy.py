@@ -1,6 +1,15 @@
 """Tenancy at speed, measured in one run against stock django-tenants (see bench/README.md).
 
     .venv/bin/python -m bench.tenancy [--creators 1000] [--scale 10000] [--seconds 10]
+    .venv/bin/python -m bench.tenancy build --db storefront_bench_h9b --creators 10000
+    .venv/bin/python -m bench.tenancy latency --small storefront_bench_h9a \
+        --large storefront_bench_h9b [--rounds 3]
+    .venv/bin/python -m bench.tenancy drop --db storefront_bench_h9b
+
+`build` makes a database with N creators through the bulk path (`create_creators`) and keeps
+it; `latency` measures the storefront page over every host of a small and a large database,
+alternating between them round by round (other sessions share the machine, so its load drifts:
+alternating puts both sizes under the same drift), and reports the medians and their ratio.
 
 Everything happens in a database of its own (storefront_bench by default), dropped at the end.
 Needs PostgreSQL on 127.0.0.1:5432 (or BENCH_PG), `wrk` and gunicorn. Prints each figure as
@@ -68,6 +77,15 @@ def write_csv(path: Path, first: int, last: int) -> None:
         f.write("slug,display_name,domain,owner_email\n")
         for i in range(first, last + 1):
             f.write(f"bench-{i},Bench {i},bench-{i}.localhost,owner{i}@example.com\n")
+
+
+def creator_hosts(db: str) -> list[str]:
+    with psycopg.connect(f"{PG}/{db}") as conn:
+        rows = conn.execute(
+            "SELECT d.domain FROM tenants_domain d JOIN tenants_creator c ON c.id = d.tenant_id "
+            "WHERE c.schema_name <> 'public' ORDER BY d.id"
+        ).fetchall()
+    return [row[0] for row in rows]
 
 
 def provision(db: str, tmp: Path, first: int, last: int, jobs: int) -> tuple[float, str]:
@@ -153,12 +171,43 @@ def throughput(db: str, seconds: int) -> None:
         f"stock/plain = {best['stock'] / best['plain']:.1%}")
 
 
-def storefront_latency(db: str, label: str, hosts: list[str], tmp: Path, seconds: int) -> None:
+def visit_each(port: int, hosts: list[str], connections: int = 4) -> float:
+    """GET `/` once per host (4 at a time): every store opened once by this server."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    def visit(part: list[str]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for host in part:
+            conn.request("GET", "/", headers={"Host": host})
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{host}: HTTP {response.status}")
+        conn.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(visit, [hosts[i::connections] for i in range(connections)]))
+    return time.perf_counter() - started
+
+
+def storefront_latency(db: str, label: str, hosts: list[str], tmp: Path, seconds: int,
+                       visit_first: bool = False) -> dict:
+    """`/` over `hosts` (each request a random one), 4 connections: a bounded closed loop.
+
+    With `visit_first`, every host is opened once before the warm-up, as on a server that has
+    been up for a while: the first GET of a store writes its settings row, and each worker's
+    database connection caches a schema's relations the first time it touches them.
+    """
     hosts_file = tmp / f"hosts-{label}.txt"
     hosts_file.write_text("\n".join(hosts) + "\n")
     server = Gunicorn(db, "routed")
     try:
-        # Warm-up as long as the run: every host resolved once per worker, relcache filled.
+        if visit_first:
+            took = visit_each(server.port, hosts)
+            say(f"visited each of {len(hosts)} hosts once in {took:.1f}s")
+        # Warm-up as long as the run: worker start-up, routes and relation caches fill.
         wrk(server.port, "/", hosts_file=hosts_file, seconds=seconds, connections=4)
         r = wrk(server.port, "/", hosts_file=hosts_file, seconds=seconds, connections=4)
     finally:
@@ -166,6 +215,43 @@ def storefront_latency(db: str, label: str, hosts: list[str], tmp: Path, seconds
     results[f"storefront_{label}"] = r
     say(f"storefront {label}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
         f"{r['rps']:.0f} req/s")
+    return r
+
+
+def latency_compare(small: str, large: str, rounds: int, seconds: int, tmp: Path,
+                    visit_first: bool = False) -> dict:
+    """Storefront p50/p99 over every host of `small` and of `large`, alternated per round."""
+    sizes = {"small": creator_hosts(small), "large": creator_hosts(large)}
+    say(f"latency: {len(sizes['small'])} creators ({small}) vs "
+        f"{len(sizes['large'])} creators ({large}), {rounds} alternated rounds")
+    runs: dict[str, list[dict]] = {"small": [], "large": []}
+    for n in range(rounds):
+        order = ("small", "large") if n % 2 == 0 else ("large", "small")
+        for size in order:
+            db = small if size == "small" else large
+            r = storefront_latency(db, f"{size}_{n}", sizes[size], tmp, seconds, visit_first)
+            r["load"] = os.getloadavg()[0]
+            runs[size].append(r)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    summary = {
+        size: {
+            "creators": len(sizes[size]),
+            "p50_ms": median([r["p50_ms"] for r in runs[size]]),
+            "p99_ms": median([r["p99_ms"] for r in runs[size]]),
+            "runs": runs[size],
+        }
+        for size in runs
+    }
+    summary["p50_ratio"] = summary["large"]["p50_ms"] / summary["small"]["p50_ms"]
+    summary["p99_ratio"] = summary["large"]["p99_ms"] / summary["small"]["p99_ms"]
+    results["latency" + ("_visited" if visit_first else "")] = summary
+    say(f"storefront p50 {summary['small']['p50_ms']:.2f} → {summary['large']['p50_ms']:.2f} ms "
+        f"({summary['p50_ratio']:.0%}), p99 {summary['small']['p99_ms']:.2f} → "
+        f"{summary['large']['p99_ms']:.2f} ms ({summary['p99_ratio']:.0%})")
+    return summary
 
 
 # --- stock baselines (small samples, extrapolated; stock at full size takes many minutes) ---
@@ -206,13 +292,69 @@ def stock_per(db: str, code: str, mode: str = "stock") -> float:
 
 
 # --- the run ---------------------------------------------------------------------------------
+def db_create(db: str) -> None:
+    if db in ("storefront", "test_storefront"):
+        raise SystemExit("refusing to benchmark in a shared database")
+    admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    admin_sql(f'CREATE DATABASE "{db}"')
+    manage(db, "migrate_schemas", "--shared", "--noinput")
+    manage(db, "shell", "-c", "from tenants.services import public_tenant_ensure; "
+           "public_tenant_ensure(domain='localhost')")
+
+
+def save_results() -> None:
+    (ROOT / ".local").mkdir(exist_ok=True)
+    out_path = ROOT / ".local" / "bench-tenancy.json"
+    out_path.write_text(json.dumps(results, indent=2, default=str))
+    say(f"results in {out_path}")
+
+
+def sub_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench.tenancy")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    build = sub.add_parser("build", help="a database with N creators (bulk path), kept")
+    build.add_argument("--db", required=True)
+    build.add_argument("--creators", type=int, required=True)
+    build.add_argument("--jobs", type=int, default=8)
+    lat = sub.add_parser("latency", help="storefront p50/p99: small vs large database")
+    lat.add_argument("--small", required=True)
+    lat.add_argument("--large", required=True)
+    lat.add_argument("--rounds", type=int, default=3)
+    lat.add_argument("--seconds", type=int, default=10)
+    lat.add_argument("--visit-first", action="store_true",
+                     help="open every store once before the warm-up (a server up for a while)")
+    drop = sub.add_parser("drop")
+    drop.add_argument("--db", required=True)
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-tenancy-"))
+    if args.cmd == "build":
+        say(f"database {args.db} (dropped and recreated), {args.creators} creators")
+        db_create(args.db)
+        seconds, out = provision(args.db, tmp, 1, args.creators, args.jobs)
+        results["build"] = {"db": args.db, "creators": args.creators, "seconds": seconds,
+                            "jobs": args.jobs, "summary": out.strip().splitlines()[-1]}
+        say(f"{args.creators} creators in {seconds:.1f}s (whole command, --jobs {args.jobs})")
+    elif args.cmd == "latency":
+        latency_compare(args.small, args.large, args.rounds, args.seconds, tmp,
+                        args.visit_first)
+    else:
+        admin_sql(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+        say(f"dropped {args.db}")
+        return 0
+    save_results()
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] in ("build", "latency", "drop"):
+        return sub_main(sys.argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", default="storefront_bench")
     parser.add_argument("--creators", type=int, default=1000)
     parser.add_argument("--scale", type=int, default=10000)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--stock-sample", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
     args = parser.parse_args()
