@@ -263,3 +263,7 @@ def celery_worker_process(live_tenant, redis_url, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# One definition of the browser and live-server fixtures for every directory (see the module).
+from tests.browser_support import browser, live_server_port, live_url, page  # noqa: E402,F401

@@ -24,7 +24,7 @@ def _product_form(product: Product, **overrides) -> dict:
         "tier": product.tier, "ladder_position": product.ladder_position,
         "price_amount": product.price_amount, "currency": product.currency,
         "anchor_amount": product.anchor_amount or "", "deliverable_url": product.deliverable_url,
-        "status": product.status,
+        "status": product.status, "refund_terms": product.refund_terms,
     }
     data.update(overrides)
     return data

@@ -2,12 +2,10 @@
 our own static files, under the page's Content-Security-Policy, with no violation."""
 import pytest
 
-from tests.browser.conftest import browser, live_server_port, live_url, page  # noqa: F401
-
 pytestmark = pytest.mark.browser
 
 
-def test_swagger_ui_renders_every_operation_without_a_csp_violation_or_a_cdn(page, live_url):  # noqa: F811
+def test_swagger_ui_renders_every_operation_without_a_csp_violation_or_a_cdn(page, live_url):
     violations: list[str] = []
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url)
