@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -78,38 +78,37 @@ def upsell_status(request, token: str):
     return JsonResponse({"stage": step.stage, "message": step.message})
 
 
-@rate_limit("upsell_post", per_address="30/m", per_order="60/m", order_from="token",
-            methods=["POST"])
+# Every one-click post shares one budget per address and per order.
+_limit_posts = rate_limit(
+    "upsell_post", per_address="30/m", per_order="60/m", order_from="token", methods=["POST"]
+)
+
+
+def _decide(request, token: str, decide) -> HttpResponse:
+    """Accept or decline: POST only, signed single-use token, then back to the offer page."""
+    if request.method != "POST":
+        return _post_only(request, token)
+    try:
+        decide(order_token=token, signed=request.POST.get("token", ""),
+               schema=connection.schema_name)
+    except OfferRefused as exc:
+        return _refused(request, exc, token)
+    return HttpResponseRedirect(reverse("upsell-offer", args=[token]), status=303)
+
+
+@_limit_posts
 @require_http_methods(["GET", "POST"])
 def upsell_accept(request, token: str):
-    if request.method != "POST":
-        return _post_only(request, token)
-    try:
-        upsell.offer_accept(
-            order_token=token, signed=request.POST.get("token", ""), schema=connection.schema_name
-        )
-    except OfferRefused as exc:
-        return _refused(request, exc, token)
-    return HttpResponseRedirect(reverse("upsell-offer", args=[token]), status=303)
+    return _decide(request, token, upsell.offer_accept)
 
 
-@rate_limit("upsell_post", per_address="30/m", per_order="60/m", order_from="token",
-            methods=["POST"])
+@_limit_posts
 @require_http_methods(["GET", "POST"])
 def upsell_decline(request, token: str):
-    if request.method != "POST":
-        return _post_only(request, token)
-    try:
-        upsell.offer_decline(
-            order_token=token, signed=request.POST.get("token", ""), schema=connection.schema_name
-        )
-    except OfferRefused as exc:
-        return _refused(request, exc, token)
-    return HttpResponseRedirect(reverse("upsell-offer", args=[token]), status=303)
+    return _decide(request, token, upsell.offer_decline)
 
 
-@rate_limit("upsell_post", per_address="30/m", per_order="60/m", order_from="token",
-            methods=["POST"])
+@_limit_posts
 @require_http_methods(["GET", "POST"])
 def upsell_confirm(request, token: str):
     """After confirmCardPayment in the page: re-read the payment and answer with the stage."""
@@ -130,8 +129,7 @@ def upsell_confirm(request, token: str):
     )
 
 
-@rate_limit("upsell_post", per_address="30/m", per_order="60/m", order_from="token",
-            methods=["POST"])
+@_limit_posts
 @require_http_methods(["GET", "POST"])
 def upsell_abandon(request, token: str):
     """ "Not now" on the confirmation step: the offer goes to the follow-up email."""
