@@ -11,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
@@ -214,55 +211,21 @@ def celery_worker_process(live_tenant, redis_url, tmp_path):
     worker's log is at `proc.log_path`.
     """
     from config.celery_app import app
+    from tests.worker_support import worker_start, worker_stop
 
-    env = dict(os.environ)
-    env["CELERY_TASK_ALWAYS_EAGER"] = "false"
-    env["DATABASE_URL"] = test_database_url()
-    env["REDIS_URL"] = redis_url
-    env["CELERY_BROKER_URL"] = app.conf.broker_url
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config.celery_app",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--purge",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "--hostname",
-                f"test-{os.getpid()}@%h",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    proc.log_path = log_path  # type: ignore[attr-defined]
     was_eager = app.conf.task_always_eager
+    proc = worker_start(
+        env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
+             "CELERY_BROKER_URL": app.conf.broker_url},
+        log_path=tmp_path / "worker.log",
+        name="test",
+    )
     app.conf.task_always_eager = False
     try:
-        deadline = time.monotonic() + 30
-        while "ready." not in log_path.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the Celery worker did not start:\n" + log_path.read_text()[-3000:])
-            time.sleep(0.1)
         yield proc
     finally:
         app.conf.task_always_eager = was_eager
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        worker_stop(proc)
 
 
 # One definition of the browser and live-server fixtures for every directory (see the module).

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,62 +17,23 @@ from tenants.models import Creator
 from tests.conftest import test_database_url, truncate_tenant_tables
 from tests.followups.helpers import catalog, paid_order
 from tests.followups.smtp import text_of
+from tests.worker_support import worker_start, worker_stop
 
 # These commit (live_tenant): the worker must see the rows.
 pytestmark = pytest.mark.worker
 
 
 def _start_worker(*, smtp_port: int, redis_url: str, log_path):
-    env = dict(os.environ)
-    env.update(
-        CELERY_TASK_ALWAYS_EAGER="false",
-        DATABASE_URL=test_database_url(),
-        REDIS_URL=redis_url,
-        CELERY_BROKER_URL=app.conf.broker_url,
-        FOLLOWUP_SMTP_PORT=str(smtp_port),
-        DJANGO_SETTINGS_MODULE="tests.followups.worker_settings",
+    return worker_start(
+        env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
+             "CELERY_BROKER_URL": app.conf.broker_url, "FOLLOWUP_SMTP_PORT": str(smtp_port),
+             "DJANGO_SETTINGS_MODULE": "tests.followups.worker_settings"},
+        log_path=log_path,
+        name="followups",
     )
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config.celery_app",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--purge",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "--hostname",
-                f"followups-{os.getpid()}-{time.time_ns()}@%h",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    proc.log_path = log_path
-    deadline = time.monotonic() + 30
-    while "ready." not in log_path.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("the Celery worker did not start:\n" + log_path.read_text()[-3000:])
-        time.sleep(0.1)
-    return proc
 
 
-def _stop(proc) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+_stop = worker_stop
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urlsplit
@@ -14,6 +12,7 @@ import pytest
 
 from config.celery_app import app
 from tests.conftest import test_database_url
+from tests.worker_support import worker_start, worker_stop
 
 
 class HoldingProxy:
@@ -98,55 +97,21 @@ def start_worker(
     visibility_timeout: int = 3600,
     purge: bool = True,
 ) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(
-        CELERY_TASK_ALWAYS_EAGER="false",
-        DATABASE_URL=test_database_url(),
-        REDIS_URL=redis_url,
-        CELERY_BROKER_URL=app.conf.broker_url,
-        STRIPE_API_BASE=stripe_api_base,
-        WORKER_SMTP_PORT=str(smtp_port),
-        WORKER_VISIBILITY_TIMEOUT=str(visibility_timeout),
-        DJANGO_SETTINGS_MODULE="tests.workers.worker_settings",
+    return worker_start(
+        env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
+             "CELERY_BROKER_URL": app.conf.broker_url, "STRIPE_API_BASE": stripe_api_base,
+             "WORKER_SMTP_PORT": str(smtp_port),
+             "WORKER_VISIBILITY_TIMEOUT": str(visibility_timeout),
+             "DJANGO_SETTINGS_MODULE": "tests.workers.worker_settings"},
+        log_path=log_path,
+        name="workers",
+        pool=pool,
+        concurrency=1,
+        purge=purge,
     )
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config.celery_app",
-        "worker",
-        "--pool",
-        pool,
-        "--concurrency",
-        "1",
-        "--loglevel",
-        "INFO",
-        "--without-heartbeat",
-        "--without-gossip",
-        "--without-mingle",
-        "--hostname",
-        f"workers-{os.getpid()}-{time.time_ns()}@%h",
-    ] + (["--purge"] if purge else [])
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-    proc.log_path = log_path  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 30
-    while "ready." not in log_path.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("the Celery worker did not start:\n" + log_path.read_text()[-3000:])
-        time.sleep(0.1)
-    return proc
 
 
-def stop(proc) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+stop = worker_stop
 
 
 def wait_for(predicate, what: str, worker=None, timeout: float = 20.0):

@@ -1,0 +1,53 @@
+"""Start and stop real Celery worker processes for tests (one implementation for every suite)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def worker_start(
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    name: str,
+    pool: str = "solo",
+    concurrency: int | None = None,
+    purge: bool = True,
+) -> subprocess.Popen:
+    """A `celery worker` on config.celery_app with `env` added to ours; returns once it is
+    ready (its log says so), or fails the test with the log's tail."""
+    full_env = dict(os.environ)
+    full_env["CELERY_TASK_ALWAYS_EAGER"] = "false"
+    full_env.update(env)
+    args = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker",
+            "--pool", pool, "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
+            "--without-mingle", "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h"]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
+    if purge:
+        args.append("--purge")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while "ready." not in log_path.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            worker_stop(proc)
+            pytest.fail("the Celery worker did not start:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.1)
+    return proc
+
+
+def worker_stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
