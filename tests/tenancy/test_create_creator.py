@@ -79,4 +79,11 @@ def test_seeding_the_demo_twice_creates_nothing_twice(db):
     assert Domain.objects.filter(domain="demo.localhost").count() == 1
     with tenant_context(Creator.objects.get(slug="demo")):
         assert Product.objects.count() == 4
+        from offers.models import Offer
+        from storefront.models import TaxRate
+
+        kinds = sorted(Offer.objects.values_list("kind", flat=True))
+        assert kinds == ["bump", "cross_sell", "downsell", "upsell"]
+        assert Offer.objects.get(kind="downsell").parent == Offer.objects.get(kind="upsell")
+        assert TaxRate.objects.count() == 4
         assert get_user_model().objects.count() == 1

@@ -1,12 +1,32 @@
-"""Seed the demo creator at demo.<platform domain> with a small product ladder (idempotent)."""
+"""Seed the demo creator at demo.<platform domain>: a product ladder, its bump, one-click
+upsell, downsell and follow-up cross-sell, and a few tax rates (idempotent)."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django_tenants.utils import tenant_context
 
-from storefront.models import Product
+from offers.models import Offer, OfferKind
+from storefront.models import Product, StoreSettings, TaxRate
 from tenants.models import Creator
 from tenants.services import creator_create, public_tenant_ensure
+
+# kind, offered product, price (cents), headline, benefit, refund terms
+DEMO_OFFERS = [
+    (OfferKind.BUMP, "preset-pack", 900, "Add the preset pack",
+     "Forty presets tuned to the lessons: one click, the look you just learned.",
+     "Refundable within 30 days."),
+    (OfferKind.UPSELL, "editing-masterclass", 1900, "Add the editing masterclass",
+     "Three hours of live edits, start to finish, with the raw files to follow along.",
+     "Refundable within 30 days, no questions asked."),
+    (OfferKind.DOWNSELL, "portfolio-review", 900, "Or just a portfolio review",
+     "A recorded, personal critique of ten of your photos.",
+     "Refundable until the review is recorded."),
+    (OfferKind.CROSS_SELL, "editing-masterclass", 1700, "Finish your edits in minutes",
+     "The masterclass walks through real edits start to finish.",
+     "Refundable within 30 days."),
+]
+DEMO_TAX = [("DE", "", "19.000", "VAT"), ("GB", "", "20.000", "VAT"), ("FR", "", "20.000", "TVA"),
+            ("US", "CA", "7.250", "Sales tax")]
 
 DEMO_LADDER = [
     # slug, name, tier, position, price (cents), anchor (cents), description
@@ -59,4 +79,29 @@ class Command(BaseCommand):
                     },
                 )
                 self.stdout.write(f"  [{i}/{total}] product {slug}")
+            self._offers()
+            StoreSettings.objects.update_or_create(pk=1, defaults={
+                "statement_descriptor": "DEMO PHOTOGRAPHY", "support_email": "help@demo.example"})
+            for country, region, rate, name in DEMO_TAX:
+                TaxRate.objects.update_or_create(
+                    country=country, region=region, defaults={"rate": rate, "name": name}
+                )
+            self.stdout.write(f"  offers: {len(DEMO_OFFERS)}, tax rates: {len(DEMO_TAX)}")
         self.stdout.write(self.style.SUCCESS(f"Demo store ready at {domain}"))
+
+    def _offers(self) -> None:
+        core = Product.objects.get(slug="photo-basics")
+        upsell = None
+        for kind, slug, price, headline, benefit, terms in DEMO_OFFERS:
+            offer, _ = Offer.objects.update_or_create(
+                kind=kind, trigger_product=core,
+                defaults={
+                    "product": Product.objects.get(slug=slug), "price_amount": price,
+                    "currency": "USD", "headline": headline, "benefit": benefit,
+                    "refund_terms": terms, "parent": upsell if kind == OfferKind.DOWNSELL else None,
+                    "followup_delays_hours": [24, 72] if kind == OfferKind.CROSS_SELL else [],
+                },
+            )
+            offer.full_clean()  # the demo respects the same guardrails as the admin
+            if kind == OfferKind.UPSELL:
+                upsell = offer
