@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from analytics.experiments import experiment_planned_sample
 from analytics.models import Experiment, ExperimentStatus
 from audit.admin import AuditedAdminMixin
+from core.admin_readonly import ReadOnlyAdmin
 from offers.experiments import experiment_start, experiment_stop
 from offers.models import Offer, OfferDecision
 from offers.services import offer_pause, offer_price_check, offer_resume
@@ -98,7 +99,7 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OfferDecision)
-class OfferDecisionAdmin(admin.ModelAdmin):
+class OfferDecisionAdmin(ReadOnlyAdmin):
     """What each buyer was shown after checkout and what they did: read only (the row is the
     buyer's single-use token)."""
 
@@ -111,17 +112,6 @@ class OfferDecisionAdmin(admin.ModelAdmin):
     list_select_related = ["order", "offer"]
     exclude = ["nonce"]  # signed into the buyer's accept link
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in OfferDecision._meta.fields if f.name != "nonce"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- experiments -----------------------------------------------------------------------------

@@ -8,23 +8,10 @@ from django.urls import path, reverse
 
 from audit.admin import AuditedAdminMixin
 from audit.services import audit_record
+from core.admin_readonly import ReadOnlyAdmin
 from core.tasks import enqueue
 from payments.models import ChargeAttempt, LedgerEntry, Mismatch, Refund, WebhookEvent
 from payments.services import mismatches_resolve
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ChargeAttempt)

@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 
 from audit.admin import AuditedAdminMixin
 from audit.services import audit_record
+from core.admin_readonly import ReadOnlyAdmin
 from core.money import Money
 from payments.models import Refund, RefundStatus
 from payments.services import (
@@ -307,7 +308,7 @@ class StoreSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(FollowUpSend)
-class FollowUpSendAdmin(admin.ModelAdmin):
+class FollowUpSendAdmin(ReadOnlyAdmin):
     """What follow-up emails were scheduled, sent or skipped, and why. Read only: workers own
     these rows (a claim is a conditional UPDATE)."""
 
@@ -319,14 +320,3 @@ class FollowUpSendAdmin(admin.ModelAdmin):
     list_select_related = ["customer", "offer"]
     exclude = ["nonce"]  # signed into the email's accept link
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in FollowUpSend._meta.fields if f.name != "nonce"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
