@@ -11,7 +11,7 @@ import re
 import traceback
 
 # 13–19 digits, optionally grouped by single spaces or hyphens; only Luhn-valid runs are cards.
-_CARD_RE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
+_CARD_RE = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d])")
 _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Stripe secret and restricted keys, webhook signing secrets.
     (re.compile(r"(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9_]+"), "[REDACTED:stripe-key]"),

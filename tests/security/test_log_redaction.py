@@ -101,3 +101,11 @@ def test_a_django_request_error_log_is_redacted(log_output, db, client_for):
     client_for("t1.localhost").get("/p/4242424242424242/")
     written = log_output.getvalue()
     assert "Not Found" in written and "4242424242424242" not in written
+
+
+def test_decimal_fractions_such_as_task_timings_are_not_taken_for_cards():
+    # Celery logs "succeeded in 0.0158979899986331s": a Luhn-valid run after a decimal point.
+    line = "Task core.tasks.fan_out[abc] succeeded in 0.4242424242424242s: None"
+    assert luhn_valid("4242424242424242")
+    assert redact(line) == line
+    assert redact("card 4242 4242 4242 4242.") == "card [REDACTED:card ****4242]."
