@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import time
 import uuid
@@ -15,9 +14,9 @@ from analytics.models import Event
 from config.celery_app import app
 from core.models import OutboxMessage
 from core.tasks import drain_outbox, enqueue, fan_out
-from devtools.services import free_port
 from tenants.models import Creator
 from tests.conftest import truncate_tenant_tables
+from tests.worker_support import broker_unreachable
 
 # These tests commit (live_tenant) and must not ask for `db`: inside its rolled-back
 # transaction nothing would ever be committed for the worker to see or on_commit to send.
@@ -42,21 +41,6 @@ def _events(schema: str, source: str) -> int:
 
 def _worker_log(worker) -> str:
     return worker.log_path.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def _broker_unreachable():
-    """Point this process's Celery app at a port nobody listens on, then put it back."""
-    real = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    app._pool = None
-    app.amqp._producer_pool = None
-    try:
-        yield
-    finally:
-        app.conf.broker_url = real
-        app._pool = None
-        app.amqp._producer_pool = None
 
 
 @pytest.fixture
@@ -110,7 +94,7 @@ def test_a_tenant_task_sent_without_a_tenant_is_refused_by_the_worker(
 def test_with_the_broker_down_enqueue_keeps_the_row_and_drain_outbox_sends_it_later(
     celery_worker_process, live_tenant, probe
 ):
-    with _broker_unreachable():
+    with broker_unreachable():
         message = enqueue("analytics.event_record", name="page_viewed", source=probe)
         message.refresh_from_db()
         assert message.dispatched_at is None

@@ -1,6 +1,7 @@
 """Start and stop real Celery worker processes for tests (one implementation for every suite)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -51,3 +52,21 @@ def worker_stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def broker_unreachable():
+    """Point this process's Celery app at a port nobody listens on, then put it back."""
+    from config.celery_app import app
+    from devtools.services import free_port
+
+    real = app.conf.broker_url
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url = real
+        app._pool = None
+        app.amqp._producer_pool = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import signing
 from django.core.mail import send_mail
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -29,22 +28,26 @@ def download_check(*, token: str, schema: str) -> int | None:
 
 
 def receipt_send(*, order_id: int) -> bool:
-    """Email the receipt once: the flag is claimed with a conditional UPDATE before sending."""
-    with transaction.atomic():
-        claimed = Order.objects.filter(
-            pk=order_id, receipt_sent_at__isnull=True,
-            status__in=[OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED],
-        ).update(receipt_sent_at=timezone.now())
-        if not claimed:
-            return False
+    """Email the receipt once. The flag is claimed (and committed) with a conditional UPDATE
+    before talking to SMTP, so no order row stays locked during the network call; if sending
+    fails the claim is handed back and the task's retry sends it."""
+    claimed_at = timezone.now()
+    claimed = Order.objects.filter(
+        pk=order_id, receipt_sent_at__isnull=True,
+        status__in=[OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED],
+    ).update(receipt_sent_at=claimed_at)
+    if not claimed:
+        return False
+    try:
         order = Order.objects.select_related("customer").get(pk=order_id)
         lines = list(order.lines.all())
         body = render_to_string("storefront/email/receipt.txt", {
             "order": order, "lines": lines,
             "total": sum(line.total_amount for line in lines),
         })
-        # Sent inside the claim: if sending fails the claim rolls back and the retry sends.
         send_mail(f"Your receipt for order {order.token[:8]}", body,
                   settings.DEFAULT_FROM_EMAIL, [order.customer.email])
+    except Exception:
+        Order.objects.filter(pk=order_id, receipt_sent_at=claimed_at).update(receipt_sent_at=None)
+        raise
     return True
-

@@ -116,6 +116,22 @@ def test_the_receipt_is_sent_once_and_lists_each_line(tenant):
     assert "$49.00" in mail.outbox[0].body
 
 
+def test_a_receipt_that_fails_to_send_is_handed_back_and_sent_by_the_retry(tenant, monkeypatch):
+    order = _order(OrderStatus.PAID)
+
+    def smtp_down(*args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(receipts, "send_mail", smtp_down)
+    with pytest.raises(OSError):
+        receipts.receipt_send(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.receipt_sent_at is None
+    monkeypatch.undo()
+    assert receipts.receipt_send(order_id=order.pk) is True
+    assert len(mail.outbox) == 1
+
+
 def test_a_pending_order_gets_no_receipt(tenant):
     order = _order(OrderStatus.PENDING)
     assert receipts.receipt_send(order_id=order.pk) is False

@@ -4,7 +4,6 @@ the broker is down waits in the outbox and runs exactly once when the broker ret
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import signal
@@ -19,7 +18,6 @@ from analytics.models import Event
 from config.celery_app import app
 from core.models import OutboxMessage
 from core.tasks import drain_outbox
-from devtools.services import free_port
 from payments import services as payments
 from payments.gateway import PaymentResult, PaymentStatus, get_gateway, use_gateway
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, WebhookEvent
@@ -27,6 +25,7 @@ from storefront.models import OrderStatus
 from tests import gateway_helpers as gw
 from tests.payments import helpers as h
 from tests.upsell.helpers import PendingPrimaryGateway, buy, make_catalog, offer_token
+from tests.worker_support import broker_unreachable
 from tests.workers.support import HoldingProxy, start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.gateway]
@@ -162,21 +161,6 @@ def test_a_worker_killed_inside_reconcile_and_restarted_reconciles_once(
     _recorded_once(order, attempt, intent)
 
 
-@contextlib.contextmanager
-def _broker_unreachable():
-    """Point this process's Celery app at a port nobody listens on, then put it back."""
-    real = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    app._pool = None
-    app.amqp._producer_pool = None
-    try:
-        yield
-    finally:
-        app.conf.broker_url = real
-        app._pool = None
-        app.amqp._producer_pool = None
-
-
 def test_work_enqueued_while_the_broker_is_down_runs_exactly_once_after_it_returns(
     workers, live_tenant, client_for, smtp, stripe_api_base
 ):
@@ -199,7 +183,7 @@ def test_work_enqueued_while_the_broker_is_down_runs_exactly_once_after_it_retur
     worker = workers()
     primary = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
 
-    with _broker_unreachable():  # the primary settles while the broker is down
+    with broker_unreachable():  # the primary settles while the broker is down
         payments.attempt_record_result(
             attempt_id=primary.pk,
             result=PaymentResult(
