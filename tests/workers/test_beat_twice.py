@@ -29,7 +29,7 @@ from tests.followups.helpers import catalog as followup_catalog
 from tests.followups.helpers import paid_order
 from tests.payments import helpers as h
 from tests.upsell.helpers import buy, make_catalog, offer_token
-from tests.workers.test_worker_faults import _broker_unreachable
+from tests.worker_support import broker_unreachable
 
 pytestmark = pytest.mark.gateway
 HOST = "t1.localhost"
@@ -69,7 +69,7 @@ def _twice_at_once(task_name: str, tenant) -> list:
 
 def _drain_outbox(ctx):
     probe = f"probe-{uuid.uuid4().hex[:12]}"
-    with _broker_unreachable():
+    with broker_unreachable():
         message = enqueue("analytics.event_record", name="page_viewed", source=probe)
     message.refresh_from_db()
     assert message.dispatched_at is None
