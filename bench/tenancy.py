@@ -171,10 +171,15 @@ def throughput(db: str, seconds: int) -> None:
         f"stock/plain = {best['stock'] / best['plain']:.1%}")
 
 
-def visit_each(port: int, hosts: list[str], connections: int = 4) -> float:
-    """GET `/` once per host (4 at a time): every store opened once by this server."""
+def visit_each(port: int, hosts: list[str], connections: int = 4, times: int = 1) -> float:
+    """GET `/` `times` times per host (4 at a time, shuffled): every store opened by this
+    server, and with a few rounds by each of its workers (which one accepts is up to chance)."""
     import http.client
+    import random
     from concurrent.futures import ThreadPoolExecutor
+
+    hosts = [h for _ in range(times) for h in hosts]
+    random.Random(7).shuffle(hosts)
 
     def visit(part: list[str]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -193,7 +198,7 @@ def visit_each(port: int, hosts: list[str], connections: int = 4) -> float:
 
 
 def storefront_latency(db: str, label: str, hosts: list[str], tmp: Path, seconds: int,
-                       visit_first: bool = False) -> dict:
+                       visit_first: int = 0) -> dict:
     """`/` over `hosts` (each request a random one), 4 connections: a bounded closed loop.
 
     With `visit_first`, every host is opened once before the warm-up, as on a server that has
@@ -205,8 +210,8 @@ def storefront_latency(db: str, label: str, hosts: list[str], tmp: Path, seconds
     server = Gunicorn(db, "routed")
     try:
         if visit_first:
-            took = visit_each(server.port, hosts)
-            say(f"visited each of {len(hosts)} hosts once in {took:.1f}s")
+            took = visit_each(server.port, hosts, times=visit_first)
+            say(f"visited each of {len(hosts)} hosts {visit_first}x in {took:.1f}s")
         # Warm-up as long as the run: worker start-up, routes and relation caches fill.
         wrk(server.port, "/", hosts_file=hosts_file, seconds=seconds, connections=4)
         r = wrk(server.port, "/", hosts_file=hosts_file, seconds=seconds, connections=4)
@@ -219,7 +224,7 @@ def storefront_latency(db: str, label: str, hosts: list[str], tmp: Path, seconds
 
 
 def latency_compare(small: str, large: str, rounds: int, seconds: int, tmp: Path,
-                    visit_first: bool = False) -> dict:
+                    visit_first: int = 0) -> dict:
     """Storefront p50/p99 over every host of `small` and of `large`, alternated per round."""
     sizes = {"small": creator_hosts(small), "large": creator_hosts(large)}
     say(f"latency: {len(sizes['small'])} creators ({small}) vs "
@@ -302,6 +307,39 @@ def db_create(db: str) -> None:
            "public_tenant_ensure(domain='localhost')")
 
 
+def spare_count(db: str) -> int:
+    with psycopg.connect(f"{PG}/{db}") as conn:
+        return conn.execute("SELECT count(*) FROM tenants_spareschema").fetchone()[0]
+
+
+def pool_run(db: str, n: int, jobs: int, stock_sample: int, tmp: Path) -> None:
+    """N sign-ups cloning on the spot, then N spares made ahead, then N sign-ups taking them."""
+    say(f"database {db} (dropped and recreated): pool vs clone, {n} creators each")
+    db_create(db)
+    try:
+        seconds, _ = provision(db, tmp, 1, 2, 1)  # migrates the template
+        per = stock_per(db, STOCK_CREATE.format(n=stock_sample))
+        say(f"stock creation: {per * 1000:.0f} ms per creator (~{per * n:.0f}s for {n})")
+        seconds, out = provision(db, tmp, 3, n + 2, jobs)
+        assert spare_count(db) == 0
+        say(f"{n} sign-ups cloning: {seconds:.1f}s (whole command)")
+        results["pool"] = {"stock_per_creator_s": per,
+                           "clone": {"seconds": seconds, "summary": out.strip().splitlines()[-1]}}
+        seconds, out = manage(db, "spares", "--fill", str(n), "--jobs", str(jobs))
+        assert spare_count(db) == n, out
+        say(f"{n} spares made ahead: {seconds:.1f}s (whole command)")
+        results["pool"]["fill"] = {"seconds": seconds, "summary": out.strip().splitlines()[-1]}
+        seconds, out = provision(db, tmp, n + 3, 2 * n + 2, jobs)
+        left = spare_count(db)
+        assert left == 0, f"{left} spares left: some sign-ups cloned instead"
+        say(f"{n} sign-ups from the pool: {seconds:.1f}s (whole command)")
+        results["pool"]["from_pool"] = {"seconds": seconds,
+                                        "summary": out.strip().splitlines()[-1]}
+    finally:
+        admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        say(f"dropped {db}")
+
+
 def save_results() -> None:
     (ROOT / ".local").mkdir(exist_ok=True)
     out_path = ROOT / ".local" / "bench-tenancy.json"
@@ -321,8 +359,14 @@ def sub_main(argv: list[str]) -> int:
     lat.add_argument("--large", required=True)
     lat.add_argument("--rounds", type=int, default=3)
     lat.add_argument("--seconds", type=int, default=10)
-    lat.add_argument("--visit-first", action="store_true",
-                     help="open every store once before the warm-up (a server up for a while)")
+    lat.add_argument("--visit-first", type=int, nargs="?", const=1, default=0, metavar="K",
+                     help="open every store K times (default 1) before the warm-up: a server "
+                     "that has been up for a while, each worker's connection warm")
+    spare = sub.add_parser("pool", help="sign-ups from a pool of spare schemas vs cloning")
+    spare.add_argument("--db", default="storefront_bench_pool")
+    spare.add_argument("--creators", type=int, default=1000)
+    spare.add_argument("--jobs", type=int, default=8)
+    spare.add_argument("--stock-sample", type=int, default=20)
     drop = sub.add_parser("drop")
     drop.add_argument("--db", required=True)
     args = parser.parse_args(argv)
@@ -334,6 +378,8 @@ def sub_main(argv: list[str]) -> int:
         results["build"] = {"db": args.db, "creators": args.creators, "seconds": seconds,
                             "jobs": args.jobs, "summary": out.strip().splitlines()[-1]}
         say(f"{args.creators} creators in {seconds:.1f}s (whole command, --jobs {args.jobs})")
+    elif args.cmd == "pool":
+        pool_run(args.db, args.creators, args.jobs, args.stock_sample, tmp)
     elif args.cmd == "latency":
         latency_compare(args.small, args.large, args.rounds, args.seconds, tmp,
                         args.visit_first)
@@ -347,7 +393,7 @@ def sub_main(argv: list[str]) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] in ("build", "latency", "drop"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("build", "latency", "pool", "drop"):
         return sub_main(sys.argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", default="storefront_bench")

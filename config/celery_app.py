@@ -43,6 +43,12 @@ app.conf.beat_schedule = {
         "schedule": 900.0,
         "args": ("offers.guardrails_enforce",),
     },
+    # Keep spare schemas waiting, so a burst of sign-ups renames instead of cloning.
+    "tenants-spares-refill": {
+        "task": "core.tasks.fan_out",
+        "schedule": 60.0,
+        "args": ("tenants.spares_refill",),
+    },
     # Fold queued changes into the analytics read models, so the dashboard stays quick.
     "analytics-rollups": {
         "task": "core.tasks.fan_out",

@@ -100,6 +100,10 @@ def fan_out(task_name: str, **kwargs: Any) -> int:
     """Periodic entry point: send `task_name` once per creator, inside that creator's schema."""
     if task_name == "core.tasks.drain_outbox":
         return drain_outbox()
+    if task_name == "tenants.spares_refill":  # platform-wide: once, in public
+        from tenants.tasks import spares_refill
+
+        return spares_refill()
     count = 0
     with schema_context(get_public_schema_name()):
         schemas = list(

@@ -34,3 +34,21 @@ class Creator(TenantMixin):
 class Domain(DomainMixin):
     def __str__(self) -> str:
         return self.domain
+
+
+class SpareSchema(models.Model):
+    """A schema cloned from the template ahead of time, waiting for a creator (tenants.pool).
+
+    Sign-up takes one (`ALTER SCHEMA … RENAME`, O(1)) instead of building ~270 relations while
+    the creator waits; beat keeps `TENANT_SPARE_SCHEMAS` of them. No domain points at a spare,
+    so nothing routes into one; `migrate_tenants` keeps them current like any creator schema.
+    """
+
+    schema_name = models.CharField(max_length=63, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.schema_name

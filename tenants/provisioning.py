@@ -207,14 +207,23 @@ def _template_script() -> _TemplateScript:
         return _script
 
 
-def schema_clone(schema_name: str) -> None:
-    """Create `schema_name` as a copy of the template, in one transaction (all or nothing)."""
+def schema_clone(schema_name: str, *, use_spare: bool = True) -> None:
+    """Create `schema_name` as a copy of the template, in one transaction (all or nothing).
+
+    A spare made ahead of time (tenants.pool) is renamed when one is waiting; otherwise the
+    template's DDL is replayed here.
+    """
     _check_schema_name(schema_name)
     if schema_name == TEMPLATE_SCHEMA:
         raise ProvisioningFailed("the template cannot be cloned onto itself")
     template_ensure()
     sql = _template_script().sql.replace(_PLACEHOLDER, quote_schema_name(schema_name))
     with transaction.atomic():
+        if use_spare:
+            from tenants.pool import spare_claim
+
+            if spare_claim(schema_name) is not None:
+                return
         with connection.cursor() as cursor:
             cursor.execute(sql)
 

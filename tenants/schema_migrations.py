@@ -38,15 +38,16 @@ CHUNK = 500  # schemas per UNION ALL query
 
 
 def tenant_schemas() -> list[str]:
-    """The template first, then every creator's schema that exists (public excluded)."""
-    from tenants.models import Creator
+    """The template first, then every creator's schema, then the spares (public excluded)."""
+    from tenants.models import Creator, SpareSchema
 
     public = get_public_schema_name()
     names = list(
         Creator.objects.exclude(schema_name=public).order_by("schema_name")
         .values_list("schema_name", flat=True)
     )
-    return [TEMPLATE_SCHEMA, *names]
+    spares = list(SpareSchema.objects.order_by("id").values_list("schema_name", flat=True))
+    return [TEMPLATE_SCHEMA, *names, *spares]
 
 
 def schemas_behind(schemas: Iterable[str]) -> dict[str, int]:

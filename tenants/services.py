@@ -20,6 +20,7 @@ from django_tenants.utils import (
 )
 
 from tenants.models import Creator, Domain
+from tenants.pool import spare_claim
 from tenants.provisioning import _PLACEHOLDER, _template_script, template_ensure
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
@@ -261,8 +262,10 @@ def _create_prepared(spec: CreatorSpec, owner_password_usable: bool):
     }
     try:
         with transaction.atomic(), connection.search_path_not_needed():
+            if spare_claim(schema) is None:  # a spare made ahead of time, else clone now
+                with connection.cursor() as cursor:
+                    cursor.execute(ddl)
             with connection.cursor() as cursor:
-                cursor.execute(ddl)
                 cursor.execute(rows, params)
                 (creator_id,) = cursor.fetchone()
     except IntegrityError as exc:  # a concurrent duplicate slipped past the checks

@@ -53,6 +53,11 @@ SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 # New creators' schemas are cloned from this migrated template (tenants.provisioning); it is
 # kept current by `migrate_tenants`. The leading underscore keeps it clear of creator schemas.
 TENANT_BASE_SCHEMA = "_tenant_template"
+# Schemas cloned ahead of time so a sign-up renames one instead of building ~270 relations
+# (tenants/pool.py). Beat's tenants-spares-refill keeps this many waiting, making at most
+# TENANT_SPARE_REFILL_MAX per run; 0 turns the pool off (sign-ups clone on the spot).
+TENANT_SPARE_SCHEMAS = env.int("TENANT_SPARE_SCHEMAS", default=25)
+TENANT_SPARE_REFILL_MAX = env.int("TENANT_SPARE_REFILL_MAX", default=50)
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/storefront"),

@@ -23,3 +23,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Creating a tenant migrates its schema; in tests that printed ~25 lines per schema.
 TENANT_BASE_MIGRATE_COMMAND = "devtools.quiet_migrate.Command"
+# No spare schemas unless a test makes them (tests/tenancy/test_pool.py): a sign-up clones.
+TENANT_SPARE_SCHEMAS = 0

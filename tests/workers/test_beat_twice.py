@@ -217,7 +217,28 @@ def _rollups(ctx):
     return ctx["tenant"], check
 
 
+def _spares_refill(ctx):
+    from tenants.pool import spare_count, spare_names, spares_drop_all
+
+    ctx["request"].getfixturevalue("settings").TENANT_SPARE_SCHEMAS = 2
+    connection.set_schema_to_public()
+    spares_drop_all()
+    ctx["request"].addfinalizer(spares_drop_all)
+
+    def check(results):
+        # One filler at a time: two spares made, not four (the other run found the lock
+        # taken, or the pool full).
+        assert sorted(results) == [0, 2]
+        assert spare_count() == 2
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE '\\_spare\\_%'")
+            assert sorted(row[0] for row in cursor.fetchall()) == sorted(spare_names())
+
+    return None, check
+
+
 SCENARIOS = {
+    "tenants.spares_refill": _spares_refill,
     "analytics.rollups_refresh": _rollups,
     "core.tasks.drain_outbox": _drain_outbox,
     "payments.reconcile": _reconcile,

@@ -2,10 +2,10 @@
 import csv
 import os
 import sys
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from tenants.management.progress import Progress
 from tenants.services import CreatorSpec, creators_create_bulk
 
 FIELDS = ("slug", "display_name", "domain", "owner_email")
@@ -34,37 +34,22 @@ class Command(BaseCommand):
         specs = self._read(opts["csv_path"])
         total = len(specs)
         self.stdout.write(f"Provisioning {total} creators…")
-        started = time.perf_counter()
-        step = max(1, total // 20)
+        progress = Progress(self.stdout)
 
-        def progress(done: int, total: int, spec: CreatorSpec, error: str | None) -> None:
+        def on_progress(done: int, total: int, spec: CreatorSpec, error: str | None) -> None:
             if error:
                 self.stderr.write(f"  {spec.slug}: {error}")
-            if done % step == 0 or done == total:
-                elapsed = time.perf_counter() - started
-                rate = done / elapsed if elapsed else 0.0
-                eta = (total - done) / rate if rate else 0.0
-                self.stdout.write(
-                    f"  [{done}/{total}] {100 * done // total}%  {rate:.1f}/s  "
-                    f"elapsed {elapsed:.1f}s  eta {eta:.1f}s"
-                )
+            progress(done, total)
 
         result = creators_create_bulk(
             specs, owner_password_usable=opts["owner_passwords"], jobs=opts["jobs"],
-            on_progress=progress,
+            on_progress=on_progress,
         )
-        elapsed = time.perf_counter() - started
         if opts["owner_passwords"]:
             for item in result.created:
                 self.stdout.write(f"  {item.domain}  owner / {item.admin_password}")
-        summary = (
-            f"Created {len(result.created)} of {total} creators in {elapsed:.1f}s "
-            f"({len(result.created) / elapsed if elapsed else 0:.1f}/s); "
-            f"{len(result.failed)} failed"
-        )
-        if result.failed:
-            raise CommandError(summary)
-        self.stdout.write(self.style.SUCCESS(summary))
+        progress.finish(self, "Created", len(result.created), len(result.failed),
+                        f" of {total} creators")
 
     def _read(self, path: str) -> list[CreatorSpec]:
         handle = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8")

@@ -1,0 +1,28 @@
+"""Platform-wide periodic work for tenancy (runs in the public schema, never per creator)."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from config.celery_app import app
+
+logger = logging.getLogger(__name__)
+
+
+@app.task(name="tenants.spares_refill")
+def spares_refill() -> int:
+    """Top the spare-schema pool up to TENANT_SPARE_SCHEMAS; returns how many were made.
+
+    A second beat's run finds the fill lock taken and makes none (tenants.pool.spares_fill).
+    """
+    from tenants.pool import spares_fill
+
+    with schema_context(get_public_schema_name()):
+        result = spares_fill(
+            settings.TENANT_SPARE_SCHEMAS, limit=settings.TENANT_SPARE_REFILL_MAX
+        )
+    if result.failed:
+        logger.error("spare schemas: %d failed, first: %s", len(result.failed), result.failed[0])
+    return result.made
