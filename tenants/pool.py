@@ -40,6 +40,7 @@ from tenants.provisioning import (
 
 SPARE_PREFIX = "_spare_"
 _FILL_LOCK = zlib.crc32(b"tenants.pool.fill")
+_CLAIMS_LOCK = zlib.crc32(b"tenants.pool.claims")
 
 
 def _public() -> str:
@@ -100,6 +101,9 @@ def spare_claim(schema_name: str) -> str | None:
     if not connection.in_atomic_block:
         raise RuntimeError("spare_claim belongs inside the sign-up's transaction")
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", [_CLAIMS_LOCK])
+        if not cursor.fetchone()[0]:
+            return None  # migrate_tenants is running: clone from the template instead
         for _ in range(3):  # bounded: a stale spare is dropped and the next one tried
             cursor.execute(_CLAIM.format(public=_public()))
             row = cursor.fetchone()
@@ -124,17 +128,29 @@ class FillResult:
 
 
 @contextmanager
-def _fill_lock():
-    """One filler at a time, on a connection of its own (workers are forked without it)."""
+def _session_lock(key: int, *, wait: bool):
+    """An advisory lock on a connection of its own (forked workers never touch it); yields
+    whether it was taken. It goes with the session, so a killed holder releases it."""
     lock_conn = connections.create_connection("default")
     try:
         lock_conn.set_schema_to_public()
         with lock_conn.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_FILL_LOCK])
-            got = cursor.fetchone()[0]
+            if wait:
+                cursor.execute("SELECT pg_advisory_lock(%s), true", [key])
+            else:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            got = cursor.fetchone()[-1]
         yield got
     finally:
-        lock_conn.close()  # the lock goes with the session
+        lock_conn.close()
+
+
+@contextmanager
+def claims_paused():
+    """While held (by `migrate_tenants`), sign-ups clone instead of taking a spare, so no
+    spare is renamed away between the migration pass listing it and migrating it."""
+    with _session_lock(_CLAIMS_LOCK, wait=True):
+        yield
 
 
 def spares_fill(
@@ -150,7 +166,7 @@ def spares_fill(
         result.waiting = spare_count()
         return result
     template_ensure()
-    with _fill_lock() as got:
+    with _session_lock(_FILL_LOCK, wait=False) as got:
         if not got:
             result.busy = True
             result.waiting = spare_count()

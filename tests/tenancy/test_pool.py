@@ -90,6 +90,17 @@ def test_a_sign_up_takes_a_spare_and_a_failed_one_gives_it_back(db, monkeypatch)
         assert StoreSettings.objects.filter(pk=1).exists()
 
 
+def test_while_migrate_tenants_runs_sign_ups_clone_and_leave_the_spares_alone(db):
+    connection.set_schema_to_public()
+    spare = spare_make()
+    with pool.claims_paused():  # what migrate_tenants holds from listing to the last schema
+        with transaction.atomic():
+            assert spare_claim("zz_during_deploy") is None
+    assert spare_names() == [spare]
+    with transaction.atomic():
+        assert spare_claim("zz_after_deploy") == spare
+
+
 def test_a_spare_behind_the_migrations_is_dropped_not_handed_out(db):
     connection.set_schema_to_public()
     stale, fresh = spare_make(), spare_make()

@@ -5,6 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import get_public_schema_name
 
+from tenants.pool import claims_paused
 from tenants.schema_migrations import (
     SchemaResult,
     schema_migrate,
@@ -46,14 +47,18 @@ class Command(BaseCommand):
             applied = schema_migrate(public)
             self.stdout.write(f"  {public}: applied {len(applied)} ({', '.join(applied)})")
 
+        with claims_paused():  # no spare renamed away between listing and migrating it
+            self._tenants(started, jobs, verbosity, opts["check"])
+
+    def _tenants(self, started: float, jobs: int, verbosity: int, check: bool) -> None:
         schemas = tenant_schemas()
         behind = schemas_behind(schemas)
         checked_in = time.perf_counter() - started
         self.stdout.write(
             f"Checked {len(schemas)} schemas in {checked_in:.2f}s: {len(behind)} behind"
         )
-        if opts["check"] or not behind:
-            if opts["check"]:
+        if check or not behind:
+            if check:
                 for schema, missing in sorted(behind.items()):
                     self.stdout.write(f"  {schema}: {missing} unapplied")
             message = "Nothing to migrate." if not behind else "Check only."
