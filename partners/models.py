@@ -6,6 +6,8 @@ does not exist at all when a request arrives on store B's host.
 from django.db import models
 from django.db.models import Q
 
+from core.fields import SealedCharField
+
 
 class ApiKey(models.Model):
     class Scope(models.TextChoices):
@@ -74,9 +76,9 @@ class WebhookSubscription(models.Model):
     url = models.URLField(max_length=500)
     # Event names (analytics.EventName values) or "*" for all.
     event_types = models.JSONField(default=list)
-    # Kept in the clear on purpose: HMAC signing needs the secret itself, not a hash of it.
-    # It is random (not chosen by anyone), shown to the creator once, never in a list or log.
-    secret = models.CharField(max_length=80, editable=False)
+    # HMAC signing needs the secret itself, so it is encrypted (not hashed) at rest; random,
+    # shown to the creator once, never in a list or log.
+    secret = SealedCharField(max_length=80, editable=False)
     is_active = models.BooleanField(default=True)
     description = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

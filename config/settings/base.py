@@ -7,6 +7,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me")
+# Secrets we must read back (webhook signing keys) are encrypted at rest with keys derived from
+# SECRET_KEY (+ SECRET_KEY_FALLBACKS when rotating) and these salts (core/fields.py).
+SALT_KEY = env.list("FIELD_ENCRYPTION_SALTS", default=["storefront-sealed-fields-v1"])
 DEBUG = env.bool("DEBUG", default=False)
 # The platform's own domain: creators get <slug>.<PLATFORM_DOMAIN> unless they bring one.
 PLATFORM_DOMAIN = env("PLATFORM_DOMAIN", default="localhost")
