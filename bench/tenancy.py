@@ -4,9 +4,14 @@
     .venv/bin/python -m bench.tenancy build --db storefront_bench_h9b --creators 10000
     .venv/bin/python -m bench.tenancy latency --small storefront_bench_h9a \
         --large storefront_bench_h9b [--rounds 3]
+    .venv/bin/python -m bench.tenancy steady --small storefront_bench_h9a \
+        --large storefront_bench_h9b [--rounds 10 --seconds 8 --visits 6]
+    .venv/bin/python -m bench.tenancy pool [--creators 1000 --jobs 8]
     .venv/bin/python -m bench.tenancy drop --db storefront_bench_h9b
 
-`build` makes a database with N creators through the bulk path (`create_creators`) and keeps
+`steady` keeps both servers up and warm and alternates short runs between them; `pool` times
+N sign-ups cloning, N spares made ahead and N sign-ups taking them. `build` makes a
+database with N creators through the bulk path (`create_creators`) and keeps
 it; `latency` measures the storefront page over every host of a small and a large database,
 alternating between them round by round (other sessions share the machine, so its load drifts:
 alternating puts both sizes under the same drift), and reports the medians and their ratio.
@@ -259,6 +264,65 @@ def latency_compare(small: str, large: str, rounds: int, seconds: int, tmp: Path
     return summary
 
 
+def latency_steady(small: str, large: str, rounds: int, seconds: int, visits: int,
+                   tmp: Path) -> dict:
+    """Both servers up at once and warm, then short runs alternated between them.
+
+    A server that has been up a while has opened every store on each worker's connection; the
+    per-round restarts of `latency_compare` measure mostly warming up. Here each server opens
+    every store `visits` times (shuffled, so each of its 2 workers sees nearly every store),
+    and the measured runs alternate small/large `rounds` times: the machine's drift (other
+    tenants of the host, the checkpointer) falls on both alike. Medians of the runs' p50/p99.
+    """
+    sizes = {"small": creator_hosts(small), "large": creator_hosts(large)}
+    dbs = {"small": small, "large": large}
+    say(f"steady latency: {len(sizes['small'])} creators ({small}) vs {len(sizes['large'])} "
+        f"({large}); each store opened {visits}x, then {rounds} alternated {seconds}s runs")
+    servers, files = {}, {}
+    try:
+        for size in ("small", "large"):
+            files[size] = tmp / f"hosts-steady-{size}.txt"
+            files[size].write_text("\n".join(sizes[size]) + "\n")
+            servers[size] = Gunicorn(dbs[size], "routed")
+            took = visit_each(servers[size].port, sizes[size], times=visits)
+            say(f"{size}: opened each of {len(sizes[size])} stores {visits}x in {took:.1f}s")
+        for size in ("small", "large"):  # warm-up runs, not counted
+            wrk(servers[size].port, "/", hosts_file=files[size], seconds=seconds, connections=4)
+        runs: dict[str, list[dict]] = {"small": [], "large": []}
+        for n in range(rounds):
+            for size in (("small", "large") if n % 2 == 0 else ("large", "small")):
+                r = wrk(servers[size].port, "/", hosts_file=files[size], seconds=seconds,
+                        connections=4)
+                r["load"] = os.getloadavg()[0]
+                runs[size].append(r)
+                say(f"  {size} run {n}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                    f"{r['rps']:.0f} req/s")
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    def median(values: list[float]) -> float:
+        values = sorted(values)
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+    summary = {
+        size: {"creators": len(sizes[size]),
+               "p50_ms": median([r["p50_ms"] for r in runs[size]]),
+               "p99_ms": median([r["p99_ms"] for r in runs[size]]),
+               "runs": runs[size]}
+        for size in runs
+    }
+    summary["p50_ratio"] = summary["large"]["p50_ms"] / summary["small"]["p50_ms"]
+    summary["p99_ratio"] = summary["large"]["p99_ms"] / summary["small"]["p99_ms"]
+    results["latency_steady"] = summary
+    say(f"steady storefront p50 {summary['small']['p50_ms']:.2f} → "
+        f"{summary['large']['p50_ms']:.2f} ms ({summary['p50_ratio']:.0%}), p99 "
+        f"{summary['small']['p99_ms']:.2f} → {summary['large']['p99_ms']:.2f} ms "
+        f"({summary['p99_ratio']:.0%})")
+    return summary
+
+
 # --- stock baselines (small samples, extrapolated; stock at full size takes many minutes) ---
 STOCK_CREATE = """
 import time
@@ -362,6 +426,12 @@ def sub_main(argv: list[str]) -> int:
     lat.add_argument("--visit-first", type=int, nargs="?", const=1, default=0, metavar="K",
                      help="open every store K times (default 1) before the warm-up: a server "
                      "that has been up for a while, each worker's connection warm")
+    steady = sub.add_parser("steady", help="storefront p50/p99, both servers warm, alternated")
+    steady.add_argument("--small", required=True)
+    steady.add_argument("--large", required=True)
+    steady.add_argument("--rounds", type=int, default=10)
+    steady.add_argument("--seconds", type=int, default=8)
+    steady.add_argument("--visits", type=int, default=6)
     spare = sub.add_parser("pool", help="sign-ups from a pool of spare schemas vs cloning")
     spare.add_argument("--db", default="storefront_bench_pool")
     spare.add_argument("--creators", type=int, default=1000)
@@ -378,6 +448,8 @@ def sub_main(argv: list[str]) -> int:
         results["build"] = {"db": args.db, "creators": args.creators, "seconds": seconds,
                             "jobs": args.jobs, "summary": out.strip().splitlines()[-1]}
         say(f"{args.creators} creators in {seconds:.1f}s (whole command, --jobs {args.jobs})")
+    elif args.cmd == "steady":
+        latency_steady(args.small, args.large, args.rounds, args.seconds, args.visits, tmp)
     elif args.cmd == "pool":
         pool_run(args.db, args.creators, args.jobs, args.stock_sample, tmp)
     elif args.cmd == "latency":
@@ -393,7 +465,7 @@ def sub_main(argv: list[str]) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] in ("build", "latency", "pool", "drop"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("build", "latency", "steady", "pool", "drop"):
         return sub_main(sys.argv[1:])
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", default="storefront_bench")
