@@ -29,7 +29,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--max-connections", type=int, default=None,
-            help="connection budget for this command (jobs are capped to budget - 1)",
+            help="connection budget for this command (jobs are capped to budget - 1: the other one "
+            "holds the lock that pauses spare-schema claims while the jobs run)",
         )
         parser.add_argument("--skip-public", action="store_true")
         parser.add_argument("--check", action="store_true", help="only report who is behind")
