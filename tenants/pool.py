@@ -20,17 +20,16 @@ functions mention their own schema.
 """
 from __future__ import annotations
 
-import multiprocessing
 import secrets
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, connection, connections, transaction
 from django_tenants.utils import get_public_schema_name, quote_schema_name
 
+from tenants.forked import forked_batches
 from tenants.provisioning import (
     _PLACEHOLDER,
     ProvisioningFailed,
@@ -191,24 +190,10 @@ def spares_fill(
                 record(_make_one())
         else:
             _template_script()  # read the template once, before forking, so workers share it
-            connections.close_all()
-            chunk = max(1, min(10, need // (jobs * 4)))  # progress stays fine-grained
-            chunks = [chunk] * (need // chunk) + ([need % chunk] if need % chunk else [])
-            from tenants.services import forget_inherited_connections
-
-            pool = ProcessPoolExecutor(
-                max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
-                initializer=forget_inherited_connections,
-            )
-            with pool:
-                futures = {pool.submit(_make_many, n): n for n in chunks}
-                for future in as_completed(futures):
-                    try:
-                        outcomes = future.result()
-                    except Exception as exc:  # a worker died: its whole chunk is reported
-                        outcomes = [f"worker failed: {exc}"] * futures[future]
-                    for error in outcomes:
-                        record(error)
+            for _, error in forked_batches(
+                _make_many, range(need), jobs=jobs, failed=lambda n, exc: f"worker failed: {exc}"
+            ):
+                record(error)
         result.waiting = spare_count()
     return result
 
@@ -221,8 +206,8 @@ def _make_one() -> str | None:
     return None
 
 
-def _make_many(n: int) -> list[str | None]:
-    return [_make_one() for _ in range(n)]
+def _make_many(batch: list[int]) -> list[str | None]:
+    return [_make_one() for _ in batch]
 
 
 def spares_drop_all() -> int:

@@ -15,23 +15,22 @@ rebuilding the graph and re-rendering all models for each of a thousand schemas.
 from __future__ import annotations
 
 import io
-import multiprocessing
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from django.apps import apps as global_apps
 from django.core.management import call_command
 from django.core.management.commands.migrate import Command as MigrateCommand
 from django.core.management.sql import emit_pre_migrate_signal
-from django.db import connection, connections
+from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.models.signals import post_migrate
 from django_tenants.utils import get_public_schema_name, quote_schema_name
 
+from tenants.forked import forked_batches
 from tenants.provisioning import TEMPLATE_SCHEMA, expected_migrations
 
 CHUNK = 500  # schemas per UNION ALL query
@@ -201,12 +200,6 @@ def _migrate_in_worker(schema: str) -> SchemaResult:
         connection.set_schema_to_public()
 
 
-def forget_inherited_connections() -> None:
-    from tenants.services import forget_inherited_connections as forget
-
-    forget()
-
-
 def schemas_migrate(
     schemas: list[str], *, jobs: int, on_result: Callable[[SchemaResult, int, int], None]
 ) -> list[SchemaResult]:
@@ -220,21 +213,14 @@ def schemas_migrate(
             on_result(result, len(results), total)
         return results
     schema_migrator()  # the graph is read once, before forking: every worker inherits it
-    connections.close_all()
-    context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=forget_inherited_connections
-    )
-    with pool:
-        pending = {pool.submit(_migrate_in_worker, s): s for s in schemas}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                schema = pending.pop(future)
-                try:
-                    result = future.result()
-                except Exception as exc:  # a worker died: report, keep going
-                    result = SchemaResult(schema, [], f"worker failed: {exc}")
-                results.append(result)
-                on_result(result, len(results), total)
+    for _, result in forked_batches(
+        _migrate_batch, schemas, jobs=jobs, batch=1,
+        failed=lambda schema, exc: SchemaResult(schema, [], f"worker failed: {exc}"),
+    ):
+        results.append(result)
+        on_result(result, len(results), total)
     return results
+
+
+def _migrate_batch(schemas: list[str]) -> list[SchemaResult]:
+    return [_migrate_in_worker(schema) for schema in schemas]

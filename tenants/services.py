@@ -1,17 +1,16 @@
 """Provisioning creators: validate everything first, then create schema, domain and owner."""
 from __future__ import annotations
 
-import multiprocessing
+import functools
 import re
 import secrets
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django_tenants.utils import (
     get_public_schema_name,
     quote_schema_name,
@@ -19,6 +18,7 @@ from django_tenants.utils import (
     tenant_context,
 )
 
+from tenants.forked import forked_batches
 from tenants.models import Creator, Domain
 from tenants.pool import spare_claim
 from tenants.provisioning import _PLACEHOLDER, _template_script, template_ensure
@@ -148,9 +148,9 @@ def creators_create_bulk(
     """Provision many creators, each all-or-nothing; a bad row is reported, the rest proceed.
 
     Every row is checked first, all at once (two queries for taken slugs and domains, plus
-    duplicates within the batch). Each good row then costs two round trips in one transaction:
-    the template's DDL for its schema, and one statement writing the creator, its domain and
-    its owner. With `jobs > 1` creators are made in that many worker processes (one connection
+    duplicates within the batch). Each good row then costs, in one transaction, a spare schema
+    renamed (tenants.pool) or else one round trip of the template's DDL, and one statement
+    writing the creator, its domain and its owner. With `jobs > 1` creators are made in that many worker processes (one connection
     each). A clone is server work, not Python: on PostgreSQL 15 each of the ~150 btree indexes
     of a schema is built and fsynced on its own, so a backend spends a good part of a clone
     waiting on the disk, and a few more jobs than cores keep both cores busy.
@@ -181,22 +181,11 @@ def creators_create_bulk(
         for spec in good:
             record(spec, *_create_prepared(spec, owner_password_usable))
         return result
-    chunk = max(1, min(10, len(good) // (jobs * 4)))  # progress stays fine-grained
-    batches = [good[i : i + chunk] for i in range(0, len(good), chunk)]
-    connections.close_all()
-    pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
-        initializer=forget_inherited_connections,
-    )
-    with pool:
-        futures = {pool.submit(_create_batch, b, owner_password_usable): b for b in batches}
-        for future in as_completed(futures):
-            try:
-                outcomes = future.result()
-            except Exception as exc:  # a worker died: every row of its batch is reported
-                outcomes = [(None, f"worker failed: {exc}")] * len(futures[future])
-            for spec, (created, error) in zip(futures[future], outcomes, strict=True):
-                record(spec, created, error)
+    work = functools.partial(_create_batch, owner_password_usable=owner_password_usable)
+    for spec, (created, error) in forked_batches(
+        work, good, jobs=jobs, failed=lambda spec, exc: (None, f"worker failed: {exc}")
+    ):
+        record(spec, created, error)
     return result
 
 
@@ -277,13 +266,6 @@ def _create_prepared(spec: CreatorSpec, owner_password_usable: bool):
         display_name=params["display_name"], owner_email=spec.owner_email,
     )
     return ProvisionedCreator(creator, params["domain"], "owner", password), None
-
-
-def forget_inherited_connections() -> None:
-    """In a forked worker: never reuse the parent's sockets (the parent closed them first)."""
-    for conn in connections.all(initialized_only=True):
-        conn.connection = None
-        conn.search_path_set_schemas = None
 
 
 def public_tenant_ensure(*, domain: str) -> Creator:

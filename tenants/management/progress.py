@@ -7,9 +7,9 @@ import time
 class Progress:
     """Writes `[done/total] pct  rate/s  elapsed  eta` about every 5% and at the end."""
 
-    def __init__(self, stdout, started: float | None = None):
+    def __init__(self, stdout):
         self.stdout = stdout
-        self.started = time.perf_counter() if started is None else started
+        self.started = time.perf_counter()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

@@ -48,8 +48,11 @@ class Command(BaseCommand):
             applied = schema_migrate(public)
             self.stdout.write(f"  {public}: applied {len(applied)} ({', '.join(applied)})")
 
+        if opts["check"]:  # read-only: sign-ups may go on taking spares
+            self._tenants(started, jobs, verbosity, check=True)
+            return
         with claims_paused():  # no spare renamed away between listing and migrating it
-            self._tenants(started, jobs, verbosity, opts["check"])
+            self._tenants(started, jobs, verbosity, check=False)
 
     def _tenants(self, started: float, jobs: int, verbosity: int, check: bool) -> None:
         schemas = tenant_schemas()
