@@ -69,6 +69,25 @@ def ledger(line, kind, amount, when):
     LedgerEntry.objects.filter(pk=entry.pk).update(created_at=when)
 
 
+def bump_sales(offer, *, count, refunded, days_ago, tag, now=None):
+    """`count` paid orders with `offer`'s bump, `days_ago` back, the first `refunded` refunded."""
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    customer = Customer.objects.create(email=f"{tag}@buyer.example")
+    for i in range(count):
+        when = now - dt.timedelta(days=days_ago, hours=i)
+        _, (_, line) = make_order(
+            customer, visitor=f"{tag}{i}", source="ig", paid_at=when,
+            lines=[
+                ("core", offer.trigger_product, None, 4900),
+                ("bump", offer.product, offer, offer.price_amount),
+            ],
+        )
+        if i < refunded:
+            ledger(line, "refund", offer.price_amount, when + dt.timedelta(hours=1))
+
+
 def event(name, when, order=None, **fields):
     if order is not None:
         fields.setdefault("order_id", order.pk)

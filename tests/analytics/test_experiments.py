@@ -1,12 +1,11 @@
 """Experiments: one thing at a time, deterministic sticky assignment, a no-offer control."""
 
-import threading
 from collections import Counter
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 
 from analytics.experiments import experiment_report
 from analytics.models import CONTROL_ARM, Assignment, Experiment
@@ -19,6 +18,7 @@ from offers.experiments import (
 from offers.models import OfferKind
 from storefront.models import Customer
 from tests.analytics.conftest import at, event, ledger, make_order
+from tests.concurrency import in_threads
 from tests.factories import OfferFactory, ProductFactory
 
 
@@ -85,20 +85,11 @@ def test_the_database_refuses_a_second_assignment_for_one_visitor(offer):
 def test_concurrent_first_visits_collapse_to_one_assignment(live_tenant):
     offer = OfferFactory(kind=OfferKind.UPSELL, trigger_product=ProductFactory(), price_amount=2700)
     experiment = _experiment(offer)
-    results, barrier = [], threading.Barrier(6)
-
-    def visit():
-        connection.set_tenant(live_tenant)
-        try:
-            barrier.wait()
-            results.append(experiment_assign(experiment=experiment, visitor_key="same-buyer"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=visit) for _ in range(6)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    assert len(results) == 6 and len(set(results)) == 1
+    results, errors = in_threads(
+        6, lambda: experiment_assign(experiment=experiment, visitor_key="same-buyer"),
+        tenant=live_tenant,
+    )
+    assert errors == [] and len(results) == 6 and len(set(results)) == 1
     assert Assignment.objects.filter(experiment=experiment).count() == 1
 
 

@@ -11,28 +11,14 @@ from analytics.models import Event, EventName
 from offers.guardrails import GuardrailPolicy, guardrail_breaches, offer_guardrails_enforce
 from offers.models import Offer, OfferKind
 from storefront.models import Customer, StoreSettings
-from tests.analytics.conftest import ledger, make_order
+from tests.analytics.conftest import bump_sales, ledger, make_order
 from tests.factories import OfferFactory, ProductFactory
 
 NOW = timezone.now()
 
 
 def _sales(offer, *, count, refunded, days_ago, tag):
-    customer = Customer.objects.create(email=f"{tag}@buyer.example")
-    for i in range(count):
-        when = NOW - dt.timedelta(days=days_ago, hours=i)
-        _, (_, line) = make_order(
-            customer,
-            visitor=f"{tag}{i}",
-            source="ig",
-            paid_at=when,
-            lines=[
-                ("core", offer.trigger_product, None, 4900),
-                ("bump", offer.product, offer, offer.price_amount),
-            ],
-        )
-        if i < refunded:
-            ledger(line, "refund", offer.price_amount, when + dt.timedelta(hours=1))
+    bump_sales(offer, count=count, refunded=refunded, days_ago=days_ago, tag=tag, now=NOW)
 
 
 @pytest.fixture

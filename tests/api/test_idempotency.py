@@ -1,13 +1,12 @@
 """Refunds through the API: Idempotency-Key replay, conflicts and concurrency."""
-import threading
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from analytics.models import Event
 from payments.models import LedgerEntry, Refund
 from tests.api.conftest import paid_order
+from tests.concurrency import in_threads
 
 pytestmark = pytest.mark.gateway
 
@@ -84,29 +83,16 @@ def test_twenty_concurrent_same_key_refund_requests_make_one_refund(
     order = paid_order()
     line = order.lines.get()
     token = api_key_create(name="p", scope=ApiKey.Scope.WRITE).token
-    barrier = threading.Barrier(20)
-    results: list[tuple[int, dict]] = []
-    lock = threading.Lock()
-
     def worker():
-        try:
-            client = Client(HTTP_HOST="t1.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
-            barrier.wait()
-            response = client.post(
-                f"/api/v1/orders/{order.pk}/refunds/",
-                {"line_id": line.pk, "amount": 500}, content_type="application/json",
-                HTTP_IDEMPOTENCY_KEY="same-key")
-            with lock:
-                results.append((response.status_code, response.json()))
-        finally:
-            connection.close()
+        client = Client(HTTP_HOST="t1.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
+        response = client.post(
+            f"/api/v1/orders/{order.pk}/refunds/",
+            {"line_id": line.pk, "amount": 500}, content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="same-key")
+        return response.status_code, response.json()
 
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(results) == 20
+    results, errors = in_threads(20, worker, timeout=60)
+    assert errors == [] and len(results) == 20
     created = [body for code, body in results if code == 201]
     # Everyone either got the one refund (replayed) or was told it is still in progress.
     assert all(code in (201, 409) for code, _ in results), results

@@ -1,9 +1,7 @@
 """Reconciliation: in-flight attempts settle exactly once, orphans and duplicates are
 flagged, runs are safe concurrently and twice, and a gateway outage loses nothing."""
-import threading
 
 import pytest
-from django.db import connection
 
 from core.money import Money
 from devtools.services import free_port
@@ -15,6 +13,7 @@ from payments.services import gateway_customer_get_or_create
 from payments.stripe_gateway import StripeGateway
 from storefront.models import OrderStatus
 from tests import gateway_helpers as gw
+from tests.concurrency import in_threads
 from tests.payments import helpers as h
 
 pytestmark = pytest.mark.gateway
@@ -187,24 +186,7 @@ def test_two_concurrent_reconciliation_runs_record_no_duplicates(
             yield True
 
         monkeypatch.setattr(reconciliation, "_tenant_lock", no_lock)
-    barrier = threading.Barrier(2)
-    errors = []
-
-    def run():
-        connection.set_tenant(live_tenant)
-        try:
-            barrier.wait(5)
-            reconcile_run(**NOW)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _, errors = in_threads(2, lambda: reconcile_run(**NOW), tenant=live_tenant, timeout=30)
     assert errors == []
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID

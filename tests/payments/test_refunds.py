@@ -1,9 +1,7 @@
 """Refunds: never more than was charged for a line (even concurrently), add-on lines alone,
 whole orders, and tax reversed in proportion."""
-import threading
 
 import pytest
-from django.db import connection
 
 from core.money import Money
 from payments.models import LedgerEntry, Refund, RefundStatus
@@ -16,6 +14,7 @@ from payments.services import (
 )
 from storefront.models import OrderStatus
 from tests import gateway_helpers as gw
+from tests.concurrency import in_threads
 from tests.payments import helpers as h
 
 pytestmark = pytest.mark.gateway
@@ -44,29 +43,14 @@ def test_five_concurrent_refunds_of_one_line_make_one_refund_at_the_gateway_and_
 ):
     order = _paid_order(client_for)
     bump = _line(order, "bump")
-    barrier = threading.Barrier(5)
-    outcomes: list = []
-
     def refund():
-        connection.set_tenant(live_tenant)
-        try:
-            barrier.wait(5)
-            outcomes.append(refund_create(
-                reference=order.reference, line_key=bump.line_key,
-                amount=Money(amount, "USD") if amount else None, reason="asked",
-            ))
-        except RefundRefused as exc:
-            outcomes.append(exc)
-        finally:
-            connection.close()
+        return refund_create(
+            reference=order.reference, line_key=bump.line_key,
+            amount=Money(amount, "USD") if amount else None, reason="asked",
+        )
 
-    threads = [threading.Thread(target=refund) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    done = [o for o in outcomes if isinstance(o, Refund)]
-    refused = [o for o in outcomes if isinstance(o, RefundRefused)]
+    done, refused = in_threads(5, refund, tenant=live_tenant, timeout=30)
+    assert all(isinstance(r, RefundRefused) for r in refused), refused
     assert len(done) == 1 and len(refused) == 4 and done[0].status == RefundStatus.SUCCEEDED
     assert all("left to refund" in str(r) for r in refused)
     assert [r.amount for r in _gateway_refunds()] == [h.BUMP_TOTAL]

@@ -15,33 +15,13 @@ from payments.models import ChargeAttempt, LedgerEntry
 from storefront.models import Customer, Order
 from storefront.services import upsell
 from tests import gateway_helpers as gw
+from tests.concurrency import in_threads
 from tests.upsell.helpers import buy, make_catalog, offer_token
 
 pytestmark = pytest.mark.gateway
 
 HOST = "t1.localhost"
 ACCEPTS = 50
-
-
-def _in_threads(n, fn):
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-
-    def run():
-        try:
-            barrier.wait(timeout=30)
-            results.append(fn())
-        except Exception as exc:  # surfaced below, never swallowed
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results, errors
 
 
 def test_fifty_concurrent_accepts_make_one_payment_intent_and_one_upsell_line(
@@ -63,7 +43,7 @@ def test_fifty_concurrent_accepts_make_one_payment_intent_and_one_upsell_line(
         c.cookies = client.cookies
         return c.post(url, {"token": token}).status_code
 
-    statuses, errors = _in_threads(ACCEPTS, accept)
+    statuses, errors = in_threads(ACCEPTS, accept)
 
     assert errors == [] and len(statuses) == ACCEPTS
     assert sorted(set(statuses)) == [303, 409] and statuses.count(303) == 1
@@ -95,7 +75,7 @@ def test_concurrent_releases_of_one_queued_accept_send_it_once(live_tenant, stri
         connection.set_tenant(live_tenant)
         upsell.release_gated_offers(order_id=order.pk)
 
-    _, errors = _in_threads(10, release)
+    _, errors = in_threads(10, release)
     assert errors == []
     upsell_intents = [
         i
@@ -127,7 +107,7 @@ def test_the_customer_cap_holds_for_two_orders_presented_at_the_same_moment(
             order = next(barrier_fns)
         return show(order)()
 
-    statuses, errors = _in_threads(len(orders), next_show)
+    statuses, errors = in_threads(len(orders), next_show)
     assert errors == []
     assert OfferDecision.objects.filter(customer__email="buyer@example.com").count() == 1
     assert set(statuses) <= {200, 302}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import threading
 import uuid
 
 import pytest
@@ -23,7 +22,8 @@ from offers.models import Offer, OfferDecision, OfferKind
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, Mismatch
 from storefront.models import Customer, FollowUpSend, FollowUpStatus
 from tests import gateway_helpers as gw
-from tests.analytics.conftest import ledger, make_order
+from tests.analytics.conftest import bump_sales, make_order
+from tests.concurrency import in_threads
 from tests.factories import OfferFactory, ProductFactory
 from tests.followups.helpers import catalog as followup_catalog
 from tests.followups.helpers import paid_order
@@ -39,27 +39,8 @@ def _twice_at_once(task_name: str, tenant) -> list:
     """The fanned-out task, run by two 'workers' at the same moment."""
     app.loader.import_default_modules()  # what a worker registers at start-up
     task = app.tasks[task_name]
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def run():
-        if tenant is None:
-            connection.set_schema_to_public()
-        else:
-            connection.set_tenant(tenant)
-        try:
-            barrier.wait(10)
-            results.append(task.apply(throw=True).get())
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results, errors = in_threads(2, lambda: task.apply(throw=True).get(), tenant=tenant,
+                                 timeout=60)
     assert errors == []
     return results
 
@@ -169,23 +150,8 @@ def _flag_abandoned(ctx):
 def _guardrails(ctx):
     mail.outbox = []
     offer = OfferFactory(kind=OfferKind.BUMP, trigger_product=ProductFactory(), price_amount=900)
-    now = timezone.now()
     for tag, count, refunded, days_ago in (("base", 40, 2, 30), ("spike", 25, 8, 2)):
-        customer = Customer.objects.create(email=f"{tag}@buyer.example")
-        for i in range(count):
-            when = now - dt.timedelta(days=days_ago, hours=i)
-            _, (_, line) = make_order(
-                customer,
-                visitor=f"{tag}{i}",
-                source="ig",
-                paid_at=when,
-                lines=[
-                    ("core", offer.trigger_product, None, 4900),
-                    ("bump", offer.product, offer, offer.price_amount),
-                ],
-            )
-            if i < refunded:
-                ledger(line, "refund", offer.price_amount, when + dt.timedelta(hours=1))
+        bump_sales(offer, count=count, refunded=refunded, days_ago=days_ago, tag=tag)
 
     def check(results):
         assert sorted(results, key=len) == [[], [offer.pk]]
@@ -272,23 +238,10 @@ def test_each_beat_entrys_task_run_twice_at_once_has_the_effect_of_one_run(
 
 
 def _twice_at_once_public_fan_out(target: str) -> list:
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
     def run():
         connection.set_schema_to_public()
-        try:
-            barrier.wait(10)
-            results.append(app.tasks["core.tasks.fan_out"].apply(args=(target,), throw=True).get())
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
+        return app.tasks["core.tasks.fan_out"].apply(args=(target,), throw=True).get()
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results, errors = in_threads(2, run, timeout=60)
     assert errors == []
     return results

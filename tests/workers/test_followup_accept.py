@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 from urllib.parse import urlsplit
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from analytics.models import Event
@@ -17,6 +15,7 @@ from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry
 from storefront.models import FollowUpSend, FollowUpStatus, LineKind
 from storefront.services import followups
 from tests import gateway_helpers as gw
+from tests.concurrency import in_threads
 from tests.followups.smtp import text_of
 from tests.upsell.helpers import buy, make_catalog, offer_token
 
@@ -105,26 +104,11 @@ def test_both_emails_accept_links_posted_concurrently_charge_the_saved_card_once
     links = _emails_accept_links(smtp_mail, order)
     FollowUpSend.objects.filter(order=order).update(status=FollowUpStatus.SENT)
     posts = links * 3  # each email's button, clicked three times, all at once
-    barrier = threading.Barrier(len(posts))
-    codes: list[int] = []
-    errors: list[BaseException] = []
-
-    def click(path: str) -> None:
-        try:
-            barrier.wait(10)
-            response = client_for(HOST).post(f"{path}/accept")
-            codes.append(response.status_code)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=click, args=(p,)) for p in posts]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-
+    paths = iter(posts)  # each thread takes the next button (list iterators are thread-safe)
+    codes, errors = in_threads(
+        len(posts), lambda: client_for(HOST).post(f"{next(paths)}/accept").status_code,
+        timeout=60,
+    )
     assert errors == []
     assert sorted(codes) == [303] + [409] * (len(posts) - 1)
     _assert_charged_once(order, upsell)
