@@ -10,6 +10,6 @@ urlpatterns = [
     path("admin/analytics/dashboard/", analytics_views.dashboard, name="analytics-dashboard"),
     path("admin/", admin.site.urls),
     path("", include(payments_urls.tenant_urlpatterns)),
-    path("api/v1/", include("storefront.api.urls")),
+    path("api/v1/", include("config.api_urls")),
     path("", include("storefront.urls")),
 ]

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from analytics import selectors
 from analytics.models import Event, EventName
 from analytics.selectors import MetricFilter
-from partners.api.views import (
+from api.filters import (
     BoundedCursor,
     BoundedDateTimeFilter,
     IdFilter,

@@ -166,22 +166,22 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=f"store@{PLATFORM_DOMAIN}")
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "partners.api.schema.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     # Partners only: a store API key in `Authorization: Bearer …` (no sessions, so no CSRF).
     "DEFAULT_AUTHENTICATION_CLASSES": ["partners.api.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["partners.api.auth.HasKeyScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["partners.api.auth.ApiKeyThrottle"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.auth.HasKeyScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.auth.ApiKeyThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
-        "partners.api.views.QueryParamsCheck",
+        "api.filters.QueryParamsCheck",
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "partners.api.views.BoundedLimitOffset",
+    "DEFAULT_PAGINATION_CLASS": "api.filters.BoundedLimitOffset",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "partners.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

@@ -23,11 +23,11 @@ from analytics.models import (
     ExperimentStatus,
     experiment_variants_problems,
 )
+from api.auth import actor_of
+from api.errors import ApiError
+from api.filters import IdFilter
 from offers.api import services
 from offers.models import Offer
-from partners.api.auth import actor_of
-from partners.api.errors import ApiError
-from partners.api.views import IdFilter
 
 # What an arm may set (analytics.models.EXPERIMENT_FIELDS), and how each value is checked:
 # the storefront applies them as they are.

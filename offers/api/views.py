@@ -9,14 +9,14 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from api.auth import actor_of
+from api.errors import ApiError
+from api.filters import IdFilter
 from core.money import Money
 from offers.api import services
 from offers.api.serializers import OfferIn, OfferOut, OfferWithWarnings, PauseIn
 from offers.models import Offer, OfferKind
 from offers.services import offer_price_check
-from partners.api.auth import actor_of
-from partners.api.errors import ApiError
-from partners.api.views import IdFilter
 
 
 class OfferFilter(django_filters.FilterSet):

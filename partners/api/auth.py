@@ -1,12 +1,12 @@
-"""Partner API authentication, scopes and per-key rate limits (wired in REST_FRAMEWORK)."""
+"""Partner API authentication: a store API key in `Authorization: Bearer …` (wired in
+REST_FRAMEWORK). Scopes, rate limits and `actor_of` are in `api.auth`."""
 from __future__ import annotations
 
 from django.db import connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework import authentication, exceptions
 
 from audit.services import Actor
-from core.ratelimit import Limit, Rate, ratelimit_hit
 from partners.models import ApiKey
 from partners.services import api_key_authenticate
 
@@ -60,15 +60,6 @@ def api_actor(key: ApiKey, http_request=None) -> Actor:
                          request=http_request)
 
 
-def actor_of(request) -> Actor:
-    """Who acts in an authenticated API request (a DRF request or its Django request)."""
-    http_request = getattr(request, "_request", request)
-    actor = getattr(http_request, "audit_actor", None)
-    if not isinstance(actor, Actor):
-        raise RuntimeError("actor_of() needs a request authenticated with an API key")
-    return actor
-
-
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "partners.api.auth.ApiKeyAuthentication"
     name = "ApiKey"
@@ -76,38 +67,3 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer",
                 "description": "A store API key (sfk_…), created in the store's admin."}
-
-
-class HasKeyScope(permissions.BasePermission):
-    """Read keys may read; write keys may also change things."""
-
-    message = "This API key is read-only."
-
-    def has_permission(self, request, view) -> bool:
-        key = request.auth
-        if not isinstance(key, ApiKey):
-            return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        return key.can_write
-
-
-class ApiKeyThrottle(throttling.BaseThrottle):
-    """A sliding window per store + key (Redis, core.ratelimit); 429 with Retry-After."""
-
-    def __init__(self):
-        self._wait = 0
-
-    def allow_request(self, request, view) -> bool:
-        key = request.auth
-        if not isinstance(key, ApiKey):
-            return True
-        decision = ratelimit_hit(
-            scope="partner_api",
-            limits=[Limit("api_key", key.prefix, Rate(key.rate_per_minute, 60))],
-        )
-        self._wait = decision.retry_after
-        return decision.allowed
-
-    def wait(self):
-        return max(1, self._wait)

@@ -8,13 +8,13 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from api.auth import actor_of
+from api.errors import ApiError
+from api.filters import BoundedDateTimeFilter, IdFilter
+from api.idempotency import idempotent
+from api.schema import IDEMPOTENCY_HEADER
 from audit.services import audit_record
 from core.money import Money
-from partners.api.auth import actor_of
-from partners.api.errors import ApiError
-from partners.api.idempotency import idempotent
-from partners.api.schema import IDEMPOTENCY_HEADER
-from partners.api.views import BoundedDateTimeFilter, IdFilter
 from payments.services import RefundRefused, refund_create
 from storefront.api import selectors, services
 from storefront.api.serializers import (

@@ -4,9 +4,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from analytics.api.views import EventViewSet, MetricViewSet
+from api.filters import not_found
 from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
-from partners.api.views import not_found
 from storefront.api.views import CustomerViewSet, OrderViewSet, ProductViewSet
 
 router = SimpleRouter()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from partners.api.errors import ApiError, error_body, exception_handler
+from api.errors import ApiError, error_body, exception_handler
 from partners.services import (
     IdempotencyConflict,
     idempotency_begin,

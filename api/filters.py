@@ -20,7 +20,7 @@ from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
 from rest_framework.settings import api_settings
 
-from partners.api.errors import error_body
+from api.errors import error_body
 
 MAX_ID = 2**63 - 1  # bigint
 

@@ -3,7 +3,7 @@ schema tells the truth about 4xx answers (schemathesis checks that it does)."""
 from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
 from drf_spectacular.utils import OpenApiParameter
 
-from partners.api.errors import ErrorSerializer
+from api.errors import ErrorSerializer
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     name="Idempotency-Key", location=OpenApiParameter.HEADER, required=True, type=str,
