@@ -3,10 +3,16 @@
 Every table lives in the creator's schema, so a key, a record or a subscription of store A
 does not exist at all when a request arrives on store B's host.
 """
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from core.fields import SealedCharField
+from core.outbound import validate_public_url
+
+# A key may not be set to more than this: 100 requests a second is already far past what a
+# partner integration needs, and the limit is what keeps one key from costing the others.
+MAX_RATE_PER_MINUTE = 6000
 
 
 class ApiKey(models.Model):
@@ -21,7 +27,9 @@ class ApiKey(models.Model):
     secret_hash = models.CharField(max_length=64, editable=False)
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
     rate_per_minute = models.PositiveIntegerField(
-        default=600, help_text="Requests this key may make in any sixty seconds."
+        default=600, help_text=f"Requests this key may make in any sixty seconds "
+                               f"(1–{MAX_RATE_PER_MINUTE:,}).",
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RATE_PER_MINUTE)],
     )
     created_by = models.CharField(max_length=150, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -45,8 +53,9 @@ class ApiKey(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """One `Idempotency-Key` of one API key: inserted as in-progress *before* the effect,
-    under the unique constraint, so concurrent requests with the same key collapse to one."""
+    """One `Idempotency-Key` of this store: inserted as in-progress *before* the effect, under
+    the unique constraint, so concurrent requests with the same key collapse to one, whichever
+    of the store's API keys sends them (`api_key` records the first sender)."""
 
     class Status(models.TextChoices):
         IN_PROGRESS = "in_progress"
@@ -65,7 +74,9 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_unique_key")
+            # Per store (the table is in the store's schema), not per API key: two write keys
+            # of one store sending the same key and body must make one refund, not two.
+            models.UniqueConstraint(fields=["key"], name="idempotency_unique_key_per_store")
         ]
 
     def __str__(self) -> str:
@@ -73,7 +84,8 @@ class IdempotencyRecord(models.Model):
 
 
 class WebhookSubscription(models.Model):
-    url = models.URLField(max_length=500)
+    # Checked again at every send (core.outbound): DNS may change after the save.
+    url = models.URLField(max_length=500, validators=[validate_public_url])
     # Event names (analytics.EventName values) or "*" for all.
     event_types = models.JSONField(default=list)
     # HMAC signing needs the secret itself, so it is encrypted (not hashed) at rest; random,

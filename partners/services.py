@@ -8,17 +8,17 @@ import json
 import logging
 import secrets
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.outbound import outbound_post
 from core.tasks import enqueue
 from partners.models import (
+    MAX_RATE_PER_MINUTE,
     ApiKey,
     DeliveryStatus,
     IdempotencyRecord,
@@ -52,7 +52,9 @@ def api_key_create(*, name: str, scope: str, created_by: str = "",
     prefix = secrets.token_hex(4)
     token = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     fields: dict[str, Any] = {}
-    if rate_per_minute:
+    if rate_per_minute is not None:
+        if not 1 <= rate_per_minute <= MAX_RATE_PER_MINUTE:
+            raise ValueError(f"rate_per_minute must be 1–{MAX_RATE_PER_MINUTE}")
         fields["rate_per_minute"] = rate_per_minute
     key = ApiKey.objects.create(
         name=name[:100], prefix=prefix, secret_hash=_hash(token), scope=scope,
@@ -116,8 +118,10 @@ def idempotency_begin(*, api_key: ApiKey, key: str, method: str, path: str,
                       request_hash: str, wait_seconds: float = 10.0
                       ) -> tuple[IdempotencyRecord, bool]:
     """Claim `key` for this request (→ (record, True)), or return the finished record of an
-    earlier identical request (→ (record, False)). Raises IdempotencyConflict when the key was
-    used for a different request, or is still in progress after `wait_seconds`."""
+    earlier identical request (→ (record, False)). Keys are the store's, whichever of its API
+    keys sent them: a retry through another write key replays, it does not act twice.
+    Raises IdempotencyConflict when the key was used for a different request, or is still in
+    progress after `wait_seconds`."""
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(
@@ -129,7 +133,7 @@ def idempotency_begin(*, api_key: ApiKey, key: str, method: str, path: str,
         pass
     deadline = time.monotonic() + wait_seconds
     while True:
-        record = IdempotencyRecord.objects.get(api_key=api_key, key=key)
+        record = IdempotencyRecord.objects.get(key=key)
         if record.request_hash != request_hash:
             raise IdempotencyConflict(
                 "idempotency_key_reused",
@@ -163,6 +167,10 @@ def idempotency_release(*, record: IdempotencyRecord) -> None:
 
 SIGNATURE_HEADER = "X-Storefront-Signature"
 TIMESTAMP_HEADER = "X-Storefront-Timestamp"
+STORE_HEADER = "X-Storefront-Store"
+# Event ids are derived from (store, event) so they are the same on every dispatch of one
+# event and different across stores: a partner receiving many stores can dedupe on them.
+_EVENT_ID_NAMESPACE = uuid.UUID("5b0f2b5e-8a7c-4f7e-9a51-6c1f4b7f0e21")
 MAX_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 30  # 30 s, 1 min, 2 min, 4 min … between attempts
 DELIVERY_TIMEOUT_SECONDS = 10
@@ -200,7 +208,7 @@ def webhook_dispatch(event_name: str, payload: dict[str, Any], *,
     Call it after the change it reports has committed (analytics' listener does). Deliveries
     are unique per subscription and event id, so dispatching the same event twice is a no-op.
     """
-    event_id = event_id or uuid.uuid4().hex
+    event_id = event_id or f"evt_{uuid.uuid4().hex}"
     subs = [s for s in WebhookSubscription.objects.filter(is_active=True) if s.wants(event_name)]
     created = []
     for sub in subs:
@@ -219,7 +227,12 @@ def webhook_dispatch(event_name: str, payload: dict[str, Any], *,
 def on_event_committed(name: str, payload: dict[str, Any]) -> None:
     """analytics listener: each committed funnel event becomes a webhook, if anyone wants it."""
     if WebhookSubscription.objects.filter(is_active=True).exists():
-        webhook_dispatch(name, payload, event_id=f"evt_{payload.get('id')}")
+        webhook_dispatch(name, payload, event_id=webhook_event_id(payload.get("id")))
+
+
+def webhook_event_id(event_pk: Any) -> str:
+    """`evt_<uuid>`: stable for one event of this store, unique across stores."""
+    return f"evt_{uuid.uuid5(_EVENT_ID_NAMESPACE, f'{connection.schema_name}:{event_pk}').hex}"
 
 
 def _claim(delivery_id: int) -> WebhookDelivery | None:
@@ -240,33 +253,33 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
     if delivery is None:
         return None
     sub = delivery.subscription
+    if not sub.is_active:
+        # Deactivated after this delivery was queued: checked at send time, never sent.
+        WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.FAILED, last_status_code=None,
+            last_error="not sent: the subscription is inactive")
+        delivery.refresh_from_db()
+        return delivery
+    store = connection.schema_name
     body = json.dumps(
-        {"id": delivery.event_id, "type": delivery.event_name, "data": delivery.payload},
+        {"id": delivery.event_id, "type": delivery.event_name, "store": store,
+         "data": delivery.payload},
         sort_keys=True, separators=(",", ":"),
     ).encode()
     timestamp = int(time.time())
-    request = urllib.request.Request(
-        sub.url, data=body, method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "storefront-webhooks/1",
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: webhook_sign(secret=sub.secret, timestamp=timestamp, body=body),
-            "X-Storefront-Event": delivery.event_name,
-            "X-Storefront-Delivery": delivery.event_id,
-        },
-    )
-    code: int | None = None
-    error = ""
-    try:
-        with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT_SECONDS) as response:
-            code = response.status
-    except urllib.error.HTTPError as exc:
-        code, error = exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    # Redirects are not followed and private targets are refused (core.outbound), so the
+    # signature never travels anywhere but the subscribed URL.
+    answer = outbound_post(sub.url, body=body, timeout=DELIVERY_TIMEOUT_SECONDS, headers={
+        "Content-Type": "application/json",
+        "User-Agent": "storefront-webhooks/1",
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: webhook_sign(secret=sub.secret, timestamp=timestamp, body=body),
+        "X-Storefront-Event": delivery.event_name,
+        "X-Storefront-Delivery": delivery.event_id,
+        STORE_HEADER: store,
+    })
+    code, error, ok = answer.status, answer.error[:500], answer.ok
     attempts = delivery.attempts + 1
-    ok = code is not None and 200 <= code < 300
     fields: dict[str, Any] = {"attempts": attempts, "last_status_code": code, "last_error": error}
     with transaction.atomic():
         if ok:

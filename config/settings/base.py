@@ -153,6 +153,11 @@ CELERY_TASK_TENANT_CACHE_SECONDS = 30
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Payments -----------------------------------------------------------------------------
+# Networks that outbound requests to configured URLs (webhooks) may reach although they are not
+# public (core/outbound.py); production lists none. The demo and tests add loopback for their
+# local receiver. Comma-separated CIDRs, e.g. "127.0.0.0/8,::1/128".
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
+
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="pk_test_local")
 # Empty means Stripe itself; the local runner points this at localstripe.

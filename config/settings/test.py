@@ -25,3 +25,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 TENANT_BASE_MIGRATE_COMMAND = "devtools.quiet_migrate.Command"
 # No spare schemas unless a test makes them (tests/tenancy/test_pool.py): a sign-up clones.
 TENANT_SPARE_SCHEMAS = 0
+# The local webhook receiver (demo, tests) listens on loopback (core/outbound.py).
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS",
+                                     default=["127.0.0.0/8", "::1/128"])

@@ -100,3 +100,23 @@ def test_twenty_concurrent_same_key_refund_requests_make_one_refund(
     assert Refund.objects.filter(reference=order.reference).count() == 1
     assert LedgerEntry.objects.filter(reference=order.reference, kind="refund").count() == 1
     assert Event.objects.filter(order_id=order.pk, name="refund_issued").count() <= 1
+
+
+def test_the_same_key_and_body_through_two_write_keys_of_one_store_make_one_refund(
+        api_for, write_key, stripe_api_base):
+    from partners.models import ApiKey
+    from partners.services import api_key_create
+
+    order = paid_order()
+    line = order.lines.get()
+    second_key = api_key_create(name="second", scope=ApiKey.Scope.WRITE).token
+    first = _refund(api_for("t1.localhost", write_key), order, line, "k-store", amount=700)
+    again = _refund(api_for("t1.localhost", second_key), order, line, "k-store", amount=700)
+    assert first.status_code == 201 and again.status_code == 201, again.content
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Refund.objects.filter(reference=order.reference).count() == 1
+    other_body = _refund(api_for("t1.localhost", second_key), order, line, "k-store",
+                         amount=800)
+    assert other_body.status_code == 409
+    assert other_body.json()["error"]["code"] == "idempotency_key_reused"
+    assert LedgerEntry.objects.filter(reference=order.reference, kind="refund").count() == 1

@@ -15,14 +15,17 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
     status = 200
     secret = ""
     received: list = []
+    location = ""
 
     def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         ok = services.webhook_verify(
-            secret=self.secret, timestamp=self.headers[services.TIMESTAMP_HEADER],
-            body=body, signature=self.headers[services.SIGNATURE_HEADER])
+            secret=self.secret, timestamp=self.headers.get(services.TIMESTAMP_HEADER, ""),
+            body=body, signature=self.headers.get(services.SIGNATURE_HEADER, ""))
         type(self).received.append((ok, body, dict(self.headers)))
         self.send_response(self.status if ok else 401)
+        if self.location:
+            self.send_header("Location", self.location)
         self.end_headers()
 
     def log_message(self, *args):
@@ -31,9 +34,9 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver():
-    def start(status: int, secret: str):
+    def start(status: int, secret: str, location: str = ""):
         handler = type("Handler", (_Receiver,), {"status": status, "secret": secret,
-                                                  "received": []})
+                                                  "received": [], "location": location})
         server = http.server.HTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -119,5 +122,169 @@ def test_committed_events_reach_subscribers_through_the_analytics_listener(
         event_append("page_viewed")  # not subscribed
         assert not WebhookDelivery.objects.exists()  # nothing before the commit
     delivery = WebhookDelivery.objects.get()
-    assert delivery.event_name == "checkout_completed" and delivery.event_id == f"evt_{event.pk}"
+    assert delivery.event_name == "checkout_completed"
+    assert delivery.event_id == services.webhook_event_id(event.pk)
     assert services.webhook_deliver(delivery_id=delivery.pk).status == DeliveryStatus.SUCCEEDED
+
+
+# --- issue 20.5: store-scoped ids, deactivation, redirects, private targets -------------------
+
+
+def test_deliveries_name_their_store_and_event_ids_differ_between_stores(
+        receiver, tenant, other_tenant):
+    from django.db import connection
+
+    secret = services.webhook_secret_new()
+    url, handler = receiver(200, secret)
+    ids = []
+    for store in (tenant, other_tenant):
+        connection.set_tenant(store)
+        _subscribe(url, secret, events=("checkout_completed",))
+        # The same event number in both stores (each store's events count from 1).
+        event_id = services.webhook_event_id(1)
+        [delivery] = services.webhook_dispatch("checkout_completed", {"id": 1},
+                                               event_id=event_id)
+        assert services.webhook_deliver(delivery_id=delivery.pk).status == "succeeded"
+        ids.append(event_id)
+    connection.set_tenant(tenant)
+    assert ids[0] != ids[1] and all(i.startswith("evt_") for i in ids)
+    assert ids[0] == services.webhook_event_id(1)  # stable for one store's event
+    (_, body_a, headers_a), (_, body_b, headers_b) = handler.received
+    assert headers_a[services.STORE_HEADER] == tenant.schema_name
+    assert headers_b[services.STORE_HEADER] == other_tenant.schema_name
+    assert headers_a["X-Storefront-Delivery"] != headers_b["X-Storefront-Delivery"]
+    import json
+    assert json.loads(body_a)["store"] == tenant.schema_name
+    assert json.loads(body_b)["store"] == other_tenant.schema_name
+
+
+def test_deactivating_a_subscription_stops_retries_already_scheduled(receiver, tenant):
+    secret = services.webhook_secret_new()
+    url, handler = receiver(500, secret)
+    sub = _subscribe(url, secret)
+    [delivery] = services.webhook_dispatch("refund_issued", {"order_id": 9})
+    assert services.webhook_deliver(delivery_id=delivery.pk).status == DeliveryStatus.PENDING
+    assert len(handler.received) == 1
+    WebhookSubscription.objects.filter(pk=sub.pk).update(is_active=False)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    result = services.webhook_deliver(delivery_id=delivery.pk)  # the scheduled retry
+    assert result.status == DeliveryStatus.FAILED
+    assert "inactive" in result.last_error
+    assert len(handler.received) == 1  # nothing was sent
+
+
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_and_is_recorded_as_a_failure(receiver, tenant, code):
+    secret = services.webhook_secret_new()
+    target, target_handler = receiver(200, secret)
+    url, handler = receiver(code, secret, location=target)
+    _subscribe(url, secret)
+    [delivery] = services.webhook_dispatch("refund_issued", {"order_id": 10})
+    result = services.webhook_deliver(delivery_id=delivery.pk)
+    assert result.status == DeliveryStatus.PENDING and result.last_status_code == code
+    assert "redirects are not followed" in result.last_error
+    assert len(handler.received) == 1 and target_handler.received == []
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:{port}/hook", "http://localhost:{port}/hook", "http://[::1]:{port}/",
+    "http://10.0.0.5:{port}/", "http://192.168.1.1:{port}/", "http://169.254.169.254/latest",
+    "http://0.0.0.0:{port}/", "http://[::ffff:127.0.0.1]:{port}/", "http://[fd00::1]/",
+    "http://[fe80::1]/", "http://224.0.0.1/", "http://100.64.0.1/", "http://2130706433:{port}/",
+])
+def test_a_subscription_to_a_private_address_is_refused_when_saved_and_when_sent(
+        receiver, tenant, settings, url):
+    from django.core.exceptions import ValidationError
+
+    secret = services.webhook_secret_new()
+    live, handler = receiver(404, secret)  # something answers on loopback
+    port = live.rsplit(":", 1)[1].split("/")[0]
+    url = url.format(port=port)
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    with pytest.raises(ValidationError):
+        WebhookSubscription(url=url, event_types=["*"], secret=secret).full_clean()
+    # Saved past the form (or the host resolved elsewhere when it was saved): refused at send.
+    _subscribe(url, secret)
+    [delivery] = services.webhook_dispatch("refund_issued", {"order_id": 11})
+    result = services.webhook_deliver(delivery_id=delivery.pk)
+    assert result.last_status_code is None
+    assert result.last_error.startswith("refused:")
+    assert handler.received == []  # nothing connected
+
+
+def test_the_delivery_log_reads_the_same_whether_a_private_port_is_open_or_closed(
+        receiver, tenant, settings):
+    import socket
+
+    secret = services.webhook_secret_new()
+    open_url, handler = receiver(404, secret)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    errors = []
+    for url in (open_url, f"http://127.0.0.1:{closed_port}/hook"):
+        sub = _subscribe(url, secret)
+        [delivery] = services.webhook_dispatch("refund_issued", {"order_id": 12})
+        result = services.webhook_deliver(delivery_id=delivery.pk)
+        errors.append((result.last_status_code, result.last_error))
+        WebhookSubscription.objects.filter(pk=sub.pk).update(is_active=False)
+    assert errors[0] == errors[1]
+    assert handler.received == []
+
+
+def test_a_host_that_resolves_to_a_private_address_is_refused_at_send_time(
+        receiver, tenant, settings, monkeypatch):
+    """DNS rebinding: public when saved, loopback when sent. The address checked is the
+    address connected to."""
+    import socket
+
+    from core import outbound
+
+    secret = services.webhook_secret_new()
+    live, handler = receiver(200, secret)
+    port = int(live.rsplit(":", 1)[1].split("/")[0])
+    answers = iter(["93.184.216.34", "127.0.0.1"])
+
+    def fake_getaddrinfo(host, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", fake_getaddrinfo)
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    sub = WebhookSubscription(url=f"http://hooks.partner.example:{port}/hook",
+                              event_types=["*"], secret=secret)
+    sub.full_clean()  # public at save time
+    sub.save()
+    [delivery] = services.webhook_dispatch("refund_issued", {"order_id": 13})
+    result = services.webhook_deliver(delivery_id=delivery.pk)
+    assert result.last_error.startswith("refused:") and handler.received == []
+
+
+def test_a_public_looking_host_is_connected_to_at_the_address_that_was_checked(
+        receiver, tenant, monkeypatch):
+    """The check and the connection use one resolution: a name is never resolved twice."""
+    import socket
+
+    from core import outbound
+
+    secret = services.webhook_secret_new()
+    live, handler = receiver(200, secret)
+    port = int(live.rsplit(":", 1)[1].split("/")[0])
+    calls = []
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_getaddrinfo(host, *args, **kwargs):
+        if host == "127.0.0.1":  # connecting to a literal address resolves nothing
+            return real_getaddrinfo(host, *args, **kwargs)
+        calls.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", fake_getaddrinfo)
+    _subscribe(f"http://hooks.partner.example:{port}/hook", secret)
+    [delivery] = services.webhook_dispatch("refund_issued", {"order_id": 14})
+    assert services.webhook_deliver(delivery_id=delivery.pk).status == "succeeded"
+    assert calls == ["hooks.partner.example"]
+    [(_, _, headers)] = handler.received
+    assert headers["Host"] == f"hooks.partner.example:{port}"
