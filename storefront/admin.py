@@ -11,18 +11,10 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from audit.admin import AuditedAdminMixin
-from audit.services import audit_record
 from core.admin_readonly import ReadOnlyAdmin
 from core.money import Money
 from payments.models import Refund, RefundStatus
-from payments.services import (
-    LineTax,
-    RefundLine,
-    RefundRefused,
-    ledger_line_totals,
-    refund_create,
-    refund_create_for_order,
-)
+from payments.services import ledger_line_totals
 from storefront.models import (
     Customer,
     FollowUpSend,
@@ -32,6 +24,12 @@ from storefront.models import (
     Product,
     StoreSettings,
     TaxRate,
+)
+from storefront.services.refunds import (
+    RefundOutcome,
+    RefundRefused,
+    order_line_refund,
+    order_refund_all,
 )
 
 
@@ -223,54 +221,34 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def _refund_line(self, request, order: Order, line: OrderLine, amount: Money, *,
                      reason: str, key: str) -> None:
-        repeat = Refund.objects.filter(idempotency_key=key).exists()
         try:
-            refund = refund_create(
-                reference=order.reference, line_key=line.line_key, amount=amount,
-                reason=reason, requested_by=request.user.get_username(), idempotency_key=key,
-                line_tax=LineTax(total=line.total_amount, tax=line.tax_amount),
+            outcome = order_line_refund(
+                order=order, line=line, amount=amount, reason=reason, actor=request,
+                requested_by=request.user.get_username(), idempotency_key=key,
             )
         except RefundRefused as exc:
             messages.error(request, f"{order} · {line.description}: not refunded, {exc}.")
             return
-        self._refunded(request, order, [refund], repeat=repeat)
+        self._refunded(request, order, outcome)
 
     def _refund_order(self, request, order: Order, *, reason: str, key: str) -> None:
-        repeat = Refund.objects.filter(idempotency_key__startswith=f"{key}:").exists()
-        lines = [RefundLine(line.line_key, LineTax(total=line.total_amount, tax=line.tax_amount))
-                 for line in order.lines.all()]
         try:
-            refunds = refund_create_for_order(
-                reference=order.reference, lines=lines, reason=reason,
+            outcome = order_refund_all(
+                order=order, reason=reason, actor=request,
                 requested_by=request.user.get_username(), idempotency_key=key,
             )
         except RefundRefused as exc:
             messages.error(request, f"{order}: not refunded, {exc}.")
             return
-        self._refunded(request, order, refunds, repeat=repeat)
+        self._refunded(request, order, outcome)
 
-    def _refunded(self, request, order: Order, refunds: list[Refund], *, repeat: bool) -> None:
-        if repeat:
+    def _refunded(self, request, order: Order, outcome: RefundOutcome) -> None:
+        if outcome.repeat:
             messages.info(request, f"{order}: this form was already sent; nothing was refunded "
                                    "twice.")
             return
-        for refund in refunds:
+        for refund in outcome.refunds:
             amount = Money(refund.amount, refund.currency)
-            audit_record(
-                request_or_actor=request,
-                action="payments.refund.issue",
-                obj=refund,
-                changes={
-                    "reference": refund.reference,
-                    "line_key": refund.line_key,
-                    "amount": [None, refund.amount],
-                    "tax_amount": [None, refund.tax_amount],
-                    "currency": refund.currency,
-                    "status": [None, refund.status],
-                    "reason": refund.reason,
-                },
-                summary=f"Refund of {amount} on {order} ({refund.line_key}): {refund.status}",
-            )
             if refund.status == RefundStatus.SUCCEEDED:
                 messages.success(request, f"{order}: refunded {amount} on {refund.line_key}.")
             elif refund.status == RefundStatus.FAILED:

@@ -107,8 +107,15 @@ class RefundOut(serializers.ModelSerializer):
                   "created_at", "finished_at"]
 
     def get_line_id(self, obj: Refund) -> int | None:
-        _, _, pk = obj.line_key.partition(":")
-        return int(pk) if pk.isdigit() else None
+        # Line keys are "line:<pk>" for the checkout's lines and "<kind>:<order pk>" for
+        # post-purchase lines (upsell, downsell, cross-sell): the key, not its number, is
+        # what names the line, so look the line up by it.
+        lines = self.context.get("lines_by_key")
+        if lines is None:
+            order_id = self.get_order_id(obj)
+            lines = {line.line_key: line.pk
+                     for line in OrderLine.objects.filter(order_id=order_id)}
+        return lines.get(obj.line_key)
 
     def get_order_id(self, obj: Refund) -> int | None:
         _, _, pk = obj.reference.partition(":")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -13,9 +13,7 @@ from api.errors import ApiError
 from api.filters import BoundedDateTimeFilter, IdFilter
 from api.idempotency import idempotent
 from api.schema import IDEMPOTENCY_HEADER
-from audit.services import audit_record
 from core.money import Money
-from payments.services import RefundRefused, refund_create
 from storefront.api import selectors, services
 from storefront.api.serializers import (
     CustomerOut,
@@ -27,6 +25,7 @@ from storefront.api.serializers import (
     RefundOut,
 )
 from storefront.models import Customer, Order, OrderStatus, Product
+from storefront.services.refunds import RefundRefused, order_line_refund
 
 
 class ReadOnly(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -164,7 +163,9 @@ class OrderViewSet(ReadOnly):
     def refunds(self, request, pk=None):
         order = self.get_object()
         if request.method == "GET":
-            return Response(RefundOut(selectors.order_refunds(order=order), many=True).data)
+            lines = {line.line_key: line.pk for line in order.lines.all()}
+            return Response(RefundOut(selectors.order_refunds(order=order), many=True,
+                                      context={"lines_by_key": lines}).data)
 
         def perform(gateway_key: str) -> Response:
             data = RefundIn(data=request.data)
@@ -175,28 +176,16 @@ class OrderViewSet(ReadOnly):
                                fields={"line_id": ["Not a line of this order."]})
             amount = data.validated_data.get("amount")
             try:
-                refund = refund_create(
-                    reference=order.reference, line_key=line.line_key,
+                outcome = order_line_refund(
+                    order=order, line=line,
                     amount=Money(amount, line.currency) if amount else None,
-                    reason=data.validated_data["reason"],
+                    reason=data.validated_data["reason"], actor=actor_of(request),
                     requested_by=str(request.user), idempotency_key=gateway_key,
+                    channel=" through the API",
                 )
             except RefundRefused as exc:
                 raise ApiError("refund_refused", str(exc), status_code=409) from exc
-            # The gateway call happens outside any transaction (payments.services), so the
-            # audit row follows the refund row; a replay of this key never reaches here.
-            with transaction.atomic():
-                audit_record(
-                    request_or_actor=actor_of(request), action="payments.refund.issue",
-                    obj=refund, summary=f"Refund of {Money(refund.amount, refund.currency)} "
-                                        f"on {order.reference} ({refund.line_key}) through "
-                                        f"the API: {refund.status}",
-                    changes={"reference": refund.reference, "line_key": refund.line_key,
-                             "amount": [None, refund.amount],
-                             "tax_amount": [None, refund.tax_amount],
-                             "currency": refund.currency, "status": [None, refund.status],
-                             "reason": refund.reason},
-                )
+            [refund] = outcome.refunds
             return Response(RefundOut(refund).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, self, perform)

@@ -1,0 +1,90 @@
+"""Refunding an order's lines: the one service the admin, the partner API and any later caller
+use. It passes the line's tax (so the tax part is reversed in proportion), writes one audit row
+per refund, and tells a repeat of an idempotency key from a new refund (a repeat refunds
+nothing and is not audited again)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from audit.services import audit_record
+from core.money import Money
+from payments.models import Refund
+from payments.services import (
+    LineTax,
+    RefundLine,
+    RefundRefused,
+    refund_create,
+    refund_create_for_order,
+)
+from storefront.models import Order, OrderLine
+
+__all__ = ["RefundOutcome", "RefundRefused", "order_line_refund", "order_refund_all"]
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    refunds: list[Refund]
+    repeat: bool  # the key was used before: these are that request's refunds, nothing new
+
+
+def _line_tax(line: OrderLine) -> LineTax:
+    return LineTax(total=line.total_amount, tax=line.tax_amount)
+
+
+def _audit(*, actor, order: Order, refunds: list[Refund], channel: str) -> None:
+    with transaction.atomic():
+        for refund in refunds:
+            amount = Money(refund.amount, refund.currency)
+            audit_record(
+                request_or_actor=actor,
+                action="payments.refund.issue",
+                obj=refund,
+                changes={
+                    "reference": refund.reference,
+                    "line_key": refund.line_key,
+                    "amount": [None, refund.amount],
+                    "tax_amount": [None, refund.tax_amount],
+                    "currency": refund.currency,
+                    "status": [None, refund.status],
+                    "reason": refund.reason,
+                },
+                summary=f"Refund of {amount} on {order} ({refund.line_key}){channel}: "
+                        f"{refund.status}",
+            )
+
+
+def order_line_refund(
+    *, order: Order, line: OrderLine, amount: Money | None, reason: str, actor,
+    requested_by: str, idempotency_key: str, channel: str = "",
+) -> RefundOutcome:
+    """Refund `amount` (None: everything left) of one line of `order`. Raises RefundRefused
+    with the reason when the line has no such amount left, or `line` is not the order's."""
+    if line.order_id != order.pk:
+        raise RefundRefused(f"{line.line_key} is not a line of {order.reference}")
+    repeat = Refund.objects.filter(idempotency_key=idempotency_key).exists()
+    refund = refund_create(
+        reference=order.reference, line_key=line.line_key, amount=amount, reason=reason,
+        requested_by=requested_by, idempotency_key=idempotency_key, line_tax=_line_tax(line),
+    )
+    if not repeat:
+        _audit(actor=actor, order=order, refunds=[refund], channel=channel)
+    return RefundOutcome([refund], repeat)
+
+
+def order_refund_all(
+    *, order: Order, reason: str, actor, requested_by: str, idempotency_key: str,
+    channel: str = "",
+) -> RefundOutcome:
+    """Refund everything left on every line of `order` (tax reversed in proportion per line).
+    Raises RefundRefused when nothing is left."""
+    repeat = Refund.objects.filter(idempotency_key__startswith=f"{idempotency_key}:").exists()
+    lines = [RefundLine(line.line_key, _line_tax(line)) for line in order.lines.all()]
+    refunds = refund_create_for_order(
+        reference=order.reference, lines=lines, reason=reason, requested_by=requested_by,
+        idempotency_key=idempotency_key,
+    )
+    if not repeat:
+        _audit(actor=actor, order=order, refunds=refunds, channel=channel)
+    return RefundOutcome(refunds, repeat)
