@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from django.conf import settings
+from django.db import connection
 
 from core.money import Money
 
@@ -23,6 +24,16 @@ class GatewayUnavailable(Exception):
 
 class GatewayRejected(Exception):
     """The gateway refused a request that is not a card outcome (bad parameters, bad key)."""
+
+
+def store_idempotency_key(key: str) -> str:
+    """The idempotency key as the gateway sees it: prefixed with this store's schema.
+
+    Every store of the platform shares one gateway account, where idempotency keys are one
+    namespace: without the store, a key built from what two stores have in common (a buyer's
+    email, an order number) would make the second store get the first store's object back.
+    The adapter applies it to every key it sends, so no key builder can forget it."""
+    return f"{connection.schema_name}:{key}"
 
 
 class PaymentStatus(enum.StrEnum):

@@ -7,6 +7,7 @@ else is sending it) never calls the gateway.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -72,7 +73,9 @@ def gateway_customer_get_or_create(*, email: str) -> GatewayCustomer:
     existing = GatewayCustomer.objects.filter(email=email).first()
     if existing:
         return existing
-    ref = get_gateway().customer_create(email=email, idempotency_key=f"cus_{email}")
+    # No email in the key (keys show in the gateway's logs); the adapter adds the store.
+    digest = hashlib.sha256(email.encode()).hexdigest()[:40]
+    ref = get_gateway().customer_create(email=email, idempotency_key=f"cus_{digest}")
     try:
         with transaction.atomic():
             return GatewayCustomer.objects.create(email=email, gateway_ref=ref)

@@ -23,6 +23,7 @@ from payments.gateway import (
     PaymentStatus,
     RefundResult,
     SetupResult,
+    store_idempotency_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class StripeGateway:
         customer = self._call_strict(
             self.client.v1.customers.create,
             params={"email": email},
-            options={"idempotency_key": idempotency_key},
+            options={"idempotency_key": store_idempotency_key(idempotency_key)},
         )
         return customer.id
 
@@ -112,7 +113,7 @@ class StripeGateway:
         intent = self._call_strict(
             self.client.v1.setup_intents.create,
             params=params,
-            options={"idempotency_key": idempotency_key},
+            options={"idempotency_key": store_idempotency_key(idempotency_key)},
         )
         return self._setup_result(intent)
 
@@ -164,7 +165,7 @@ class StripeGateway:
             intent = self._call(
                 self.client.v1.payment_intents.create,
                 params=params,
-                options={"idempotency_key": request.idempotency_key},
+                options={"idempotency_key": store_idempotency_key(request.idempotency_key)},
             )
         except stripe.CardError as exc:
             return self._card_error_result(exc, request)
@@ -314,7 +315,7 @@ class StripeGateway:
             refund = self._call(
                 self.client.v1.refunds.create,
                 params=params,
-                options={"idempotency_key": idempotency_key},
+                options={"idempotency_key": store_idempotency_key(idempotency_key)},
             )
         except stripe.InvalidRequestError as exc:
             raise GatewayRejected(str(exc)) from exc
