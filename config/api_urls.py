@@ -24,5 +24,7 @@ urlpatterns = [
     # page runs under our CSP ('self' scripts, a nonce for anything inline) unchanged.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
-    re_path(r"^.*$", not_found),  # JSON 404s for unknown API paths, not the HTML page
+    # JSON 404s for unknown API paths, not the HTML page; [\s\S] so that a path with a
+    # newline (%0A) in it is matched too ("." is not).
+    re_path(r"^[\s\S]*$", not_found),
 ]

@@ -1,10 +1,27 @@
 """The creator's admin for API keys and webhooks: secrets are shown once, then never again.
-Creating and revoking keys and every subscription change are audited (secrets masked)."""
-from django.contrib import admin, messages
+Creating and revoking keys and every subscription change are audited (secrets masked).
+
+A new key or signing secret is shown on the response page of the form that created it, never
+in a message: Django's messages travel in a cookie, readable by anyone who sees it."""
+from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from audit.admin import AuditedAdminMixin
 from partners import services
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
+
+
+def _secret_page(admin_obj, request, obj, *, secret: str, intro: str, label: str):
+    opts = admin_obj.model._meta
+    changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    response = TemplateResponse(request, "admin/partners/secret_shown_once.html", {
+        **admin_obj.admin_site.each_context(request), "opts": opts, "object": obj,
+        "title": label, "intro": intro, "label": label, "secret": secret,
+        "changelist_url": changelist, "next_url": changelist,
+    })
+    response["Cache-Control"] = "no-store"  # not kept by the browser or a proxy
+    return response
 
 
 @admin.register(ApiKey)
@@ -20,13 +37,16 @@ class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
-            token = services.api_key_issue_for(key=obj)
+            request._issued_api_key = services.api_key_issue_for(key=obj)
             obj.created_by = request.user.get_username()
-            super().save_model(request, obj, form, change)
-            messages.warning(request, f"Your new API key (copy it now, it is shown only once): "
-                                      f"{token}")
-            return
         super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        token = getattr(request, "_issued_api_key", None)
+        if token is None:
+            return super().response_add(request, obj, post_url_continue)
+        return _secret_page(self, request, obj, secret=token, label="Your new API key",
+                            intro=f"The API key {obj} was created.")
 
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the key's history stays
@@ -47,11 +67,16 @@ class WebhookSubscriptionAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.secret = services.webhook_secret_new()
-            super().save_model(request, obj, form, change)
-            messages.warning(request, f"Signing secret for {obj.url} (shown only once): "
-                                      f"{obj.secret}")
-            return
+            request._issued_webhook_secret = obj.secret
         super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        secret = getattr(request, "_issued_webhook_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        return _secret_page(self, request, obj, secret=secret, label="Signing secret",
+                            intro=f"The subscription to {obj.url} was created; deliveries are "
+                                  "signed with this secret.")
 
 
 @admin.register(WebhookDelivery)

@@ -170,6 +170,9 @@ PAYMENT_GATEWAY_TIMEOUT_SECONDS = env.float("PAYMENT_GATEWAY_TIMEOUT_SECONDS", d
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=f"store@{PLATFORM_DOMAIN}")
 
+# Failed partner API authentications per client address and store before a 429 (core.ratelimit).
+API_AUTH_FAILURE_RATE = env("API_AUTH_FAILURE_RATE", default="20/m")
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     # Partners only: a store API key in `Authorization: Bearer …` (no sessions, so no CSRF).

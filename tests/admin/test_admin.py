@@ -33,11 +33,14 @@ def test_the_store_admin_never_lists_another_stores_orders(staff_client, tenant,
 
 def test_a_new_api_key_is_shown_once_and_stored_only_hashed(staff_client):
     response = staff_client.post("/admin/partners/apikey/add/", {
-        "name": "Zapier", "scope": "write", "rate_per_minute": 600}, follow=True)
+        "name": "Zapier", "scope": "write", "rate_per_minute": 600})
     assert response.status_code == 200
-    shown = [str(m) for m in response.context["messages"]]
-    assert len(shown) >= 1 and "sfk_" in shown[0]
-    token = shown[0].split(": ", 1)[1].strip()
+    token = response.context["secret"]
+    assert token.startswith("sfk_") and token in response.content.decode()
+    # Shown on this page only: not in a message, so not in the (readable) messages cookie.
+    assert "no-store" in response["Cache-Control"]
+    assert all(token not in morsel.value for morsel in response.cookies.values())
+    assert all(token not in str(m) for m in response.context["messages"])
     key = ApiKey.objects.get(name="Zapier")
     assert token.startswith(f"sfk_{key.prefix}_") and token not in key.secret_hash
     again = staff_client.get(f"/admin/partners/apikey/{key.pk}/change/")
@@ -57,3 +60,32 @@ def test_every_admin_page_of_the_store_renders(staff_client):
                 "/admin/offers/offerdecision/", "/admin/analytics/experiment/",
                 "/admin/storefront/storesettings/", "/admin/audit/auditentry/"]:
         assert staff_client.get(url).status_code == 200, url
+
+
+def test_a_new_webhook_signing_secret_is_shown_on_the_page_not_in_the_messages_cookie(
+        staff_client):
+    response = staff_client.post("/admin/partners/webhooksubscription/add/", {
+        "url": "https://hooks.partner.example/in", "event_types": '["*"]', "is_active": "on"})
+    assert response.status_code == 200, response.content[:1000]
+    secret = response.context["secret"]
+    assert secret.startswith("whsk_") and secret in response.content.decode()
+    assert all(secret not in morsel.value for morsel in response.cookies.values())
+    listing = staff_client.get("/admin/partners/webhooksubscription/")
+    assert secret not in listing.content.decode()
+
+
+@pytest.mark.parametrize("rate", ["0", "6001", "100000"])
+def test_a_key_rate_limit_outside_one_to_six_thousand_a_minute_is_refused(staff_client, rate):
+    response = staff_client.post("/admin/partners/apikey/add/", {
+        "name": "Greedy", "scope": "read", "rate_per_minute": rate})
+    assert response.status_code == 200 and "rate_per_minute" in response.context[
+        "adminform"].form.errors
+    assert not ApiKey.objects.filter(name="Greedy").exists()
+
+
+def test_the_key_service_refuses_a_rate_limit_above_the_maximum(tenant):
+    from partners.services import api_key_create
+
+    with pytest.raises(ValueError):
+        api_key_create(name="greedy", scope="read", rate_per_minute=100_000)
+    assert api_key_create(name="ok", scope="read", rate_per_minute=6000).api_key.pk

@@ -1,0 +1,17 @@
+"""gunicorn's access log with secrets redacted (Procfile: --logger-class).
+
+gunicorn writes its access log through its own handlers, not Django's LOGGING, so the request
+line (`?api_key=…`), the query string and request headers are redacted here with the same
+patterns as every other log line (core.logging.redact)."""
+from __future__ import annotations
+
+from gunicorn.glogging import Logger
+
+from core.logging import redact
+
+
+class RedactingLogger(Logger):
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {name: redact(value) if isinstance(value, str) else value
+                for name, value in atoms.items()}
