@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from api.errors import ApiError, error_body, exception_handler
+from api.schema import IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_PATTERN
 from partners.services import (
     IdempotencyConflict,
     idempotency_begin,
@@ -21,7 +23,8 @@ from partners.services import (
     request_fingerprint,
 )
 
-HEADER = "Idempotency-Key"
+HEADER = IDEMPOTENCY_KEY_HEADER
+_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
@@ -34,9 +37,10 @@ def gateway_key(request, key: str) -> str:
 
 def idempotent(request, view, perform: Callable[[str], Response]) -> Response:
     key = request.headers.get(HEADER, "")
-    if not key or len(key) > 255 or not key.isprintable():
+    if not _KEY_RE.fullmatch(key):
         raise ApiError("idempotency_key_required",
-                       f"Send an {HEADER} header of 1–255 printable characters.",
+                       f"Send an {HEADER} header of 1–255 visible ASCII characters (no "
+                       "spaces), e.g. a UUID.",
                        fields={HEADER: ["This header is required."]})
     try:
         body = json.dumps(request.data, sort_keys=True, default=str).encode()

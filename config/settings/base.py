@@ -44,6 +44,7 @@ TENANT_APPS = [
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS] + [
     "rest_framework",
+    "api",  # the partner API's shared parts (strict string fields, api/apps.py)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from our static (no CDN)
 ]
@@ -212,6 +213,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # No NUL in strings, no empty decimals: the schema allows nothing the server refuses.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.postprocess_strict_strings",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "storefront.models.OrderStatus",
         "OrderLineKindEnum": "storefront.models.LineKind",
