@@ -202,7 +202,10 @@ SPECTACULAR_SETTINGS = {
         '`{"error": {"code", "message", "fields"}}`. POSTs that move money need an '
         "`Idempotency-Key` header. Outbound webhooks are signed: `X-Storefront-Signature: "
         "v1=<hex HMAC-SHA256 of \"<X-Storefront-Timestamp>.<body>\">` with the subscription's "
-        "secret; refuse timestamps older than five minutes."
+        "secret; refuse timestamps older than five minutes. Each delivery names its store "
+        "(`X-Storefront-Store`, `store` in the body) and its event (`X-Storefront-Delivery: "
+        "evt_…`, the same on every retry and unique across stores: deduplicate on it). "
+        "Redirects are not followed."
     ),
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
