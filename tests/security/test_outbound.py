@@ -4,6 +4,8 @@ import pathlib
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.outbound import OutboundRefused, address_is_public, outbound_target
 
@@ -58,3 +60,21 @@ def test_every_outbound_http_request_in_the_code_goes_through_core_outbound():
         if pattern.search(path.read_text(encoding="utf-8")):
             offenders.append(str(rel))
     assert offenders == []
+
+
+_NON_PUBLIC = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+               "172.16.0.0/12", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4",
+               "240.0.0.0/4", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8"]
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_any_address_in_a_non_public_network_and_its_ipv6_wrappings_is_refused(data):
+    network = data.draw(st.sampled_from(_NON_PUBLIC))
+    ip = data.draw(st.ip_addresses(network=network))
+    assert not address_is_public(ip)
+    if ip.version == 4:
+        for wrapped in (f"::ffff:{ip}", f"64:ff9b::{ip}", f"::{ip}"):
+            assert not address_is_public(ipaddress.ip_address(wrapped)), wrapped
+        sixtofour = ipaddress.ip_address((0x2002 << 112) | (int(ip) << 80) | 1)
+        assert not address_is_public(sixtofour)
