@@ -78,6 +78,9 @@ MIDDLEWARE = [
     "core.middleware.HealthCheckMiddleware",
     # Host → creator from an in-process cache that every process drops on any change.
     "tenants.routing.TenantRoutingMiddleware",
+    # Before sessions, CSRF, auth and views: NUL, lone surrogates and over-long text in the
+    # path, query, form, cookies, headers or a JSON body are refused (400) or dropped here.
+    "core.boundary.InputBoundaryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
@@ -172,7 +175,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["partners.api.auth.HasKeyScope"],
     "DEFAULT_THROTTLE_CLASSES": ["partners.api.auth.ApiKeyThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.boundary.CheckedJSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
         "partners.api.views.QueryParamsCheck",
         "django_filters.rest_framework.DjangoFilterBackend",
