@@ -132,6 +132,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# The longest single text value (query, form field, header, JSON string) a request may carry
+# (core/boundary.py); longer is refused with a 400 before any view runs.
+INPUT_MAX_TEXT_LENGTH = env.int("INPUT_MAX_TEXT_LENGTH", default=20_000)
+
 # --- Cache and broker ---------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
