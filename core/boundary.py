@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
 from rest_framework.exceptions import ParseError
@@ -108,6 +108,12 @@ def _charset(request: HttpRequest) -> str:
 def _check_body(request: HttpRequest) -> None:
     if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
         return
+    if request.content_type == "application/x-www-form-urlencoded" and request.method != "POST":
+        # Django parses form bodies for POST only; a PUT or PATCH form is checked the same way.
+        form = QueryDict(request.body, encoding=request.encoding)
+        for name, values in form.lists():
+            _check_pair(name, values, where="form field")
+        return
     if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         for name, values in request.POST.lists():
             _check_pair(name, values, where="form field")
@@ -156,7 +162,8 @@ def _check_query(request: HttpRequest) -> None:
 
 
 def _check_headers(request: HttpRequest) -> None:
-    for key in [k for k in request.META if k.startswith("HTTP_") and k != "HTTP_COOKIE"]:
+    for key in [k for k in request.META
+                if (k.startswith("HTTP_") and k != "HTTP_COOKIE") or k == "CONTENT_TYPE"]:
         value = request.META[key]
         if not isinstance(value, str):
             continue
@@ -166,7 +173,7 @@ def _check_headers(request: HttpRequest) -> None:
         if key in DROPPABLE_HEADERS:
             del request.META[key]
             continue
-        header = key[5:].replace("_", "-").title()
+        header = key.removeprefix("HTTP_").replace("_", "-").title()
         raise InputRefused(f"{header} header", reason)
 
 

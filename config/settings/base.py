@@ -78,12 +78,12 @@ MIDDLEWARE = [
     "core.middleware.HealthCheckMiddleware",
     # Host → creator from an in-process cache that every process drops on any change.
     "tenants.routing.TenantRoutingMiddleware",
-    # Before sessions, CSRF, auth and views: NUL, lone surrogates and over-long text in the
-    # path, query, form, cookies, headers or a JSON body are refused (400) or dropped here.
-    "core.boundary.InputBoundaryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
+    # Before sessions, CSRF, auth and views: NUL, lone surrogates and over-long text in the
+    # path, query, form, cookies, headers or a JSON body are refused (400) or dropped here.
+    "core.boundary.InputBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -146,6 +146,17 @@ def test_a_nul_in_a_header_is_refused_and_a_bad_referer_is_dropped(course):
     assert attribution["referrer"] == ""
 
 
+def test_a_form_body_sent_with_put_or_a_bad_content_type_is_checked_too(course):
+    client = Client(HTTP_HOST=HOST)
+    put = client.put("/checkout/course/start", data="email=a%00b",
+                     content_type="application/x-www-form-urlencoded")
+    assert put.status_code == 400 and "email" in put.json()["fields"]
+    typed = client.post("/checkout/course/start", data="email=x",
+                        content_type="application/x-www-form-urlencoded; x=\x00")
+    assert typed.status_code == 400 and "Content-Type" in typed.json()["error"]
+    assert Order.objects.count() == 0
+
+
 # --- JSON bodies: the partner API and the gateway webhook ---------------------------------
 
 
@@ -166,7 +177,7 @@ def write_client(tenant):
 def test_bad_text_in_an_api_json_body_is_a_400_json_error_and_nothing_is_written(
     write_client, raw, reason
 ):
-    body = '{"slug": "new-course", "name": %s, "price_amount": 1000, "currency": "EUR"}' % raw
+    body = f'{{"slug": "new-course", "name": {raw}, "price_amount": 1000, "currency": "EUR"}}'
     before = (Product.objects.count(), IdempotencyRecord.objects.count())
     response = write_client.post("/api/v1/products/", data=body, content_type="application/json",
                                  HTTP_IDEMPOTENCY_KEY="k1")
