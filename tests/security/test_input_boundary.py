@@ -7,6 +7,7 @@ from django.core import signing
 from django.test import Client
 
 from analytics.models import Event
+from audit.models import AuditEntry
 from core.boundary import MAX_TEXT_LENGTH
 from partners.models import ApiKey, IdempotencyRecord
 from partners.services import api_key_create
@@ -155,6 +156,23 @@ def test_a_form_body_sent_with_put_or_a_bad_content_type_is_checked_too(course):
                         content_type="application/x-www-form-urlencoded; x=\x00")
     assert typed.status_code == 400 and "Content-Type" in typed.json()["error"]
     assert Order.objects.count() == 0
+
+
+def test_a_nul_in_an_admin_form_or_login_is_a_readable_400_and_saves_nothing(course):
+    client = Client(HTTP_HOST=HOST)
+    login = client.post("/admin/login/", {"username": "own\x00er", "password": "x"})
+    assert login.status_code == 400 and "username" in login.content.decode()
+    assert client.login(username="owner", password="owner-pass-123")
+    added = client.post("/admin/storefront/product/add/", {
+        "slug": "nul-product", "name": "Bad\x00name", "price_amount": "100", "currency": "USD"})
+    assert added.status_code == 400 and "name" in added.content.decode()
+    assert not Product.objects.filter(slug="nul-product").exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_a_nul_in_an_address_on_the_platform_domain_is_a_400(tenant):
+    response = Client(HTTP_HOST="localhost").get("/webhooks/stripe/t1%00/")
+    assert response.status_code == 400
 
 
 # --- JSON bodies: the partner API and the gateway webhook ---------------------------------
