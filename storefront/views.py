@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.boundary import json_endpoint
 from core.ratelimit import rate_limit
 from core.security import payment_page
 from offers.experiments import buyer_key
@@ -129,6 +130,7 @@ def checkout_page(request, slug: str):
     return response
 
 
+@json_endpoint
 @require_GET
 def checkout_quote(request, slug: str):
     form = QuoteForm(request.GET)
@@ -150,6 +152,7 @@ def _form_errors(form) -> dict[str, str]:
     return {field: " ".join(str(e) for e in errors) for field, errors in form.errors.items()}
 
 
+@json_endpoint
 @rate_limit("checkout_start", per_address="30/m")
 @require_POST
 def checkout_start(request, slug: str):
@@ -191,6 +194,7 @@ def _attempt_payload(order_token: str, attempt: ChargeAttempt) -> tuple[dict, in
             "error": "Your card was declined. Please check the details or use another card."}, 402
 
 
+@json_endpoint
 @rate_limit("checkout_pay", per_address="30/m", per_order="10/m", order_from="token")
 @require_POST
 def checkout_pay(request, token: str):
@@ -204,6 +208,7 @@ def checkout_pay(request, token: str):
     return JsonResponse(body, status=status)
 
 
+@json_endpoint
 @rate_limit("checkout_pay", per_address="30/m", per_order="10/m", order_from="token")
 @require_POST
 def checkout_confirm(request, token: str):
@@ -237,13 +242,18 @@ def order_thanks(request, token: str):
     order = _order_or_404(token)
     lines = list(order.lines.select_related("product"))
     schema = connection.schema_name
-    paid = order.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+    state = selectors.order_payment_state(order=order)
+    paid = state == selectors.PaymentState.PAID
+    core = next((line.product for line in lines if line.kind == "core"), None)
+    retry_url = (reverse("checkout", args=[core.slug])
+                 if core is not None and core.status == core.Status.ACTIVE else "")
     downloads = (
         {line.pk: reverse("line-download", args=[receipts.download_token(line=line, schema=schema)])
          for line in lines} if paid else {}
     )
     return render(request, "storefront/thanks.html", {
         "creator": request.tenant, "order": order, "lines": lines, "paid": paid,
+        "state": state, "retry_url": retry_url,
         "downloads": downloads, "total": sum(line.total_amount for line in lines),
         "tax": sum(line.tax_amount for line in lines), "store": StoreSettings.current(),
         "separate_charges": sum(1 for line in lines if line.kind not in ("core", "bump")),

@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.boundary import json_endpoint
 from core.ratelimit import rate_limit
 from core.security import payment_page
 from storefront.models import StoreSettings
@@ -70,6 +71,7 @@ def upsell_offer(request, token: str):
     )
 
 
+@json_endpoint
 @require_GET
 def upsell_status(request, token: str):
     """What the waiting page polls: read-only, never charges."""
@@ -108,6 +110,7 @@ def upsell_decline(request, token: str):
     return _decide(request, token, upsell.offer_decline)
 
 
+@json_endpoint
 @_limit_posts
 @require_http_methods(["GET", "POST"])
 def upsell_confirm(request, token: str):

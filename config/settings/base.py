@@ -82,6 +82,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
+    # Before sessions, CSRF, auth and views: NUL, lone surrogates and over-long text in the
+    # path, query, form, cookies, headers or a JSON body are refused (400) or dropped here.
+    "core.boundary.InputBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -129,6 +132,10 @@ STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# The longest single text value (query, form field, header, JSON string) a request may carry
+# (core/boundary.py); longer is refused with a 400 before any view runs.
+INPUT_MAX_TEXT_LENGTH = env.int("INPUT_MAX_TEXT_LENGTH", default=20_000)
 
 # --- Cache and broker ---------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -181,7 +188,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["api.auth.HasKeyScope"],
     "DEFAULT_THROTTLE_CLASSES": ["api.auth.ApiKeyThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.boundary.CheckedJSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
         "api.filters.QueryParamsCheck",
         "django_filters.rest_framework.DjangoFilterBackend",

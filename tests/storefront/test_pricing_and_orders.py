@@ -168,7 +168,8 @@ def test_the_thank_you_page_lists_each_line_and_links_downloads_once_paid(tenant
     with tenant_context(tenant):
         pending = _order(OrderStatus.PENDING)
     page = client_for("t1.localhost").get(f"/o/{pending.token}/thanks").content.decode()
-    assert "waiting for your payment" in page and "Download" not in page
+    # No payment was ever sent for it (issue 20, item 3): it says so, not "being confirmed".
+    assert "has not been paid" in page and "Download" not in page
 
 
 def test_the_checkout_page_prefills_the_buyer_from_a_follow_up_link(tenant, client_for):

@@ -37,10 +37,29 @@
     else formError.focus();
   }
 
+  var UNREADABLE = "The store could not process this step, and nothing has been charged. " +
+                   "Check your connection and try again in a moment.";
+
+  // Every answer becomes an object with an error the buyer can read: a proxy's HTML error
+  // page, an empty body or a dropped connection must never surface as a parser message.
+  function readAnswer(r) {
+    var type = r.headers.get("Content-Type") || "";
+    if (type.indexOf("application/json") === -1) {
+      return {_status: r.status, status: "error", error: UNREADABLE};
+    }
+    return r.json().then(function (j) {
+      if (!j || typeof j !== "object") j = {};
+      j._status = r.status;
+      if (r.status >= 400 && typeof j.error !== "string") { j.status = "error"; j.error = UNREADABLE; }
+      return j;
+    }, function () { return {_status: r.status, status: "error", error: UNREADABLE}; });
+  }
+
   function post(url, data) {
     var body = data instanceof FormData ? data : new URLSearchParams(data);
-    return fetch(url, {method: "POST", body: body, headers: {"X-CSRFToken": csrf}, credentials: "same-origin"})
-      .then(function (r) { return r.json().then(function (j) { j._status = r.status; return j; }); });
+    return fetch(url, {method: "POST", body: body, credentials: "same-origin",
+                       headers: {"X-CSRFToken": csrf, "Accept": "application/json"}})
+      .then(readAnswer, function () { return {_status: 0, status: "error", error: UNREADABLE}; });
   }
 
   function refreshQuote() {
@@ -50,11 +69,12 @@
     // The buyer must not pay a total that is still being recomputed.
     quoting += 1; payButton.disabled = true;
     var mine = ++quoteSeq;  // answers can arrive out of order: only the latest one counts
-    fetch(form.dataset.quoteUrl + "?" + params.toString(), {credentials: "same-origin"})
-      .then(function (r) { return r.json(); })
+    fetch(form.dataset.quoteUrl + "?" + params.toString(),
+          {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(readAnswer, function () { return {_status: 0, error: UNREADABLE}; })
       .then(function (q) {
         if (mine !== quoteSeq) return;
-        if (q.error) { showError(q.error, q.field || "country"); return; }
+        if (q.error) { showError(q.error, q.field || (q._status === 400 ? "country" : "")); return; }
         clearErrors();
         var rows = document.getElementById("summary-lines");
         rows.innerHTML = "";
