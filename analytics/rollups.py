@@ -264,7 +264,11 @@ TRUNCATE _ord;
 
 
 def rollups_refresh() -> dict[str, int]:
-    """Fold everything queued into the read models; returns how many events and orders."""
+    """Fold everything queued into the read models; returns how many events and orders.
+    Queued page views (analytics/pageviews.py) join the event log first."""
+    from analytics.pageviews import page_views_flush
+
+    page_views_flush()
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
         _run(cursor, _EVENTS_TEMP + _ORD_TEMP)

@@ -106,6 +106,7 @@ REFUND_FIGURES = [
 def _views(f: MetricFilter) -> dict[str, tuple[list[str], Any]]:
     return {
         "funnel": (["step", "events", "visitors"], lambda: selectors.funnel(f)),
+        "traffic": (["sessions", "visitors"], lambda: [selectors.traffic(f)]),
         "order_value": (
             [
                 "currency",

@@ -104,6 +104,12 @@ class FunnelStepOut(serializers.Serializer):
     visitors = serializers.IntegerField()
 
 
+class TrafficOut(serializers.Serializer):
+    sessions = serializers.IntegerField(help_text="Distinct visitor × UTC day with a page view "
+                                        "or checkout start in the range.")
+    visitors = serializers.IntegerField(help_text="Distinct visitors in the range.")
+
+
 class OrderValueOut(serializers.Serializer):
     currency = serializers.CharField()
     orders = serializers.IntegerField(help_text="Orders paid in the range.")
@@ -197,6 +203,11 @@ class MetricViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"])
     def funnel(self, request):
         return Response(FunnelStepOut(selectors.funnel(self._filter()[0]), many=True).data)
+
+    @_metric(MetricQuery, TrafficOut, "Sessions and visitors.")
+    @action(detail=False, methods=["get"])
+    def traffic(self, request):
+        return Response(TrafficOut(selectors.traffic(self._filter()[0])).data)
 
     @_metric(MetricQuery, OrderValueOut(many=True),
              "Per currency: paid orders, gross and net revenue, AOV, revenue per session and "

@@ -16,6 +16,17 @@ from tests.factories import OfferFactory, ProductFactory
 UTC = dt.UTC
 
 
+@pytest.fixture(autouse=True)
+def _page_view_memory():
+    """The suite clears Redis after each test; the page-view recorder's per-process memory
+    (the day's salt, the keys it saw) goes with it."""
+    from analytics import pageviews
+
+    pageviews.local_state_clear()
+    yield
+    pageviews.local_state_clear()
+
+
 def at(month: int, day: int, hour: int = 12, second: int = 0) -> dt.datetime:
     return dt.datetime(2026, month, day, hour, 0, second, tzinfo=UTC)
 

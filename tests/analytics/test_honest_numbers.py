@@ -250,6 +250,11 @@ def test_the_dashboard_its_csv_and_the_api_show_the_same_figures(workload, owner
         assert from_api.status_code == 200, from_api.content
         page = owner_client.get("/admin/analytics/dashboard/", dash_params)
         assert page.status_code == 200
+        traffic_api = api.get("/api/v1/metrics/traffic/", api_params).json()
+        [traffic_csv] = _csv(owner_client, "traffic", **dash_params)
+        [traffic_page] = page.context["data"]["traffic"]
+        assert {k: str(v) for k, v in traffic_api.items()} == traffic_csv == {
+            k: str(v) for k, v in traffic_page.items()}
         [on_page] = page.context["data"]["order_value"]
         [in_csv] = _csv(owner_client, "order_value", **dash_params)
         [in_api] = from_api.json()

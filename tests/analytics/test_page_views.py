@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.core import signing
+from django.core.cache import cache
 from django.test import Client
 
 from analytics import pageviews
 from analytics.models import Event
+from analytics.rollups import rollups_refresh
 from storefront.attribution import COOKIE
 from tests.factories import ProductFactory
 
@@ -26,6 +28,7 @@ def _browser(address: str = "198.51.100.20", agent: str = BROWSER, **headers) ->
 
 
 def _views():
+    pageviews.page_views_flush()  # as every rollups_refresh does first
     return list(Event.objects.filter(name="page_viewed").order_by("pk"))
 
 
@@ -61,9 +64,7 @@ def test_the_visitor_id_holds_no_address_or_agent_and_changes_with_the_days_salt
     [view] = _views()
     assert len(view.visitor_id) == 16 and "198" not in view.visitor_id
     first = view.visitor_id
-    pageviews._salts.clear()
-    from django.core.cache import cache
-
+    pageviews.local_state_clear()
     cache.clear()  # a new day: a new salt
     _browser("198.51.100.44").get("/p/course/")
     assert _views()[-1].visitor_id != first
@@ -88,10 +89,35 @@ def test_prefetches_are_not_views(product, header):
     assert _views() == []
 
 
-def test_the_page_is_served_when_the_view_cannot_be_recorded(product, monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError("event log unavailable")
+def test_the_page_is_served_when_the_view_cannot_be_queued(product, monkeypatch):
+    def broken():
+        raise ConnectionError("redis unavailable")
 
-    monkeypatch.setattr(pageviews, "event_append", broken)
+    monkeypatch.setattr(pageviews, "_redis", broken)
+    monkeypatch.setattr(pageviews, "_script", None)
     assert _browser().get("/p/course/").status_code == 200
+    monkeypatch.undo()
     assert _views() == []
+
+
+def test_views_wait_in_the_queue_until_a_refresh_moves_them_once(product):
+    _browser("198.51.100.50").get("/p/course/")
+    _browser("198.51.100.51").get("/p/course/")
+    assert not Event.objects.filter(name="page_viewed").exists()  # queued, not yet written
+    assert rollups_refresh()["events"] == 2  # the refresh flushes first, then counts them
+    assert Event.objects.filter(name="page_viewed").count() == 2
+    assert pageviews.page_views_flush() == 0
+
+
+def test_an_unreadable_queued_view_is_skipped_and_the_rest_are_moved(product):
+    pageviews._redis().rpush(cache.make_key(pageviews.QUEUE), b"not json")
+    _browser().get("/p/course/")
+    assert pageviews.page_views_flush() == 1
+    assert Event.objects.filter(name="page_viewed").count() == 1
+
+
+def test_a_flush_takes_the_queue_in_batches(product):
+    for n in range(5):
+        _browser(f"198.51.100.{60 + n}").get("/p/course/")
+    assert pageviews.page_views_flush(batch=2) == 5
+    assert Event.objects.filter(name="page_viewed").count() == 5
