@@ -22,7 +22,6 @@ from partners.services import api_key_create
 from storefront.models import FollowUpSend, Order, OrderLine
 from storefront.services import followups
 from tests import gateway_helpers as gw
-from tests.admin.conftest import OWNER_ADDRESS, OWNER_AGENT
 from tests.factories import OfferFactory
 from tests.upsell.helpers import buy, make_catalog, offer_token
 
