@@ -443,6 +443,9 @@ def rollups_rebuild(*, progress: Progress | None = None) -> dict[str, int]:
     """Recompute every read model from the source tables (the backfill), set-based: one
     statement per read model, with a progress line after each."""
     say = progress or (lambda _msg: None)
+    from analytics.pageviews import page_views_flush
+
+    page_views_flush()
     windows = ", ".join(
         f"coalesce(sum(CASE WHEN le.kind = 'charge' THEN le.amount ELSE -le.amount END) "
         f"FILTER (WHERE le.created_at < f.paid_at + interval '{d} days'), 0) AS net{d}"

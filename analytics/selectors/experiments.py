@@ -5,20 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from analytics.models import Assignment, Experiment
-from analytics.selectors.common import ACCEPTED, _rows, ledger_matches_order
+from analytics.selectors.common import _rows, ledger_matches_line, ledger_matches_order
 
 
 def experiment_arm_stats(experiment: Experiment) -> list[dict[str, Any]]:
     """Per arm, counted from the experiment's start: visitors assigned, those who took the
-    offer, those who bought (a paid order), gross and net revenue, buyers with a refund or
-    chargeback, and buyers with two or more paid orders (repeat purchase)."""
+    offer (a paid line of it, as take rates count takes: docs/metrics.md), those who bought
+    (a paid order), gross and net revenue, buyers with a refund or chargeback, and buyers
+    with two or more paid orders (repeat purchase)."""
     since = experiment.started_at or experiment.created_at
     return _rows(
         f"""
         WITH a AS (SELECT visitor_key, variant FROM {{assignment}} WHERE experiment_id = %s),
         took AS (
-            SELECT DISTINCT e.visitor_id FROM {{event}} e JOIN a ON a.visitor_key = e.visitor_id
-            WHERE e.offer_id = %s AND e.name = ANY(%s) AND e.occurred_at >= %s
+            SELECT DISTINCT o.visitor_id FROM {{order}} o JOIN a ON a.visitor_key = o.visitor_id
+            JOIN {{line}} l ON l.order_id = o.id
+            WHERE l.offer_id = %s AND l.created_at >= %s AND o.paid_at IS NOT NULL
+              AND EXISTS (SELECT 1 FROM {{ledger}} le WHERE {ledger_matches_line("le", "l")}
+                          AND le.kind = 'charge')
         ),
         orders AS (
             SELECT o.visitor_id, o.id FROM {{order}} o JOIN a ON a.visitor_key = o.visitor_id
@@ -41,7 +45,7 @@ def experiment_arm_stats(experiment: Experiment) -> list[dict[str, Any]]:
         LEFT JOIN per_visitor pv ON pv.visitor_id = a.visitor_key
         GROUP BY a.variant ORDER BY a.variant
         """,
-        [experiment.pk, experiment.offer_id, list(ACCEPTED), since, since],
+        [experiment.pk, experiment.offer_id, since, since],
     )
 
 
