@@ -70,8 +70,9 @@ def local_state_clear() -> None:
     _seen.clear()
 
 
-def page_view_countable(*, user_agent: str, sec_purpose: str = "", purpose: str = "",
-                        x_moz: str = "") -> bool:
+def page_view_countable(
+    *, user_agent: str, sec_purpose: str = "", purpose: str = "", x_moz: str = ""
+) -> bool:
     """False for robots and for prefetches/prerenders (`Sec-Purpose: prefetch`,
     `Purpose: prefetch`, `X-Moz: prefetch`): the page was fetched, nobody saw it."""
     if any("prefetch" in h.lower() for h in (sec_purpose, purpose, x_moz)):
@@ -103,27 +104,41 @@ def _redis():
     return get_redis_connection("default")
 
 
-def page_view_record(*, visitor_id: str, page: str, product_id: int | None = None,
-                     source: str = "", medium: str = "", campaign: str = "") -> bool:
+def page_view_record(
+    *,
+    visitor_id: str,
+    page: str,
+    product_id: int | None = None,
+    source: str = "",
+    medium: str = "",
+    campaign: str = "",
+) -> bool:
     """Queue a PAGE_VIEWED unless this visitor saw this page in the window; True if queued.
     Never raises: a page is served whether or not its view could be recorded."""
     global _script
     if not visitor_id:
         return False
     key = cache.make_key(
-        "pageview:" + hashlib.sha256(f"{visitor_id}\x1f{page}".encode()).hexdigest()[:24])
+        "pageview:" + hashlib.sha256(f"{visitor_id}\x1f{page}".encode()).hexdigest()[:24]
+    )
     now = time.monotonic()
     if _seen.get(key, 0.0) > now:
         return False  # this process saw it in the window
-    view = json.dumps({
-        "at": timezone.now().isoformat(), "visitor_id": visitor_id, "product_id": product_id,
-        "source": source, "medium": medium, "campaign": campaign, "page": page[:200],
-    })
+    view = json.dumps(
+        {
+            "at": timezone.now().isoformat(),
+            "visitor_id": visitor_id,
+            "product_id": product_id,
+            "source": source,
+            "medium": medium,
+            "campaign": campaign,
+            "page": page[:200],
+        }
+    )
     try:
         if _script is None:
             _script = _redis().register_script(_RECORD)
-        queued = _script(keys=[key, cache.make_key(QUEUE)],
-                         args=[WINDOW_SECONDS, view, MAX_QUEUED])
+        queued = _script(keys=[key, cache.make_key(QUEUE)], args=[WINDOW_SECONDS, view, MAX_QUEUED])
     except Exception:
         logger.exception("page view not recorded")
         return False
@@ -137,9 +152,12 @@ def _event(raw: bytes) -> Event | None:
     try:
         view = json.loads(raw)
         return Event(
-            name=EventName.PAGE_VIEWED, occurred_at=dt.datetime.fromisoformat(view["at"]),
-            visitor_id=str(view["visitor_id"])[:64], product_id=view.get("product_id"),
-            source=str(view.get("source", ""))[:100], medium=str(view.get("medium", ""))[:100],
+            name=EventName.PAGE_VIEWED,
+            occurred_at=dt.datetime.fromisoformat(view["at"]),
+            visitor_id=str(view["visitor_id"])[:64],
+            product_id=view.get("product_id"),
+            source=str(view.get("source", ""))[:100],
+            medium=str(view.get("medium", ""))[:100],
             campaign=str(view.get("campaign", ""))[:100],
             properties={"page": str(view.get("page", ""))[:200]},
         )

@@ -31,7 +31,7 @@ def order_reference(order_id: int) -> str:
 
 
 def order_reference_parse(reference: str) -> int | None:
-    """"order:42" → 42; anything else → None."""
+    """ "order:42" → 42; anything else → None."""
     head, sep, tail = reference.partition(":")
     if head != ORDER or not sep or not tail.isdigit() or len(tail) > 18:
         return None
@@ -46,7 +46,7 @@ def order_purpose(order_id: int, what: str) -> str:
 
 
 def order_purpose_parse(purpose: str) -> tuple[int, str] | None:
-    """"order:42:primary" → (42, "primary"); anything else → None."""
+    """ "order:42:primary" → (42, "primary"); anything else → None."""
     parts = purpose.split(":")
     if len(parts) != 3 or parts[0] != ORDER or not parts[1].isdigit() or len(parts[1]) > 18:
         return None
@@ -63,7 +63,7 @@ def line_key(*, kind: str, line_id: int | None, order_id: int) -> str:
 
 
 def line_key_parse(key: str) -> tuple[str, int] | None:
-    """"line:7" → ("line", 7) (a line id); "upsell:42" → ("upsell", 42) (an order id)."""
+    """ "line:7" → ("line", 7) (a line id); "upsell:42" → ("upsell", 42) (an order id)."""
     head, sep, tail = key.partition(":")
     if not sep or not tail.isdigit() or (head != LINE and head not in KEYED_BY_ORDER):
         return None

@@ -261,8 +261,11 @@ def time_to_charge(f: MetricFilter) -> dict[str, Any]:
     if f.source is not None or f.product_id or f.offer_id:
         o = _Where()
         _order_filters(o, f)
-        w.add(f"EXISTS (SELECT 1 FROM {{order}} o WHERE {ledger_matches_order('a', 'o.id')} "
-              f"AND {o.sql})", *o.params)
+        w.add(
+            f"EXISTS (SELECT 1 FROM {{order}} o WHERE {ledger_matches_order('a', 'o.id')} "
+            f"AND {o.sql})",
+            *o.params,
+        )
     rows = _rows(
         f"""
         SELECT count(*) AS charges,

@@ -62,15 +62,20 @@ def _recomputed_refunds() -> dict[str, dict[str, int]]:
     the line's own key, as the writers key it)."""
     out: dict[str, dict[str, int]] = {}
     for line in _paid_lines():
-        ledger = LedgerEntry.objects.filter(reference=line.order.reference,
-                                            line_key=line.line_key)
+        ledger = LedgerEntry.objects.filter(reference=line.order.reference, line_key=line.line_key)
         charged = sum(e.amount for e in ledger if e.kind == "charge")
         refunded = sum(e.amount for e in ledger if e.kind == "refund")
-        assert refunded == sum(r.amount for r in Refund.objects.filter(
-            reference=line.order.reference, line_key=line.line_key,
-            status=RefundStatus.SUCCEEDED))
-        row = out.setdefault(line.kind, dict.fromkeys(
-            ("sold", "full", "partial", "charged", "refunded"), 0))
+        assert refunded == sum(
+            r.amount
+            for r in Refund.objects.filter(
+                reference=line.order.reference,
+                line_key=line.line_key,
+                status=RefundStatus.SUCCEEDED,
+            )
+        )
+        row = out.setdefault(
+            line.kind, dict.fromkeys(("sold", "full", "partial", "charged", "refunded"), 0)
+        )
         row["sold"] += charged > 0
         row["full"] += charged > 0 and refunded >= charged
         row["partial"] += 0 < refunded < charged
@@ -83,7 +88,8 @@ def _recomputed_traffic(source: str | None = None) -> tuple[int, int]:
     """(sessions, visitors): distinct visitor-days and visitors with a page view or checkout
     start."""
     events = Event.objects.filter(name__in=["page_viewed", "checkout_initiated"]).exclude(
-        visitor_id="")
+        visitor_id=""
+    )
     if source is not None:
         events = events.filter(source=source)
     pairs = {(e.visitor_id, e.occurred_at.astimezone(dt.UTC).date()) for e in events}
@@ -145,8 +151,13 @@ def test_a_mixed_workload_gives_the_figures_the_buyers_side_and_the_source_table
     assert returned == sum(f["amount"] for f in w.refunds.values())
     [value] = selectors.order_value(MetricFilter())
     assert value == {
-        "currency": "USD", "orders": 6, "sessions": 9, "visitors": 9, "gross": gross,
-        "net": gross - returned, "aov": _per_unit(gross, 6),
+        "currency": "USD",
+        "orders": 6,
+        "sessions": 9,
+        "visitors": 9,
+        "gross": gross,
+        "net": gross - returned,
+        "aov": _per_unit(gross, 6),
         "net_aov": _per_unit(gross - returned, 6),
         "revenue_per_session": _per_unit(gross, 9),
         "net_revenue_per_session": _per_unit(gross - returned, 9),
@@ -164,11 +175,19 @@ def test_a_mixed_workload_gives_the_figures_the_buyers_side_and_the_source_table
         known = w.refunds.get(kind, {"full": 0, "partial": 0, "amount": 0})
         again = recomputed_refunds[kind]
         assert (row["sold"], row["refunded_lines"], row["partially_refunded_lines"]) == (
-            sold[kind], known["full"], known["partial"]), kind
+            sold[kind],
+            known["full"],
+            known["partial"],
+        ), kind
         assert (again["sold"], again["full"], again["partial"]) == (
-            sold[kind], known["full"], known["partial"]), kind
+            sold[kind],
+            known["full"],
+            known["partial"],
+        ), kind
         assert (row["charged_amount"], row["refunded_amount"]) == (
-            again["charged"], known["amount"]), kind
+            again["charged"],
+            known["amount"],
+        ), kind
         assert row["refund_rate"] == _share(known["full"], sold[kind]), kind
         assert row["partial_refund_rate"] == _share(known["partial"], sold[kind]), kind
         assert row["refund_rate_amount"] == _share(known["amount"], again["charged"]), kind
@@ -178,10 +197,16 @@ def test_a_mixed_workload_gives_the_figures_the_buyers_side_and_the_source_table
 
     # Takes are paid lines: e's ticked bump and d's abandoned upsell are not takes.
     c = w.catalog
-    takes = {r["offer"]: (r["offered"], r["accepted"], r["taken"])
-             for r in selectors.take_rates(MetricFilter(), by="offer")}
-    assert takes == {c["bump"].pk: (6, 2, 2), c["upsell"].pk: (6, 2, 1),
-                     c["downsell"].pk: (4, 1, 1), c["cross_sell"].pk: (1, 1, 1)}
+    takes = {
+        r["offer"]: (r["offered"], r["accepted"], r["taken"])
+        for r in selectors.take_rates(MetricFilter(), by="offer")
+    }
+    assert takes == {
+        c["bump"].pk: (6, 2, 2),
+        c["upsell"].pk: (6, 2, 1),
+        c["downsell"].pk: (4, 1, 1),
+        c["cross_sell"].pk: (1, 1, 1),
+    }
 
     # "Direct" is a filter value of its own: c, d and h came without a source.
     [direct] = selectors.order_value(MetricFilter(source=""))
@@ -235,15 +260,20 @@ def _text(value) -> str:
 
 
 def test_the_dashboard_its_csv_and_the_api_show_the_same_figures(workload, owner_client):  # noqa: F811
-    api = Client(HTTP_HOST=HOST, HTTP_AUTHORIZATION="Bearer "
-                 + api_key_create(name="reader", scope=ApiKey.Scope.READ).token)
+    api = Client(
+        HTTP_HOST=HOST,
+        HTTP_AUTHORIZATION="Bearer " + api_key_create(name="reader", scope=ApiKey.Scope.READ).token,
+    )
     today = timezone.now().astimezone(dt.UTC).date()
     tomorrow = today + dt.timedelta(days=1)
     day = {"start": today.isoformat(), "end": tomorrow.isoformat()}
     api_day = {"start": f"{today}T00:00:00Z", "end": f"{tomorrow}T00:00:00Z"}
-    for dash_params, api_params in [({}, {}), (day, api_day),
-                                    ({"source": "(direct)"}, {"source": "(direct)"}),
-                                    ({**day, "source": "ig"}, {**api_day, "source": "ig"})]:
+    for dash_params, api_params in [
+        ({}, {}),
+        (day, api_day),
+        ({"source": "(direct)"}, {"source": "(direct)"}),
+        ({**day, "source": "ig"}, {**api_day, "source": "ig"}),
+    ]:
         # Nothing refreshed the read models since the workload: the API refreshes before it
         # reads, as the dashboard does.
         from_api = api.get("/api/v1/metrics/order-value/", api_params)
@@ -253,31 +283,53 @@ def test_the_dashboard_its_csv_and_the_api_show_the_same_figures(workload, owner
         traffic_api = api.get("/api/v1/metrics/traffic/", api_params).json()
         [traffic_csv] = _csv(owner_client, "traffic", **dash_params)
         [traffic_page] = page.context["data"]["traffic"]
-        assert {k: str(v) for k, v in traffic_api.items()} == traffic_csv == {
-            k: str(v) for k, v in traffic_page.items()}
+        assert (
+            {k: str(v) for k, v in traffic_api.items()}
+            == traffic_csv
+            == {k: str(v) for k, v in traffic_page.items()}
+        )
         [on_page] = page.context["data"]["order_value"]
         [in_csv] = _csv(owner_client, "order_value", **dash_params)
         [in_api] = from_api.json()
-        for figure in ("orders", "sessions", "visitors", "gross", "net", "revenue_per_session",
-                       "net_revenue_per_session", "revenue_per_visitor"):
+        for figure in (
+            "orders",
+            "sessions",
+            "visitors",
+            "gross",
+            "net",
+            "revenue_per_session",
+            "net_revenue_per_session",
+            "revenue_per_visitor",
+        ):
             assert _text(on_page[figure]) == in_csv[figure] == _text(in_api[figure]), figure
         refunds_api = api.get("/api/v1/metrics/refund-rates/", {**api_params, "by": "kind"}).json()
         refunds_csv = _csv(owner_client, "refunds_kind", **dash_params)
         refunds_page = page.context["data"]["refunds_kind"]
-        assert [r["kind"] for r in refunds_api] == [r["kind"] for r in refunds_csv] == [
-            r["kind"] for r in refunds_page]
+        assert (
+            [r["kind"] for r in refunds_api]
+            == [r["kind"] for r in refunds_csv]
+            == [r["kind"] for r in refunds_page]
+        )
         for a, c, p in zip(refunds_api, refunds_csv, refunds_page, strict=True):
-            for figure in ("sold", "refunded_lines", "partially_refunded_lines", "refund_rate",
-                           "refund_rate_amount", "refunded_amount"):
+            for figure in (
+                "sold",
+                "refunded_lines",
+                "partially_refunded_lines",
+                "refund_rate",
+                "refund_rate_amount",
+                "refunded_amount",
+            ):
                 assert _text(p[figure]) == c[figure] == _text(a[figure]), (a["kind"], figure)
         funnel_api = api.get("/api/v1/metrics/funnel/", api_params).json()
         assert [(r["step"], str(r["events"]), str(r["visitors"])) for r in funnel_api] == [
-            (r["step"], r["events"], r["visitors"]) for r in _csv(owner_client, "funnel",
-                                                                   **dash_params)]
+            (r["step"], r["events"], r["visitors"])
+            for r in _csv(owner_client, "funnel", **dash_params)
+        ]
         takes_api = api.get("/api/v1/metrics/take-rates/", api_params).json()
         assert [(str(r["offer"]), str(r["taken"]), _text(r["rate"])) for r in takes_api] == [
-            (r["offer"], r["taken"], r["rate"]) for r in _csv(owner_client, "take_rates_offer",
-                                                              **dash_params)]
+            (r["offer"], r["taken"], r["rate"])
+            for r in _csv(owner_client, "take_rates_offer", **dash_params)
+        ]
     # The figures are the workload's: six paid orders over nine sessions; three direct.
     everything = api.get("/api/v1/metrics/order-value/").json()[0]
     direct = api.get("/api/v1/metrics/order-value/", {"source": "(direct)"}).json()[0]

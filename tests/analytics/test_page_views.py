@@ -53,8 +53,12 @@ def test_two_browsers_are_two_visitors(product):
 
 def test_a_browser_refusing_cookies_is_still_one_visitor_for_the_day(product):
     for _ in range(3):
-        Client(HTTP_HOST=HOST, REMOTE_ADDR="198.51.100.30", HTTP_USER_AGENT=BROWSER,
-               enforce_csrf_checks=False).get("/p/course/")
+        Client(
+            HTTP_HOST=HOST,
+            REMOTE_ADDR="198.51.100.30",
+            HTTP_USER_AGENT=BROWSER,
+            enforce_csrf_checks=False,
+        ).get("/p/course/")
     assert len(_views()) == 1
 
 
@@ -70,20 +74,32 @@ def test_the_visitor_id_holds_no_address_or_agent_and_changes_with_the_days_salt
     assert _views()[-1].visitor_id != first
 
 
-@pytest.mark.parametrize("agent", [
-    "", "Googlebot/2.1 (+http://www.google.com/bot.html)",
-    "Mozilla/5.0 (compatible; bingbot/2.0)", "facebookexternalhit/1.1", "curl/8.5.0",
-    "python-requests/2.32", "Mozilla/5.0 HeadlessChrome/120.0",
-])
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "",
+        "Googlebot/2.1 (+http://www.google.com/bot.html)",
+        "Mozilla/5.0 (compatible; bingbot/2.0)",
+        "facebookexternalhit/1.1",
+        "curl/8.5.0",
+        "python-requests/2.32",
+        "Mozilla/5.0 HeadlessChrome/120.0",
+    ],
+)
 def test_robots_are_not_visitors(product, agent):
     assert _browser(agent=agent).get("/p/course/").status_code == 200
     assert _views() == []
 
 
-@pytest.mark.parametrize("header", [
-    {"HTTP_SEC_PURPOSE": "prefetch"}, {"HTTP_SEC_PURPOSE": "prefetch;prerender"},
-    {"HTTP_PURPOSE": "prefetch"}, {"HTTP_X_MOZ": "prefetch"},
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"HTTP_SEC_PURPOSE": "prefetch"},
+        {"HTTP_SEC_PURPOSE": "prefetch;prerender"},
+        {"HTTP_PURPOSE": "prefetch"},
+        {"HTTP_X_MOZ": "prefetch"},
+    ],
+)
 def test_prefetches_are_not_views(product, header):
     assert _browser(**header).get("/p/course/").status_code == 200
     assert _views() == []

@@ -43,8 +43,7 @@ class Workload:
 
 def visitor(name: str, n: int, source: str | None) -> Client:
     """A browser of its own (address, User-Agent, cookie jar) arriving on the product page."""
-    return Client(HTTP_HOST=HOST, REMOTE_ADDR=f"203.0.113.{n}",
-                  HTTP_USER_AGENT=f"{BROWSER} {name}")
+    return Client(HTTP_HOST=HOST, REMOTE_ADDR=f"203.0.113.{n}", HTTP_USER_AGENT=f"{BROWSER} {name}")
 
 
 def _arrive(w: Workload, client: Client, name: str, source: str | None) -> None:
@@ -56,9 +55,10 @@ def _arrive(w: Workload, client: Client, name: str, source: str | None) -> None:
 
 
 def _declined_checkout(client: Client) -> Order:
-    started = client.post("/checkout/course/start",
-                          {"email": "declined@example.com", "country": "DE", "region": "",
-                           "save_card": "on"}).json()
+    started = client.post(
+        "/checkout/course/start",
+        {"email": "declined@example.com", "country": "DE", "region": "", "save_card": "on"},
+    ).json()
     order = Order.objects.get(token=started["order"])
     gw.confirm_card_setup(order.setup_ref, gw.CARD_DECLINE_AT_CHARGE)
     paid = client.post(started["pay_url"], {"setup_intent": order.setup_ref})
@@ -73,8 +73,7 @@ def _buy_3ds(client: Client, email: str) -> Order:
     paid = client.post(f"/o/{order.token}/pay", {"setup_intent": order.setup_ref}).json()
     assert paid["status"] == "requires_action", paid
     purpose = orderkeys.order_purpose(order.pk, orderkeys.PRIMARY)
-    [intent] = [i for i in gw.payment_intents()
-                if i.metadata.to_dict().get("purpose") == purpose]
+    [intent] = [i for i in gw.payment_intents() if i.metadata.to_dict().get("purpose") == purpose]
     gw.authenticate(intent.id, paid["client_secret"])
     confirmed = client.post(f"/o/{order.token}/confirm").json()
     assert confirmed["status"] == "paid", confirmed
@@ -101,9 +100,12 @@ def _cross_sell(client: Client, order: Order) -> None:
 
 def api_refund(w: Workload, line: OrderLine, amount: int, key: str) -> None:
     api = Client(HTTP_HOST=HOST, HTTP_AUTHORIZATION=f"Bearer {w.api_key}")
-    done = api.post(f"/api/v1/orders/{line.order_id}/refunds/",
-                    {"line_id": line.pk, "amount": amount, "reason": "asked"},
-                    content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
+    done = api.post(
+        f"/api/v1/orders/{line.order_id}/refunds/",
+        {"line_id": line.pk, "amount": amount, "reason": "asked"},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
     assert done.status_code == 201, done.content
     assert done.json()["status"] == "succeeded"
 
@@ -113,15 +115,27 @@ def admin_refund(w: Workload, line: OrderLine, amount: int) -> None:
     form = {"action": "refund_lines", "_selected_action": [line.order_id], "index": 0}
     page = w.owner.post(url, form)
     key = page.context["form"]["refund_key"].value()
-    done = w.owner.post(url, {**form, "apply": "Refund", "refund_key": key, "reason": "asked",
-                              f"amount_{line.pk}": f"{amount / 100:.2f}"}, follow=True)
+    done = w.owner.post(
+        url,
+        {
+            **form,
+            "apply": "Refund",
+            "refund_key": key,
+            "reason": "asked",
+            f"amount_{line.pk}": f"{amount / 100:.2f}",
+        },
+        follow=True,
+    )
     assert done.status_code == 200
 
 
 def _refunded(w: Workload, line: OrderLine, amount: int | None, *, via: str) -> None:
     amount = amount or line.total_amount  # None: in full
-    (api_refund(w, line, amount, f"wl-{line.pk}") if via == "api"
-     else admin_refund(w, line, amount))
+    (
+        api_refund(w, line, amount, f"wl-{line.pk}")
+        if via == "api"
+        else admin_refund(w, line, amount)
+    )
     figures = w.refunds.setdefault(line.kind, {"full": 0, "partial": 0, "amount": 0})
     figures["full" if amount == line.total_amount else "partial"] += 1
     figures["amount"] += amount
@@ -129,16 +143,29 @@ def _refunded(w: Workload, line: OrderLine, amount: int | None, *, via: str) -> 
 
 def run_workload(owner: Client) -> Workload:
     core, bump, upsell, downsell = make_catalog()
-    cross = OfferFactory(kind=OfferKind.CROSS_SELL, trigger_product=core, price_amount=900,
-                         product__name="Lightroom presets", followup_delays_hours=[24])
-    w = Workload(catalog={"core": core, "bump": bump, "upsell": upsell, "downsell": downsell,
-                          "cross_sell": cross})
+    cross = OfferFactory(
+        kind=OfferKind.CROSS_SELL,
+        trigger_product=core,
+        price_amount=900,
+        product__name="Lightroom presets",
+        followup_delays_hours=[24],
+    )
+    w = Workload(
+        catalog={
+            "core": core,
+            "bump": bump,
+            "upsell": upsell,
+            "downsell": downsell,
+            "cross_sell": cross,
+        }
+    )
     w.api_key = api_key_create(name="workload", scope=ApiKey.Scope.WRITE).token
     w.owner = owner
 
     # Not visitors: a crawler and a browser's prefetch of the page.
     Client(HTTP_HOST=HOST, HTTP_USER_AGENT="Mozilla/5.0 (compatible; Googlebot/2.1)").get(
-        "/p/course/")
+        "/p/course/"
+    )
     Client(HTTP_HOST=HOST, HTTP_USER_AGENT=BROWSER, HTTP_SEC_PURPOSE="prefetch").get("/p/course/")
 
     # look (ig): the store page and the product page, buys nothing.
