@@ -282,6 +282,23 @@ class VisitorFirstDay(models.Model):
         return f"{self.day} {self.step} {self.scope}: {self.visitors}"
 
 
+class VisitorDay(models.Model):
+    """A visitor active (a page view or checkout start) on a UTC day, over all sources (scope
+    "*") and within their source (scope "=<source>"): one row is one session."""
+
+    day = models.DateField()
+    scope = models.CharField(max_length=101)
+    visitor_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "scope", "visitor_id"], name="visitorday_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.scope} {self.visitor_id}"
+
+
 class OrderSummary(models.Model):
     """One paid order's money from the ledger (minor units) and what it is filtered by."""
 
@@ -296,6 +313,10 @@ class OrderSummary(models.Model):
     charged = models.BigIntegerField()
     refunded = models.BigIntegerField()
     charged_back = models.BigIntegerField()
+    # Offers shown on the order, accepted (ticked or clicked) and taken (a charged line).
+    offered_ids = ArrayField(models.BigIntegerField(), default=list)
+    accepted_ids = ArrayField(models.BigIntegerField(), default=list)
+    taken_ids = ArrayField(models.BigIntegerField(), default=list)
 
     class Meta:
         indexes = [models.Index(fields=["paid_at"], name="ordersummary_paid_idx")]
@@ -305,12 +326,15 @@ class OrderSummary(models.Model):
 
 
 class OfferLineSummary(models.Model):
-    """One offer line's charges, refunds and chargebacks (refund and chargeback rates)."""
+    """One line of a paid order (every kind, core included) with its charges, refunds and
+    chargebacks from the ledger, matched by line key (refund and chargeback rates)."""
 
     line_id = models.BigIntegerField(primary_key=True)
     order_id = models.BigIntegerField(db_index=True)
-    offer_id = models.BigIntegerField()
+    kind = models.CharField(max_length=12, default="core")
+    offer_id = models.BigIntegerField(null=True)
     created_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True)  # the order's
     source = models.CharField(max_length=100)
     core_product_id = models.BigIntegerField(null=True)
     charged = models.BigIntegerField()

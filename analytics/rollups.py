@@ -24,7 +24,17 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
-from analytics.selectors import FUNNEL_STEPS, LTV_DAYS, SESSION_EVENTS, _t
+from analytics.selectors import (
+    ACCEPTED,
+    FUNNEL_STEPS,
+    LTV_DAYS,
+    OFFERED,
+    SESSION_EVENTS,
+    _t,
+    ledger_matches_line,
+    step_sql,
+)
+from core import orderkeys
 
 Progress = Callable[[str], None]
 
@@ -39,6 +49,7 @@ def _tables() -> dict[str, str]:
         "eventday": _t("analytics.EventDay"),
         "vfirst": _t("analytics.VisitorFirst"),
         "vfirstday": _t("analytics.VisitorFirstDay"),
+        "vday": _t("analytics.VisitorDay"),
         "osum": _t("analytics.OrderSummary"),
         "lsum": _t("analytics.OfferLineSummary"),
         "csum": _t("analytics.CustomerSummary"),
@@ -60,11 +71,12 @@ def _lock(cursor) -> None:
 
 
 # --- events ---------------------------------------------------------------------------------
-# _ev holds the events to add (id, name, occurred_at, visitor_id, source, offer_id).
+# _ev holds the events to add (id, funnel step as name, occurred_at, visitor_id, source,
+# offer_id, order_id).
 
 _EVENTS_TEMP = """
 CREATE TEMP TABLE IF NOT EXISTS _ev (id bigint, name text, occurred_at timestamptz,
-    visitor_id text, source text, offer_id bigint) ON COMMIT DROP;
+    visitor_id text, source text, offer_id bigint, order_id bigint) ON COMMIT DROP;
 TRUNCATE _ev;
 """
 
@@ -79,6 +91,17 @@ def _events_add(cursor) -> None:
         FROM _ev GROUP BY 1, 2, 3, 4
         ON CONFLICT (day, name, source, offer_id)
         DO UPDATE SET events = {eventday}.events + EXCLUDED.events""",
+    )
+    # One session per visitor and UTC day, over all sources and within each.
+    _run(
+        cursor,
+        """
+        INSERT INTO {vday} (day, scope, visitor_id)
+        SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date, s.scope, visitor_id
+        FROM _ev CROSS JOIN LATERAL (VALUES ('*'), ('=' || source)) s(scope)
+        WHERE name = ANY(%s) AND visitor_id <> ''
+        ON CONFLICT (day, scope, visitor_id) DO NOTHING""",
+        [list(SESSION_EVENTS)],
     )
     # First visit per (step, scope, visitor) among the new events.
     _run(
@@ -136,39 +159,46 @@ def _events_add(cursor) -> None:
 _ORDERS_RECOMPUTE = """
 DELETE FROM {osum} WHERE order_id IN (SELECT id FROM _ord);
 INSERT INTO {osum} (order_id, customer_id, currency, source, core_product_id, offer_ids, paid_at,
-                    entries, charged, refunded, charged_back)
+                    entries, charged, refunded, charged_back, offered_ids, accepted_ids,
+                    taken_ids)
 SELECT o.id, o.customer_id, o.currency, o.utm_source,
        (SELECT l.product_id FROM {line} l WHERE l.order_id = o.id AND l.kind = 'core'
         ORDER BY l.id LIMIT 1),
        coalesce((SELECT array_agg(DISTINCT l.offer_id) FROM {line} l
                  WHERE l.order_id = o.id AND l.offer_id IS NOT NULL), '{{}}'),
-       o.paid_at, m.entries, m.charged, m.refunded, m.charged_back
+       o.paid_at, m.entries, m.charged, m.refunded, m.charged_back,
+       coalesce((SELECT array_agg(DISTINCT e.offer_id) FROM {event} e WHERE e.order_id = o.id
+                 AND e.offer_id IS NOT NULL AND e.name IN ({offered})), '{{}}'),
+       coalesce((SELECT array_agg(DISTINCT e.offer_id) FROM {event} e WHERE e.order_id = o.id
+                 AND e.offer_id IS NOT NULL AND e.name IN ({accepted})), '{{}}'),
+       coalesce((SELECT array_agg(DISTINCT l.offer_id) FROM {line} l
+                 WHERE l.order_id = o.id AND l.offer_id IS NOT NULL AND EXISTS (
+                     SELECT 1 FROM {ledger} le WHERE {line_match} AND le.kind = 'charge')),
+                '{{}}')
 FROM {order} o CROSS JOIN LATERAL (
     SELECT count(*) AS entries,
            coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0) AS charged,
            coalesce(sum(le.amount) FILTER (WHERE le.kind = 'refund'), 0) AS refunded,
            coalesce(sum(le.amount) FILTER (WHERE le.kind = 'chargeback'), 0) AS charged_back
-    FROM {ledger} le WHERE le.reference = 'order:' || o.id
+    FROM {ledger} le WHERE le.reference = {order_ref}
 ) m
 WHERE o.id IN (SELECT id FROM _ord) AND o.paid_at IS NOT NULL;
 
 DELETE FROM {lsum} WHERE order_id IN (SELECT id FROM _ord);
-INSERT INTO {lsum} (line_id, order_id, offer_id, created_at, source, core_product_id, charged,
-                    refunded, charged_back)
-SELECT l.id, o.id, l.offer_id, l.created_at, o.utm_source,
+INSERT INTO {lsum} (line_id, order_id, kind, offer_id, created_at, paid_at, source,
+                    core_product_id, charged, refunded, charged_back)
+SELECT l.id, o.id, l.kind, l.offer_id, l.created_at, o.paid_at, o.utm_source,
        (SELECT c.product_id FROM {line} c WHERE c.order_id = o.id AND c.kind = 'core'
         ORDER BY c.id LIMIT 1),
        coalesce(m.charged, 0), coalesce(m.refunded, 0), coalesce(m.charged_back, 0)
 FROM {line} l JOIN {order} o ON o.id = l.order_id
-LEFT JOIN (
-    SELECT le.line_key,
-           sum(le.amount) FILTER (WHERE le.kind = 'charge') AS charged,
+CROSS JOIN LATERAL (
+    SELECT sum(le.amount) FILTER (WHERE le.kind = 'charge') AS charged,
            sum(le.amount) FILTER (WHERE le.kind = 'refund') AS refunded,
            sum(le.amount) FILTER (WHERE le.kind = 'chargeback') AS charged_back
-    FROM {ledger} le WHERE le.reference IN (SELECT 'order:' || id FROM _ord)
-    GROUP BY le.line_key
-) m ON m.line_key = 'line:' || l.id
-WHERE l.order_id IN (SELECT id FROM _ord) AND l.offer_id IS NOT NULL;
+    FROM {ledger} le WHERE {line_match}
+) m
+WHERE l.order_id IN (SELECT id FROM _ord) AND o.paid_at IS NOT NULL;
 
 CREATE TEMP TABLE IF NOT EXISTS _cust (id bigint PRIMARY KEY) ON COMMIT DROP;
 TRUNCATE _cust;
@@ -192,7 +222,7 @@ FROM (
     ORDER BY o.customer_id, o.paid_at, o.id
 ) f CROSS JOIN LATERAL (
     SELECT {windows}
-    FROM {order} p JOIN {ledger} le ON le.reference = 'order:' || p.id
+    FROM {order} p JOIN {ledger} le ON le.reference = {p_ref}
     WHERE p.customer_id = f.customer_id AND p.paid_at IS NOT NULL
 ) m;
 """
@@ -205,8 +235,26 @@ def _orders_recompute(cursor) -> None:
         for d in LTV_DAYS
     )
     nets = ", ".join(f"m.net{d}" for d in LTV_DAYS)
-    sql = _ORDERS_RECOMPUTE.replace("{windows}", windows).replace("{nets}", nets)
-    _run(cursor, sql)
+    _run(cursor, _keys(_ORDERS_RECOMPUTE.replace("{windows}", windows).replace("{nets}", nets)))
+
+
+def _keys(sql: str) -> str:
+    """Fill in the key formats (core/orderkeys.py) and event-name sets, so the read models
+    join ledger rows to orders and lines exactly as the writers key them."""
+    def names(values) -> str:
+        return ", ".join(f"'{v}'" for v in values)
+
+    return (
+        sql.replace("{line_match}", ledger_matches_line("le", "l"))
+        .replace("{order_ref}", orderkeys.order_reference_sql("o.id"))
+        .replace("{p_ref}", orderkeys.order_reference_sql("p.id"))
+        .replace("{s_ref}", orderkeys.order_reference_sql("s.order_id"))
+        .replace("{order_re}", orderkeys.ORDER_REFERENCE_RE.replace("{", "{{").replace("}", "}}"))
+        .replace("{ref_order_id}", orderkeys.order_id_from_reference_sql("reference"))
+        .replace("{offered}", names(OFFERED))
+        .replace("{accepted}", names(ACCEPTED))
+        .replace("{step}", step_sql(""))
+    )
 
 
 _ORD_TEMP = """
@@ -216,7 +264,11 @@ TRUNCATE _ord;
 
 
 def rollups_refresh() -> dict[str, int]:
-    """Fold everything queued into the read models; returns how many events and orders."""
+    """Fold everything queued into the read models; returns how many events and orders.
+    Queued page views (analytics/pageviews.py) join the event log first."""
+    from analytics.pageviews import page_views_flush
+
+    page_views_flush()
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
         _run(cursor, _EVENTS_TEMP + _ORD_TEMP)
@@ -226,16 +278,25 @@ def rollups_refresh() -> dict[str, int]:
             WITH taken AS (DELETE FROM {queue} WHERE kind = 'o' RETURNING ref)
             INSERT INTO _ord SELECT DISTINCT ref FROM taken""",
         )
-        orders = cursor.rowcount
+        _run(
+            cursor,
+            _keys("""
+            WITH taken AS (DELETE FROM {queue} WHERE kind = 'e' RETURNING ref)
+            INSERT INTO _ev SELECT e.id, {step}, e.occurred_at, e.visitor_id, e.source,
+                                   e.offer_id, e.order_id
+            FROM {event} e WHERE e.id IN (SELECT ref FROM taken)"""),
+        )
+        events = cursor.rowcount
+        # An offer shown or accepted after the order was paid changes its take figures.
         _run(
             cursor,
             """
-            WITH taken AS (DELETE FROM {queue} WHERE kind = 'e' RETURNING ref)
-            INSERT INTO _ev SELECT e.id, e.name, e.occurred_at, e.visitor_id, e.source,
-                                   e.offer_id
-            FROM {event} e WHERE e.id IN (SELECT ref FROM taken)""",
+            INSERT INTO _ord SELECT DISTINCT order_id FROM _ev
+            WHERE order_id IS NOT NULL AND offer_id IS NOT NULL
+            ON CONFLICT DO NOTHING""",
         )
-        events = cursor.rowcount
+        _run(cursor, "SELECT count(*) FROM _ord")
+        orders = cursor.fetchone()[0]
         if events:
             _events_add(cursor)
         if orders:
@@ -248,7 +309,7 @@ _REBUILD = [
         "daily event counters",
         """
         INSERT INTO {eventday} (day, name, source, offer_id, events)
-        SELECT (occurred_at AT TIME ZONE 'UTC')::date, name, source, coalesce(offer_id, 0),
+        SELECT (occurred_at AT TIME ZONE 'UTC')::date, {step}, source, coalesce(offer_id, 0),
                count(*)
         FROM {event} GROUP BY 1, 2, 3, 4""",
     ),
@@ -257,8 +318,8 @@ _REBUILD = [
         """
         INSERT INTO {vfirst} (step, scope, visitor_id, first_at)
         SELECT x.step, s.scope, x.visitor_id, min(x.occurred_at)
-        FROM (SELECT name AS step, visitor_id, source, occurred_at FROM {event}
-              WHERE name = ANY(%(funnel)s) AND visitor_id <> ''
+        FROM (SELECT {step} AS step, visitor_id, source, occurred_at FROM {event}
+              WHERE {step} = ANY(%(funnel)s) AND visitor_id <> ''
               UNION ALL
               SELECT 'session', visitor_id, source, occurred_at FROM {event}
               WHERE name = ANY(%(session)s) AND visitor_id <> '') x
@@ -273,16 +334,41 @@ _REBUILD = [
         GROUP BY 1, 2, 3""",
     ),
     (
+        "visitor days",
+        """
+        INSERT INTO {vday} (day, scope, visitor_id)
+        SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date, s.scope, visitor_id
+        FROM {event} CROSS JOIN LATERAL (VALUES ('*'), ('=' || source)) s(scope)
+        WHERE name = ANY(%(session)s) AND visitor_id <> ''""",
+    ),
+    (
         "order summaries",
         """
         INSERT INTO {osum} (order_id, customer_id, currency, source, core_product_id, offer_ids,
-                            paid_at, entries, charged, refunded, charged_back)
+                            paid_at, entries, charged, refunded, charged_back, offered_ids,
+                            accepted_ids, taken_ids)
         WITH led AS (
-            SELECT substring(reference FROM 7)::bigint AS order_id, count(*) AS entries,
+            SELECT {ref_order_id} AS order_id, count(*) AS entries,
                    coalesce(sum(amount) FILTER (WHERE kind = 'charge'), 0) AS charged,
                    coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refunded,
                    coalesce(sum(amount) FILTER (WHERE kind = 'chargeback'), 0) AS charged_back
-            FROM {ledger} WHERE reference ~ '^order:[0-9]{{1,18}}$' GROUP BY 1
+            FROM {ledger} WHERE reference ~ '{order_re}' GROUP BY 1
+        ),
+        offered AS (
+            SELECT order_id, array_agg(DISTINCT offer_id) AS ids FROM {event}
+            WHERE name IN ({offered}) AND offer_id IS NOT NULL AND order_id IS NOT NULL
+            GROUP BY order_id
+        ),
+        accepted AS (
+            SELECT order_id, array_agg(DISTINCT offer_id) AS ids FROM {event}
+            WHERE name IN ({accepted}) AND offer_id IS NOT NULL AND order_id IS NOT NULL
+            GROUP BY order_id
+        ),
+        taken AS (
+            SELECT l.order_id, array_agg(DISTINCT l.offer_id) AS ids FROM {line} l
+            WHERE l.offer_id IS NOT NULL AND EXISTS (
+                SELECT 1 FROM {ledger} le WHERE {line_match} AND le.kind = 'charge')
+            GROUP BY l.order_id
         ),
         core AS (
             SELECT DISTINCT ON (order_id) order_id, product_id FROM {line}
@@ -295,16 +381,20 @@ _REBUILD = [
         SELECT o.id, o.customer_id, o.currency, o.utm_source, core.product_id,
                coalesce(offers.offer_ids, '{{}}'), o.paid_at, coalesce(led.entries, 0),
                coalesce(led.charged, 0), coalesce(led.refunded, 0),
-               coalesce(led.charged_back, 0)
+               coalesce(led.charged_back, 0), coalesce(offered.ids, '{{}}'),
+               coalesce(accepted.ids, '{{}}'), coalesce(taken.ids, '{{}}')
         FROM {order} o LEFT JOIN led ON led.order_id = o.id
         LEFT JOIN core ON core.order_id = o.id LEFT JOIN offers ON offers.order_id = o.id
+        LEFT JOIN offered ON offered.order_id = o.id
+        LEFT JOIN accepted ON accepted.order_id = o.id
+        LEFT JOIN taken ON taken.order_id = o.id
         WHERE o.paid_at IS NOT NULL""",
     ),
     (
         "offer-line summaries",
         """
-        INSERT INTO {lsum} (line_id, order_id, offer_id, created_at, source, core_product_id,
-                            charged, refunded, charged_back)
+        INSERT INTO {lsum} (line_id, order_id, kind, offer_id, created_at, paid_at, source,
+                            core_product_id, charged, refunded, charged_back)
         WITH led AS (
             SELECT reference, line_key,
                    sum(amount) FILTER (WHERE kind = 'charge') AS charged,
@@ -316,13 +406,13 @@ _REBUILD = [
             SELECT DISTINCT ON (order_id) order_id, product_id FROM {line}
             WHERE kind = 'core' ORDER BY order_id, id
         )
-        SELECT l.id, o.id, l.offer_id, l.created_at, o.utm_source, core.product_id,
-               coalesce(led.charged, 0), coalesce(led.refunded, 0),
-               coalesce(led.charged_back, 0)
+        SELECT l.id, o.id, l.kind, l.offer_id, l.created_at, o.paid_at, o.utm_source,
+               core.product_id, coalesce(le.charged, 0), coalesce(le.refunded, 0),
+               coalesce(le.charged_back, 0)
         FROM {line} l JOIN {order} o ON o.id = l.order_id
         LEFT JOIN core ON core.order_id = o.id
-        LEFT JOIN led ON led.reference = 'order:' || o.id AND led.line_key = 'line:' || l.id
-        WHERE l.offer_id IS NOT NULL""",
+        LEFT JOIN led le ON {line_match}
+        WHERE o.paid_at IS NOT NULL""",
     ),
     (
         "buyer summaries",
@@ -337,7 +427,7 @@ _REBUILD = [
         nets AS (
             SELECT s.customer_id, {windows}
             FROM {osum} s JOIN firsts f USING (customer_id)
-            JOIN {ledger} le ON le.reference = 'order:' || s.order_id
+            JOIN {ledger} le ON le.reference = {s_ref}
             GROUP BY s.customer_id
         )
         SELECT f.customer_id, f.order_id, f.paid_at, f.source, f.core_product_id, f.offer_ids,
@@ -353,6 +443,9 @@ def rollups_rebuild(*, progress: Progress | None = None) -> dict[str, int]:
     """Recompute every read model from the source tables (the backfill), set-based: one
     statement per read model, with a progress line after each."""
     say = progress or (lambda _msg: None)
+    from analytics.pageviews import page_views_flush
+
+    page_views_flush()
     windows = ", ".join(
         f"coalesce(sum(CASE WHEN le.kind = 'charge' THEN le.amount ELSE -le.amount END) "
         f"FILTER (WHERE le.created_at < f.paid_at + interval '{d} days'), 0) AS net{d}"
@@ -366,10 +459,10 @@ def rollups_rebuild(*, progress: Progress | None = None) -> dict[str, int]:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         _lock(cursor)
         _run(cursor, "DELETE FROM {queue}")
-        _run(cursor, "TRUNCATE {eventday}, {vfirst}, {vfirstday}, {osum}, {lsum}, {csum}")
+        _run(cursor, "TRUNCATE {eventday}, {vfirst}, {vfirstday}, {vday}, {osum}, {lsum}, {csum}")
         for label, sql in _REBUILD:
             started = time.monotonic()
-            sql = sql.replace("{windows}", windows).replace("{nets}", nets)
+            sql = _keys(sql.replace("{windows}", windows).replace("{nets}", nets))
             _run(
                 cursor,
                 sql,
@@ -379,7 +472,7 @@ def rollups_rebuild(*, progress: Progress | None = None) -> dict[str, int]:
             )
             counts[label] = cursor.rowcount
             say(f"{label}: {cursor.rowcount:,} rows in {time.monotonic() - started:,.1f}s")
-        for table in ("eventday", "vfirst", "vfirstday", "osum", "lsum", "csum"):
+        for table in ("eventday", "vfirst", "vfirstday", "vday", "osum", "lsum", "csum"):
             _run(cursor, f"ANALYZE {{{table}}}")
         _run(cursor, "SELECT coalesce(sum(events), 0)::bigint FROM {eventday}")
         events = cursor.fetchone()[0]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
@@ -16,10 +18,15 @@ from analytics import charts, selectors
 from analytics.experiments import experiment_report
 from analytics.models import Experiment, ExperimentStatus
 from analytics.rollups import rollups_refresh
-from analytics.selectors import LTV_DAYS, MetricFilter
+from analytics.selectors import DIRECT, LTV_DAYS, MetricFilter, source_param
+
+GLOSSARY = Path(settings.BASE_DIR) / "docs" / "metrics.md"
 
 
 def _parse_filter(params) -> MetricFilter:
+    """One date convention with the API (docs/metrics.md): [start, end) in UTC. The day
+    fields are UTC midnights: start is included, end is not (start=2026-06-01&end=2026-06-02
+    is the one day of June 1)."""
     def day(name: str) -> dt.datetime | None:
         raw = params.get(name, "").strip()
         if not raw:
@@ -30,13 +37,12 @@ def _parse_filter(params) -> MetricFilter:
         raw = params.get(name, "").strip()
         return int(raw) if raw else None
 
-    end = day("end")
     return MetricFilter(
         start=day("start"),
-        end=end + dt.timedelta(days=1) if end else None,  # end day included
+        end=day("end"),
         offer_id=number("offer"),
         product_id=number("product"),
-        source=params.get("source", "").strip()[:100] or None,
+        source=source_param(params.get("source", "").strip()[:100]),
     )
 
 
@@ -80,44 +86,58 @@ def _experiment_rows() -> list[dict[str, Any]]:
     return rows
 
 
+REFUND_FIGURES = [
+    "sold",
+    "refunded_lines",
+    "partially_refunded_lines",
+    "chargebacks",
+    "charged_amount",
+    "refunded_amount",
+    "charged_back_amount",
+    "refund_rate",
+    "partial_refund_rate",
+    "refund_rate_amount",
+    "chargeback_rate",
+]
+
+
 # Each view: (columns, rows loader). The CSV export writes exactly these columns.
 def _views(f: MetricFilter) -> dict[str, tuple[list[str], Any]]:
     return {
         "funnel": (["step", "events", "visitors"], lambda: selectors.funnel(f)),
+        "traffic": (["sessions", "visitors"], lambda: [selectors.traffic(f)]),
         "order_value": (
             [
                 "currency",
                 "orders",
                 "sessions",
+                "visitors",
                 "gross",
                 "net",
                 "aov",
                 "net_aov",
                 "revenue_per_session",
+                "net_revenue_per_session",
+                "revenue_per_visitor",
+                "net_revenue_per_visitor",
             ],
             lambda: selectors.order_value(f),
         ),
         "take_rates_offer": (
-            ["offer", "offered", "accepted", "rate"],
+            ["offer", "offered", "accepted", "taken", "rate"],
             lambda: selectors.take_rates(f, by="offer"),
         ),
         "take_rates_source": (
-            ["source", "offered", "accepted", "rate"],
+            ["source", "offered", "accepted", "taken", "rate"],
             lambda: selectors.take_rates(f, by="source"),
         ),
         "refunds": (
-            [
-                "offer_id",
-                "sold",
-                "refunds",
-                "chargebacks",
-                "charged_amount",
-                "refunded_amount",
-                "charged_back_amount",
-                "refund_rate",
-                "chargeback_rate",
-            ],
-            lambda: selectors.refund_rates(f),
+            ["kind", "offer_id", *REFUND_FIGURES],
+            lambda: selectors.refund_rates(f, by="offer"),
+        ),
+        "refunds_kind": (
+            ["kind", *REFUND_FIGURES],
+            lambda: selectors.refund_rates(f, by="kind"),
         ),
         "cohorts": (
             ["cohort", "taker", "buyers"]
@@ -213,7 +233,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ),
         "source_chart": charts.bar_chart(
             title="Take rate per source",
-            labels=[r["source"] or "(direct)" for r in data["take_rates_source"]],
+            labels=[r["source"] for r in data["take_rates_source"]],
             values=[float(r["rate"] or 0) for r in data["take_rates_source"]],
             value_text=[_pct(r["rate"]) for r in data["take_rates_source"]],
         ),
@@ -224,5 +244,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             y_format=_cents,
         ),
         "now": timezone.now(),
+        "direct": DIRECT,
     }
     return render(request, "analytics/dashboard.html", context)
+
+
+@staff_member_required
+def glossary(request: HttpRequest) -> HttpResponse:
+    """docs/metrics.md, the one definition of every figure, as the dashboard links to it."""
+    return render(request, "analytics/glossary.html", {
+        "title": "What each figure means", "text": GLOSSARY.read_text(encoding="utf-8"),
+    })

@@ -181,6 +181,12 @@ def _seed(connection, n: int, batch: int) -> None:
 
 
 def _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell) -> None:
+    from core import orderkeys
+
+    # Keyed exactly as the checkout and the upsell flow key them (core/orderkeys.py): the
+    # upsell line is "upsell:<order>", core and bump lines "line:<id>".
+    ref = orderkeys.order_reference_sql("l.order_id")
+    key = orderkeys.line_key_sql(kind="l.kind", line_id="l.id", order_id="l.order_id")
     paid = f"(timestamptz '2025-06-01' + {r(1)} * interval '365 days')"
     src = SOURCES.format(r(2))
     c.execute(f"""
@@ -207,7 +213,7 @@ def _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell) -> None:
         INSERT INTO payments_chargeattempt (purpose, idempotency_key, reference, amount, currency,
           customer_ref, payment_method_ref, off_session, allocation, status, gateway_ref,
           client_secret, decline_code, message, sends, created_at, sent_at, finished_at)
-        SELECT 'order:' || l.order_id || ':upsell', 'idem-' || l.id, 'order:' || l.order_id,
+        SELECT {ref} || ':upsell', 'idem-' || l.id, {ref},
                l.total_amount, 'USD', 'cus', 'pm', true, '{{}}', 'succeeded', 'pi_' || l.id, '',
                '', '', 1, l.created_at, l.created_at,
                l.created_at + (0.5 + 6 * {r(5, "l.id")}) * interval '1 second'
@@ -216,16 +222,16 @@ def _seed_batch(c, lo, hi, customers, core, kit, pro, bump, upsell) -> None:
     c.execute(f"""
         INSERT INTO payments_ledgerentry (kind, gateway_ref, reference, line_key, amount, currency,
           created_at)
-        SELECT 'charge', 'ch_' || l.id, 'order:' || l.order_id, 'line:' || l.id, l.total_amount,
+        SELECT 'charge', 'ch_' || l.id, {ref}, {key}, l.total_amount,
                'USD', l.created_at
         FROM storefront_orderline l WHERE l.order_id BETWEEN {lo} AND {hi}
         UNION ALL
-        SELECT 'refund', 're_' || l.id, 'order:' || l.order_id, 'line:' || l.id, l.total_amount,
+        SELECT 'refund', 're_' || l.id, {ref}, {key}, l.total_amount,
                'USD', l.created_at + {r(6, "l.id")} * interval '30 days'
         FROM storefront_orderline l WHERE l.order_id BETWEEN {lo} AND {hi}
           AND {r(7, "l.id")} < 0.05
         UNION ALL
-        SELECT 'chargeback', 'dp_' || l.id, 'order:' || l.order_id, 'line:' || l.id,
+        SELECT 'chargeback', 'dp_' || l.id, {ref}, {key},
                l.total_amount, 'USD', l.created_at + {r(8, "l.id")} * interval '60 days'
         FROM storefront_orderline l WHERE l.order_id BETWEEN {lo} AND {hi}
           AND {r(9, "l.id")} < 0.005""")

@@ -1,11 +1,12 @@
-"""First-click attribution: UTM parameters and referrer kept in a signed cookie."""
+"""First-click attribution: UTM parameters and referrer kept in a signed cookie, and the
+page views counted against the same visitor id."""
 from __future__ import annotations
-
-import secrets
 
 from django.core import signing
 
+from analytics import pageviews
 from core.boundary import data_problem, text_or_empty
+from core.ratelimit import client_address
 
 COOKIE = "sf_attr"
 MAX_AGE = 90 * 24 * 3600
@@ -32,7 +33,10 @@ def attribution_capture(request, response) -> dict[str, str]:
     if current is not None:
         return current
     data = {
-        "visitor_id": secrets.token_hex(8),
+        # No personal data: a hash with a salt that rotates daily (analytics/pageviews.py).
+        "visitor_id": pageviews.visitor_id_for(
+            address=client_address(request), user_agent=request.META.get("HTTP_USER_AGENT", "")
+        ),
         "source": text_or_empty(request.GET.get("utm_source", ""), max_length=100),
         "medium": text_or_empty(request.GET.get("utm_medium", ""), max_length=100),
         "campaign": text_or_empty(request.GET.get("utm_campaign", ""), max_length=100),
@@ -42,3 +46,18 @@ def attribution_capture(request, response) -> dict[str, str]:
         COOKIE, signing.dumps(data, salt=COOKIE), max_age=MAX_AGE, httponly=True, samesite="Lax"
     )
     return data
+
+
+def page_view_note(request, attribution: dict[str, str], *, product_id: int | None = None) -> None:
+    """Count this view of a store or product page (robots and prefetches are not counted)."""
+    meta = request.META
+    if not pageviews.page_view_countable(
+        user_agent=meta.get("HTTP_USER_AGENT", ""), sec_purpose=meta.get("HTTP_SEC_PURPOSE", ""),
+        purpose=meta.get("HTTP_PURPOSE", ""), x_moz=meta.get("HTTP_X_MOZ", ""),
+    ):
+        return
+    pageviews.page_view_record(
+        visitor_id=attribution.get("visitor_id", ""), page=request.path, product_id=product_id,
+        source=attribution.get("source", ""), medium=attribution.get("medium", ""),
+        campaign=attribution.get("campaign", ""),
+    )

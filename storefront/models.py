@@ -1,6 +1,7 @@
 """The creator's catalog: products on an ordered ladder (entry → companion → premium)."""
 from django.db import models
 
+from core import orderkeys
 from core.money import Money
 
 
@@ -167,7 +168,7 @@ class Order(models.Model):
     @property
     def reference(self) -> str:
         """How payments and analytics refer to this order."""
-        return f"order:{self.pk}"
+        return orderkeys.order_reference(self.pk)
 
 
 class LineKind(models.TextChoices):
@@ -222,14 +223,9 @@ class OrderLine(models.Model):
 
     @property
     def line_key(self) -> str:
-        # A post-purchase line is charged before it exists (it is created when its charge
-        # succeeds), so its ledger key cannot use the pk: it is "<kind>:<order id>", unique
-        # because an order holds at most one post-purchase line (orderline_one_post_purchase).
-        # A follow-up cross-sell is charged the same way (one per order: its attempt's purpose
-        # "order:<id>:cross_sell" is unique), so it is keyed alike.
-        if self.kind in (LineKind.UPSELL, LineKind.DOWNSELL, LineKind.CROSS_SELL):
-            return f"{self.kind}:{self.order_id}"
-        return f"line:{self.pk}"
+        # Post-purchase and cross-sell lines are charged before they exist, so they are keyed
+        # by order ("<kind>:<order id>"); the rest by pk. The rule is core/orderkeys.py's.
+        return orderkeys.line_key(kind=self.kind, line_id=self.pk, order_id=self.order_id)
 
     @property
     def total(self) -> Money:

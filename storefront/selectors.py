@@ -1,6 +1,7 @@
-"""Read models for the hosted pages."""
+"""Read models for the hosted pages and the order flow."""
 from django.db.models import QuerySet
 
+from core import orderkeys
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront.models import Order, OrderStatus, Product
 
@@ -27,10 +28,16 @@ def order_payment_state(*, order: Order) -> str:
         return PaymentState.PAID
     if order.status == OrderStatus.FAILED:
         return PaymentState.FAILED
-    attempt = ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:primary").only(
-        "status").first()
+    attempt = order_primary_attempt(order_id=order.pk)
     if attempt is None or attempt.status == AttemptStatus.REQUIRES_ACTION:
         return PaymentState.UNPAID
     if attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
         return PaymentState.FAILED
     return PaymentState.CONFIRMING
+
+
+def order_primary_attempt(*, order_id: int) -> ChargeAttempt | None:
+    """The checkout's payment for core + bump (purpose "order:<id>:primary"), if made."""
+    return ChargeAttempt.objects.filter(
+        purpose=orderkeys.order_purpose(order_id, orderkeys.PRIMARY)
+    ).first()

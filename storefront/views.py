@@ -14,7 +14,7 @@ from core.security import payment_page
 from offers.experiments import buyer_key
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront import selectors
-from storefront.attribution import attribution_capture, attribution_read
+from storefront.attribution import attribution_capture, attribution_read, page_view_note
 from storefront.forms import CheckoutForm, QuoteForm
 from storefront.models import Order, OrderLine, OrderStatus, StoreSettings
 from storefront.pricing import Jurisdiction, quote_checkout
@@ -30,7 +30,7 @@ def store_index(request):
         {"products": selectors.product_list_active(), "creator": request.tenant,
          "store": StoreSettings.current()},
     )
-    attribution_capture(request, response)
+    page_view_note(request, attribution_capture(request, response))
     return response
 
 
@@ -43,7 +43,7 @@ def product_detail(request, slug: str):
         request, "storefront/product.html",
         {"product": product, "creator": request.tenant, "store": StoreSettings.current()},
     )
-    attribution_capture(request, response)
+    page_view_note(request, attribution_capture(request, response), product_id=product.pk)
     return response
 
 

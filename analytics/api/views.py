@@ -1,5 +1,7 @@
 """Partner API: the funnel event log (read only, cursor-paginated, newest first) and the
-metrics (read only, over analytics.selectors)."""
+metrics (read only, over analytics.selectors, with the dashboard's definitions: docs/metrics.md).
+Each metric request folds pending changes into the read models first (`rollups_refresh`, as
+the dashboard does), so its figures include everything committed before the request."""
 from __future__ import annotations
 
 import django_filters
@@ -10,7 +12,8 @@ from rest_framework.response import Response
 
 from analytics import selectors
 from analytics.models import Event, EventName
-from analytics.selectors import MetricFilter
+from analytics.rollups import rollups_refresh
+from analytics.selectors import DIRECT, FUNNEL_STEPS, MetricFilter, source_param
 from api.filters import (
     BoundedCursor,
     BoundedDateTimeFilter,
@@ -63,18 +66,32 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 class MetricQuery(serializers.Serializer):
     """The MetricFilter as query parameters; every metric takes them."""
 
-    start = UtcDateTimeField(required=False, help_text="Inclusive (ISO 8601).")
-    end = UtcDateTimeField(required=False, help_text="Exclusive (ISO 8601).")
+    start = UtcDateTimeField(
+        required=False,
+        help_text="Start of the half-open range [start, end), included; ISO 8601, UTC. The "
+        "dashboard's day D is [D 00:00Z, D+1 00:00Z). Event figures count events in the "
+        "range; order figures (revenue, take and refund rates) count orders paid in it.",
+    )
+    end = UtcDateTimeField(required=False,
+                           help_text="End of the half-open range [start, end), not included; "
+                           "ISO 8601, UTC.")
     offer_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     product_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    # Any text: sources are stored as sent (no trimming), and an empty one is no filter.
-    source = serializers.CharField(required=False, max_length=100, allow_blank=True,
-                                   trim_whitespace=False,
-                                   help_text="Attribution source (utm_source).")
+    # Any text: sources are stored as sent (no trimming). Absent or empty: no filter.
+    source = serializers.CharField(
+        required=False, max_length=100, allow_blank=True, trim_whitespace=False,
+        help_text=f"Attribution source (utm_source). Absent or empty: every source; "
+        f"{DIRECT!r}: direct traffic only (no utm_source).",
+    )
 
 
 class TakeRateQuery(MetricQuery):
     by = serializers.ChoiceField(choices=["offer", "source"], required=False, default="offer")
+
+
+class RefundRateQuery(MetricQuery):
+    by = serializers.ChoiceField(choices=["offer", "kind"], required=False, default="offer",
+                                 help_text="Rows per line kind and offer, or per line kind.")
 
 
 def _rate(**kwargs) -> serializers.DecimalField:
@@ -82,40 +99,57 @@ def _rate(**kwargs) -> serializers.DecimalField:
 
 
 class FunnelStepOut(serializers.Serializer):
-    step = serializers.ChoiceField(choices=EventName.choices)
+    step = serializers.ChoiceField(choices=FUNNEL_STEPS)
     events = serializers.IntegerField()
     visitors = serializers.IntegerField()
 
 
+class TrafficOut(serializers.Serializer):
+    sessions = serializers.IntegerField(help_text="Distinct visitor × UTC day with a page view "
+                                        "or checkout start in the range.")
+    visitors = serializers.IntegerField(help_text="Distinct visitors in the range.")
+
+
 class OrderValueOut(serializers.Serializer):
     currency = serializers.CharField()
-    orders = serializers.IntegerField()
-    sessions = serializers.IntegerField()
+    orders = serializers.IntegerField(help_text="Orders paid in the range.")
+    sessions = serializers.IntegerField(help_text="Distinct visitor × UTC day with a page view "
+                                        "or checkout start in the range.")
+    visitors = serializers.IntegerField(help_text="Distinct visitors in the range.")
     gross = serializers.IntegerField(help_text="Minor units.")
     net = serializers.IntegerField(help_text="Minor units, after refunds and chargebacks.")
     aov = serializers.IntegerField(allow_null=True)
     net_aov = serializers.IntegerField(allow_null=True)
     revenue_per_session = serializers.IntegerField(allow_null=True)
+    net_revenue_per_session = serializers.IntegerField(allow_null=True)
+    revenue_per_visitor = serializers.IntegerField(allow_null=True)
+    net_revenue_per_visitor = serializers.IntegerField(allow_null=True)
 
 
 class TakeRateOut(serializers.Serializer):
     offer = serializers.IntegerField(required=False, allow_null=True,
                                      help_text="With by=offer.")
     source = serializers.CharField(required=False, help_text="With by=source.")
-    offered = serializers.IntegerField()
-    accepted = serializers.IntegerField()
-    rate = _rate()
+    offered = serializers.IntegerField(help_text="Paid orders the offer was shown on.")
+    accepted = serializers.IntegerField(help_text="Of those, ticked or clicked (paid or not).")
+    taken = serializers.IntegerField(help_text="Of those, with a charged line of the offer.")
+    rate = _rate(help_text="taken ÷ offered.")
 
 
 class RefundRateOut(serializers.Serializer):
-    offer_id = serializers.IntegerField()
-    sold = serializers.IntegerField()
-    refunds = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["core", "bump", "upsell", "downsell", "cross_sell"])
+    offer_id = serializers.IntegerField(required=False, allow_null=True,
+                                        help_text="With by=offer; null for core lines.")
+    sold = serializers.IntegerField(help_text="Lines with a charge.")
+    refunded_lines = serializers.IntegerField(help_text="Refunded in full.")
+    partially_refunded_lines = serializers.IntegerField()
     chargebacks = serializers.IntegerField()
     charged_amount = serializers.IntegerField()
     refunded_amount = serializers.IntegerField()
     charged_back_amount = serializers.IntegerField()
-    refund_rate = _rate()
+    refund_rate = _rate(help_text="Lines refunded in full ÷ lines sold.")
+    partial_refund_rate = _rate(help_text="Lines refunded in part ÷ lines sold.")
+    refund_rate_amount = _rate(help_text="Refunded amount ÷ charged amount.")
     chargeback_rate = _rate()
 
 
@@ -160,32 +194,42 @@ class MetricViewSet(viewsets.GenericViewSet):
         params = query(data=query_params_once(self.request, query().fields))
         params.is_valid(raise_exception=True)
         data = params.validated_data
+        rollups_refresh()  # fresh figures: what was committed before the request is counted
         return MetricFilter(start=data.get("start"), end=data.get("end"),
                             offer_id=data.get("offer_id"), product_id=data.get("product_id"),
-                            source=data.get("source")), data
+                            source=source_param(data.get("source"))), data
 
     @_metric(MetricQuery, FunnelStepOut(many=True), "Events and distinct visitors per step.")
     @action(detail=False, methods=["get"])
     def funnel(self, request):
         return Response(FunnelStepOut(selectors.funnel(self._filter()[0]), many=True).data)
 
+    @_metric(MetricQuery, TrafficOut, "Sessions and visitors.")
+    @action(detail=False, methods=["get"])
+    def traffic(self, request):
+        return Response(TrafficOut(selectors.traffic(self._filter()[0])).data)
+
     @_metric(MetricQuery, OrderValueOut(many=True),
-             "Per currency: paid orders, gross and net revenue, AOV, revenue per session.")
+             "Per currency: paid orders, gross and net revenue, AOV, revenue per session and "
+             "per visitor.")
     @action(detail=False, methods=["get"], url_path="order-value")
     def order_value(self, request):
         rows = selectors.order_value(self._filter()[0])
         return Response(OrderValueOut(rows, many=True).data)
 
-    @_metric(TakeRateQuery, TakeRateOut(many=True), "Accepted ÷ offered, per offer or source.")
+    @_metric(TakeRateQuery, TakeRateOut(many=True),
+             "Taken (a paid line) ÷ offered, per offer or source.")
     @action(detail=False, methods=["get"], url_path="take-rates")
     def take_rates(self, request):
         f, data = self._filter(TakeRateQuery)
         return Response(TakeRateOut(selectors.take_rates(f, by=data["by"]), many=True).data)
 
-    @_metric(MetricQuery, RefundRateOut(many=True), "Refund and chargeback rates per offer.")
+    @_metric(RefundRateQuery, RefundRateOut(many=True),
+             "Refund and chargeback rates per line kind and offer, by lines and by amount.")
     @action(detail=False, methods=["get"], url_path="refund-rates")
     def refund_rates(self, request):
-        rows = selectors.refund_rates(self._filter()[0])
+        f, data = self._filter(RefundRateQuery)
+        rows = selectors.refund_rates(f, by=data["by"])
         return Response(RefundRateOut(rows, many=True).data)
 
     @_metric(MetricQuery, CohortOut(many=True),

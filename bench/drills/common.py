@@ -69,6 +69,7 @@ def audit(run: Run) -> dict:
     from django_tenants.utils import tenant_context
 
     from analytics.models import Event
+    from core import orderkeys
     from core.models import OutboxMessage
     from offers.models import DecisionStatus, OfferDecision
     from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry
@@ -84,7 +85,7 @@ def audit(run: Run) -> dict:
         lost = inconsistent = 0
         lost_detail: list[str] = []
         for order in orders:
-            primary = attempts.get(f"order:{order.pk}:primary")
+            primary = attempts.get(orderkeys.order_purpose(order.pk, orderkeys.PRIMARY))
             succeeded = primary is not None and primary.status == AttemptStatus.SUCCEEDED
             if succeeded != (order.status in paid_statuses):
                 inconsistent += 1

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 
 from analytics.models import EventName
 from analytics.services import event_append
+from core import orderkeys
 from core.money import Money
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Offer
@@ -204,7 +205,7 @@ def _fail(order: Order, reason: str) -> None:
 def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
     """Charge core + bump (+ tax) in one payment with the card the buyer just set up."""
     order = _pending_order(order_token)
-    existing = ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:primary").first()
+    existing = selectors.order_primary_attempt(order_id=order.pk)
     if existing is not None:  # a double submit: answer with the one attempt there is
         return existing
     if order.status != OrderStatus.PENDING:
@@ -236,7 +237,7 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
     total = sum(line.total_amount for line in lines)
     try:
         attempt, _ = payments.attempt_get_or_create(
-            purpose=f"order:{order.pk}:primary",
+            purpose=orderkeys.order_purpose(order.pk, orderkeys.PRIMARY),
             reference=order.reference,
             amount=Money(total, order.currency),
             customer_ref=gateway_customer.gateway_ref,
@@ -245,14 +246,14 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
             allocation={line.line_key: line.total_amount for line in lines},
         )
     except IntegrityError:  # pragma: no cover - attempt_get_or_create handles the race
-        attempt = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
+        attempt = selectors.order_primary_attempt(order_id=order.pk)
     return payments.attempt_execute(attempt_id=attempt.pk)
 
 
 def checkout_confirm(*, order_token: str) -> ChargeAttempt:
     """After on-session authentication: re-read the payment from the gateway and record it."""
     order = _pending_order(order_token)
-    attempt = ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:primary").first()
+    attempt = selectors.order_primary_attempt(order_id=order.pk)
     if attempt is None:
         raise CheckoutError("order", "There is no payment to confirm for this checkout.")
     try:

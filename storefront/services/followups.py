@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from analytics.models import EventName
 from analytics.services import event_append
+from core import orderkeys
 from core.money import Money
 from offers.models import DecisionStatus, Offer, OfferDecision, OfferKind
 from offers.selectors import upsell_for_product
@@ -577,13 +578,14 @@ def followup_accept(*, signed: str, schema: str) -> FollowUpSend:
         try:
             with transaction.atomic():
                 attempt, _ = payments.attempt_get_or_create(
-                    purpose=f"order:{order.pk}:cross_sell",
+                    purpose=orderkeys.order_purpose(order.pk, LineKind.CROSS_SELL),
                     reference=order.reference,
                     amount=line.total,
                     customer_ref=method.customer.gateway_ref,
                     payment_method_ref=method.gateway_ref,
                     off_session=True,
-                    allocation={f"{LineKind.CROSS_SELL}:{order.pk}": line.total.amount},
+                    allocation={orderkeys.line_key(kind=LineKind.CROSS_SELL, line_id=None,
+                                                   order_id=order.pk): line.total.amount},
                 )
         except IntegrityError as exc:  # pragma: no cover - attempt_get_or_create absorbs it
             raise FollowUpRefused(409, "Already added", "This offer was already taken.") from exc

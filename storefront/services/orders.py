@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from analytics.models import EventName
 from analytics.services import event_append
+from core import orderkeys
 from core.tasks import enqueue
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
 from payments.services import ledger_line_totals
@@ -46,17 +47,9 @@ def event_fields_for(order: Order) -> dict:
     }
 
 
-def parse_purpose(purpose: str) -> tuple[int, str] | None:
-    """'order:42:primary' → (42, 'primary')."""
-    parts = purpose.split(":")
-    if len(parts) != 3 or parts[0] != "order" or not parts[1].isdigit():
-        return None
-    return int(parts[1]), parts[2]
-
-
 def on_attempt_outcome(attempt: ChargeAttempt) -> None:
     """Registered with payments at start-up; runs inside the transaction recording the outcome."""
-    parsed = parse_purpose(attempt.purpose)
+    parsed = orderkeys.order_purpose_parse(attempt.purpose)
     if parsed is None:
         return
     order_id, what = parsed
@@ -97,9 +90,10 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
 
 def on_ledger_entry(entry: LedgerEntry) -> None:
     """A refund or chargeback landed: re-derive the order's status from the ledger."""
-    if not entry.reference.startswith("order:"):
+    order_id = orderkeys.order_reference_parse(entry.reference)
+    if order_id is None:
         return
-    order = Order.objects.select_for_update().filter(pk=int(entry.reference.split(":")[1])).first()
+    order = Order.objects.select_for_update().filter(pk=order_id).first()
     if order is None:
         return
     order_status_sync_from_ledger(order=order)

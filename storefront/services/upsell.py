@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from analytics.models import EventName
 from analytics.services import event_append
+from core import orderkeys
 from core.money import Money
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import DecisionStatus, Offer, OfferDecision, OfferKind
@@ -34,6 +35,7 @@ from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront.models import LineKind, Order, OrderLine, OrderStatus, StoreSettings
 from storefront.pricing import Jurisdiction, price_line, tax_rate_for
+from storefront.selectors import order_primary_attempt
 from storefront.services.errors import BuyerRefused
 from storefront.services.orders import event_fields_for
 
@@ -119,7 +121,7 @@ def _token_load(*, signed: str, schema: str, order: Order) -> dict:
 
 
 def _primary_attempt(order: Order) -> ChargeAttempt | None:
-    return ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:primary").first()
+    return order_primary_attempt(order_id=order.pk)
 
 
 def _owns_product(order: Order, product_id: int) -> bool:
@@ -416,7 +418,7 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
             )
         kind = decision.kind
         attempt, _ = payments.attempt_get_or_create(
-            purpose=f"order:{order.pk}:{kind}",
+            purpose=orderkeys.order_purpose(order.pk, kind),
             reference=order.reference,
             amount=Money(decision.total_amount, decision.currency),
             customer_ref=method.customer.gateway_ref,
@@ -424,7 +426,8 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
             off_session=True,
             # Stable key: the order holds at most one post-purchase line (a DB constraint),
             # and OrderLine.line_key names it the same way once it exists.
-            allocation={f"{kind}:{order.pk}": decision.total_amount},
+            allocation={orderkeys.line_key(kind=kind, line_id=None, order_id=order.pk):
+                        decision.total_amount},
         )
         OfferDecision.objects.filter(pk=decision.pk).update(attempt=attempt)
         decision.attempt = attempt
@@ -533,9 +536,9 @@ def offers_flag_abandoned(*, older_than: dt.timedelta = dt.timedelta(minutes=30)
 
 def _release(order_id: int) -> None:
     """Send or cancel the order's queued post-purchase attempts, as the primary stands now."""
-    primary = ChargeAttempt.objects.filter(purpose=f"order:{order_id}:primary").first()
+    primary = order_primary_attempt(order_id=order_id)
     queued = ChargeAttempt.objects.filter(
-        purpose__in=[f"order:{order_id}:{kind}" for kind in POST_PURCHASE],
+        purpose__in=[orderkeys.order_purpose(order_id, kind) for kind in POST_PURCHASE],
         status=AttemptStatus.CREATED,
     ).values_list("pk", flat=True)
     for attempt_id in list(queued):

@@ -7,12 +7,24 @@ import pytest
 
 from analytics.models import Event
 from analytics.rollups import rollups_refresh
+from core import orderkeys
 from offers.models import OfferKind
 from payments.models import ChargeAttempt, LedgerEntry
 from storefront.models import Customer, Order, OrderLine
 from tests.factories import OfferFactory, ProductFactory
 
 UTC = dt.UTC
+
+
+@pytest.fixture(autouse=True)
+def _page_view_memory():
+    """The suite clears Redis after each test; the page-view recorder's per-process memory
+    (the day's salt, the keys it saw) goes with it."""
+    from analytics import pageviews
+
+    pageviews.local_state_clear()
+    yield
+    pageviews.local_state_clear()
 
 
 def at(month: int, day: int, hour: int = 12, second: int = 0) -> dt.datetime:
@@ -58,11 +70,14 @@ def make_order(customer, *, visitor, source, paid_at, lines, status="paid"):
 
 
 def ledger(line, kind, amount, when):
+    """A back-dated ledger row, keyed exactly as payments keys it (the line's own key, from
+    core/orderkeys.py): the hand-computed store needs months-old dates, which the real
+    checkout cannot make. Figures after real checkouts and refunds: test_honest_numbers.py."""
     entry = LedgerEntry.objects.create(
         kind=kind,
         gateway_ref=f"{kind}_{line.pk}_{when:%m%d}",
-        reference=f"order:{line.order_id}",
-        line_key=f"line:{line.pk}",
+        reference=line.order.reference,
+        line_key=line.line_key,
         amount=amount,
         currency="USD",
     )
@@ -99,9 +114,9 @@ def event(name, when, order=None, **fields):
 
 def attempt(order, what, created, seconds, status="succeeded"):
     row = ChargeAttempt.objects.create(
-        purpose=f"order:{order.pk}:{what}",
+        purpose=orderkeys.order_purpose(order.pk, what),
         idempotency_key=f"idem-{order.pk}-{what}",
-        reference=f"order:{order.pk}",
+        reference=order.reference,
         amount=100,
         currency="USD",
         customer_ref="cus",

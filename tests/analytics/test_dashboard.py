@@ -45,9 +45,9 @@ def test_the_take_rate_csv_has_its_header_and_one_row_per_source(hand_store, sta
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows == [
-        ["source", "offered", "accepted", "rate"],
-        ["ads", "2", "1", "0.5000"],
-        ["ig", "5", "1", "0.2000"],
+        ["source", "offered", "accepted", "taken", "rate"],
+        ["ads", "2", "1", "1", "0.5000"],
+        ["ig", "5", "1", "1", "0.2000"],
     ]
 
 

@@ -14,24 +14,34 @@ from tests.analytics.conftest import AS_OF, at
 
 def test_aov_and_revenue_per_session_count_every_paid_order_and_visitor(hand_store):
     [usd] = selectors.order_value(MetricFilter())
-    # 5 paid orders, 28,100 charged, 8,500 returned; 6 visitors started or viewed.
+    # 5 paid orders, 28,100 charged, 8,500 returned; 6 visitors started or viewed, on 7
+    # visitor-days (v1 came back on 15 Feb).
     assert usd == {
         "currency": "USD",
         "orders": 5,
-        "sessions": 6,
+        "sessions": 7,
+        "visitors": 6,
         "gross": 28100,
         "net": 19600,
         "aov": 5620,
         "net_aov": 3920,
-        "revenue_per_session": 4683,
+        "revenue_per_session": 4014,
+        "net_revenue_per_session": 2800,
+        "revenue_per_visitor": 4683,
+        "net_revenue_per_visitor": 3267,
     }
 
 
 def test_source_filter_keeps_only_that_sources_orders_and_sessions(hand_store):
     [usd] = selectors.order_value(MetricFilter(source="ig"))
-    # o1, o3, o4, o5: 5800 + 4900 + 4900 + 4900; visitors v1, v3, v4, v5.
-    assert (usd["orders"], usd["gross"], usd["aov"], usd["sessions"]) == (4, 20500, 5125, 4)
-    assert usd["revenue_per_session"] == 5125
+    # o1, o3, o4, o5: 5800 + 4900 + 4900 + 4900; visitors v1 (two days), v3, v4, v5.
+    assert (usd["orders"], usd["gross"], usd["aov"], usd["sessions"]) == (4, 20500, 5125, 5)
+    assert (usd["visitors"], usd["revenue_per_session"]) == (4, 4100)
+
+
+def test_the_direct_source_is_a_filter_of_its_own_not_the_absence_of_one(hand_store):
+    assert selectors.order_value(MetricFilter(source="")) == []  # every order has a source
+    assert selectors.order_value(MetricFilter(source=None))[0]["orders"] == 5
 
 
 def test_date_range_filter_excludes_orders_outside_it(hand_store):
@@ -39,12 +49,13 @@ def test_date_range_filter_excludes_orders_outside_it(hand_store):
     assert (usd["orders"], usd["gross"], usd["net"]) == (2, 9800, 4900)  # o4 and o5
 
 
-def test_take_rate_per_offer_is_accepted_over_offered(hand_store):
+def test_take_rate_per_offer_is_paid_lines_over_paid_orders_offered(hand_store):
     rows = {r["offer"]: r for r in selectors.take_rates(MetricFilter())}
     assert rows[hand_store.bump.pk] == {
         "offer": hand_store.bump.pk,
         "offered": 4,
         "accepted": 1,
+        "taken": 1,
         "rate": Decimal("0.2500"),
     }
     assert rows[hand_store.upsell.pk]["rate"] == Decimal("0.3333")
@@ -52,7 +63,7 @@ def test_take_rate_per_offer_is_accepted_over_offered(hand_store):
 
 def test_take_rate_per_source_splits_offers_by_attribution(hand_store):
     rows = {
-        r["source"]: (r["offered"], r["accepted"], r["rate"])
+        r["source"]: (r["offered"], r["taken"], r["rate"])
         for r in selectors.take_rates(MetricFilter(), by="source")
     }
     assert rows == {"ig": (5, 1, Decimal("0.2000")), "ads": (2, 1, Decimal("0.5000"))}
@@ -61,7 +72,7 @@ def test_take_rate_per_source_splits_offers_by_attribution(hand_store):
 def test_refund_and_chargeback_rates_per_offer_come_from_the_ledger(hand_store):
     rows = {r["offer_id"]: r for r in selectors.refund_rates(MetricFilter())}
     bump, upsell = rows[hand_store.bump.pk], rows[hand_store.upsell.pk]
-    assert (bump["sold"], bump["refunds"], bump["chargebacks"], bump["refund_rate"]) == (
+    assert (bump["sold"], bump["refunded_lines"], bump["chargebacks"], bump["refund_rate"]) == (
         1,
         1,
         0,

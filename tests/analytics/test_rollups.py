@@ -8,13 +8,20 @@ import pytest
 from django.core.management import call_command
 
 from analytics import selectors
-from analytics.models import CustomerSummary, EventDay, OrderSummary, RollupQueue
+from analytics.models import (
+    CustomerSummary,
+    EventDay,
+    OfferLineSummary,
+    OrderSummary,
+    RollupQueue,
+    VisitorDay,
+)
 from analytics.rollups import rollups_rebuild, rollups_refresh
 from analytics.selectors import MetricFilter
 from storefront.models import Customer, OrderLine
 from tests.analytics.conftest import AS_OF, at, event, ledger, make_order
 
-METRICS = ("funnel", "order_value", "take_rates", "refund_rates", "cohort_ltv")
+METRICS = ("funnel", "traffic", "order_value", "take_rates", "refund_rates", "cohort_ltv")
 
 
 def _filters(store):
@@ -37,6 +44,8 @@ def _both(name, f):
         return read(f, as_of=AS_OF), direct(f, as_of=AS_OF)
     if name == "take_rates":
         return (read(f) + read(f, by="source"), direct(f) + direct(f, by="source"))
+    if name == "refund_rates":
+        return (read(f) + read(f, by="kind"), direct(f) + direct(f, by="kind"))
     return read(f), direct(f)
 
 
@@ -140,18 +149,26 @@ def test_a_back_dated_event_moves_a_visitors_first_visit_without_counting_them_t
     assert steps["page_viewed"] == 2  # v5 and v9, once each
 
 
-def test_refreshing_twice_changes_nothing_and_equals_a_full_rebuild(hand_store):
-    _more_writes(hand_store)
-    rollups_refresh()
-    snapshot = {
+def _snapshot() -> dict:
+    return {
         "orders": sorted(
-            OrderSummary.objects.values_list("order_id", "charged", "refunded", "charged_back")
+            OrderSummary.objects.values_list("order_id", "charged", "refunded", "charged_back",
+                                             "offered_ids", "accepted_ids", "taken_ids")
         ),
+        "lines": sorted(OfferLineSummary.objects.values_list(
+            "line_id", "kind", "offer_id", "paid_at", "charged", "refunded", "charged_back")),
         "days": sorted(EventDay.objects.values_list("day", "name", "source", "offer_id", "events")),
+        "visitor_days": sorted(VisitorDay.objects.values_list("day", "scope", "visitor_id")),
         "buyers": sorted(
             CustomerSummary.objects.values_list("customer_id", "net30", "net60", "net90")
         ),
     }
+
+
+def test_refreshing_twice_changes_nothing_and_equals_a_full_rebuild(hand_store):
+    _more_writes(hand_store)
+    rollups_refresh()
+    snapshot = _snapshot()
     assert rollups_refresh() == {"events": 0, "orders": 0}
     lines = []
     rollups_rebuild(progress=lines.append)
@@ -159,19 +176,12 @@ def test_refreshing_twice_changes_nothing_and_equals_a_full_rebuild(hand_store):
         "daily event counters",
         "first visits",
         "first-visit counters",
+        "visitor days",
         "order summaries",
         "offer-line summaries",
         "buyer summaries",
     ]
-    assert snapshot == {
-        "orders": sorted(
-            OrderSummary.objects.values_list("order_id", "charged", "refunded", "charged_back")
-        ),
-        "days": sorted(EventDay.objects.values_list("day", "name", "source", "offer_id", "events")),
-        "buyers": sorted(
-            CustomerSummary.objects.values_list("customer_id", "net30", "net60", "net90")
-        ),
-    }
+    assert snapshot == _snapshot()
     _assert_all_match(hand_store)
 
 

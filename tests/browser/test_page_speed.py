@@ -49,7 +49,9 @@ def _business_queries(context) -> list[str]:
 @pytest.fixture
 def pages(tenant, stripe_api_base):
     catalog = demo_catalog()
-    client = Client(HTTP_HOST=HOST)
+    # A browser's User-Agent, so the product and store pages count their view as they do for a
+    # buyer (after the first request, the view is already counted: one Redis SET NX).
+    client = Client(HTTP_HOST=HOST, HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0")
     first = buy(client, email="speed-taker@example.com", bump_id=catalog.bump_id)
     offer_token(client, first)
     second = buy(client, email="speed-decliner@example.com")
