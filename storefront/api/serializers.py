@@ -2,6 +2,7 @@
 units plus an ISO currency code."""
 from rest_framework import serializers
 
+from core import orderkeys
 from payments.models import Refund
 from storefront.models import Customer, Order, OrderLine, Product
 
@@ -118,5 +119,4 @@ class RefundOut(serializers.ModelSerializer):
         return lines.get(obj.line_key)
 
     def get_order_id(self, obj: Refund) -> int | None:
-        _, _, pk = obj.reference.partition(":")
-        return int(pk) if pk.isdigit() else None
+        return orderkeys.order_reference_parse(obj.reference)
