@@ -29,6 +29,17 @@ def _nfkc(value: str) -> str:
         return value
 
 
+def _stable(step, value: str) -> str:
+    """Apply `step` until the text stops changing (NFKC can expose spaces to strip, case
+    folding can make text that NFKC changes again), so every key is its own key."""
+    for _ in range(4):
+        after = step(value)
+        if after == value:
+            break
+        value = after
+    return value
+
+
 def username_for_login(value: str) -> str:
     """The username Django's login form hands to `authenticate` (NFKC, as
     `AbstractBaseUser.normalize_username`)."""
@@ -37,7 +48,7 @@ def username_for_login(value: str) -> str:
 
 def username_key(value: str) -> str:
     """The case- and compatibility-insensitive key of a username, for lockouts and limits."""
-    return _nfkc(_nfkc((value or "").strip()).casefold())
+    return _stable(lambda v: _nfkc(_nfkc(v).strip().casefold()), value or "")
 
 
 def email_key(value: str) -> str:
@@ -46,13 +57,13 @@ def email_key(value: str) -> str:
     Django's EmailValidator allows non-ASCII domain labels, and mail to a full-width domain
     label reaches the ASCII one (IDNA maps it), so both spellings are one buyer.
     """
-    return _nfkc((value or "").strip()).strip().lower()
+    return _stable(lambda v: _nfkc(v.strip()).strip().lower(), value or "")
 
 
 def domain_key(value: str) -> str:
     """A host name as routed and stored: NFKC, lower-case, without the trailing dot, with
     non-ASCII labels as IDNA A-labels (what a browser sends in Host)."""
-    host = _nfkc((value or "").strip()).lower().removesuffix(".")
+    host = _stable(lambda v: _nfkc(v.strip()).strip().lower().removesuffix("."), value or "")
     if host.isascii():
         return host
     try:
