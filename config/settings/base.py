@@ -148,6 +148,22 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage must never end the worker (issue 20, item 9): retry the connection for ever
+# (the default gives up after 100 tries), and use kombu's Redis transport with the guard in
+# core/broker.py, without which a worker holding unacknowledged messages exits when the
+# connection drops. Only for redis:// (rediss:// keeps kombu's own TLS handling).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "core.broker:RedisTransport"
+# Fewer messages reserved per process, so fewer wait for the visibility timeout after an
+# outage (a reserved, unacknowledged message is requeued only once it is that old).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A late-acked task running when the connection drops finishes; its ack is lost with the
+# connection, so it runs again after the visibility timeout. Every acks_late task claims its
+# work once (storefront/tasks.py), so that rerun is a no-op; cancelling it mid-charge is not
+# better. Explicit, so the choice is visible (Celery 6 changes the default).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_TENANT_CACHE_SECONDS = 30
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
