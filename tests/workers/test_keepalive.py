@@ -112,3 +112,28 @@ def test_the_procfiles_celery_worker_killed_under_the_launcher_comes_back_connec
     finally:
         if proc.poll() is None:
             _stop(proc)
+
+
+def _unit(name: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    text = (ROOT / "deploy" / "systemd" / name).read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+@pytest.mark.parametrize("name, command", [
+    ("storefront-web.service", "gunicorn config.wsgi"),
+    ("storefront-worker.service", "celery -A config.celery_app worker"),
+    ("storefront-beat.service", "celery -A config.celery_app beat"),
+])
+def test_production_ships_a_unit_that_restarts_each_process_whenever_it_exits(name, command):
+    unit = _unit(name)
+    assert unit["Restart"] == "always" and int(unit["RestartSec"]) > 0
+    assert command in unit["ExecStart"]
+    assert "config.settings.production" in unit["Environment"]
+    if name != "storefront-web.service":
+        assert unit["StartLimitIntervalSec"] == "0"  # never given up on
+    assert name in (ROOT / "deploy" / "systemd" / "storefront.target").read_text()
