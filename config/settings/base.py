@@ -67,6 +67,16 @@ DATABASES = {
 }
 # django-tenants' backend with a lazy search_path: SET only when the schema really changes.
 DATABASES["default"]["ENGINE"] = "tenants.backend"
+# --- Fairness between stores (core/fairness.py; docs/security.md) -------------------------
+# Web request slots: gunicorn workers (× threads). One store may hold at most half of them at
+# once; its requests beyond that are answered 503 + Retry-After, so the other half is always
+# free for the other stores. 0 turns the limit off.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
+STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=max(1, WEB_CONCURRENCY // 2))
+# Entries of a process killed mid-request stop counting after this (gunicorn --timeout).
+STORE_IN_FLIGHT_TTL_SECONDS = env.int("STORE_IN_FLIGHT_TTL_SECONDS", default=60)
+STORE_BUSY_RETRY_AFTER_SECONDS = 1
+
 # Never ATOMIC_REQUESTS: a gateway call must not happen inside an open transaction.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -80,6 +90,9 @@ MIDDLEWARE = [
     "tenants.routing.TenantRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A store's share of the request slots, after routing (core/fairness.py); static files
+    # (WhiteNoise, above) and the health check never reach it.
+    "core.fairness.StoreConcurrencyMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

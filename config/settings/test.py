@@ -25,3 +25,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 TENANT_BASE_MIGRATE_COMMAND = "devtools.quiet_migrate.Command"
 # No spare schemas unless a test makes them (tests/tenancy/test_pool.py): a sign-up clones.
 TENANT_SPARE_SCHEMAS = 0
+# No per-store request cap unless a test turns it on (tests/security/test_fairness.py): the
+# suite's live servers and browsers run many requests of one store at once.
+STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=0)
