@@ -10,12 +10,14 @@ the shipped cap (half the gunicorn workers), on the same gunicorn worker count, 
 
 Uses its own database (dropped at the end), a private redis-server on a free port, gunicorn
 with the production settings (bench/load_settings.py) on loopback, and threads as clients
-(wrk is not needed). Prints B's median alone and flooded, and their ratio, per configuration.
+(wrk is not needed; the flood runs in a process of its own, so its threads never delay B's
+client). Prints B's median alone and flooded, and their ratio, per configuration.
 """
 from __future__ import annotations
 
 import argparse
 import http.client
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -37,6 +39,9 @@ from bench.harness import (
 
 OTHER_HOST = "other.localhost"
 PAGE = "/p/course/"
+# What A floods: its product page (CPU: rendering), or a page that waits 200 ms (a worker held,
+# as by a checkout waiting on a slow gateway; bench/load_urls.py).
+FLOODS = {"page": PAGE, "slow": "/bench/slow/?ms=200"}
 
 SEED_OTHER = r"""
 from django_tenants.utils import tenant_context
@@ -52,8 +57,8 @@ print("ok")
 """
 
 
-def _get(conn: http.client.HTTPConnection, host: str) -> int:
-    conn.request("GET", PAGE, headers={"Host": host, "X-Forwarded-Proto": "https"})
+def _get(conn: http.client.HTTPConnection, host: str, path: str = PAGE) -> int:
+    conn.request("GET", path, headers={"Host": host, "X-Forwarded-Proto": "https"})
     response = conn.getresponse()
     response.read()
     if response.getheader("Connection", "").lower() == "close":
@@ -81,16 +86,18 @@ def measure_b(port: int, seconds: float) -> tuple[list[float], Counter]:
     return times, statuses
 
 
-def flood_a(port: int, connections: int, stop: threading.Event) -> Counter:
+def _flood_process(port: int, connections: int, seconds: float, path: str, out) -> None:
+    """In a process of its own, so the flood's threads never hold the GIL B's client needs."""
     statuses: Counter = Counter()
     lock = threading.Lock()
+    deadline = time.monotonic() + seconds
 
     def one() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         seen: Counter = Counter()
-        while not stop.is_set():
+        while time.monotonic() < deadline:
             try:
-                seen[_get(conn, HOST)] += 1
+                seen[_get(conn, HOST, path)] += 1
             except (OSError, http.client.HTTPException):
                 conn.close()
                 seen[0] += 1
@@ -98,11 +105,21 @@ def flood_a(port: int, connections: int, stop: threading.Event) -> Counter:
         with lock:
             statuses.update(seen)
 
-    threads = [threading.Thread(target=one, daemon=True) for _ in range(connections)]
+    threads = [threading.Thread(target=one) for _ in range(connections)]
     for t in threads:
         t.start()
-    flood_a.threads = threads  # type: ignore[attr-defined]
-    return statuses
+    for t in threads:
+        t.join()
+    out.put(dict(statuses))
+
+
+def flood_a(port: int, connections: int, seconds: float, path: str):
+    """Start the flood of store A; returns (process, queue that gets its status counts)."""
+    out = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=_flood_process,
+                                   args=(port, connections, seconds, path, out), daemon=True)
+    proc.start()
+    return proc, out
 
 
 def start_gunicorn(run: Run, workers: int, cap: int) -> tuple[int, object]:
@@ -116,18 +133,16 @@ def start_gunicorn(run: Run, workers: int, cap: int) -> tuple[int, object]:
     return port, proc
 
 
-def one_configuration(run: Run, *, workers: int, cap: int, args) -> dict:
+def one_configuration(run: Run, *, workers: int, cap: int, flood: str, args) -> dict:
     port, proc = start_gunicorn(run, workers, cap)
     try:
         measure_b(port, 2)  # warm every worker's caches
         alone, alone_statuses = measure_b(port, args.alone)
-        stop = threading.Event()
-        a_statuses = flood_a(port, args.connections, stop)
+        flooder, counts = flood_a(port, args.connections, args.flood + 2, FLOODS[flood])
         time.sleep(1)  # the flood is established
         flooded, flooded_statuses = measure_b(port, args.flood)
-        stop.set()
-        for t in flood_a.threads:  # type: ignore[attr-defined]
-            t.join(60)
+        a_statuses = Counter(counts.get(timeout=120))
+        flooder.join(30)
     finally:
         run.stop(proc)
     result = {
@@ -140,12 +155,12 @@ def one_configuration(run: Run, *, workers: int, cap: int, args) -> dict:
         "a_statuses": dict(a_statuses),
     }
     result["ratio"] = result["b_flooded_ms"] / result["b_alone_ms"]
-    label = f"cap {cap} per store" if cap else "no per-store cap"
+    label = f"A floods {FLOODS[flood]}, " + (f"cap {cap} per store" if cap else "no cap")
     say(f"{label}: B median alone {result['b_alone_ms']:.1f} ms, under A's flood "
         f"{result['b_flooded_ms']:.1f} ms (p90 {result['b_flooded_p90_ms']:.1f} ms), "
         f"ratio {result['ratio']:.2f}; B statuses {result['b_statuses']}; "
         f"A's flood statuses {result['a_statuses']} "
-        f"({sum(result['a_statuses'].values()) / args.flood:.0f} req/s)")
+        f"({sum(result['a_statuses'].values()) / (args.flood + 2):.0f} req/s)")
     return result
 
 
@@ -155,6 +170,7 @@ def main() -> int:
     parser.add_argument("--flood", type=float, default=20)
     parser.add_argument("--alone", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scenario", choices=["page", "slow", "both"], default="both")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     server, db = db_name_from_env("storefront_bench_fairness")
@@ -167,10 +183,16 @@ def main() -> int:
         cap = max(1, args.workers // 2)  # the shipped default (config/settings/base.py)
         say(f"gunicorn {args.workers} sync workers; A flooded over {args.connections} "
             f"connections for {args.flood:g}s; B measured alone {args.alone:g}s, then under it")
-        without = one_configuration(run, workers=args.workers, cap=0, args=args)
-        with_cap = one_configuration(run, workers=args.workers, cap=cap, args=args)
-        say(f"B's median under the flood / alone: {without['ratio']:.2f}× without the cap, "
-            f"{with_cap['ratio']:.2f}× with {cap} in flight per store")
+        floods = ["page", "slow"] if args.scenario == "both" else [args.scenario]
+        summary = []
+        for flood in floods:
+            without = one_configuration(run, workers=args.workers, cap=0, flood=flood, args=args)
+            with_cap = one_configuration(run, workers=args.workers, cap=cap, flood=flood,
+                                         args=args)
+            summary.append(f"A floods {FLOODS[flood]}: {without['ratio']:.2f}× without the cap, "
+                           f"{with_cap['ratio']:.2f}× with {cap} in flight per store")
+        for line in summary:
+            say(f"B's median under the flood / alone: {line}")
     finally:
         run.close(drop=not args.keep)
         redis.stop()

@@ -38,6 +38,9 @@ def main() -> int:
     parser.add_argument("--calm", type=float, default=10)
     parser.add_argument("--buyers", type=int, default=4)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--prefetch-multiplier", type=int, default=None,
+                        help="override the worker's setting (1): 4, Celery's default, keeps more "
+                             "messages unacknowledged when the broker goes, as in the first runs")
     args = parser.parse_args()
     server, db = db_name_from_env("storefront_bench_drill")
     redis = None
@@ -52,7 +55,9 @@ def main() -> int:
         catalog = run.create_database()
         run.start_stub(20)
         port = run.start_gunicorn(4)
-        worker = run.start_worker(name="redis-drill")
+        extra = (("--prefetch-multiplier", str(args.prefetch_multiplier))
+                 if args.prefetch_multiplier else ())
+        worker = run.start_worker(name="redis-drill", extra=extra)
         run.django_setup()
         rec = Recorder()
         outcomes = {"buyers": 0, "paid": 0, "processing": 0, "accepted": 0, "webhooks": 0}
@@ -149,6 +154,10 @@ def main() -> int:
         settle(run)
         report("... and after a reconciliation pass", "(same run)", operations, audit(run))
         say(f"worker still running at the end, never restarted: {worker.poll() is None}")
+        worker_log = (run.tmp / "worker-redis-drill.log").read_text(errors="replace")
+        restoring = [line for line in worker_log.splitlines() if "Restoring" in line]
+        say("at the outage the worker held unacknowledged messages: "
+            + (restoring[0].split("] ")[-1] if restoring else "none"))
         run.stop(worker)
     finally:
         try:
