@@ -97,3 +97,45 @@ def test_the_limit_is_off_when_set_to_zero(db, settings):
     assert _get("t1.localhost", "/ok/").status_code == 200
     settings.STORE_MAX_IN_FLIGHT = 1
     assert _get("t1.localhost", "/ok/").status_code == 503
+
+
+def test_on_a_live_server_a_flood_of_one_store_is_capped_while_another_is_served(
+    live_tenant, live_server_port, limit
+):
+    """Eight clients hammer store A for three seconds on the threaded live server while one
+    client uses store B: A never has more than its share inside the view and gets 503s; every
+    request of B is served."""
+    import http.client
+    import time
+    from collections import Counter
+
+    fairness_urls.most_in_view.clear()
+    stop = time.monotonic() + 3
+    a_statuses: Counter = Counter()
+    b_statuses: Counter = Counter()
+    lock = threading.Lock()
+
+    def client(host: str, statuses: Counter) -> None:
+        try:
+            while time.monotonic() < stop:
+                conn = http.client.HTTPConnection("127.0.0.1", live_server_port, timeout=30)
+                conn.request("GET", "/work/", headers={"Host": host})
+                status = conn.getresponse().status
+                conn.close()
+                with lock:
+                    statuses[status] += 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=("t1.localhost", a_statuses))
+               for _ in range(8)]
+    threads.append(threading.Thread(target=client, args=("t2.localhost", b_statuses)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    assert fairness_urls.most_in_view["t1.localhost"] <= limit
+    assert a_statuses[503] > 0 and a_statuses[200] > 0
+    assert set(a_statuses) == {200, 503}
+    assert b_statuses[200] > 0 and set(b_statuses) == {200}
