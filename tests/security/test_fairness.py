@@ -36,7 +36,8 @@ def _get_in_thread(host: str, path: str, results: list) -> None:
 def _hold(host: str, n: int) -> tuple[list[threading.Thread], list[int]]:
     """n requests of `host` in flight (inside the view) until fairness_urls.release is set."""
     results: list[int] = []
-    threads = [threading.Thread(target=_get_in_thread, args=(host, "/hold/", results)) for _ in range(n)]
+    threads = [threading.Thread(target=_get_in_thread, args=(host, "/hold/", results))
+               for _ in range(n)]
     for t in threads:
         t.start()
     for _ in range(n):
