@@ -21,8 +21,10 @@ FULLWIDTH_DOMAIN = "BUYER@ｅｘａｍｐｌｅ.ＣＯＭ"
 
 def test_each_kind_of_identity_has_one_normal_form():
     assert username_key("ｏｗｎｅｒ") == username_key("ℴwner") == username_key("OWNER") == "owner"
-    assert email_key("  Buyer@ｅｘａｍｐｌｅ.com ") == email_key(FULLWIDTH_DOMAIN) == "buyer@example.com"
-    assert domain_key("Shop.Example.COM.") == domain_key("ｓｈｏｐ.example.com") == "shop.example.com"
+    assert email_key("  Buyer@ｅｘａｍｐｌｅ.com ") == "buyer@example.com"
+    assert email_key(FULLWIDTH_DOMAIN) == "buyer@example.com"
+    assert domain_key("Shop.Example.COM.") == "shop.example.com"
+    assert domain_key("ｓｈｏｐ.example.com") == "shop.example.com"
     assert domain_key("bücher.example") == "xn--bcher-kva.example"
 
 
