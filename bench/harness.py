@@ -182,12 +182,14 @@ class Run:
         self.gunicorn = proc
         return port
 
-    def start_worker(self, *, name: str = "bench", concurrency: int = 2) -> subprocess.Popen:
+    def start_worker(self, *, name: str = "bench", concurrency: int = 2,
+                     extra: tuple[str, ...] = ()) -> subprocess.Popen:
         log = f"worker-{name}.log"
         proc = self.spawn([PY, "-m", "celery", "-A", "config.celery_app", "worker", "--pool",
                            "prefork", "--concurrency", str(concurrency), "--loglevel", "INFO",
                            "--without-heartbeat", "--without-gossip", "--without-mingle",
-                           "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h"], log)
+                           "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h",
+                           *extra], log)
         deadline = time.monotonic() + 60
         while "ready." not in (self.tmp / log).read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:

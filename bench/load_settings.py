@@ -5,6 +5,9 @@ from config.settings.production import env
 
 ROOT_URLCONF = "bench.load_urls"
 STATIC_ROOT = env("BENCH_STATIC_ROOT")
+# One store at full capacity is what these benches measure: no per-store cap unless asked
+# (bench/fairness.py sets STORE_MAX_IN_FLIGHT).
+STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=0)
 LOGGING = {  # the load would otherwise print a line per gateway timeout
     "version": 1, "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},

@@ -1,4 +1,6 @@
 """The creator URLs plus the baseline: a view that does nothing, behind the same middleware."""
+import time
+
 from django.http import HttpResponse
 from django.urls import include, path
 
@@ -7,7 +9,14 @@ def minimal(request):
     return HttpResponse(b"ok", content_type="text/plain")
 
 
+def slow(request):
+    """A page that waits, as one waiting on a slow gateway does (bench/fairness.py)."""
+    time.sleep(min(int(request.GET.get("ms", "200")), 2000) / 1000)
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
 urlpatterns = [
     path("bench/minimal/", minimal),
+    path("bench/slow/", slow),
     path("", include("config.urls_tenant")),
 ]

@@ -18,6 +18,9 @@ STORAGES["staticfiles"] = {  # noqa: F405
 }
 ROOT_URLCONF = "bench.urls"
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+# One store at full capacity is what these benches measure: no per-store cap unless asked
+# (bench/fairness.py sets STORE_MAX_IN_FLIGHT).
+STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=0)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 DATABASES["default"]["CONN_MAX_AGE"] = 600
 

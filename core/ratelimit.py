@@ -29,6 +29,8 @@ from django.db import connection
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from core.identity import username_for_login, username_key
+
 logger = logging.getLogger(__name__)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -101,7 +103,7 @@ def _tenant_schema() -> str:
 
 
 def ratelimit_key(*, scope: str, dimension: str, identity: str, schema: str | None = None) -> str:
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"ratelimit:{schema or _tenant_schema()}:{scope}:{dimension}:{digest}"
 
 
@@ -300,10 +302,48 @@ LOGIN_ACCOUNT_RATE = Rate(5, 15 * 60)
 LOGIN_ADDRESS_RATE = Rate(20, 15 * 60)
 
 
+def login_account_identity(username: str | None) -> str | None:
+    """The key a login attempt for `username` counts under: the account it would log in to.
+
+    Django authenticates the NFKC form of what was typed (the login form's UsernameField),
+    so `ｏｗｎｅｒ`, `owｎer` and `ℴwner` are all `owner`. The lockout resolves the name
+    the same way and keys by the user's id; a name that is no user is keyed by its
+    case-folded NFKC form (core.identity.username_key), so look-alikes of a non-existent
+    name share one budget too.
+    """
+    if not username:
+        return None
+    user_pk = _login_user_pk(username)
+    if user_pk is not None:
+        return f"user:{user_pk}"
+    return f"name:{username_key(username)}"
+
+
+def _login_user_pk(username: str) -> object | None:
+    from django.contrib.auth import get_user_model
+
+    name = username_for_login(username)
+    user_model = get_user_model()
+    field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+    limit = getattr(field, "max_length", None) or 254
+    # What the form would refuse never reaches the database (PostgreSQL text has no NUL).
+    if not name or len(name) > limit or "\x00" in name:
+        return None
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    try:
+        return user_model._default_manager.get_by_natural_key(name).pk
+    except user_model.DoesNotExist:
+        return None
+
+
 def _login_limits(request: HttpRequest, username: str | None) -> list[Limit]:
     limits = [Limit("address", client_address(request), LOGIN_ADDRESS_RATE)]
-    if username:
-        limits.append(Limit("account", username.strip().lower(), LOGIN_ACCOUNT_RATE))
+    account = login_account_identity(username)
+    if account:
+        limits.append(Limit("account", account, LOGIN_ACCOUNT_RATE))
     return limits
 
 
@@ -376,6 +416,4 @@ def _forget_account_failures(sender, request, user, **kwargs):
     # A correct password clears the account's count, not the address's: an attacker who
     # owns one account must not be able to reset their address budget with it.
     if request is not None:
-        ratelimit_reset(
-            scope=LOGIN_SCOPE, dimension="account", identity=user.get_username().strip().lower()
-        )
+        ratelimit_reset(scope=LOGIN_SCOPE, dimension="account", identity=f"user:{user.pk}")

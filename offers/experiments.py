@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.models import CONTROL_ARM, Assignment, Experiment, ExperimentStatus
+from core.identity import email_key
 from offers.models import Offer
 
 
@@ -87,7 +88,7 @@ def buyer_key(*, visitor_id: str = "", email: str = "") -> str:
     """Whom an assignment belongs to: the attribution cookie's visitor id, else the email."""
     if visitor_id:
         return visitor_id[:64]
-    return f"email:{email.strip().lower()}"[:64] if email.strip() else ""
+    return f"email:{email_key(email)}"[:64] if email_key(email) else ""
 
 
 def offer_for_buyer(*, offer: Offer | None, visitor_key: str) -> OfferPresentation:

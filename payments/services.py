@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from core.identity import email_key
 from core.money import Money
 from payments.gateway import (
     ChargeRequest,
@@ -69,7 +70,7 @@ class RefundRefused(ValueError):
 
 
 def gateway_customer_get_or_create(*, email: str) -> GatewayCustomer:
-    email = email.strip().lower()
+    email = email_key(email)
     existing = GatewayCustomer.objects.filter(email=email).first()
     if existing:
         return existing
@@ -95,7 +96,7 @@ def vault_save(*, customer: GatewayCustomer, payment_method_ref: str, consent_te
 def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
     return (
         SavedPaymentMethod.objects.select_related("customer")
-        .filter(customer__email=email.strip().lower())
+        .filter(customer__email=email_key(email))
         .order_by("-created_at")
         .first()
     )

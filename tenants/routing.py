@@ -30,6 +30,7 @@ from django.http import Http404, HttpResponseNotFound
 from django.urls import set_urlconf
 from django_tenants.utils import get_public_schema_name, quote_schema_name, remove_www
 
+from core.identity import domain_key
 from tenants.models import Creator, Domain
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class TenantRoutingMiddleware:
 
     def __call__(self, request):
         try:
-            hostname = remove_www(request.get_host().split(":")[0])
+            hostname = domain_key(remove_www(request.get_host().split(":")[0]))
         except DisallowedHost:
             return HttpResponseNotFound()
         creator = routing_cache.resolve(hostname)

@@ -18,6 +18,7 @@ from django_tenants.utils import (
     tenant_context,
 )
 
+from core.identity import domain_key
 from tenants.forked import forked_batches
 from tenants.models import Creator, Domain
 from tenants.pool import spare_claim
@@ -45,7 +46,7 @@ def creator_check(*, slug: str, display_name: str, domain: str, owner_email: str
     errors = _format_errors(
         slug=slug, display_name=display_name, domain=domain, owner_email=owner_email
     )
-    host = (domain or "").lower()
+    host = domain_key(domain)
     with schema_context(get_public_schema_name()):
         if SLUG_RE.match(slug or "") and Creator.objects.filter(slug=slug).exists():
             errors.append(f"slug {slug!r} is taken")
@@ -66,7 +67,7 @@ def _format_errors(*, slug: str, display_name: str, domain: str, owner_email: st
         errors.append(f"slug {slug!r} is reserved")
     if not (display_name or "").strip():
         errors.append("display name must not be empty")
-    host = (domain or "").lower()
+    host = domain_key(domain)
     if not HOST_RE.match(host):
         errors.append(f"domain {domain!r} is not a valid host name")
     try:
@@ -105,7 +106,7 @@ def creator_create(
         password = password or secrets.token_urlsafe(12)
     else:
         password = ""
-    host = domain.lower()
+    host = domain_key(domain)
     with schema_context(get_public_schema_name()):
         template_ensure()  # outside the transaction: the template must be committed to copy
         with transaction.atomic():
@@ -192,13 +193,13 @@ def creators_create_bulk(
 def _check_all(specs: list[CreatorSpec]) -> list[tuple[CreatorSpec, list[str]]]:
     """creator_check for a whole batch in two queries; a repeat within the batch is taken too."""
     slugs = {s.slug for s in specs}
-    hosts = {(s.domain or "").lower() for s in specs}
+    hosts = {domain_key(s.domain) for s in specs}
     with schema_context(get_public_schema_name()):
         taken_slugs = set(Creator.objects.filter(slug__in=slugs).values_list("slug", flat=True))
         taken_hosts = set(Domain.objects.filter(domain__in=hosts).values_list("domain", flat=True))
     checked = []
     for spec in specs:
-        host = (spec.domain or "").lower()
+        host = domain_key(spec.domain)
         errors = _format_errors(
             slug=spec.slug, display_name=spec.display_name, domain=spec.domain,
             owner_email=spec.owner_email,
@@ -246,7 +247,7 @@ def _create_prepared(spec: CreatorSpec, owner_password_usable: bool):
     )
     params = {
         "schema": schema, "slug": spec.slug, "display_name": spec.display_name.strip(),
-        "owner_email": spec.owner_email, "domain": spec.domain.lower(),
+        "owner_email": spec.owner_email, "domain": domain_key(spec.domain),
         "password": make_password(password or None),
     }
     try:

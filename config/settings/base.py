@@ -68,6 +68,16 @@ DATABASES = {
 }
 # django-tenants' backend with a lazy search_path: SET only when the schema really changes.
 DATABASES["default"]["ENGINE"] = "tenants.backend"
+# --- Fairness between stores (core/fairness.py; docs/security.md) -------------------------
+# Web request slots: gunicorn workers (× threads). One store may hold at most half of them at
+# once; its requests beyond that are answered 503 + Retry-After, so the other half is always
+# free for the other stores. 0 turns the limit off.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
+STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=max(1, WEB_CONCURRENCY // 2))
+# Entries of a process killed mid-request stop counting after this (gunicorn --timeout).
+STORE_IN_FLIGHT_TTL_SECONDS = env.int("STORE_IN_FLIGHT_TTL_SECONDS", default=60)
+STORE_BUSY_RETRY_AFTER_SECONDS = 1
+
 # Never ATOMIC_REQUESTS: a gateway call must not happen inside an open transaction.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -81,6 +91,9 @@ MIDDLEWARE = [
     "tenants.routing.TenantRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A store's share of the request slots, after routing (core/fairness.py); static files
+    # (WhiteNoise, above) and the health check never reach it.
+    "core.fairness.StoreConcurrencyMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     # Before sessions, CSRF, auth and views: NUL, lone surrogates and over-long text in the
     # path, query, form, cookies, headers or a JSON body are refused (400) or dropped here.
@@ -156,6 +169,22 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage must never end the worker (issue 20, item 9): retry the connection for ever
+# (the default gives up after 100 tries), and use kombu's Redis transport with the guard in
+# core/broker.py, without which a worker holding unacknowledged messages exits when the
+# connection drops. Only for redis:// (rediss:// keeps kombu's own TLS handling).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "core.broker:RedisTransport"
+# Fewer messages reserved per process, so fewer wait for the visibility timeout after an
+# outage (a reserved, unacknowledged message is requeued only once it is that old).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A late-acked task running when the connection drops finishes; its ack is lost with the
+# connection, so it runs again after the visibility timeout. Every acks_late task claims its
+# work once (storefront/tasks.py), so that rerun is a no-op; cancelling it mid-charge is not
+# better. Explicit, so the choice is visible (Celery 6 changes the default).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_TENANT_CACHE_SECONDS = 30
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from analytics.models import EventName
 from analytics.services import event_append
 from core import orderkeys
+from core.identity import email_key
 from core.money import Money
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Offer
@@ -119,7 +120,7 @@ def checkout_start(
     expected_total: int | None,
 ) -> StartedCheckout:
     """Create the pending order and a card-setup intent. Nothing is charged here."""
-    email = email.strip().lower()
+    email = email_key(email)
     product, shown, bump, quote = _quote(
         product_slug=product_slug, bump_offer_id=bump_offer_id, country=country, region=region,
         visitor_key=buyer_key(visitor_id=attribution.visitor_id, email=email),

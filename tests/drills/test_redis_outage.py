@@ -7,12 +7,15 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from analytics.models import Event
 from bench.harness import PrivateRedis
@@ -20,6 +23,7 @@ from config.celery_app import app
 from core.models import OutboxMessage
 from core.tasks import drain_outbox
 from payments.models import AttemptStatus, ChargeAttempt
+from payments.services import attempt_refresh
 from storefront.models import FollowUpSend, OrderStatus
 from tests.conftest import test_database_url
 from tests.drills.conftest import accept, catalog, offer_token, pay, start
@@ -60,6 +64,7 @@ def private_broker(live_tenant, stub, tmp_path):
                 pytest.fail("worker did not start:\n" + log.read_text()[-3000:])
             time.sleep(0.1)
         redis.log = log
+        redis.worker = worker
         yield redis
     finally:
         worker.terminate()
@@ -146,3 +151,118 @@ def test_with_the_broker_stopped_no_settlement_upsell_or_follow_up_is_lost_once_
           f"{waiting} tasks waited in the outbox; lost {lost}, duplicated {duplicated}")
     assert (lost, duplicated) == (0, 0)
     assert stub.stats()["payment_intents"] == 2 * len(orders)
+    # The same worker did it all: it survived the outage on its own, nothing restarted it.
+    log = private_broker.log.read_text(errors="replace")
+    assert private_broker.worker.poll() is None and "Unrecoverable error" not in log
+    assert log.count("worker: Ready") + log.count(" ready.") == 1
+
+
+def _wait_for(predicate, what: str, log, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture
+def prefork_on_private_broker(live_tenant, stub, tmp_path):
+    """A prefork worker (two children, one left free so it keeps polling the broker) on a
+    private redis-server, as production runs it."""
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    real = app.conf.broker_url
+    was_eager = app.conf.task_always_eager
+    _point_celery_at(redis.url)
+    app.conf.task_always_eager = False
+    log = tmp_path / "worker.log"
+    env = dict(os.environ, CELERY_TASK_ALWAYS_EAGER="false", DATABASE_URL=test_database_url(),
+               REDIS_URL=redis.url, CELERY_BROKER_URL=redis.url, STRIPE_API_BASE=stub.base,
+               STRIPE_SECRET_KEY="sk_test_drill")
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool",
+             "prefork", "--concurrency", "2", "--loglevel", "INFO", "--without-heartbeat",
+             "--without-gossip", "--without-mingle", "--hostname",
+             f"redis-drill-prefork-{os.getpid()}@%h"],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None,
+                  "the worker to start", log, timeout=40)
+        assert worker.poll() is None, log.read_text()
+        redis.log = log
+        redis.worker = worker
+        yield redis
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        redis.stop()
+        app.conf.task_always_eager = was_eager
+        _point_celery_at(real)
+
+
+def test_a_worker_holding_an_unacknowledged_task_survives_the_broker_going_away(
+    prefork_on_private_broker, stub, live_tenant, client_for
+):
+    """kombu's restore of unacknowledged messages on a dropped connection used to kill the
+    worker (docs/kombu-restore-repro.md); core/broker.py's transport keeps it alive."""
+    broker = prefork_on_private_broker
+    log = broker.log
+    _, bump, _, _ = catalog()
+    client = client_for("t1.localhost")
+    _, order = start(client, bump, 1)
+    stub.charge_delay = 2.0  # the primary's answer is lost: it stays in flight
+    assert pay(client, order).status_code == 202
+    stub.charge_delay = 0.0
+    status, token = offer_token(client, order)
+    assert status == 200 and token and accept(client, order, token).status_code == 303
+    queued = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:upsell")
+
+    # Hold the queued attempt's row: the worker's release task (acks_late) blocks inside it,
+    # so its message is delivered and unacknowledged when the broker goes away.
+    holder = psycopg.connect(test_database_url(), autocommit=False)
+    watcher = psycopg.connect(test_database_url(), autocommit=True)
+    try:
+        holder.execute(
+            f'SELECT 1 FROM "{connection.schema_name}".payments_chargeattempt '
+            "WHERE id = %s FOR UPDATE", [queued.pk])
+        primary = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
+        assert attempt_refresh(attempt_id=primary.pk).status == AttemptStatus.SUCCEEDED
+        deadline = time.monotonic() + 20
+        while OutboxMessage.objects.filter(dispatched_at__isnull=True).exists():
+            assert time.monotonic() < deadline, "the outbox did not send the release task"
+            drain_outbox()
+            time.sleep(0.2)
+        _wait_for(lambda: watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'UPDATE %%payments_chargeattempt%%'").fetchone()[0] == 1,
+            "the worker to be inside the release task", log)
+        broker.stop()
+        _wait_for(lambda: re.search(r"Restoring \d+ unacknowledged message",
+                                    log.read_text(errors="replace")),
+                  "the worker to notice the outage with the task unacknowledged", log)
+        holder.rollback()  # the task finishes during the outage
+        time.sleep(3)
+    finally:
+        holder.close()
+        watcher.close()
+    assert broker.worker.poll() is None, log.read_text(errors="replace")[-4000:]
+    assert "Unrecoverable error" not in log.read_text(errors="replace")
+
+    broker.start()  # same port: the same worker reconnects by itself
+    _wait_for(lambda: log.read_text(errors="replace").count("Connected to") >= 2,
+              "the worker to reconnect", log, timeout=40)
+    drain_outbox.delay()  # and it takes new work
+    _wait_for(lambda: re.search(r"Task core\.tasks\.drain_outbox\[[^]]+\] succeeded",
+                                log.read_text(errors="replace")),
+              "a task sent after the outage to run", log, timeout=30)
+    assert broker.worker.poll() is None
+    queued.refresh_from_db()
+    assert queued.status == AttemptStatus.SUCCEEDED  # the release finished, once
+    assert stub.stats()["attempt_keys_charged_twice"] == 0

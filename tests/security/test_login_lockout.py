@@ -74,3 +74,71 @@ def test_the_platform_admin_login_is_throttled_too(db, clock):
     for _ in range(5):
         login(username="ops", host="localhost")
     assert login(username="ops", host="localhost").status_code == 429
+
+
+# --- look-alike spellings (issue 20, item 4) ------------------------------------------------
+import unicodedata  # noqa: E402
+
+from django.core.cache import cache  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _compatibility_variants(letter: str) -> list[str]:
+    """Every code point that NFKC turns into `letter` (fullwidth, script, mathematical…)."""
+    return [chr(cp) for cp in range(0x80, 0x30000)
+            if chr(cp) != letter and unicodedata.normalize("NFKC", chr(cp)) == letter]
+
+
+_VARIANTS = {letter: [letter, *_compatibility_variants(letter)] for letter in "owner"}
+spellings_of_owner = st.tuples(*(st.sampled_from(_VARIANTS[c]) for c in "owner")).map("".join)
+
+
+@pytest.mark.parametrize("spelling", ["ｏｗｎｅｒ", "owｎer", "ℴwner"])
+def test_five_failures_for_owner_lock_every_look_alike_that_logs_in_as_owner(
+    tenant, clock, spelling
+):
+    assert unicodedata.normalize("NFKC", spelling) == "owner"
+    for _ in range(5):
+        login()
+    locked = login(username=spelling, password=PASSWORD)
+    assert locked.status_code == 429
+    # ...and the refused look-alike did not reset the owner's count.
+    assert login(password=PASSWORD).status_code == 429
+
+
+@pytest.mark.parametrize("spelling", ["ｏｗｎｅｒ", "owｎer", "ℴwner"])
+def test_failures_under_a_look_alike_count_for_owner(tenant, clock, spelling):
+    for _ in range(5):
+        assert login(username=spelling).status_code == 200
+    assert login(password=PASSWORD).status_code == 429
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(failing=st.lists(spellings_of_owner, min_size=5, max_size=5), trying=spellings_of_owner)
+def test_the_lockout_holds_for_every_spelling_that_logs_in_as_the_same_user(
+    tenant, clock, failing, trying
+):
+    cache.clear()  # a fresh count for each example
+    clock(3600)
+    # The spelling really is the owner's account: unlocked, it logs in.
+    assert login(username=trying, password=PASSWORD).status_code == 302
+    for spelling in failing:
+        assert login(username=spelling).status_code == 200
+    assert login(username=trying, password=PASSWORD).status_code == 429
+    assert login(password=PASSWORD).status_code == 429
+
+
+def test_a_name_with_a_nul_byte_is_refused_without_a_500(tenant, clock):
+    assert login(username="own\x00er").status_code == 200  # the form again, with its error
+
+
+def test_a_lone_surrogate_or_an_overlong_name_gets_a_key_without_touching_the_database(
+    tenant, django_assert_num_queries
+):
+    with django_assert_num_queries(0):
+        for name in ["own\ud800er", "o" * 10_000, "own\x00er"]:
+            key = ratelimit.login_account_identity(name)
+            assert key.startswith("name:")
+            ratelimit.ratelimit_key(scope="s", dimension="account", identity=key)
