@@ -24,6 +24,7 @@ from payments.gateway import (
     GatewayUnavailable,
     PaymentResult,
     PaymentStatus,
+    SetupResult,
     get_gateway,
 )
 from payments.models import (
@@ -87,6 +88,25 @@ def vault_save(*, customer: GatewayCustomer, payment_method_ref: str, consent_te
         defaults={"consent_text": consent_text[:300], "consent_at": timezone.now()},
     )
     return method
+
+
+def card_setup_create(*, customer: GatewayCustomer, idempotency_key: str) -> SetupResult:
+    """A card-setup intent the buyer completes on-session. Raises GatewayUnavailable/Rejected."""
+    return get_gateway().setup_create(
+        customer_ref=customer.gateway_ref, idempotency_key=idempotency_key
+    )
+
+
+def card_setup_retrieve(*, setup_ref: str) -> SetupResult:
+    """The setup intent as the gateway has it now (status, the card it collected)."""
+    return get_gateway().setup_retrieve(setup_ref)
+
+
+def card_attach(*, customer: GatewayCustomer, payment_method_ref: str) -> None:
+    """Attach the collected card to the buyer's gateway customer (GatewayRejected: declined)."""
+    get_gateway().payment_method_attach(
+        payment_method_ref=payment_method_ref, customer_ref=customer.gateway_ref
+    )
 
 
 def vault_method_for(*, email: str) -> SavedPaymentMethod | None:

@@ -14,7 +14,7 @@ from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Offer
 from offers.selectors import bump_for_product
 from payments import services as payments
-from payments.gateway import GatewayRejected, GatewayUnavailable, get_gateway
+from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import ChargeAttempt
 from storefront import selectors
 from storefront.countries import COUNTRIES
@@ -177,8 +177,8 @@ def checkout_start(
             event_append(EventName.BUMP_ACCEPTED, offer_id=bump.pk, product_id=bump.product_id,
                          amount=bump.price_amount, **fields)
     try:
-        setup = get_gateway().setup_create(
-            customer_ref=gateway_customer.gateway_ref, idempotency_key=f"setup_{order.token}"
+        setup = payments.card_setup_create(
+            customer=gateway_customer, idempotency_key=f"setup_{order.token}"
         )
     except (GatewayUnavailable, GatewayRejected) as exc:
         order_status_move(order=order, to=OrderStatus.FAILED)
@@ -211,18 +211,17 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
         raise CheckoutError("order", "This checkout is closed. Please start again.")
     if not setup_ref or setup_ref != order.setup_ref:
         raise CheckoutError("card", "Your card details did not match this checkout.")
-    gateway = get_gateway()
     gateway_customer = order.customer.gateway_customer
     try:
-        setup = gateway.setup_retrieve(setup_ref)
+        setup = payments.card_setup_retrieve(setup_ref=setup_ref)
     except (GatewayUnavailable, GatewayRejected) as exc:
         raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
     if setup.status != "succeeded" or not setup.payment_method_ref:
         _fail(order, "card_setup_failed")
         raise CheckoutError("card", "Your card could not be verified. Please try another card.")
     try:
-        gateway.payment_method_attach(
-            payment_method_ref=setup.payment_method_ref, customer_ref=gateway_customer.gateway_ref
+        payments.card_attach(
+            customer=gateway_customer, payment_method_ref=setup.payment_method_ref
         )
     except GatewayRejected as exc:
         _fail(order, "card_declined")
