@@ -19,11 +19,15 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.selectors import offer_risk_window, rate
 from analytics.services import event_append
+from audit.services import Actor
 from core.tasks import tenant_task
 from offers.models import Offer
 from offers.services import offer_pause
 
 logger = logging.getLogger(__name__)
+
+# Whose name a guardrail pause is recorded under in the creator's audit trail.
+GUARDRAILS_ACTOR = Actor.system("offers.guardrails")
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def offer_guardrails_enforce(
         if offer is None:
             continue
         with transaction.atomic():
-            if not offer_pause(offer=offer, reason=breach.reason):
+            if not offer_pause(actor=GUARDRAILS_ACTOR, offer=offer, reason=breach.reason):
                 continue
             event_append(
                 EventName.OFFER_PAUSED,

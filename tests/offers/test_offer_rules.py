@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from audit.services import Actor
 from offers.models import OfferDecision, OfferKind
 from offers.services import offer_pause
 from storefront.services import upsell
@@ -100,7 +101,7 @@ def test_a_buyer_who_already_owns_the_offered_product_is_not_offered_it(
 @pytest.mark.gateway
 def test_a_paused_upsell_is_not_offered(tenant, client_for, stripe_api_base):
     _, _, upsell_offer, _ = make_catalog()
-    offer_pause(offer=upsell_offer, reason="refunds rose")
+    offer_pause(actor=Actor.system("test"), offer=upsell_offer, reason="refunds rose")
     client = client_for("t1.localhost")
     order = buy(client)
     assert upsell.next_step_url(order=order) is None

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics.experiments import experiment_report
 from analytics.models import CONTROL_ARM, Assignment, Event, Experiment
+from audit.services import Actor
 from offers.experiments import experiment_arm_for, experiment_start
 from offers.models import OfferDecision
 from storefront.attribution import COOKIE
@@ -32,7 +33,7 @@ def catalog(tenant):
 
 def _running(offer, **fields) -> Experiment:
     experiment = Experiment.objects.create(offer_id=offer.pk, name="test", **fields)
-    assert experiment_start(experiment=experiment)
+    assert experiment_start(actor=Actor.system("test"), experiment=experiment)
     experiment.refresh_from_db()
     return experiment
 
