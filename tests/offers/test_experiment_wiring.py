@@ -17,7 +17,7 @@ from offers.models import OfferDecision
 from storefront.attribution import COOKIE
 from storefront.models import Customer, Order
 from tests import gateway_helpers as gw
-from tests.analytics.conftest import at, event, ledger, make_order
+from tests.orders import at, event, ledger, make_order
 from tests.storefront.test_checkout_flow import _business_queries
 from tests.upsell.helpers import buy, make_catalog
 

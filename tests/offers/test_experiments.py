@@ -18,9 +18,9 @@ from offers.experiments import (
 )
 from offers.models import OfferKind
 from storefront.models import Customer
-from tests.analytics.conftest import at, event, ledger, make_order
 from tests.concurrency import in_threads
 from tests.factories import OfferFactory, ProductFactory
+from tests.orders import at, event, ledger, make_order
 
 
 @pytest.fixture

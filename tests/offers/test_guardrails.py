@@ -17,8 +17,8 @@ from offers.guardrails import (
 )
 from offers.models import Offer, OfferKind
 from storefront.models import Customer, StoreSettings
-from tests.analytics.conftest import bump_sales, ledger, make_order
 from tests.factories import OfferFactory, ProductFactory
+from tests.orders import bump_sales, ledger, make_order
 
 NOW = timezone.now()
 
