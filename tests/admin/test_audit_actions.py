@@ -250,6 +250,8 @@ def test_a_whole_order_refund_from_the_admin_is_audited_once_per_line(
     entries = AuditEntry.objects.filter(action="payments.refund.issue")
     assert sorted(e.changes["amount"][1] for e in entries) == sorted(
         [h.CORE_TOTAL, h.BUMP_TOTAL])
-    for refund in Refund.objects.all():
+    refunds = list(Refund.objects.all())
+    assert len(refunds) == 2
+    for refund in refunds:
         assert audited("payments.refund.issue", object_id=refund.pk).changes["reason"] == (
             "chargeback threat")
