@@ -67,7 +67,8 @@ def guardrail_breaches(
                     row["offer_id"],
                     "refund_spike",
                     (
-                        f"Paused automatically: {recent * 100:.1f}% of this offer's sales were refunded "
+                        f"Paused automatically: {recent * 100:.1f}% of this offer's sales were "
+                        "refunded "
                         f"in the last {policy.window_days} days ({row['recent_refunds']} of "
                         f"{row['recent_sold']}), against {base * 100:.1f}% over the "
                         f"{policy.baseline_days} days before."
@@ -86,7 +87,8 @@ def guardrail_breaches(
                     row["offer_id"],
                     "chargebacks",
                     (
-                        f"Paused automatically: {row['recent_chargebacks']} chargebacks in the last "
+                        f"Paused automatically: {row['recent_chargebacks']} chargebacks in the "
+                        "last "
                         f"{policy.window_days} days, against about {pace:.1f} usually."
                     ),
                 )

@@ -130,7 +130,9 @@ def checkout_start(
     try:
         gateway_customer = payments.gateway_customer_get_or_create(email=email)
     except (GatewayUnavailable, GatewayRejected) as exc:
-        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+        raise CheckoutError(
+            "card", "Payments are unavailable right now. Please try again."
+        ) from exc
 
     offered_bump = shown.offer  # None in the no-offer control: never offered, never logged
     with transaction.atomic():
@@ -182,7 +184,9 @@ def checkout_start(
         )
     except (GatewayUnavailable, GatewayRejected) as exc:
         order_status_move(order=order, to=OrderStatus.FAILED)
-        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+        raise CheckoutError(
+            "card", "Payments are unavailable right now. Please try again."
+        ) from exc
     Order.objects.filter(pk=order.pk).update(setup_ref=setup.setup_ref)
     order.setup_ref = setup.setup_ref
     return StartedCheckout(order, setup.client_secret, quote)
@@ -215,7 +219,9 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
     try:
         setup = payments.card_setup_retrieve(setup_ref=setup_ref)
     except (GatewayUnavailable, GatewayRejected) as exc:
-        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+        raise CheckoutError(
+            "card", "Payments are unavailable right now. Please try again."
+        ) from exc
     if setup.status != "succeeded" or not setup.payment_method_ref:
         _fail(order, "card_setup_failed")
         raise CheckoutError("card", "Your card could not be verified. Please try another card.")
@@ -227,7 +233,9 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
         _fail(order, "card_declined")
         raise CheckoutError("card", "Your card was declined. Please try another card.") from exc
     except GatewayUnavailable as exc:
-        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+        raise CheckoutError(
+            "card", "Payments are unavailable right now. Please try again."
+        ) from exc
     if order.card_saved:
         payments.vault_save(customer=gateway_customer, payment_method_ref=setup.payment_method_ref,
                             consent_text=CONSENT_TEXT)

@@ -47,7 +47,9 @@ def test_a_buyer_ticks_the_bump_and_pays_once_for_core_bump_and_tax(
     assert sorted(order.lines.values_list("kind", flat=True)) == ["bump", "core"]
     intents = gw.payment_intents()
     assert [(i.amount, i.status) for i in intents] == [(6902, "succeeded")]
-    assert SavedPaymentMethod.objects.filter(customer__email="browser-buyer@example.com").count() == 1
+    assert (
+        SavedPaymentMethod.objects.filter(customer__email="browser-buyer@example.com").count() == 1
+    )
     assert page.locator("#order-lines tbody tr").count() == 2
 
 

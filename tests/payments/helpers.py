@@ -22,10 +22,14 @@ ORDER_TOTAL = CORE_TOTAL + BUMP_TOTAL
 
 
 def sdk() -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_local", base_addresses={"api": os.environ["STRIPE_API_BASE"]})
+    return stripe.StripeClient(
+        "sk_test_local", base_addresses={"api": os.environ["STRIPE_API_BASE"]}
+    )
 
 
-def signed(event: dict, *, secret: str | None = None, timestamp: int | None = None) -> tuple[bytes, str]:
+def signed(
+    event: dict, *, secret: str | None = None, timestamp: int | None = None
+) -> tuple[bytes, str]:
     """Stripe's scheme: header t=<ts>,v1=HMAC-SHA256(secret, "<ts>.<payload>")."""
     body = json.dumps(event).encode()
     ts = int(time.time()) if timestamp is None else timestamp

@@ -96,7 +96,9 @@ def test_a_card_declined_when_saved_leaves_no_paid_order(catalog, client_for, st
     assert order.status == OrderStatus.FAILED
 
 
-def test_a_3ds_card_needs_on_session_confirmation_then_is_paid(catalog, client_for, stripe_api_base):
+def test_a_3ds_card_needs_on_session_confirmation_then_is_paid(
+    catalog, client_for, stripe_api_base
+):
     client = client_for("t1.localhost")
     body = _start(client).json()
     order = Order.objects.get(token=body["order"])
