@@ -5,7 +5,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from analytics.models import EventName
 from analytics.services import event_append
@@ -241,18 +241,16 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
                             consent_text=CONSENT_TEXT)
     lines = list(order.lines.all())
     total = sum(line.total_amount for line in lines)
-    try:
-        attempt, _ = payments.attempt_get_or_create(
-            purpose=f"order:{order.pk}:primary",
-            reference=order.reference,
-            amount=Money(total, order.currency),
-            customer_ref=gateway_customer.gateway_ref,
-            payment_method_ref=setup.payment_method_ref,
-            off_session=False,
-            allocation={line.line_key: line.total_amount for line in lines},
-        )
-    except IntegrityError:  # pragma: no cover - attempt_get_or_create handles the race
-        attempt = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
+    # attempt_get_or_create absorbs the race of two submits: both get the one attempt.
+    attempt, _ = payments.attempt_get_or_create(
+        purpose=f"order:{order.pk}:primary",
+        reference=order.reference,
+        amount=Money(total, order.currency),
+        customer_ref=gateway_customer.gateway_ref,
+        payment_method_ref=setup.payment_method_ref,
+        off_session=False,
+        allocation={line.line_key: line.total_amount for line in lines},
+    )
     return payments.attempt_execute(attempt_id=attempt.pk)
 
 
