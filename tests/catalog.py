@@ -27,6 +27,7 @@ class Catalog:
 
 def catalog(
     *,
+    core_slug: str | None = "course",
     bump: bool = True,
     bump_price: int = 900,
     upsell: bool = False,
@@ -37,7 +38,9 @@ def catalog(
     followup_delays: Sequence[int] = (),
     german_vat: bool = True,
 ) -> Catalog:
-    core = ProductFactory(slug="course", name="Photo course", price_amount=CORE_PRICE)
+    # core_slug=None: a fresh slug, for tests that make several catalogs (no checkout by URL).
+    slug = {"slug": core_slug} if core_slug else {}
+    core = ProductFactory(name="Photo course", price_amount=CORE_PRICE, **slug)
     made = {}
     if bump:
         made["bump"] = OfferFactory(trigger_product=core, price_amount=bump_price,
