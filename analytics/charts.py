@@ -26,7 +26,7 @@ def bar_chart(
         f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
         f'width="100%" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
-    for i, (label, value) in enumerate(zip(labels, values)):
+    for i, (label, value) in enumerate(zip(labels, values, strict=False)):
         y = 20 + i * row
         bar = 0 if value is None else (width - left - 90) * value / top
         text = (value_text[i] if value_text else f"{value}") if value is not None else "–"

@@ -132,10 +132,11 @@ class Experiment(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def arms(self) -> list[str]:
-        names = sorted(self.variants)
-        return ([CONTROL_ARM] if self.control_no_offer else []) + names
+    def save(self, *args, **kwargs) -> None:
+        # Validation is cheap and the rule is the point of the model: refuse to store a
+        # mixed creative + structural test even when saved outside a form.
+        self.clean()
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         problems = experiment_variants_problems(
@@ -144,11 +145,10 @@ class Experiment(models.Model):
         if problems:
             raise ValidationError({"variants": problems})
 
-    def save(self, *args, **kwargs) -> None:
-        # Validation is cheap and the rule is the point of the model: refuse to store a
-        # mixed creative + structural test even when saved outside a form.
-        self.clean()
-        super().save(*args, **kwargs)
+    @property
+    def arms(self) -> list[str]:
+        names = sorted(self.variants)
+        return ([CONTROL_ARM] if self.control_no_offer else []) + names
 
 
 def experiment_variants_problems(

@@ -149,7 +149,8 @@ def _seed(connection, n: int, batch: int) -> None:
         ).pk
         customers = max(1, int(n / 1.4))
         c.execute(f"""INSERT INTO storefront_customer (id, email, created_at)
-            SELECT g, 'buyer' || g || '@bench.example', now() FROM generate_series(1, {customers}) g""")
+            SELECT g, 'buyer' || g || '@bench.example', now()
+            FROM generate_series(1, {customers}) g""")
         connection.commit() if not connection.get_autocommit() else None
         started = time.monotonic()
         for lo in range(1, n + 1, batch):

@@ -35,6 +35,21 @@ def tenant_task(*args: Any, **options: Any):
     return app.task(*args, **options)
 
 
+def platform_task(*args: Any, **options: Any):
+    """Declare a platform-wide periodic task: beat's fan_out runs it once, in public.
+
+    Not per creator. The flag lives on the task, so core needs to import no app to know it.
+    """
+    options["platform_wide"] = True
+    return app.task(*args, **options)
+
+
+def _registered(task_name: str):
+    if task_name not in app.tasks:  # outside a worker the apps' tasks may not be imported yet
+        app.loader.import_default_modules()
+    return app.tasks.get(task_name)
+
+
 def enqueue(task_name: str, *, delay: dt.timedelta | None = None, **kwargs: Any) -> OutboxMessage:
     """Record a task for the current tenant; it goes to the broker after the transaction commits.
 
@@ -100,10 +115,9 @@ def fan_out(task_name: str, **kwargs: Any) -> int:
     """Periodic entry point: send `task_name` once per creator, inside that creator's schema."""
     if task_name == "core.tasks.drain_outbox":
         return drain_outbox()
-    if task_name == "tenants.spares_refill":  # platform-wide: once, in public
-        from tenants.tasks import spares_refill
-
-        return spares_refill()
+    task = _registered(task_name)
+    if getattr(task, "platform_wide", False):  # once, in public (e.g. tenants.spares_refill)
+        return task()
     count = 0
     with schema_context(get_public_schema_name()):
         schemas = list(

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from analytics.experiments import experiment_planned_sample
 from analytics.models import Experiment, ExperimentStatus
 from audit.admin import AuditedAdminMixin
+from audit.services import actor_resolve
 from core.admin_readonly import ReadOnlyAdmin
 from offers.experiments import experiment_start, experiment_stop
 from offers.models import Offer, OfferDecision
@@ -57,6 +58,8 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
     search_fields = ["headline"]
     list_select_related = ["trigger_product", "product"]
     readonly_fields = ["status", "paused_reason", "price_check"]
+    # offer_pause and offer_resume write their own audit rows ("offers.offer.pause").
+    audit_self_recorded_actions = ("pause", "resume")
     actions = ["pause", "resume"]
 
     @admin.display(description="pricing guardrails")
@@ -83,7 +86,8 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
         form = PauseForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             reason = form.cleaned_data["reason"]
-            count = sum(offer_pause(offer=o, reason=reason) for o in queryset)
+            actor = actor_resolve(request)
+            count = sum(offer_pause(actor=actor, offer=o, reason=reason) for o in queryset)
             self.message_user(request, f"Paused {count} offer(s): {reason}")
             return None
         return self.action_page(
@@ -94,7 +98,8 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Resume selected offers", permissions=["change"])
     def resume(self, request, queryset):
-        count = sum(offer_resume(offer=o) for o in queryset)
+        actor = actor_resolve(request)
+        count = sum(offer_resume(actor=actor, offer=o) for o in queryset)
         self.message_user(request, f"Resumed {count} offer(s).")
 
 
@@ -178,6 +183,8 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "kind"]
     search_fields = ["name"]
     actions = ["start", "stop"]
+    # experiment_start and experiment_stop write their own audit rows.
+    audit_self_recorded_actions = ("start", "stop")
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ["status", "started_at", "stopped_at", "sample_size", "results"]
@@ -231,11 +238,13 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
                       "dashboard's verdict stays valid when you look early, but it will say "
                       "'underpowered' until then.",
             )
-        started = 0
+        started, actor = 0, actor_resolve(request)
         for experiment in drafts:
             try:
+                plan = _plan(experiment)
                 with transaction.atomic():
-                    started += experiment_start(experiment=experiment)
+                    started += experiment_start(actor=actor, experiment=experiment,
+                                                planned_per_arm=plan[0] if plan else None)
             except IntegrityError:
                 messages.error(request, f"“{experiment}”: another experiment is already "
                                         "running on this offer; stop it first.")
@@ -246,5 +255,6 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Stop selected experiments", permissions=["change"])
     def stop(self, request, queryset):
-        count = sum(experiment_stop(experiment=e) for e in queryset)
+        actor = actor_resolve(request)
+        count = sum(experiment_stop(actor=actor, experiment=e) for e in queryset)
         self.message_user(request, f"Stopped {count} experiment(s).")

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.models import CONTROL_ARM, Assignment, Experiment, ExperimentStatus
+from audit.services import Actor, audit_record
 from core.identity import email_key
 from offers.models import Offer
 
@@ -106,19 +107,39 @@ def offer_for_buyer(*, offer: Offer | None, visitor_key: str) -> OfferPresentati
     return OfferPresentation(varied, shown.variant, shown.overrides)
 
 
-def experiment_start(*, experiment: Experiment) -> bool:
-    """Draft → running, once; the database allows one running test per offer."""
+def experiment_start(
+    *, actor: Actor, experiment: Experiment, planned_per_arm: int | None = None
+) -> bool:
+    """Draft → running, once, with its audit row; the database allows one running test per
+    offer (IntegrityError). The sample size it was started with is kept in the audit row."""
     experiment.full_clean()
-    return bool(
-        Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.DRAFT).update(
-            status=ExperimentStatus.RUNNING, started_at=timezone.now()
+    with transaction.atomic():
+        started = bool(
+            Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.DRAFT).update(
+                status=ExperimentStatus.RUNNING, started_at=timezone.now()
+            )
         )
-    )
+        if started:
+            audit_record(
+                request_or_actor=actor, action="analytics.experiment.start", obj=experiment,
+                changes={"status": ["draft", "running"], "planned_per_arm": planned_per_arm},
+                summary=f"Started experiment “{experiment}”",
+            )
+    return started
 
 
-def experiment_stop(*, experiment: Experiment) -> bool:
-    return bool(
-        Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.RUNNING).update(
-            status=ExperimentStatus.STOPPED, stopped_at=timezone.now()
+def experiment_stop(*, actor: Actor, experiment: Experiment) -> bool:
+    """Running → stopped, once, with its audit row."""
+    with transaction.atomic():
+        stopped = bool(
+            Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.RUNNING).update(
+                status=ExperimentStatus.STOPPED, stopped_at=timezone.now()
+            )
         )
-    )
+        if stopped:
+            audit_record(
+                request_or_actor=actor, action="analytics.experiment.stop", obj=experiment,
+                changes={"status": ["running", "stopped"]},
+                summary=f"Stopped experiment “{experiment}”",
+            )
+    return stopped

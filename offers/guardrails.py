@@ -19,11 +19,15 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.selectors import offer_risk_window, rate
 from analytics.services import event_append
+from audit.services import Actor
 from core.tasks import tenant_task
 from offers.models import Offer
 from offers.services import offer_pause
 
 logger = logging.getLogger(__name__)
+
+# Whose name a guardrail pause is recorded under in the creator's audit trail.
+GUARDRAILS_ACTOR = Actor.system("offers.guardrails")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ def guardrail_breaches(
                     row["offer_id"],
                     "refund_spike",
                     (
-                        f"Paused automatically: {recent * 100:.1f}% of this offer's sales were refunded "
+                        f"Paused automatically: {recent * 100:.1f}% of this offer's sales were "
+                        "refunded "
                         f"in the last {policy.window_days} days ({row['recent_refunds']} of "
                         f"{row['recent_sold']}), against {base * 100:.1f}% over the "
                         f"{policy.baseline_days} days before."
@@ -82,7 +87,8 @@ def guardrail_breaches(
                     row["offer_id"],
                     "chargebacks",
                     (
-                        f"Paused automatically: {row['recent_chargebacks']} chargebacks in the last "
+                        f"Paused automatically: {row['recent_chargebacks']} chargebacks in the "
+                        "last "
                         f"{policy.window_days} days, against about {pace:.1f} usually."
                     ),
                 )
@@ -101,7 +107,7 @@ def offer_guardrails_enforce(
         if offer is None:
             continue
         with transaction.atomic():
-            if not offer_pause(offer=offer, reason=breach.reason):
+            if not offer_pause(actor=GUARDRAILS_ACTOR, offer=offer, reason=breach.reason):
                 continue
             event_append(
                 EventName.OFFER_PAUSED,

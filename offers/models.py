@@ -68,7 +68,9 @@ class Offer(models.Model):
                 name="offer_one_active_bump_or_upsell_per_product",
             ),
             models.UniqueConstraint(
-                fields=["parent"], condition=Q(kind="downsell"), name="offer_one_downsell_per_upsell"
+                fields=["parent"],
+                condition=Q(kind="downsell"),
+                name="offer_one_downsell_per_upsell",
             ),
             models.CheckConstraint(
                 condition=Q(kind="downsell", parent__isnull=False) | ~Q(kind="downsell"),

@@ -1,9 +1,12 @@
-"""Offer rules that write: pricing guardrails, pausing."""
+"""Offer rules that write: pricing guardrails, pausing (each pause and resume audited here)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import transaction
+
+from audit.services import Actor, audit_record
 from core.money import Money, percent_of
 from offers.models import ADDON_HARD_LIMIT, ADDON_SWEET_SPOT, Offer
 
@@ -38,17 +41,36 @@ def offer_price_check(*, offer_price: Money, core_price: Money, cart_total: Mone
     return PriceCheck(of_core, of_cart, warning, refusal)
 
 
-def offer_pause(*, offer: Offer, reason: str) -> bool:
-    return bool(
-        Offer.objects.filter(pk=offer.pk, status=Offer.Status.ACTIVE).update(
-            status=Offer.Status.PAUSED, paused_reason=reason[:300]
-        )
-    )
+def offer_pause(*, actor: Actor, offer: Offer, reason: str) -> bool:
+    """Active → paused, with its audit row (the guardrails pause as `Actor.system`).
+
+    Conditional: pausing a paused offer changes nothing and records nothing.
+    """
+    return _offer_status_move(actor=actor, offer=offer, to=Offer.Status.PAUSED,
+                              reason=reason[:300], summary=f"Paused {offer}: {reason}")
 
 
-def offer_resume(*, offer: Offer) -> bool:
-    return bool(
-        Offer.objects.filter(pk=offer.pk, status=Offer.Status.PAUSED).update(
-            status=Offer.Status.ACTIVE, paused_reason=""
+def offer_resume(*, actor: Actor, offer: Offer) -> bool:
+    """Paused → active, with its audit row. IntegrityError: another offer of the kind is live."""
+    return _offer_status_move(actor=actor, offer=offer, to=Offer.Status.ACTIVE, reason="",
+                              summary=f"Resumed {offer}")
+
+
+def _offer_status_move(*, actor: Actor, offer: Offer, to: str, reason: str, summary: str) -> bool:
+    source = Offer.Status.ACTIVE if to == Offer.Status.PAUSED else Offer.Status.PAUSED
+    with transaction.atomic():
+        # Locked, so two pauses at once record one change, and the diff shows the old reason.
+        before = (
+            Offer.objects.select_for_update().filter(pk=offer.pk, status=source)
+            .values_list("paused_reason", flat=True).first()
         )
-    )
+        if before is None:
+            return False
+        Offer.objects.filter(pk=offer.pk).update(status=to, paused_reason=reason)
+        changes = {"status": [source, to]}
+        if before != reason:
+            changes["paused_reason"] = [before, reason]
+        verb = "pause" if to == Offer.Status.PAUSED else "resume"
+        audit_record(request_or_actor=actor, action=f"offers.offer.{verb}", obj=offer,
+                     changes=changes, summary=summary)
+    return True

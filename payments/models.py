@@ -168,7 +168,9 @@ class Refund(models.Model):
     tax_amount = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=200, blank=True)
-    status = models.CharField(max_length=12, choices=RefundStatus.choices, default=RefundStatus.CREATED)
+    status = models.CharField(
+        max_length=12, choices=RefundStatus.choices, default=RefundStatus.CREATED
+    )
     gateway_ref = models.CharField(max_length=100, blank=True)
     requested_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -156,9 +156,13 @@ def attempt_reconcile(
     if attempt.gateway_ref:
         results = [gateway.payment_retrieve(attempt.gateway_ref)]
     else:
-        results = gateway.payments_find(metadata_key="attempt", metadata_value=attempt.idempotency_key)
+        results = gateway.payments_find(
+            metadata_key="attempt", metadata_value=attempt.idempotency_key
+        )
     # A settled one first: any other succeeded payment is then flagged as a duplicate.
-    results.sort(key=lambda r: (r.status != PaymentStatus.SUCCEEDED, r.created, r.payment_ref or ""))
+    results.sort(
+        key=lambda r: (r.status != PaymentStatus.SUCCEEDED, r.created, r.payment_ref or "")
+    )
     for result in results:
         payment_result_apply(result=result)
     attempt.refresh_from_db()
@@ -207,7 +211,8 @@ def _attempt_close(attempt: ChargeAttempt, *, code: str, message: str) -> Charge
 
 
 def _payment_lines(payment_ref: str, *, lock: bool) -> list[LedgerEntry]:
-    rows = LedgerEntry.objects.filter(gateway_ref=payment_ref, kind=LedgerKind.CHARGE).order_by("pk")
+    rows = LedgerEntry.objects.filter(gateway_ref=payment_ref, kind=LedgerKind.CHARGE)
+    rows = rows.order_by("pk")
     return list(rows.select_for_update() if lock else rows)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from core.identity import email_key
@@ -26,6 +26,7 @@ from payments.gateway import (
     GatewayUnavailable,
     PaymentResult,
     PaymentStatus,
+    SetupResult,
     get_gateway,
 )
 from payments.models import (
@@ -84,13 +85,34 @@ def gateway_customer_get_or_create(*, email: str) -> GatewayCustomer:
         return GatewayCustomer.objects.get(email=email)
 
 
-def vault_save(*, customer: GatewayCustomer, payment_method_ref: str, consent_text: str) -> SavedPaymentMethod:
+def vault_save(
+    *, customer: GatewayCustomer, payment_method_ref: str, consent_text: str
+) -> SavedPaymentMethod:
     method, _ = SavedPaymentMethod.objects.get_or_create(
         customer=customer,
         gateway_ref=payment_method_ref,
         defaults={"consent_text": consent_text[:300], "consent_at": timezone.now()},
     )
     return method
+
+
+def card_setup_create(*, customer: GatewayCustomer, idempotency_key: str) -> SetupResult:
+    """A card-setup intent the buyer completes on-session. Raises GatewayUnavailable/Rejected."""
+    return get_gateway().setup_create(
+        customer_ref=customer.gateway_ref, idempotency_key=idempotency_key
+    )
+
+
+def card_setup_retrieve(*, setup_ref: str) -> SetupResult:
+    """The setup intent as the gateway has it now (status, the card it collected)."""
+    return get_gateway().setup_retrieve(setup_ref)
+
+
+def card_attach(*, customer: GatewayCustomer, payment_method_ref: str) -> None:
+    """Attach the collected card to the buyer's gateway customer (GatewayRejected: declined)."""
+    get_gateway().payment_method_attach(
+        payment_method_ref=payment_method_ref, customer_ref=customer.gateway_ref
+    )
 
 
 def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
@@ -160,9 +182,9 @@ def _claim(attempt_id: int, *, allow_resend: bool) -> ChargeAttempt | None:
         if row is None:
             return None
         now = timezone.now()
-        count = ChargeAttempt.objects.filter(pk=attempt_id, status=row.status, sends=row.sends).update(
-            status=AttemptStatus.IN_FLIGHT, sends=row.sends + 1, sent_at=now
-        )
+        count = ChargeAttempt.objects.filter(
+            pk=attempt_id, status=row.status, sends=row.sends
+        ).update(status=AttemptStatus.IN_FLIGHT, sends=row.sends + 1, sent_at=now)
         if count != 1:
             return None
         row.status, row.sends, row.sent_at = AttemptStatus.IN_FLIGHT, row.sends + 1, now
@@ -289,7 +311,9 @@ def ledger_line_totals(*, reference: str) -> dict[str, dict[str, int]]:
     )
     totals: dict[str, dict[str, int]] = {}
     for row in rows:
-        totals.setdefault(row["line_key"], {k: 0 for k in LedgerKind.values})[row["kind"]] = row["total"]
+        totals.setdefault(row["line_key"], {k: 0 for k in LedgerKind.values})[row["kind"]] = row[
+            "total"
+        ]
     return totals
 
 
@@ -490,16 +514,6 @@ def mismatch_record(*, kind: str, gateway_ref: str, reference: str = "", detail:
     Mismatch.objects.bulk_create(
         [Mismatch(kind=kind, gateway_ref=gateway_ref, reference=reference, detail=detail[:2000])],
         ignore_conflicts=True,
-    )
-
-
-def open_attempts() -> list[int]:
-    """Attempts sent to the gateway whose outcome is not final yet (oldest first)."""
-    return list(
-        ChargeAttempt.objects.filter(
-            Q(status__in=[AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING,
-                          AttemptStatus.REQUIRES_ACTION])
-        ).order_by("pk").values_list("pk", flat=True)
     )
 
 

@@ -381,11 +381,15 @@ class StripeGateway:
             pi = _get(pi, "id")
         if pi is None:
             charge = _get(dispute, "charge")
-            pi = self.charge_payment_ref(charge if isinstance(charge, str) else _get(charge, "id", ""))
+            pi = self.charge_payment_ref(
+                charge if isinstance(charge, str) else _get(charge, "id", "")
+            )
         return DisputeResult(
             dispute_ref=dispute.id,
             payment_ref=pi,
-            amount=Money(int(_get(dispute, "amount", 0)), (_get(dispute, "currency") or "usd").upper()),
+            amount=Money(
+                int(_get(dispute, "amount", 0)), (_get(dispute, "currency") or "usd").upper()
+            ),
             status=_get(dispute, "status", ""),
             reason=_get(dispute, "reason", ""),
         )

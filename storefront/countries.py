@@ -6,5 +6,6 @@ COUNTRIES = {
     "DK": "Denmark", "FI": "Finland", "PL": "Poland", "PT": "Portugal", "CZ": "Czechia",
     "GR": "Greece", "HU": "Hungary", "RO": "Romania", "AU": "Australia", "NZ": "New Zealand",
     "JP": "Japan", "KR": "South Korea", "SG": "Singapore", "IN": "India", "BR": "Brazil",
-    "MX": "Mexico", "AR": "Argentina", "ZA": "South Africa", "IL": "Israel", "AE": "United Arab Emirates",
+    "MX": "Mexico", "AR": "Argentina", "ZA": "South Africa", "IL": "Israel",
+    "AE": "United Arab Emirates",
 }

@@ -5,10 +5,14 @@ from storefront.countries import COUNTRIES
 
 
 class CheckoutForm(forms.Form):
-    email = forms.EmailField(label="Email", max_length=254,
-                             error_messages={"invalid": "Enter a valid email address, like name@example.com."})
-    country = forms.ChoiceField(label="Country", choices=sorted(COUNTRIES.items(), key=lambda c: c[1]),
-                                initial="US")
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        error_messages={"invalid": "Enter a valid email address, like name@example.com."},
+    )
+    country = forms.ChoiceField(
+        label="Country", choices=sorted(COUNTRIES.items(), key=lambda c: c[1]), initial="US"
+    )
     region = forms.CharField(label="State or region (optional)", max_length=10, required=False)
     bump = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     add_bump = forms.BooleanField(required=False)

@@ -139,7 +139,9 @@ ORDER_TRANSITIONS: dict[str, set[str]] = {
 class Order(models.Model):
     token = models.CharField(max_length=32, unique=True)  # public id used in URLs
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
-    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING
+    )
     currency = models.CharField(max_length=3)
     # Jurisdiction evidence for tax, reused for post-purchase lines and refunds.
     country = models.CharField(max_length=2)

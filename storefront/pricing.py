@@ -53,7 +53,9 @@ class Quote:
         return sum((line.total for line in self.lines), Money.zero(self.currency))
 
 
-def split_tax(*, price: Money, rate_percent: Decimal, inclusive: bool) -> tuple[Money, Money, Money]:
+def split_tax(
+    *, price: Money, rate_percent: Decimal, inclusive: bool
+) -> tuple[Money, Money, Money]:
     """(net, tax, total) for one line; tax rounded once, half up, to the minor unit."""
     rate = rate_percent / Decimal(100)
     if inclusive:

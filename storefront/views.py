@@ -263,11 +263,16 @@ def order_thanks(request, token: str):
 @require_GET
 def line_download(request, signed: str):
     line_id = receipts.download_check(token=signed, schema=connection.schema_name)
-    line = OrderLine.objects.select_related("product", "order").filter(pk=line_id).first() if line_id else None
+    line = (
+        OrderLine.objects.select_related("product", "order").filter(pk=line_id).first()
+        if line_id
+        else None
+    )
     if line is None or line.order.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
         return render(request, "storefront/error.html", {
             "title": "This download link is not valid",
-            "message": "The link has expired or is not for this store. Open your order page for a fresh one.",
+            "message": "The link has expired or is not for this store. "
+                       "Open your order page for a fresh one.",
         }, status=403)
     product = line.product
     if product.deliverable_file:

@@ -25,8 +25,11 @@ from tenants.pool import spare_claim
 from tenants.provisioning import _PLACEHOLDER, _template_script, template_ensure
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
-HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-RESERVED_SLUGS = {"public", "www", "admin", "api", "static", "media", "platform", "information-schema"}
+HOST_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+RESERVED_SLUGS = {"public", "www", "admin", "api", "static", "media", "platform",
+                  "information-schema"}
 
 
 class ProvisioningError(ValueError):
@@ -151,10 +154,11 @@ def creators_create_bulk(
     Every row is checked first, all at once (two queries for taken slugs and domains, plus
     duplicates within the batch). Each good row then costs, in one transaction, a spare schema
     renamed (tenants.pool) or else one round trip of the template's DDL, and one statement
-    writing the creator, its domain and its owner. With `jobs > 1` creators are made in that many worker processes (one connection
-    each). A clone is server work, not Python: on PostgreSQL 15 each of the ~150 btree indexes
-    of a schema is built and fsynced on its own, so a backend spends a good part of a clone
-    waiting on the disk, and a few more jobs than cores keep both cores busy.
+    writing the creator, its domain and its owner. With `jobs > 1` creators are made in that
+    many worker processes (one connection each). A clone is server work, not Python: on
+    PostgreSQL 15 each of the ~150 btree indexes of a schema is built and fsynced on its own,
+    so a backend spends a good part of a clone waiting on the disk, and a few more jobs than
+    cores keep both cores busy.
     """
     result = BulkResult(created=[], failed=[])
     template_ensure()
@@ -274,7 +278,11 @@ def public_tenant_ensure(*, domain: str) -> Creator:
     with schema_context(get_public_schema_name()):
         public, _ = Creator.objects.get_or_create(
             schema_name=get_public_schema_name(),
-            defaults={"slug": "platform", "display_name": "Platform", "owner_email": "ops@" + domain},
+            defaults={
+                "slug": "platform",
+                "display_name": "Platform",
+                "owner_email": "ops@" + domain,
+            },
         )
         Domain.objects.get_or_create(domain=domain, defaults={"tenant": public, "is_primary": True})
     return public

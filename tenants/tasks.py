@@ -6,12 +6,12 @@ import logging
 from django.conf import settings
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from config.celery_app import app
+from core.tasks import platform_task
 
 logger = logging.getLogger(__name__)
 
 
-@app.task(name="tenants.spares_refill")
+@platform_task(name="tenants.spares_refill")
 def spares_refill() -> int:
     """Top the spare-schema pool up to TENANT_SPARE_SCHEMAS; returns how many were made.
 

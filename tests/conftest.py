@@ -2,8 +2,9 @@
 
 Tenants `t1` and `t2` (hosts t1.localhost, t2.localhost) exist for the whole session. The
 `tenant` fixture puts the connection in t1's schema; `other_tenant` is t2. `live_tenant`
-gives committed data (for threads, a live server and a browser) and truncates t1's tables
-afterwards. localstripe runs once per session on 127.0.0.1 and is cleared between tests.
+gives committed data (for threads, a live server and a browser) and afterwards empties what
+committing tests write, in t1 and t2 (committed_data_clear). localstripe runs once per
+session on 127.0.0.1 and is cleared between tests.
 """
 
 from __future__ import annotations
@@ -115,32 +116,61 @@ def other_tenant(db):
 
 @pytest.fixture
 def live_tenant(django_db_setup, django_db_blocker):
-    """t1 with real commits (threads, servers, browsers); its tables are emptied afterwards."""
+    """t1 with real commits (threads, servers, browsers).
+
+    Afterwards everything a committing test can have written is undone, in both session
+    tenants (a live server or a worker may write to t2 too): the app tables, sessions, the
+    admin log and any user added since the test began, and the public outbox. So any subset
+    of the suite passes after any other run on a kept test database.
+    """
     with django_db_blocker.unblock():
+        users_before = {slug: _max_user_id(slug) for slug in TENANTS}
         creator = _creator("t1")
         connection.set_tenant(creator)
-        yield creator
-        truncate_tenant_tables(creator.schema_name)
-        connection.set_schema_to_public()
-        from core.models import OutboxMessage
+        try:
+            yield creator
+        finally:
+            committed_data_clear(users_before)
 
-        OutboxMessage.objects.all().delete()
+
+def _max_user_id(slug: str) -> int:
+    from django.contrib.auth import get_user_model
+    from django_tenants.utils import schema_context
+
+    with schema_context(slug):
+        return get_user_model().objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def committed_data_clear(users_before: dict[str, int]) -> None:
+    """Undo what committing tests wrote in the session tenants (`users_before`: {slug: the
+    highest user id to keep}) and in the public outbox."""
+    from django.contrib.auth import get_user_model
+    from django_tenants.utils import schema_context
+
+    from core.models import OutboxMessage
+
+    for slug, keep_up_to in users_before.items():
+        truncate_tenant_tables(slug)
+        with schema_context(slug):
+            get_user_model().objects.filter(pk__gt=keep_up_to).delete()
+    connection.set_schema_to_public()
+    OutboxMessage.objects.all().delete()
 
 
 def truncate_tenant_tables(schema: str) -> None:
+    """Empty the product apps' tables, sessions and the admin log of one tenant schema."""
     from django.apps import apps
     from django.conf import settings
 
-    tables = []
+    tables = ["django_session", "django_admin_log"]  # the owner user and permissions stay
     for name in settings.TENANT_APPS:
         if name.startswith("django."):
-            continue  # keep the owner user, content types and permissions
+            continue
         label = name.rsplit(".", 1)[-1]
         tables += [m._meta.db_table for m in apps.get_app_config(label).get_models()]
-    if tables:
-        names = ", ".join(f'"{schema}"."{t}"' for t in tables)
-        with connection.cursor() as cursor:
-            cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    names = ", ".join(f'"{schema}"."{t}"' for t in tables)
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ CARD_3DS = "4000002760003184"
 
 
 def _client() -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_local", base_addresses={"api": os.environ["STRIPE_API_BASE"]})
+    return stripe.StripeClient(
+        "sk_test_local", base_addresses={"api": os.environ["STRIPE_API_BASE"]}
+    )
 
 
 def confirm_card_setup(setup_ref: str, number: str = CARD_OK) -> str:
@@ -35,7 +37,9 @@ def authenticate(payment_ref: str, client_secret: str, success: bool = True) -> 
     import urllib.parse
     import urllib.request
 
-    data = urllib.parse.urlencode({"client_secret": client_secret, "success": "true" if success else "false"}).encode()
+    data = urllib.parse.urlencode(
+        {"client_secret": client_secret, "success": "true" if success else "false"}
+    ).encode()
     req = urllib.request.Request(
         f"{os.environ['STRIPE_API_BASE']}/v1/payment_intents/{payment_ref}/_authenticate",
         data=data, headers={"Authorization": "Bearer sk_test_local"}, method="POST")

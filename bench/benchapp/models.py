@@ -5,3 +5,6 @@ from django.db import models
 class BenchNote(models.Model):
     text = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.text

@@ -27,6 +27,7 @@ from api.auth import actor_of
 from api.errors import ApiError
 from api.filters import IdFilter
 from offers.api import services
+from offers.experiments import experiment_start, experiment_stop
 from offers.models import Offer
 
 # What an arm may set (analytics.models.EXPERIMENT_FIELDS), and how each value is checked:
@@ -211,7 +212,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         if planned is None:
             raise _unplannable()
         try:
-            started = services.experiment_start_by(
+            started = experiment_start(
                 actor=actor_of(request), experiment=experiment, planned_per_arm=planned)
         except IntegrityError as exc:
             raise ApiError("experiment_conflict", "Another experiment is running on this "
@@ -229,7 +230,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @action(detail=True, methods=["post"], filter_backends=[])
     def stop(self, request, pk=None):
         experiment = self.get_object()
-        if not services.experiment_stop_by(actor=actor_of(request), experiment=experiment):
+        if not experiment_stop(actor=actor_of(request), experiment=experiment):
             raise ApiError("experiment_not_running", "Only a running experiment can stop.",
                            status_code=409)
         experiment.refresh_from_db()

@@ -16,7 +16,7 @@ from core.money import Money
 from offers.api import services
 from offers.api.serializers import OfferIn, OfferOut, OfferWithWarnings, PauseIn
 from offers.models import Offer, OfferKind
-from offers.services import offer_price_check
+from offers.services import offer_pause, offer_price_check, offer_resume
 
 
 class OfferFilter(django_filters.FilterSet):
@@ -115,8 +115,7 @@ class OfferViewSet(viewsets.ModelViewSet):
         offer = self.get_object()
         data = PauseIn(data=request.data)
         data.is_valid(raise_exception=True)
-        services.offer_pause_by(actor=actor_of(request), offer=offer,
-                                reason=data.validated_data["reason"])
+        offer_pause(actor=actor_of(request), offer=offer, reason=data.validated_data["reason"])
         offer.refresh_from_db()
         return Response(OfferOut(offer).data)
 
@@ -125,7 +124,7 @@ class OfferViewSet(viewsets.ModelViewSet):
     def resume(self, request, pk=None):
         offer = self.get_object()
         try:
-            services.offer_resume_by(actor=actor_of(request), offer=offer)
+            offer_resume(actor=actor_of(request), offer=offer)
         except IntegrityError as exc:
             raise ApiError("offer_conflict", "Another offer of this kind is live for the "
                            "product; pause it first.", status_code=409) from exc

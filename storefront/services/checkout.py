@@ -5,7 +5,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from analytics.models import EventName
 from analytics.services import event_append
@@ -16,7 +16,7 @@ from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Offer
 from offers.selectors import bump_for_product
 from payments import services as payments
-from payments.gateway import GatewayRejected, GatewayUnavailable, get_gateway
+from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import ChargeAttempt
 from storefront import selectors
 from storefront.countries import COUNTRIES
@@ -132,7 +132,9 @@ def checkout_start(
     try:
         gateway_customer = payments.gateway_customer_get_or_create(email=email)
     except (GatewayUnavailable, GatewayRejected) as exc:
-        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+        raise CheckoutError(
+            "card", "Payments are unavailable right now. Please try again."
+        ) from exc
 
     offered_bump = shown.offer  # None in the no-offer control: never offered, never logged
     with transaction.atomic():
@@ -179,12 +181,14 @@ def checkout_start(
             event_append(EventName.BUMP_ACCEPTED, offer_id=bump.pk, product_id=bump.product_id,
                          amount=bump.price_amount, **fields)
     try:
-        setup = get_gateway().setup_create(
-            customer_ref=gateway_customer.gateway_ref, idempotency_key=f"setup_{order.token}"
+        setup = payments.card_setup_create(
+            customer=gateway_customer, idempotency_key=f"setup_{order.token}"
         )
     except (GatewayUnavailable, GatewayRejected) as exc:
         order_status_move(order=order, to=OrderStatus.FAILED)
-        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+        raise CheckoutError(
+            "card", "Payments are unavailable right now. Please try again."
+        ) from exc
     Order.objects.filter(pk=order.pk).update(setup_ref=setup.setup_ref)
     order.setup_ref = setup.setup_ref
     return StartedCheckout(order, setup.client_secret, quote)
@@ -213,41 +217,42 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
         raise CheckoutError("order", "This checkout is closed. Please start again.")
     if not setup_ref or setup_ref != order.setup_ref:
         raise CheckoutError("card", "Your card details did not match this checkout.")
-    gateway = get_gateway()
     gateway_customer = order.customer.gateway_customer
     try:
-        setup = gateway.setup_retrieve(setup_ref)
+        setup = payments.card_setup_retrieve(setup_ref=setup_ref)
     except (GatewayUnavailable, GatewayRejected) as exc:
-        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+        raise CheckoutError(
+            "card", "Payments are unavailable right now. Please try again."
+        ) from exc
     if setup.status != "succeeded" or not setup.payment_method_ref:
         _fail(order, "card_setup_failed")
         raise CheckoutError("card", "Your card could not be verified. Please try another card.")
     try:
-        gateway.payment_method_attach(
-            payment_method_ref=setup.payment_method_ref, customer_ref=gateway_customer.gateway_ref
+        payments.card_attach(
+            customer=gateway_customer, payment_method_ref=setup.payment_method_ref
         )
     except GatewayRejected as exc:
         _fail(order, "card_declined")
         raise CheckoutError("card", "Your card was declined. Please try another card.") from exc
     except GatewayUnavailable as exc:
-        raise CheckoutError("card", "Payments are unavailable right now. Please try again.") from exc
+        raise CheckoutError(
+            "card", "Payments are unavailable right now. Please try again."
+        ) from exc
     if order.card_saved:
         payments.vault_save(customer=gateway_customer, payment_method_ref=setup.payment_method_ref,
                             consent_text=CONSENT_TEXT)
     lines = list(order.lines.all())
     total = sum(line.total_amount for line in lines)
-    try:
-        attempt, _ = payments.attempt_get_or_create(
-            purpose=orderkeys.order_purpose(order.pk, orderkeys.PRIMARY),
-            reference=order.reference,
-            amount=Money(total, order.currency),
-            customer_ref=gateway_customer.gateway_ref,
-            payment_method_ref=setup.payment_method_ref,
-            off_session=False,
-            allocation={line.line_key: line.total_amount for line in lines},
-        )
-    except IntegrityError:  # pragma: no cover - attempt_get_or_create handles the race
-        attempt = selectors.order_primary_attempt(order_id=order.pk)
+    # attempt_get_or_create absorbs the race of two submits: both get the one attempt.
+    attempt, _ = payments.attempt_get_or_create(
+        purpose=orderkeys.order_purpose(order.pk, orderkeys.PRIMARY),
+        reference=order.reference,
+        amount=Money(total, order.currency),
+        customer_ref=gateway_customer.gateway_ref,
+        payment_method_ref=setup.payment_method_ref,
+        off_session=False,
+        allocation={line.line_key: line.total_amount for line in lines},
+    )
     return payments.attempt_execute(attempt_id=attempt.pk)
 
 

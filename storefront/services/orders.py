@@ -115,14 +115,3 @@ def order_status_sync_from_ledger(*, order: Order) -> None:
         return
     target = OrderStatus.REFUNDED if returned >= charged else OrderStatus.PARTIALLY_REFUNDED
     order_status_move(order=order, to=target)
-
-
-def order_totals(order: Order) -> dict[str, int]:
-    lines = list(order.lines.all())
-    return {
-        "net": sum(line.net_amount for line in lines),
-        "tax": sum(line.tax_amount for line in lines),
-        "total": sum(line.total_amount for line in lines),
-    }
-
-

@@ -108,13 +108,13 @@ def test_an_experiment_shows_its_sample_size_per_arm_before_it_is_started(owner_
     assert started.status_code == 302
     experiment.refresh_from_db()
     assert experiment.status == ExperimentStatus.RUNNING
-    assert audited("analytics.experiment.action.start", object_id=experiment.pk).changes[
+    assert audited("analytics.experiment.start", object_id=experiment.pk).changes[
         "status"] == ["draft", "running"]
 
     stopped = owner_client.post("/admin/analytics/experiment/", {
         "action": "stop", "_selected_action": [experiment.pk], "index": 0})
     assert stopped.status_code == 302
-    assert audited("analytics.experiment.action.stop", object_id=experiment.pk).changes[
+    assert audited("analytics.experiment.stop", object_id=experiment.pk).changes[
         "status"] == ["running", "stopped"]
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from analytics import selectors
 from analytics.selectors import MetricFilter
-from tests.analytics.conftest import AS_OF, at
+from tests.orders import AS_OF, at
 
 
 def test_aov_and_revenue_per_session_count_every_paid_order_and_visitor(hand_store):

@@ -19,7 +19,7 @@ from analytics.models import (
 from analytics.rollups import rollups_rebuild, rollups_refresh
 from analytics.selectors import MetricFilter
 from storefront.models import Customer, OrderLine
-from tests.analytics.conftest import AS_OF, at, event, ledger, make_order
+from tests.orders import AS_OF, at, event, ledger, make_order
 
 METRICS = ("funnel", "traffic", "order_value", "take_rates", "refund_rates", "cohort_ltv")
 

@@ -144,7 +144,7 @@ def test_offer_create_update_pause_and_resume_are_each_audited_as_the_key(api_fo
                        for verb in ("add", "change", "pause", "resume")]
     change = _audit("offers.offer.change")[0]
     assert change.changes == {"price_amount": [900, 1200]}
-    assert _audit("offers.offer.pause")[0].changes["paused_reason"] == "refunds up"
+    assert _audit("offers.offer.pause")[0].changes["paused_reason"] == ["", "refunds up"]
 
 
 def test_pausing_an_already_paused_offer_adds_no_second_audit_row(api_for, write_key):

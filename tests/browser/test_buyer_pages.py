@@ -155,6 +155,7 @@ def test_each_buyer_page_transfers_at_most_30_kb_of_our_own_html_css_and_js(
     browser, live_url, tour
 ):
     weights: dict[str, dict] = {}
+    assert tour.pages
     for name in tour.pages:
         context = browser.new_context(viewport=VIEWPORTS["phone"])
         page = context.new_page()

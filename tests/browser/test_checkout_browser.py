@@ -6,17 +6,15 @@ from payments.models import SavedPaymentMethod
 from storefront.models import Order, OrderStatus
 from tests import gateway_helpers as gw
 from tests.browser.conftest import fill_card
-from tests.factories import OfferFactory, ProductFactory, TaxRateFactory
+from tests.catalog import catalog as shared_catalog
 
 pytestmark = [pytest.mark.browser, pytest.mark.gateway]
 
 
 @pytest.fixture
 def catalog(live_tenant):
-    core = ProductFactory(slug="course", name="Photo course", price_amount=4900)
-    bump = OfferFactory(trigger_product=core, price_amount=900, product__name="Preset pack")
-    TaxRateFactory(country="DE", rate="19.000")
-    return core, bump
+    c = shared_catalog()
+    return c.core, c.bump
 
 
 def _checkout(page, live_url, card: str, *, bump: bool = True):
@@ -47,7 +45,9 @@ def test_a_buyer_ticks_the_bump_and_pays_once_for_core_bump_and_tax(
     assert sorted(order.lines.values_list("kind", flat=True)) == ["bump", "core"]
     intents = gw.payment_intents()
     assert [(i.amount, i.status) for i in intents] == [(6902, "succeeded")]
-    assert SavedPaymentMethod.objects.filter(customer__email="browser-buyer@example.com").count() == 1
+    assert (
+        SavedPaymentMethod.objects.filter(customer__email="browser-buyer@example.com").count() == 1
+    )
     assert page.locator("#order-lines tbody tr").count() == 2
 
 

@@ -10,7 +10,7 @@ from bench.stub_gateway import StubGateway
 from payments.gateway import use_gateway
 from payments.stripe_gateway import StripeGateway
 from storefront.models import Order
-from tests.factories import OfferFactory, ProductFactory
+from tests.catalog import catalog as shared_catalog
 
 CORE, BUMP, UPSELL = 4900, 900, 1900
 
@@ -26,13 +26,11 @@ def stub():
 
 
 def catalog():
-    core = ProductFactory(slug="course", name="Photo course", price_amount=CORE)
-    bump = OfferFactory(trigger_product=core, price_amount=BUMP)
-    upsell = OfferFactory(kind="upsell", trigger_product=core, price_amount=UPSELL,
-                          product__name="Editing masterclass")
-    cross = OfferFactory(kind="cross_sell", trigger_product=core, price_amount=1500,
-                         product__name="Portfolio review", followup_delays_hours=[24, 72])
-    return core, bump, upsell, cross
+    """(core, bump, upsell, cross-sell) from the one test catalog (tests/catalog.py), at the
+    drills' prices and with no VAT (the drill buyers are in the US)."""
+    c = shared_catalog(upsell=True, upsell_price=UPSELL, bump_price=BUMP, cross_sell=True,
+                       cross_price=1500, followup_delays=[24, 72], german_vat=False)
+    return c.core, c.bump, c.upsell, c.cross
 
 
 def start(client, bump, n: int):

@@ -27,6 +27,7 @@ from payments.services import attempt_refresh
 from storefront.models import FollowUpSend, OrderStatus
 from tests.conftest import test_database_url
 from tests.drills.conftest import accept, catalog, offer_token, pay, start
+from tests.worker_support import worker_start, worker_stop
 
 pytestmark = pytest.mark.worker
 
@@ -47,32 +48,20 @@ def private_broker(live_tenant, stub, tmp_path):
     was_eager = app.conf.task_always_eager
     _point_celery_at(redis.url)
     app.conf.task_always_eager = False
-    log = tmp_path / "worker.log"
-    env = dict(os.environ, CELERY_TASK_ALWAYS_EAGER="false", DATABASE_URL=test_database_url(),
-               REDIS_URL=redis.url, CELERY_BROKER_URL=redis.url, STRIPE_API_BASE=stub.base,
-               STRIPE_SECRET_KEY="sk_test_drill")
-    with open(log, "wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool",
-             "solo", "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
-             "--without-mingle", "--hostname", f"redis-drill-{os.getpid()}@%h"],
-            env=env, stdout=out, stderr=subprocess.STDOUT)
+    worker = None
     try:
-        deadline = time.monotonic() + 30
-        while "ready." not in log.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("worker did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.1)
-        redis.log = log
+        worker = worker_start(
+            env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis.url,
+                 "CELERY_BROKER_URL": redis.url, "STRIPE_API_BASE": stub.base,
+                 "STRIPE_SECRET_KEY": "sk_test_drill"},
+            log_path=tmp_path / "worker.log", name="redis-drill", purge=False,
+        )
+        redis.log = worker.log_path
         redis.worker = worker
         yield redis
     finally:
-        worker.terminate()
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        if worker is not None:
+            worker_stop(worker)
         redis.stop()
         app.conf.task_always_eager = was_eager
         _point_celery_at(real)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from payments.services import attempt_refresh
 from storefront.models import OrderLine, OrderStatus
 from tests.conftest import test_database_url
 from tests.drills.conftest import accept, catalog, offer_token, pay, start
+from tests.worker_support import worker_start, worker_stop
 
 pytestmark = pytest.mark.worker
 
@@ -44,33 +43,19 @@ def _wait_for(predicate, what: str, log: Path, timeout: float = 15.0):
 @pytest.fixture
 def prefork_worker(live_tenant, stub, redis_url, tmp_path):
     """A real prefork worker (one child, as in production but smaller) on the stub gateway."""
-    log = tmp_path / "worker.log"
-    env = dict(os.environ, CELERY_TASK_ALWAYS_EAGER="false", DATABASE_URL=test_database_url(),
-               REDIS_URL=redis_url, CELERY_BROKER_URL=app.conf.broker_url,
-               STRIPE_API_BASE=stub.base, STRIPE_SECRET_KEY="sk_test_drill")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool",
-             "prefork", "--concurrency", "1", "--loglevel", "INFO", "--purge",
-             "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "--hostname", f"drill-{os.getpid()}-{time.time_ns()}@%h"],
-            env=env, stdout=out, stderr=subprocess.STDOUT)
-    proc.log_path = log
+    proc = worker_start(
+        env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
+             "CELERY_BROKER_URL": app.conf.broker_url, "STRIPE_API_BASE": stub.base,
+             "STRIPE_SECRET_KEY": "sk_test_drill"},
+        log_path=tmp_path / "worker.log", name="drill", pool="prefork", concurrency=1,
+    )
     was_eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
     try:
-        _wait_for(lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None,
-                  "the worker to start", log, timeout=30)
-        assert proc.poll() is None, log.read_text()
         yield proc
     finally:
         app.conf.task_always_eager = was_eager
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        worker_stop(proc)
 
 
 def test_a_worker_killed_while_releasing_a_queued_upsell_loses_nothing_and_charges_once(

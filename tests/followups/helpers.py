@@ -5,36 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from offers.models import OfferKind
 from storefront.models import Customer, LineKind, Order, OrderLine, OrderStatus
 from storefront.services import followups
-from tests.factories import OfferFactory, ProductFactory
+from tests.catalog import catalog as shared_catalog
 
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 
 
 def catalog(*, delays=None, cross_sell: bool = True):
-    core = ProductFactory(name="Photo course", price_amount=4900)
-    upsell = OfferFactory(
-        kind=OfferKind.UPSELL,
-        trigger_product=core,
-        price_amount=1200,
-        product__name="Editing masterclass",
-        headline="Add the masterclass",
-        benefit="Finish every photo in five minutes.",
-    )
-    cross = None
-    if cross_sell:
-        cross = OfferFactory(
-            kind=OfferKind.CROSS_SELL,
-            trigger_product=core,
-            price_amount=900,
-            product__name="Lightroom presets",
-            headline="Presets for your course",
-            benefit="Your course edits, applied in one click.",
-            followup_delays_hours=delays or [],
-        )
-    return core, upsell, cross
+    """(core, upsell, cross-sell or None) from the one test catalog (tests/catalog.py), without
+    VAT: these orders are built directly and carry none."""
+    c = shared_catalog(core_slug=None, bump=False, upsell=True, cross_sell=cross_sell,
+                       followup_delays=delays or (), german_vat=False)
+    return c.core, c.upsell, c.cross
 
 
 def line(order, product, kind=LineKind.CORE, amount=4900):

@@ -15,17 +15,21 @@ from core.models import OutboxMessage
 from storefront.models import Order
 from storefront.services import checkout as checkout_service
 from tests import gateway_helpers as gw
-from tests.factories import OfferFactory, ProductFactory, TaxRateFactory
+from tests.catalog import catalog as shared_catalog
 
 CORE_TOTAL, BUMP_TOTAL = 4900 + 931, 900 + 171  # 19% VAT on top of each line
 ORDER_TOTAL = CORE_TOTAL + BUMP_TOTAL
 
 
 def sdk() -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_local", base_addresses={"api": os.environ["STRIPE_API_BASE"]})
+    return stripe.StripeClient(
+        "sk_test_local", base_addresses={"api": os.environ["STRIPE_API_BASE"]}
+    )
 
 
-def signed(event: dict, *, secret: str | None = None, timestamp: int | None = None) -> tuple[bytes, str]:
+def signed(
+    event: dict, *, secret: str | None = None, timestamp: int | None = None
+) -> tuple[bytes, str]:
     """Stripe's scheme: header t=<ts>,v1=HMAC-SHA256(secret, "<ts>.<payload>")."""
     body = json.dumps(event).encode()
     ts = int(time.time()) if timestamp is None else timestamp
@@ -67,10 +71,9 @@ def run_payment_tasks(tenant) -> int:
 
 
 def catalog():
-    core = ProductFactory(slug="course", name="Photo course", price_amount=4900)
-    bump = OfferFactory(trigger_product=core, price_amount=900)
-    TaxRateFactory(country="DE", rate="19.000")
-    return core, bump
+    """(core, bump) from the one test catalog (tests/catalog.py)."""
+    c = shared_catalog()
+    return c.core, c.bump
 
 
 def checkout_started(client, bump) -> Order:

@@ -102,7 +102,9 @@ def test_a_gateway_charge_without_an_attempt_is_flagged_and_other_creators_charg
     reconcile_run(**NOW)
     reconcile_run(**NOW)
 
-    flagged = set(Mismatch.objects.filter(kind="orphan_charge").values_list("gateway_ref", flat=True))
+    flagged = set(
+        Mismatch.objects.filter(kind="orphan_charge").values_list("gateway_ref", flat=True)
+    )
     assert flagged == {with_metadata, no_metadata}
     assert Mismatch.objects.get(gateway_ref=with_metadata).reference == "order:999"
     assert not LedgerEntry.objects.exists()
@@ -190,8 +192,16 @@ def test_two_concurrent_reconciliation_runs_record_no_duplicates(
     assert errors == []
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
-    assert len([i for i in gw.payment_intents() if i.metadata.to_dict().get("attempt", "").startswith("att_")
-                and i.id != orphan]) == 1
+    assert (
+        len(
+            [
+                i
+                for i in gw.payment_intents()
+                if i.metadata.to_dict().get("attempt", "").startswith("att_") and i.id != orphan
+            ]
+        )
+        == 1
+    )
     assert _charges(order) == 2
     assert list(Mismatch.objects.values_list("kind", "gateway_ref")) == [("orphan_charge", orphan)]
     from analytics.models import Event
@@ -199,7 +209,9 @@ def test_two_concurrent_reconciliation_runs_record_no_duplicates(
     assert Event.objects.filter(order_id=order.pk, name="checkout_completed").count() == 1
 
 
-def test_a_duplicated_reconcile_task_does_nothing_twice(shop, client_for, monkeypatch, stripe_api_base):
+def test_a_duplicated_reconcile_task_does_nothing_twice(
+    shop, client_for, monkeypatch, stripe_api_base
+):
     from payments.tasks import reconcile
 
     order = h.checkout_started(client_for("t1.localhost"), shop[1])

@@ -113,7 +113,9 @@ def test_a_whole_order_refund_reverses_every_line_once(tenant, client_for, strip
              for line in order.lines.all()]
     refunds = refund_create_for_order(reference=order.reference, lines=lines, reason="asked",
                                       idempotency_key="admin-1")
-    again = refund_create_for_order(reference=order.reference, lines=lines, idempotency_key="admin-1")
+    again = refund_create_for_order(
+        reference=order.reference, lines=lines, idempotency_key="admin-1"
+    )
     assert [r.pk for r in again] == [r.pk for r in refunds]
     assert sorted((r.amount, r.tax_amount) for r in refunds) == [(h.BUMP_TOTAL, 171),
                                                                  (h.CORE_TOTAL, 931)]

@@ -112,7 +112,9 @@ def test_a_failed_event_arriving_after_success_does_not_unpay_the_order(
     (intent,) = gw.payment_intents()
     h.deliver(client, h.event("evt_ok", "payment_intent.succeeded", "payment_intent", intent.id))
     # A stale or forged "failed" claim about the same payment: the re-read says succeeded.
-    h.deliver(client, h.event("evt_bad", "payment_intent.payment_failed", "payment_intent", intent.id))
+    h.deliver(
+        client, h.event("evt_bad", "payment_intent.payment_failed", "payment_intent", intent.id)
+    )
     h.run_payment_tasks(tenant)
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID

@@ -7,17 +7,16 @@ from analytics.models import Event
 from payments.models import ChargeAttempt, LedgerEntry, SavedPaymentMethod
 from storefront.models import Order, OrderStatus
 from tests import gateway_helpers as gw
-from tests.factories import OfferFactory, ProductFactory, TaxRateFactory
+from tests.catalog import catalog as shared_catalog
+from tests.factories import OfferFactory, ProductFactory
 
 pytestmark = pytest.mark.gateway
 
 
 @pytest.fixture
 def catalog(tenant):
-    core = ProductFactory(slug="course", name="Photo course", price_amount=4900)
-    bump = OfferFactory(trigger_product=core, price_amount=900)
-    TaxRateFactory(country="DE", rate="19.000")
-    return core, bump
+    c = shared_catalog()
+    return c.core, c.bump
 
 
 def _start(client, slug="course", **data):
@@ -96,7 +95,9 @@ def test_a_card_declined_when_saved_leaves_no_paid_order(catalog, client_for, st
     assert order.status == OrderStatus.FAILED
 
 
-def test_a_3ds_card_needs_on_session_confirmation_then_is_paid(catalog, client_for, stripe_api_base):
+def test_a_3ds_card_needs_on_session_confirmation_then_is_paid(
+    catalog, client_for, stripe_api_base
+):
     client = client_for("t1.localhost")
     body = _start(client).json()
     order = Order.objects.get(token=body["order"])

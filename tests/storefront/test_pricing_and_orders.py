@@ -27,7 +27,9 @@ from tests.factories import OfferFactory, ProductFactory, TaxRateFactory
     ],
 )
 def test_tax_is_split_per_line_and_rounded_once(price, rate, inclusive, expected):
-    net, tax, total = split_tax(price=Money(price, "USD"), rate_percent=Decimal(rate), inclusive=inclusive)
+    net, tax, total = split_tax(
+        price=Money(price, "USD"), rate_percent=Decimal(rate), inclusive=inclusive
+    )
     assert (net.amount, tax.amount, total.amount) == expected
     assert net.amount + tax.amount == total.amount
 
@@ -86,7 +88,9 @@ def _order(status=OrderStatus.PENDING) -> Order:
         (OrderStatus.FAILED, OrderStatus.PAID, True),
     ],
 )
-def test_the_order_status_machine_allows_only_its_written_transitions(tenant, start, target, allowed):
+def test_the_order_status_machine_allows_only_its_written_transitions(
+    tenant, start, target, allowed
+):
     order = _order(start)
     assert order_status_move(order=order, to=target) is allowed
     order.refresh_from_db()
@@ -138,7 +142,9 @@ def test_a_pending_order_gets_no_receipt(tenant):
     assert mail.outbox == []
 
 
-def test_delivery_links_are_signed_expiring_and_bound_to_the_store(tenant, other_tenant, client_for):
+def test_delivery_links_are_signed_expiring_and_bound_to_the_store(
+    tenant, other_tenant, client_for
+):
     order = _order(OrderStatus.PAID)
     line = order.lines.get()
     token = receipts.download_token(line=line, schema=connection.schema_name)

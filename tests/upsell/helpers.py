@@ -2,40 +2,18 @@
 
 import re
 
-from offers.models import OfferKind
 from payments.gateway import PaymentResult, PaymentStatus
 from storefront.models import Order
 from tests import gateway_helpers as gw
-from tests.factories import OfferFactory, ProductFactory, TaxRateFactory
+from tests.catalog import catalog
 
 TOKEN_RE = re.compile(r'name="token" value="([^"]+)"')
 
 
 def make_catalog(*, with_downsell: bool = True):
-    core = ProductFactory(slug="course", name="Photo course", price_amount=4900)
-    bump = OfferFactory(trigger_product=core, price_amount=900, product__name="Preset pack")
-    upsell = OfferFactory(
-        kind=OfferKind.UPSELL,
-        trigger_product=core,
-        price_amount=1200,
-        product__name="Editing masterclass",
-        product__price_amount=2900,
-        headline="Add the editing masterclass",
-        benefit="Finish every photo in five minutes.",
-        refund_terms="Refundable within 30 days, no questions asked.",
-    )
-    downsell = None
-    if with_downsell:
-        downsell = OfferFactory(
-            kind=OfferKind.DOWNSELL,
-            trigger_product=core,
-            parent=upsell,
-            price_amount=700,
-            product__name="Editing cheat sheet",
-            headline="Just the cheat sheet",
-        )
-    TaxRateFactory(country="DE", rate="19.000")
-    return core, bump, upsell, downsell
+    """(core, bump, upsell, downsell or None) from the one test catalog (tests/catalog.py)."""
+    c = catalog(upsell=True, downsell=with_downsell)
+    return c.core, c.bump, c.upsell, c.downsell
 
 
 def finish_setup(setup_ref: str) -> None:

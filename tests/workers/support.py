@@ -102,7 +102,7 @@ def start_worker(
              "CELERY_BROKER_URL": app.conf.broker_url, "STRIPE_API_BASE": stripe_api_base,
              "WORKER_SMTP_PORT": str(smtp_port),
              "WORKER_VISIBILITY_TIMEOUT": str(visibility_timeout),
-             "DJANGO_SETTINGS_MODULE": "tests.workers.worker_settings"},
+             "DJANGO_SETTINGS_MODULE": "tests.worker_settings"},
         log_path=log_path,
         name="workers",
         pool=pool,

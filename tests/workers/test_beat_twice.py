@@ -22,11 +22,11 @@ from offers.models import Offer, OfferDecision, OfferKind
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, Mismatch
 from storefront.models import Customer, FollowUpSend, FollowUpStatus
 from tests import gateway_helpers as gw
-from tests.analytics.conftest import bump_sales, make_order
 from tests.concurrency import in_threads
 from tests.factories import OfferFactory, ProductFactory
 from tests.followups.helpers import catalog as followup_catalog
 from tests.followups.helpers import paid_order
+from tests.orders import bump_sales, make_order
 from tests.payments import helpers as h
 from tests.upsell.helpers import buy, make_catalog, offer_token
 from tests.worker_support import broker_unreachable

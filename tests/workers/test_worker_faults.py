@@ -222,5 +222,6 @@ def test_work_enqueued_while_the_broker_is_down_runs_exactly_once_after_it_retur
     upsell.refresh_from_db()
     assert upsell.sends == 1
     assert order.lines.filter(kind="upsell").count() == 1
+    assert waiting.count() == 2
     assert all(m.dispatched_at is not None for m in waiting.all())
     assert connection.schema_name == "t1"

@@ -11,12 +11,13 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics.experiments import experiment_report
 from analytics.models import CONTROL_ARM, Assignment, Event, Experiment
+from audit.services import Actor
 from offers.experiments import experiment_arm_for, experiment_start
 from offers.models import OfferDecision
 from storefront.attribution import COOKIE
 from storefront.models import Customer, Order
 from tests import gateway_helpers as gw
-from tests.analytics.conftest import at, event, ledger, make_order
+from tests.orders import at, event, ledger, make_order
 from tests.storefront.test_checkout_flow import _business_queries
 from tests.upsell.helpers import buy, make_catalog
 
@@ -32,7 +33,7 @@ def catalog(tenant):
 
 def _running(offer, **fields) -> Experiment:
     experiment = Experiment.objects.create(offer_id=offer.pk, name="test", **fields)
-    assert experiment_start(experiment=experiment)
+    assert experiment_start(actor=Actor.system("test"), experiment=experiment)
     experiment.refresh_from_db()
     return experiment
 

@@ -3,11 +3,15 @@
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from audit.services import Actor
 from offers.models import OfferDecision, OfferKind
 from offers.services import offer_pause
+from storefront.models import Customer
 from storefront.services import upsell
 from tests.factories import OfferFactory, ProductFactory
+from tests.orders import make_order
 from tests.upsell.helpers import buy, make_catalog
 
 
@@ -100,7 +104,7 @@ def test_a_buyer_who_already_owns_the_offered_product_is_not_offered_it(
 @pytest.mark.gateway
 def test_a_paused_upsell_is_not_offered(tenant, client_for, stripe_api_base):
     _, _, upsell_offer, _ = make_catalog()
-    offer_pause(offer=upsell_offer, reason="refunds rose")
+    offer_pause(actor=Actor.system("test"), offer=upsell_offer, reason="refunds rose")
     client = client_for("t1.localhost")
     order = buy(client)
     assert upsell.next_step_url(order=order) is None
@@ -129,3 +133,29 @@ def test_an_order_holds_at_most_one_upsell_decision(tenant, client_for, stripe_a
             tax_rate=0,
             tax_inclusive=False,
         )
+
+
+def test_an_order_holds_one_decision_per_kind_even_for_another_offer(tenant):
+    """The second upsell decision names a *different* offer, so only
+    offerdecision_one_per_kind (not offerdecision_one_per_offer) can refuse it."""
+    core = ProductFactory(price_amount=4900)
+    first = OfferFactory(kind=OfferKind.UPSELL, trigger_product=core, price_amount=1200)
+    # One live upsell per product: the other offer hangs off another product.
+    second = OfferFactory(kind=OfferKind.UPSELL, trigger_product=ProductFactory(),
+                          price_amount=1500)
+    order, _ = make_order(Customer.objects.create(email="kind@buyer.example"), visitor="k1",
+                          source="ig", paid_at=timezone.now(), lines=[("core", core, None, 4900)])
+
+    def decide(offer, nonce):
+        return OfferDecision.objects.create(
+            order=order, customer=order.customer, offer=offer, kind=OfferKind.UPSELL,
+            nonce=nonce, expires_at=timezone.now(), net_amount=offer.price_amount,
+            tax_amount=0, total_amount=offer.price_amount, currency="USD", tax_rate=0,
+            tax_inclusive=False,
+        )
+
+    decide(first, "a" * 32)
+    with pytest.raises(IntegrityError) as refused, transaction.atomic():
+        decide(second, "b" * 32)
+    assert refused.value.__cause__.diag.constraint_name == "offerdecision_one_per_kind"
+    assert OfferDecision.objects.filter(order=order).count() == 1

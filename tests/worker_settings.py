@@ -1,4 +1,5 @@
-"""Settings for the real worker processes these tests start: the test's SMTP server, and a
+"""Settings for every real worker process the tests start (tests/worker_support.py): the
+test's SMTP server (WORKER_SMTP_PORT) with plain-http links in the emails, and optionally a
 short visibility timeout so a message a killed worker held is redelivered within seconds."""
 
 import os
@@ -13,6 +14,7 @@ EMAIL_HOST_USER = ""
 EMAIL_HOST_PASSWORD = ""
 EMAIL_USE_TLS = False
 EMAIL_USE_SSL = False
+STOREFRONT_EMAIL_SCHEME = "http"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,
     "visibility_timeout": int(os.environ.get("WORKER_VISIBILITY_TIMEOUT", "3600")),

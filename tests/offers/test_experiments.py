@@ -9,6 +9,7 @@ from django.db import IntegrityError
 
 from analytics.experiments import experiment_report
 from analytics.models import CONTROL_ARM, Assignment, Experiment
+from audit.services import Actor
 from offers.experiments import (
     experiment_arm_for,
     experiment_assign,
@@ -17,9 +18,9 @@ from offers.experiments import (
 )
 from offers.models import OfferKind
 from storefront.models import Customer
-from tests.analytics.conftest import at, event, ledger, make_order
 from tests.concurrency import in_threads
 from tests.factories import OfferFactory, ProductFactory
+from tests.orders import at, event, ledger, make_order
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def test_control_buyers_never_see_the_offer(offer):
         control_no_offer=True,
         variants={"cheaper": {"price_amount": 1900}},
     )
-    experiment_start(experiment=experiment)
+    experiment_start(actor=Actor.system("test"), experiment=experiment)
     seen = {}
     for i in range(100):
         key = f"buyer-{i}"
@@ -126,7 +127,7 @@ def test_experiment_report_is_underpowered_early_and_reports_refunds_and_repeats
     experiment = _experiment(
         offer, baseline_rate=Decimal("0.10"), min_detectable_effect=Decimal("0.02")
     )
-    experiment_start(experiment=experiment)
+    experiment_start(actor=Actor.system("test"), experiment=experiment)
     experiment.refresh_from_db()
     Experiment.objects.filter(pk=experiment.pk).update(started_at=at(1, 1))
     experiment.refresh_from_db()
