@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter
 
 from api.errors import ErrorSerializer
 
-# The Idempotency-Key header, exactly as api.idempotency checks it.
+# The Idempotency-Key header, exactly as partners.api.idempotency checks it.
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"[!-~]{1,255}"
 

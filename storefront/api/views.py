@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from api.auth import actor_of
 from api.errors import ApiError
 from api.filters import BoundedDateTimeFilter, IdFilter
-from api.idempotency import idempotent
+from partners.api.idempotency import idempotent
 from api.schema import IDEMPOTENCY_HEADER
 from core.money import Money
 from storefront.api import selectors, services
