@@ -151,6 +151,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_TENANT_CACHE_SECONDS = 30
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Loops over records (core/loops.py): a record that fails this many runs in a row is
+# quarantined (never retried by its loop) and listed in the store admin under "Needs attention".
+LOOP_QUARANTINE_AFTER = env.int("LOOP_QUARANTINE_AFTER", default=5)
 
 # --- Payments -----------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
