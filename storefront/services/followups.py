@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import smtplib
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -38,6 +39,7 @@ from django.utils import timezone
 
 from analytics.models import EventName
 from analytics.services import event_append
+from core.loops import each_record, quarantined_pks
 from core.money import Money
 from offers.models import DecisionStatus, Offer, OfferDecision, OfferKind
 from offers.selectors import upsell_for_product
@@ -373,6 +375,13 @@ def _email_fields(order: Order, step: int) -> dict:
     }
 
 
+LOOP_FOLLOWUPS = "storefront.followups"
+# The mail server itself is unreachable: not any one email's fault. The run stops (the task
+# retries with backoff) and no row is counted; a refused recipient or a rendering error is.
+_SMTP_DOWN = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
+              TimeoutError)
+
+
 def followups_due(*, now: dt.datetime | None = None, limit: int = 200) -> list[int]:
     now = now or timezone.now()
     return list(
@@ -380,18 +389,23 @@ def followups_due(*, now: dt.datetime | None = None, limit: int = 200) -> list[i
             Q(status=FollowUpStatus.SCHEDULED, due_at__lte=now)
             | Q(status=FollowUpStatus.SENDING, claimed_at__lt=now - claim_stale_after())
         )
+        .exclude(pk__in=quarantined_pks(LOOP_FOLLOWUPS))
         .order_by("due_at")
         .values_list("pk", flat=True)[:limit]
     )
 
 
 def followups_send_due(*, now: dt.datetime | None = None, limit: int = 200) -> int:
-    """Periodic: send every due follow-up (and retry stale claims). Safe to run concurrently."""
+    """Periodic: send every due follow-up (and retry stale claims). Safe to run concurrently.
+    One email that fails is recorded and skipped (core/loops.py), quarantined after
+    LOOP_QUARANTINE_AFTER runs; an unreachable mail server stops the run for the retry."""
     now = now or timezone.now()
-    sent = 0
-    for send_id in followups_due(now=now, limit=limit):
-        sent += followup_send(send_id=send_id, now=now)
-    return sent
+    run = each_record(
+        LOOP_FOLLOWUPS, followups_due(now=now, limit=limit),
+        lambda send_id: followup_send(send_id=send_id, now=now),
+        label=lambda send_id: f"follow-up email {send_id}", stop_on=_SMTP_DOWN,
+    )
+    return sum(1 for sent in run.results if sent)
 
 
 # --- unsubscribe ---------------------------------------------------------------------------
