@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -109,10 +109,21 @@ def failure_clear(*, loop: str, record_id: str, schema_name: str | None = None) 
     ).delete()
 
 
-def _rollback(savepoint: str | None) -> None:
-    if savepoint:
+def _savepoint_end(savepoint: str | None, error: BaseException | None) -> None:
+    """Keep what the record's work wrote (as autocommit would outside a transaction), unless a
+    database error aborted the transaction: then roll back to before the record."""
+    if not savepoint:
+        return
+    cause: BaseException | None = error
+    aborted = connection.needs_rollback
+    while cause is not None and not aborted:
+        aborted = isinstance(cause, DatabaseError)
+        cause = cause.__cause__ or cause.__context__
+    if aborted:
+        transaction.set_rollback(False)  # else Django refuses the ROLLBACK TO SAVEPOINT itself
         transaction.savepoint_rollback(savepoint)
-        transaction.set_rollback(False)
+    else:
+        transaction.savepoint_commit(savepoint)
 
 
 @dataclass
@@ -162,15 +173,15 @@ def each_record(
             continue
         # Inside a caller's transaction (tests, mostly) a savepoint keeps a database error in
         # one record from breaking it; a bare savepoint, not atomic(): atomic blocks are what
-        # the gateway's "no open transaction" guard looks for. Outside one, None: no-op.
+        # the gateway's "no open transaction" guard looks for. Outside one: None, a no-op.
         savepoint = transaction.savepoint()
         try:
             result = work(record)
-        except stop_on:
-            _rollback(savepoint)
+        except stop_on as exc:
+            _savepoint_end(savepoint, exc)
             raise
         except Exception as exc:  # the record's own failure: record, alert, move on
-            _rollback(savepoint)
+            _savepoint_end(savepoint, exc)
             text = ""
             if label is not None:
                 try:
@@ -184,8 +195,7 @@ def each_record(
             if row.quarantined_at is not None:
                 run.quarantined.append(record_id)
             continue
-        if savepoint:
-            transaction.savepoint_commit(savepoint)
+        _savepoint_end(savepoint, None)
         run.results.append(result)
         if seen:
             failure_clear(loop=loop, record_id=record_id, schema_name=owner)

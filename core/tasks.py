@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import importlib.util
 import logging
 from typing import Any
 
@@ -65,10 +67,20 @@ class PoisonMessage(ValueError):
 _task_names: set[str] = set()
 
 
+def _registered_task_names() -> set[str]:
+    """Every task the worker knows: import each app's tasks module, as its autodiscovery does
+    (not the loader's import_default_modules, which also runs Django's system checks)."""
+    from django.apps import apps
+
+    for config in apps.get_app_configs():
+        if importlib.util.find_spec(f"{config.name}.tasks") is not None:
+            importlib.import_module(f"{config.name}.tasks")
+    return set(app.tasks.keys())
+
+
 def _message_check(message: OutboxMessage) -> None:
     if not _task_names:
-        app.loader.import_default_modules()  # every app's tasks module registers its tasks
-        _task_names.update(app.tasks.keys())
+        _task_names.update(_registered_task_names())
     if not isinstance(message.kwargs, dict):
         raise PoisonMessage(f"the arguments of {message.task_name!r} are not keyword arguments")
     if message.task_name not in _task_names:

@@ -321,8 +321,9 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
     """Send one follow-up if it is due and still wanted. True only for the caller that sent it.
 
     Safe to run twice and concurrently: only the caller whose conditional UPDATE claimed the
-    row sends. SMTP errors (OSError) hand the row back to SCHEDULED and re-raise for the
-    task's retry with backoff.
+    row sends. A failed send hands the row back to SCHEDULED and re-raises: SMTP errors
+    (OSError) for the task's retry with backoff, anything else for followups_send_due's loop
+    to count (and quarantine) against the row.
     """
     now = now or timezone.now()
     schema = connection.schema_name
@@ -342,7 +343,7 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
     # The claim is committed: a duplicate task, or this one retried, finds nothing to claim.
     try:
         message.send(fail_silently=False)
-    except OSError:
+    except Exception:  # SMTP errors, and an address that cannot be sent to: hand it back
         FollowUpSend.objects.filter(
             pk=send_id, status=FollowUpStatus.SENDING, claimed_at=now
         ).update(status=FollowUpStatus.SCHEDULED)

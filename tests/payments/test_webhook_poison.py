@@ -5,13 +5,13 @@ import datetime as dt
 import json
 
 import pytest
-from django.test import Client
 
 from core.models import OutboxMessage
 from payments.models import WebhookEvent
 from payments.reconciliation import reconcile_run
 from storefront.models import OrderStatus
 from tests import gateway_helpers as gw
+from tests.loops_support import needs_attention_page
 from tests.payments import helpers as h
 
 pytestmark = pytest.mark.gateway
@@ -167,17 +167,11 @@ def test_a_poison_event_is_quarantined_after_n_runs_and_shown_in_the_store_admin
     assert unknown.pk not in calls  # quarantined: never retried by the loop
     assert _loop_failures().get(pk=row.pk).tries == 3
 
-    owner = Client(HTTP_HOST="t1.localhost")
-    assert owner.login(username="owner", password="owner-pass-123")
-    page = owner.get("/admin/core/loopfailure/")
-    assert page.status_code == 200
-    html = page.content.decode()
+    html = needs_attention_page(tenant)
     assert "evt_unknown" in html
     assert "Not Found" in html or "No such" in html
     # …and only on this store's admin.
-    other = Client(HTTP_HOST="t2.localhost")
-    assert other.login(username="owner", password="owner-pass-123")
-    assert "evt_unknown" not in other.get("/admin/core/loopfailure/").content.decode()
+    assert "evt_unknown" not in needs_attention_page(other_tenant)
 
 
 def test_a_gateway_outage_counts_against_no_event(tenant, shop, client_for, monkeypatch,

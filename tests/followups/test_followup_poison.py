@@ -1,0 +1,67 @@
+"""Follow-up sends are a loop over records: one email that cannot be sent is recorded and
+skipped, quarantined after LOOP_QUARANTINE_AFTER runs; an unreachable server counts against none."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from core.models import LoopFailure
+from tests.loops_support import needs_attention_page
+
+H = dt.timedelta(hours=1)
+
+
+@pytest.fixture
+def quarantine_after_3(settings):
+    settings.LOOP_QUARANTINE_AFTER = 3
+    return 3
+
+
+def test_a_follow_up_email_that_cannot_be_sent_does_not_stop_the_others(
+    tenant, smtp_mail, quarantine_after_3
+):
+    from storefront.models import Customer, FollowUpSend, FollowUpStatus
+    from storefront.services import followups
+    from tests.followups.helpers import T0, catalog, paid_order
+
+    core, _, _ = catalog()
+    # Due first: a buyer whose stored address breaks the email's headers.
+    paid_order("poison@example.com", core, paid_at=T0 - H)
+    Customer.objects.filter(email="poison@example.com").update(
+        email="poison@example.com\nBcc: everyone@example.com")
+    paid_order("buyer@example.com", core)
+    poison = FollowUpSend.objects.get(step=1, customer__email__startswith="poison")
+
+    assert followups.followups_send_due(now=T0 + 25 * H) == 1
+    assert len(smtp_mail.to("buyer@example.com")) == 1
+    row = LoopFailure.objects.get(loop="storefront.followups", record_id=str(poison.pk))
+    assert row.tries == 1 and row.quarantined_at is None
+    poison.refresh_from_db()
+    assert poison.status == FollowUpStatus.SCHEDULED  # handed back, not lost
+
+    followups.followups_send_due(now=T0 + 26 * H)
+    followups.followups_send_due(now=T0 + 27 * H)
+    row.refresh_from_db()
+    assert row.tries == 3 and row.quarantined_at is not None
+    assert poison.pk not in followups.followups_due(now=T0 + 28 * H)
+    assert "follow-up email" in needs_attention_page(tenant)
+    assert len(smtp_mail.messages) == 1
+
+
+def test_an_unreachable_mail_server_stops_the_run_and_counts_against_no_email(tenant, settings):
+    from devtools.services import free_port
+    from storefront.services import followups
+    from tests.followups.helpers import T0, catalog, paid_order
+
+    core, _, _ = catalog()
+    paid_order("a@example.com", core)
+    paid_order("b@example.com", core)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listens
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+
+    with pytest.raises(OSError):
+        followups.followups_send_due(now=T0 + 25 * H)
+    assert not LoopFailure.objects.filter(loop="storefront.followups").exists()
