@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from core.loops import each_record, quarantined_pks
 from payments.gateway import (
-    GatewayRejected,
     GatewayUnavailable,
     PaymentResult,
     PaymentStatus,

@@ -199,7 +199,7 @@ def test_a_broker_outage_counts_against_no_outbox_message(tenant, monkeypatch):
         drain_outbox()
     message.refresh_from_db()
     assert message.dispatched_at is None and message.send_attempts == 6
-    assert not LoopFailure.objects.filter(loop="core.outbox").exists()
+    assert not LoopFailure.objects.filter(loop="core.outbox", record_id=str(message.pk)).exists()
 
 
 # --- abandoned confirmations, guardrails, the settlement gate, partner webhooks ------------------
@@ -338,3 +338,11 @@ def test_the_store_admin_lists_only_its_own_records_needing_attention(tenant, ot
     html = _needs_attention(tenant)
     assert "record of t1" in html and "record of t2" not in html
     assert connection.schema_name == "t1"
+    # The admin's home says so, and links to the quarantined ones.
+    home = needs_attention_page(tenant, "/admin/")
+    assert "1 record our background jobs gave up on" in home
+    link = "/admin/core/loopfailure/?quarantined_at__isempty=0"
+    assert link in home
+    assert "record of t1" in needs_attention_page(tenant, link)
+    LoopFailure.objects.filter(schema_name="t1").update(quarantined_at=None)
+    assert "gave up on" not in needs_attention_page(tenant, "/admin/")
