@@ -109,6 +109,17 @@ def failure_clear(*, loop: str, record_id: str, schema_name: str | None = None) 
     ).delete()
 
 
+def failures_retry(*, ids: list[int], schema_name: str | None = None) -> int:
+    """Forget these failures of this store (the creator fixed the cause; "*": of any store,
+    for the platform's admin): quarantined records go back into their loops with a fresh
+    count. Returns how many were cleared."""
+    rows = LoopFailure.objects.filter(pk__in=ids)
+    if schema_name != "*":
+        rows = rows.filter(schema_name=schema_name or connection.schema_name)
+    deleted, _ = rows.delete()
+    return deleted
+
+
 def _savepoint_end(savepoint: str | None, error: BaseException | None) -> None:
     """Keep what the record's work wrote (as autocommit would outside a transaction), unless a
     database error aborted the transaction: then roll back to before the record."""

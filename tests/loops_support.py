@@ -5,15 +5,24 @@ from django.db import connection
 from django.test import Client
 
 
-def needs_attention_page(store, path: str = "/admin/core/loopfailure/") -> str:
-    """Log in as `store`'s owner (in its schema: sessions and users live there) and return
-    the page's HTML (the list by default); the connection's tenant is put back afterwards."""
+def owner_client(store) -> Client:
+    """A client logged in as `store`'s owner: the login happens in the store's schema (users
+    and sessions live there); the connection's tenant is put back afterwards."""
     previous = connection.tenant
     connection.set_tenant(store)
     try:
         client = Client(HTTP_HOST=f"{store.schema_name}.localhost")
         assert client.login(username="owner", password="owner-pass-123")
-        page = client.get(path)
+        return client
+    finally:
+        connection.set_tenant(previous)
+
+
+def needs_attention_page(store, path: str = "/admin/core/loopfailure/") -> str:
+    """The page's HTML (the list by default) as `store`'s owner sees it."""
+    previous = connection.tenant
+    try:
+        page = owner_client(store).get(path)
         assert page.status_code == 200, page
         return page.content.decode()
     finally:

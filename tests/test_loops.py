@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from core.models import LoopFailure, OutboxMessage
-from tests.loops_support import needs_attention_page
+from tests.loops_support import needs_attention_page, owner_client
 
 H = dt.timedelta(hours=1)
 
@@ -346,3 +346,30 @@ def test_the_store_admin_lists_only_its_own_records_needing_attention(tenant, ot
     assert "record of t1" in needs_attention_page(tenant, link)
     LoopFailure.objects.filter(schema_name="t1").update(quarantined_at=None)
     assert "gave up on" not in needs_attention_page(tenant, "/admin/")
+
+
+def test_try_again_in_the_store_admin_clears_its_own_quarantine_audited_and_no_other_stores(
+    tenant, other_tenant
+):
+    from audit.models import AuditEntry
+    from core.loops import quarantined_pks
+
+    now = timezone.now()
+    mine, theirs = (
+        LoopFailure.objects.create(schema_name=schema, loop="payments.webhook_backlog",
+                                   record_id="41", label=f"event of {schema}", tries=5,
+                                   last_error="Not Found", first_failed_at=now,
+                                   last_failed_at=now, quarantined_at=now)
+        for schema in ("t1", "t2")
+    )
+    assert quarantined_pks("payments.webhook_backlog") == [41]
+    client = owner_client(tenant)
+    response = client.post("/admin/core/loopfailure/", {
+        "action": "try_again", "_selected_action": [mine.pk, theirs.pk],
+    })
+    assert response.status_code == 302
+    assert not LoopFailure.objects.filter(pk=mine.pk).exists()
+    assert LoopFailure.objects.filter(pk=theirs.pk).exists()  # t2's row: not t1's to clear
+    assert quarantined_pks("payments.webhook_backlog") == []
+    entry = AuditEntry.objects.get(action="core.loopfailure.action.try_again")
+    assert entry.object_id == str(mine.pk) and "owner" in entry.actor_label
