@@ -5,6 +5,9 @@ import datetime as dt
 import json
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from core.models import OutboxMessage
 from payments.models import WebhookEvent
@@ -189,3 +192,43 @@ def test_a_gateway_outage_counts_against_no_event(tenant, shop, client_for, monk
     report = reconcile_run(**NOW)
     assert report.gateway_down
     assert not _loop_failures().filter(schema_name="t1").exists()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=120),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)
+_field = st.one_of(st.just(_MISSING), _json, st.text(max_size=120),
+                   st.sampled_from(["evt_1", "pi_1", "payment_intent", "charge.refunded"]))
+
+
+@hypothesis_settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(event_id=_field, event_type=_field, object_id=_field, object_type=_field,
+       created=_field, whole=st.one_of(st.none(), _json))
+def test_any_signed_body_gets_200_or_a_400_that_writes_nothing(
+    tenant, client_for, event_id, event_type, object_id, object_type, created, whole
+):
+    if whole is not None:
+        body = json.dumps(whole).encode()
+    else:
+        body = _with(id=event_id, type=event_type, data__object__id=object_id,
+                     data__object__object=object_type, created=created)
+    events = WebhookEvent.objects.count()
+    queued = OutboxMessage.objects.filter(task_name="payments.process_webhook_event").count()
+
+    response = _post_signed(client_for("t1.localhost"), body)
+
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert response.json()["error"]
+        assert WebhookEvent.objects.count() == events
+        assert OutboxMessage.objects.filter(
+            task_name="payments.process_webhook_event").count() == queued
+    else:
+        stored = WebhookEvent.objects.get(event_id=response.json()["received"])
+        assert stored.event_id not in ("", "None") and stored.event_id.isprintable()
+        assert isinstance(event_id, str) and stored.event_id == event_id
