@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import BigIntegerField, Count, F, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core.models import LoopFailure
@@ -40,17 +41,27 @@ def quarantine_after() -> int:
     return max(1, int(getattr(settings, "LOOP_QUARANTINE_AFTER", 5)))
 
 
-def quarantined_ids(loop: str, *, schema_name: str | None = None) -> list[str]:
-    """Record ids `loop` must skip in this schema (or in every schema with schema_name="*")."""
+def _quarantined(loop: str, schema_name: str | None) -> QuerySet[LoopFailure]:
     rows = LoopFailure.objects.filter(loop=loop, quarantined_at__isnull=False)
     if schema_name != "*":
         rows = rows.filter(schema_name=schema_name or connection.schema_name)
-    return list(rows.values_list("record_id", flat=True))
+    return rows
 
 
-def quarantined_pks(loop: str, *, schema_name: str | None = None) -> list[int]:
-    """`quarantined_ids` for loops keyed by an integer primary key, for `.exclude(pk__in=…)`."""
-    return [int(i) for i in quarantined_ids(loop, schema_name=schema_name) if i.isdigit()]
+def quarantined_ids(loop: str, *, schema_name: str | None = None) -> list[str]:
+    """Record ids `loop` must skip in this schema (or in every schema with schema_name="*")."""
+    return list(_quarantined(loop, schema_name).values_list("record_id", flat=True))
+
+
+def quarantined_pks(loop: str, *, schema_name: str | None = None) -> QuerySet:
+    """The same as a subquery of integer ids, for `.exclude(pk__in=…)` in a loop's own query
+    (so quarantined records never use up its batch limit, however many there are)."""
+    return (
+        _quarantined(loop, schema_name)
+        .filter(record_id__regex=r"^[0-9]{1,18}$")
+        .annotate(record_pk=Cast("record_id", BigIntegerField()))
+        .values("record_pk")
+    )
 
 
 def _text(value: str, limit: int) -> str:
