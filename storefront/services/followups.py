@@ -377,10 +377,26 @@ def _email_fields(order: Order, step: int) -> dict:
 
 
 LOOP_FOLLOWUPS = "storefront.followups"
-# The mail server itself is unreachable: not any one email's fault. The run stops (the task
-# retries with backoff) and no row is counted; a refused recipient or a rendering error is.
-_SMTP_DOWN = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
-              TimeoutError)
+
+
+class UndeliverableEmail(ValueError):
+    """The server refused this one message for good (a 5xx for its recipient or content)."""
+
+
+def _send_counted(send_id: int, now: dt.datetime) -> bool:
+    """followup_send for the loop. Every OSError is the mail server's (unreachable, bad login,
+    a 4xx "try later"): it stops the run, counts against no email, and the task retries; only
+    a permanent refusal of this message is counted against its row, as any other error is."""
+    try:
+        return followup_send(send_id=send_id, now=now)
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):  # every recipient was refused
+            code = min((c for c, _ in exc.recipients.values()), default=550)
+        else:
+            code = exc.smtp_code
+        if code < 500:
+            raise
+        raise UndeliverableEmail(f"the mail server refused this email: {exc}") from exc
 
 
 def followups_due(*, now: dt.datetime | None = None, limit: int = 200) -> list[int]:
@@ -403,8 +419,8 @@ def followups_send_due(*, now: dt.datetime | None = None, limit: int = 200) -> i
     now = now or timezone.now()
     run = each_record(
         LOOP_FOLLOWUPS, followups_due(now=now, limit=limit),
-        lambda send_id: followup_send(send_id=send_id, now=now),
-        label=lambda send_id: f"follow-up email {send_id}", stop_on=_SMTP_DOWN,
+        lambda send_id: _send_counted(send_id, now),
+        label=lambda send_id: f"follow-up email {send_id}", stop_on=(OSError,),
     )
     return sum(1 for sent in run.results if sent)
 
