@@ -25,6 +25,11 @@ class GatewayRejected(Exception):
     """The gateway refused a request that is not a card outcome (bad parameters, bad key)."""
 
 
+class GatewayAuthFailed(GatewayRejected):
+    """Our API key was refused: every request fails alike, so no one record is to blame (loops
+    stop on it instead of counting it against each record)."""
+
+
 class PaymentStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     PROCESSING = "processing"  # accepted, not settled yet: wait for the webhook or re-read

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.loops import each_record, quarantined_pks
 from payments.gateway import (
+    GatewayAuthFailed,
     GatewayUnavailable,
     PaymentResult,
     PaymentStatus,
@@ -61,7 +62,8 @@ LOOP_ATTEMPTS = "payments.reconcile_attempts"
 LOOP_REFUNDS = "payments.reconcile_refunds"
 LOOP_PAYMENTS = "payments.reconcile_payments"
 LOOP_WEBHOOKS = "payments.webhook_backlog"
-_STOP = (GatewayUnavailable,)  # the gateway is down: not any one record's fault
+# The gateway is down or refuses our key: not any one record's fault.
+_STOP = (GatewayUnavailable, GatewayAuthFailed)
 
 
 def action_max_age() -> dt.timedelta:
@@ -390,6 +392,9 @@ def reconcile_run(
         except GatewayUnavailable as exc:
             # Nothing is lost: every open row stays as it is for the next run.
             logger.warning("reconciliation stopped, gateway unavailable: %s", exc)
+            report.gateway_down = True
+        except GatewayAuthFailed as exc:  # a configuration error: alert, keep every row
+            logger.error("reconciliation stopped, the gateway refused our key: %s", exc)
             report.gateway_down = True
     return report
 

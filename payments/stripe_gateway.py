@@ -14,6 +14,7 @@ import stripe
 
 from core.money import Money
 from payments.gateway import (
+    GatewayAuthFailed,
     ChargeRequest,
     DisputeResult,
     GatewayEvent,
@@ -93,7 +94,7 @@ class StripeGateway:
         except stripe.APIError as exc:
             raise GatewayUnavailable(str(exc)) from exc
         except stripe.AuthenticationError as exc:
-            raise GatewayRejected(f"authentication: {exc.user_message or exc}") from exc
+            raise GatewayAuthFailed(f"authentication: {exc.user_message or exc}") from exc
         except (stripe.IdempotencyError, stripe.PermissionError) as exc:
             raise GatewayRejected(str(exc)) from exc
 

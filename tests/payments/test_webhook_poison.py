@@ -177,15 +177,18 @@ def test_a_poison_event_is_quarantined_after_n_runs_and_shown_in_the_store_admin
     assert "evt_unknown" not in needs_attention_page(other_tenant)
 
 
+@pytest.mark.parametrize("outage", ["unavailable", "our key refused"])
 def test_a_gateway_outage_counts_against_no_event(tenant, shop, client_for, monkeypatch,
-                                                  stripe_api_base):
-    from payments.gateway import GatewayUnavailable
+                                                  stripe_api_base, outage):
+    from payments.gateway import GatewayAuthFailed, GatewayUnavailable
     from payments.stripe_gateway import StripeGateway
 
     _poisoned_backlog(client_for("t1.localhost"), shop, monkeypatch)
 
     def down(self, *args, **kwargs):
-        raise GatewayUnavailable("connection refused")
+        if outage == "unavailable":
+            raise GatewayUnavailable("connection refused")
+        raise GatewayAuthFailed("authentication: Invalid API Key provided")
 
     monkeypatch.setattr(StripeGateway, "payment_retrieve", down)
     monkeypatch.setattr(StripeGateway, "payments_recent", down)
