@@ -32,6 +32,22 @@ def readiness_check_register(name: str, check: Callable[[], None]) -> None:
     CHECKS[name] = check
 
 
+def _loop_failures() -> dict:
+    """Records the periodic loops failed on (core/loops.py), platform-wide: for alerting, not
+    for readiness (a quarantined record does not make the process unready)."""
+    from core.loops import loop_failure_counts
+
+    try:
+        counts = loop_failure_counts()
+    except Exception as exc:  # the database check above already reports the cause
+        return {"error": type(exc).__name__}
+    return {
+        "failing": sum(c["failing"] for c in counts.values()),
+        "quarantined": sum(c["quarantined"] for c in counts.values()),
+        "by_loop": counts,
+    }
+
+
 def readyz(request) -> JsonResponse:
     results: dict[str, str] = {}
     for name, check in CHECKS.items():
@@ -42,6 +58,7 @@ def readyz(request) -> JsonResponse:
             results[name] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
     ready = all(v == "ok" for v in results.values())
     return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "checks": results},
+        {"status": "ready" if ready else "unavailable", "checks": results,
+         "loops": _loop_failures()},
         status=200 if ready else 503,
     )

@@ -30,3 +30,35 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name}@{self.schema_name}"
+
+
+class LoopFailure(models.Model):
+    """A record that failed in a periodic loop (core/loops.py): why, and how many runs in a row.
+
+    Kept in the public schema next to the outbox so one table serves every loop, platform-wide
+    ones included, and /readyz can count it in one query; `schema_name` says whose record it is
+    (a creator's admin lists only its own). After LOOP_QUARANTINE_AFTER tries the row is
+    quarantined: its loop skips the record until someone clears the row.
+    """
+
+    schema_name = models.CharField(max_length=63)
+    loop = models.CharField(max_length=60)  # stable name, e.g. "payments.webhook_backlog"
+    record_id = models.CharField(max_length=100)  # the record's key in its own table
+    label = models.CharField(max_length=200, blank=True)  # what the record is, for a person
+    tries = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    quarantined_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "record needing attention"
+        verbose_name_plural = "needs attention"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schema_name", "loop", "record_id"], name="loopfailure_unique_record"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.loop} {self.record_id}@{self.schema_name}"

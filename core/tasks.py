@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import importlib.util
 import logging
 from typing import Any
 
@@ -68,8 +70,45 @@ def enqueue(task_name: str, *, delay: dt.timedelta | None = None, **kwargs: Any)
     return message
 
 
-def _dispatch(message_id: int) -> bool:
-    """Send one outbox message to the broker, at most once per claim (SKIP LOCKED)."""
+LOOP_OUTBOX = "core.outbox"
+
+
+class PoisonMessage(ValueError):
+    """An outbox message no worker could run (no such task, arguments that are not keyword
+    arguments). Sending it would only lose it in the worker; it is kept, counted and, after
+    LOOP_QUARANTINE_AFTER drains, quarantined for the creator to see."""
+
+
+_task_names: set[str] = set()
+
+
+def _registered_task_names() -> set[str]:
+    """Every task the worker knows: import each app's tasks module, as its autodiscovery does
+    (not the loader's import_default_modules, which also runs Django's system checks)."""
+    from django.apps import apps
+
+    for config in apps.get_app_configs():
+        if importlib.util.find_spec(f"{config.name}.tasks") is not None:
+            importlib.import_module(f"{config.name}.tasks")
+    return set(app.tasks.keys())
+
+
+def _message_check(message: OutboxMessage) -> None:
+    if not _task_names:
+        _task_names.update(_registered_task_names())
+    if not isinstance(message.kwargs, dict):
+        raise PoisonMessage(f"the arguments of {message.task_name!r} are not keyword arguments")
+    if message.task_name not in _task_names:
+        raise PoisonMessage(f"there is no background task named {message.task_name!r}")
+
+
+def _dispatch(message_id: int, *, strict: bool = False) -> bool:
+    """Send one outbox message to the broker, at most once per claim (SKIP LOCKED).
+
+    A broker error keeps the row for the drainer (False). A poison message is kept too, with
+    its reason; with `strict` (the drainer's loop) PoisonMessage is raised so the loop counts
+    it against the record."""
+    poison: PoisonMessage | None = None
     with transaction.atomic():
         message = (
             OutboxMessage.objects.select_for_update(skip_locked=True)
@@ -80,34 +119,55 @@ def _dispatch(message_id: int) -> bool:
             return False
         message.send_attempts += 1
         try:
+            _message_check(message)
             app.send_task(
                 message.task_name,
                 kwargs=message.kwargs,
                 headers={"_schema_name": message.schema_name},
                 retry=False,
             )
+        except PoisonMessage as exc:
+            poison = exc
+            message.last_error = str(exc)[:1000]
+            message.save(update_fields=["send_attempts", "last_error"])
         except Exception as exc:  # broker down: keep the row, the drainer retries
             logger.warning("outbox: could not send %s: %s", message, exc)
             message.last_error = str(exc)[:1000]
             message.save(update_fields=["send_attempts", "last_error"])
             return False
-        message.dispatched_at = timezone.now()
-        message.save(update_fields=["send_attempts", "dispatched_at", "last_error"])
-        return True
+        else:
+            message.dispatched_at = timezone.now()
+            message.save(update_fields=["send_attempts", "dispatched_at", "last_error"])
+            return True
+    if strict:
+        raise poison
+    logger.error("outbox: %s is not sendable: %s", message, poison)
+    return False
 
 
 @app.task(name="core.tasks.drain_outbox")
 def drain_outbox(limit: int = 500) -> int:
-    """Send every due, undispatched message. Safe to run concurrently (rows are claimed)."""
+    """Send every due, undispatched message. Safe to run concurrently (rows are claimed).
+
+    A poison message is recorded against its store and skipped (core/loops.py); after
+    LOOP_QUARANTINE_AFTER drains it is quarantined and no longer tried."""
+    from core.loops import each_record, quarantined_pks
+
     with schema_context(get_public_schema_name()):
         due = list(
             OutboxMessage.objects.filter(
                 dispatched_at__isnull=True, available_at__lte=timezone.now()
             )
+            .exclude(pk__in=quarantined_pks(LOOP_OUTBOX, schema_name="*"))
             .order_by("available_at")
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", "schema_name", "task_name")[:limit]
         )
-        return sum(1 for pk in due if _dispatch(pk))
+        run = each_record(
+            LOOP_OUTBOX, due, lambda row: _dispatch(row[0], strict=True),
+            key=lambda row: row[0], schema=lambda row: row[1],
+            label=lambda row: f"background task {row[2]}"[:200],
+        )
+        return sum(1 for sent in run.results if sent)
 
 
 @app.task(name="core.tasks.fan_out")

@@ -20,6 +20,7 @@ from analytics.models import EventName
 from analytics.selectors import offer_risk_window, rate
 from analytics.services import event_append
 from audit.services import Actor
+from core.loops import each_record
 from core.tasks import tenant_task
 from offers.models import Offer
 from offers.services import offer_pause
@@ -96,19 +97,21 @@ def guardrail_breaches(
     return breaches
 
 
+LOOP_GUARDRAILS = "offers.guardrails"
+
+
 def offer_guardrails_enforce(
     *, policy: GuardrailPolicy = GuardrailPolicy(), now: dt.datetime | None = None
 ) -> list[int]:
     """Pause every active offer in breach; append `offer_paused` and tell the creator.
     Safe to run twice: a paused offer is not paused again (offer_pause is conditional)."""
-    paused = []
-    for breach in guardrail_breaches(policy=policy, now=now):
+    def enforce(breach: Breach) -> int | None:
         offer = Offer.objects.filter(pk=breach.offer_id, status=Offer.Status.ACTIVE).first()
         if offer is None:
-            continue
+            return None
         with transaction.atomic():
             if not offer_pause(actor=GUARDRAILS_ACTOR, offer=offer, reason=breach.reason):
-                continue
+                return None
             event_append(
                 EventName.OFFER_PAUSED,
                 offer_id=offer.pk,
@@ -117,8 +120,12 @@ def offer_guardrails_enforce(
                 properties={"message": breach.reason},
             )
             transaction.on_commit(lambda o=offer, b=breach: _notify_creator(o, b))
-        paused.append(offer.pk)
-    return paused
+        return offer.pk
+
+    # One offer that cannot be paused must not leave the others in breach running.
+    run = each_record(LOOP_GUARDRAILS, guardrail_breaches(policy=policy, now=now), enforce,
+                      key=lambda b: b.offer_id, label=lambda b: f"pausing offer {b.offer_id}")
+    return [pk for pk in run.results if pk is not None]
 
 
 def _creator_address() -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.loops import each_record
 from core.outbound import outbound_post
 from core.tasks import enqueue
 from partners.models import (
@@ -201,6 +202,9 @@ def webhook_verify(*, secret: str, timestamp: str, body: bytes, signature: str,
     return hmac.compare_digest(webhook_sign(secret=secret, timestamp=ts, body=body), signature)
 
 
+LOOP_DISPATCH = "partners.webhook_dispatch"
+
+
 def webhook_dispatch(event_name: str, payload: dict[str, Any], *,
                      event_id: str | None = None) -> list[WebhookDelivery]:
     """Queue a signed delivery of `payload` to every active subscription wanting `event_name`.
@@ -209,9 +213,11 @@ def webhook_dispatch(event_name: str, payload: dict[str, Any], *,
     are unique per subscription and event id, so dispatching the same event twice is a no-op.
     """
     event_id = event_id or f"evt_{uuid.uuid4().hex}"
-    subs = [s for s in WebhookSubscription.objects.filter(is_active=True) if s.wants(event_name)]
     created = []
-    for sub in subs:
+
+    def queue(sub: WebhookSubscription) -> None:
+        if not sub.wants(event_name):
+            return
         with transaction.atomic():
             delivery, new = WebhookDelivery.objects.get_or_create(
                 subscription=sub, event_id=event_id,
@@ -221,6 +227,10 @@ def webhook_dispatch(event_name: str, payload: dict[str, Any], *,
             if new:
                 enqueue("partners.webhook_deliver", delivery_id=delivery.pk)
                 created.append(delivery)
+
+    # One subscription that cannot be queued for must not cost the others their delivery.
+    each_record(LOOP_DISPATCH, WebhookSubscription.objects.filter(is_active=True), queue,
+                key=lambda sub: sub.pk, label=lambda sub: f"webhook subscription {sub.url}")
     return created
 
 

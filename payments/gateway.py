@@ -36,6 +36,11 @@ def store_idempotency_key(key: str) -> str:
     return f"{connection.schema_name}:{key}"
 
 
+class GatewayAuthFailed(GatewayRejected):
+    """Our API key was refused: every request fails alike, so no one record is to blame (loops
+    stop on it instead of counting it against each record)."""
+
+
 class PaymentStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     PROCESSING = "processing"  # accepted, not settled yet: wait for the webhook or re-read

@@ -19,8 +19,9 @@ from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from core.loops import each_record, quarantined_pks
 from payments.gateway import (
-    GatewayRejected,
+    GatewayAuthFailed,
     GatewayUnavailable,
     PaymentResult,
     PaymentStatus,
@@ -56,6 +57,13 @@ _TAKEN = (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING)
 # follow-up flag and the failure analytics read it like any other decline.
 CLOSED_NO_PAYMENT = "no_payment_in_idempotency_window"
 CLOSED_NOT_AUTHENTICATED = "authentication_required"
+# The periodic run's loops over records (core/loops.py): each moves past a record that fails.
+LOOP_ATTEMPTS = "payments.reconcile_attempts"
+LOOP_REFUNDS = "payments.reconcile_refunds"
+LOOP_PAYMENTS = "payments.reconcile_payments"
+LOOP_WEBHOOKS = "payments.webhook_backlog"
+# The gateway is down or refuses our key: not any one record's fault.
+_STOP = (GatewayUnavailable, GatewayAuthFailed)
 
 
 def action_max_age() -> dt.timedelta:
@@ -390,6 +398,9 @@ def reconcile_run(
             # Nothing is lost: every open row stays as it is for the next run.
             logger.warning("reconciliation stopped, gateway unavailable: %s", exc)
             report.gateway_down = True
+        except GatewayAuthFailed as exc:  # a configuration error: alert, keep every row
+            logger.error("reconciliation stopped, the gateway refused our key: %s", exc)
+            report.gateway_down = True
     return report
 
 
@@ -400,51 +411,67 @@ def _reconcile_attempts(
         status__in=[AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING],
         sent_at__lte=now - in_flight_grace,
     ) | Q(status=AttemptStatus.REQUIRES_ACTION, sent_at__lte=now - action_grace)
-    ids = list(ChargeAttempt.objects.filter(due).values_list("pk", flat=True))
-    for attempt_id in sorted(ids):
-        try:
-            attempt_reconcile(attempt_id=attempt_id, resend_after=resend_after, now=now,
-                              action_expiry=action_expiry)
-        except GatewayRejected as exc:  # one bad object must not stop the run
-            report.errors.append(f"attempt {attempt_id}: {exc}")
-        report.attempts += 1
+    ids = (ChargeAttempt.objects.filter(due).exclude(pk__in=quarantined_pks(LOOP_ATTEMPTS))
+           .order_by("pk").values_list("pk", flat=True))
+    # One bad object must not stop the run: each_record records it and moves on; a gateway
+    # outage (GatewayUnavailable) ends the run and counts against no record.
+    run = each_record(
+        LOOP_ATTEMPTS, list(ids),
+        lambda attempt_id: attempt_reconcile(attempt_id=attempt_id, resend_after=resend_after,
+                                             now=now, action_expiry=action_expiry),
+        label=lambda attempt_id: f"charge attempt {attempt_id}", stop_on=_STOP,
+    )
+    report.attempts += len(run.results) + len(run.failed)
+    report.errors += [f"attempt {e}" for e in run.failed]
 
 
 def _reconcile_refunds(report, now, grace) -> None:
     ids = Refund.objects.filter(
         status__in=[RefundStatus.CREATED, RefundStatus.IN_FLIGHT], created_at__lte=now - grace
-    ).order_by("pk").values_list("pk", flat=True)
-    for refund_id in list(ids):
-        try:
-            refund_reconcile(refund_id=refund_id)
-        except GatewayRejected as exc:
-            report.errors.append(f"refund {refund_id}: {exc}")
-        report.refunds += 1
+    ).exclude(pk__in=quarantined_pks(LOOP_REFUNDS)).order_by("pk").values_list("pk", flat=True)
+    run = each_record(
+        LOOP_REFUNDS, list(ids), lambda refund_id: refund_reconcile(refund_id=refund_id),
+        label=lambda refund_id: f"refund {refund_id}", stop_on=_STOP,
+    )
+    report.refunds += len(run.results) + len(run.failed)
+    report.errors += [f"refund {e}" for e in run.failed]
 
 
 def _reconcile_recent_payments(report, now, lookback) -> None:
     recent = get_gateway().payments_recent(created_after=int((now - lookback).timestamp()))
     # Oldest first, so of two payments for one attempt the first recorded stays the charge.
     recent.sort(key=lambda r: (r.created, r.payment_ref or ""))
-    for result in recent:
-        if not payment_is_ours(result):
-            continue
-        report.payments += 1
-        try:
-            payment_result_apply(result=result)
-            charges = _payment_lines(result.payment_ref or "", lock=False)
-            if charges and result.amount_refunded != _ledger_refunded(charges):
-                payment_refunds_sync(payment_ref=result.payment_ref or "")
-        except GatewayRejected as exc:
-            report.errors.append(f"payment {result.payment_ref}: {exc}")
+    ours = [r for r in recent if payment_is_ours(r)]
+
+    def apply(result: PaymentResult) -> None:
+        payment_result_apply(result=result)
+        charges = _payment_lines(result.payment_ref or "", lock=False)
+        if charges and result.amount_refunded != _ledger_refunded(charges):
+            payment_refunds_sync(payment_ref=result.payment_ref or "")
+
+    run = each_record(
+        LOOP_PAYMENTS, ours, apply, key=lambda r: r.payment_ref or "",
+        label=lambda r: f"gateway payment {r.payment_ref}", stop_on=_STOP,
+    )
+    report.payments += len(ours)
+    report.errors += [f"payment {e}" for e in run.failed]
 
 
 def _reconcile_webhook_backlog(report, now, grace) -> None:
+    """Unprocessed events, oldest first. One that cannot be processed (an id the gateway does
+    not know, a malformed row) is recorded and skipped, and quarantined after
+    LOOP_QUARANTINE_AFTER runs, so it never again holds up the events queued after it."""
     from payments.webhooks import webhook_event_process
 
-    ids = WebhookEvent.objects.filter(
-        processed_at__isnull=True, received_at__lte=now - grace
-    ).order_by("pk").values_list("pk", flat=True)
-    for event_id in list(ids[:500]):
-        webhook_event_process(webhook_event_id=event_id)
-        report.events += 1
+    rows = list(
+        WebhookEvent.objects.filter(processed_at__isnull=True, received_at__lte=now - grace)
+        .exclude(pk__in=quarantined_pks(LOOP_WEBHOOKS))
+        .order_by("pk").values_list("pk", "event_type", "event_id")[:500]
+    )
+    run = each_record(
+        LOOP_WEBHOOKS, rows, lambda row: webhook_event_process(webhook_event_id=row[0]),
+        key=lambda row: row[0], label=lambda row: f"gateway event {row[1]} {row[2]}",
+        stop_on=_STOP,
+    )
+    report.events += len(run.results) + len(run.failed)
+    report.errors += [f"webhook event {e}" for e in run.failed]

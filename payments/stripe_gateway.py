@@ -16,6 +16,7 @@ from core.money import Money
 from payments.gateway import (
     ChargeRequest,
     DisputeResult,
+    GatewayAuthFailed,
     GatewayEvent,
     GatewayRejected,
     GatewayUnavailable,
@@ -50,6 +51,20 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def _event_text(value: Any, what: str, *, required: bool = False) -> str:
+    """An id or name from a webhook event: a string of at most 100 printable characters, never
+    a number, object or null turned into text ("None" once became an event id)."""
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{what} is missing")
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is not a string")
+    if len(value) > 100 or not value.isprintable():
+        raise ValueError(f"{what} is too long or has control characters")
+    return value
+
+
 def _plain(obj: Any) -> dict[str, Any]:
     # A StripeObject refuses dict(obj) in stripe 16; to_dict() is the supported way out.
     if obj is None:
@@ -80,7 +95,7 @@ class StripeGateway:
         except stripe.APIError as exc:
             raise GatewayUnavailable(str(exc)) from exc
         except stripe.AuthenticationError as exc:
-            raise GatewayRejected(f"authentication: {exc.user_message or exc}") from exc
+            raise GatewayAuthFailed(f"authentication: {exc.user_message or exc}") from exc
         except (stripe.IdempotencyError, stripe.PermissionError) as exc:
             raise GatewayRejected(str(exc)) from exc
 
@@ -404,14 +419,20 @@ class StripeGateway:
             event = stripe.Webhook.construct_event(payload, signature or "", secret)
         except stripe.SignatureVerificationError as exc:
             raise ValueError(f"bad signature: {exc}") from exc
+        except Exception as exc:  # signed, but not a JSON object the SDK can read
+            raise ValueError(f"malformed event: {type(exc).__name__}") from exc
         try:
             obj = event["data"]["object"]
+            if not isinstance(obj, (dict, stripe.StripeObject)):
+                raise TypeError("data.object is not an object")
+            created = int(_get(event, "created", 0))
             return GatewayEvent(
-                event_id=str(event["id"]),
-                event_type=str(event["type"]),
-                object_type=_get(obj, "object", ""),
-                object_id=_get(obj, "id", ""),
-                created=int(_get(event, "created", 0)),
+                event_id=_event_text(_get(event, "id"), "id", required=True),
+                event_type=_event_text(_get(event, "type"), "type", required=True),
+                object_type=_event_text(_get(obj, "object"), "data.object.object"),
+                object_id=_event_text(_get(obj, "id"), "data.object.id"),
+                created=created,
             )
-        except (KeyError, TypeError, ValueError) as exc:  # signed, but not an event
-            raise ValueError(f"malformed event: {exc!r}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # signed, but not an event
+            raise ValueError(f"malformed event: {exc}") from exc

@@ -37,6 +37,11 @@ def webhook_receive(*, payload: bytes, signature: str) -> tuple[WebhookEvent, bo
         )
     except ValueError as exc:
         raise WebhookRejected(str(exc)) from exc
+    # Whatever the adapter, an id that is not a non-empty string is refused, never stored as
+    # "None" or "42": the event would be unprocessable and block nothing but itself forever.
+    if not all(isinstance(v, str) for v in (event.event_id, event.event_type,
+                                            event.object_type, event.object_id)):
+        raise WebhookRejected("malformed event: an id or type is not a string")
     if not event.event_id or not event.event_type:
         raise WebhookRejected("the event has no id or type")
     with transaction.atomic():

@@ -188,6 +188,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_TENANT_CACHE_SECONDS = 30
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Loops over records (core/loops.py): a record that fails this many runs in a row is
+# quarantined (never retried by its loop) and listed in the store admin under "Needs attention".
+LOOP_QUARANTINE_AFTER = env.int("LOOP_QUARANTINE_AFTER", default=5)
 
 # --- Payments -----------------------------------------------------------------------------
 # Networks that outbound requests to configured URLs (webhooks) may reach although they are not

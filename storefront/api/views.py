@@ -11,9 +11,9 @@ from rest_framework.response import Response
 from api.auth import actor_of
 from api.errors import ApiError
 from api.filters import BoundedDateTimeFilter, IdFilter
-from partners.api.idempotency import idempotent
 from api.schema import IDEMPOTENCY_HEADER
 from core.money import Money
+from partners.api.idempotency import idempotent
 from storefront.api import selectors, services
 from storefront.api.serializers import (
     CustomerOut,

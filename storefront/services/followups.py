@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import smtplib
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -39,6 +40,7 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.services import event_append
 from core import orderkeys
+from core.loops import each_record, quarantined_pks
 from core.money import Money
 from offers.models import DecisionStatus, Offer, OfferDecision, OfferKind
 from offers.selectors import upsell_for_product
@@ -320,8 +322,9 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
     """Send one follow-up if it is due and still wanted. True only for the caller that sent it.
 
     Safe to run twice and concurrently: only the caller whose conditional UPDATE claimed the
-    row sends. SMTP errors (OSError) hand the row back to SCHEDULED and re-raise for the
-    task's retry with backoff.
+    row sends. A failed send hands the row back to SCHEDULED and re-raises: SMTP errors
+    (OSError) for the task's retry with backoff, anything else for followups_send_due's loop
+    to count (and quarantine) against the row.
     """
     now = now or timezone.now()
     schema = connection.schema_name
@@ -341,7 +344,7 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
     # The claim is committed: a duplicate task, or this one retried, finds nothing to claim.
     try:
         message.send(fail_silently=False)
-    except OSError:
+    except Exception:  # SMTP errors, and an address that cannot be sent to: hand it back
         FollowUpSend.objects.filter(
             pk=send_id, status=FollowUpStatus.SENDING, claimed_at=now
         ).update(status=FollowUpStatus.SCHEDULED)
@@ -374,6 +377,29 @@ def _email_fields(order: Order, step: int) -> dict:
     }
 
 
+LOOP_FOLLOWUPS = "storefront.followups"
+
+
+class UndeliverableEmail(ValueError):
+    """The server refused this one message for good (a 5xx for its recipient or content)."""
+
+
+def _send_counted(send_id: int, now: dt.datetime) -> bool:
+    """followup_send for the loop. Every OSError is the mail server's (unreachable, bad login,
+    a 4xx "try later"): it stops the run, counts against no email, and the task retries; only
+    a permanent refusal of this message is counted against its row, as any other error is."""
+    try:
+        return followup_send(send_id=send_id, now=now)
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):  # every recipient was refused
+            code = min((c for c, _ in exc.recipients.values()), default=550)
+        else:
+            code = exc.smtp_code
+        if code < 500:
+            raise
+        raise UndeliverableEmail(f"the mail server refused this email: {exc}") from exc
+
+
 def followups_due(*, now: dt.datetime | None = None, limit: int = 200) -> list[int]:
     now = now or timezone.now()
     return list(
@@ -381,18 +407,23 @@ def followups_due(*, now: dt.datetime | None = None, limit: int = 200) -> list[i
             Q(status=FollowUpStatus.SCHEDULED, due_at__lte=now)
             | Q(status=FollowUpStatus.SENDING, claimed_at__lt=now - claim_stale_after())
         )
+        .exclude(pk__in=quarantined_pks(LOOP_FOLLOWUPS))
         .order_by("due_at")
         .values_list("pk", flat=True)[:limit]
     )
 
 
 def followups_send_due(*, now: dt.datetime | None = None, limit: int = 200) -> int:
-    """Periodic: send every due follow-up (and retry stale claims). Safe to run concurrently."""
+    """Periodic: send every due follow-up (and retry stale claims). Safe to run concurrently.
+    One email that fails is recorded and skipped (core/loops.py), quarantined after
+    LOOP_QUARANTINE_AFTER runs; an unreachable mail server stops the run for the retry."""
     now = now or timezone.now()
-    sent = 0
-    for send_id in followups_due(now=now, limit=limit):
-        sent += followup_send(send_id=send_id, now=now)
-    return sent
+    run = each_record(
+        LOOP_FOLLOWUPS, followups_due(now=now, limit=limit),
+        lambda send_id: _send_counted(send_id, now),
+        label=lambda send_id: f"follow-up email {send_id}", stop_on=(OSError,),
+    )
+    return sum(1 for sent in run.results if sent)
 
 
 # --- unsubscribe ---------------------------------------------------------------------------

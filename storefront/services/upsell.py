@@ -26,6 +26,7 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.services import event_append
 from core import orderkeys
+from core.loops import each_record, quarantined_pks
 from core.money import Money
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import DecisionStatus, Offer, OfferDecision, OfferKind
@@ -516,19 +517,27 @@ def offer_abandon_confirmation(*, order_token: str) -> OfferDecision:
     return decision
 
 
+LOOP_ABANDONED = "storefront.flag_abandoned"
+LOOP_RELEASE = "storefront.release_gated_offers"
+
+
 def offers_flag_abandoned(*, older_than: dt.timedelta = dt.timedelta(minutes=30)) -> int:
-    """Periodic sweep: confirmations left waiting longer than `older_than` are abandoned."""
+    """Periodic sweep: confirmations left waiting longer than `older_than` are abandoned.
+    A decision that fails to flag is recorded and skipped (core/loops.py)."""
     stale = OfferDecision.objects.select_related("order", "offer").filter(
         status=DecisionStatus.ACCEPTED,
         followup_flagged_at__isnull=True,
         attempt__status=AttemptStatus.REQUIRES_ACTION,
         attempt__sent_at__lt=timezone.now() - older_than,
-    )
-    count = 0
-    for decision in stale:
+    ).exclude(pk__in=quarantined_pks(LOOP_ABANDONED))
+
+    def flag(decision: OfferDecision) -> bool:
         with transaction.atomic():
-            count += _flag_for_followup(decision, reason="authentication_abandoned")
-    return count
+            return _flag_for_followup(decision, reason="authentication_abandoned")
+
+    run = each_record(LOOP_ABANDONED, stale, flag, key=lambda d: d.pk,
+                      label=lambda d: f"offer decision {d.pk} on order {d.order_id}")
+    return sum(1 for flagged in run.results if flagged)
 
 
 # --- the settlement gate -----------------------------------------------------------------------
@@ -541,7 +550,8 @@ def _release(order_id: int) -> None:
         purpose__in=[orderkeys.order_purpose(order_id, kind) for kind in POST_PURCHASE],
         status=AttemptStatus.CREATED,
     ).values_list("pk", flat=True)
-    for attempt_id in list(queued):
+
+    def release(attempt_id: int) -> None:
         if primary is not None and primary.status == AttemptStatus.SUCCEEDED:
             try:
                 payments.attempt_execute(attempt_id=attempt_id)
@@ -552,6 +562,10 @@ def _release(order_id: int) -> None:
         elif primary is None or primary.status in _PRIMARY_FAILED:
             payments.attempt_cancel(attempt_id=attempt_id, reason="primary payment failed")
         # else: the primary is still processing; its settlement enqueues us again.
+
+    # One attempt that cannot be cancelled must not keep the order's others queued.
+    each_record(LOOP_RELEASE, list(queued), release,
+                label=lambda attempt_id: f"queued offer charge {attempt_id} (order {order_id})")
 
 
 def release_gated_offers(*, order_id: int) -> None:

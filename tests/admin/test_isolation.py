@@ -13,6 +13,7 @@ from django.utils import timezone
 from analytics.models import Event, Experiment
 from audit.models import AuditEntry
 from audit.services import Actor, audit_record
+from core.models import LoopFailure
 from offers.models import Offer, OfferDecision
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
 from payments.models import ChargeAttempt, LedgerEntry, Mismatch, Refund, WebhookEvent
@@ -80,6 +81,9 @@ def _rows(mark: str, n: int) -> None:
                                        event_name="refund_issued", payload={},
                                        next_attempt_at=timezone.now())
         audit_record(request_or_actor=Actor.system(f"task-{tag}"), action=f"test.{tag}")
+        LoopFailure.objects.create(schema_name=connection.schema_name, loop="test.loop",
+                                   record_id=tag, label=f"record {tag}", tries=1,
+                                   last_error=tag, first_failed_at=now, last_failed_at=now)
     settings_row = StoreSettings.current()
     settings_row.support_email = f"help-{mark}@example.com"
     settings_row.save()
