@@ -26,6 +26,8 @@ from partners.services import (
 HEADER = IDEMPOTENCY_KEY_HEADER
 _KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 REPLAY_HEADER = "Idempotent-Replayed"
+# Answers given before any effect: the key is given back instead of keeping them for replay.
+_NOT_KEPT = (status.HTTP_400_BAD_REQUEST, status.HTTP_429_TOO_MANY_REQUESTS)
 
 
 def gateway_key(request, key: str) -> str:
@@ -66,8 +68,10 @@ def idempotent(request, view, perform: Callable[[str], Response]) -> Response:
     except BaseException:
         idempotency_release(record=record)
         raise
-    if response.status_code >= 500 or response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
-        idempotency_release(record=record)  # nothing happened that a retry should not redo
+    if response.status_code in _NOT_KEPT or response.status_code >= 500:
+        # Nothing happened that a retry should not redo: as Stripe does, a request refused
+        # for its input (400) or its rate is not kept, so the corrected retry may reuse the key.
+        idempotency_release(record=record)
     else:
         idempotency_finish(record=record, status=response.status_code, body=response.data)
     return response

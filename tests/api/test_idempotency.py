@@ -45,6 +45,22 @@ def test_the_same_key_with_a_different_body_is_a_409_and_refunds_nothing_more(
     assert sum(Refund.objects.values_list("amount", flat=True)) == 1000
 
 
+def test_a_request_refused_for_its_input_keeps_nothing_so_the_corrected_retry_may_reuse_the_key(
+        api_for, write_key, stripe_api_base):
+    from partners.models import IdempotencyRecord
+
+    order = paid_order()
+    line = order.lines.get()
+    api = api_for("t1.localhost", write_key)
+    bad = _refund(api, order, line, "k-fix", amount="lots")
+    assert bad.status_code == 400, bad.content
+    assert not IdempotencyRecord.objects.exists()
+    fixed = _refund(api, order, line, "k-fix", amount=1000)
+    assert fixed.status_code == 201, fixed.content
+    assert "Idempotent-Replayed" not in fixed
+    assert sum(Refund.objects.values_list("amount", flat=True)) == 1000
+
+
 def test_a_refund_without_an_idempotency_key_is_refused(api_for, write_key, stripe_api_base):
     order = paid_order()
     response = api_for("t1.localhost", write_key).post(

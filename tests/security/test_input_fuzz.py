@@ -99,11 +99,13 @@ def _check(response, before) -> None:
     if response.status_code < 400:
         return
     after = _rows()
-    if _boundary_refusal(response):
-        assert after == before, "a request refused at the input boundary wrote rows"
+    if _boundary_refusal(response) or response.status_code == 400:
+        # Nothing at all, not even an Idempotency-Key record: a request refused for its input
+        # is not kept for replay (partners/api/idempotency.py), as at Stripe.
+        assert after == before, "a request refused for its input wrote rows"
     else:
-        # The partner API keeps a refused write's answer under its Idempotency-Key so that a
-        # retry gets the same answer (partners/api/idempotency.py): a replay record, not data.
+        # A refusal after the input was accepted (a 409) is kept under its Idempotency-Key so
+        # that a retry gets the same answer: a replay record, not data.
         assert after[:-1] == before[:-1], "a refused request wrote rows"
 
 
