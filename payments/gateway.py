@@ -90,6 +90,19 @@ class GatewayEvent:
     object_type: str
     object_id: str
     created: int
+    account_ref: str = ""  # Connect events: the connected account the event is about
+
+
+@dataclass(frozen=True)
+class ConnectedAccount:
+    """A store's connected account (Stripe Connect) as the gateway reports it."""
+
+    account_ref: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    requirements_due: tuple[str, ...] = ()
+    disabled_reason: str = ""
 
 
 class PaymentGateway(Protocol):
@@ -125,6 +138,18 @@ class PaymentGateway(Protocol):
     def dispute_retrieve(self, dispute_ref: str) -> DisputeResult: ...
 
     def event_parse(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent: ...
+
+    # --- Connect: the stores' own accounts (payments.connect) ----------------------------
+    def connected_account_create(
+        self, *, email: str, country: str, idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ConnectedAccount: ...
+
+    def connected_account_retrieve(self, account_ref: str) -> ConnectedAccount: ...
+
+    def connected_account_link(
+        self, *, account_ref: str, refresh_url: str, return_url: str
+    ) -> str: ...
 
 
 @lru_cache(maxsize=1)

@@ -216,3 +216,44 @@ class Mismatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.gateway_ref}"
+
+
+class PayoutAccount(models.Model):
+    """The store's connected account at the gateway (Stripe Connect, Express): where its money
+    goes. One per store. The state fields mirror the gateway's account and are only ever
+    written from a fresh read of it (payments.connect.payout_account_sync), never from a
+    webhook's payload. `idempotency_key` is committed before the account is created, so a
+    retry after a crash gets the same account back."""
+
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    account_ref = models.CharField(max_length=100, blank=True, default="")
+    charges_enabled = models.BooleanField(default=False)
+    payouts_enabled = models.BooleanField(default=False)
+    details_submitted = models.BooleanField(default=False)
+    requirements_due = models.JSONField(default=list, blank=True)
+    disabled_reason = models.CharField(max_length=100, blank=True, default="")
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_ref"], condition=~Q(account_ref=""),
+                name="payout_account_ref_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.account_ref or "(not created yet)"
+
+    @property
+    def state(self) -> str:
+        if not self.account_ref:
+            return "not created"
+        if self.charges_enabled and self.payouts_enabled:
+            return "active"
+        if self.charges_enabled:
+            return "charges enabled, payouts pending"
+        if self.details_submitted:
+            return "under review"
+        return "details needed"

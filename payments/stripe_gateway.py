@@ -15,6 +15,7 @@ import stripe
 from core.money import Money
 from payments.gateway import (
     ChargeRequest,
+    ConnectedAccount,
     DisputeResult,
     GatewayEvent,
     GatewayRejected,
@@ -407,6 +408,58 @@ class StripeGateway:
                 object_type=_get(obj, "object", ""),
                 object_id=_get(obj, "id", ""),
                 created=int(_get(event, "created", 0)),
+                account_ref=str(_get(event, "account", "") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:  # signed, but not an event
             raise ValueError(f"malformed event: {exc!r}") from exc
+
+    # --- Connect --------------------------------------------------------------------------
+    def connected_account_create(
+        self, *, email: str, country: str, idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ConnectedAccount:
+        account = self._call_strict(
+            self.client.v1.accounts.create,
+            params={
+                "type": "express",
+                "email": email,
+                "country": country,
+                "capabilities": {
+                    "card_payments": {"requested": True},
+                    "transfers": {"requested": True},
+                },
+                "metadata": dict(metadata or {}),
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+        return self._connected_account(account)
+
+    def connected_account_retrieve(self, account_ref: str) -> ConnectedAccount:
+        return self._connected_account(
+            self._call_strict(self.client.v1.accounts.retrieve, account_ref)
+        )
+
+    def connected_account_link(self, *, account_ref: str, refresh_url: str, return_url: str) -> str:
+        link = self._call_strict(
+            self.client.v1.account_links.create,
+            params={
+                "account": account_ref,
+                "type": "account_onboarding",
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+            },
+        )
+        return str(link["url"])
+
+    @staticmethod
+    def _connected_account(account: Any) -> ConnectedAccount:
+        requirements = _get(account, "requirements", {})
+        due = _get(requirements, "currently_due", []) or []
+        return ConnectedAccount(
+            account_ref=str(account["id"]),
+            charges_enabled=bool(_get(account, "charges_enabled", False)),
+            payouts_enabled=bool(_get(account, "payouts_enabled", False)),
+            details_submitted=bool(_get(account, "details_submitted", False)),
+            requirements_due=tuple(str(item) for item in due),
+            disabled_reason=str(_get(requirements, "disabled_reason", "") or ""),
+        )

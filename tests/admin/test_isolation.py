@@ -16,6 +16,7 @@ from audit.services import Actor, audit_record
 from offers.models import Offer, OfferDecision
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
 from payments.models import ChargeAttempt, LedgerEntry, Mismatch, Refund, WebhookEvent
+from payments.models import PayoutAccount
 from storefront.models import (
     Customer,
     FollowUpSend,
@@ -80,6 +81,7 @@ def _rows(mark: str, n: int) -> None:
                                        event_name="refund_issued", payload={},
                                        next_attempt_at=timezone.now())
         audit_record(request_or_actor=Actor.system(f"task-{tag}"), action=f"test.{tag}")
+        PayoutAccount.objects.create(idempotency_key=f"connect-{tag}", account_ref=f"acct_{tag}")
     settings_row = StoreSettings.current()
     settings_row.support_email = f"help-{mark}@example.com"
     settings_row.save()
