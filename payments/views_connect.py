@@ -6,6 +6,7 @@ import logging
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -26,6 +27,12 @@ def _onboarding_redirect(request):
         logger.warning("connect: onboarding link for %s failed: %s", request.tenant.slug, exc)
         messages.error(request, "The payouts provider did not answer. Please try again shortly.")
         return HttpResponseRedirect(reverse("store-getting-started"))
+    if request.method == "POST":
+        # Not a redirect: CSP's form-action 'self' blocks a POST redirected to another origin.
+        return render(request, "core/continue.html", {
+            "title": "Taking you to set up payouts…", "url": url,
+            "link_text": "Continue to payouts setup",
+        })
     return HttpResponseRedirect(url)
 
 

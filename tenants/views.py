@@ -100,10 +100,13 @@ def signup_verify(request, token: str):
         return render(request, "tenants/signup_verify.html", {
             "creator": creator, "verified": True, "store_url": _store_url(request, creator),
         })
-    return HttpResponseRedirect(
-        _store_url(request, creator)
-        + reverse("store-welcome", args=[handoff], urlconf="config.urls_tenant")
+    url = _store_url(request, creator) + reverse(
+        "store-welcome", args=[handoff], urlconf="config.urls_tenant"
     )
+    # Not a redirect: CSP's form-action 'self' blocks a POST redirected to another origin.
+    return render(request, "core/continue.html", {
+        "title": "Taking you to your store…", "url": url, "link_text": "Continue to your store",
+    })
 
 
 # --- on the store's own domain ---------------------------------------------------------------
