@@ -100,3 +100,20 @@ class PayoutAccountAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name != "idempotency_key"]
+
+
+from payments.models import TransferAttempt  # noqa: E402
+
+
+@admin.register(TransferAttempt)
+class TransferAttemptAdmin(ReadOnlyAdmin):
+    """What each settled charge sent to the store's payouts account, and the platform fee."""
+
+    list_display = ["transfer_group", "gross", "fee", "amount", "currency", "status",
+                    "gateway_ref", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["transfer_group", "gateway_ref"]
+    exclude = ["idempotency_key"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "idempotency_key"]

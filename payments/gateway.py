@@ -105,6 +105,18 @@ class ConnectedAccount:
     disabled_reason: str = ""
 
 
+@dataclass(frozen=True)
+class TransferResult:
+    """Money sent to a connected account (Stripe Connect transfer)."""
+
+    transfer_ref: str
+    amount: Money
+    destination: str
+    transfer_group: str = ""
+    amount_reversed: int = 0
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
 class PaymentGateway(Protocol):
     def ping(self) -> None: ...
 
@@ -150,6 +162,15 @@ class PaymentGateway(Protocol):
     def connected_account_link(
         self, *, account_ref: str, refresh_url: str, return_url: str
     ) -> str: ...
+
+    def payment_charge_ref(self, payment_ref: str) -> str | None: ...
+
+    def transfer_create(
+        self, *, amount: Money, destination: str, source_charge_ref: str | None,
+        transfer_group: str, idempotency_key: str, metadata: Mapping[str, str],
+    ) -> TransferResult: ...
+
+    def transfers_find(self, *, transfer_group: str) -> list[TransferResult]: ...
 
 
 @lru_cache(maxsize=1)

@@ -24,6 +24,7 @@ from payments.gateway import (
     PaymentStatus,
     RefundResult,
     SetupResult,
+    TransferResult,
 )
 
 logger = logging.getLogger(__name__)
@@ -462,4 +463,50 @@ class StripeGateway:
             details_submitted=bool(_get(account, "details_submitted", False)),
             requirements_due=tuple(str(item) for item in due),
             disabled_reason=str(_get(requirements, "disabled_reason", "") or ""),
+        )
+
+    def payment_charge_ref(self, payment_ref: str) -> str | None:
+        """The charge (ch_…) behind a payment: what a transfer's source_transaction names."""
+        intent = self._call_strict(self.client.v1.payment_intents.retrieve, payment_ref)
+        latest = _get(intent, "latest_charge")
+        if latest is None:
+            charges = _get(_get(intent, "charges", {}), "data", []) or []
+            latest = charges[-1] if charges else None
+        if latest is None:
+            return None
+        return latest if isinstance(latest, str) else _get(latest, "id")
+
+    def transfer_create(
+        self, *, amount: Money, destination: str, source_charge_ref: str | None,
+        transfer_group: str, idempotency_key: str, metadata: Mapping[str, str],
+    ) -> TransferResult:
+        params: dict[str, Any] = {
+            "amount": amount.amount, "currency": amount.currency.lower(),
+            "destination": destination, "transfer_group": transfer_group,
+            "metadata": dict(metadata),
+        }
+        if source_charge_ref:
+            params["source_transaction"] = source_charge_ref
+        transfer = self._call_strict(
+            self.client.v1.transfers.create, params=params,
+            options={"idempotency_key": idempotency_key},
+        )
+        return self._transfer_result(transfer)
+
+    def transfers_find(self, *, transfer_group: str) -> list[TransferResult]:
+        page = self._call_strict(
+            self.client.v1.transfers.list,
+            params={"transfer_group": transfer_group, "limit": 100},
+        )
+        return [self._transfer_result(t) for t in page.data]
+
+    @staticmethod
+    def _transfer_result(transfer: Any) -> TransferResult:
+        return TransferResult(
+            transfer_ref=str(transfer["id"]),
+            amount=Money(int(transfer["amount"]), str(transfer["currency"]).upper()),
+            destination=str(_get(transfer, "destination", "")),
+            transfer_group=str(_get(transfer, "transfer_group", "") or ""),
+            amount_reversed=int(_get(transfer, "amount_reversed", 0) or 0),
+            metadata={str(k): str(v) for k, v in _plain(_get(transfer, "metadata", {})).items()},
         )

@@ -17,6 +17,11 @@ class Creator(TenantMixin):
     payouts_required = models.BooleanField(default=False, db_default=False)
     # The store's connected account at the gateway: routes Connect webhooks to the store.
     payout_account_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # The platform's fee on each settled charge, taken before the rest is transferred to the
+    # store's connected account (payments.transfers): basis points + fixed minor units. Empty
+    # means the defaults PLATFORM_FEE_BPS / PLATFORM_FEE_FIXED.
+    fee_bps = models.PositiveIntegerField(null=True, blank=True)
+    fee_fixed = models.PositiveIntegerField(null=True, blank=True)
 
     auto_create_schema = True
     auto_drop_schema = True  # deleting a creator drops its schema: nothing half-left

@@ -134,8 +134,12 @@ def store_welcome(request, token: str):
 @staff_member_required
 @require_GET
 def getting_started(request):
+    from payments.transfers import store_fee
+
     items = selectors.onboarding_checklist(creator=request.tenant)
+    fee = store_fee(request.tenant)
     return render(request, "tenants/getting_started.html", {
+        "fee_percent": f"{fee.bps / 100:g}", "fee_fixed": f"{fee.fixed / 100:.2f}",
         "items": items, "done": sum(i.done for i in items), "total": len(items),
         "creator": request.tenant, "title": "Get your store ready",
         "site_header": "Store admin", "has_permission": True,

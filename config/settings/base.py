@@ -166,6 +166,10 @@ PAYMENT_GATEWAY_TIMEOUT_SECONDS = env.float("PAYMENT_GATEWAY_TIMEOUT_SECONDS", d
 # (/webhooks/stripe-connect/; empty = STRIPE_WEBHOOK_SECRET) and new accounts' country.
 STRIPE_CONNECT_WEBHOOK_SECRET = env("STRIPE_CONNECT_WEBHOOK_SECRET", default="")
 CONNECT_DEFAULT_COUNTRY = env("CONNECT_DEFAULT_COUNTRY", default="US")
+# The platform's default fee per settled charge (a store's own fee_bps/fee_fixed override it):
+# basis points of the charge plus a fixed part in minor units (payments.transfers).
+PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=500)
+PLATFORM_FEE_FIXED = env.int("PLATFORM_FEE_FIXED", default=30)
 # Self-serve sign-up (tenants.signup): a form sent back sooner than this after it was drawn
 # is refused as a bot's.
 SIGNUP_MIN_FILL_SECONDS = env.float("SIGNUP_MIN_FILL_SECONDS", default=3.0)

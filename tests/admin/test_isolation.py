@@ -16,7 +16,7 @@ from audit.services import Actor, audit_record
 from offers.models import Offer, OfferDecision
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
 from payments.models import ChargeAttempt, LedgerEntry, Mismatch, Refund, WebhookEvent
-from payments.models import PayoutAccount
+from payments.models import PayoutAccount, TransferAttempt
 from storefront.models import (
     Customer,
     FollowUpSend,
@@ -82,6 +82,10 @@ def _rows(mark: str, n: int) -> None:
                                        next_attempt_at=timezone.now())
         audit_record(request_or_actor=Actor.system(f"task-{tag}"), action=f"test.{tag}")
         PayoutAccount.objects.create(idempotency_key=f"connect-{tag}", account_ref=f"acct_{tag}")
+        TransferAttempt.objects.create(
+            charge_attempt=attempt, idempotency_key=f"transfer-{tag}", destination=f"acct_{tag}",
+            transfer_group=f"order:{tag}", gross=1000, fee=80, amount=920, currency="USD",
+        )
     settings_row = StoreSettings.current()
     settings_row.support_email = f"help-{mark}@example.com"
     settings_row.save()
