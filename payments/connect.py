@@ -44,23 +44,21 @@ def payout_account_current() -> PayoutAccount | None:
 
 
 def payments_block_reason(*, creator=None) -> str | None:
-    """Why the current store cannot take a payment now, for buyers; None if it can."""
-    from tenants.models import Creator
+    """Why the current store cannot take a payment now, for buyers; None if it can.
 
+    Reads the store's row as routing gave it (`connection.tenant`): no query for a store that
+    needs no connected account. The routing cache is dropped on every change to a creator
+    (tenants.routing), and verification drops it explicitly (tenants.signup), so the row is
+    never older than the last change.
+    """
     creator = creator if creator is not None else getattr(connection, "tenant", None)
     if creator is None or getattr(creator, "pk", None) is None:
         return None
-    # tenants_creator is in public, on every store's search_path: no schema switch needed
-    # (a switch would cost two `SET search_path` on every store page).
-    state = (
-        Creator.objects.filter(pk=creator.pk)
-        .values("email_verified_at", "payouts_required").first()
-    )
-    if state is None:
+    if not hasattr(creator, "email_verified_at"):
+        return None  # not a store (e.g. django-tenants' FakeTenant in a management command)
+    if creator.email_verified_at is None:
         return NOT_ACCEPTING
-    if state["email_verified_at"] is None:
-        return NOT_ACCEPTING
-    if state["payouts_required"]:
+    if getattr(creator, "payouts_required", False):
         account = payout_account_current()
         if account is None or not account.charges_enabled:
             return NOT_ACCEPTING

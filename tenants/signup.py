@@ -42,6 +42,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 from tenants.models import Creator, Domain, LoginHandoff
 from tenants.names import SIGNUP_MIN_LENGTH, label_errors
 from tenants.provisioning import template_ensure
+from tenants.routing import _routing_changed
 from tenants.services import ProvisioningError, creator_create
 
 logger = logging.getLogger(__name__)
@@ -251,6 +252,10 @@ def signup_verify(*, token: str) -> tuple[Creator, str | None]:
         first = Creator.objects.filter(pk=creator.pk, email_verified_at__isnull=True).update(
             email_verified_at=timezone.now()
         )
+        if first:
+            # A queryset update sends no post_save: drop this process's routing cache now
+            # (other processes hear the trigger's NOTIFY), so pages see the verified store.
+            _routing_changed(sender=Creator)
         creator.refresh_from_db()
     if not first:
         return creator, None

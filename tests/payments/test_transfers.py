@@ -169,6 +169,7 @@ def test_twenty_concurrent_settlements_and_reconciliation_passes_make_one_transf
 ):
     account = _connected_account()
     charge = _settled_charge()
+    assert not TransferAttempt.objects.exists()  # the queued task has not run: the race is ours
 
     def settle_or_reconcile():
         transfer_for_charge(charge_attempt_id=charge.pk)
