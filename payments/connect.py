@@ -131,7 +131,9 @@ def connect_event_receive(*, payload: bytes, signature: str) -> str | None:
     (answered 200 so the gateway stops retrying: no store will ever claim it)."""
     from tenants.models import Creator
 
-    secret = getattr(settings, "STRIPE_CONNECT_WEBHOOK_SECRET", "") or settings.STRIPE_WEBHOOK_SECRET
+    secret = (
+        getattr(settings, "STRIPE_CONNECT_WEBHOOK_SECRET", "") or settings.STRIPE_WEBHOOK_SECRET
+    )
     try:
         event = get_gateway().event_parse(payload=payload, signature=signature, secret=secret)
     except ValueError as exc:

@@ -3,7 +3,9 @@ from django import forms
 
 
 class SignupForm(forms.Form):
-    email = forms.CharField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.CharField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
     password = forms.CharField(
         max_length=128, strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),

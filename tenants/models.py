@@ -86,3 +86,6 @@ class LoginHandoff(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"hand-off to {self.creator_id} ({'used' if self.used_at else 'unused'})"

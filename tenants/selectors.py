@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
+
 from tenants.models import Creator
 
 
@@ -30,7 +31,8 @@ def onboarding_checklist(*, creator: Creator) -> list[ChecklistItem]:
     from payments.connect import payout_account_current
     from storefront.models import Product
 
-    fresh = Creator.objects.get(pk=creator.pk)  # not the routing cache's copy; public is on the path
+    # Not the routing cache's copy; tenants_creator (public) is on every store's search path.
+    fresh = Creator.objects.get(pk=creator.pk)
     account = payout_account_current()
     payouts_done = account is not None and account.charges_enabled
     if account is None:

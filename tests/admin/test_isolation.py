@@ -15,8 +15,15 @@ from audit.models import AuditEntry
 from audit.services import Actor, audit_record
 from offers.models import Offer, OfferDecision
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
-from payments.models import ChargeAttempt, LedgerEntry, Mismatch, Refund, WebhookEvent
-from payments.models import PayoutAccount, TransferAttempt
+from payments.models import (
+    ChargeAttempt,
+    LedgerEntry,
+    Mismatch,
+    PayoutAccount,
+    Refund,
+    TransferAttempt,
+    WebhookEvent,
+)
 from storefront.models import (
     Customer,
     FollowUpSend,

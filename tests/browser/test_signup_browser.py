@@ -119,7 +119,6 @@ def test_the_local_servers_account_updated_event_updates_the_store_over_http(
     from devtools.services import localstripe_register_webhook
     from payments import connect
     from payments.models import PayoutAccount
-    from tenants.models import Creator
     from tenants.services import creator_create
 
     localstripe_register_webhook(

@@ -229,9 +229,11 @@ def test_other_requests_on_behalf_of_a_connected_account_are_refused_plainly(sdk
 
 def test_bad_connect_requests_get_a_400_with_a_reason(sdk):
     with pytest.raises(stripe.InvalidRequestError, match="capability"):
-        sdk.v1.accounts.create(params={"type": "express", "capabilities": {"bogus": {"requested": True}}})
+        sdk.v1.accounts.create(
+            params={"type": "express", "capabilities": {"bogus": {"requested": True}}})
     with pytest.raises(stripe.InvalidRequestError, match="No such account"):
         sdk.v1.account_links.create(params={"account": "acct_nope", "type": "account_onboarding",
                                             "refresh_url": "http://x/r", "return_url": "http://x/b"})
     with pytest.raises(stripe.InvalidRequestError, match="destination"):
-        sdk.v1.transfers.create(params={"amount": 100, "currency": "usd", "destination": "acct_nope"})
+        sdk.v1.transfers.create(
+            params={"amount": 100, "currency": "usd", "destination": "acct_nope"})
