@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.money import Money
@@ -100,11 +100,18 @@ def transfer_for_charge(*, charge_attempt_id: int) -> TransferAttempt | None:
     return transfer_execute(transfer_id=existing.pk)
 
 
-def transfer_execute(*, transfer_id: int, allow_resend: bool = False) -> TransferAttempt:
-    """Send the transfer if this caller wins the claim; everyone else gets the row as it is."""
+def transfer_execute(
+    *, transfer_id: int, allow_resend: bool = False, expected_sends: int | None = None
+) -> TransferAttempt:
+    """Send the transfer if this caller wins the claim; everyone else gets the row as it is.
+
+    A re-send (reconciliation only) claims an IN_FLIGHT row only while it still has the
+    `expected_sends` the caller saw: of two reconcilers at once, one re-sends."""
     _outside_transaction("transfer_execute")
-    claimable = [TransferStatus.CREATED] + ([TransferStatus.IN_FLIGHT] if allow_resend else [])
-    claimed = TransferAttempt.objects.filter(pk=transfer_id, status__in=claimable).update(
+    claimable = Q(status=TransferStatus.CREATED)
+    if allow_resend and expected_sends is not None:
+        claimable |= Q(status=TransferStatus.IN_FLIGHT, sends=expected_sends)
+    claimed = TransferAttempt.objects.filter(claimable, pk=transfer_id).update(
         status=TransferStatus.IN_FLIGHT, sends=F("sends") + 1, sent_at=timezone.now()
     )
     row = TransferAttempt.objects.get(pk=transfer_id)
@@ -157,7 +164,7 @@ def transfer_reconcile(*, transfer_id: int, grace: timedelta = IN_FLIGHT_GRACE) 
     for found in get_gateway().transfers_find(transfer_group=row.transfer_group):
         if found.metadata.get("transfer_attempt") == row.idempotency_key:
             return transfer_record(transfer_id=row.pk, result=found)
-    return transfer_execute(transfer_id=row.pk, allow_resend=True)
+    return transfer_execute(transfer_id=row.pk, allow_resend=True, expected_sends=row.sends)
 
 
 def transfers_reconcile_open() -> int:
