@@ -24,6 +24,13 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
         "args": ("payments.reconcile",),
     },
+    # Transfers to creators left unsent or in flight (a killed worker): read the gateway by
+    # transfer group, else re-send with the same idempotency key (payments.transfers).
+    "payments-transfers-reconcile": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("payments.transfers_reconcile",),
+    },
     # Follow-up cross-sell emails that are due, and claims left by a killed worker. Each row
     # is claimed with a conditional UPDATE, so a second beat's run sends nothing twice.
     "followups-send-due": {

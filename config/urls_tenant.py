@@ -4,11 +4,21 @@ from django.urls import include, path
 
 from analytics import views as analytics_views
 from payments import urls as payments_urls
+from payments import views_connect
+from storefront import views_onboarding
+from tenants import views as tenants_views
 
 urlpatterns = [
     # Before the admin include so the admin catch-all does not swallow it; staff only.
     path("admin/analytics/dashboard/", analytics_views.dashboard, name="analytics-dashboard"),
     path("admin/analytics/metrics/", analytics_views.glossary, name="analytics-glossary"),
+    # Onboarding (tenants.signup): the login hand-off from the platform and the checklist.
+    path("admin/welcome/<str:token>/", tenants_views.store_welcome, name="store-welcome"),
+    path("admin/getting-started/", views_onboarding.getting_started, name="store-getting-started"),
+    path("admin/getting-started/preview/", views_onboarding.store_preview, name="store-preview"),
+    path("admin/payouts/connect/", views_connect.payouts_connect, name="store-payouts-connect"),
+    path("admin/payouts/refresh/", views_connect.payouts_refresh, name="store-payouts-refresh"),
+    path("admin/payouts/return/", views_connect.payouts_return, name="store-payouts-return"),
     path("admin/", admin.site.urls),
     path("", include(payments_urls.tenant_urlpatterns)),
     path("api/v1/", include("config.api_urls")),

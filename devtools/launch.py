@@ -52,11 +52,21 @@ def run() -> int:
             )
         except OSError as exc:
             print(f"[run] could not register the local webhook: {exc}", flush=True)
+        try:  # Connect events (account.updated) for every store, on the platform's domain
+            services.localstripe_register_webhook(
+                env["STRIPE_API_BASE"],
+                f"http://{domain}:{port}/webhooks/stripe-connect/",
+                env["STRIPE_WEBHOOK_SECRET"],
+                name="connect",
+            )
+        except OSError as exc:
+            print(f"[run] could not register the Connect webhook: {exc}", flush=True)
     print(
         "\n"
         f"  Storefront:  http://demo.{domain}:{port}/\n"
         f"  Admin:       http://demo.{domain}:{port}/admin/   login: owner / demo-store-2026\n"
-        f"  Platform:    http://{domain}:{port}/\n",
+        f"  Platform:    http://{domain}:{port}/\n"
+        f"  Sign up:     http://{domain}:{port}/signup/   (mails go to this console)\n",
         flush=True,
     )
     honcho = subprocess.Popen(

@@ -1,7 +1,8 @@
 """Run localstripe bound to 127.0.0.1, with its state file where we choose (or none).
 
 Its own command line listens on every interface and writes a fixed /tmp file that two
-instances would share; this wrapper fixes both.
+instances would share; this wrapper fixes both, and adds the Stripe Connect subset the platform
+calls (devtools/localstripe_connect.py, docs/localstripe-connect.md).
 """
 
 import argparse
@@ -11,6 +12,8 @@ import pickle
 from aiohttp import web
 from localstripe import resources
 from localstripe.server import app
+
+from devtools.localstripe_connect import install as install_connect
 
 
 def main() -> None:
@@ -35,6 +38,7 @@ def main() -> None:
         store.dump_to_disk = dump_to_disk  # type: ignore[method-assign]
     else:
         store.dump_to_disk = lambda: None  # type: ignore[method-assign]
+    install_connect(app)  # the Connect subset localstripe lacks (devtools/localstripe_connect.py)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
 

@@ -85,3 +85,35 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_filter = ["event_type", ("processed_at", admin.EmptyFieldListFilter)]
     search_fields = ["event_id", "object_id"]
     date_hierarchy = "received_at"
+
+
+from payments.models import PayoutAccount  # noqa: E402  (payouts: kept apart from the above)
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(ReadOnlyAdmin):
+    """The store's connected account as last read from the gateway (payments.connect)."""
+
+    list_display = ["account_ref", "state", "charges_enabled", "payouts_enabled",
+                    "details_submitted", "requirements_due", "disabled_reason", "synced_at"]
+    exclude = ["idempotency_key"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "idempotency_key"]
+
+
+from payments.models import TransferAttempt  # noqa: E402
+
+
+@admin.register(TransferAttempt)
+class TransferAttemptAdmin(ReadOnlyAdmin):
+    """What each settled charge sent to the store's payouts account, and the platform fee."""
+
+    list_display = ["transfer_group", "gross", "fee", "amount", "currency", "status",
+                    "gateway_ref", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["transfer_group", "gateway_ref"]
+    exclude = ["idempotency_key"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "idempotency_key"]

@@ -106,6 +106,31 @@ class GatewayEvent:
     object_type: str
     object_id: str
     created: int
+    account_ref: str = ""  # Connect events: the connected account the event is about
+
+
+@dataclass(frozen=True)
+class ConnectedAccount:
+    """A store's connected account (Stripe Connect) as the gateway reports it."""
+
+    account_ref: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    requirements_due: tuple[str, ...] = ()
+    disabled_reason: str = ""
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """Money sent to a connected account (Stripe Connect transfer)."""
+
+    transfer_ref: str
+    amount: Money
+    destination: str
+    transfer_group: str = ""
+    amount_reversed: int = 0
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class PaymentGateway(Protocol):
@@ -141,6 +166,27 @@ class PaymentGateway(Protocol):
     def dispute_retrieve(self, dispute_ref: str) -> DisputeResult: ...
 
     def event_parse(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent: ...
+
+    # --- Connect: the stores' own accounts (payments.connect) ----------------------------
+    def connected_account_create(
+        self, *, email: str, country: str, idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ConnectedAccount: ...
+
+    def connected_account_retrieve(self, account_ref: str) -> ConnectedAccount: ...
+
+    def connected_account_link(
+        self, *, account_ref: str, refresh_url: str, return_url: str
+    ) -> str: ...
+
+    def payment_charge_ref(self, payment_ref: str) -> str | None: ...
+
+    def transfer_create(
+        self, *, amount: Money, destination: str, source_charge_ref: str | None,
+        transfer_group: str, idempotency_key: str, metadata: Mapping[str, str],
+    ) -> TransferResult: ...
+
+    def transfers_find(self, *, transfer_group: str) -> list[TransferResult]: ...
 
 
 @lru_cache(maxsize=1)

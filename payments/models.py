@@ -218,3 +218,85 @@ class Mismatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.gateway_ref}"
+
+
+class PayoutAccount(models.Model):
+    """The store's connected account at the gateway (Stripe Connect, Express): where its money
+    goes. One per store. The state fields mirror the gateway's account and are only ever
+    written from a fresh read of it (payments.connect.payout_account_sync), never from a
+    webhook's payload. `idempotency_key` is committed before the account is created, so a
+    retry after a crash gets the same account back."""
+
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    account_ref = models.CharField(max_length=100, blank=True, default="")
+    charges_enabled = models.BooleanField(default=False)
+    payouts_enabled = models.BooleanField(default=False)
+    details_submitted = models.BooleanField(default=False)
+    requirements_due = models.JSONField(default=list, blank=True)
+    disabled_reason = models.CharField(max_length=100, blank=True, default="")
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_ref"], condition=~Q(account_ref=""),
+                name="payout_account_ref_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.account_ref or "(not created yet)"
+
+    @property
+    def state(self) -> str:
+        if not self.account_ref:
+            return "not created"
+        if self.charges_enabled and self.payouts_enabled:
+            return "active"
+        if self.charges_enabled:
+            return "charges enabled, payouts pending"
+        if self.details_submitted:
+            return "under review"
+        return "details needed"
+
+
+class TransferStatus(models.TextChoices):
+    CREATED = "created"  # committed with its key, gateway not called yet
+    IN_FLIGHT = "in_flight"  # the call started; outcome unknown until recorded
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the gateway refused it (e.g. the account cannot receive transfers)
+
+
+class TransferAttempt(models.Model):
+    """The creator's share of one settled charge, sent to the store's connected account.
+
+    One per charge attempt (unique), committed with its idempotency key before the gateway
+    call (payments.transfers), like ChargeAttempt: concurrent settlements collapse to one row,
+    only the caller that moves it CREATED → IN_FLIGHT calls the gateway, and a row left in
+    flight is settled by reading the gateway (by transfer group) or re-sending the same key.
+    """
+
+    charge_attempt = models.OneToOneField(
+        ChargeAttempt, on_delete=models.PROTECT, related_name="transfer"
+    )
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    destination = models.CharField(max_length=100)  # the connected account
+    source_charge_ref = models.CharField(max_length=100, blank=True)  # ch_… of the charge
+    transfer_group = models.CharField(max_length=100)
+    gross = models.PositiveIntegerField()  # the charge, minor units
+    fee = models.PositiveIntegerField()  # the platform's part
+    amount = models.PositiveIntegerField()  # gross − fee: what the creator gets
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=12, choices=TransferStatus.choices, default=TransferStatus.CREATED
+    )
+    gateway_ref = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    sends = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"transfer {self.amount} {self.currency} → {self.destination} [{self.status}]"

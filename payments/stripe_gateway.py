@@ -15,6 +15,7 @@ import stripe
 from core.money import Money
 from payments.gateway import (
     ChargeRequest,
+    ConnectedAccount,
     DisputeResult,
     GatewayAuthFailed,
     GatewayEvent,
@@ -24,6 +25,7 @@ from payments.gateway import (
     PaymentStatus,
     RefundResult,
     SetupResult,
+    TransferResult,
     store_idempotency_key,
 )
 
@@ -432,7 +434,105 @@ class StripeGateway:
                 object_type=_event_text(_get(obj, "object"), "data.object.object"),
                 object_id=_event_text(_get(obj, "id"), "data.object.id"),
                 created=created,
+                account_ref=_event_text(_get(event, "account"), "account"),
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             # signed, but not an event
             raise ValueError(f"malformed event: {exc}") from exc
+
+    # --- Connect --------------------------------------------------------------------------
+    def connected_account_create(
+        self, *, email: str, country: str, idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ConnectedAccount:
+        account = self._call_strict(
+            self.client.v1.accounts.create,
+            params={
+                "type": "express",
+                "email": email,
+                "country": country,
+                "capabilities": {
+                    "card_payments": {"requested": True},
+                    "transfers": {"requested": True},
+                },
+                "metadata": dict(metadata or {}),
+            },
+            options={"idempotency_key": store_idempotency_key(idempotency_key)},
+        )
+        return self._connected_account(account)
+
+    def connected_account_retrieve(self, account_ref: str) -> ConnectedAccount:
+        return self._connected_account(
+            self._call_strict(self.client.v1.accounts.retrieve, account_ref)
+        )
+
+    def connected_account_link(self, *, account_ref: str, refresh_url: str, return_url: str) -> str:
+        link = self._call_strict(
+            self.client.v1.account_links.create,
+            params={
+                "account": account_ref,
+                "type": "account_onboarding",
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+            },
+        )
+        return str(link["url"])
+
+    @staticmethod
+    def _connected_account(account: Any) -> ConnectedAccount:
+        requirements = _get(account, "requirements", {})
+        due = _get(requirements, "currently_due", []) or []
+        return ConnectedAccount(
+            account_ref=str(account["id"]),
+            charges_enabled=bool(_get(account, "charges_enabled", False)),
+            payouts_enabled=bool(_get(account, "payouts_enabled", False)),
+            details_submitted=bool(_get(account, "details_submitted", False)),
+            requirements_due=tuple(str(item) for item in due),
+            disabled_reason=str(_get(requirements, "disabled_reason", "") or ""),
+        )
+
+    def payment_charge_ref(self, payment_ref: str) -> str | None:
+        """The charge (ch_…) behind a payment: what a transfer's source_transaction names."""
+        intent = self._call_strict(self.client.v1.payment_intents.retrieve, payment_ref)
+        latest = _get(intent, "latest_charge")
+        if latest is None:
+            charges = _get(_get(intent, "charges", {}), "data", []) or []
+            latest = charges[-1] if charges else None
+        if latest is None:
+            return None
+        return latest if isinstance(latest, str) else _get(latest, "id")
+
+    def transfer_create(
+        self, *, amount: Money, destination: str, source_charge_ref: str | None,
+        transfer_group: str, idempotency_key: str, metadata: Mapping[str, str],
+    ) -> TransferResult:
+        params: dict[str, Any] = {
+            "amount": amount.amount, "currency": amount.currency.lower(),
+            "destination": destination, "transfer_group": transfer_group,
+            "metadata": dict(metadata),
+        }
+        if source_charge_ref:
+            params["source_transaction"] = source_charge_ref
+        transfer = self._call_strict(
+            self.client.v1.transfers.create, params=params,
+            options={"idempotency_key": store_idempotency_key(idempotency_key)},
+        )
+        return self._transfer_result(transfer)
+
+    def transfers_find(self, *, transfer_group: str) -> list[TransferResult]:
+        page = self._call_strict(
+            self.client.v1.transfers.list,
+            params={"transfer_group": transfer_group, "limit": 100},
+        )
+        return [self._transfer_result(t) for t in page.data]
+
+    @staticmethod
+    def _transfer_result(transfer: Any) -> TransferResult:
+        return TransferResult(
+            transfer_ref=str(transfer["id"]),
+            amount=Money(int(transfer["amount"]), str(transfer["currency"]).upper()),
+            destination=str(_get(transfer, "destination", "")),
+            transfer_group=str(_get(transfer, "transfer_group", "") or ""),
+            amount_reversed=int(_get(transfer, "amount_reversed", 0) or 0),
+            metadata={str(k): str(v) for k, v in _plain(_get(transfer, "metadata", {})).items()},
+        )

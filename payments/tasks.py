@@ -34,3 +34,28 @@ def process_webhook_event(*, webhook_event_id: int) -> bool:
 def reconcile() -> dict:
     # No retry: a gateway outage ends the run cleanly; the next beat tick runs it again.
     return asdict(reconcile_run())
+
+
+from payments.transfers import transfer_for_charge as _transfer_for_charge  # noqa: E402
+from payments.transfers import transfers_reconcile_open as _transfers_reconcile_open  # noqa: E402
+
+
+@tenant_task(
+    name="payments.transfer_for_charge",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+    autoretry_for=(GatewayUnavailable,),
+)
+def transfer_for_charge(*, charge_attempt_id: int) -> str | None:
+    # Safe twice: one TransferAttempt per charge and a conditional claim (payments.transfers).
+    row = _transfer_for_charge(charge_attempt_id=charge_attempt_id)
+    return row.status if row is not None else None
+
+
+@tenant_task(name="payments.transfers_reconcile", acks_late=True, reject_on_worker_lost=True)
+def transfers_reconcile() -> int:
+    return _transfers_reconcile_open()

@@ -12,6 +12,7 @@ from core.boundary import json_endpoint
 from core.ratelimit import rate_limit
 from core.security import payment_page
 from offers.experiments import buyer_key
+from payments.connect import payments_block_reason
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront import selectors
 from storefront.attribution import attribution_capture, attribution_read, page_view_note
@@ -28,7 +29,7 @@ def store_index(request):
         request,
         "storefront/index.html",
         {"products": selectors.product_list_active(), "creator": request.tenant,
-         "store": StoreSettings.current()},
+         "store": StoreSettings.current(), "payments_blocked": payments_block_reason()},
     )
     page_view_note(request, attribution_capture(request, response))
     return response
@@ -41,7 +42,8 @@ def product_detail(request, slug: str):
         raise Http404("This product is not available.")
     response = render(
         request, "storefront/product.html",
-        {"product": product, "creator": request.tenant, "store": StoreSettings.current()},
+        {"product": product, "creator": request.tenant, "store": StoreSettings.current(),
+         "payments_blocked": payments_block_reason()},
     )
     page_view_note(request, attribution_capture(request, response), product_id=product.pk)
     return response
@@ -106,6 +108,12 @@ def checkout_page(request, slug: str):
     product = selectors.product_get_active(slug=slug)
     if product is None:
         raise Http404("This product is not available.")
+    blocked = payments_block_reason()
+    if blocked:  # before any gateway call: no checkout form for a store that cannot sell
+        return render(request, "storefront/error.html", {
+            "title": "Not accepting payments yet",
+            "message": f"{blocked} Please come back soon.",
+        })
     if request.method == "POST":
         form = CheckoutForm(request.POST)
         add_bump = request.POST.get("add_bump") in ("on", "true", "1")

@@ -4,16 +4,36 @@ from django_tenants.models import DomainMixin, TenantMixin
 
 
 class Creator(TenantMixin):
-    slug = models.SlugField(max_length=40, unique=True)
+    slug = models.SlugField(max_length=63, unique=True)  # the store's subdomain (tenants.names)
     display_name = models.CharField(max_length=120)
     owner_email = models.EmailField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Onboarding state (tenants.signup). A store takes no payment until its owner's email is
+    # verified; operators' stores (create_creator) count as verified when made.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+    previewed_at = models.DateTimeField(null=True, blank=True)
+    # Self-serve stores sell only through their own connected account (payments.connect);
+    # operators' stores charge on the platform account as before until they connect one.
+    payouts_required = models.BooleanField(default=False, db_default=False)
+    # The store's connected account at the gateway: routes Connect webhooks to the store.
+    payout_account_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # The platform's fee on each settled charge, taken before the rest is transferred to the
+    # store's connected account (payments.transfers): basis points + fixed minor units. Empty
+    # means the defaults PLATFORM_FEE_BPS / PLATFORM_FEE_FIXED.
+    fee_bps = models.PositiveIntegerField(null=True, blank=True)
+    fee_fixed = models.PositiveIntegerField(null=True, blank=True)
 
     auto_create_schema = True
     auto_drop_schema = True  # deleting a creator drops its schema: nothing half-left
 
     class Meta:
         ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payout_account_ref"], condition=~models.Q(payout_account_ref=""),
+                name="tenants_creator_payout_account_unique",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.schema_name
@@ -52,3 +72,20 @@ class SpareSchema(models.Model):
 
     def __str__(self) -> str:
         return self.schema_name
+
+
+class LoginHandoff(models.Model):
+    """A one-time login from the platform's domain into one store's admin (tenants.signup).
+
+    The link carries a signed (creator, nonce); this row makes it single-use and short-lived:
+    consuming it is one UPDATE … WHERE used_at IS NULL AND expires_at > now().
+    """
+
+    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="+")
+    nonce = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"hand-off to {self.creator_id} ({'used' if self.used_at else 'unused'})"

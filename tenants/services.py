@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
 from django_tenants.utils import (
     get_public_schema_name,
     quote_schema_name,
@@ -21,15 +22,14 @@ from django_tenants.utils import (
 from core.identity import domain_key
 from tenants.forked import forked_batches
 from tenants.models import Creator, Domain
+from tenants.names import OPERATOR_MIN_LENGTH, label_errors
 from tenants.pool import spare_claim
 from tenants.provisioning import _PLACEHOLDER, _template_script, template_ensure
 
-SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # shape only: see tenants.names
 HOST_RE = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
-RESERVED_SLUGS = {"public", "www", "admin", "api", "static", "media", "platform",
-                  "information-schema"}
 
 
 class ProvisioningError(ValueError):
@@ -44,10 +44,12 @@ class ProvisionedCreator:
     admin_password: str
 
 
-def creator_check(*, slug: str, display_name: str, domain: str, owner_email: str) -> list[str]:
+def creator_check(*, slug: str, display_name: str, domain: str, owner_email: str,
+                  slug_min_length: int = OPERATOR_MIN_LENGTH) -> list[str]:
     """Every reason the input cannot make a creator, or an empty list. Writes nothing."""
     errors = _format_errors(
-        slug=slug, display_name=display_name, domain=domain, owner_email=owner_email
+        slug=slug, display_name=display_name, domain=domain, owner_email=owner_email,
+        slug_min_length=slug_min_length,
     )
     host = domain_key(domain)
     with schema_context(get_public_schema_name()):
@@ -58,16 +60,12 @@ def creator_check(*, slug: str, display_name: str, domain: str, owner_email: str
     return errors
 
 
-def _format_errors(*, slug: str, display_name: str, domain: str, owner_email: str) -> list[str]:
+def _format_errors(*, slug: str, display_name: str, domain: str, owner_email: str,
+                   slug_min_length: int = OPERATOR_MIN_LENGTH) -> list[str]:
     """What is wrong with the input itself, without looking at the database."""
     errors: list[str] = []
-    if not SLUG_RE.match(slug or ""):
-        errors.append(
-            f"slug {slug!r} must be 2-40 characters: lower-case letters, digits and hyphens, "
-            "starting with a letter"
-        )
-    elif slug in RESERVED_SLUGS or slug.startswith("pg-"):
-        errors.append(f"slug {slug!r} is reserved")
+    # One validator for operators and self-serve sign-up (tenants.names).
+    errors += label_errors(slug, what="slug", min_length=slug_min_length)
     if not (display_name or "").strip():
         errors.append("display name must not be empty")
     host = domain_key(domain)
@@ -92,8 +90,13 @@ def creator_create(
     owner_email: str,
     password: str | None = None,
     owner_password_usable: bool = True,
+    self_serve: bool = False,
+    slug_min_length: int = OPERATOR_MIN_LENGTH,
 ) -> ProvisionedCreator:
     """Provision a creator: schema, domain and owner staff user, or nothing at all.
+
+    An operator's store starts verified and charging on the platform account; a self-serve
+    one (`self_serve=True`, tenants.signup) starts unverified and must connect payouts.
 
     The schema is cloned from the migrated template (tenants.provisioning), which is plain
     transactional DDL, so the creator row, schema, domain and owner share one transaction.
@@ -101,7 +104,8 @@ def creator_create(
     theirs through a reset link), which skips the deliberately slow password hash.
     """
     errors = creator_check(
-        slug=slug, display_name=display_name, domain=domain, owner_email=owner_email
+        slug=slug, display_name=display_name, domain=domain, owner_email=owner_email,
+        slug_min_length=slug_min_length,
     )
     if errors:
         raise ProvisioningError("; ".join(errors))
@@ -118,6 +122,8 @@ def creator_create(
                 slug=slug,
                 display_name=display_name.strip(),
                 owner_email=owner_email,
+                email_verified_at=None if self_serve else timezone.now(),
+                payouts_required=self_serve,
             )
             creator.save()
             Domain.objects.create(domain=host, tenant=creator, is_primary=True)
@@ -221,8 +227,9 @@ def _check_all(specs: list[CreatorSpec]) -> list[tuple[CreatorSpec, list[str]]]:
 
 _ROWS = """
 WITH c AS (
-    INSERT INTO {public}.tenants_creator (schema_name, slug, display_name, owner_email, created_at)
-    VALUES (%(schema)s, %(slug)s, %(display_name)s, %(owner_email)s, now()) RETURNING id
+    INSERT INTO {public}.tenants_creator (schema_name, slug, display_name, owner_email, created_at,
+                                          email_verified_at)
+    VALUES (%(schema)s, %(slug)s, %(display_name)s, %(owner_email)s, now(), now()) RETURNING id
 ), d AS (
     INSERT INTO {public}.tenants_domain (domain, is_primary, tenant_id)
     SELECT %(domain)s, true, id FROM c

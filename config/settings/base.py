@@ -125,8 +125,10 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -205,6 +207,17 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_JS_URL = env("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 PAYMENT_GATEWAY_TIMEOUT_SECONDS = env.float("PAYMENT_GATEWAY_TIMEOUT_SECONDS", default=10.0)
+# Stripe Connect (payments.connect): the signing secret of the platform's Connect endpoint
+# (/webhooks/stripe-connect/; empty = STRIPE_WEBHOOK_SECRET) and new accounts' country.
+STRIPE_CONNECT_WEBHOOK_SECRET = env("STRIPE_CONNECT_WEBHOOK_SECRET", default="")
+CONNECT_DEFAULT_COUNTRY = env("CONNECT_DEFAULT_COUNTRY", default="US")
+# The platform's default fee per settled charge (a store's own fee_bps/fee_fixed override it):
+# basis points of the charge plus a fixed part in minor units (payments.transfers).
+PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=500)
+PLATFORM_FEE_FIXED = env.int("PLATFORM_FEE_FIXED", default=30)
+# Self-serve sign-up (tenants.signup): a form sent back sooner than this after it was drawn
+# is refused as a bot's.
+SIGNUP_MIN_FILL_SECONDS = env.float("SIGNUP_MIN_FILL_SECONDS", default=3.0)
 
 # --- Email --------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))

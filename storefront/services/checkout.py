@@ -39,6 +39,15 @@ class CheckoutError(ValueError):
         self.message = message
 
 
+def _refuse_if_not_accepting() -> None:
+    """Before any gateway call: a store that cannot take payments yet says so (payments.connect)."""
+    from payments.connect import payments_block_reason
+
+    reason = payments_block_reason()
+    if reason:
+        raise CheckoutError("store", reason)
+
+
 @dataclass(frozen=True)
 class Attribution:
     visitor_id: str = ""
@@ -120,6 +129,7 @@ def checkout_start(
     expected_total: int | None,
 ) -> StartedCheckout:
     """Create the pending order and a card-setup intent. Nothing is charged here."""
+    _refuse_if_not_accepting()
     email = email_key(email)
     product, shown, bump, quote = _quote(
         product_slug=product_slug, bump_offer_id=bump_offer_id, country=country, region=region,
@@ -209,6 +219,7 @@ def _fail(order: Order, reason: str) -> None:
 
 def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
     """Charge core + bump (+ tax) in one payment with the card the buyer just set up."""
+    _refuse_if_not_accepting()
     order = _pending_order(order_token)
     existing = selectors.order_primary_attempt(order_id=order.pk)
     if existing is not None:  # a double submit: answer with the one attempt there is

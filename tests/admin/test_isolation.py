@@ -16,7 +16,15 @@ from audit.services import Actor, audit_record
 from core.models import LoopFailure
 from offers.models import Offer, OfferDecision
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
-from payments.models import ChargeAttempt, LedgerEntry, Mismatch, Refund, WebhookEvent
+from payments.models import (
+    ChargeAttempt,
+    LedgerEntry,
+    Mismatch,
+    PayoutAccount,
+    Refund,
+    TransferAttempt,
+    WebhookEvent,
+)
 from storefront.models import (
     Customer,
     FollowUpSend,
@@ -84,6 +92,11 @@ def _rows(mark: str, n: int) -> None:
         LoopFailure.objects.create(schema_name=connection.schema_name, loop="test.loop",
                                    record_id=tag, label=f"record {tag}", tries=1,
                                    last_error=tag, first_failed_at=now, last_failed_at=now)
+        PayoutAccount.objects.create(idempotency_key=f"connect-{tag}", account_ref=f"acct_{tag}")
+        TransferAttempt.objects.create(
+            charge_attempt=attempt, idempotency_key=f"transfer-{tag}", destination=f"acct_{tag}",
+            transfer_group=f"order:{tag}", gross=1000, fee=80, amount=920, currency="USD",
+        )
     settings_row = StoreSettings.current()
     settings_row.support_email = f"help-{mark}@example.com"
     settings_row.save()

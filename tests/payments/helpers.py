@@ -109,3 +109,27 @@ def pay_and_crash(order: Order, monkeypatch) -> None:
         patched.setattr(services, "attempt_record_result", crash)
         with pytest.raises(Crash):
             pay(order)
+
+
+def connected_account() -> str:
+    """The current store's connected account, made and onboarded at the local Stripe server
+    (payments.connect), as a creator pressing the onboarding page's one button would."""
+    import urllib.error
+    import urllib.request
+
+    from payments import connect
+
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    link = connect.payout_account_connect(refresh_url="http://t1.localhost/r",
+                                          return_url="http://t1.localhost/b")
+    try:
+        urllib.request.build_opener(Stay).open(
+            urllib.request.Request(link, data=b"", method="POST"), timeout=5)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 302
+    account = connect.payout_account_sync()
+    assert account.payouts_enabled
+    return account.account_ref

@@ -66,10 +66,11 @@ def _keyed_protocol_methods() -> set[str]:
 
 def test_every_key_the_stripe_adapter_sends_is_scoped_to_the_store():
     """The enumeration: each gateway method that takes an idempotency key (customers, card
-    setups, charges, refunds) sends it through store_idempotency_key, and nothing else in
-    the code sends one to Stripe."""
+    setups, charges, refunds, connected accounts, transfers) sends it through
+    store_idempotency_key, and nothing else in the code sends one to Stripe."""
     keyed = _keyed_protocol_methods()
-    assert keyed == {"customer_create", "setup_create", "charge", "refund_create"}
+    assert keyed == {"customer_create", "setup_create", "charge", "refund_create",
+                     "connected_account_create", "transfer_create"}
     tree = ast.parse((ROOT / "payments" / "stripe_gateway.py").read_text())
     scoped_in: set[str] = set()
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):

@@ -87,3 +87,22 @@ def test_seeding_the_demo_twice_creates_nothing_twice(db):
         assert Offer.objects.get(kind="downsell").parent == Offer.objects.get(kind="upsell")
         assert TaxRate.objects.count() == 4
         assert get_user_model().objects.count() == 1
+
+
+@pytest.mark.gateway
+def test_the_demo_store_starts_verified_and_connected_once(db):
+    from payments.connect import payments_block_reason
+    from payments.models import PayoutAccount
+    from tests.payments.helpers import sdk
+
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+    connection.set_schema_to_public()
+    demo = Creator.objects.get(slug="demo")
+    assert demo.email_verified_at is not None
+    with tenant_context(demo):
+        (account,) = PayoutAccount.objects.all()
+        assert account.charges_enabled and account.payouts_enabled
+        assert payments_block_reason(creator=demo) is None
+    assert demo.payout_account_ref == account.account_ref
+    assert [a.id for a in sdk().v1.accounts.list().data] == [account.account_ref]

@@ -104,6 +104,44 @@ def _reconcile(ctx):
     return ctx["tenant"], check
 
 
+def _transfers_reconcile(ctx):
+    """A transfer lost on the way (in flight, nothing at the gateway), ten minutes ago."""
+    from payments import transfers
+    from payments.gateway import GatewayUnavailable, get_gateway
+    from payments.models import TransferAttempt, TransferStatus
+    from tenants.models import Creator
+
+    ctx["request"].addfinalizer(
+        lambda: Creator.objects.filter(slug="t1").update(payout_account_ref="")
+    )
+    account = h.connected_account()
+    _, bump = h.catalog()
+    attempt = h.pay(h.checkout_started(ctx["client_for"](HOST), bump))
+    connection.set_tenant(ctx["tenant"])
+    real = get_gateway()
+
+    class LostOnTheWay:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def transfer_create(self, **kwargs):
+            raise GatewayUnavailable("connection reset before the gateway got it")
+
+    with ctx["monkeypatch"].context() as patched:
+        patched.setattr(transfers, "get_gateway", lambda: LostOnTheWay())
+        row = transfers.transfer_for_charge(charge_attempt_id=attempt.pk)
+    assert row.status == TransferStatus.IN_FLIGHT
+    TransferAttempt.objects.update(sent_at=timezone.now() - dt.timedelta(minutes=10))
+
+    def check(results):
+        row.refresh_from_db()
+        assert row.status == TransferStatus.SUCCEEDED and row.sends == 2  # one re-send
+        made = h.sdk().v1.transfers.list(params={"destination": account}).data
+        assert [t.id for t in made] == [row.gateway_ref]
+
+    return ctx["tenant"], check
+
+
 def _card(customer_ref: str) -> str:
     method = h.sdk().v1.payment_methods.create(
         params={
@@ -208,6 +246,7 @@ SCENARIOS = {
     "analytics.rollups_refresh": _rollups,
     "core.tasks.drain_outbox": _drain_outbox,
     "payments.reconcile": _reconcile,
+    "payments.transfers_reconcile": _transfers_reconcile,
     "storefront.followups_send_due": _followups_send_due,
     "storefront.flag_abandoned_confirmations": _flag_abandoned,
     "offers.guardrails_enforce": _guardrails,

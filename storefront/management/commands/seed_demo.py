@@ -87,7 +87,28 @@ class Command(BaseCommand):
                     country=country, region=region, defaults={"rate": rate, "name": name}
                 )
             self.stdout.write(f"  offers: {len(DEMO_OFFERS)}, tax rates: {len(DEMO_TAX)}")
+            self._payouts(domain)
         self.stdout.write(self.style.SUCCESS(f"Demo store ready at {domain}"))
+
+    def _payouts(self, domain: str) -> None:
+        """The demo store starts verified (an operator's store) and connected: its account at
+        the local Stripe server is made and onboarded through the local one-click page."""
+        from payments.connect import payout_account_current, payout_account_sync
+        from payments.gateway import GatewayRejected, GatewayUnavailable
+
+        if not settings.STRIPE_API_BASE:
+            self.stdout.write("  payouts: not connected (no local Stripe server; connect from "
+                              "the admin's getting-started page)")
+            return
+        try:
+            account = payout_account_sync()
+            if account is None or not account.charges_enabled:
+                account = _demo_onboard(domain)
+        except (GatewayUnavailable, GatewayRejected, OSError) as exc:
+            self.stdout.write(self.style.WARNING(f"  payouts: could not connect: {exc}"))
+            return
+        current = payout_account_current()
+        self.stdout.write(f"  payouts: {current.account_ref} ({current.state})")
 
     def _offers(self) -> None:
         core = Product.objects.get(slug="photo-basics")
@@ -105,3 +126,28 @@ class Command(BaseCommand):
             offer.full_clean()  # the demo respects the same guardrails as the admin
             if kind == OfferKind.UPSELL:
                 upsell = offer
+
+
+def _demo_onboard(domain: str):
+    """Make the demo's connected account and press the local onboarding page's one button."""
+    import urllib.error
+    import urllib.request
+
+    from payments.connect import payout_account_connect, payout_account_sync
+
+    class _Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None  # the page redirects to the store's admin, which need not be up yet
+
+    link = payout_account_connect(
+        refresh_url=f"http://{domain}/admin/payouts/refresh/",
+        return_url=f"http://{domain}/admin/payouts/return/",
+    )
+    try:
+        urllib.request.build_opener(_Stay).open(
+            urllib.request.Request(link, data=b"", method="POST"), timeout=10
+        )
+    except urllib.error.HTTPError as exc:
+        if exc.code != 302:
+            raise
+    return payout_account_sync()

@@ -1,0 +1,31 @@
+"""The store admin's getting-started checklist (on the store's own domain, after sign-up)."""
+from __future__ import annotations
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from payments.transfers import store_fee
+from storefront.onboarding import onboarding_checklist
+from tenants import signup
+
+
+@staff_member_required
+@require_GET
+def getting_started(request):
+    items = onboarding_checklist(creator=request.tenant)
+    fee = store_fee(request.tenant)
+    return render(request, "tenants/getting_started.html", {
+        "fee_percent": f"{fee.bps / 100:g}", "fee_fixed": f"{fee.fixed / 100:.2f}",
+        "items": items, "done": sum(i.done for i in items), "total": len(items),
+        "creator": request.tenant, "title": "Get your store ready",
+        "site_header": "Store admin", "has_permission": True,
+    })
+
+
+@staff_member_required
+@require_POST
+def store_preview(request):
+    signup.store_preview_mark(creator=request.tenant)
+    return HttpResponseRedirect("/")
