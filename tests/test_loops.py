@@ -293,10 +293,10 @@ def test_one_offer_that_cannot_be_paused_does_not_leave_the_others_running(
     monkeypatch.setattr(guardrails, "guardrail_breaches", lambda **kw: breaches)
     real = guardrails.offer_pause
 
-    def pause(*, offer, reason):
+    def pause(*, offer, reason, **kwargs):  # kwargs: the actor the guardrail pauses as
         if offer.pk == first.pk:
             raise RuntimeError("this offer cannot be paused")
-        return real(offer=offer, reason=reason)
+        return real(offer=offer, reason=reason, **kwargs)
 
     monkeypatch.setattr(guardrails, "offer_pause", pause)
     assert guardrails.offer_guardrails_enforce() == [second.pk]
