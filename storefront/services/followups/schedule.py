@@ -20,7 +20,6 @@ DEFAULT_DELAYS_HOURS = (24, 72)
 MAX_STEPS = 2
 
 
-
 def followup_offer_for(*, order: Order) -> Offer | None:
     """The cross-sell offer for the order's core product, else its upsell offer (reframed)."""
     core = _core_line(order)

@@ -58,8 +58,6 @@ def claim_stale_after() -> dt.timedelta:
 # --- eligibility ----------------------------------------------------------------------------
 
 
-
-
 def _took_an_offer(order: Order) -> bool:
     """The buyer took the post-purchase offer on this order (charged, or still being charged)."""
     return (
@@ -260,8 +258,6 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
             **_email_fields(send.order, send.step),
         )
     return True
-
-
 
 
 LOOP_FOLLOWUPS = "storefront.followups"
