@@ -16,11 +16,11 @@ from core.money import Money
 from payments.models import Refund, RefundStatus
 from payments.services import ledger_line_totals
 from storefront.models import (
+    OWNED_ORDER_STATUSES,
     Customer,
     FollowUpSend,
     Order,
     OrderLine,
-    OrderStatus,
     Product,
     StoreSettings,
     TaxRate,
@@ -163,7 +163,7 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def _paid(self, request, queryset) -> list[Order]:
         orders = list(queryset.prefetch_related("lines").order_by("pk"))
-        refundable = {OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED}
+        refundable = OWNED_ORDER_STATUSES
         for order in orders:
             if order.status not in refundable:
                 messages.warning(request, f"{order} is {order.get_status_display().lower()}: "

@@ -126,6 +126,11 @@ class OrderStatus(models.TextChoices):
     FAILED = "failed", "Payment failed"
 
 
+# The buyer owns what the order bought: paid, and not refunded in full. One definition for
+# ownership checks (offers, follow-ups), downloads, receipts and the admin's refundable orders.
+OWNED_ORDER_STATUSES: tuple[str, ...] = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
+
+
 # The order status machine, written once. `order_status_move` is the only writer.
 ORDER_TRANSITIONS: dict[str, set[str]] = {
     OrderStatus.PENDING: {OrderStatus.PAID, OrderStatus.FAILED},

@@ -104,3 +104,16 @@ def quote_checkout(
                        inclusive=inclusive)
         )
     return Quote(tuple(lines), jurisdiction, name)
+
+
+def offer_line_price(
+    *, kind: str, offer, jurisdiction: Jurisdiction, store: StoreSettings | None = None
+) -> tuple[PricedLine, str]:
+    """A one-click offer's line (upsell, downsell, cross-sell) at the offer's price, taxed for
+    the buyer's jurisdiction as the store sets prices; with the tax's name."""
+    store = store or StoreSettings.current()
+    rate, name = tax_rate_for(jurisdiction)
+    line = price_line(kind=kind, product=offer.product, price=offer.price, offer_id=offer.pk,
+                      description=offer.product.name, rate=rate,
+                      inclusive=store.prices_include_tax)
+    return line, name

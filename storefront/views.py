@@ -17,7 +17,7 @@ from payments.models import AttemptStatus, ChargeAttempt
 from storefront import selectors
 from storefront.attribution import attribution_capture, attribution_read, page_view_note
 from storefront.forms import CheckoutForm, QuoteForm
-from storefront.models import Order, OrderLine, OrderStatus, StoreSettings
+from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine, StoreSettings
 from storefront.pricing import Jurisdiction, quote_checkout
 from storefront.services import checkout as checkout_service
 from storefront.services import receipts
@@ -276,7 +276,7 @@ def line_download(request, signed: str):
         if line_id
         else None
     )
-    if line is None or line.order.status not in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED):
+    if line is None or line.order.status not in OWNED_ORDER_STATUSES:
         return render(request, "storefront/error.html", {
             "title": "This download link is not valid",
             "message": "The link has expired or is not for this store. "

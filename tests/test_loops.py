@@ -229,14 +229,14 @@ def test_one_abandoned_confirmation_that_fails_to_flag_does_not_stop_the_sweep(
     core, offer, _ = catalog()
     first = _decision(paid_order("one@example.com", core, schedule=False), offer, tag="one")
     second = _decision(paid_order("two@example.com", core, schedule=False), offer, tag="two")
-    real = upsell._flag_for_followup
+    real = upsell.decide._flag_for_followup
 
     def flag(decision, **kwargs):
         if decision.pk == first.pk:
             raise ValueError("this decision's order is broken")
         return real(decision, **kwargs)
 
-    monkeypatch.setattr(upsell, "_flag_for_followup", flag)
+    monkeypatch.setattr(upsell.decide, "_flag_for_followup", flag)
     assert upsell.offers_flag_abandoned() == 1
     second.refresh_from_db()
     assert second.followup_flagged_at is not None

@@ -44,7 +44,7 @@ from analytics.selectors.direct import (
     time_to_charge,
     traffic_direct,
 )
-from analytics.selectors.experiments import experiment_arm_stats, experiment_assignment_count
+from analytics.selectors.experiments import experiment_arm_stats
 from analytics.selectors.readmodels import (
     cohort_ltv,
     funnel,
@@ -68,7 +68,6 @@ __all__ = [
     "cohort_ltv",
     "cohort_ltv_direct",
     "experiment_arm_stats",
-    "experiment_assignment_count",
     "funnel",
     "funnel_direct",
     "ledger_matches_line",

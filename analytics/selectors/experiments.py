@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.models import Assignment, Experiment
+from analytics.models import Experiment
 from analytics.selectors.common import _rows, ledger_matches_line, ledger_matches_order
 
 
@@ -47,7 +47,3 @@ def experiment_arm_stats(experiment: Experiment) -> list[dict[str, Any]]:
         """,
         [experiment.pk, experiment.offer_id, since, since],
     )
-
-
-def experiment_assignment_count(experiment: Experiment) -> int:
-    return Assignment.objects.filter(experiment=experiment).count()

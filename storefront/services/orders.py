@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analytics.models import EventName
@@ -11,7 +12,7 @@ from core import orderkeys
 from core.tasks import enqueue
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
 from payments.services import ledger_line_totals
-from storefront.models import ORDER_TRANSITIONS, Order, OrderStatus
+from storefront.models import ORDER_TRANSITIONS, Order, OrderLine, OrderStatus
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,34 @@ def event_fields_for(order: Order) -> dict:
         "variant": order.variant,
         "currency": order.currency,
     }
+
+
+def post_purchase_line_create(*, order: Order, kind: str, offer, frozen, currency: str) -> bool:
+    """Add the line for a one-click charge that succeeded (upsell, downsell, cross-sell), at
+    the price and tax the buyer was shown: `frozen` is the row that holds them (the
+    OfferDecision or FollowUpSend). False when the database refuses the line (the order
+    already has its post-purchase line); the ledger has the charge either way. Runs inside
+    the payment's recording transaction, so it never raises for that."""
+    try:
+        with transaction.atomic():
+            OrderLine.objects.create(
+                order=order,
+                kind=kind,
+                product_id=offer.product_id,
+                offer_id=offer.pk,
+                description=offer.product.name,
+                net_amount=frozen.net_amount,
+                tax_amount=frozen.tax_amount,
+                total_amount=frozen.total_amount,
+                currency=currency,
+                tax_rate=frozen.tax_rate,
+                tax_inclusive=bool(frozen.tax_inclusive),
+                tax_country=order.country,
+                tax_region=order.region,
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def on_attempt_outcome(attempt: ChargeAttempt) -> None:

@@ -7,7 +7,7 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from storefront.models import Order, OrderLine, OrderStatus
+from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine
 
 DOWNLOAD_MAX_AGE = 7 * 24 * 3600  # a delivery link is valid for a week
 _SALT = "storefront.download"
@@ -34,7 +34,7 @@ def receipt_send(*, order_id: int) -> bool:
     claimed_at = timezone.now()
     claimed = Order.objects.filter(
         pk=order_id, receipt_sent_at__isnull=True,
-        status__in=[OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED],
+        status__in=OWNED_ORDER_STATUSES,
     ).update(receipt_sent_at=claimed_at)
     if not claimed:
         return False

@@ -270,5 +270,5 @@ def test_scheduling_never_raises_into_the_payment_recording(tenant, monkeypatch)
     def boom(**kwargs):
         raise RuntimeError("offers table is locked")
 
-    monkeypatch.setattr(followups, "followup_offer_for", boom)
+    monkeypatch.setattr(followups.schedule, "followup_offer_for", boom)
     assert followups.followups_schedule(order=order, paid_at=timezone.now()) == 0

@@ -1,0 +1,345 @@
+"""Sending follow-up emails: eligibility, links, the claim and the send, unsubscribing.
+
+Delivery semantics are in the package's docstring (storefront/services/followups/__init__.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import smtplib
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from analytics.models import EventName
+from analytics.services import event_append
+from core.loops import each_record, quarantined_pks
+from offers.models import DecisionStatus, OfferDecision, OfferKind
+from payments import services as payments
+from payments.models import AttemptStatus
+from storefront.models import (
+    OWNED_ORDER_STATUSES,
+    Customer,
+    FollowUpSend,
+    FollowUpStatus,
+    LineKind,
+    Order,
+    StoreSettings,
+)
+from storefront.services.followups.common import (
+    _ACCEPT_SALT,
+    _UNSUBSCRIBE_SALT,
+    FollowUpRefused,
+    _core_line,
+    _email_fields,
+    _owns_product,
+)
+
+_TAKEN = (
+    AttemptStatus.SUCCEEDED,
+    AttemptStatus.PROCESSING,
+    AttemptStatus.IN_FLIGHT,
+    AttemptStatus.CREATED,
+)
+
+
+def claim_stale_after() -> dt.timedelta:
+    return dt.timedelta(minutes=int(getattr(settings, "FOLLOWUP_CLAIM_STALE_MINUTES", 15)))
+
+
+# --- eligibility ----------------------------------------------------------------------------
+
+
+def _took_an_offer(order: Order) -> bool:
+    """The buyer took the post-purchase offer on this order (charged, or still being charged)."""
+    return (
+        OfferDecision.objects.filter(
+            order=order, status=DecisionStatus.ACCEPTED, attempt__status__in=_TAKEN
+        ).exists()
+        or order.lines.filter(kind__in=[LineKind.UPSELL, LineKind.DOWNSELL]).exists()
+    )
+
+
+def skip_reason(send: FollowUpSend) -> str:
+    """Why this email must not go out now ('' when it may)."""
+    order, customer = send.order, send.customer
+    if customer.unsubscribed_at is not None:
+        return "unsubscribed"
+    if order.status not in OWNED_ORDER_STATUSES:
+        return "order_not_paid"
+    if not send.offer.is_active or send.offer.product.status != "active":
+        return "offer_inactive"
+    if _owns_product(customer.pk, send.offer.product_id):
+        return "owns_product"
+    if _took_an_offer(order):
+        return "took_offer"
+    if FollowUpSend.objects.filter(
+        customer=customer, offer=send.offer, accepted_at__isnull=False
+    ).exists():
+        return "accepted_earlier_step"
+    return ""
+
+
+# --- links ---------------------------------------------------------------------------------
+
+
+def _base_url() -> str:
+    tenant = getattr(connection, "tenant", None)
+    domain = None
+    if tenant is not None and hasattr(tenant, "domains"):
+        row = tenant.domains.filter(is_primary=True).first() or tenant.domains.first()
+        domain = row.domain if row else None
+    scheme = getattr(settings, "STOREFRONT_EMAIL_SCHEME", "https")
+    return f"{scheme}://{domain or settings.PLATFORM_DOMAIN}"
+
+
+def accept_token(*, send: FollowUpSend, schema: str) -> str:
+    return signing.dumps({"s": schema, "f": send.pk, "n": send.nonce}, salt=_ACCEPT_SALT)
+
+
+def unsubscribe_token(*, customer_id: int, schema: str) -> str:
+    # No expiry: an unsubscribe link must work however old the email is.
+    return signing.dumps({"s": schema, "c": customer_id}, salt=_UNSUBSCRIBE_SALT)
+
+
+def _checkout_link(send: FollowUpSend) -> str:
+    query = urlencode(
+        {
+            "email": send.customer.email,
+            "country": send.order.country,
+            "utm_source": "email",
+            "utm_medium": "followup",
+            "utm_campaign": f"cross_sell-{send.offer_id}-{send.step}",
+        }
+    )
+    return f"{reverse('checkout', args=[send.offer.product.slug])}?{query}"
+
+
+def _one_click_possible(send: FollowUpSend) -> bool:
+    return (
+        send.order.card_saved and payments.vault_method_for(email=send.customer.email) is not None
+    )
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+def _claim(send_id: int, now: dt.datetime) -> bool:
+    """SCHEDULED and due, or SENDING with a stale claim → SENDING, for this caller only."""
+    return bool(
+        FollowUpSend.objects.filter(pk=send_id)
+        .filter(
+            Q(status=FollowUpStatus.SCHEDULED, due_at__lte=now)
+            | Q(status=FollowUpStatus.SENDING, claimed_at__lt=now - claim_stale_after())
+        )
+        .update(status=FollowUpStatus.SENDING, claimed_at=now, claims=F("claims") + 1)
+    )
+
+
+@dataclass(frozen=True)
+class Framing:
+    subject: str
+    headline: str
+    benefit: str
+
+
+def _framing(send: FollowUpSend) -> Framing:
+    """A different angle from the post-purchase page: what it adds to what they just bought."""
+    offer, name = send.offer, send.offer.product.name
+    core = _core_line(send.order)
+    bought = core.description if core else "your purchase"
+    if offer.kind == OfferKind.CROSS_SELL:
+        headline = offer.headline
+    else:
+        headline = f"Get more out of {bought} with {name}"
+    if send.step == 1:
+        subject = f"{name}: the next step after {bought}"
+    else:
+        subject = f"Last reminder: {name} for {offer.price}"
+    return Framing(subject=subject, headline=headline, benefit=offer.benefit)
+
+
+def _message(send: FollowUpSend, schema: str) -> EmailMultiAlternatives:
+    base = _base_url()
+    one_click = _one_click_possible(send)
+    link = (
+        base + reverse("followup-offer", args=[accept_token(send=send, schema=schema)])
+        if one_click
+        else base + _checkout_link(send)
+    )
+    unsubscribe = base + reverse(
+        "followup-unsubscribe",
+        args=[unsubscribe_token(customer_id=send.customer_id, schema=schema)],
+    )
+    framing = _framing(send)
+    context = {
+        "send": send,
+        "offer": send.offer,
+        "framing": framing,
+        "link": link,
+        "one_click": one_click,
+        "unsubscribe_url": unsubscribe,
+        "store": StoreSettings.current(),
+    }
+    domain = base.split("://", 1)[1]
+    message = EmailMultiAlternatives(
+        subject=framing.subject,
+        body=render_to_string("storefront/email/followup.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[send.customer.email],
+        headers={
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
+            # Stable across retries: the receiver can collapse an at-least-once duplicate.
+            "Message-ID": f"<followup-{schema}-{send.pk}@{domain}>",
+            "X-Followup-Id": f"{schema}:{send.pk}",
+        },
+    )
+    message.attach_alternative(
+        render_to_string("storefront/email/followup.html", context), "text/html"
+    )
+    send.link_kind = "accept" if one_click else "checkout"
+    return message
+
+
+def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
+    """Send one follow-up if it is due and still wanted. True only for the caller that sent it.
+
+    Safe to run twice and concurrently: only the caller whose conditional UPDATE claimed the
+    row sends. A failed send hands the row back to SCHEDULED and re-raises: SMTP errors
+    (OSError) for the task's retry with backoff, anything else for followups_send_due's loop
+    to count (and quarantine) against the row.
+    """
+    now = now or timezone.now()
+    schema = connection.schema_name
+    with transaction.atomic():
+        if not _claim(send_id, now):
+            return False
+        send = FollowUpSend.objects.select_related("order", "customer", "offer__product").get(
+            pk=send_id
+        )
+        reason = skip_reason(send)
+        if reason:
+            FollowUpSend.objects.filter(pk=send_id).update(
+                status=FollowUpStatus.SKIPPED, skipped_reason=reason
+            )
+            return False
+        message = _message(send, schema)
+    # The claim is committed: a duplicate task, or this one retried, finds nothing to claim.
+    try:
+        message.send(fail_silently=False)
+    except Exception:  # SMTP errors, and an address that cannot be sent to: hand it back
+        FollowUpSend.objects.filter(
+            pk=send_id, status=FollowUpStatus.SENDING, claimed_at=now
+        ).update(status=FollowUpStatus.SCHEDULED)
+        raise
+    with transaction.atomic():
+        FollowUpSend.objects.filter(pk=send_id, status=FollowUpStatus.SENDING).update(
+            status=FollowUpStatus.SENT, sent_at=timezone.now(), link_kind=send.link_kind
+        )
+        event_append(
+            EventName.EMAIL_SENT,
+            offer_id=send.offer_id,
+            product_id=send.offer.product_id,
+            properties={
+                "sequence": "cross_sell",
+                "step": send.step,
+                "link": send.link_kind,
+                "followup_id": send.pk,
+            },
+            **_email_fields(send.order, send.step),
+        )
+    return True
+
+
+LOOP_FOLLOWUPS = "storefront.followups"
+
+
+class UndeliverableEmail(ValueError):
+    """The server refused this one message for good (a 5xx for its recipient or content)."""
+
+
+def _send_counted(send_id: int, now: dt.datetime) -> bool:
+    """followup_send for the loop. Every OSError is the mail server's (unreachable, bad login,
+    a 4xx "try later"): it stops the run, counts against no email, and the task retries; only
+    a permanent refusal of this message is counted against its row, as any other error is."""
+    try:
+        return followup_send(send_id=send_id, now=now)
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):  # every recipient was refused
+            code = min((c for c, _ in exc.recipients.values()), default=550)
+        else:
+            code = exc.smtp_code
+        if code < 500:
+            raise
+        raise UndeliverableEmail(f"the mail server refused this email: {exc}") from exc
+
+
+def followups_due(*, now: dt.datetime | None = None, limit: int = 200) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        FollowUpSend.objects.filter(
+            Q(status=FollowUpStatus.SCHEDULED, due_at__lte=now)
+            | Q(status=FollowUpStatus.SENDING, claimed_at__lt=now - claim_stale_after())
+        )
+        .exclude(pk__in=quarantined_pks(LOOP_FOLLOWUPS))
+        .order_by("due_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def followups_send_due(*, now: dt.datetime | None = None, limit: int = 200) -> int:
+    """Periodic: send every due follow-up (and retry stale claims). Safe to run concurrently.
+    One email that fails is recorded and skipped (core/loops.py), quarantined after
+    LOOP_QUARANTINE_AFTER runs; an unreachable mail server stops the run for the retry."""
+    now = now or timezone.now()
+    run = each_record(
+        LOOP_FOLLOWUPS, followups_due(now=now, limit=limit),
+        lambda send_id: _send_counted(send_id, now),
+        label=lambda send_id: f"follow-up email {send_id}", stop_on=(OSError,),
+    )
+    return sum(1 for sent in run.results if sent)
+
+
+# --- unsubscribe ---------------------------------------------------------------------------
+
+
+def customer_unsubscribe(*, signed: str, schema: str) -> Customer:
+    """Honoured at once: the next send's check sees it. Safe to click twice."""
+    try:
+        data = signing.loads(signed or "", salt=_UNSUBSCRIBE_SALT)
+    except signing.BadSignature as exc:
+        raise FollowUpRefused(
+            400,
+            "This unsubscribe link is not valid",
+            "We could not verify this link. Reply to any of our emails "
+            "and we will unsubscribe you by hand.",
+        ) from exc
+    if not isinstance(data, dict) or data.get("s") != schema:
+        raise FollowUpRefused(
+            400,
+            "This unsubscribe link is for another store",
+            "This link does not belong to this store.",
+        )
+    customer = Customer.objects.filter(pk=data.get("c")).first()
+    if customer is None:
+        raise FollowUpRefused(404, "Nothing to unsubscribe", "We have no emails for you.")
+    with transaction.atomic():
+        Customer.objects.filter(pk=customer.pk, unsubscribed_at__isnull=True).update(
+            unsubscribed_at=timezone.now()
+        )
+        FollowUpSend.objects.filter(customer=customer, status=FollowUpStatus.SCHEDULED).update(
+            status=FollowUpStatus.SKIPPED, skipped_reason="unsubscribed"
+        )
+    customer.refresh_from_db()
+    return customer
+
+
