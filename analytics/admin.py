@@ -1,4 +1,5 @@
 """The event log, read only (rows are append-only)."""
+
 from django.contrib import admin
 
 from analytics.models import Event

@@ -241,6 +241,7 @@ def _orders_recompute(cursor) -> None:
 def _keys(sql: str) -> str:
     """Fill in the key formats (core/orderkeys.py) and event-name sets, so the read models
     join ledger rows to orders and lines exactly as the writers key them."""
+
     def names(values) -> str:
         return ", ".join(f"'{v}'" for v in values)
 

@@ -1,4 +1,5 @@
 """Appending to the event log: the one function every app calls."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -23,11 +24,20 @@ def event_listener_register(fn: EventListener) -> None:
 def event_payload(event: Event) -> dict[str, Any]:
     """The public shape of an event (the partner API and webhooks share it)."""
     return {
-        "id": event.pk, "name": event.name, "occurred_at": event.occurred_at.isoformat(),
-        "order_id": event.order_id, "customer_id": event.customer_id,
-        "offer_id": event.offer_id, "product_id": event.product_id, "variant": event.variant,
-        "source": event.source, "medium": event.medium, "campaign": event.campaign,
-        "amount": event.amount, "currency": event.currency, "reason": event.reason,
+        "id": event.pk,
+        "name": event.name,
+        "occurred_at": event.occurred_at.isoformat(),
+        "order_id": event.order_id,
+        "customer_id": event.customer_id,
+        "offer_id": event.offer_id,
+        "product_id": event.product_id,
+        "variant": event.variant,
+        "source": event.source,
+        "medium": event.medium,
+        "campaign": event.campaign,
+        "amount": event.amount,
+        "currency": event.currency,
+        "reason": event.reason,
     }
 
 

@@ -1,4 +1,5 @@
 """Analytics tasks: only for events that do not follow a database change of ours."""
+
 from analytics import services
 from core.tasks import tenant_task
 

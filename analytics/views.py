@@ -27,6 +27,7 @@ def _parse_filter(params) -> MetricFilter:
     """One date convention with the API (docs/metrics.md): [start, end) in UTC. The day
     fields are UTC midnights: start is included, end is not (start=2026-06-01&end=2026-06-02
     is the one day of June 1)."""
+
     def day(name: str) -> dt.datetime | None:
         raw = params.get(name, "").strip()
         if not raw:
@@ -252,6 +253,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def glossary(request: HttpRequest) -> HttpResponse:
     """docs/metrics.md, the one definition of every figure, as the dashboard links to it."""
-    return render(request, "analytics/glossary.html", {
-        "title": "What each figure means", "text": GLOSSARY.read_text(encoding="utf-8"),
-    })
+    return render(
+        request,
+        "analytics/glossary.html",
+        {
+            "title": "What each figure means",
+            "text": GLOSSARY.read_text(encoding="utf-8"),
+        },
+    )

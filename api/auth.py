@@ -1,6 +1,7 @@
 """Who is acting in an API request, what a key may do, and per-key rate limits (wired in
 REST_FRAMEWORK). The key itself is looked up by `partners.api.auth.ApiKeyAuthentication`;
 these work on any principal it returns, so API views import them without importing partners."""
+
 from __future__ import annotations
 
 from rest_framework import permissions, throttling

@@ -1,5 +1,6 @@
 """One error shape for the whole partner API:
 {"error": {"code": "...", "message": "...", "fields": {...}}}."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,14 @@ from rest_framework.views import exception_handler as drf_handler
 class ApiError(exceptions.APIException):
     """Raised by API views for a refusal with its own code (e.g. a refund over the charge)."""
 
-    def __init__(self, code: str, message: str, *, status_code: int = 400,
-                 fields: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status_code: int = 400,
+        fields: dict[str, Any] | None = None,
+    ):
         super().__init__(message, code)
         self.status_code = status_code
         self.error_code = code
@@ -67,8 +74,9 @@ def exception_handler(exc, context):
     if isinstance(exc, ApiError):
         body = error_body(exc.error_code, str(exc.detail), exc.fields)
     elif isinstance(exc, exceptions.ValidationError):
-        body = error_body("validation_error", "The request has invalid fields.",
-                          _flatten(exc.detail))
+        body = error_body(
+            "validation_error", "The request has invalid fields.", _flatten(exc.detail)
+        )
     else:
         code = _CODES.get(response.status_code, "error")
         if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):

@@ -6,6 +6,7 @@ so a number, a boolean, a list or an object is refused with the field's "invalid
 Installed once, at start-up (api.apps), for every CharField there is and will be: a rule
 for the class, not a copy per field.
 """
+
 from __future__ import annotations
 
 from rest_framework import serializers

@@ -4,6 +4,7 @@ Every query parameter is checked the way the schema describes it, so a value the
 allows is answered and any other is a 400 with the error body; nothing unchecked reaches
 PostgreSQL (where a bad value would be a 500).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,8 +45,13 @@ def _query_int(request, name: str, *, minimum: int, maximum: int, default: int) 
 
 
 def _int_param(name: str, description: str, minimum: int, maximum: int) -> dict:
-    return {"name": name, "required": False, "in": "query", "description": description,
-            "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
+    return {
+        "name": name,
+        "required": False,
+        "in": "query",
+        "description": description,
+        "schema": {"type": "integer", "minimum": minimum, "maximum": maximum},
+    }
 
 
 class BoundedLimitOffset(LimitOffsetPagination):
@@ -55,12 +61,18 @@ class BoundedLimitOffset(LimitOffsetPagination):
     max_offset = 10**9
 
     def get_limit(self, request):
-        return _query_int(request, self.limit_query_param, minimum=1, maximum=self.max_limit,
-                          default=self.default_limit)
+        return _query_int(
+            request,
+            self.limit_query_param,
+            minimum=1,
+            maximum=self.max_limit,
+            default=self.default_limit,
+        )
 
     def get_offset(self, request):
-        return _query_int(request, self.offset_query_param, minimum=0,
-                          maximum=self.max_offset, default=0)
+        return _query_int(
+            request, self.offset_query_param, minimum=0, maximum=self.max_offset, default=0
+        )
 
     def get_schema_operation_parameters(self, view):
         return [
@@ -77,13 +89,20 @@ class BoundedCursor(CursorPagination):
     max_page_size = 200
 
     def get_page_size(self, request):
-        return _query_int(request, self.page_size_query_param, minimum=1,
-                          maximum=self.max_page_size, default=self.page_size)
+        return _query_int(
+            request,
+            self.page_size_query_param,
+            minimum=1,
+            maximum=self.max_page_size,
+            default=self.page_size,
+        )
 
     def get_schema_operation_parameters(self, view):
         cursor, _ = super().get_schema_operation_parameters(view)
-        return [cursor, _int_param(self.page_size_query_param, "Rows per page.", 1,
-                                   self.max_page_size)]
+        return [
+            cursor,
+            _int_param(self.page_size_query_param, "Rows per page.", 1, self.max_page_size),
+        ]
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})

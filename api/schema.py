@@ -2,6 +2,7 @@
 schema tells the truth about 4xx answers (schemathesis checks that it does), and a
 post-processing hook so that it does not allow what the server refuses: NUL in a string,
 an empty decimal."""
+
 from __future__ import annotations
 
 import re
@@ -17,13 +18,19 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"[!-~]{1,255}"
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    name=IDEMPOTENCY_KEY_HEADER, location=OpenApiParameter.HEADER, required=True,
-    type={"type": "string", "pattern": f"^{IDEMPOTENCY_KEY_PATTERN}$", "minLength": 1,
-          "maxLength": 255},
+    name=IDEMPOTENCY_KEY_HEADER,
+    location=OpenApiParameter.HEADER,
+    required=True,
+    type={
+        "type": "string",
+        "pattern": f"^{IDEMPOTENCY_KEY_PATTERN}$",
+        "minLength": 1,
+        "maxLength": 255,
+    },
     description="A unique key per intended effect: 1–255 visible ASCII characters (no spaces), "
-                "e.g. a UUID. Scoped to the store: retrying with the same key and body, with "
-                "any of the store's write keys, replays the first answer; the same key with "
-                "another body is 409.",
+    "e.g. a UUID. Scoped to the store: retrying with the same key and body, with "
+    "any of the store's write keys, replays the first answer; the same key with "
+    "another body is 409.",
 )
 
 # Text fields refuse NUL (PostgreSQL text cannot hold it; DRF's CharField refuses it), so the

@@ -40,9 +40,20 @@ class AuditedAdminMixin:
     # it creates as "payments.refund.issue"): the generic per-object row would only repeat it.
     audit_self_recorded_actions: tuple[str, ...] = ()
 
-    def action_page(self, request, queryset, *, action: str, title: str, form, rows=(),
-                    submit_label: str = "Yes, go ahead", intro: str = "",
-                    template: str = "admin/action_form.html", **extra):
+    def action_page(
+        self,
+        request,
+        queryset,
+        *,
+        action: str,
+        title: str,
+        form,
+        rows=(),
+        submit_label: str = "Yes, go ahead",
+        intro: str = "",
+        template: str = "admin/action_form.html",
+        **extra,
+    ):
         """The intermediate page of an action (a confirmation or a small form): it posts the
         same action and selection back with "apply". Nothing is recorded for showing it."""
         context = {
@@ -256,8 +267,14 @@ class LoopFailureAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     (no longer retried) first, with the reason. The platform's admin sees every store's.
     "Try again" (audited) clears the selected rows, so their loops take the records up again."""
 
-    list_display = ["label_or_id", "loop", "tries", "quarantined_at", "last_failed_at",
-                    "last_error"]
+    list_display = [
+        "label_or_id",
+        "loop",
+        "tries",
+        "quarantined_at",
+        "last_failed_at",
+        "last_error",
+    ]
     list_filter = ["loop", ("quarantined_at", admin.EmptyFieldListFilter)]
     search_fields = ["record_id", "label", "last_error"]
     ordering = ["quarantined_at", "-last_failed_at"]
@@ -276,6 +293,8 @@ class LoopFailureAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     @admin.action(description="Try the selected records again")
     def try_again(self, request, queryset):
         on_platform = connection.schema_name == get_public_schema_name()
-        count = failures_retry(ids=list(queryset.values_list("pk", flat=True)),
-                               schema_name="*" if on_platform else connection.schema_name)
+        count = failures_retry(
+            ids=list(queryset.values_list("pk", flat=True)),
+            schema_name="*" if on_platform else connection.schema_name,
+        )
         self.message_user(request, f"{count} record(s) will be tried again on the next run.")

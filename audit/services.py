@@ -172,8 +172,13 @@ def audited_create(
 
     with transaction.atomic():
         obj = model.objects.create(**data)
-        audit_record(request_or_actor=actor, action=action, obj=obj,
-                     changes=audit_diff({}, model_snapshot(obj)), summary=summary.format(obj=obj))
+        audit_record(
+            request_or_actor=actor,
+            action=action,
+            obj=obj,
+            changes=audit_diff({}, model_snapshot(obj)),
+            summary=summary.format(obj=obj),
+        )
     return obj
 
 
@@ -191,6 +196,11 @@ def audited_update(
         locked.save()
         changes = audit_diff(before, model_snapshot(locked))
         if changes:
-            audit_record(request_or_actor=actor, action=action, obj=locked, changes=changes,
-                         summary=summary.format(obj=locked))
+            audit_record(
+                request_or_actor=actor,
+                action=action,
+                obj=locked,
+                changes=changes,
+                summary=summary.format(obj=locked),
+            )
     return locked

@@ -13,6 +13,7 @@ with the production settings (bench/load_settings.py) on loopback, and threads a
 (wrk is not needed; the flood runs in a process of its own, so its threads never delay B's
 client). Prints B's median alone and flooded, and their ratio, per configuration.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -116,19 +117,36 @@ def _flood_process(port: int, connections: int, seconds: float, path: str, out) 
 def flood_a(port: int, connections: int, seconds: float, path: str):
     """Start the flood of store A; returns (process, queue that gets its status counts)."""
     out = multiprocessing.Queue()
-    proc = multiprocessing.Process(target=_flood_process,
-                                   args=(port, connections, seconds, path, out), daemon=True)
+    proc = multiprocessing.Process(
+        target=_flood_process, args=(port, connections, seconds, path, out), daemon=True
+    )
     proc.start()
     return proc, out
 
 
 def start_gunicorn(run: Run, workers: int, cap: int) -> tuple[int, object]:
     port = free_port()
-    proc = run.spawn([str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-                      "--workers", str(workers), "--timeout", "60", "--backlog", "2048",
-                      "--access-logfile", "/dev/null", "--log-level", "warning"],
-                     f"gunicorn-cap{cap}.log", STORE_MAX_IN_FLIGHT=str(cap),
-                     WEB_CONCURRENCY=str(workers))
+    proc = run.spawn(
+        [
+            str(BIN / "gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            "60",
+            "--backlog",
+            "2048",
+            "--access-logfile",
+            "/dev/null",
+            "--log-level",
+            "warning",
+        ],
+        f"gunicorn-cap{cap}.log",
+        STORE_MAX_IN_FLIGHT=str(cap),
+        WEB_CONCURRENCY=str(workers),
+    )
     wait_port(port, "gunicorn")
     return port, proc
 
@@ -156,11 +174,13 @@ def one_configuration(run: Run, *, workers: int, cap: int, flood: str, args) -> 
     }
     result["ratio"] = result["b_flooded_ms"] / result["b_alone_ms"]
     label = f"A floods {FLOODS[flood]}, " + (f"cap {cap} per store" if cap else "no cap")
-    say(f"{label}: B median alone {result['b_alone_ms']:.1f} ms, under A's flood "
+    say(
+        f"{label}: B median alone {result['b_alone_ms']:.1f} ms, under A's flood "
         f"{result['b_flooded_ms']:.1f} ms (p90 {result['b_flooded_p90_ms']:.1f} ms), "
         f"ratio {result['ratio']:.2f}; B statuses {result['b_statuses']}; "
         f"A's flood statuses {result['a_statuses']} "
-        f"({sum(result['a_statuses'].values()) / (args.flood + 2):.0f} req/s)")
+        f"({sum(result['a_statuses'].values()) / (args.flood + 2):.0f} req/s)"
+    )
     return result
 
 
@@ -181,16 +201,19 @@ def main() -> int:
         run.create_database()
         run.manage("shell", "-c", SEED_OTHER)
         cap = max(1, args.workers // 2)  # the shipped default (config/settings/base.py)
-        say(f"gunicorn {args.workers} sync workers; A flooded over {args.connections} "
-            f"connections for {args.flood:g}s; B measured alone {args.alone:g}s, then under it")
+        say(
+            f"gunicorn {args.workers} sync workers; A flooded over {args.connections} "
+            f"connections for {args.flood:g}s; B measured alone {args.alone:g}s, then under it"
+        )
         floods = ["page", "slow"] if args.scenario == "both" else [args.scenario]
         summary = []
         for flood in floods:
             without = one_configuration(run, workers=args.workers, cap=0, flood=flood, args=args)
-            with_cap = one_configuration(run, workers=args.workers, cap=cap, flood=flood,
-                                         args=args)
-            summary.append(f"A floods {FLOODS[flood]}: {without['ratio']:.2f}× without the cap, "
-                           f"{with_cap['ratio']:.2f}× with {cap} in flight per store")
+            with_cap = one_configuration(run, workers=args.workers, cap=cap, flood=flood, args=args)
+            summary.append(
+                f"A floods {FLOODS[flood]}: {without['ratio']:.2f}× without the cap, "
+                f"{with_cap['ratio']:.2f}× with {cap} in flight per store"
+            )
         for line in summary:
             say(f"B's median under the flood / alone: {line}")
     finally:

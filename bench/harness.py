@@ -5,6 +5,7 @@ one-click upsell over loopback with http.client.
 
 Everything listens on 127.0.0.1 and every loop here is bounded by a count and a time.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -120,16 +121,23 @@ class Run:
         django.setup()
 
     def manage(self, *args: str) -> str:
-        proc = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=self.env(),
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [PY, "manage.py", *args], cwd=ROOT, env=self.env(), capture_output=True, text=True
+        )
         if proc.returncode:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
 
     def spawn(self, cmd: list[str], log: str, **extra: str) -> subprocess.Popen:
         with open(self.tmp / log, "ab") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(**extra), stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=self.env(**extra),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.children.append(proc)
         return proc
 
@@ -160,9 +168,20 @@ class Run:
         return json.loads(out.strip().splitlines()[-1])
 
     def start_stub(self, delay_ms: float) -> None:
-        self.spawn([PY, "-m", "bench.stub_gateway", "--port", str(self.stub_port),
-                    "--control-port", str(self.stub_control), "--delay-ms", str(delay_ms)],
-                   "stub.log")
+        self.spawn(
+            [
+                PY,
+                "-m",
+                "bench.stub_gateway",
+                "--port",
+                str(self.stub_port),
+                "--control-port",
+                str(self.stub_control),
+                "--delay-ms",
+                str(delay_ms),
+            ],
+            "stub.log",
+        )
         wait_port(self.stub_control, "the gateway stub")
 
     def stub(self, method: str, path: str) -> dict:
@@ -174,22 +193,54 @@ class Run:
 
     def start_gunicorn(self, workers: int) -> int:
         port = free_port()
-        proc = self.spawn([str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-                           "--workers", str(workers), "--timeout", "60",
-                           "--access-logfile", "/dev/null", "--log-level", "warning"],
-                          "gunicorn.log")
+        proc = self.spawn(
+            [
+                str(BIN / "gunicorn"),
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "60",
+                "--access-logfile",
+                "/dev/null",
+                "--log-level",
+                "warning",
+            ],
+            "gunicorn.log",
+        )
         wait_port(port, "gunicorn")
         self.gunicorn = proc
         return port
 
-    def start_worker(self, *, name: str = "bench", concurrency: int = 2,
-                     extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    def start_worker(
+        self, *, name: str = "bench", concurrency: int = 2, extra: tuple[str, ...] = ()
+    ) -> subprocess.Popen:
         log = f"worker-{name}.log"
-        proc = self.spawn([PY, "-m", "celery", "-A", "config.celery_app", "worker", "--pool",
-                           "prefork", "--concurrency", str(concurrency), "--loglevel", "INFO",
-                           "--without-heartbeat", "--without-gossip", "--without-mingle",
-                           "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h",
-                           *extra], log)
+        proc = self.spawn(
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "config.celery_app",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"{name}-{os.getpid()}-{time.time_ns()}@%h",
+                *extra,
+            ],
+            log,
+        )
         deadline = time.monotonic() + 60
         while "ready." not in (self.tmp / log).read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -217,9 +268,21 @@ class PrivateRedis:
     def start(self) -> None:
         with open(self.tmp / "redis.log", "ab") as out:
             self.proc = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no"], stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_port(self.port, "private redis-server")
 
     def stop(self) -> None:
@@ -287,10 +350,12 @@ class Recorder:
             for _, status in rows:
                 statuses[status] += 1
             out[name] = {
-                "requests": len(rows), "rps": len(rows) / elapsed,
-                "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[min(len(lat) - 1,
-                                                                         int(len(lat) * 0.99))],
-                "max_ms": 1000 * lat[-1], "statuses": dict(statuses),
+                "requests": len(rows),
+                "rps": len(rows) / elapsed,
+                "p50_ms": 1000 * lat[len(lat) // 2],
+                "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                "max_ms": 1000 * lat[-1],
+                "statuses": dict(statuses),
             }
         return out
 
@@ -303,10 +368,15 @@ class Client:
         self.cookies: dict[str, str] = {}
         self.conn: http.client.HTTPConnection | None = None
 
-    def request(self, name: str, method: str, path: str, form: dict | None = None
-                ) -> tuple[int, dict[str, str], bytes]:
-        headers = {"Host": HOST, "X-Forwarded-Proto": "https", "X-Forwarded-For": self.address,
-                   "User-Agent": "bench"}
+    def request(
+        self, name: str, method: str, path: str, form: dict | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {
+            "Host": HOST,
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": self.address,
+            "User-Agent": "bench",
+        }
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
@@ -320,8 +390,9 @@ class Client:
         for attempt in (1, 2):
             try:
                 if self.conn is None:
-                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                           timeout=self.timeout)
+                    self.conn = http.client.HTTPConnection(
+                        "127.0.0.1", self.port, timeout=self.timeout
+                    )
                 self.conn.request(method, path, body=body, headers=headers)
                 response = self.conn.getresponse()
                 data = response.read()
@@ -365,17 +436,27 @@ def buyer_flow(client: Client, catalog: dict, n: int, *, upsell: bool = True) ->
     slug = catalog["core"]
     client.request("product_page", "GET", f"/p/{slug}/")
     client.request("checkout_page", "GET", f"/checkout/{slug}/")
-    status, _, body = client.request("checkout_start", "POST", f"/checkout/{slug}/start", {
-        "email": f"buyer{n}-{secrets.token_hex(3)}@example.com", "country": "US", "region": "",
-        "save_card": "on", "bump": catalog["bump"], "add_bump": "on",
-    })
+    status, _, body = client.request(
+        "checkout_start",
+        "POST",
+        f"/checkout/{slug}/start",
+        {
+            "email": f"buyer{n}-{secrets.token_hex(3)}@example.com",
+            "country": "US",
+            "region": "",
+            "save_card": "on",
+            "bump": catalog["bump"],
+            "add_bump": "on",
+        },
+    )
     if status != 200:
         return result
     started = json.loads(body)
     result.order = started["order"]
     setup = started["setup_client_secret"].split("_secret_")[0]
-    status, _, body = client.request("checkout_pay", "POST", started["pay_url"],
-                                     {"setup_intent": setup})
+    status, _, body = client.request(
+        "checkout_pay", "POST", started["pay_url"], {"setup_intent": setup}
+    )
     if status not in (200, 202):
         return result
     result.paid = json.loads(body)["status"]
@@ -386,8 +467,12 @@ def buyer_flow(client: Client, catalog: dict, n: int, *, upsell: bool = True) ->
     match = _TOKEN.search(body)
     if status != 200 or match is None:
         return result
-    status, _, _ = client.request("upsell_accept", "POST", f"/o/{result.order}/offer/accept",
-                                  {"token": match.group(1).decode()})
+    status, _, _ = client.request(
+        "upsell_accept",
+        "POST",
+        f"/o/{result.order}/offer/accept",
+        {"token": match.group(1).decode()},
+    )
     result.accepted = status == 303
     return result
 

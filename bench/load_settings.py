@@ -1,5 +1,6 @@
 """Production settings as shipped, plus a minimal baseline view (bench/load_urls.py) and a
 static root of the run's own; used by bench/checkout_load.py and the drills only."""
+
 from config.settings.production import *  # noqa: F403
 from config.settings.production import env
 
@@ -9,7 +10,8 @@ STATIC_ROOT = env("BENCH_STATIC_ROOT")
 # (bench/fairness.py sets STORE_MAX_IN_FLIGHT).
 STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=0)
 LOGGING = {  # the load would otherwise print a line per gateway timeout
-    "version": 1, "disable_existing_loggers": False,
+    "version": 1,
+    "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="ERROR")},
 }

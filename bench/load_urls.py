@@ -1,4 +1,5 @@
 """The creator URLs plus the baseline: a view that does nothing, behind the same middleware."""
+
 import time
 
 from django.http import HttpResponse

@@ -10,6 +10,7 @@ sends them through Django's cursor wrapper, so `execute_wrapper` sees them). Eac
 requested once to warm caches, then measured on a fresh buyer's second pass. The database is
 dropped at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ def main() -> int:
     parser.add_argument("--show-sql", action="store_true")
     args = parser.parse_args()
     server, db = db_name_from_env("storefront_bench_queries")
-    run = Run(server=server, db=db,
-              redis_url=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/10"))
+    run = Run(
+        server=server, db=db, redis_url=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/10")
+    )
     stub = StubGateway(delay=0).start()
     run.stub_port = stub.port
     rows: list[tuple[str, str, int, int, int]] = []
@@ -82,43 +84,84 @@ def main() -> int:
             out.append(measure(client, "store index", "get", "/"))
             out.append(measure(client, "product page", "get", f"/p/{slug}/"))
             out.append(measure(client, "checkout page", "get", f"/checkout/{slug}/"))
-            out.append(measure(client, "checkout quote", "get",
-                               f"/checkout/{slug}/quote?country=US&bump={catalog['bump']}"
-                               "&add_bump=on"))
-            r, c, label = measure(client, "checkout start (+bump)", "post",
-                                  f"/checkout/{slug}/start", data={
-                                      "email": f"q{n}@example.com", "country": "US",
-                                      "save_card": "on", "bump": catalog["bump"],
-                                      "add_bump": "on"})
+            out.append(
+                measure(
+                    client,
+                    "checkout quote",
+                    "get",
+                    f"/checkout/{slug}/quote?country=US&bump={catalog['bump']}&add_bump=on",
+                )
+            )
+            r, c, label = measure(
+                client,
+                "checkout start (+bump)",
+                "post",
+                f"/checkout/{slug}/start",
+                data={
+                    "email": f"q{n}@example.com",
+                    "country": "US",
+                    "save_card": "on",
+                    "bump": catalog["bump"],
+                    "add_bump": "on",
+                },
+            )
             out.append((r, c, label))
             started = r.json()
             order = started["order"]
             setup = started["setup_client_secret"].split("_secret_")[0]
-            out.append(measure(client, "checkout pay", "post", started["pay_url"],
-                               data={"setup_intent": setup}))
+            out.append(
+                measure(
+                    client, "checkout pay", "post", started["pay_url"], data={"setup_intent": setup}
+                )
+            )
             out.append(measure(client, "order next", "get", f"/o/{order}/next"))
             r, c, label = measure(client, "upsell offer page", "get", f"/o/{order}/offer")
             out.append((r, c, label))
             signed = re.search(r'name="token" value="([^"]+)"', r.content.decode()).group(1)
             out.append(measure(client, "upsell status (poll)", "get", f"/o/{order}/offer/status"))
-            out.append(measure(client, "upsell accept", "post", f"/o/{order}/offer/accept",
-                               data={"token": signed}))
+            out.append(
+                measure(
+                    client,
+                    "upsell accept",
+                    "post",
+                    f"/o/{order}/offer/accept",
+                    data={"token": signed},
+                )
+            )
             out.append(measure(client, "order thanks", "get", f"/o/{order}/thanks"))
             intent = stub.state.intents[sorted(stub.state.intents)[-1]]
-            body = json.dumps({"id": f"evt_{n}", "object": "event",
-                               "type": "payment_intent.succeeded", "created": int(time.time()),
-                               "data": {"object": {"id": intent["id"],
-                                                   "object": "payment_intent"}}}).encode()
+            body = json.dumps(
+                {
+                    "id": f"evt_{n}",
+                    "object": "event",
+                    "type": "payment_intent.succeeded",
+                    "created": int(time.time()),
+                    "data": {"object": {"id": intent["id"], "object": "payment_intent"}},
+                }
+            ).encode()
             ts = int(time.time())
-            sig = hmac.new(run.webhook_secret.encode(), f"{ts}.".encode() + body,
-                           hashlib.sha256).hexdigest()
-            out.append(measure(client, "gateway webhook", "post", "/webhooks/stripe/",
-                               data=body, content_type="application/json",
-                               HTTP_STRIPE_SIGNATURE=f"t={ts},v1={sig}"))
+            sig = hmac.new(
+                run.webhook_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256
+            ).hexdigest()
+            out.append(
+                measure(
+                    client,
+                    "gateway webhook",
+                    "post",
+                    "/webhooks/stripe/",
+                    data=body,
+                    content_type="application/json",
+                    HTTP_STRIPE_SIGNATURE=f"t={ts},v1={sig}",
+                )
+            )
             api = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-            for _name, path in (("products", "/api/v1/products/"), ("offers", "/api/v1/offers/"),
-                               ("customers", "/api/v1/customers/"),
-                               ("orders", "/api/v1/orders/"), ("events", "/api/v1/events/")):
+            for _name, path in (
+                ("products", "/api/v1/products/"),
+                ("offers", "/api/v1/offers/"),
+                ("customers", "/api/v1/customers/"),
+                ("orders", "/api/v1/orders/"),
+                ("events", "/api/v1/events/"),
+            ):
                 r, c, label = measure(client, f"API GET {path}", "get", path, **api)
                 out.append((r, c, label))
                 items = r.json().get("results") or []
@@ -132,14 +175,24 @@ def main() -> int:
         fresh[0] = True
         on_fresh = flow(2, record=True)
         for (response, counter, label), (_, counter2, _) in zip(persistent, on_fresh, strict=True):
-            rows.append((label, str(response.status_code), counter.queries, counter.search_path,
-                         counter2.queries, counter2.search_path))
+            rows.append(
+                (
+                    label,
+                    str(response.status_code),
+                    counter.queries,
+                    counter.search_path,
+                    counter2.queries,
+                    counter2.search_path,
+                )
+            )
             if args.show_sql:
                 print(f"--- {label}")
                 for s in counter.statements:
                     print("   ", s)
-        print("\n| route | status | SQL statements | SET search_path | on a new connection: "
-              "statements | SET search_path |")
+        print(
+            "\n| route | status | SQL statements | SET search_path | on a new connection: "
+            "statements | SET search_path |"
+        )
         print("|---|---|---|---|---|---|")
         for label, status, queries, sets, queries2, sets2 in rows:
             print(f"| {label} | {status} | {queries} | {sets} | {queries2} | {sets2} |")

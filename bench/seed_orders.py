@@ -105,8 +105,9 @@ def _backfill() -> None:
 
     started = time.monotonic()
     done = rollups_rebuild(
-        progress=lambda m: print(f"[bench] read models: {m} ({time.monotonic() - started:,.0f}s)",
-                                 flush=True)
+        progress=lambda m: print(
+            f"[bench] read models: {m} ({time.monotonic() - started:,.0f}s)", flush=True
+        )
     )
     print(f"[bench] read models rebuilt in {time.monotonic() - started:,.0f}s: {done}", flush=True)
 

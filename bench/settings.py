@@ -6,6 +6,7 @@ BENCH_MODE=plain   no tenancy on the request path: plain backend, search_path fi
                    connection options (the "same view without tenancy")
 BENCH_NEW_MIGRATION=1 adds bench.benchapp (one migration) to the creator apps.
 """
+
 import os
 
 from config.settings.base import *  # noqa: F403
@@ -29,7 +30,8 @@ if MODE == "stock":
     DATABASES["default"]["ENGINE"] = "django_tenants.postgresql_backend"
     MIDDLEWARE = [
         "django_tenants.middleware.main.TenantMainMiddleware"
-        if m == "tenants.routing.TenantRoutingMiddleware" else m
+        if m == "tenants.routing.TenantRoutingMiddleware"
+        else m
         for m in MIDDLEWARE
     ]
 elif MODE == "plain":

@@ -15,6 +15,7 @@ API port: connections are refused), POST /accept (listen again), GET /stats, GET
 DELETE /data.
 In a test, `StubGateway().start()` runs it on a thread of the current process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,9 +116,15 @@ class StubGateway:
     async def _setup_create(self, request):
         form = _nested(await request.post())
         sid = _id("seti")
-        seti = {"id": sid, "object": "setup_intent", "client_secret": f"{sid}_secret_x",
-                "customer": form.get("customer"), "status": "requires_payment_method",
-                "payment_method": None, "usage": form.get("usage", "off_session")}
+        seti = {
+            "id": sid,
+            "object": "setup_intent",
+            "client_secret": f"{sid}_secret_x",
+            "customer": form.get("customer"),
+            "status": "requires_payment_method",
+            "payment_method": None,
+            "usage": form.get("usage", "off_session"),
+        }
         self.state.setups[sid] = seti
         return await self._answer(seti)
 
@@ -127,8 +134,13 @@ class StubGateway:
             return _error(404, "No such setup_intent")
         if seti["payment_method"] is None:
             # The buyer's browser confirmed it with Stripe.js (confirmCardSetup): a card exists.
-            pm = {"id": _id("pm"), "object": "payment_method", "type": "card", "customer": None,
-                  "card": {"brand": "visa", "last4": "4242"}}
+            pm = {
+                "id": _id("pm"),
+                "object": "payment_method",
+                "type": "card",
+                "customer": None,
+                "card": {"brand": "visa", "last4": "4242"},
+            }
             self.state.methods[pm["id"]] = pm
             seti.update(status="succeeded", payment_method=pm["id"])
         return await self._answer(seti)
@@ -151,14 +163,28 @@ class StubGateway:
         form = _nested(await request.post())
         pid, cid = _id("pi"), _id("ch")
         amount = int(form.get("amount", 0))
-        intent = {"id": pid, "object": "payment_intent", "amount": amount,
-                  "currency": form.get("currency", "usd"), "customer": form.get("customer"),
-                  "payment_method": form.get("payment_method"), "status": "succeeded",
-                  "metadata": form.get("metadata", {}), "client_secret": f"{pid}_secret_x",
-                  "created": int(time.time()), "latest_charge": cid, "last_payment_error": None}
-        self.state.charges[cid] = {"id": cid, "object": "charge", "amount": amount,
-                                   "amount_refunded": 0, "payment_intent": pid,
-                                   "currency": intent["currency"]}
+        intent = {
+            "id": pid,
+            "object": "payment_intent",
+            "amount": amount,
+            "currency": form.get("currency", "usd"),
+            "customer": form.get("customer"),
+            "payment_method": form.get("payment_method"),
+            "status": "succeeded",
+            "metadata": form.get("metadata", {}),
+            "client_secret": f"{pid}_secret_x",
+            "created": int(time.time()),
+            "latest_charge": cid,
+            "last_payment_error": None,
+        }
+        self.state.charges[cid] = {
+            "id": cid,
+            "object": "charge",
+            "amount": amount,
+            "amount_refunded": 0,
+            "payment_intent": pid,
+            "currency": intent["currency"],
+        }
         self.state.intents[pid] = intent
         return await self._answer(intent, self.charge_delay)
 
@@ -174,16 +200,16 @@ class StubGateway:
         after = query.get("starting_after")
         if after:
             ids = [i["id"] for i in items]
-            items = items[ids.index(after) + 1:] if after in ids else []
-        return {"object": "list", "url": url, "data": items[:limit],
-                "has_more": len(items) > limit}
+            items = items[ids.index(after) + 1 :] if after in ids else []
+        return {"object": "list", "url": url, "data": items[:limit], "has_more": len(items) > limit}
 
     async def _intent_list(self, request):
         query = _nested(request.query)
         expand = "data.latest_charge" in query.get("expand", [])
         newest_first = sorted(self.state.intents.values(), key=lambda i: i["id"], reverse=True)
-        page = self._page([self._intent_view(i, expand) for i in newest_first], query,
-                          "/v1/payment_intents")
+        page = self._page(
+            [self._intent_view(i, expand) for i in newest_first], query, "/v1/payment_intents"
+        )
         return await self._answer(page)
 
     async def _refund_create(self, request):
@@ -194,17 +220,27 @@ class StubGateway:
         charge = self.state.charges[intent["latest_charge"]]
         amount = int(form.get("amount") or charge["amount"] - charge["amount_refunded"])
         charge["amount_refunded"] += amount
-        refund = {"id": _id("re"), "object": "refund", "amount": amount,
-                  "currency": intent["currency"], "status": "succeeded",
-                  "payment_intent": intent["id"], "charge": charge["id"],
-                  "metadata": form.get("metadata", {}), "created": int(time.time())}
+        refund = {
+            "id": _id("re"),
+            "object": "refund",
+            "amount": amount,
+            "currency": intent["currency"],
+            "status": "succeeded",
+            "payment_intent": intent["id"],
+            "charge": charge["id"],
+            "metadata": form.get("metadata", {}),
+            "created": int(time.time()),
+        }
         self.state.refunds[refund["id"]] = refund
         return await self._answer(refund)
 
     async def _refund_list(self, request):
         query = _nested(request.query)
-        items = [r for r in self.state.refunds.values()
-                 if r["payment_intent"] == query.get("payment_intent")]
+        items = [
+            r
+            for r in self.state.refunds.values()
+            if r["payment_intent"] == query.get("payment_intent")
+        ]
         return await self._answer(self._page(items, query, "/v1/refunds"))
 
     async def _refund_get(self, request):
@@ -217,8 +253,11 @@ class StubGateway:
 
     # --- what the drills read ---------------------------------------------------------------
     def stats(self) -> dict:
-        per_attempt = Counter(i["metadata"].get("attempt", "") for i in self.state.intents.values()
-                              if i["status"] == "succeeded")
+        per_attempt = Counter(
+            i["metadata"].get("attempt", "")
+            for i in self.state.intents.values()
+            if i["status"] == "succeeded"
+        )
         per_attempt.pop("", None)
         return {
             "requests": self.state.requests,
@@ -249,8 +288,9 @@ class StubGateway:
         return self
 
     async def _listen(self, port: int) -> None:
-        self._site = web.TCPSite(self._runner, "127.0.0.1", port or self.port or 0,
-                                 reuse_address=True)
+        self._site = web.TCPSite(
+            self._runner, "127.0.0.1", port or self.port or 0, reuse_address=True
+        )
         await self._site.start()
         self.port = self._site._server.sockets[0].getsockname()[1]
 
@@ -302,9 +342,17 @@ def _control_app(stub: StubGateway) -> web.Application:
         return web.json_response(stub.stats())
 
     async def intents(request):
-        return web.json_response([{"id": i["id"], "amount": i["amount"], "status": i["status"],
-                                   "metadata": i["metadata"]}
-                                  for i in stub.state.intents.values()])
+        return web.json_response(
+            [
+                {
+                    "id": i["id"],
+                    "amount": i["amount"],
+                    "status": i["status"],
+                    "metadata": i["metadata"],
+                }
+                for i in stub.state.intents.values()
+            ]
+        )
 
     async def clear(request):
         stub.state = State()
@@ -337,8 +385,11 @@ def main() -> None:
         control = web.AppRunner(_control_app(stub), access_log=None)
         await control.setup()
         await web.TCPSite(control, "127.0.0.1", args.control_port).start()
-        print(f"stub gateway on 127.0.0.1:{args.port} (control {args.control_port}), "
-              f"delay {args.delay_ms} ms", flush=True)
+        print(
+            f"stub gateway on 127.0.0.1:{args.port} (control {args.control_port}), "
+            f"delay {args.delay_ms} ms",
+            flush=True,
+        )
         await asyncio.Event().wait()
 
     asyncio.run(serve())

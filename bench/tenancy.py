@@ -20,6 +20,7 @@ Everything happens in a database of its own (storefront_bench by default), dropp
 Needs PostgreSQL on 127.0.0.1:5432 (or BENCH_PG), `wrk` and gunicorn. Prints each figure as
 it goes and a Markdown table at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,10 @@ def say(msg: str) -> None:
 def env_for(db: str, mode: str = "routed", new_migration: bool = False) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="bench.settings", BENCH_MODE=mode,
-        DATABASE_URL=f"{PG}/{db}", REDIS_URL=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/9"),
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        BENCH_MODE=mode,
+        DATABASE_URL=f"{PG}/{db}",
+        REDIS_URL=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/9"),
         PYTHONPATH=str(ROOT),
     )
     env.pop("BENCH_NEW_MIGRATION", None)
@@ -59,12 +62,16 @@ def env_for(db: str, mode: str = "routed", new_migration: bool = False) -> dict[
     return env
 
 
-def manage(db: str, *args: str, mode: str = "routed", new_migration: bool = False,
-           check: bool = True) -> tuple[float, str]:
+def manage(
+    db: str, *args: str, mode: str = "routed", new_migration: bool = False, check: bool = True
+) -> tuple[float, str]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [PY, "manage.py", *args], cwd=ROOT, env=env_for(db, mode, new_migration),
-        capture_output=True, text=True,
+        [PY, "manage.py", *args],
+        cwd=ROOT,
+        env=env_for(db, mode, new_migration),
+        capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - started
     if check and proc.returncode != 0:
@@ -111,9 +118,20 @@ class Gunicorn:
     def __init__(self, db: str, mode: str, workers: int = 2):
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [str(Path(PY).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--access-logfile", "/dev/null", "--log-level", "warning"],
-            cwd=ROOT, env=env_for(db, mode),
+            [
+                str(Path(PY).parent / "gunicorn"),
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--access-logfile",
+                "/dev/null",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env_for(db, mode),
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -131,8 +149,16 @@ class Gunicorn:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
-def wrk(port: int, path: str, *, host: str | None = None, hosts_file: Path | None = None,
-        seconds: int, connections: int = 8, threads: int = 2) -> dict:
+def wrk(
+    port: int,
+    path: str,
+    *,
+    host: str | None = None,
+    hosts_file: Path | None = None,
+    seconds: int,
+    connections: int = 8,
+    threads: int = 2,
+) -> dict:
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     env = dict(os.environ)
     if hosts_file:
@@ -160,20 +186,22 @@ def throughput(db: str, seconds: int) -> None:
             server = Gunicorn(db, mode)
             try:
                 wrk(server.port, "/bench/one-query/", host="bench-1.localhost", seconds=2)
-                r = wrk(server.port, "/bench/one-query/", host="bench-1.localhost",
-                        seconds=seconds)
+                r = wrk(server.port, "/bench/one-query/", host="bench-1.localhost", seconds=seconds)
             finally:
                 server.stop()
             runs[mode].append(r["rps"])
             say(f"throughput {mode}: {r['rps']:.0f} req/s")
     best = {mode: max(values) for mode, values in runs.items()}
     results["throughput"] = {
-        "runs": runs, "best": best,
+        "runs": runs,
+        "best": best,
         "routed_vs_plain": best["routed"] / best["plain"],
         "stock_vs_plain": best["stock"] / best["plain"],
     }
-    say(f"routed/plain = {best['routed'] / best['plain']:.1%}, "
-        f"stock/plain = {best['stock'] / best['plain']:.1%}")
+    say(
+        f"routed/plain = {best['routed'] / best['plain']:.1%}, "
+        f"stock/plain = {best['stock'] / best['plain']:.1%}"
+    )
 
 
 def visit_each(port: int, hosts: list[str], connections: int = 4, times: int = 1) -> float:
@@ -202,8 +230,9 @@ def visit_each(port: int, hosts: list[str], connections: int = 4, times: int = 1
     return time.perf_counter() - started
 
 
-def storefront_latency(db: str, label: str, hosts: list[str], tmp: Path, seconds: int,
-                       visit_first: int = 0) -> dict:
+def storefront_latency(
+    db: str, label: str, hosts: list[str], tmp: Path, seconds: int, visit_first: int = 0
+) -> dict:
     """`/` over `hosts` (each request a random one), 4 connections: a bounded closed loop.
 
     With `visit_first`, every host is opened once before the warm-up, as on a server that has
@@ -223,17 +252,22 @@ def storefront_latency(db: str, label: str, hosts: list[str], tmp: Path, seconds
     finally:
         server.stop()
     results[f"storefront_{label}"] = r
-    say(f"storefront {label}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-        f"{r['rps']:.0f} req/s")
+    say(
+        f"storefront {label}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+        f"{r['rps']:.0f} req/s"
+    )
     return r
 
 
-def latency_compare(small: str, large: str, rounds: int, seconds: int, tmp: Path,
-                    visit_first: int = 0) -> dict:
+def latency_compare(
+    small: str, large: str, rounds: int, seconds: int, tmp: Path, visit_first: int = 0
+) -> dict:
     """Storefront p50/p99 over every host of `small` and of `large`, alternated per round."""
     sizes = {"small": creator_hosts(small), "large": creator_hosts(large)}
-    say(f"latency: {len(sizes['small'])} creators ({small}) vs "
-        f"{len(sizes['large'])} creators ({large}), {rounds} alternated rounds")
+    say(
+        f"latency: {len(sizes['small'])} creators ({small}) vs "
+        f"{len(sizes['large'])} creators ({large}), {rounds} alternated rounds"
+    )
     runs: dict[str, list[dict]] = {"small": [], "large": []}
     for n in range(rounds):
         order = ("small", "large") if n % 2 == 0 else ("large", "small")
@@ -258,14 +292,17 @@ def latency_compare(small: str, large: str, rounds: int, seconds: int, tmp: Path
     summary["p50_ratio"] = summary["large"]["p50_ms"] / summary["small"]["p50_ms"]
     summary["p99_ratio"] = summary["large"]["p99_ms"] / summary["small"]["p99_ms"]
     results["latency" + ("_visited" if visit_first else "")] = summary
-    say(f"storefront p50 {summary['small']['p50_ms']:.2f} → {summary['large']['p50_ms']:.2f} ms "
+    say(
+        f"storefront p50 {summary['small']['p50_ms']:.2f} → {summary['large']['p50_ms']:.2f} ms "
         f"({summary['p50_ratio']:.0%}), p99 {summary['small']['p99_ms']:.2f} → "
-        f"{summary['large']['p99_ms']:.2f} ms ({summary['p99_ratio']:.0%})")
+        f"{summary['large']['p99_ms']:.2f} ms ({summary['p99_ratio']:.0%})"
+    )
     return summary
 
 
-def latency_steady(small: str, large: str, rounds: int, seconds: int, visits: int,
-                   tmp: Path) -> dict:
+def latency_steady(
+    small: str, large: str, rounds: int, seconds: int, visits: int, tmp: Path
+) -> dict:
     """Both servers up at once and warm, then short runs alternated between them.
 
     A server that has been up a while has opened every store on each worker's connection; the
@@ -276,8 +313,10 @@ def latency_steady(small: str, large: str, rounds: int, seconds: int, visits: in
     """
     sizes = {"small": creator_hosts(small), "large": creator_hosts(large)}
     dbs = {"small": small, "large": large}
-    say(f"steady latency: {len(sizes['small'])} creators ({small}) vs {len(sizes['large'])} "
-        f"({large}); each store opened {visits}x, then {rounds} alternated {seconds}s runs")
+    say(
+        f"steady latency: {len(sizes['small'])} creators ({small}) vs {len(sizes['large'])} "
+        f"({large}); each store opened {visits}x, then {rounds} alternated {seconds}s runs"
+    )
     servers, files = {}, {}
     try:
         for size in ("small", "large"):
@@ -290,13 +329,16 @@ def latency_steady(small: str, large: str, rounds: int, seconds: int, visits: in
             wrk(servers[size].port, "/", hosts_file=files[size], seconds=seconds, connections=4)
         runs: dict[str, list[dict]] = {"small": [], "large": []}
         for n in range(rounds):
-            for size in (("small", "large") if n % 2 == 0 else ("large", "small")):
-                r = wrk(servers[size].port, "/", hosts_file=files[size], seconds=seconds,
-                        connections=4)
+            for size in ("small", "large") if n % 2 == 0 else ("large", "small"):
+                r = wrk(
+                    servers[size].port, "/", hosts_file=files[size], seconds=seconds, connections=4
+                )
                 r["load"] = os.getloadavg()[0]
                 runs[size].append(r)
-                say(f"  {size} run {n}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-                    f"{r['rps']:.0f} req/s")
+                say(
+                    f"  {size} run {n}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                    f"{r['rps']:.0f} req/s"
+                )
     finally:
         for server in servers.values():
             server.stop()
@@ -307,19 +349,23 @@ def latency_steady(small: str, large: str, rounds: int, seconds: int, visits: in
         return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
     summary = {
-        size: {"creators": len(sizes[size]),
-               "p50_ms": median([r["p50_ms"] for r in runs[size]]),
-               "p99_ms": median([r["p99_ms"] for r in runs[size]]),
-               "runs": runs[size]}
+        size: {
+            "creators": len(sizes[size]),
+            "p50_ms": median([r["p50_ms"] for r in runs[size]]),
+            "p99_ms": median([r["p99_ms"] for r in runs[size]]),
+            "runs": runs[size],
+        }
         for size in runs
     }
     summary["p50_ratio"] = summary["large"]["p50_ms"] / summary["small"]["p50_ms"]
     summary["p99_ratio"] = summary["large"]["p99_ms"] / summary["small"]["p99_ms"]
     results["latency_steady"] = summary
-    say(f"steady storefront p50 {summary['small']['p50_ms']:.2f} → "
+    say(
+        f"steady storefront p50 {summary['small']['p50_ms']:.2f} → "
         f"{summary['large']['p50_ms']:.2f} ms ({summary['p50_ratio']:.0%}), p99 "
         f"{summary['small']['p99_ms']:.2f} → {summary['large']['p99_ms']:.2f} ms "
-        f"({summary['p99_ratio']:.0%})")
+        f"({summary['p99_ratio']:.0%})"
+    )
     return summary
 
 
@@ -367,8 +413,13 @@ def db_create(db: str) -> None:
     admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     admin_sql(f'CREATE DATABASE "{db}"')
     manage(db, "migrate_schemas", "--shared", "--noinput")
-    manage(db, "shell", "-c", "from tenants.services import public_tenant_ensure; "
-           "public_tenant_ensure(domain='localhost')")
+    manage(
+        db,
+        "shell",
+        "-c",
+        "from tenants.services import public_tenant_ensure; "
+        "public_tenant_ensure(domain='localhost')",
+    )
 
 
 def spare_count(db: str) -> int:
@@ -387,8 +438,10 @@ def pool_run(db: str, n: int, jobs: int, stock_sample: int, tmp: Path) -> None:
         seconds, out = provision(db, tmp, 3, n + 2, jobs)
         assert spare_count(db) == 0
         say(f"{n} sign-ups cloning: {seconds:.1f}s (whole command)")
-        results["pool"] = {"stock_per_creator_s": per,
-                           "clone": {"seconds": seconds, "summary": out.strip().splitlines()[-1]}}
+        results["pool"] = {
+            "stock_per_creator_s": per,
+            "clone": {"seconds": seconds, "summary": out.strip().splitlines()[-1]},
+        }
         seconds, out = manage(db, "spares", "--fill", str(n), "--jobs", str(jobs))
         assert spare_count(db) == n, out
         say(f"{n} spares made ahead: {seconds:.1f}s (whole command)")
@@ -397,8 +450,7 @@ def pool_run(db: str, n: int, jobs: int, stock_sample: int, tmp: Path) -> None:
         left = spare_count(db)
         assert left == 0, f"{left} spares left: some sign-ups cloned instead"
         say(f"{n} sign-ups from the pool: {seconds:.1f}s (whole command)")
-        results["pool"]["from_pool"] = {"seconds": seconds,
-                                        "summary": out.strip().splitlines()[-1]}
+        results["pool"]["from_pool"] = {"seconds": seconds, "summary": out.strip().splitlines()[-1]}
     finally:
         admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         say(f"dropped {db}")
@@ -423,9 +475,16 @@ def sub_main(argv: list[str]) -> int:
     lat.add_argument("--large", required=True)
     lat.add_argument("--rounds", type=int, default=3)
     lat.add_argument("--seconds", type=int, default=10)
-    lat.add_argument("--visit-first", type=int, nargs="?", const=1, default=0, metavar="K",
-                     help="open every store K times (default 1) before the warm-up: a server "
-                     "that has been up for a while, each worker's connection warm")
+    lat.add_argument(
+        "--visit-first",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="K",
+        help="open every store K times (default 1) before the warm-up: a server "
+        "that has been up for a while, each worker's connection warm",
+    )
     steady = sub.add_parser("steady", help="storefront p50/p99, both servers warm, alternated")
     steady.add_argument("--small", required=True)
     steady.add_argument("--large", required=True)
@@ -445,16 +504,20 @@ def sub_main(argv: list[str]) -> int:
         say(f"database {args.db} (dropped and recreated), {args.creators} creators")
         db_create(args.db)
         seconds, out = provision(args.db, tmp, 1, args.creators, args.jobs)
-        results["build"] = {"db": args.db, "creators": args.creators, "seconds": seconds,
-                            "jobs": args.jobs, "summary": out.strip().splitlines()[-1]}
+        results["build"] = {
+            "db": args.db,
+            "creators": args.creators,
+            "seconds": seconds,
+            "jobs": args.jobs,
+            "summary": out.strip().splitlines()[-1],
+        }
         say(f"{args.creators} creators in {seconds:.1f}s (whole command, --jobs {args.jobs})")
     elif args.cmd == "steady":
         latency_steady(args.small, args.large, args.rounds, args.seconds, args.visits, tmp)
     elif args.cmd == "pool":
         pool_run(args.db, args.creators, args.jobs, args.stock_sample, tmp)
     elif args.cmd == "latency":
-        latency_compare(args.small, args.large, args.rounds, args.seconds, tmp,
-                        args.visit_first)
+        latency_compare(args.small, args.large, args.rounds, args.seconds, tmp, args.visit_first)
     else:
         admin_sql(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
         say(f"dropped {args.db}")
@@ -485,37 +548,50 @@ def main() -> int:
     admin_sql(f'CREATE DATABASE "{db}"')
     try:
         manage(db, "migrate_schemas", "--shared", "--noinput")
-        manage(db, "shell", "-c", "from tenants.services import public_tenant_ensure; "
-               "public_tenant_ensure(domain='localhost')")
+        manage(
+            db,
+            "shell",
+            "-c",
+            "from tenants.services import public_tenant_ensure; "
+            "public_tenant_ensure(domain='localhost')",
+        )
 
         seconds, _ = provision(db, tmp, 1, 10, 1)
         say(f"10 creators in {seconds:.1f}s (first one migrates the template)")
-        storefront_latency(db, "10_tenants", [f"bench-{i}.localhost" for i in range(1, 11)],
-                           tmp, args.seconds)
+        storefront_latency(
+            db, "10_tenants", [f"bench-{i}.localhost" for i in range(1, 11)], tmp, args.seconds
+        )
         throughput(db, args.seconds)
 
         per = stock_per(db, STOCK_CREATE.format(n=args.stock_sample))
         results["stock_create_per_creator_s"] = per
-        say(f"stock creation: {per * 1000:.0f} ms per creator "
-            f"(~{per * args.creators:.0f}s for {args.creators})")
+        say(
+            f"stock creation: {per * 1000:.0f} ms per creator "
+            f"(~{per * args.creators:.0f}s for {args.creators})"
+        )
 
         last = 10 + args.creators
         seconds, out = provision(db, tmp, 11, last, args.jobs)
-        results["provision"] = {"creators": args.creators, "seconds": seconds,
-                                "jobs": args.jobs, "summary": out.strip().splitlines()[-1]}
+        results["provision"] = {
+            "creators": args.creators,
+            "seconds": seconds,
+            "jobs": args.jobs,
+            "summary": out.strip().splitlines()[-1],
+        }
         say(f"provisioned {args.creators} creators in {seconds:.1f}s (whole command)")
 
         per = stock_per(db, STOCK_MIGRATE.format(n=args.stock_sample))
         results["stock_noop_migrate_per_schema_s"] = per
-        say(f"stock no-op migrate_schemas: {per * 1000:.0f} ms per schema "
-            f"(~{per * (last + 1):.0f}s for {last + 1})")
+        say(
+            f"stock no-op migrate_schemas: {per * 1000:.0f} ms per schema "
+            f"(~{per * (last + 1):.0f}s for {last + 1})"
+        )
 
         seconds, out = manage(db, "migrate_tenants", "--jobs", str(args.jobs))
         results["noop_pass"] = {"schemas": last + 1, "seconds": seconds, "output": out.strip()}
         say(f"no-op migrate_tenants over {last + 1} schemas: {seconds:.2f}s (whole command)")
 
-        seconds, out = manage(db, "migrate_tenants", "--jobs", str(args.jobs),
-                              new_migration=True)
+        seconds, out = manage(db, "migrate_tenants", "--jobs", str(args.jobs), new_migration=True)
         results["one_migration_pass"] = {"seconds": seconds, "output": out.strip()}
         say(f"one new migration over {last + 1} schemas: {seconds:.1f}s\n{out.strip()}")
         seconds, out = manage(db, "migrate_tenants", new_migration=True)
@@ -526,11 +602,20 @@ def main() -> int:
             seconds, out = provision(db, tmp, last + 1, args.scale, args.jobs)
             results["scale_provision"] = {"creators": args.scale - last, "seconds": seconds}
             say(f"scaled to {args.scale} creators (+{args.scale - last} in {seconds:.0f}s)")
-            storefront_latency(db, "10k_same_10_hosts",
-                               [f"bench-{i}.localhost" for i in range(1, 11)], tmp, args.seconds)
-            storefront_latency(db, "10k_all_hosts",
-                               [f"bench-{i}.localhost" for i in range(1, args.scale + 1)], tmp,
-                               args.seconds)
+            storefront_latency(
+                db,
+                "10k_same_10_hosts",
+                [f"bench-{i}.localhost" for i in range(1, 11)],
+                tmp,
+                args.seconds,
+            )
+            storefront_latency(
+                db,
+                "10k_all_hosts",
+                [f"bench-{i}.localhost" for i in range(1, args.scale + 1)],
+                tmp,
+                args.seconds,
+            )
     finally:
         (ROOT / ".local").mkdir(exist_ok=True)
         out_path = ROOT / ".local" / "bench-tenancy.json"

@@ -1,4 +1,5 @@
 """The creator URLs plus a one-query JSON view for throughput runs."""
+
 from django.db import connection
 from django.http import JsonResponse
 from django.urls import include, path

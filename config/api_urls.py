@@ -1,4 +1,5 @@
 """/api/v1/ on a creator's domain: every app's partner API, the schema and its docs."""
+
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter

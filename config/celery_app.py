@@ -1,4 +1,5 @@
 """The Celery app: tenant-aware (tenant-schemas-celery stamps the schema on every task sent)."""
+
 import os
 
 from tenant_schemas_celery.app import CeleryApp

@@ -1,4 +1,5 @@
 """URLs served on the platform's own (public-schema) domain: landing page and platform admin."""
+
 from django.contrib import admin
 from django.urls import include, path
 

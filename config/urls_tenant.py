@@ -1,4 +1,5 @@
 """URLs served on a creator's domain, inside that creator's schema."""
+
 from django.contrib import admin
 from django.urls import include, path
 

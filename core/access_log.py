@@ -3,6 +3,7 @@
 gunicorn writes its access log through its own handlers, not Django's LOGGING, so the request
 line (`?api_key=…`), the query string and request headers are redacted here with the same
 patterns as every other log line (core.logging.redact)."""
+
 from __future__ import annotations
 
 from gunicorn.glogging import Logger
@@ -13,5 +14,7 @@ from core.logging import redact
 class RedactingLogger(Logger):
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        return {name: redact(value) if isinstance(value, str) else value
-                for name, value in atoms.items()}
+        return {
+            name: redact(value) if isinstance(value, str) else value
+            for name, value in atoms.items()
+        }

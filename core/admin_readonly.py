@@ -1,4 +1,5 @@
 """A read-only ModelAdmin for rows that services and workers own (ledger, attempts, sends)."""
+
 from django.contrib import admin
 
 

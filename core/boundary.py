@@ -7,6 +7,7 @@ path, query string, form body, cookies, headers and any JSON body (API, checkout
 and either refuses the request with a 400 that says why, before anything is written, or drops
 a value nobody chose to send (see the policy in docs/security.md, "Input boundary").
 """
+
 from __future__ import annotations
 
 import codecs
@@ -61,8 +62,9 @@ def text_or_empty(value: str, *, max_length: int) -> str:
     return "" if text_problem(value, max_length=None) else value[:max_length]
 
 
-def data_problem(data: Any, *, field: str = "", max_length: int | None = MAX_TEXT_LENGTH,
-                 _depth: int = 0) -> tuple[str, str] | None:
+def data_problem(
+    data: Any, *, field: str = "", max_length: int | None = MAX_TEXT_LENGTH, _depth: int = 0
+) -> tuple[str, str] | None:
     """(field path, reason) for the first bad text in parsed JSON (keys and values), or None."""
     if isinstance(data, str):
         reason = text_problem(data, max_length=max_length)
@@ -162,8 +164,11 @@ def _check_query(request: HttpRequest) -> None:
 
 
 def _check_headers(request: HttpRequest) -> None:
-    for key in [k for k in request.META
-                if (k.startswith("HTTP_") and k != "HTTP_COOKIE") or k == "CONTENT_TYPE"]:
+    for key in [
+        k
+        for k in request.META
+        if (k.startswith("HTTP_") and k != "HTTP_COOKIE") or k == "CONTENT_TYPE"
+    ]:
         value = request.META[key]
         if not isinstance(value, str):
             continue
@@ -181,8 +186,11 @@ def _drop_bad_cookies(request: HttpRequest) -> None:
     # A cookie is the browser's state, not a request the buyer makes: refusing would lock them
     # out until it expires, so a bad cookie is treated as absent (and replaced when set again).
     cookies = request.COOKIES
-    for name in [n for n, v in cookies.items()
-                 if text_problem(n, max_length=4096) or text_problem(v, max_length=4096)]:
+    for name in [
+        n
+        for n, v in cookies.items()
+        if text_problem(n, max_length=4096) or text_problem(v, max_length=4096)
+    ]:
         del cookies[name]
         logger.info("input boundary: dropped a cookie with bad text")
 
@@ -220,11 +228,20 @@ def refused_response(request: HttpRequest, exc: InputRefused) -> HttpResponse:
     message = f"The {exc.field} {exc.reason}."
     if request.path_info.startswith("/api/"):
         # The partner API's one error shape (partners/api/errors.py).
-        return JsonResponse({"error": {"code": "invalid_input", "message": message,
-                                       "fields": {exc.field: [message]}}}, status=400)
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "invalid_input",
+                    "message": message,
+                    "fields": {exc.field: [message]},
+                }
+            },
+            status=400,
+        )
     if _wants_json(request):
-        return JsonResponse({"error": message, "field": exc.field,
-                             "fields": {exc.field: message}}, status=400)
+        return JsonResponse(
+            {"error": message, "field": exc.field, "fields": {exc.field: message}}, status=400
+        )
     html = render_to_string("core/bad_input.html", {"message": message})
     return HttpResponse(html, status=400)
 
@@ -239,8 +256,13 @@ class InputBoundaryMiddleware:
         try:
             input_check(request)
         except InputRefused as exc:
-            logger.warning("input boundary: refused %s %s: %s %s", request.method,
-                           request.path_info.replace("\x00", "\\x00")[:200], exc.field, exc.reason)
+            logger.warning(
+                "input boundary: refused %s %s: %s %s",
+                request.method,
+                request.path_info.replace("\x00", "\\x00")[:200],
+                exc.field,
+                exc.reason,
+            )
             return refused_response(request, exc)
         return self.get_response(request)
 

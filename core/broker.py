@@ -15,6 +15,7 @@ unacknowledged messages are still in Redis's `unacked` hash, and a worker requeu
 they are older than the visibility timeout (kombu's `restore_visible`), exactly as after a
 worker crash. With Redis down the requeue could not have happened anyway.
 """
+
 from __future__ import annotations
 
 from kombu.transport import redis as kombu_redis

@@ -17,6 +17,7 @@ unreachable the limit is not applied (and a warning logged), like the rate limit
 Static files (served by WhiteNoise before this middleware) and the health check (before
 routing) are not counted.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,9 @@ def slot_acquire(*, schema: str, limit: int) -> str | None:
     member = secrets.token_hex(8)
     ttl_ms = int(getattr(settings, "STORE_IN_FLIGHT_TTL_SECONDS", 60) * 1000)
     try:
-        admitted = _redis().eval(_ACQUIRE, 1, in_flight_key(schema), _clock_ms(), ttl_ms,
-                                 limit, member)
+        admitted = _redis().eval(
+            _ACQUIRE, 1, in_flight_key(schema), _clock_ms(), ttl_ms, limit, member
+        )
     except Exception as exc:  # Redis down: fail open, loudly
         logger.warning("fairness: Redis unavailable, not limiting %s: %s", schema, exc)
         return ""
@@ -86,7 +88,8 @@ def store_busy(request) -> HttpResponse:
     text = "This store is very busy right now. Please try again in a moment."
     if request.path.startswith("/api/") or "json" in request.headers.get("Accept", ""):
         response: HttpResponse = JsonResponse(
-            {"error": "store_busy", "detail": text, "retry_after": int(retry)}, status=503)
+            {"error": "store_busy", "detail": text, "retry_after": int(retry)}, status=503
+        )
     else:
         response = HttpResponse(text, status=503, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = retry
@@ -107,8 +110,13 @@ class StoreConcurrencyMiddleware:
         schema = tenant.schema_name
         slot = slot_acquire(schema=schema, limit=limit)
         if slot is None:
-            logger.warning("fairness: %s has %s requests in flight; refused %s %s",
-                           schema, limit, request.method, request.path[:200])
+            logger.warning(
+                "fairness: %s has %s requests in flight; refused %s %s",
+                schema,
+                limit,
+                request.method,
+                request.path[:200],
+            )
             return store_busy(request)
         try:
             return self.get_response(request)

@@ -1,4 +1,5 @@
 """Model fields with a security job of their own."""
+
 from __future__ import annotations
 
 from cryptography.fernet import InvalidToken

@@ -1,4 +1,5 @@
 """Liveness and readiness: is the process up; are the database, broker and gateway reachable."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -58,7 +59,10 @@ def readyz(request) -> JsonResponse:
             results[name] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
     ready = all(v == "ok" for v in results.values())
     return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "checks": results,
-         "loops": _loop_failures()},
+        {
+            "status": "ready" if ready else "unavailable",
+            "checks": results,
+            "loops": _loop_failures(),
+        },
         status=200 if ready else 503,
     )

@@ -17,6 +17,7 @@ looks the user up exactly; these helpers start from the same NFKC form.
 None of them accepts NUL or a lone surrogate silently: they come back unchanged in the key
 (and never match a stored, validated identity).
 """
+
 from __future__ import annotations
 
 import unicodedata

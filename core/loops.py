@@ -17,6 +17,7 @@ The work runs outside any transaction of ours (gateway calls must not sit in one
 the caller is already inside a transaction is it wrapped in a savepoint, so a database error in
 one record does not poison the caller's transaction.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,7 +70,11 @@ def _text(value: str, limit: int) -> str:
 
 
 def failure_record(
-    *, loop: str, record_id: str, error: BaseException | str, label: str = "",
+    *,
+    loop: str,
+    record_id: str,
+    error: BaseException | str,
+    label: str = "",
     schema_name: str | None = None,
 ) -> LoopFailure:
     """Count one failed run of a record; quarantine it on the LOOP_QUARANTINE_AFTER-th."""
@@ -80,14 +85,20 @@ def failure_record(
     key = {"schema_name": schema, "loop": loop, "record_id": _text(str(record_id), 100)}
     with transaction.atomic():
         updated = LoopFailure.objects.filter(**key).update(
-            tries=F("tries") + 1, last_error=reason, last_failed_at=now,
+            tries=F("tries") + 1,
+            last_error=reason,
+            last_failed_at=now,
             **({"label": label} if label else {}),
         )
         if not updated:
             try:
                 with transaction.atomic():
                     LoopFailure.objects.create(
-                        **key, label=label, tries=1, last_error=reason, first_failed_at=now,
+                        **key,
+                        label=label,
+                        tries=1,
+                        last_error=reason,
+                        first_failed_at=now,
                         last_failed_at=now,
                     )
             except IntegrityError:  # a concurrent run created it first
@@ -98,7 +109,12 @@ def failure_record(
         limit = quarantine_after()
         logger.error(
             "loop record failed: loop=%s schema=%s record=%s try=%d/%d error=%s",
-            loop, schema, key["record_id"], row.tries, limit, reason,
+            loop,
+            schema,
+            key["record_id"],
+            row.tries,
+            limit,
+            reason,
         )
         if row.quarantined_at is None and row.tries >= limit:
             if LoopFailure.objects.filter(pk=row.pk, quarantined_at__isnull=True).update(
@@ -107,7 +123,11 @@ def failure_record(
                 row.quarantined_at = now
                 logger.error(
                     "loop record quarantined: loop=%s schema=%s record=%s tries=%d error=%s",
-                    loop, schema, key["record_id"], row.tries, reason,
+                    loop,
+                    schema,
+                    key["record_id"],
+                    row.tries,
+                    reason,
                 )
     return row
 
@@ -115,8 +135,10 @@ def failure_record(
 def failure_clear(*, loop: str, record_id: str, schema_name: str | None = None) -> None:
     """The record went through: forget its earlier failures (not a quarantine: that stays)."""
     LoopFailure.objects.filter(
-        schema_name=schema_name or connection.schema_name, loop=loop,
-        record_id=str(record_id), quarantined_at__isnull=True,
+        schema_name=schema_name or connection.schema_name,
+        loop=loop,
+        record_id=str(record_id),
+        quarantined_at__isnull=True,
     ).delete()
 
 

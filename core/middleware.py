@@ -1,4 +1,5 @@
 """Middleware that must run before tenant routing."""
+
 from core import health
 
 

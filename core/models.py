@@ -1,4 +1,5 @@
 """Platform-wide tables in the public schema: the task outbox."""
+
 from django.db import models
 
 

@@ -1,4 +1,5 @@
 """Money as integer minor units plus an ISO currency code; percentages in Decimal, rounded once."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

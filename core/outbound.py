@@ -63,8 +63,10 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(n, strict=False)
-            for n in getattr(settings, "OUTBOUND_ALLOWED_NETWORKS", []) or []]
+    return [
+        ipaddress.ip_network(n, strict=False)
+        for n in getattr(settings, "OUTBOUND_ALLOWED_NETWORKS", []) or []
+    ]
 
 
 def address_is_public(ip: IPAddress) -> bool:
@@ -81,7 +83,8 @@ def address_allowed(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return address_is_public(ip) or any(
-        ip.version == net.version and ip in net for net in _allowed_networks())
+        ip.version == net.version and ip in net for net in _allowed_networks()
+    )
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,8 @@ def outbound_target(url: str) -> Target:
     for address in addresses:
         if not address_allowed(ipaddress.ip_address(address)):
             raise OutboundRefused(
-                "the address is not public (private, loopback, link-local or reserved)")
+                "the address is not public (private, loopback, link-local or reserved)"
+            )
     return Target(scheme, host, port, path, tuple(addresses))
 
 
@@ -151,8 +155,7 @@ def validate_public_url(url: str) -> None:
     except OutboundRefused as exc:
         if str(exc) == "the host name does not resolve":
             return
-        raise ValidationError(f"This URL cannot be used: {exc}.",
-                              code="outbound_refused") from exc
+        raise ValidationError(f"This URL cannot be used: {exc}.", code="outbound_refused") from exc
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -185,15 +188,15 @@ def _error_kind(exc: BaseException) -> str:
     return "could not connect"
 
 
-def outbound_post(url: str, *, body: bytes, headers: Mapping[str, str],
-                  timeout: float) -> OutboundResponse:
+def outbound_post(
+    url: str, *, body: bytes, headers: Mapping[str, str], timeout: float
+) -> OutboundResponse:
     """POST `body` to `url` if its target is allowed; never follows a redirect."""
     try:
         target = outbound_target(url)
     except OutboundRefused as exc:
         return OutboundResponse(None, f"refused: {exc}", refused=True)
-    connection_class = (_PinnedHTTPSConnection if target.scheme == "https"
-                        else _PinnedHTTPConnection)
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     error = "could not connect"
     for address in target.addresses:
         conn = connection_class(target.host, target.port, address=address, timeout=timeout)

@@ -1,4 +1,5 @@
 """Task plumbing: a tenant-only task base, the per-tenant fan-out and the outbox."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -163,8 +164,11 @@ def drain_outbox(limit: int = 500) -> int:
             .values_list("pk", "schema_name", "task_name")[:limit]
         )
         run = each_record(
-            LOOP_OUTBOX, due, lambda row: _dispatch(row[0], strict=True),
-            key=lambda row: row[0], schema=lambda row: row[1],
+            LOOP_OUTBOX,
+            due,
+            lambda row: _dispatch(row[0], strict=True),
+            key=lambda row: row[0],
+            schema=lambda row: row[1],
             label=lambda row: f"background task {row[2]}"[:200],
         )
         return sum(1 for sent in run.results if sent)

@@ -1,4 +1,5 @@
 """The platform's own pages on the public schema."""
+
 from django.shortcuts import render
 
 

@@ -12,6 +12,7 @@ and the web server and the other processes keep running. In production systemd d
 - SIGTERM, SIGINT and SIGHUP are passed to the child, and the wrapper exits with the child's
   status once it has stopped: a requested stop is never answered with a restart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,11 @@ def keep_running(command: list[str], *, name: str) -> int:
         ran = time.monotonic() - started
         if ran >= STABLE_AFTER:
             delay = FIRST_DELAY
-        _say(name, f"pid {child.pid} exited with status {status} after {ran:.1f}s; "
-                   f"restarting in {delay:g}s")
+        _say(
+            name,
+            f"pid {child.pid} exited with status {status} after {ran:.1f}s; "
+            f"restarting in {delay:g}s",
+        )
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and stopping["signal"] is None:
             time.sleep(0.1)

@@ -24,6 +24,7 @@ localstripe has no Connect API. `install(app)` adds, stateful in localstripe's o
 
 docs/localstripe-connect.md lists the subset and where it differs from Stripe.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,12 @@ from localstripe.webhooks import schedule_webhook
 LINK_SECONDS = 300
 CAPABILITIES = ("card_payments", "transfers")
 ONBOARDING_DUE = [
-    "business_profile.url", "external_account", "individual.dob.day", "individual.first_name",
-    "individual.last_name", "tos_acceptance.date",
+    "business_profile.url",
+    "external_account",
+    "individual.dob.day",
+    "individual.first_name",
+    "individual.last_name",
+    "tos_acceptance.date",
 ]
 
 
@@ -50,8 +55,17 @@ class Account(StripeObject):
     object = "account"
     _id_prefix = "acct_"
 
-    def __init__(self, type="express", email=None, country="US", capabilities=None,
-                 metadata=None, business_type=None, default_currency=None, **kwargs):
+    def __init__(
+        self,
+        type="express",
+        email=None,
+        country="US",
+        capabilities=None,
+        metadata=None,
+        business_type=None,
+        default_currency=None,
+        **kwargs,
+    ):
         if kwargs:
             raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
         try:
@@ -81,9 +95,12 @@ class Account(StripeObject):
         self.payouts_enabled = False
         self.details_submitted = False
         self.requirements = {
-            "currently_due": list(ONBOARDING_DUE), "eventually_due": list(ONBOARDING_DUE),
-            "past_due": list(ONBOARDING_DUE), "pending_verification": [],
-            "disabled_reason": "requirements.past_due", "current_deadline": None,
+            "currently_due": list(ONBOARDING_DUE),
+            "eventually_due": list(ONBOARDING_DUE),
+            "past_due": list(ONBOARDING_DUE),
+            "pending_verification": [],
+            "disabled_reason": "requirements.past_due",
+            "current_deadline": None,
         }
 
     def _update(self, **data):
@@ -98,8 +115,12 @@ class Account(StripeObject):
         self.charges_enabled = self.capabilities.get("card_payments") == "active"
         self.payouts_enabled = True
         self.requirements = {
-            "currently_due": [], "eventually_due": [], "past_due": [],
-            "pending_verification": [], "disabled_reason": None, "current_deadline": None,
+            "currently_due": [],
+            "eventually_due": [],
+            "past_due": [],
+            "pending_verification": [],
+            "disabled_reason": None,
+            "current_deadline": None,
         }
         store["account:" + self.id] = self  # persist (store writes on set)
         event = Event("account.updated", self)
@@ -112,8 +133,17 @@ class Transfer(StripeObject):
     object = "transfer"
     _id_prefix = "tr_"
 
-    def __init__(self, amount=None, currency=None, destination=None, source_transaction=None,
-                 transfer_group=None, metadata=None, description=None, **kwargs):
+    def __init__(
+        self,
+        amount=None,
+        currency=None,
+        destination=None,
+        source_transaction=None,
+        transfer_group=None,
+        metadata=None,
+        description=None,
+        **kwargs,
+    ):
         if kwargs:
             raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
         amount = try_convert_to_int(amount)
@@ -130,21 +160,31 @@ class Transfer(StripeObject):
         if account is None:
             raise UserError(400, f"No such destination: '{destination}'")
         if (account.capabilities or {}).get("transfers") != "active":
-            raise UserError(400, "Your destination account needs to have at least one of the "
-                                 "following capabilities enabled: transfers, crypto_transfers, "
-                                 "legacy_payments")
+            raise UserError(
+                400,
+                "Your destination account needs to have at least one of the "
+                "following capabilities enabled: transfers, crypto_transfers, "
+                "legacy_payments",
+            )
         if source_transaction is not None:
             charge = Charge._api_retrieve(source_transaction)  # 404 if unknown
             if charge.currency.lower() != currency.lower():
-                raise UserError(400, "The currency of source_transaction's balance transaction "
-                                     "must be the same as the transfer currency")
+                raise UserError(
+                    400,
+                    "The currency of source_transaction's balance transaction "
+                    "must be the same as the transfer currency",
+                )
             already = sum(
-                t.amount for key, t in store.items()
+                t.amount
+                for key, t in store.items()
                 if key.startswith("transfer:") and t.source_transaction == source_transaction
             )
             if already + amount > charge.amount:
-                raise UserError(400, "Insufficient funds in the source transaction: "
-                                     f"{charge.amount - already} left of {charge.amount}")
+                raise UserError(
+                    400,
+                    "Insufficient funds in the source transaction: "
+                    f"{charge.amount - already} left of {charge.amount}",
+                )
         super().__init__()
         self.amount = amount
         self.currency = currency.lower()
@@ -160,17 +200,28 @@ class Transfer(StripeObject):
 
     @property
     def reversals(self):
-        return {"object": "list", "data": [r._export() for r in self._reversals],
-                "has_more": False, "url": f"/v1/transfers/{self.id}/reversals",
-                "total_count": len(self._reversals)}
+        return {
+            "object": "list",
+            "data": [r._export() for r in self._reversals],
+            "has_more": False,
+            "url": f"/v1/transfers/{self.id}/reversals",
+            "total_count": len(self._reversals),
+        }
 
 
 class TransferReversal(StripeObject):
     object = "transfer_reversal"
     _id_prefix = "trr_"
 
-    def __init__(self, transfer=None, amount=None, metadata=None, description=None,
-                 refund_application_fee=None, **kwargs):
+    def __init__(
+        self,
+        transfer=None,
+        amount=None,
+        metadata=None,
+        description=None,
+        refund_application_fee=None,
+        **kwargs,
+    ):
         if kwargs:
             raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
         parent = store.get("transfer:" + str(transfer))
@@ -218,9 +269,12 @@ def _with_idempotency(request, params: dict, make):
     seen = store.get(slot)
     if seen is not None:
         if seen["digest"] != digest:
-            raise UserError(400, "Keys for idempotent requests can only be used with the same "
-                                 "parameters they were first used with.",
-                            {"type": "idempotency_error"})
+            raise UserError(
+                400,
+                "Keys for idempotent requests can only be used with the same "
+                "parameters they were first used with.",
+                {"type": "idempotency_error"},
+            )
         return seen["response"]
     response = make()
     store[slot] = {"digest": digest, "response": response}
@@ -258,8 +312,9 @@ async def account_update(request):
 
 def account_list(request):
     items = [v._export() for k, v in store.items() if k.startswith("account:")]
-    return json_response({"object": "list", "data": items, "has_more": False,
-                          "url": "/v1/accounts"})
+    return json_response(
+        {"object": "list", "data": items, "has_more": False, "url": "/v1/accounts"}
+    )
 
 
 async def account_link_create(request):
@@ -275,14 +330,21 @@ async def account_link_create(request):
     token = secrets.token_urlsafe(18)
     now = int(time.time())
     store["account_link:" + token] = {
-        "account": account_id, "refresh_url": data["refresh_url"],
-        "return_url": data["return_url"], "expires_at": now + LINK_SECONDS, "used": False,
+        "account": account_id,
+        "refresh_url": data["refresh_url"],
+        "return_url": data["return_url"],
+        "expires_at": now + LINK_SECONDS,
+        "used": False,
     }
     host = request.headers.get("Host") or f"127.0.0.1:{request.url.port}"
-    return json_response({
-        "object": "account_link", "created": now, "expires_at": now + LINK_SECONDS,
-        "url": f"http://{host}/connect/onboarding/{token}",
-    })
+    return json_response(
+        {
+            "object": "account_link",
+            "created": now,
+            "expires_at": now + LINK_SECONDS,
+            "url": f"http://{host}/connect/onboarding/{token}",
+        }
+    )
 
 
 def _link(request) -> tuple[str, dict]:
@@ -332,16 +394,24 @@ def transfer_retrieve(request):
 
 def transfer_list(request):
     query = unflatten_data(request.query)
-    filters = {k: query[k] for k in ("destination", "transfer_group", "source_transaction")
-               if k in query}
+    filters = {
+        k: query[k] for k in ("destination", "transfer_group", "source_transaction") if k in query
+    }
     limit = try_convert_to_int(query.get("limit", 100))
     items = [
-        v for k, v in store.items()
+        v
+        for k, v in store.items()
         if k.startswith("transfer:") and all(getattr(v, f) == x for f, x in filters.items())
     ]
     items.sort(key=lambda t: t.created, reverse=True)
-    return json_response({"object": "list", "data": [t._export() for t in items[:limit]],
-                          "has_more": len(items) > limit, "url": "/v1/transfers"})
+    return json_response(
+        {
+            "object": "list",
+            "data": [t._export() for t in items[:limit]],
+            "has_more": len(items) > limit,
+            "url": "/v1/transfers",
+        }
+    )
 
 
 async def reversal_create(request):
@@ -363,11 +433,20 @@ def connected_balance(account_id: str):
     if store.get("account:" + account_id) is None:
         raise UserError(403, f"The provided key does not have access to account '{account_id}'")
     balance = store.get("connect_balance:" + account_id) or {}
-    available = [{"amount": amount, "currency": currency, "source_types": {"card": amount}}
-                 for currency, amount in sorted(balance.items())]
-    return json_response({"object": "balance", "livemode": False, "available": available,
-                          "pending": [{"amount": 0, "currency": c, "source_types": {"card": 0}}
-                                      for c in sorted(balance)]})
+    available = [
+        {"amount": amount, "currency": currency, "source_types": {"card": amount}}
+        for currency, amount in sorted(balance.items())
+    ]
+    return json_response(
+        {
+            "object": "balance",
+            "livemode": False,
+            "available": available,
+            "pending": [
+                {"amount": 0, "currency": c, "source_types": {"card": 0}} for c in sorted(balance)
+            ],
+        }
+    )
 
 
 # --- wiring -------------------------------------------------------------------------------
@@ -390,8 +469,9 @@ async def stripe_account_header(request, handler):
         return await handler(request)
     if request.method == "GET" and request.path == "/v1/balance":
         return connected_balance(account)
-    raise UserError(400, "localstripe-connect: the Stripe-Account header is only supported on "
-                         "GET /v1/balance")
+    raise UserError(
+        400, "localstripe-connect: the Stripe-Account header is only supported on GET /v1/balance"
+    )
 
 
 def install(app: web.Application) -> None:

@@ -4,6 +4,7 @@ with their sample size shown before they start. Every change here is audited.
 
 The Experiment model lives in analytics, but starting and stopping one are offers services
 (offers.experiments), and analytics may not import offers: its admin is registered here."""
+
 from __future__ import annotations
 
 from django import forms
@@ -30,9 +31,21 @@ class OfferForm(forms.ModelForm):
     class Meta:
         model = Offer
         # Not status or paused_reason: pause and resume are actions, with a reason.
-        fields = ["kind", "trigger_product", "product", "parent", "price_amount", "currency",
-                  "allow_high_price", "headline", "benefit", "refund_terms", "testimonial",
-                  "followup_delays_hours", "customer_cap_hours"]
+        fields = [
+            "kind",
+            "trigger_product",
+            "product",
+            "parent",
+            "price_amount",
+            "currency",
+            "allow_high_price",
+            "headline",
+            "benefit",
+            "refund_terms",
+            "testimonial",
+            "followup_delays_hours",
+            "customer_cap_hours",
+        ]
 
     def _get_validation_exclusions(self):
         # Status is not on the form, but the cap "one active bump/upsell per product" is
@@ -52,8 +65,17 @@ class PauseForm(forms.Form):
 @admin.register(Offer)
 class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = OfferForm
-    list_display = ["headline", "kind", "trigger_product", "product", "price_amount", "currency",
-                    "status", "paused_reason", "price_check"]
+    list_display = [
+        "headline",
+        "kind",
+        "trigger_product",
+        "product",
+        "price_amount",
+        "currency",
+        "status",
+        "paused_reason",
+        "price_check",
+    ]
     list_filter = ["kind", "status"]
     search_fields = ["headline"]
     list_select_related = ["trigger_product", "product"]
@@ -65,23 +87,30 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.display(description="pricing guardrails")
     def price_check(self, offer: Offer) -> str:
         if offer is None or offer.pk is None or not offer.trigger_product_id:
-            return "Checked when you save: add-ons at 10–30% of the core price convert best; " \
-                   "above 50% of the cart needs 'allow high price'."
+            return (
+                "Checked when you save: add-ons at 10–30% of the core price convert best; "
+                "above 50% of the cart needs 'allow high price'."
+            )
         trigger = offer.trigger_product
         if trigger.currency != offer.currency or not trigger.price_amount:
             return "–"
-        check = offer_price_check(offer_price=offer.price, core_price=trigger.price,
-                                  allow_high_price=offer.allow_high_price)
-        return check.refusal or check.warning or (
-            f"{check.percent_of_core}% of the core price: within the sweet spot.")
+        check = offer_price_check(
+            offer_price=offer.price,
+            core_price=trigger.price,
+            allow_high_price=offer.allow_high_price,
+        )
+        return (
+            check.refusal
+            or check.warning
+            or (f"{check.percent_of_core}% of the core price: within the sweet spot.")
+        )
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         for warning in getattr(obj, "price_warnings", []):
             messages.warning(request, warning)
 
-    @admin.action(description="Pause selected offers (asks for a reason)…",
-                  permissions=["change"])
+    @admin.action(description="Pause selected offers (asks for a reason)…", permissions=["change"])
     def pause(self, request, queryset):
         form = PauseForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
@@ -91,9 +120,14 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Paused {count} offer(s): {reason}")
             return None
         return self.action_page(
-            request, queryset, action="pause", title="Pause offers", form=form,
+            request,
+            queryset,
+            action="pause",
+            title="Pause offers",
+            form=form,
             rows=[{"label": str(o), "detail": o.get_status_display()} for o in queryset],
-            submit_label="Pause", intro="Buyers stop seeing these offers at once.",
+            submit_label="Pause",
+            intro="Buyers stop seeing these offers at once.",
         )
 
     @admin.action(description="Resume selected offers", permissions=["change"])
@@ -108,15 +142,27 @@ class OfferDecisionAdmin(ReadOnlyAdmin):
     """What each buyer was shown after checkout and what they did: read only (the row is the
     buyer's single-use token)."""
 
-    list_display = ["order", "kind", "offer", "status", "total_amount", "currency",
-                    "presented_at", "decided_at", "followup_reason"]
-    list_filter = ["kind", "status", "presented_at", ("followup_flagged_at",
-                                                        admin.EmptyFieldListFilter)]
+    list_display = [
+        "order",
+        "kind",
+        "offer",
+        "status",
+        "total_amount",
+        "currency",
+        "presented_at",
+        "decided_at",
+        "followup_reason",
+    ]
+    list_filter = [
+        "kind",
+        "status",
+        "presented_at",
+        ("followup_flagged_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["order__token", "customer__email"]
     date_hierarchy = "presented_at"
     list_select_related = ["order", "offer"]
     exclude = ["nonce"]  # signed into the buyer's accept link
-
 
 
 # --- experiments -----------------------------------------------------------------------------
@@ -149,19 +195,26 @@ class ExperimentForm(forms.ModelForm):
 
     class Meta:
         model = Experiment
-        fields = ["name", "offer_id", "kind", "variants", "control_no_offer", "baseline_rate",
-                  "min_detectable_effect", "alpha", "power"]
+        fields = [
+            "name",
+            "offer_id",
+            "kind",
+            "variants",
+            "control_no_offer",
+            "baseline_rate",
+            "min_detectable_effect",
+            "alpha",
+            "power",
+        ]
         help_texts = {
             "variants": 'Arm name → the fields that differ, e.g. {"a": {"headline": "Complete '
-                        'your kit"}, "b": {"headline": "Add the workbook"}}.',
+            'your kit"}, "b": {"headline": "Add the workbook"}}.',
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "offer_id" in self.fields:
-            self.fields["offer_id"].choices = [
-                (o.pk, str(o)) for o in Offer.objects.order_by("pk")
-            ]
+            self.fields["offer_id"].choices = [(o.pk, str(o)) for o in Offer.objects.order_by("pk")]
 
     def clean(self):
         data = super().clean()
@@ -171,15 +224,24 @@ class ExperimentForm(forms.ModelForm):
             if _plan(probe) is None:
                 raise forms.ValidationError(
                     "The baseline rate plus the effect must stay strictly between 0 and 1, "
-                    "and α and power between 0 and 1: no sample size answers otherwise.")
+                    "and α and power between 0 and 1: no sample size answers otherwise."
+                )
         return data
 
 
 @admin.register(Experiment)
 class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = ExperimentForm
-    list_display = ["name", "offer_id", "kind", "status", "arm_list", "planned_per_arm",
-                    "started_at", "stopped_at"]
+    list_display = [
+        "name",
+        "offer_id",
+        "kind",
+        "status",
+        "arm_list",
+        "planned_per_arm",
+        "started_at",
+        "stopped_at",
+    ]
     list_filter = ["status", "kind"]
     search_fields = ["name"]
     actions = ["start", "stop"]
@@ -190,8 +252,16 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         fixed = ["status", "started_at", "stopped_at", "sample_size", "results"]
         if obj is not None and obj.status != ExperimentStatus.DRAFT:
             # What a running or finished test compares may not change under it.
-            fixed += ["offer_id", "kind", "variants", "control_no_offer", "baseline_rate",
-                      "min_detectable_effect", "alpha", "power"]
+            fixed += [
+                "offer_id",
+                "kind",
+                "variants",
+                "control_no_offer",
+                "baseline_rate",
+                "min_detectable_effect",
+                "alpha",
+                "power",
+            ]
         return fixed
 
     @admin.display(description="arms")
@@ -213,16 +283,19 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def results(self, experiment: Experiment | None):
         if experiment is None or experiment.pk is None:
             return "–"
-        return format_html('<a href="{}">On the analytics dashboard</a>',
-                           reverse("analytics-dashboard"))
+        return format_html(
+            '<a href="{}">On the analytics dashboard</a>', reverse("analytics-dashboard")
+        )
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if obj.status == ExperimentStatus.DRAFT:
             messages.info(request, f"“{obj}” needs {_plan_text(obj)}")
 
-    @admin.action(description="Start selected experiments (shows the sample size first)…",
-                  permissions=["change"])
+    @admin.action(
+        description="Start selected experiments (shows the sample size first)…",
+        permissions=["change"],
+    )
     def start(self, request, queryset):
         drafts = list(queryset.filter(status=ExperimentStatus.DRAFT))
         if not drafts:
@@ -230,24 +303,33 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
             return None
         if "apply" not in request.POST:
             return self.action_page(
-                request, queryset.filter(pk__in=[e.pk for e in drafts]), action="start",
-                title="Start experiments", form=forms.Form(),
+                request,
+                queryset.filter(pk__in=[e.pk for e in drafts]),
+                action="start",
+                title="Start experiments",
+                form=forms.Form(),
                 rows=[{"label": str(e), "detail": _plan_text(e)} for e in drafts],
                 submit_label="Start",
                 intro="Read the result only once each arm has reached its sample size: the "
-                      "dashboard's verdict stays valid when you look early, but it will say "
-                      "'underpowered' until then.",
+                "dashboard's verdict stays valid when you look early, but it will say "
+                "'underpowered' until then.",
             )
         started, actor = 0, actor_resolve(request)
         for experiment in drafts:
             try:
                 plan = _plan(experiment)
                 with transaction.atomic():
-                    started += experiment_start(actor=actor, experiment=experiment,
-                                                planned_per_arm=plan[0] if plan else None)
+                    started += experiment_start(
+                        actor=actor,
+                        experiment=experiment,
+                        planned_per_arm=plan[0] if plan else None,
+                    )
             except IntegrityError:
-                messages.error(request, f"“{experiment}”: another experiment is already "
-                                        "running on this offer; stop it first.")
+                messages.error(
+                    request,
+                    f"“{experiment}”: another experiment is already "
+                    "running on this offer; stop it first.",
+                )
             except ValidationError as exc:
                 messages.error(request, f"“{experiment}”: {'; '.join(exc.messages)}")
         self.message_user(request, f"Started {started} experiment(s).")

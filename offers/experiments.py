@@ -121,7 +121,9 @@ def experiment_start(
         )
         if started:
             audit_record(
-                request_or_actor=actor, action="analytics.experiment.start", obj=experiment,
+                request_or_actor=actor,
+                action="analytics.experiment.start",
+                obj=experiment,
                 changes={"status": ["draft", "running"], "planned_per_arm": planned_per_arm},
                 summary=f"Started experiment “{experiment}”",
             )
@@ -138,7 +140,9 @@ def experiment_stop(*, actor: Actor, experiment: Experiment) -> bool:
         )
         if stopped:
             audit_record(
-                request_or_actor=actor, action="analytics.experiment.stop", obj=experiment,
+                request_or_actor=actor,
+                action="analytics.experiment.stop",
+                obj=experiment,
                 changes={"status": ["running", "stopped"]},
                 summary=f"Stopped experiment “{experiment}”",
             )

@@ -105,6 +105,7 @@ def offer_guardrails_enforce(
 ) -> list[int]:
     """Pause every active offer in breach; append `offer_paused` and tell the creator.
     Safe to run twice: a paused offer is not paused again (offer_pause is conditional)."""
+
     def enforce(breach: Breach) -> int | None:
         offer = Offer.objects.filter(pk=breach.offer_id, status=Offer.Status.ACTIVE).first()
         if offer is None:
@@ -123,8 +124,13 @@ def offer_guardrails_enforce(
         return offer.pk
 
     # One offer that cannot be paused must not leave the others in breach running.
-    run = each_record(LOOP_GUARDRAILS, guardrail_breaches(policy=policy, now=now), enforce,
-                      key=lambda b: b.offer_id, label=lambda b: f"pausing offer {b.offer_id}")
+    run = each_record(
+        LOOP_GUARDRAILS,
+        guardrail_breaches(policy=policy, now=now),
+        enforce,
+        key=lambda b: b.offer_id,
+        label=lambda b: f"pausing offer {b.offer_id}",
+    )
     return [pk for pk in run.results if pk is not None]
 
 

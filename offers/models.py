@@ -2,6 +2,7 @@
 
 Products are referred to by model label, so offers never import storefront.
 """
+
 import datetime as dt
 from decimal import Decimal
 
@@ -109,19 +110,23 @@ class Offer(models.Model):
                 errors.setdefault("parent", []).append("A downsell hangs off an upsell: choose it.")
             elif parent.trigger_product_id != self.trigger_product_id:
                 errors.setdefault("parent", []).append(
-                    "The downsell must follow an upsell for the same core product.")
+                    "The downsell must follow an upsell for the same core product."
+                )
             elif self.price_amount and self.price_amount >= parent.price_amount:
                 errors.setdefault("price_amount", []).append(
-                    "A downsell should cost less than the upsell it replaces.")
+                    "A downsell should cost less than the upsell it replaces."
+                )
         elif self.parent_id:
             errors.setdefault("parent", []).append("Only a downsell has a parent offer.")
         trigger = self.trigger_product if self.trigger_product_id else None
         if trigger is not None and self.currency != trigger.currency:
             errors.setdefault("currency", []).append(
-                f"The offer must be priced in {trigger.currency}, like the core product.")
+                f"The offer must be priced in {trigger.currency}, like the core product."
+            )
         elif trigger is not None and self.price_amount and trigger.price_amount:
             check = offer_price_check(
-                offer_price=self.price, core_price=trigger.price,
+                offer_price=self.price,
+                core_price=trigger.price,
                 allow_high_price=self.allow_high_price,
             )
             if check.refusal:
@@ -175,7 +180,10 @@ class OfferDecision(models.Model):
     tax_inclusive = models.BooleanField()
     tax_name = models.CharField(max_length=40, blank=True)
     attempt = models.OneToOneField(
-        "payments.ChargeAttempt", null=True, blank=True, on_delete=models.PROTECT,
+        "payments.ChargeAttempt",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="offer_decision",
     )
     presented_at = models.DateTimeField(auto_now_add=True)
@@ -205,14 +213,19 @@ class OfferDecision(models.Model):
             # The per-customer cap over a window, held by the database under concurrency.
             ExclusionConstraint(
                 name="offerdecision_customer_cap_window",
-                expressions=[("customer", RangeOperators.EQUAL),
-                             ("cap_window", RangeOperators.OVERLAPS)],
+                expressions=[
+                    ("customer", RangeOperators.EQUAL),
+                    ("cap_window", RangeOperators.OVERLAPS),
+                ],
                 condition=Q(kind="upsell", cap_window__isnull=False),
             ),
         ]
         indexes = [
-            models.Index(fields=["followup_flagged_at"], name="offerdecision_followup_idx",
-                         condition=Q(followup_flagged_at__isnull=False)),
+            models.Index(
+                fields=["followup_flagged_at"],
+                name="offerdecision_followup_idx",
+                condition=Q(followup_flagged_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,4 +1,5 @@
 """Which offer to show: at most one bump at checkout, one upsell after it, one downsell."""
+
 from __future__ import annotations
 
 from offers.models import Offer, OfferKind

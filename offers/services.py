@@ -1,4 +1,5 @@
 """Offer rules that write: pricing guardrails, pausing (each pause and resume audited here)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,13 @@ class PriceCheck:
     refusal: str  # above 50% of the cart without an explicit override
 
 
-def offer_price_check(*, offer_price: Money, core_price: Money, cart_total: Money | None = None,
-                      allow_high_price: bool = False) -> PriceCheck:
+def offer_price_check(
+    *,
+    offer_price: Money,
+    core_price: Money,
+    cart_total: Money | None = None,
+    allow_high_price: bool = False,
+) -> PriceCheck:
     """Guardrails from the strategy article: add-ons at 10–30% of the core product convert and
     keep trust; above 50% of the cart, anchoring fails and refunds rise."""
     of_core = percent_of(offer_price, core_price)
@@ -46,14 +52,20 @@ def offer_pause(*, actor: Actor, offer: Offer, reason: str) -> bool:
 
     Conditional: pausing a paused offer changes nothing and records nothing.
     """
-    return _offer_status_move(actor=actor, offer=offer, to=Offer.Status.PAUSED,
-                              reason=reason[:300], summary=f"Paused {offer}: {reason}")
+    return _offer_status_move(
+        actor=actor,
+        offer=offer,
+        to=Offer.Status.PAUSED,
+        reason=reason[:300],
+        summary=f"Paused {offer}: {reason}",
+    )
 
 
 def offer_resume(*, actor: Actor, offer: Offer) -> bool:
     """Paused → active, with its audit row. IntegrityError: another offer of the kind is live."""
-    return _offer_status_move(actor=actor, offer=offer, to=Offer.Status.ACTIVE, reason="",
-                              summary=f"Resumed {offer}")
+    return _offer_status_move(
+        actor=actor, offer=offer, to=Offer.Status.ACTIVE, reason="", summary=f"Resumed {offer}"
+    )
 
 
 def _offer_status_move(*, actor: Actor, offer: Offer, to: str, reason: str, summary: str) -> bool:
@@ -61,8 +73,10 @@ def _offer_status_move(*, actor: Actor, offer: Offer, to: str, reason: str, summ
     with transaction.atomic():
         # Locked, so two pauses at once record one change, and the diff shows the old reason.
         before = (
-            Offer.objects.select_for_update().filter(pk=offer.pk, status=source)
-            .values_list("paused_reason", flat=True).first()
+            Offer.objects.select_for_update()
+            .filter(pk=offer.pk, status=source)
+            .values_list("paused_reason", flat=True)
+            .first()
         )
         if before is None:
             return False
@@ -71,6 +85,11 @@ def _offer_status_move(*, actor: Actor, offer: Offer, to: str, reason: str, summ
         if before != reason:
             changes["paused_reason"] = [before, reason]
         verb = "pause" if to == Offer.Status.PAUSED else "resume"
-        audit_record(request_or_actor=actor, action=f"offers.offer.{verb}", obj=offer,
-                     changes=changes, summary=summary)
+        audit_record(
+            request_or_actor=actor,
+            action=f"offers.offer.{verb}",
+            obj=offer,
+            changes=changes,
+            summary=summary,
+        )
     return True

@@ -3,6 +3,7 @@
 Every table lives in the creator's schema, so a key, a record or a subscription of store A
 does not exist at all when a request arrives on store B's host.
 """
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -27,8 +28,8 @@ class ApiKey(models.Model):
     secret_hash = models.CharField(max_length=64, editable=False)
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
     rate_per_minute = models.PositiveIntegerField(
-        default=600, help_text=f"Requests this key may make in any sixty seconds "
-                               f"(1–{MAX_RATE_PER_MINUTE:,}).",
+        default=600,
+        help_text=f"Requests this key may make in any sixty seconds (1–{MAX_RATE_PER_MINUTE:,}).",
         validators=[MinValueValidator(1), MaxValueValidator(MAX_RATE_PER_MINUTE)],
     )
     created_by = models.CharField(max_length=150, blank=True, editable=False)
@@ -140,7 +141,8 @@ class WebhookDelivery(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["next_attempt_at"], name="delivery_pending_idx",
+                fields=["next_attempt_at"],
+                name="delivery_pending_idx",
                 condition=Q(status="pending"),
             )
         ]

@@ -1,4 +1,5 @@
 """API keys, idempotency records and signed outbound webhooks (writes)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -48,8 +49,9 @@ class IssuedKey:
     token: str  # the full key: shown to the creator once, never stored
 
 
-def api_key_create(*, name: str, scope: str, created_by: str = "",
-                   rate_per_minute: int | None = None) -> IssuedKey:
+def api_key_create(
+    *, name: str, scope: str, created_by: str = "", rate_per_minute: int | None = None
+) -> IssuedKey:
     prefix = secrets.token_hex(4)
     token = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     fields: dict[str, Any] = {}
@@ -58,8 +60,12 @@ def api_key_create(*, name: str, scope: str, created_by: str = "",
             raise ValueError(f"rate_per_minute must be 1–{MAX_RATE_PER_MINUTE}")
         fields["rate_per_minute"] = rate_per_minute
     key = ApiKey.objects.create(
-        name=name[:100], prefix=prefix, secret_hash=_hash(token), scope=scope,
-        created_by=created_by[:150], **fields,
+        name=name[:100],
+        prefix=prefix,
+        secret_hash=_hash(token),
+        scope=scope,
+        created_by=created_by[:150],
+        **fields,
     )
     return IssuedKey(key, token)
 
@@ -92,8 +98,9 @@ def api_key_authenticate(*, token: str) -> ApiKey | None:
 
 
 def api_key_revoke(*, key: ApiKey) -> bool:
-    return bool(ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()))
+    return bool(
+        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    )
 
 
 # --- idempotency -----------------------------------------------------------------------------
@@ -115,9 +122,15 @@ def request_fingerprint(*, method: str, path: str, body: bytes) -> str:
     return _hash(f"{method}\n{path}\n{canonical}")
 
 
-def idempotency_begin(*, api_key: ApiKey, key: str, method: str, path: str,
-                      request_hash: str, wait_seconds: float = 10.0
-                      ) -> tuple[IdempotencyRecord, bool]:
+def idempotency_begin(
+    *,
+    api_key: ApiKey,
+    key: str,
+    method: str,
+    path: str,
+    request_hash: str,
+    wait_seconds: float = 10.0,
+) -> tuple[IdempotencyRecord, bool]:
     """Claim `key` for this request (→ (record, True)), or return the finished record of an
     earlier identical request (→ (record, False)). Keys are the store's, whichever of its API
     keys sent them: a retry through another write key replays, it does not act twice.
@@ -126,7 +139,10 @@ def idempotency_begin(*, api_key: ApiKey, key: str, method: str, path: str,
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(
-                api_key=api_key, key=key, method=method, path=path[:500],
+                api_key=api_key,
+                key=key,
+                method=method,
+                path=path[:500],
                 request_hash=request_hash,
             )
         return record, True
@@ -152,7 +168,9 @@ def idempotency_begin(*, api_key: ApiKey, key: str, method: str, path: str,
 
 def idempotency_finish(*, record: IdempotencyRecord, status: int, body: Any) -> None:
     IdempotencyRecord.objects.filter(pk=record.pk).update(
-        status=IdempotencyRecord.Status.DONE, response_status=status, response_body=body,
+        status=IdempotencyRecord.Status.DONE,
+        response_status=status,
+        response_body=body,
         finished_at=timezone.now(),
     )
 
@@ -190,8 +208,15 @@ def webhook_sign(*, secret: str, timestamp: int, body: bytes) -> str:
     return f"v1={mac.hexdigest()}"
 
 
-def webhook_verify(*, secret: str, timestamp: str, body: bytes, signature: str,
-                   tolerance_seconds: int = 300, now: float | None = None) -> bool:
+def webhook_verify(
+    *,
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> bool:
     """What a receiver does (documented for partners; used by our tests)."""
     try:
         ts = int(timestamp)
@@ -205,8 +230,9 @@ def webhook_verify(*, secret: str, timestamp: str, body: bytes, signature: str,
 LOOP_DISPATCH = "partners.webhook_dispatch"
 
 
-def webhook_dispatch(event_name: str, payload: dict[str, Any], *,
-                     event_id: str | None = None) -> list[WebhookDelivery]:
+def webhook_dispatch(
+    event_name: str, payload: dict[str, Any], *, event_id: str | None = None
+) -> list[WebhookDelivery]:
     """Queue a signed delivery of `payload` to every active subscription wanting `event_name`.
 
     Call it after the change it reports has committed (analytics' listener does). Deliveries
@@ -220,17 +246,26 @@ def webhook_dispatch(event_name: str, payload: dict[str, Any], *,
             return
         with transaction.atomic():
             delivery, new = WebhookDelivery.objects.get_or_create(
-                subscription=sub, event_id=event_id,
-                defaults={"event_name": event_name, "payload": payload,
-                          "next_attempt_at": timezone.now()},
+                subscription=sub,
+                event_id=event_id,
+                defaults={
+                    "event_name": event_name,
+                    "payload": payload,
+                    "next_attempt_at": timezone.now(),
+                },
             )
             if new:
                 enqueue("partners.webhook_deliver", delivery_id=delivery.pk)
                 created.append(delivery)
 
     # One subscription that cannot be queued for must not cost the others their delivery.
-    each_record(LOOP_DISPATCH, WebhookSubscription.objects.filter(is_active=True), queue,
-                key=lambda sub: sub.pk, label=lambda sub: f"webhook subscription {sub.url}")
+    each_record(
+        LOOP_DISPATCH,
+        WebhookSubscription.objects.filter(is_active=True),
+        queue,
+        key=lambda sub: sub.pk,
+        label=lambda sub: f"webhook subscription {sub.url}",
+    )
     return created
 
 
@@ -248,7 +283,9 @@ def webhook_event_id(event_pk: Any) -> str:
 def _claim(delivery_id: int) -> WebhookDelivery | None:
     now = timezone.now()
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now,
+        pk=delivery_id,
+        status=DeliveryStatus.PENDING,
+        next_attempt_at__lte=now,
         attempts__lt=MAX_ATTEMPTS,
     ).update(next_attempt_at=now + DELIVERY_LEASE)
     if not claimed:
@@ -266,28 +303,40 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
     if not sub.is_active:
         # Deactivated after this delivery was queued: checked at send time, never sent.
         WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
-            status=DeliveryStatus.FAILED, last_status_code=None,
-            last_error="not sent: the subscription is inactive")
+            status=DeliveryStatus.FAILED,
+            last_status_code=None,
+            last_error="not sent: the subscription is inactive",
+        )
         delivery.refresh_from_db()
         return delivery
     store = connection.schema_name
     body = json.dumps(
-        {"id": delivery.event_id, "type": delivery.event_name, "store": store,
-         "data": delivery.payload},
-        sort_keys=True, separators=(",", ":"),
+        {
+            "id": delivery.event_id,
+            "type": delivery.event_name,
+            "store": store,
+            "data": delivery.payload,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
     ).encode()
     timestamp = int(time.time())
     # Redirects are not followed and private targets are refused (core.outbound), so the
     # signature never travels anywhere but the subscribed URL.
-    answer = outbound_post(sub.url, body=body, timeout=DELIVERY_TIMEOUT_SECONDS, headers={
-        "Content-Type": "application/json",
-        "User-Agent": "storefront-webhooks/1",
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: webhook_sign(secret=sub.secret, timestamp=timestamp, body=body),
-        "X-Storefront-Event": delivery.event_name,
-        "X-Storefront-Delivery": delivery.event_id,
-        STORE_HEADER: store,
-    })
+    answer = outbound_post(
+        sub.url,
+        body=body,
+        timeout=DELIVERY_TIMEOUT_SECONDS,
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "storefront-webhooks/1",
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: webhook_sign(secret=sub.secret, timestamp=timestamp, body=body),
+            "X-Storefront-Event": delivery.event_name,
+            "X-Storefront-Delivery": delivery.event_id,
+            STORE_HEADER: store,
+        },
+    )
     code, error, ok = answer.status, answer.error[:500], answer.ok
     attempts = delivery.attempts + 1
     fields: dict[str, Any] = {"attempts": attempts, "last_status_code": code, "last_error": error}
@@ -301,7 +350,8 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
             fields.update(next_attempt_at=timezone.now() + delay)
             enqueue("partners.webhook_deliver", delay=delay, delivery_id=delivery.pk)
         WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
-            **fields)
+            **fields
+        )
     delivery.refresh_from_db()
     return delivery
 
@@ -310,7 +360,10 @@ def webhook_redeliver(*, delivery: WebhookDelivery) -> None:
     """Start a delivery over (admin action): a fresh budget of attempts, sent now."""
     with transaction.atomic():
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=timezone.now(),
-            last_error="", delivered_at=None,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            last_error="",
+            delivered_at=None,
         )
         enqueue("partners.webhook_deliver", delivery_id=delivery.pk)

@@ -1,4 +1,5 @@
 """Partner tasks: webhook delivery attempts (each only calls the service)."""
+
 from core.tasks import tenant_task
 from partners import services
 

@@ -1,5 +1,6 @@
 """Charges, the ledger, refunds, gateway events and reconciliation findings: read only for the
 creator, except marking a finding resolved and asking for a reconciliation run now."""
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -27,8 +28,15 @@ class ChargeAttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["kind", "reference", "line_key", "amount", "currency", "gateway_ref",
-                    "created_at"]
+    list_display = [
+        "kind",
+        "reference",
+        "line_key",
+        "amount",
+        "currency",
+        "gateway_ref",
+        "created_at",
+    ]
     list_filter = ["kind", "currency"]
     search_fields = ["reference", "gateway_ref"]
 
@@ -37,8 +45,17 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 class RefundAdmin(ReadOnlyAdmin):
     """Refunds are made from the orders page (per line or whole order); here they are read."""
 
-    list_display = ["reference", "line_key", "amount", "tax_amount", "currency", "status",
-                    "requested_by", "reason", "created_at"]
+    list_display = [
+        "reference",
+        "line_key",
+        "amount",
+        "tax_amount",
+        "currency",
+        "status",
+        "requested_by",
+        "reason",
+        "created_at",
+    ]
     list_filter = ["status", "currency", "created_at"]
     search_fields = ["reference", "gateway_ref", "requested_by"]
     date_hierarchy = "created_at"
@@ -54,8 +71,11 @@ class MismatchAdmin(AuditedAdminMixin, ReadOnlyAdmin):
 
     def get_urls(self):
         return [
-            path("reconcile/", self.admin_site.admin_view(self.reconcile_view),
-                 name="payments_mismatch_reconcile"),
+            path(
+                "reconcile/",
+                self.admin_site.admin_view(self.reconcile_view),
+                name="payments_mismatch_reconcile",
+            ),
             *super().get_urls(),
         ]
 
@@ -72,16 +92,25 @@ class MismatchAdmin(AuditedAdminMixin, ReadOnlyAdmin):
             raise PermissionDenied
         with transaction.atomic():
             enqueue("payments.reconcile")
-            audit_record(request_or_actor=request, action="payments.reconcile.request",
-                         summary="Asked for a reconciliation run from the admin")
+            audit_record(
+                request_or_actor=request,
+                action="payments.reconcile.request",
+                summary="Asked for a reconciliation run from the admin",
+            )
         messages.success(request, "Reconciliation queued: findings appear here when it has run.")
         return HttpResponseRedirect(reverse("admin:payments_mismatch_changelist"))
 
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ["event_type", "event_id", "object_id", "received_at", "processed_at",
-                    "deliveries"]
+    list_display = [
+        "event_type",
+        "event_id",
+        "object_id",
+        "received_at",
+        "processed_at",
+        "deliveries",
+    ]
     list_filter = ["event_type", ("processed_at", admin.EmptyFieldListFilter)]
     search_fields = ["event_id", "object_id"]
     date_hierarchy = "received_at"
@@ -94,8 +123,16 @@ from payments.models import PayoutAccount  # noqa: E402  (payouts: kept apart fr
 class PayoutAccountAdmin(ReadOnlyAdmin):
     """The store's connected account as last read from the gateway (payments.connect)."""
 
-    list_display = ["account_ref", "state", "charges_enabled", "payouts_enabled",
-                    "details_submitted", "requirements_due", "disabled_reason", "synced_at"]
+    list_display = [
+        "account_ref",
+        "state",
+        "charges_enabled",
+        "payouts_enabled",
+        "details_submitted",
+        "requirements_due",
+        "disabled_reason",
+        "synced_at",
+    ]
     exclude = ["idempotency_key"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -109,8 +146,16 @@ from payments.models import TransferAttempt  # noqa: E402
 class TransferAttemptAdmin(ReadOnlyAdmin):
     """What each settled charge sent to the store's payouts account, and the platform fee."""
 
-    list_display = ["transfer_group", "gross", "fee", "amount", "currency", "status",
-                    "gateway_ref", "created_at"]
+    list_display = [
+        "transfer_group",
+        "gross",
+        "fee",
+        "amount",
+        "currency",
+        "status",
+        "gateway_ref",
+        "created_at",
+    ]
     list_filter = ["status"]
     search_fields = ["transfer_group", "gateway_ref"]
     exclude = ["idempotency_key"]

@@ -14,6 +14,7 @@
 
 Nothing here runs a gateway call inside an open transaction.
 """
+
 from __future__ import annotations
 
 import logging
@@ -144,7 +145,8 @@ def connect_event_receive(*, payload: bytes, signature: str) -> str | None:
     with schema_context(get_public_schema_name()):
         creator = (
             Creator.objects.exclude(schema_name=get_public_schema_name())
-            .filter(payout_account_ref=account_ref).first()
+            .filter(payout_account_ref=account_ref)
+            .first()
         )
     if creator is None:
         logger.info("connect: %s for unknown account %s", event.event_type, account_ref)

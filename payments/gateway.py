@@ -4,6 +4,7 @@ Stripe objects never leave the adapter (`payments.stripe_gateway`). Card errors 
 results, not exceptions; only a gateway we could not reach raises `GatewayUnavailable`, and
 then the caller cannot know whether the charge happened (reconciliation finds out).
 """
+
 from __future__ import annotations
 
 import enum
@@ -153,7 +154,11 @@ class PaymentGateway(Protocol):
     def payments_recent(self, *, created_after: int, limit: int = 100) -> list[PaymentResult]: ...
 
     def refund_create(
-        self, *, payment_ref: str, amount: Money, idempotency_key: str,
+        self,
+        *,
+        payment_ref: str,
+        amount: Money,
+        idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundResult: ...
 
@@ -169,7 +174,11 @@ class PaymentGateway(Protocol):
 
     # --- Connect: the stores' own accounts (payments.connect) ----------------------------
     def connected_account_create(
-        self, *, email: str, country: str, idempotency_key: str,
+        self,
+        *,
+        email: str,
+        country: str,
+        idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> ConnectedAccount: ...
 
@@ -182,8 +191,14 @@ class PaymentGateway(Protocol):
     def payment_charge_ref(self, payment_ref: str) -> str | None: ...
 
     def transfer_create(
-        self, *, amount: Money, destination: str, source_charge_ref: str | None,
-        transfer_group: str, idempotency_key: str, metadata: Mapping[str, str],
+        self,
+        *,
+        amount: Money,
+        destination: str,
+        source_charge_ref: str | None,
+        transfer_group: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
     ) -> TransferResult: ...
 
     def transfers_find(self, *, transfer_group: str) -> list[TransferResult]: ...

@@ -1,5 +1,6 @@
 """Vault, charge attempts, the ledger and gateway webhooks. Knows nothing of offers or orders:
 callers refer to their own rows by opaque references (`reference`, `line_key`)."""
+
 from django.db import models
 from django.db.models import Q
 
@@ -240,7 +241,8 @@ class PayoutAccount(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["account_ref"], condition=~Q(account_ref=""),
+                fields=["account_ref"],
+                condition=~Q(account_ref=""),
                 name="payout_account_ref_unique",
             ),
         ]

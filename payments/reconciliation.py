@@ -6,6 +6,7 @@ an object. Every write is idempotent (unique ledger rows, conditional status mov
 replay, a twin event or two runs at once change nothing twice. Gateway calls are made
 outside transactions and without row locks; the recording that follows takes its own.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -89,9 +90,10 @@ def payment_is_ours(result: PaymentResult) -> bool:
     tenant = result.metadata.get("tenant")
     if tenant:
         return tenant == connection.schema_name
-    return bool(result.customer_ref) and GatewayCustomer.objects.filter(
-        gateway_ref=result.customer_ref
-    ).exists()
+    return (
+        bool(result.customer_ref)
+        and GatewayCustomer.objects.filter(gateway_ref=result.customer_ref).exists()
+    )
 
 
 # --- payments --------------------------------------------------------------------------------
@@ -108,29 +110,37 @@ def payment_result_apply(*, result: PaymentResult) -> ChargeAttempt | None:
     if attempt is None:
         if result.status in _TAKEN and payment_is_ours(result):
             mismatch_record(
-                kind=Mismatch.Kind.ORPHAN_CHARGE, gateway_ref=result.payment_ref,
+                kind=Mismatch.Kind.ORPHAN_CHARGE,
+                gateway_ref=result.payment_ref,
                 reference=result.metadata.get("reference", "")[:80],
                 detail=f"the gateway has payment {result.payment_ref} ({result.status}, "
                 f"{result.amount}) and we have no charge attempt for it",
             )
         return None
-    if (result.status in _TAKEN and attempt.status in (AttemptStatus.DECLINED,
-                                                      AttemptStatus.CANCELED)
-            and not attempt.gateway_ref):
+    if (
+        result.status in _TAKEN
+        and attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED)
+        and not attempt.gateway_ref
+    ):
         # Money taken for an attempt we closed without a payment (never sent, or closed after
         # the idempotency window): no status move can record it, so a person must look.
         mismatch_record(
-            kind=Mismatch.Kind.ORPHAN_CHARGE, gateway_ref=result.payment_ref,
+            kind=Mismatch.Kind.ORPHAN_CHARGE,
+            gateway_ref=result.payment_ref,
             reference=attempt.reference,
             detail=f"the gateway has payment {result.payment_ref} ({result.status}, "
             f"{result.amount}) for attempt {attempt.purpose}, which we closed as "
             f"{attempt.status} ({attempt.decline_code or attempt.message or 'no reason'})",
         )
         return attempt
-    if (result.status in _TAKEN and result.amount is not None
-            and result.amount.amount != attempt.amount):
+    if (
+        result.status in _TAKEN
+        and result.amount is not None
+        and result.amount.amount != attempt.amount
+    ):
         mismatch_record(
-            kind=Mismatch.Kind.AMOUNT, gateway_ref=result.payment_ref,
+            kind=Mismatch.Kind.AMOUNT,
+            gateway_ref=result.payment_ref,
             reference=attempt.reference,
             detail=f"attempt {attempt.purpose} is for {attempt.money}; "
             f"the gateway's payment is for {result.amount}",
@@ -150,7 +160,10 @@ def payment_sync(*, payment_ref: str, with_refunds: bool = True) -> ChargeAttemp
 
 
 def attempt_reconcile(
-    *, attempt_id: int, resend_after: dt.timedelta, now: dt.datetime | None = None,
+    *,
+    attempt_id: int,
+    resend_after: dt.timedelta,
+    now: dt.datetime | None = None,
     action_expiry: dt.timedelta | None = None,
 ) -> ChargeAttempt:
     """Re-read an open attempt's payment(s). An IN_FLIGHT attempt the gateway has no payment
@@ -183,17 +196,18 @@ def attempt_reconcile(
         logger.info("reconciliation re-sends attempt %s (no payment at the gateway)", attempt.pk)
         attempt = attempt_execute(attempt_id=attempt.pk, allow_resend=True)
     elif (
-        not results and attempt.status == AttemptStatus.IN_FLIGHT
-        and sent_at < now - RESEND_WINDOW
+        not results and attempt.status == AttemptStatus.IN_FLIGHT and sent_at < now - RESEND_WINDOW
     ):
         attempt = _attempt_close(
-            attempt, code=CLOSED_NO_PAYMENT,
+            attempt,
+            code=CLOSED_NO_PAYMENT,
             message="closed by reconciliation: the gateway has no payment for it and its "
             "idempotency window has passed, so it is never sent again",
         )
     elif attempt.status == AttemptStatus.REQUIRES_ACTION and sent_at <= now - action_expiry:
         attempt = _attempt_close(
-            attempt, code=CLOSED_NOT_AUTHENTICATED,
+            attempt,
+            code=CLOSED_NOT_AUTHENTICATED,
             message="closed by reconciliation: the buyer did not complete authentication "
             f"within {action_expiry}",
         )
@@ -209,8 +223,10 @@ def _attempt_close(attempt: ChargeAttempt, *, code: str, message: str) -> Charge
     return attempt_record_result(
         attempt_id=attempt.pk,
         result=PaymentResult(
-            status=PaymentStatus.DECLINED, payment_ref=attempt.gateway_ref or None,
-            decline_code=code, message=message,
+            status=PaymentStatus.DECLINED,
+            payment_ref=attempt.gateway_ref or None,
+            decline_code=code,
+            message=message,
         ),
     )
 
@@ -229,7 +245,8 @@ def _ledger_refunded(charges: list[LedgerEntry]) -> int:
         return 0
     return (
         LedgerEntry.objects.filter(
-            kind=LedgerKind.REFUND, reference=charges[0].reference,
+            kind=LedgerKind.REFUND,
+            reference=charges[0].reference,
             line_key__in=[c.line_key for c in charges],
         ).aggregate(total=Sum("amount"))["total"]
         or 0
@@ -256,15 +273,25 @@ def _external_refund_record(*, payment_ref: str, refund: RefundResult) -> None:
         amount = min(refund.amount.amount, sum(left.values()))
         for line_key, part in allocate(amount, left).items():
             Refund.objects.create(
-                idempotency_key=f"{refund.refund_ref}:{line_key}"[:80], reference=reference,
-                line_key=line_key, payment_ref=payment_ref, amount=part,
-                currency=charges[0].currency, reason="refunded at the gateway",
-                status=RefundStatus.SUCCEEDED, gateway_ref=refund.refund_ref,
-                requested_by="gateway", finished_at=timezone.now(),
+                idempotency_key=f"{refund.refund_ref}:{line_key}"[:80],
+                reference=reference,
+                line_key=line_key,
+                payment_ref=payment_ref,
+                amount=part,
+                currency=charges[0].currency,
+                reason="refunded at the gateway",
+                status=RefundStatus.SUCCEEDED,
+                gateway_ref=refund.refund_ref,
+                requested_by="gateway",
+                finished_at=timezone.now(),
             )
             _ledger_add(
-                kind=LedgerKind.REFUND, gateway_ref=refund.refund_ref, reference=reference,
-                line_key=line_key, amount=part, currency=charges[0].currency,
+                kind=LedgerKind.REFUND,
+                gateway_ref=refund.refund_ref,
+                reference=reference,
+                line_key=line_key,
+                amount=part,
+                currency=charges[0].currency,
             )
 
 
@@ -282,8 +309,11 @@ def payment_refunds_sync(*, payment_ref: str) -> None:
             row = Refund.objects.filter(idempotency_key=key, payment_ref=payment_ref).first()
         if row is not None:
             if row.status in (RefundStatus.CREATED, RefundStatus.IN_FLIGHT):
-                refund_record(refund_id=row.pk, gateway_ref=refund.refund_ref,
-                              succeeded=refund.status != "failed")
+                refund_record(
+                    refund_id=row.pk,
+                    gateway_ref=refund.refund_ref,
+                    succeeded=refund.status != "failed",
+                )
         elif refund.status != "failed":
             _external_refund_record(payment_ref=payment_ref, refund=refund)
     charges = _payment_lines(payment_ref, lock=False)
@@ -291,7 +321,8 @@ def payment_refunds_sync(*, payment_ref: str) -> None:
     ours = _ledger_refunded(charges)
     if charges and ours != theirs:
         mismatch_record(
-            kind=Mismatch.Kind.REFUND_TOTAL, gateway_ref=payment_ref,
+            kind=Mismatch.Kind.REFUND_TOTAL,
+            gateway_ref=payment_ref,
             reference=charges[0].reference,
             detail=f"the gateway has refunded {theirs} of {payment_ref}; our ledger has {ours}",
         )
@@ -331,8 +362,12 @@ def dispute_sync(*, dispute_ref: str) -> bool:
         amount = min(dispute.amount.amount, sum(weights.values()))
         for line_key, part in allocate(amount, weights).items():
             _ledger_add(
-                kind=LedgerKind.CHARGEBACK, gateway_ref=dispute_ref, reference=charges[0].reference,
-                line_key=line_key, amount=part, currency=charges[0].currency,
+                kind=LedgerKind.CHARGEBACK,
+                gateway_ref=dispute_ref,
+                reference=charges[0].reference,
+                line_key=line_key,
+                amount=part,
+                currency=charges[0].currency,
             )
     return True
 
@@ -411,27 +446,42 @@ def _reconcile_attempts(
         status__in=[AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING],
         sent_at__lte=now - in_flight_grace,
     ) | Q(status=AttemptStatus.REQUIRES_ACTION, sent_at__lte=now - action_grace)
-    ids = (ChargeAttempt.objects.filter(due).exclude(pk__in=quarantined_pks(LOOP_ATTEMPTS))
-           .order_by("pk").values_list("pk", flat=True))
+    ids = (
+        ChargeAttempt.objects.filter(due)
+        .exclude(pk__in=quarantined_pks(LOOP_ATTEMPTS))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     # One bad object must not stop the run: each_record records it and moves on; a gateway
     # outage (GatewayUnavailable) ends the run and counts against no record.
     run = each_record(
-        LOOP_ATTEMPTS, list(ids),
-        lambda attempt_id: attempt_reconcile(attempt_id=attempt_id, resend_after=resend_after,
-                                             now=now, action_expiry=action_expiry),
-        label=lambda attempt_id: f"charge attempt {attempt_id}", stop_on=_STOP,
+        LOOP_ATTEMPTS,
+        list(ids),
+        lambda attempt_id: attempt_reconcile(
+            attempt_id=attempt_id, resend_after=resend_after, now=now, action_expiry=action_expiry
+        ),
+        label=lambda attempt_id: f"charge attempt {attempt_id}",
+        stop_on=_STOP,
     )
     report.attempts += len(run.results) + len(run.failed)
     report.errors += [f"attempt {e}" for e in run.failed]
 
 
 def _reconcile_refunds(report, now, grace) -> None:
-    ids = Refund.objects.filter(
-        status__in=[RefundStatus.CREATED, RefundStatus.IN_FLIGHT], created_at__lte=now - grace
-    ).exclude(pk__in=quarantined_pks(LOOP_REFUNDS)).order_by("pk").values_list("pk", flat=True)
+    ids = (
+        Refund.objects.filter(
+            status__in=[RefundStatus.CREATED, RefundStatus.IN_FLIGHT], created_at__lte=now - grace
+        )
+        .exclude(pk__in=quarantined_pks(LOOP_REFUNDS))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     run = each_record(
-        LOOP_REFUNDS, list(ids), lambda refund_id: refund_reconcile(refund_id=refund_id),
-        label=lambda refund_id: f"refund {refund_id}", stop_on=_STOP,
+        LOOP_REFUNDS,
+        list(ids),
+        lambda refund_id: refund_reconcile(refund_id=refund_id),
+        label=lambda refund_id: f"refund {refund_id}",
+        stop_on=_STOP,
     )
     report.refunds += len(run.results) + len(run.failed)
     report.errors += [f"refund {e}" for e in run.failed]
@@ -450,8 +500,12 @@ def _reconcile_recent_payments(report, now, lookback) -> None:
             payment_refunds_sync(payment_ref=result.payment_ref or "")
 
     run = each_record(
-        LOOP_PAYMENTS, ours, apply, key=lambda r: r.payment_ref or "",
-        label=lambda r: f"gateway payment {r.payment_ref}", stop_on=_STOP,
+        LOOP_PAYMENTS,
+        ours,
+        apply,
+        key=lambda r: r.payment_ref or "",
+        label=lambda r: f"gateway payment {r.payment_ref}",
+        stop_on=_STOP,
     )
     report.payments += len(ours)
     report.errors += [f"payment {e}" for e in run.failed]
@@ -466,11 +520,15 @@ def _reconcile_webhook_backlog(report, now, grace) -> None:
     rows = list(
         WebhookEvent.objects.filter(processed_at__isnull=True, received_at__lte=now - grace)
         .exclude(pk__in=quarantined_pks(LOOP_WEBHOOKS))
-        .order_by("pk").values_list("pk", "event_type", "event_id")[:500]
+        .order_by("pk")
+        .values_list("pk", "event_type", "event_id")[:500]
     )
     run = each_record(
-        LOOP_WEBHOOKS, rows, lambda row: webhook_event_process(webhook_event_id=row[0]),
-        key=lambda row: row[0], label=lambda row: f"gateway event {row[1]} {row[2]}",
+        LOOP_WEBHOOKS,
+        rows,
+        lambda row: webhook_event_process(webhook_event_id=row[0]),
+        key=lambda row: row[0],
+        label=lambda row: f"gateway event {row[1]} {row[2]}",
         stop_on=_STOP,
     )
     report.events += len(run.results) + len(run.failed)

@@ -5,6 +5,7 @@ gateway call; the call happens outside any transaction and without row locks; th
 is recorded afterwards under a fresh lock. A caller that cannot claim the attempt (someone
 else is sending it) never calls the gateway.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -161,9 +162,9 @@ def attempt_get_or_create(
 def attempt_cancel(*, attempt_id: int, reason: str) -> bool:
     """Cancel an attempt that was never sent (e.g. its primary payment failed)."""
     with transaction.atomic():
-        updated = ChargeAttempt.objects.filter(
-            pk=attempt_id, status=AttemptStatus.CREATED
-        ).update(status=AttemptStatus.CANCELED, message=reason[:300], finished_at=timezone.now())
+        updated = ChargeAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.CREATED).update(
+            status=AttemptStatus.CANCELED, message=reason[:300], finished_at=timezone.now()
+        )
         if updated:
             attempt = ChargeAttempt.objects.get(pk=attempt_id)
             for handler in _outcome_handlers:
@@ -211,8 +212,12 @@ def attempt_execute(*, attempt_id: int, allow_resend: bool = False) -> ChargeAtt
         idempotency_key=attempt.idempotency_key,
         off_session=attempt.off_session,
         # `tenant` tells this creator's payments apart from other creators' on one account.
-        metadata={"attempt": attempt.idempotency_key, "purpose": attempt.purpose,
-                  "reference": attempt.reference, "tenant": connection.schema_name},
+        metadata={
+            "attempt": attempt.idempotency_key,
+            "purpose": attempt.purpose,
+            "reference": attempt.reference,
+            "tenant": connection.schema_name,
+        },
     )
     try:
         result = get_gateway().charge(request)
@@ -222,7 +227,9 @@ def attempt_execute(*, attempt_id: int, allow_resend: bool = False) -> ChargeAtt
         return attempt
     except GatewayRejected as exc:
         result = PaymentResult(
-            status=PaymentStatus.DECLINED, payment_ref=None, decline_code="gateway_rejected",
+            status=PaymentStatus.DECLINED,
+            payment_ref=None,
+            decline_code="gateway_rejected",
             message=str(exc)[:300],
         )
     return attempt_record_result(attempt_id=attempt.pk, result=result)
@@ -243,7 +250,8 @@ def attempt_record_result(*, attempt_id: int, result: PaymentResult) -> ChargeAt
             logger.error("attempt %s got a second payment %s", attempt.pk, result.payment_ref)
             if result.status in (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING):
                 mismatch_record(
-                    kind=Mismatch.Kind.DUPLICATE_CHARGE, gateway_ref=result.payment_ref,
+                    kind=Mismatch.Kind.DUPLICATE_CHARGE,
+                    gateway_ref=result.payment_ref,
                     reference=attempt.reference,
                     detail=f"attempt {attempt.purpose} is recorded as {attempt.gateway_ref}; "
                     f"the gateway also has {result.payment_ref} ({result.status}) for it",
@@ -252,8 +260,10 @@ def attempt_record_result(*, attempt_id: int, result: PaymentResult) -> ChargeAt
         late_success = (
             # The same payment re-read as succeeded after we saw it fail (e.g. the buyer
             # retried 3-D Secure on it): the money was taken, so it must reach the ledger.
-            attempt.status == AttemptStatus.DECLINED and new_status == AttemptStatus.SUCCEEDED
-            and bool(attempt.gateway_ref) and result.payment_ref == attempt.gateway_ref
+            attempt.status == AttemptStatus.DECLINED
+            and new_status == AttemptStatus.SUCCEEDED
+            and bool(attempt.gateway_ref)
+            and result.payment_ref == attempt.gateway_ref
         )
         if attempt.status == new_status or (
             new_status not in ATTEMPT_TRANSITIONS[attempt.status] and not late_success
@@ -271,9 +281,13 @@ def attempt_record_result(*, attempt_id: int, result: PaymentResult) -> ChargeAt
             LedgerEntry.objects.bulk_create(
                 [
                     LedgerEntry(
-                        kind=LedgerKind.CHARGE, gateway_ref=attempt.gateway_ref,
-                        reference=attempt.reference, line_key=line_key, amount=amount,
-                        currency=attempt.currency, attempt=attempt,
+                        kind=LedgerKind.CHARGE,
+                        gateway_ref=attempt.gateway_ref,
+                        reference=attempt.reference,
+                        line_key=line_key,
+                        amount=amount,
+                        currency=attempt.currency,
+                        attempt=attempt,
                     )
                     for line_key, amount in attempt.allocation.items()
                 ],
@@ -347,8 +361,14 @@ def _tax_part(refunded_total: int, line_tax: LineTax | None) -> int:
 
 
 def refund_create(
-    *, reference: str, line_key: str, amount: Money | None, reason: str = "",
-    requested_by: str = "", idempotency_key: str | None = None, line_tax: LineTax | None = None,
+    *,
+    reference: str,
+    line_key: str,
+    amount: Money | None,
+    reason: str = "",
+    requested_by: str = "",
+    idempotency_key: str | None = None,
+    line_tax: LineTax | None = None,
 ) -> Refund:
     """Refund part or all of one line (None: everything left on it). The amount is reserved
     under a lock on the line's charge rows before the gateway call, so concurrent refunds
@@ -360,8 +380,13 @@ def refund_create(
     try:
         with transaction.atomic():
             refund = _refund_reserve(
-                reference=reference, line_key=line_key, amount=amount, reason=reason,
-                requested_by=requested_by, key=key, line_tax=line_tax,
+                reference=reference,
+                line_key=line_key,
+                amount=amount,
+                reason=reason,
+                requested_by=requested_by,
+                key=key,
+                line_tax=line_tax,
             )
     except IntegrityError:  # the same idempotency key raced us: that refund is the answer
         return Refund.objects.get(idempotency_key=key)
@@ -369,7 +394,11 @@ def refund_create(
 
 
 def refund_create_for_order(
-    *, reference: str, lines: Sequence[RefundLine], reason: str = "", requested_by: str = "",
+    *,
+    reference: str,
+    lines: Sequence[RefundLine],
+    reason: str = "",
+    requested_by: str = "",
     idempotency_key: str | None = None,
 ) -> list[Refund]:
     """Refund everything still refundable on each of the order's lines (tax included in line
@@ -385,11 +414,17 @@ def refund_create_for_order(
                 for line in sorted(lines, key=lambda ln: ln.line_key):  # one lock order
                     try:
                         with transaction.atomic():
-                            existing.append(_refund_reserve(
-                                reference=reference, line_key=line.line_key, amount=None,
-                                reason=reason, requested_by=requested_by,
-                                key=f"{key}:{line.line_key}", line_tax=line.tax,
-                            ))
+                            existing.append(
+                                _refund_reserve(
+                                    reference=reference,
+                                    line_key=line.line_key,
+                                    amount=None,
+                                    reason=reason,
+                                    requested_by=requested_by,
+                                    key=f"{key}:{line.line_key}",
+                                    line_tax=line.tax,
+                                )
+                            )
                     except RefundRefused:
                         continue  # nothing left on this line: refund the others
                 if not existing:
@@ -402,8 +437,14 @@ def refund_create_for_order(
 
 
 def _refund_reserve(
-    *, reference: str, line_key: str, amount: Money | None, reason: str, requested_by: str,
-    key: str, line_tax: LineTax | None,
+    *,
+    reference: str,
+    line_key: str,
+    amount: Money | None,
+    reason: str,
+    requested_by: str,
+    key: str,
+    line_tax: LineTax | None,
 ) -> Refund:
     """Inside a transaction: lock the line's charge rows, check what is left, write the row."""
     charges = list(
@@ -443,9 +484,15 @@ def _refund_reserve(
         )
     tax = _tax_part(reserved + wanted, line_tax) - _tax_part(reserved, line_tax)
     return Refund.objects.create(
-        idempotency_key=key, reference=reference, line_key=line_key,
-        payment_ref=charges[0].gateway_ref, amount=wanted, tax_amount=max(tax, 0),
-        currency=currency, reason=reason[:200], requested_by=requested_by[:150],
+        idempotency_key=key,
+        reference=reference,
+        line_key=line_key,
+        payment_ref=charges[0].gateway_ref,
+        amount=wanted,
+        tax_amount=max(tax, 0),
+        currency=currency,
+        reason=reason[:200],
+        requested_by=requested_by[:150],
     )
 
 
@@ -463,21 +510,28 @@ def refund_execute(*, refund_id: int, allow_resend: bool = False) -> Refund:
         return refund
     try:
         result = get_gateway().refund_create(
-            payment_ref=refund.payment_ref, amount=Money(refund.amount, refund.currency),
+            payment_ref=refund.payment_ref,
+            amount=Money(refund.amount, refund.currency),
             idempotency_key=refund.idempotency_key,
-            metadata={"refund": refund.idempotency_key, "reference": refund.reference,
-                      "line": refund.line_key, "tenant": connection.schema_name},
+            metadata={
+                "refund": refund.idempotency_key,
+                "reference": refund.reference,
+                "line": refund.line_key,
+                "tenant": connection.schema_name,
+            },
         )
     except GatewayUnavailable:
         return refund  # stays IN_FLIGHT: reconciliation re-reads it
     except GatewayRejected as exc:
         Refund.objects.filter(pk=refund_id, status=RefundStatus.IN_FLIGHT).update(
-            status=RefundStatus.FAILED, reason=f"gateway refused: {exc}"[:200],
+            status=RefundStatus.FAILED,
+            reason=f"gateway refused: {exc}"[:200],
             finished_at=timezone.now(),
         )
         return Refund.objects.get(pk=refund_id)
-    return refund_record(refund_id=refund_id, gateway_ref=result.refund_ref,
-                         succeeded=result.status != "failed")
+    return refund_record(
+        refund_id=refund_id, gateway_ref=result.refund_ref, succeeded=result.status != "failed"
+    )
 
 
 def refund_record(*, refund_id: int, gateway_ref: str, succeeded: bool) -> Refund:
@@ -492,15 +546,21 @@ def refund_record(*, refund_id: int, gateway_ref: str, succeeded: bool) -> Refun
         refund.save()
         if succeeded:
             _ledger_add(
-                kind=LedgerKind.REFUND, gateway_ref=gateway_ref, reference=refund.reference,
-                line_key=refund.line_key, amount=refund.amount, currency=refund.currency,
+                kind=LedgerKind.REFUND,
+                gateway_ref=gateway_ref,
+                reference=refund.reference,
+                line_key=refund.line_key,
+                amount=refund.amount,
+                currency=refund.currency,
             )
     return refund
 
 
 def _ledger_add(**fields) -> tuple[LedgerEntry, bool]:
     entry, created = LedgerEntry.objects.get_or_create(
-        kind=fields["kind"], gateway_ref=fields["gateway_ref"], line_key=fields["line_key"],
+        kind=fields["kind"],
+        gateway_ref=fields["gateway_ref"],
+        line_key=fields["line_key"],
         defaults=fields,
     )
     if created:

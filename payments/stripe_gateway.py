@@ -322,7 +322,11 @@ class StripeGateway:
 
     # --- refunds ----------------------------------------------------------------------------
     def refund_create(
-        self, *, payment_ref: str, amount: Money, idempotency_key: str,
+        self,
+        *,
+        payment_ref: str,
+        amount: Money,
+        idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         params: dict[str, Any] = {"payment_intent": payment_ref, "amount": amount.amount}
@@ -339,8 +343,9 @@ class StripeGateway:
         return self._refund_result(refund, fallback=amount, payment_ref=payment_ref)
 
     @staticmethod
-    def _refund_result(refund: Any, *, fallback: Money | None = None,
-                       payment_ref: str | None = None) -> RefundResult:
+    def _refund_result(
+        refund: Any, *, fallback: Money | None = None, payment_ref: str | None = None
+    ) -> RefundResult:
         status = _get(refund, "status", "succeeded")
         if status == "canceled":
             status = "failed"
@@ -376,9 +381,12 @@ class StripeGateway:
         if result.payment_ref is None:  # localstripe names only the charge
             charge = _get(refund, "charge")
             result = RefundResult(
-                refund_ref=result.refund_ref, status=result.status, amount=result.amount,
-                payment_ref=self.charge_payment_ref(charge if isinstance(charge, str)
-                                                    else _get(charge, "id", "")),
+                refund_ref=result.refund_ref,
+                status=result.status,
+                amount=result.amount,
+                payment_ref=self.charge_payment_ref(
+                    charge if isinstance(charge, str) else _get(charge, "id", "")
+                ),
                 metadata=result.metadata,
             )
         return result
@@ -442,7 +450,11 @@ class StripeGateway:
 
     # --- Connect --------------------------------------------------------------------------
     def connected_account_create(
-        self, *, email: str, country: str, idempotency_key: str,
+        self,
+        *,
+        email: str,
+        country: str,
+        idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> ConnectedAccount:
         account = self._call_strict(
@@ -503,18 +515,27 @@ class StripeGateway:
         return latest if isinstance(latest, str) else _get(latest, "id")
 
     def transfer_create(
-        self, *, amount: Money, destination: str, source_charge_ref: str | None,
-        transfer_group: str, idempotency_key: str, metadata: Mapping[str, str],
+        self,
+        *,
+        amount: Money,
+        destination: str,
+        source_charge_ref: str | None,
+        transfer_group: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
     ) -> TransferResult:
         params: dict[str, Any] = {
-            "amount": amount.amount, "currency": amount.currency.lower(),
-            "destination": destination, "transfer_group": transfer_group,
+            "amount": amount.amount,
+            "currency": amount.currency.lower(),
+            "destination": destination,
+            "transfer_group": transfer_group,
             "metadata": dict(metadata),
         }
         if source_charge_ref:
             params["source_transaction"] = source_charge_ref
         transfer = self._call_strict(
-            self.client.v1.transfers.create, params=params,
+            self.client.v1.transfers.create,
+            params=params,
             options={"idempotency_key": store_idempotency_key(idempotency_key)},
         )
         return self._transfer_result(transfer)

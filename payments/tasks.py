@@ -6,6 +6,7 @@ per-tenant lock and is idempotent. Retries back off exponentially (jittered) up 
 well under the broker's visibility timeout, and stop after a cap; whatever is still
 unprocessed is picked up by the next reconciliation run.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict

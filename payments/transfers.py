@@ -18,6 +18,7 @@ Exactly once, with ChargeAttempt's discipline:
 The fee is per store: `Creator.fee_bps` (basis points) and `Creator.fee_fixed` (minor units),
 else `PLATFORM_FEE_BPS` / `PLATFORM_FEE_FIXED`; it never exceeds the charge.
 """
+
 from __future__ import annotations
 
 import logging
@@ -93,7 +94,9 @@ def transfer_for_charge(*, charge_attempt_id: int) -> TransferAttempt | None:
                     "destination": account.account_ref,
                     "source_charge_ref": source or "",
                     "transfer_group": charge.reference,
-                    "gross": charge.amount, "fee": fee, "amount": charge.amount - fee,
+                    "gross": charge.amount,
+                    "fee": fee,
+                    "amount": charge.amount - fee,
                     "currency": charge.currency,
                 },
             )
@@ -119,11 +122,17 @@ def transfer_execute(
         return row
     try:
         result = get_gateway().transfer_create(
-            amount=Money(row.amount, row.currency), destination=row.destination,
-            source_charge_ref=row.source_charge_ref or None, transfer_group=row.transfer_group,
+            amount=Money(row.amount, row.currency),
+            destination=row.destination,
+            source_charge_ref=row.source_charge_ref or None,
+            transfer_group=row.transfer_group,
             idempotency_key=row.idempotency_key,
-            metadata={"transfer_attempt": row.idempotency_key, "tenant": connection.schema_name,
-                      "gross": str(row.gross), "fee": str(row.fee)},
+            metadata={
+                "transfer_attempt": row.idempotency_key,
+                "tenant": connection.schema_name,
+                "gross": str(row.gross),
+                "fee": str(row.fee),
+            },
         )
     except GatewayUnavailable as exc:
         logger.warning("transfer %s: gateway unavailable: %s", row.idempotency_key, exc)
@@ -133,8 +142,9 @@ def transfer_execute(
     return transfer_record(transfer_id=row.pk, result=result)
 
 
-def transfer_record(*, transfer_id: int, result: TransferResult | None,
-                    message: str = "") -> TransferAttempt:
+def transfer_record(
+    *, transfer_id: int, result: TransferResult | None, message: str = ""
+) -> TransferAttempt:
     """Record a gateway outcome under a lock; a repeated outcome changes nothing."""
     with transaction.atomic():
         row = TransferAttempt.objects.select_for_update().get(pk=transfer_id)

@@ -1,5 +1,6 @@
 """Webhook routes: `tenant_urlpatterns` on a creator's domain, `public_urlpatterns` on the
 platform's own domain (which names the creator in the path)."""
+
 from django.urls import path
 
 from payments import views
@@ -8,6 +9,9 @@ tenant_urlpatterns = [
     path("webhooks/stripe/", views.stripe_webhook, name="stripe-webhook"),
 ]
 public_urlpatterns = [
-    path("webhooks/stripe/<slug:slug>/", views.stripe_webhook_for_creator,
-         name="stripe-webhook-for-creator"),
+    path(
+        "webhooks/stripe/<slug:slug>/",
+        views.stripe_webhook_for_creator,
+        name="stripe-webhook-for-creator",
+    ),
 ]

@@ -1,4 +1,5 @@
 """The gateway's webhook endpoint: parse the request, call one service, answer fast."""
+
 from __future__ import annotations
 
 from django.http import Http404, JsonResponse
@@ -31,8 +32,10 @@ def stripe_webhook(request):
 def stripe_webhook_for_creator(request, slug: str):
     """On the platform's domain (gateways that cannot reach a creator's domain)."""
     creator = (
-        get_tenant_model().objects.exclude(schema_name=get_public_schema_name())
-        .filter(slug=slug).first()
+        get_tenant_model()
+        .objects.exclude(schema_name=get_public_schema_name())
+        .filter(slug=slug)
+        .first()
     )
     if creator is None:
         raise Http404("No such store.")

@@ -1,4 +1,5 @@
 """Payouts onboarding in the store admin, and the platform's Connect webhook endpoint."""
+
 from __future__ import annotations
 
 import logging
@@ -29,17 +30,22 @@ def _onboarding_redirect(request):
         return HttpResponseRedirect(reverse("store-getting-started"))
     if request.method == "POST":
         # Not a redirect: CSP's form-action 'self' blocks a POST redirected to another origin.
-        return render(request, "core/continue.html", {
-            "title": "Taking you to set up payouts…", "url": url,
-            "link_text": "Continue to payouts setup",
-        })
+        return render(
+            request,
+            "core/continue.html",
+            {
+                "title": "Taking you to set up payouts…",
+                "url": url,
+                "link_text": "Continue to payouts setup",
+            },
+        )
     return HttpResponseRedirect(url)
 
 
 @staff_member_required
 @require_POST
 def payouts_connect(request):
-    """"Connect payouts" on the checklist: a fresh onboarding link on every click."""
+    """ "Connect payouts" on the checklist: a fresh onboarding link on every click."""
     return _onboarding_redirect(request)
 
 

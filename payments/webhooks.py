@@ -6,6 +6,7 @@ Processing never trusts the payload: it re-reads the payment, refund or dispute 
 gateway (payments.reconciliation), so late, repeated, reordered and twin events all end in
 the same state.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,10 @@ def webhook_receive(*, payload: bytes, signature: str) -> tuple[WebhookEvent, bo
         raise WebhookRejected(str(exc)) from exc
     # Whatever the adapter, an id that is not a non-empty string is refused, never stored as
     # "None" or "42": the event would be unprocessable and block nothing but itself forever.
-    if not all(isinstance(v, str) for v in (event.event_id, event.event_type,
-                                            event.object_type, event.object_id)):
+    if not all(
+        isinstance(v, str)
+        for v in (event.event_id, event.event_type, event.object_type, event.object_id)
+    ):
         raise WebhookRejected("malformed event: an id or type is not a string")
     if not event.event_id or not event.event_type:
         raise WebhookRejected("the event has no id or type")
@@ -68,7 +71,8 @@ def webhook_event_process(*, webhook_event_id: int) -> bool:
         return False
     twin_done = (
         WebhookEvent.objects.filter(
-            object_id=event.object_id, event_type=event.event_type,
+            object_id=event.object_id,
+            event_type=event.event_type,
             processed_at__gte=event.received_at,
         )
         .exclude(pk=event.pk)

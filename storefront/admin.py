@@ -1,6 +1,7 @@
 """The creator's store: the product ladder, customers, orders with lines and their refunds,
 tax rates, store settings and the follow-up emails. What changes prices or moves money is
 audited (AuditedAdminMixin; each refund as its own "payments.refund.issue" row)."""
+
 from __future__ import annotations
 
 import secrets
@@ -47,8 +48,17 @@ class OrderLineInline(admin.TabularInline):
     model = OrderLine
     extra = 0
     can_delete = False
-    fields = ["kind", "product", "offer", "description", "net_amount", "tax_amount",
-              "total_amount", "currency", "tax_rate"]
+    fields = [
+        "kind",
+        "product",
+        "offer",
+        "description",
+        "net_amount",
+        "tax_amount",
+        "total_amount",
+        "currency",
+        "tax_rate",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -68,8 +78,9 @@ class _RefundKeyForm(forms.Form):
     # Minted when the page is shown and sent back with it: submitting the same page twice
     # (a double click, a resent POST) reuses the idempotency keys and refunds only once.
     refund_key = forms.CharField(widget=forms.HiddenInput, min_length=32, max_length=32)
-    reason = forms.CharField(max_length=200, help_text="Why (kept with the refund and the audit "
-                                                       "trail).")
+    reason = forms.CharField(
+        max_length=200, help_text="Why (kept with the refund and the audit trail)."
+    )
 
     def clean_refund_key(self) -> str:
         key = self.cleaned_data["refund_key"]
@@ -91,14 +102,21 @@ class RefundLinesForm(_RefundKeyForm):
                 exponent = Money(0, line.currency).exponent
                 name = f"amount_{line.pk}"
                 self.fields[name] = forms.DecimalField(
-                    required=False, min_value=Decimal(0), decimal_places=exponent,
-                    label=f"{order} · {line}", max_digits=12,
+                    required=False,
+                    min_value=Decimal(0),
+                    decimal_places=exponent,
+                    label=f"{order} · {line}",
+                    max_digits=12,
                 )
-                self.rows.append({
-                    "order": order, "line": line, "field": name,
-                    "charged": Money(line.total_amount, line.currency),
-                    "left": Money(left.get(line.line_key, 0), line.currency),
-                })
+                self.rows.append(
+                    {
+                        "order": order,
+                        "line": line,
+                        "field": name,
+                        "charged": Money(line.total_amount, line.currency),
+                        "left": Money(left.get(line.line_key, 0), line.currency),
+                    }
+                )
 
     def bound_rows(self):
         return [{**row, "input": self[row["field"]]} for row in self.rows]
@@ -131,8 +149,15 @@ def _left_to_refund(order: Order) -> dict[str, int]:
 
 @admin.register(Order)
 class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["token", "customer", "status", "currency", "utm_source", "created_at",
-                    "paid_at"]
+    list_display = [
+        "token",
+        "customer",
+        "status",
+        "currency",
+        "utm_source",
+        "created_at",
+        "paid_at",
+    ]
     list_filter = ["status", "utm_source", "created_at"]
     search_fields = ["token", "customer__email"]
     date_hierarchy = "created_at"
@@ -155,23 +180,33 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
         rows = Refund.objects.filter(reference=order.reference).order_by("pk")
         if not rows:
             return "none"
-        return format_html("<ul>{}</ul>", format_html_join(
-            "", "<li>{} on {} [{}] {} — {}</li>",
-            ((Money(r.amount, r.currency), r.line_key, r.status, r.requested_by, r.reason)
-             for r in rows),
-        ))
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{} on {} [{}] {} — {}</li>",
+                (
+                    (Money(r.amount, r.currency), r.line_key, r.status, r.requested_by, r.reason)
+                    for r in rows
+                ),
+            ),
+        )
 
     def _paid(self, request, queryset) -> list[Order]:
         orders = list(queryset.prefetch_related("lines").order_by("pk"))
         refundable = OWNED_ORDER_STATUSES
         for order in orders:
             if order.status not in refundable:
-                messages.warning(request, f"{order} is {order.get_status_display().lower()}: "
-                                          "only paid orders can be refunded.")
+                messages.warning(
+                    request,
+                    f"{order} is {order.get_status_display().lower()}: "
+                    "only paid orders can be refunded.",
+                )
         return [o for o in orders if o.status in refundable]
 
-    @admin.action(description="Refund part of selected orders (an amount per line)…",
-                  permissions=["change"])
+    @admin.action(
+        description="Refund part of selected orders (an amount per line)…", permissions=["change"]
+    )
     def refund_lines(self, request, queryset):
         orders = self._paid(request, queryset)
         if not orders:
@@ -181,50 +216,78 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
             if form.is_valid():
                 key, reason = form.cleaned_data["refund_key"], form.cleaned_data["reason"]
                 for order, line, amount in form.refunds():
-                    self._refund_line(request, order, line, amount, reason=reason,
-                                      key=f"adm_{key}_{line.line_key}")
+                    self._refund_line(
+                        request,
+                        order,
+                        line,
+                        amount,
+                        reason=reason,
+                        key=f"adm_{key}_{line.line_key}",
+                    )
                 return None
         else:
             form = RefundLinesForm(initial={"refund_key": _new_refund_key()}, orders=orders)
         return self.action_page(
-            request, queryset.filter(pk__in=[o.pk for o in orders]), action="refund_lines",
-            title="Refund part of an order", form=form, rows=form.bound_rows(),
+            request,
+            queryset.filter(pk__in=[o.pk for o in orders]),
+            action="refund_lines",
+            title="Refund part of an order",
+            form=form,
+            rows=form.bound_rows(),
             submit_label="Refund these amounts",
             template="admin/storefront/order/refund_lines.html",
             intro="Amounts include tax; the tax part is reversed in proportion to each line.",
         )
 
-    @admin.action(description="Refund selected orders in full (every line)…",
-                  permissions=["change"])
+    @admin.action(
+        description="Refund selected orders in full (every line)…", permissions=["change"]
+    )
     def refund_in_full(self, request, queryset):
         orders = self._paid(request, queryset)
         if not orders:
             return None
-        form = _RefundKeyForm(request.POST if "apply" in request.POST else None,
-                              initial={"refund_key": _new_refund_key()})
+        form = _RefundKeyForm(
+            request.POST if "apply" in request.POST else None,
+            initial={"refund_key": _new_refund_key()},
+        )
         if form.is_bound and form.is_valid():
             for order in orders:
-                self._refund_order(request, order, reason=form.cleaned_data["reason"],
-                                   key=f"adm_{form.cleaned_data['refund_key']}_o{order.pk}")
+                self._refund_order(
+                    request,
+                    order,
+                    reason=form.cleaned_data["reason"],
+                    key=f"adm_{form.cleaned_data['refund_key']}_o{order.pk}",
+                )
             return None
         rows = []
         for order in orders:
             left = sum(_left_to_refund(order).values())
-            rows.append({"label": str(order),
-                         "detail": f"{Money(left, order.currency)} left to refund"})
+            rows.append(
+                {"label": str(order), "detail": f"{Money(left, order.currency)} left to refund"}
+            )
         return self.action_page(
-            request, queryset.filter(pk__in=[o.pk for o in orders]), action="refund_in_full",
-            title="Refund orders in full", form=form, rows=rows,
+            request,
+            queryset.filter(pk__in=[o.pk for o in orders]),
+            action="refund_in_full",
+            title="Refund orders in full",
+            form=form,
+            rows=rows,
             submit_label="Yes, refund everything left on these orders",
             intro="Every line is refunded for what is left on it, tax included.",
         )
 
-    def _refund_line(self, request, order: Order, line: OrderLine, amount: Money, *,
-                     reason: str, key: str) -> None:
+    def _refund_line(
+        self, request, order: Order, line: OrderLine, amount: Money, *, reason: str, key: str
+    ) -> None:
         try:
             outcome = order_line_refund(
-                order=order, line=line, amount=amount, reason=reason, actor=request,
-                requested_by=request.user.get_username(), idempotency_key=key,
+                order=order,
+                line=line,
+                amount=amount,
+                reason=reason,
+                actor=request,
+                requested_by=request.user.get_username(),
+                idempotency_key=key,
             )
         except RefundRefused as exc:
             messages.error(request, f"{order} · {line.description}: not refunded, {exc}.")
@@ -234,8 +297,11 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def _refund_order(self, request, order: Order, *, reason: str, key: str) -> None:
         try:
             outcome = order_refund_all(
-                order=order, reason=reason, actor=request,
-                requested_by=request.user.get_username(), idempotency_key=key,
+                order=order,
+                reason=reason,
+                actor=request,
+                requested_by=request.user.get_username(),
+                idempotency_key=key,
             )
         except RefundRefused as exc:
             messages.error(request, f"{order}: not refunded, {exc}.")
@@ -244,20 +310,27 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def _refunded(self, request, order: Order, outcome: RefundOutcome) -> None:
         if outcome.repeat:
-            messages.info(request, f"{order}: this form was already sent; nothing was refunded "
-                                   "twice.")
+            messages.info(
+                request, f"{order}: this form was already sent; nothing was refunded twice."
+            )
             return
         for refund in outcome.refunds:
             amount = Money(refund.amount, refund.currency)
             if refund.status == RefundStatus.SUCCEEDED:
                 messages.success(request, f"{order}: refunded {amount} on {refund.line_key}.")
             elif refund.status == RefundStatus.FAILED:
-                messages.error(request, f"{order}: the gateway refused the refund of {amount} "
-                                        f"on {refund.line_key} ({refund.reason}).")
+                messages.error(
+                    request,
+                    f"{order}: the gateway refused the refund of {amount} "
+                    f"on {refund.line_key} ({refund.reason}).",
+                )
             else:
-                messages.warning(request, f"{order}: the refund of {amount} on "
-                                          f"{refund.line_key} is sent, its outcome is not "
-                                          "known yet (reconciliation will settle it).")
+                messages.warning(
+                    request,
+                    f"{order}: the refund of {amount} on "
+                    f"{refund.line_key} is sent, its outcome is not "
+                    "known yet (reconciliation will settle it).",
+                )
 
 
 @admin.register(Customer)
@@ -290,11 +363,18 @@ class FollowUpSendAdmin(ReadOnlyAdmin):
     """What follow-up emails were scheduled, sent or skipped, and why. Read only: workers own
     these rows (a claim is a conditional UPDATE)."""
 
-    list_display = ["customer", "offer", "step", "due_at", "status", "sent_at", "skipped_reason",
-                    "accepted_at"]
+    list_display = [
+        "customer",
+        "offer",
+        "step",
+        "due_at",
+        "status",
+        "sent_at",
+        "skipped_reason",
+        "accepted_at",
+    ]
     list_filter = ["status", "step", "skipped_reason", "due_at", "offer"]
     search_fields = ["customer__email", "order__token"]
     date_hierarchy = "due_at"
     list_select_related = ["customer", "offer"]
     exclude = ["nonce"]  # signed into the email's accept link
-

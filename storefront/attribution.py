@@ -1,5 +1,6 @@
 """First-click attribution: UTM parameters and referrer kept in a signed cookie, and the
 page views counted against the same visitor id."""
+
 from __future__ import annotations
 
 from django.core import signing
@@ -52,12 +53,17 @@ def page_view_note(request, attribution: dict[str, str], *, product_id: int | No
     """Count this view of a store or product page (robots and prefetches are not counted)."""
     meta = request.META
     if not pageviews.page_view_countable(
-        user_agent=meta.get("HTTP_USER_AGENT", ""), sec_purpose=meta.get("HTTP_SEC_PURPOSE", ""),
-        purpose=meta.get("HTTP_PURPOSE", ""), x_moz=meta.get("HTTP_X_MOZ", ""),
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
+        sec_purpose=meta.get("HTTP_SEC_PURPOSE", ""),
+        purpose=meta.get("HTTP_PURPOSE", ""),
+        x_moz=meta.get("HTTP_X_MOZ", ""),
     ):
         return
     pageviews.page_view_record(
-        visitor_id=attribution.get("visitor_id", ""), page=request.path, product_id=product_id,
-        source=attribution.get("source", ""), medium=attribution.get("medium", ""),
+        visitor_id=attribution.get("visitor_id", ""),
+        page=request.path,
+        product_id=product_id,
+        source=attribution.get("source", ""),
+        medium=attribution.get("medium", ""),
         campaign=attribution.get("campaign", ""),
     )

@@ -1,4 +1,5 @@
 """Checkout form: parses and validates what the buyer sends."""
+
 from django import forms
 
 from storefront.countries import COUNTRIES

@@ -1,4 +1,5 @@
 """The creator's catalog: products on an ordered ladder (entry → companion → premium)."""
+
 from django.db import models
 
 from core import orderkeys
@@ -26,7 +27,8 @@ class Product(models.Model):
     # Optional "was" price shown struck through; minor units, same currency.
     anchor_amount = models.PositiveIntegerField(null=True, blank=True)
     refund_terms = models.CharField(
-        max_length=300, default="Refundable within 30 days of purchase.",
+        max_length=300,
+        default="Refundable within 30 days of purchase.",
         help_text="Shown before the buyer pays, on the receipt and the thank-you page.",
     )
     deliverable_url = models.URLField(blank=True)
@@ -287,7 +289,10 @@ class FollowUpSend(models.Model):
     tax_rate = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
     tax_inclusive = models.BooleanField(null=True, blank=True)
     attempt = models.OneToOneField(
-        "payments.ChargeAttempt", null=True, blank=True, on_delete=models.PROTECT,
+        "payments.ChargeAttempt",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="followup_send",
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -2,6 +2,7 @@
 
 Here, not in tenants: the checklist reads the store's products, offers and payout account, and
 tenants sits below every product app (docs/architecture.md, "Layers")."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,23 +46,34 @@ def onboarding_checklist(*, creator: Creator) -> list[ChecklistItem]:
         payouts_hint = "Finish the details your payouts account still needs."
     return [
         ChecklistItem(
-            "verify_email", "Verify your email", fresh.email_verified_at is not None,
+            "verify_email",
+            "Verify your email",
+            fresh.email_verified_at is not None,
             hint=f"We sent a link to {fresh.owner_email}.",
         ),
         ChecklistItem(
-            "connect_payouts", "Connect payouts", payouts_done, hint=payouts_hint,
+            "connect_payouts",
+            "Connect payouts",
+            payouts_done,
+            hint=payouts_hint,
             post_url=_url("store-payouts-connect"),
         ),
         ChecklistItem(
-            "add_product", "Add your first product", Product.objects.exists(),
+            "add_product",
+            "Add your first product",
+            Product.objects.exists(),
             url=_url("admin:storefront_product_add"),
         ),
         ChecklistItem(
-            "arrange_ladder", "Arrange your offer ladder (bump, upsell, downsell)",
-            Offer.objects.exists(), url=_url("admin:offers_offer_add"),
+            "arrange_ladder",
+            "Arrange your offer ladder (bump, upsell, downsell)",
+            Offer.objects.exists(),
+            url=_url("admin:offers_offer_add"),
         ),
         ChecklistItem(
-            "preview_store", "Preview your store", fresh.previewed_at is not None,
+            "preview_store",
+            "Preview your store",
+            fresh.previewed_at is not None,
             post_url=_url("store-preview"),
         ),
     ]

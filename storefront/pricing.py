@@ -1,4 +1,5 @@
 """Totals and tax, computed on the server per line, from the buyer's jurisdiction."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,8 +81,14 @@ def tax_rate_for(jurisdiction: Jurisdiction) -> tuple[Decimal, str]:
 
 
 def price_line(
-    *, kind: str, product: Product, price: Money, offer_id: int | None, description: str,
-    rate: Decimal, inclusive: bool,
+    *,
+    kind: str,
+    product: Product,
+    price: Money,
+    offer_id: int | None,
+    description: str,
+    rate: Decimal,
+    inclusive: bool,
 ) -> PricedLine:
     net, tax, total = split_tax(price=price, rate_percent=rate, inclusive=inclusive)
     return PricedLine(kind, product, offer_id, description, net, tax, total, rate, inclusive)
@@ -94,14 +101,27 @@ def quote_checkout(
     rate, name = tax_rate_for(jurisdiction)
     inclusive = store.prices_include_tax
     lines = [
-        price_line(kind=LineKind.CORE, product=product, price=product.price, offer_id=None,
-                   description=product.name, rate=rate, inclusive=inclusive)
+        price_line(
+            kind=LineKind.CORE,
+            product=product,
+            price=product.price,
+            offer_id=None,
+            description=product.name,
+            rate=rate,
+            inclusive=inclusive,
+        )
     ]
     if bump is not None:
         lines.append(
-            price_line(kind=LineKind.BUMP, product=bump.product, price=bump.price,
-                       offer_id=bump.pk, description=bump.product.name, rate=rate,
-                       inclusive=inclusive)
+            price_line(
+                kind=LineKind.BUMP,
+                product=bump.product,
+                price=bump.price,
+                offer_id=bump.pk,
+                description=bump.product.name,
+                rate=rate,
+                inclusive=inclusive,
+            )
         )
     return Quote(tuple(lines), jurisdiction, name)
 
@@ -113,7 +133,13 @@ def offer_line_price(
     the buyer's jurisdiction as the store sets prices; with the tax's name."""
     store = store or StoreSettings.current()
     rate, name = tax_rate_for(jurisdiction)
-    line = price_line(kind=kind, product=offer.product, price=offer.price, offer_id=offer.pk,
-                      description=offer.product.name, rate=rate,
-                      inclusive=store.prices_include_tax)
+    line = price_line(
+        kind=kind,
+        product=offer.product,
+        price=offer.price,
+        offer_id=offer.pk,
+        description=offer.product.name,
+        rate=rate,
+        inclusive=store.prices_include_tax,
+    )
     return line, name

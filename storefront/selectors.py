@@ -1,4 +1,5 @@
 """Read models for the hosted pages and the order flow."""
+
 from django.db.models import QuerySet
 
 from core import orderkeys

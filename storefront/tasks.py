@@ -1,10 +1,12 @@
 """Storefront tasks: load ids, call one service. Safe to run twice."""
+
 from core.tasks import tenant_task
 from storefront.services import followups, receipts, upsell
 
 
-@tenant_task(name="storefront.send_receipt", autoretry_for=(OSError,), retry_backoff=True,
-             max_retries=5)
+@tenant_task(
+    name="storefront.send_receipt", autoretry_for=(OSError,), retry_backoff=True, max_retries=5
+)
 def send_receipt(*, order_id: int) -> bool:
     return receipts.receipt_send(order_id=order_id)
 
@@ -29,13 +31,23 @@ def flag_abandoned_confirmations(*, older_than_minutes: int = 30) -> int:
 # Follow-up emails. Not acks_late: a worker killed mid-send leaves its row claimed (SENDING)
 # and the periodic sweep re-claims it after FOLLOWUP_CLAIM_STALE_MINUTES, so nothing rides
 # on redelivery. SMTP errors (OSError) retry with capped backoff; the row is handed back first.
-@tenant_task(name="storefront.followup_send", autoretry_for=(OSError,), retry_backoff=True,
-             retry_backoff_max=600, max_retries=5)
+@tenant_task(
+    name="storefront.followup_send",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=5,
+)
 def followup_send(*, send_id: int) -> bool:
     return followups.followup_send(send_id=send_id)
 
 
-@tenant_task(name="storefront.followups_send_due", autoretry_for=(OSError,), retry_backoff=True,
-             retry_backoff_max=600, max_retries=5)
+@tenant_task(
+    name="storefront.followups_send_due",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=5,
+)
 def followups_send_due() -> int:
     return followups.followups_send_due()

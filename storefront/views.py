@@ -1,4 +1,5 @@
 """Hosted pages on the creator's domain: parse input, call one service, render."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -28,8 +29,12 @@ def store_index(request):
     response = render(
         request,
         "storefront/index.html",
-        {"products": selectors.product_list_active(), "creator": request.tenant,
-         "store": StoreSettings.current(), "payments_blocked": payments_block_reason()},
+        {
+            "products": selectors.product_list_active(),
+            "creator": request.tenant,
+            "store": StoreSettings.current(),
+            "payments_blocked": payments_block_reason(),
+        },
     )
     page_view_note(request, attribution_capture(request, response))
     return response
@@ -41,9 +46,14 @@ def product_detail(request, slug: str):
     if product is None:
         raise Http404("This product is not available.")
     response = render(
-        request, "storefront/product.html",
-        {"product": product, "creator": request.tenant, "store": StoreSettings.current(),
-         "payments_blocked": payments_block_reason()},
+        request,
+        "storefront/product.html",
+        {
+            "product": product,
+            "creator": request.tenant,
+            "store": StoreSettings.current(),
+            "payments_blocked": payments_block_reason(),
+        },
     )
     page_view_note(request, attribution_capture(request, response), product_id=product.pk)
     return response
@@ -53,8 +63,14 @@ def _quote_payload(quote) -> dict:
     return {
         "currency": quote.currency,
         "lines": [
-            {"kind": line.kind, "description": line.description, "net": line.net.amount,
-             "tax": line.tax.amount, "total": line.total.amount, "total_display": str(line.total)}
+            {
+                "kind": line.kind,
+                "description": line.description,
+                "net": line.net.amount,
+                "tax": line.tax.amount,
+                "total": line.total.amount,
+                "total_display": str(line.total),
+            }
             for line in quote.lines
         ],
         "net": quote.net.amount,
@@ -71,8 +87,9 @@ def _visitor_key(request, attribution: dict | None = None) -> str:
     return buyer_key(visitor_id=attribution.get("visitor_id", ""))
 
 
-def _checkout_context(request, product, form, *, add_bump: bool, error: str = "",
-                      visitor_key: str = ""):
+def _checkout_context(
+    request, product, form, *, add_bump: bool, error: str = "", visitor_key: str = ""
+):
     shown = checkout_service.bump_shown(product=product, visitor_key=visitor_key)
     bump = shown.offer  # the buyer's experiment arm of it; None in the no-offer control
     data = form.data if form.is_bound else {}
@@ -86,18 +103,28 @@ def _checkout_context(request, product, form, *, add_bump: bool, error: str = ""
         if form.is_bound:  # a no-JavaScript "Update total" with a bad place: say so at the field
             field_errors[exc.field] = exc.message
     store = StoreSettings.current()
-    quote = quote_checkout(product=product, bump=bump if add_bump else None,
-                           jurisdiction=jurisdiction, store=store)
+    quote = quote_checkout(
+        product=product, bump=bump if add_bump else None, jurisdiction=jurisdiction, store=store
+    )
     return {
-        "creator": request.tenant, "product": product, "bump": bump, "form": form,
-        "quote": quote, "add_bump": add_bump, "store": store,
+        "creator": request.tenant,
+        "product": product,
+        "bump": bump,
+        "form": form,
+        "quote": quote,
+        "add_bump": add_bump,
+        "store": store,
         "stripe_js_url": settings.STRIPE_JS_URL,
         "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         "consent_text": checkout_service.CONSENT_TEXT,
         "field_errors": field_errors,
         "region_value": region if field_errors.get("region") else jurisdiction.region,
-        "error": error or (f"Check the field marked below: {next(iter(field_errors.values()))}"
-                           if field_errors else ""),
+        "error": error
+        or (
+            f"Check the field marked below: {next(iter(field_errors.values()))}"
+            if field_errors
+            else ""
+        ),
     }
 
 
@@ -110,19 +137,28 @@ def checkout_page(request, slug: str):
         raise Http404("This product is not available.")
     blocked = payments_block_reason()
     if blocked:  # before any gateway call: no checkout form for a store that cannot sell
-        return render(request, "storefront/error.html", {
-            "title": "Not accepting payments yet",
-            "message": f"{blocked} Please come back soon.",
-        })
+        return render(
+            request,
+            "storefront/error.html",
+            {
+                "title": "Not accepting payments yet",
+                "message": f"{blocked} Please come back soon.",
+            },
+        )
     if request.method == "POST":
         form = CheckoutForm(request.POST)
         add_bump = request.POST.get("add_bump") in ("on", "true", "1")
     else:
         # A follow-up email links here with the buyer's details: prefill, never trust.
-        prefill = {"email": request.GET.get("email", "")[:254],
-                   "country": request.GET.get("country", "US")[:2].upper()}
-        form = CheckoutForm(data=prefill) if prefill["email"] else CheckoutForm(
-            initial={"country": "US", "save_card": True})
+        prefill = {
+            "email": request.GET.get("email", "")[:254],
+            "country": request.GET.get("country", "US")[:2].upper(),
+        }
+        form = (
+            CheckoutForm(data=prefill)
+            if prefill["email"]
+            else CheckoutForm(initial={"country": "US", "save_card": True})
+        )
         add_bump = request.GET.get("bump") == "1"
     # The visitor id decides the experiment arm, so a first visit gets its cookie made
     # before the page is drawn (and set on the page's response).
@@ -130,8 +166,9 @@ def checkout_page(request, slug: str):
     if attribution is None:
         cookie_holder = HttpResponse()
         attribution = attribution_capture(request, cookie_holder)
-    context = _checkout_context(request, product, form, add_bump=add_bump,
-                                visitor_key=_visitor_key(request, attribution))
+    context = _checkout_context(
+        request, product, form, add_bump=add_bump, visitor_key=_visitor_key(request, attribution)
+    )
     response = render(request, "storefront/checkout.html", context)
     if cookie_holder is not None:
         response.cookies.update(cookie_holder.cookies)
@@ -147,8 +184,10 @@ def checkout_quote(request, slug: str):
     bump_id = form.cleaned_data["bump"] if form.cleaned_data["add_bump"] else None
     try:
         _, _, quote = checkout_service.checkout_quote(
-            product_slug=slug, bump_offer_id=bump_id,
-            country=form.cleaned_data["country"], region=form.cleaned_data["region"],
+            product_slug=slug,
+            bump_offer_id=bump_id,
+            country=form.cleaned_data["country"],
+            region=form.cleaned_data["region"],
             visitor_key=_visitor_key(request),
         )
     except checkout_service.CheckoutError as exc:
@@ -182,13 +221,15 @@ def checkout_start(request, slug: str):
     except checkout_service.CheckoutError as exc:
         return JsonResponse({"error": exc.message, "fields": {exc.field: exc.message}}, status=400)
     token = started.order.token
-    return JsonResponse({
-        "order": token,
-        "setup_client_secret": started.setup_client_secret,
-        "pay_url": reverse("checkout-pay", args=[token]),
-        "confirm_url": reverse("checkout-confirm", args=[token]),
-        "quote": _quote_payload(started.quote),
-    })
+    return JsonResponse(
+        {
+            "order": token,
+            "setup_client_secret": started.setup_client_secret,
+            "pay_url": reverse("checkout-pay", args=[token]),
+            "confirm_url": reverse("checkout-confirm", args=[token]),
+            "quote": _quote_payload(started.quote),
+        }
+    )
 
 
 def _attempt_payload(order_token: str, attempt: ChargeAttempt) -> tuple[dict, int]:
@@ -198,8 +239,10 @@ def _attempt_payload(order_token: str, attempt: ChargeAttempt) -> tuple[dict, in
         return {"status": "requires_action", "client_secret": attempt.client_secret}, 200
     if attempt.status in (AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING, AttemptStatus.CREATED):
         return {"status": "processing", "next": reverse("order-next", args=[order_token])}, 202
-    return {"status": "declined",
-            "error": "Your card was declined. Please check the details or use another card."}, 402
+    return {
+        "status": "declined",
+        "error": "Your card was declined. Please check the details or use another card.",
+    }, 402
 
 
 @json_endpoint
@@ -253,19 +296,38 @@ def order_thanks(request, token: str):
     state = selectors.order_payment_state(order=order)
     paid = state == selectors.PaymentState.PAID
     core = next((line.product for line in lines if line.kind == "core"), None)
-    retry_url = (reverse("checkout", args=[core.slug])
-                 if core is not None and core.status == core.Status.ACTIVE else "")
-    downloads = (
-        {line.pk: reverse("line-download", args=[receipts.download_token(line=line, schema=schema)])
-         for line in lines} if paid else {}
+    retry_url = (
+        reverse("checkout", args=[core.slug])
+        if core is not None and core.status == core.Status.ACTIVE
+        else ""
     )
-    return render(request, "storefront/thanks.html", {
-        "creator": request.tenant, "order": order, "lines": lines, "paid": paid,
-        "state": state, "retry_url": retry_url,
-        "downloads": downloads, "total": sum(line.total_amount for line in lines),
-        "tax": sum(line.tax_amount for line in lines), "store": StoreSettings.current(),
-        "separate_charges": sum(1 for line in lines if line.kind not in ("core", "bump")),
-    })
+    downloads = (
+        {
+            line.pk: reverse(
+                "line-download", args=[receipts.download_token(line=line, schema=schema)]
+            )
+            for line in lines
+        }
+        if paid
+        else {}
+    )
+    return render(
+        request,
+        "storefront/thanks.html",
+        {
+            "creator": request.tenant,
+            "order": order,
+            "lines": lines,
+            "paid": paid,
+            "state": state,
+            "retry_url": retry_url,
+            "downloads": downloads,
+            "total": sum(line.total_amount for line in lines),
+            "tax": sum(line.tax_amount for line in lines),
+            "store": StoreSettings.current(),
+            "separate_charges": sum(1 for line in lines if line.kind not in ("core", "bump")),
+        },
+    )
 
 
 @require_GET
@@ -277,11 +339,16 @@ def line_download(request, signed: str):
         else None
     )
     if line is None or line.order.status not in OWNED_ORDER_STATUSES:
-        return render(request, "storefront/error.html", {
-            "title": "This download link is not valid",
-            "message": "The link has expired or is not for this store. "
-                       "Open your order page for a fresh one.",
-        }, status=403)
+        return render(
+            request,
+            "storefront/error.html",
+            {
+                "title": "This download link is not valid",
+                "message": "The link has expired or is not for this store. "
+                "Open your order page for a fresh one.",
+            },
+            status=403,
+        )
     product = line.product
     if product.deliverable_file:
         return HttpResponseRedirect(product.deliverable_file.url)

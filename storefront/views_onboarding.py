@@ -1,4 +1,5 @@
 """The store admin's getting-started checklist (on the store's own domain, after sign-up)."""
+
 from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
@@ -16,12 +17,21 @@ from tenants import signup
 def getting_started(request):
     items = onboarding_checklist(creator=request.tenant)
     fee = store_fee(request.tenant)
-    return render(request, "tenants/getting_started.html", {
-        "fee_percent": f"{fee.bps / 100:g}", "fee_fixed": f"{fee.fixed / 100:.2f}",
-        "items": items, "done": sum(i.done for i in items), "total": len(items),
-        "creator": request.tenant, "title": "Get your store ready",
-        "site_header": "Store admin", "has_permission": True,
-    })
+    return render(
+        request,
+        "tenants/getting_started.html",
+        {
+            "fee_percent": f"{fee.bps / 100:g}",
+            "fee_fixed": f"{fee.fixed / 100:.2f}",
+            "items": items,
+            "done": sum(i.done for i in items),
+            "total": len(items),
+            "creator": request.tenant,
+            "title": "Get your store ready",
+            "site_header": "Store admin",
+            "has_permission": True,
+        },
+    )
 
 
 @staff_member_required

@@ -91,8 +91,9 @@ def _decide(request, token: str, decide) -> HttpResponse:
     if request.method != "POST":
         return _post_only(request, token)
     try:
-        decide(order_token=token, signed=request.POST.get("token", ""),
-               schema=connection.schema_name)
+        decide(
+            order_token=token, signed=request.POST.get("token", ""), schema=connection.schema_name
+        )
     except OfferRefused as exc:
         return _refused(request, exc, token)
     return HttpResponseRedirect(reverse("upsell-offer", args=[token]), status=303)

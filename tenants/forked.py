@@ -4,6 +4,7 @@ Provisioning, spare-making and migrating across tenants are server-bound and ind
 schema, so each runs in `jobs` forked workers, one database connection each. What is read
 once (the template's DDL, the migration graph) is read before the fork and inherited.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -42,7 +43,8 @@ def forked_batches(
     batches = [list(items[i : i + size]) for i in range(0, len(items), size)]
     connections.close_all()  # the workers must not share the parent's sockets
     pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("fork"),
         initializer=forget_inherited_connections,
     )
     with pool:

@@ -1,4 +1,5 @@
 """The platform's sign-up form: shape only; `tenants.signup` decides what is acceptable."""
+
 from django import forms
 
 
@@ -7,7 +8,8 @@ class SignupForm(forms.Form):
         max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
     password = forms.CharField(
-        max_length=128, strip=False,
+        max_length=128,
+        strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     store_name = forms.CharField(max_length=120)

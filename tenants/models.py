@@ -1,4 +1,5 @@
 """Creators (tenants) and their domains, in the public schema."""
+
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -30,7 +31,8 @@ class Creator(TenantMixin):
         ordering = ["slug"]
         constraints = [
             models.UniqueConstraint(
-                fields=["payout_account_ref"], condition=~models.Q(payout_account_ref=""),
+                fields=["payout_account_ref"],
+                condition=~models.Q(payout_account_ref=""),
                 name="tenants_creator_payout_account_unique",
             ),
         ]

@@ -9,6 +9,7 @@ reserves its name without anyone remembering to), and names PostgreSQL keeps for
 Self-serve sign-up asks for at least three characters; operators may assign shorter names
 (`create_creator t1 …`), which is the only difference between the two callers.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,11 +20,24 @@ MAX_LENGTH = 63
 SIGNUP_MIN_LENGTH = 3
 OPERATOR_MIN_LENGTH = 2
 
-RESERVED = frozenset({
-    "www", "admin", "api", "mail", "static", "media", "app", "help", "support", "status",
-    # The platform's own tenant and schema names PostgreSQL or we use.
-    "public", "platform", "information-schema",
-})
+RESERVED = frozenset(
+    {
+        "www",
+        "admin",
+        "api",
+        "mail",
+        "static",
+        "media",
+        "app",
+        "help",
+        "support",
+        "status",
+        # The platform's own tenant and schema names PostgreSQL or we use.
+        "public",
+        "platform",
+        "information-schema",
+    }
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,8 +66,9 @@ def is_reserved(label: str) -> bool:
     return label in RESERVED or label in platform_path_names() or label.startswith("pg-")
 
 
-def label_errors(value: str, *, what: str = "subdomain",
-                 min_length: int = SIGNUP_MIN_LENGTH) -> list[str]:
+def label_errors(
+    value: str, *, what: str = "subdomain", min_length: int = SIGNUP_MIN_LENGTH
+) -> list[str]:
     """What is wrong with `value` as a store's subdomain, without looking at the database."""
     value = value or ""
     if "\x00" in value:

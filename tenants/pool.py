@@ -18,6 +18,7 @@ Renaming is safe because a schema's objects refer to each other by OID, not by n
 place a name could hide is a function body or setting, and `spare_make` refuses a spare whose
 functions mention their own schema.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -217,7 +218,8 @@ def spares_drop_all() -> int:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 f"DELETE FROM {_public()}.tenants_spareschema WHERE schema_name = %s "
-                "RETURNING schema_name", [name],
+                "RETURNING schema_name",
+                [name],
             )
             if cursor.fetchone() is not None:
                 cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(name)} CASCADE")

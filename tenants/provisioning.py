@@ -9,6 +9,7 @@ creator with the schema name changed: one round trip of DDL, the template's rows
 failure leaves no half-made schema. tests/tenancy/test_provisioning.py compares the catalog of
 a clone with a schema migrated from scratch.
 """
+
 from __future__ import annotations
 
 import os
@@ -121,10 +122,18 @@ def _pg_dump(section: str) -> str:
     if db.get("PASSWORD"):
         env["PGPASSWORD"] = str(db["PASSWORD"])
     cmd = [
-        getattr(settings, "PG_DUMP_BINARY", "pg_dump"), "--schema-only", f"--section={section}",
-        f"--schema={TEMPLATE_SCHEMA}", "--no-owner", "--no-privileges", "--no-tablespaces",
-        "--no-security-labels", "--no-publications", "--no-subscriptions",
-        "--dbname", db["NAME"],
+        getattr(settings, "PG_DUMP_BINARY", "pg_dump"),
+        "--schema-only",
+        f"--section={section}",
+        f"--schema={TEMPLATE_SCHEMA}",
+        "--no-owner",
+        "--no-privileges",
+        "--no-tablespaces",
+        "--no-security-labels",
+        "--no-publications",
+        "--no-subscriptions",
+        "--dbname",
+        db["NAME"],
     ]
     if db.get("HOST"):
         cmd += ["--host", db["HOST"]]
@@ -150,8 +159,12 @@ def _templated(ddl: str) -> str:
     text = "\n".join(lines)
     name = re.escape(TEMPLATE_SCHEMA)
     text = re.sub(rf'(?<![\w"])(?:"{name}"|{name})(?=\.)', _PLACEHOLDER, text)
-    text = re.sub(rf"^CREATE SCHEMA (?:\"{name}\"|{name});", f"CREATE SCHEMA {_PLACEHOLDER};",
-                  text, flags=re.M)
+    text = re.sub(
+        rf"^CREATE SCHEMA (?:\"{name}\"|{name});",
+        f"CREATE SCHEMA {_PLACEHOLDER};",
+        text,
+        flags=re.M,
+    )
     if TEMPLATE_SCHEMA in text:
         # The name appears somewhere we did not rewrite (a function body, a default): a clone
         # would point back into the template. Refuse rather than build a subtly wrong schema.
@@ -200,8 +213,11 @@ def _template_script() -> _TemplateScript:
         if _script is not None and _script.fingerprint == fingerprint:
             return _script
         sql = "\n".join(
-            [_templated(_pg_dump("pre-data")), _data_and_sequences(),
-             _templated(_pg_dump("post-data"))]
+            [
+                _templated(_pg_dump("pre-data")),
+                _data_and_sequences(),
+                _templated(_pg_dump("post-data")),
+            ]
         )
         _script = _TemplateScript(fingerprint, sql)
         return _script
@@ -240,5 +256,3 @@ def schema_migrate_fresh(schema_name: str) -> None:
         schema_migrate(schema_name)
     finally:
         connection.set_tenant(previous)
-
-

@@ -14,6 +14,7 @@ the process that made a change never serves the old mapping, not even for the mi
 notification takes to come back. INSERTs do not notify: a new domain or creator cannot make an
 existing entry wrong, and misses are never cached.
 """
+
 from __future__ import annotations
 
 import copy
@@ -89,7 +90,9 @@ class RoutingCache:
             self._stop = threading.Event()
             params = _listener_params()
             self._thread = threading.Thread(
-                target=self._listen, args=(params, self._stop), name="tenant-routing-listener",
+                target=self._listen,
+                args=(params, self._stop),
+                name="tenant-routing-listener",
                 daemon=True,
             )
             self._thread.start()

@@ -12,6 +12,7 @@ before a plan is rendered once per distinct set of applied migrations (in a depl
 every schema) and cloned for each schema, instead of `migrate` reading every migration file,
 rebuilding the graph and re-rendering all models for each of a thousand schemas.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,7 +43,8 @@ def tenant_schemas() -> list[str]:
 
     public = get_public_schema_name()
     names = list(
-        Creator.objects.exclude(schema_name=public).order_by("schema_name")
+        Creator.objects.exclude(schema_name=public)
+        .order_by("schema_name")
         .values_list("schema_name", flat=True)
     )
     spares = list(SpareSchema.objects.order_by("id").values_list("schema_name", flat=True))
@@ -92,7 +94,11 @@ def schema_migrate(schema: str) -> list[str]:
     connection.set_schema(schema)
     out = io.StringIO()
     call_command(
-        MigrateCommand(), interactive=False, verbosity=0, skip_checks=True, stdout=out,
+        MigrateCommand(),
+        interactive=False,
+        verbosity=0,
+        skip_checks=True,
+        stdout=out,
         database=connection.alias,
     )
     after = {f"{a}.{n}" for a, n in MigrationRecorder(connection).applied_migrations()}
@@ -161,8 +167,13 @@ class SchemaMigrator:
             if app_config.models_module is None:
                 continue
             post_migrate.send(
-                sender=app_config, app_config=app_config, verbosity=0, interactive=False,
-                using=connection.alias, apps=post_apps, plan=plan,
+                sender=app_config,
+                app_config=app_config,
+                verbosity=0,
+                interactive=False,
+                using=connection.alias,
+                apps=post_apps,
+                plan=plan,
             )
         return applied
 
@@ -214,7 +225,10 @@ def schemas_migrate(
         return results
     schema_migrator()  # the graph is read once, before forking: every worker inherits it
     for _, result in forked_batches(
-        _migrate_batch, schemas, jobs=jobs, batch=1,
+        _migrate_batch,
+        schemas,
+        jobs=jobs,
+        batch=1,
         failed=lambda schema, exc: SchemaResult(schema, [], f"worker failed: {exc}"),
     ):
         results.append(result)

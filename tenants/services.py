@@ -1,4 +1,5 @@
 """Provisioning creators: validate everything first, then create schema, domain and owner."""
+
 from __future__ import annotations
 
 import functools
@@ -44,11 +45,20 @@ class ProvisionedCreator:
     admin_password: str
 
 
-def creator_check(*, slug: str, display_name: str, domain: str, owner_email: str,
-                  slug_min_length: int = OPERATOR_MIN_LENGTH) -> list[str]:
+def creator_check(
+    *,
+    slug: str,
+    display_name: str,
+    domain: str,
+    owner_email: str,
+    slug_min_length: int = OPERATOR_MIN_LENGTH,
+) -> list[str]:
     """Every reason the input cannot make a creator, or an empty list. Writes nothing."""
     errors = _format_errors(
-        slug=slug, display_name=display_name, domain=domain, owner_email=owner_email,
+        slug=slug,
+        display_name=display_name,
+        domain=domain,
+        owner_email=owner_email,
         slug_min_length=slug_min_length,
     )
     host = domain_key(domain)
@@ -60,8 +70,14 @@ def creator_check(*, slug: str, display_name: str, domain: str, owner_email: str
     return errors
 
 
-def _format_errors(*, slug: str, display_name: str, domain: str, owner_email: str,
-                   slug_min_length: int = OPERATOR_MIN_LENGTH) -> list[str]:
+def _format_errors(
+    *,
+    slug: str,
+    display_name: str,
+    domain: str,
+    owner_email: str,
+    slug_min_length: int = OPERATOR_MIN_LENGTH,
+) -> list[str]:
     """What is wrong with the input itself, without looking at the database."""
     errors: list[str] = []
     # One validator for operators and self-serve sign-up (tenants.names).
@@ -104,7 +120,10 @@ def creator_create(
     theirs through a reset link), which skips the deliberately slow password hash.
     """
     errors = creator_check(
-        slug=slug, display_name=display_name, domain=domain, owner_email=owner_email,
+        slug=slug,
+        display_name=display_name,
+        domain=domain,
+        owner_email=owner_email,
         slug_min_length=slug_min_length,
     )
     if errors:
@@ -211,7 +230,9 @@ def _check_all(specs: list[CreatorSpec]) -> list[tuple[CreatorSpec, list[str]]]:
     for spec in specs:
         host = domain_key(spec.domain)
         errors = _format_errors(
-            slug=spec.slug, display_name=spec.display_name, domain=spec.domain,
+            slug=spec.slug,
+            display_name=spec.display_name,
+            domain=spec.domain,
             owner_email=spec.owner_email,
         )
         if SLUG_RE.match(spec.slug or "") and spec.slug in taken_slugs:
@@ -257,8 +278,11 @@ def _create_prepared(spec: CreatorSpec, owner_password_usable: bool):
         public=quote_schema_name(get_public_schema_name()), schema=quote_schema_name(schema)
     )
     params = {
-        "schema": schema, "slug": spec.slug, "display_name": spec.display_name.strip(),
-        "owner_email": spec.owner_email, "domain": domain_key(spec.domain),
+        "schema": schema,
+        "slug": spec.slug,
+        "display_name": spec.display_name.strip(),
+        "owner_email": spec.owner_email,
+        "domain": domain_key(spec.domain),
         "password": make_password(password or None),
     }
     try:
@@ -274,8 +298,11 @@ def _create_prepared(spec: CreatorSpec, owner_password_usable: bool):
     except DatabaseError as exc:  # e.g. a schema of that name left by hand
         return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
     creator = Creator(
-        id=creator_id, schema_name=schema, slug=spec.slug,
-        display_name=params["display_name"], owner_email=spec.owner_email,
+        id=creator_id,
+        schema_name=schema,
+        slug=spec.slug,
+        display_name=params["display_name"],
+        owner_email=spec.owner_email,
     )
     return ProvisionedCreator(creator, params["domain"], "owner", password), None
 

@@ -18,6 +18,7 @@ The path, and why it is shaped so:
 
 An unverified store takes no payment (`payments.connect.payments_block_reason`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -110,8 +111,12 @@ def signup_check(*, email: str, password: str, store_name: str, subdomain: str) 
     A taken email is not a reason: it must look like success (see the module docstring).
     """
     errors: dict[str, str] = {}
-    values = {"email": email, "password": password, "store_name": store_name,
-              "subdomain": subdomain}
+    values = {
+        "email": email,
+        "password": password,
+        "store_name": store_name,
+        "subdomain": subdomain,
+    }
     for field, value in values.items():
         if "\x00" in (value or ""):
             errors[field] = "This field must not contain NUL characters."
@@ -266,7 +271,8 @@ def handoff_create(*, creator: Creator) -> str:
     nonce = secrets.token_urlsafe(24)
     with schema_context(get_public_schema_name()):
         LoginHandoff.objects.create(
-            creator=creator, nonce=nonce,
+            creator=creator,
+            nonce=nonce,
             expires_at=timezone.now() + timedelta(seconds=HANDOFF_SECONDS),
         )
     return signing.dumps({"c": creator.pk, "n": nonce}, salt=HANDOFF_SALT)

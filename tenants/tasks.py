@@ -1,4 +1,5 @@
 """Platform-wide periodic work for tenancy (runs in the public schema, never per creator)."""
+
 from __future__ import annotations
 
 import logging
@@ -20,9 +21,7 @@ def spares_refill() -> int:
     from tenants.pool import spares_fill
 
     with schema_context(get_public_schema_name()):
-        result = spares_fill(
-            settings.TENANT_SPARE_SCHEMAS, limit=settings.TENANT_SPARE_REFILL_MAX
-        )
+        result = spares_fill(settings.TENANT_SPARE_SCHEMAS, limit=settings.TENANT_SPARE_REFILL_MAX)
     if result.failed:
         logger.error("spare schemas: %d failed, first: %s", len(result.failed), result.failed[0])
     return result.made

@@ -2,6 +2,7 @@
 
 Thin views: `tenants.signup` does the work; `tenants.selectors` reads the checklist.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,10 +35,17 @@ def _store_url(request, creator) -> str:
 
 
 def _form_page(request, form, *, error: str = "", field_errors=None, status: int = 200):
-    return render(request, "tenants/signup.html", {
-        "form": form, "stamp": signup.signup_stamp(), "error": error,
-        "field_errors": field_errors or {},
-    }, status=status)
+    return render(
+        request,
+        "tenants/signup.html",
+        {
+            "form": form,
+            "stamp": signup.signup_stamp(),
+            "error": error,
+            "field_errors": field_errors or {},
+        },
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,19 +54,24 @@ def signup_page(request):
         return _form_page(request, SignupForm())
     form = SignupForm(request.POST)
     email_identity = (request.POST.get("email") or "").strip().lower()[:254]
-    decision = ratelimit_hit(scope="signup", limits=[
-        Limit("address", client_address(request), SIGNUP_ADDRESS_RATE),
-        Limit("account", email_identity, SIGNUP_EMAIL_RATE),
-    ])
+    decision = ratelimit_hit(
+        scope="signup",
+        limits=[
+            Limit("address", client_address(request), SIGNUP_ADDRESS_RATE),
+            Limit("account", email_identity, SIGNUP_EMAIL_RATE),
+        ],
+    )
     if not decision.allowed:
         return too_many_requests(
-            request, decision,
+            request,
+            decision,
             f"Too many sign-up attempts. Try again in {decision.retry_after} seconds.",
         )
     if not form.is_valid():
         errors = {f: " ".join(str(e) for e in errs) for f, errs in form.errors.items()}
-        return _form_page(request, form, error="Check the fields marked below.",
-                          field_errors=errors, status=400)
+        return _form_page(
+            request, form, error="Check the fields marked below.", field_errors=errors, status=400
+        )
     data = form.cleaned_data
     if data["website"]:  # the honeypot: answer as if all went well, make nothing
         logger.info("signup: honeypot filled from %s", client_address(request))
@@ -68,12 +81,20 @@ def signup_page(request):
         return _form_page(request, form, error=stamp_error, status=400)
     try:
         result = signup.signup_submit(
-            email=data["email"], password=data["password"], store_name=data["store_name"],
-            subdomain=data["subdomain"], platform_url=_platform_url(request),
+            email=data["email"],
+            password=data["password"],
+            store_name=data["store_name"],
+            subdomain=data["subdomain"],
+            platform_url=_platform_url(request),
         )
     except signup.SignupError as exc:
-        return _form_page(request, form, error="Check the fields marked below.",
-                          field_errors=exc.errors, status=400)
+        return _form_page(
+            request,
+            form,
+            error="Check the fields marked below.",
+            field_errors=exc.errors,
+            status=400,
+        )
     return render(request, "tenants/signup_sent.html", {"email": result.email})
 
 
@@ -84,28 +105,47 @@ def signup_verify(request, token: str):
         try:
             creator = signup.signup_verify_read(token=token)
         except signup.SignupError as exc:
-            return render(request, "tenants/signup_verify.html",
-                          {"error": exc.errors["token"]}, status=400)
-        return render(request, "tenants/signup_verify.html", {
-            "creator": creator, "verified": creator.email_verified_at is not None,
-            "store_url": _store_url(request, creator),
-        })
+            return render(
+                request, "tenants/signup_verify.html", {"error": exc.errors["token"]}, status=400
+            )
+        return render(
+            request,
+            "tenants/signup_verify.html",
+            {
+                "creator": creator,
+                "verified": creator.email_verified_at is not None,
+                "store_url": _store_url(request, creator),
+            },
+        )
     try:
         creator, handoff = signup.signup_verify(token=token)
     except signup.SignupError as exc:
-        return render(request, "tenants/signup_verify.html",
-                      {"error": exc.errors["token"]}, status=400)
+        return render(
+            request, "tenants/signup_verify.html", {"error": exc.errors["token"]}, status=400
+        )
     if handoff is None:
-        return render(request, "tenants/signup_verify.html", {
-            "creator": creator, "verified": True, "store_url": _store_url(request, creator),
-        })
+        return render(
+            request,
+            "tenants/signup_verify.html",
+            {
+                "creator": creator,
+                "verified": True,
+                "store_url": _store_url(request, creator),
+            },
+        )
     url = _store_url(request, creator) + reverse(
         "store-welcome", args=[handoff], urlconf="config.urls_tenant"
     )
     # Not a redirect: CSP's form-action 'self' blocks a POST redirected to another origin.
-    return render(request, "core/continue.html", {
-        "title": "Taking you to your store…", "url": url, "link_text": "Continue to your store",
-    })
+    return render(
+        request,
+        "core/continue.html",
+        {
+            "title": "Taking you to your store…",
+            "url": url,
+            "link_text": "Continue to your store",
+        },
+    )
 
 
 # --- on the store's own domain ---------------------------------------------------------------
@@ -117,14 +157,25 @@ def store_welcome(request, token: str):
     try:
         signup.handoff_consume(token=token, creator=request.tenant)
     except signup.HandoffRefused as exc:
-        return render(request, "storefront/error.html", {
-            "title": "This sign-in link does not work",
-            "message": f"{exc} Sign in at /admin/ with the username owner and your password.",
-        }, status=403)
+        return render(
+            request,
+            "storefront/error.html",
+            {
+                "title": "This sign-in link does not work",
+                "message": f"{exc} Sign in at /admin/ with the username owner and your password.",
+            },
+            status=403,
+        )
     owner = get_user_model().objects.filter(username="owner", is_active=True).first()
     if owner is None:
-        return render(request, "storefront/error.html", {
-            "title": "No owner account", "message": "This store has no owner account.",
-        }, status=403)
+        return render(
+            request,
+            "storefront/error.html",
+            {
+                "title": "No owner account",
+                "message": "This store has no owner account.",
+            },
+            status=403,
+        )
     login(request, owner, backend="django.contrib.auth.backends.ModelBackend")
     return HttpResponseRedirect(reverse("store-getting-started"))

@@ -4,6 +4,7 @@ Every suite that needs products and offers builds them here, choosing which offe
 and, where a test's figures depend on it, their prices. German VAT (19 %) is on by default:
 the checkout tests buy from Germany.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -43,8 +44,9 @@ def catalog(
     core = ProductFactory(name="Photo course", price_amount=CORE_PRICE, **slug)
     made = {}
     if bump:
-        made["bump"] = OfferFactory(trigger_product=core, price_amount=bump_price,
-                                    product__name="Preset pack")
+        made["bump"] = OfferFactory(
+            trigger_product=core, price_amount=bump_price, product__name="Preset pack"
+        )
     if upsell or downsell:
         made["upsell"] = OfferFactory(
             kind=OfferKind.UPSELL,

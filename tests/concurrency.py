@@ -1,4 +1,5 @@
 """Racing work against itself: n threads, each on its own database connection, released at once."""
+
 from __future__ import annotations
 
 import threading

@@ -173,8 +173,7 @@ def truncate_tenant_tables(schema: str) -> None:
         cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         # Loop failures name the store's records by id (core/loops.py): with the ids
         # restarted, a left-over row would quarantine the next test's record.
-        cursor.execute('DELETE FROM "public"."core_loopfailure" WHERE schema_name = %s',
-                       [schema])
+        cursor.execute('DELETE FROM "public"."core_loopfailure" WHERE schema_name = %s', [schema])
 
 
 @pytest.fixture(scope="session")
@@ -249,8 +248,11 @@ def celery_worker_process(live_tenant, redis_url, tmp_path):
 
     was_eager = app.conf.task_always_eager
     proc = worker_start(
-        env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
-             "CELERY_BROKER_URL": app.conf.broker_url},
+        env={
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": app.conf.broker_url,
+        },
         log_path=tmp_path / "worker.log",
         name="test",
     )

@@ -1,4 +1,5 @@
 """Factories for the models (factory-boy)."""
+
 import factory
 
 from offers.models import Offer, OfferKind

@@ -1,4 +1,5 @@
 """What the buyer's browser would do with Stripe.js, done through the API for fast tests."""
+
 import os
 
 import stripe
@@ -20,8 +21,12 @@ def confirm_card_setup(setup_ref: str, number: str = CARD_OK) -> str:
     try:
         intent = _client().v1.setup_intents.confirm(
             setup_ref,
-            params={"payment_method_data": {"type": "card", "card": {
-                "number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}},
+            params={
+                "payment_method_data": {
+                    "type": "card",
+                    "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+                }
+            },
         )
         return intent.status
     except stripe.StripeError:
@@ -42,5 +47,8 @@ def authenticate(payment_ref: str, client_secret: str, success: bool = True) -> 
     ).encode()
     req = urllib.request.Request(
         f"{os.environ['STRIPE_API_BASE']}/v1/payment_intents/{payment_ref}/_authenticate",
-        data=data, headers={"Authorization": "Bearer sk_test_local"}, method="POST")
+        data=data,
+        headers={"Authorization": "Bearer sk_test_local"},
+        method="POST",
+    )
     urllib.request.urlopen(req, timeout=5).close()

@@ -1,5 +1,6 @@
 """The store admin's "Needs attention" list (audit/admin.py LoopFailureAdmin), fetched as
 a store's owner."""
+
 from __future__ import annotations
 
 from django.db import connection

@@ -80,7 +80,10 @@ def bump_sales(offer, *, count, refunded, days_ago, tag, now=None):
     for i in range(count):
         when = now - dt.timedelta(days=days_ago, hours=i)
         _, (_, line) = make_order(
-            customer, visitor=f"{tag}{i}", source="ig", paid_at=when,
+            customer,
+            visitor=f"{tag}{i}",
+            source="ig",
+            paid_at=when,
             lines=[
                 ("core", offer.trigger_product, None, 4900),
                 ("bump", offer.product, offer, offer.price_amount),

@@ -1,4 +1,5 @@
 """Every periodic job names a task the worker actually registers."""
+
 from config.celery_app import app
 
 

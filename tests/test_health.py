@@ -1,4 +1,5 @@
 """Liveness and readiness probes."""
+
 import json
 
 from core import health

@@ -3,6 +3,7 @@
 The second test copies the apps into a temporary directory, adds one forbidden import there and
 runs the same linter on the copy: the contract that forbids it must come back broken.
 """
+
 from __future__ import annotations
 
 import os

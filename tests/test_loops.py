@@ -1,5 +1,6 @@
 """Every periodic loop over records moves past a record that fails, records why and how often,
 alerts, and quarantines it after LOOP_QUARANTINE_AFTER runs, where the creator sees it."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -149,18 +150,23 @@ def test_a_poisoned_outbox_sends_the_rest_and_quarantines_the_poison_for_its_sto
     now = timezone.now()
     with schema_context("public"):
         poison_name = OutboxMessage.objects.create(
-            schema_name="t1", task_name="payments.no_such_task", kwargs={}, available_at=now)
+            schema_name="t1", task_name="payments.no_such_task", kwargs={}, available_at=now
+        )
         poison_args = OutboxMessage.objects.create(
-            schema_name="t1", task_name="payments.reconcile", kwargs=[1, 2], available_at=now)
+            schema_name="t1", task_name="payments.reconcile", kwargs=[1, 2], available_at=now
+        )
         good = [
-            OutboxMessage.objects.create(schema_name=schema, task_name="payments.reconcile",
-                                         kwargs={}, available_at=now)
+            OutboxMessage.objects.create(
+                schema_name=schema, task_name="payments.reconcile", kwargs={}, available_at=now
+            )
             for schema in ("t1", "t2", "t1")
         ]
     mine = {m.pk for m in good}
     drain_outbox()
-    assert {(n, s) for n, _, s in broker} >= {("payments.reconcile", "t1"),
-                                              ("payments.reconcile", "t2")}
+    assert {(n, s) for n, _, s in broker} >= {
+        ("payments.reconcile", "t1"),
+        ("payments.reconcile", "t2"),
+    }
     assert not OutboxMessage.objects.filter(pk__in=mine, dispatched_at__isnull=True).exists()
     assert "payments.no_such_task" not in [n for n, _, _ in broker]
 
@@ -193,8 +199,9 @@ def test_a_broker_outage_counts_against_no_outbox_message(tenant, monkeypatch):
 
     monkeypatch.setattr(tasks.app, "send_task", down)
     with schema_context("public"):
-        message = OutboxMessage.objects.create(schema_name="t1", task_name="payments.reconcile",
-                                               kwargs={}, available_at=timezone.now())
+        message = OutboxMessage.objects.create(
+            schema_name="t1", task_name="payments.reconcile", kwargs={}, available_at=timezone.now()
+        )
     for _ in range(6):
         drain_outbox()
     message.refresh_from_db()
@@ -210,14 +217,33 @@ def _decision(order, offer, *, status="requires_action", tag="a"):
     from payments.models import ChargeAttempt
 
     attempt = ChargeAttempt.objects.create(
-        purpose=f"order:{order.pk}:upsell", idempotency_key=f"idem-{tag}",
-        reference=order.reference, amount=800, currency="USD", customer_ref="cus",
-        payment_method_ref="pm", status=status, sent_at=timezone.now() - 2 * H)
+        purpose=f"order:{order.pk}:upsell",
+        idempotency_key=f"idem-{tag}",
+        reference=order.reference,
+        amount=800,
+        currency="USD",
+        customer_ref="cus",
+        payment_method_ref="pm",
+        status=status,
+        sent_at=timezone.now() - 2 * H,
+    )
     return OfferDecision.objects.create(
-        order=order, customer=order.customer, offer=offer, kind="upsell", nonce=f"nonce-{tag}",
-        status="accepted", expires_at=timezone.now() + H, net_amount=800, tax_amount=0,
-        total_amount=800, currency="USD", tax_rate=0, tax_inclusive=False, attempt=attempt,
-        decided_at=timezone.now() - 2 * H)
+        order=order,
+        customer=order.customer,
+        offer=offer,
+        kind="upsell",
+        nonce=f"nonce-{tag}",
+        status="accepted",
+        expires_at=timezone.now() + H,
+        net_amount=800,
+        tax_amount=0,
+        total_amount=800,
+        currency="USD",
+        tax_rate=0,
+        tax_inclusive=False,
+        attempt=attempt,
+        decided_at=timezone.now() - 2 * H,
+    )
 
 
 def test_one_abandoned_confirmation_that_fails_to_flag_does_not_stop_the_sweep(
@@ -258,9 +284,14 @@ def test_one_queued_offer_charge_that_cannot_be_cancelled_does_not_keep_the_othe
     order = paid_order("gate@example.com", core, schedule=False)
     queued = [
         ChargeAttempt.objects.create(
-            purpose=f"order:{order.pk}:{kind}", idempotency_key=f"gate-{kind}",
-            reference=order.reference, amount=800, currency="USD", customer_ref="cus",
-            payment_method_ref="pm")
+            purpose=f"order:{order.pk}:{kind}",
+            idempotency_key=f"gate-{kind}",
+            reference=order.reference,
+            amount=800,
+            currency="USD",
+            customer_ref="cus",
+            payment_method_ref="pm",
+        )
         for kind in upsell.POST_PURCHASE
     ]
     real = payments.attempt_cancel
@@ -272,24 +303,26 @@ def test_one_queued_offer_charge_that_cannot_be_cancelled_does_not_keep_the_othe
 
     monkeypatch.setattr(payments, "attempt_cancel", cancel)
     upsell.release_gated_offers(order_id=order.pk)  # no primary: everything is cancelled
-    statuses = dict(ChargeAttempt.objects.filter(pk__in=[a.pk for a in queued])
-                    .values_list("pk", "status"))
+    statuses = dict(
+        ChargeAttempt.objects.filter(pk__in=[a.pk for a in queued]).values_list("pk", "status")
+    )
     assert statuses[queued[0].pk] == AttemptStatus.CREATED
     assert all(statuses[a.pk] == AttemptStatus.CANCELED for a in queued[1:])
-    assert LoopFailure.objects.filter(loop="storefront.release_gated_offers",
-                                      record_id=str(queued[0].pk)).exists()
+    assert LoopFailure.objects.filter(
+        loop="storefront.release_gated_offers", record_id=str(queued[0].pk)
+    ).exists()
 
 
-def test_one_offer_that_cannot_be_paused_does_not_leave_the_others_running(
-    tenant, monkeypatch
-):
+def test_one_offer_that_cannot_be_paused_does_not_leave_the_others_running(tenant, monkeypatch):
     from offers import guardrails
     from offers.models import Offer
     from tests.followups.helpers import catalog
 
     _, first, second = catalog()
-    breaches = [guardrails.Breach(first.pk, "chargebacks", "first"),
-                guardrails.Breach(second.pk, "chargebacks", "second")]
+    breaches = [
+        guardrails.Breach(first.pk, "chargebacks", "first"),
+        guardrails.Breach(second.pk, "chargebacks", "second"),
+    ]
     monkeypatch.setattr(guardrails, "guardrail_breaches", lambda **kw: breaches)
     real = guardrails.offer_pause
 
@@ -310,10 +343,12 @@ def test_one_webhook_subscription_that_fails_does_not_cost_the_others_their_deli
     from partners import services
     from partners.models import WebhookDelivery, WebhookSubscription
 
-    broken = WebhookSubscription.objects.create(url="https://broken.example/hook", secret="s",
-                                                event_types=["*"])
-    fine = WebhookSubscription.objects.create(url="https://fine.example/hook", secret="s",
-                                              event_types=["*"])
+    broken = WebhookSubscription.objects.create(
+        url="https://broken.example/hook", secret="s", event_types=["*"]
+    )
+    fine = WebhookSubscription.objects.create(
+        url="https://fine.example/hook", secret="s", event_types=["*"]
+    )
     real = WebhookSubscription.wants
 
     def wants(self, name):
@@ -325,16 +360,25 @@ def test_one_webhook_subscription_that_fails_does_not_cost_the_others_their_deli
     created = services.webhook_dispatch("refund_issued", {"id": 1}, event_id="evt_x")
     assert [d.subscription_id for d in created] == [fine.pk]
     assert WebhookDelivery.objects.filter(subscription=fine).count() == 1
-    assert LoopFailure.objects.filter(loop="partners.webhook_dispatch",
-                                      record_id=str(broken.pk)).exists()
+    assert LoopFailure.objects.filter(
+        loop="partners.webhook_dispatch", record_id=str(broken.pk)
+    ).exists()
 
 
 def test_the_store_admin_lists_only_its_own_records_needing_attention(tenant, other_tenant):
     now = timezone.now()
     for schema in ("t1", "t2"):
-        LoopFailure.objects.create(schema_name=schema, loop="test.admin", record_id="1",
-                                   label=f"record of {schema}", tries=5, last_error="why",
-                                   first_failed_at=now, last_failed_at=now, quarantined_at=now)
+        LoopFailure.objects.create(
+            schema_name=schema,
+            loop="test.admin",
+            record_id="1",
+            label=f"record of {schema}",
+            tries=5,
+            last_error="why",
+            first_failed_at=now,
+            last_failed_at=now,
+            quarantined_at=now,
+        )
     html = _needs_attention(tenant)
     assert "record of t1" in html and "record of t2" not in html
     assert connection.schema_name == "t1"
@@ -356,17 +400,28 @@ def test_try_again_in_the_store_admin_clears_its_own_quarantine_audited_and_no_o
 
     now = timezone.now()
     mine, theirs = (
-        LoopFailure.objects.create(schema_name=schema, loop="payments.webhook_backlog",
-                                   record_id="41", label=f"event of {schema}", tries=5,
-                                   last_error="Not Found", first_failed_at=now,
-                                   last_failed_at=now, quarantined_at=now)
+        LoopFailure.objects.create(
+            schema_name=schema,
+            loop="payments.webhook_backlog",
+            record_id="41",
+            label=f"event of {schema}",
+            tries=5,
+            last_error="Not Found",
+            first_failed_at=now,
+            last_failed_at=now,
+            quarantined_at=now,
+        )
         for schema in ("t1", "t2")
     )
     assert [r["record_pk"] for r in quarantined_pks("payments.webhook_backlog")] == [41]
     client = owner_client(tenant)
-    response = client.post("/admin/core/loopfailure/", {
-        "action": "try_again", "_selected_action": [mine.pk, theirs.pk],
-    })
+    response = client.post(
+        "/admin/core/loopfailure/",
+        {
+            "action": "try_again",
+            "_selected_action": [mine.pk, theirs.pk],
+        },
+    )
     assert response.status_code == 302
     assert not LoopFailure.objects.filter(pk=mine.pk).exists()
     assert LoopFailure.objects.filter(pk=theirs.pk).exists()  # t2's row: not t1's to clear

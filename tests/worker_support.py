@@ -1,4 +1,5 @@
 """Start and stop real Celery worker processes for tests (one implementation for every suite)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -25,9 +26,23 @@ def worker_start(
     full_env = dict(os.environ)
     full_env["CELERY_TASK_ALWAYS_EAGER"] = "false"
     full_env.update(env)
-    args = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker",
-            "--pool", pool, "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
-            "--without-mingle", "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@%h"]
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config.celery_app",
+        "worker",
+        "--pool",
+        pool,
+        "--loglevel",
+        "INFO",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"{name}-{os.getpid()}-{time.time_ns()}@%h",
+    ]
     if concurrency is not None:
         args += ["--concurrency", str(concurrency)]
     if purge:

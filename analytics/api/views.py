@@ -2,6 +2,7 @@
 metrics (read only, over analytics.selectors, with the dashboard's definitions: docs/metrics.md).
 Each metric request folds pending changes into the read models first (`rollups_refresh`, as
 the dashboard does), so its figures include everything committed before the request."""
+
 from __future__ import annotations
 
 import django_filters
@@ -27,9 +28,22 @@ from api.filters import (
 class EventOut(serializers.ModelSerializer):
     class Meta:
         model = Event
-        fields = ["id", "name", "occurred_at", "order_id", "customer_id", "offer_id",
-                  "product_id", "variant", "source", "medium", "campaign", "amount",
-                  "currency", "reason"]
+        fields = [
+            "id",
+            "name",
+            "occurred_at",
+            "order_id",
+            "customer_id",
+            "offer_id",
+            "product_id",
+            "variant",
+            "source",
+            "medium",
+            "campaign",
+            "amount",
+            "currency",
+            "reason",
+        ]
 
 
 class EventFilter(django_filters.FilterSet):
@@ -72,14 +86,18 @@ class MetricQuery(serializers.Serializer):
         "dashboard's day D is [D 00:00Z, D+1 00:00Z). Event figures count events in the "
         "range; order figures (revenue, take and refund rates) count orders paid in it.",
     )
-    end = UtcDateTimeField(required=False,
-                           help_text="End of the half-open range [start, end), not included; "
-                           "ISO 8601, UTC.")
+    end = UtcDateTimeField(
+        required=False,
+        help_text="End of the half-open range [start, end), not included; ISO 8601, UTC.",
+    )
     offer_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     product_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     # Any text: sources are stored as sent (no trimming). Absent or empty: no filter.
     source = serializers.CharField(
-        required=False, max_length=100, allow_blank=True, trim_whitespace=False,
+        required=False,
+        max_length=100,
+        allow_blank=True,
+        trim_whitespace=False,
         help_text=f"Attribution source (utm_source). Absent or empty: every source; "
         f"{DIRECT!r}: direct traffic only (no utm_source).",
     )
@@ -90,8 +108,12 @@ class TakeRateQuery(MetricQuery):
 
 
 class RefundRateQuery(MetricQuery):
-    by = serializers.ChoiceField(choices=["offer", "kind"], required=False, default="offer",
-                                 help_text="Rows per line kind and offer, or per line kind.")
+    by = serializers.ChoiceField(
+        choices=["offer", "kind"],
+        required=False,
+        default="offer",
+        help_text="Rows per line kind and offer, or per line kind.",
+    )
 
 
 def _rate(**kwargs) -> serializers.DecimalField:
@@ -105,16 +127,18 @@ class FunnelStepOut(serializers.Serializer):
 
 
 class TrafficOut(serializers.Serializer):
-    sessions = serializers.IntegerField(help_text="Distinct visitor × UTC day with a page view "
-                                        "or checkout start in the range.")
+    sessions = serializers.IntegerField(
+        help_text="Distinct visitor × UTC day with a page view or checkout start in the range."
+    )
     visitors = serializers.IntegerField(help_text="Distinct visitors in the range.")
 
 
 class OrderValueOut(serializers.Serializer):
     currency = serializers.CharField()
     orders = serializers.IntegerField(help_text="Orders paid in the range.")
-    sessions = serializers.IntegerField(help_text="Distinct visitor × UTC day with a page view "
-                                        "or checkout start in the range.")
+    sessions = serializers.IntegerField(
+        help_text="Distinct visitor × UTC day with a page view or checkout start in the range."
+    )
     visitors = serializers.IntegerField(help_text="Distinct visitors in the range.")
     gross = serializers.IntegerField(help_text="Minor units.")
     net = serializers.IntegerField(help_text="Minor units, after refunds and chargebacks.")
@@ -127,8 +151,7 @@ class OrderValueOut(serializers.Serializer):
 
 
 class TakeRateOut(serializers.Serializer):
-    offer = serializers.IntegerField(required=False, allow_null=True,
-                                     help_text="With by=offer.")
+    offer = serializers.IntegerField(required=False, allow_null=True, help_text="With by=offer.")
     source = serializers.CharField(required=False, help_text="With by=source.")
     offered = serializers.IntegerField(help_text="Paid orders the offer was shown on.")
     accepted = serializers.IntegerField(help_text="Of those, ticked or clicked (paid or not).")
@@ -138,8 +161,9 @@ class TakeRateOut(serializers.Serializer):
 
 class RefundRateOut(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["core", "bump", "upsell", "downsell", "cross_sell"])
-    offer_id = serializers.IntegerField(required=False, allow_null=True,
-                                        help_text="With by=offer; null for core lines.")
+    offer_id = serializers.IntegerField(
+        required=False, allow_null=True, help_text="With by=offer; null for core lines."
+    )
     sold = serializers.IntegerField(help_text="Lines with a charge.")
     refunded_lines = serializers.IntegerField(help_text="Refunded in full.")
     partially_refunded_lines = serializers.IntegerField()
@@ -195,9 +219,13 @@ class MetricViewSet(viewsets.GenericViewSet):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         rollups_refresh()  # fresh figures: what was committed before the request is counted
-        return MetricFilter(start=data.get("start"), end=data.get("end"),
-                            offer_id=data.get("offer_id"), product_id=data.get("product_id"),
-                            source=source_param(data.get("source"))), data
+        return MetricFilter(
+            start=data.get("start"),
+            end=data.get("end"),
+            offer_id=data.get("offer_id"),
+            product_id=data.get("product_id"),
+            source=source_param(data.get("source")),
+        ), data
 
     @_metric(MetricQuery, FunnelStepOut(many=True), "Events and distinct visitors per step.")
     @action(detail=False, methods=["get"])
@@ -209,31 +237,41 @@ class MetricViewSet(viewsets.GenericViewSet):
     def traffic(self, request):
         return Response(TrafficOut(selectors.traffic(self._filter()[0])).data)
 
-    @_metric(MetricQuery, OrderValueOut(many=True),
-             "Per currency: paid orders, gross and net revenue, AOV, revenue per session and "
-             "per visitor.")
+    @_metric(
+        MetricQuery,
+        OrderValueOut(many=True),
+        "Per currency: paid orders, gross and net revenue, AOV, revenue per session and "
+        "per visitor.",
+    )
     @action(detail=False, methods=["get"], url_path="order-value")
     def order_value(self, request):
         rows = selectors.order_value(self._filter()[0])
         return Response(OrderValueOut(rows, many=True).data)
 
-    @_metric(TakeRateQuery, TakeRateOut(many=True),
-             "Taken (a paid line) ÷ offered, per offer or source.")
+    @_metric(
+        TakeRateQuery, TakeRateOut(many=True), "Taken (a paid line) ÷ offered, per offer or source."
+    )
     @action(detail=False, methods=["get"], url_path="take-rates")
     def take_rates(self, request):
         f, data = self._filter(TakeRateQuery)
         return Response(TakeRateOut(selectors.take_rates(f, by=data["by"]), many=True).data)
 
-    @_metric(RefundRateQuery, RefundRateOut(many=True),
-             "Refund and chargeback rates per line kind and offer, by lines and by amount.")
+    @_metric(
+        RefundRateQuery,
+        RefundRateOut(many=True),
+        "Refund and chargeback rates per line kind and offer, by lines and by amount.",
+    )
     @action(detail=False, methods=["get"], url_path="refund-rates")
     def refund_rates(self, request):
         f, data = self._filter(RefundRateQuery)
         rows = selectors.refund_rates(f, by=data["by"])
         return Response(RefundRateOut(rows, many=True).data)
 
-    @_metric(MetricQuery, CohortOut(many=True),
-             "Net LTV at 30/60/90 days by first-purchase month, takers vs non-takers.")
+    @_metric(
+        MetricQuery,
+        CohortOut(many=True),
+        "Net LTV at 30/60/90 days by first-purchase month, takers vs non-takers.",
+    )
     @action(detail=False, methods=["get"], url_path="cohort-ltv")
     def cohort_ltv(self, request):
         return Response(CohortOut(selectors.cohort_ltv(self._filter()[0]), many=True).data)
@@ -243,8 +281,11 @@ class MetricViewSet(viewsets.GenericViewSet):
     def time_to_charge(self, request):
         return Response(TimeToChargeOut(selectors.time_to_charge(self._filter()[0])).data)
 
-    @_metric(MetricQuery, ReliabilityOut(many=True),
-             "Idempotency conflicts and upsell failures, by reason.")
+    @_metric(
+        MetricQuery,
+        ReliabilityOut(many=True),
+        "Idempotency conflicts and upsell failures, by reason.",
+    )
     @action(detail=False, methods=["get"])
     def reliability(self, request):
         return Response(ReliabilityOut(selectors.reliability(self._filter()[0]), many=True).data)

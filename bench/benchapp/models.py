@@ -1,4 +1,5 @@
 """A model that exists only to give the migration benchmark one new migration to apply."""
+
 from django.db import models
 
 

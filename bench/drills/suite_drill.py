@@ -9,6 +9,7 @@ Runs through `devtools.launch test` with DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/storefront_bench_drill; the suite uses test_<name>, dropped
 afterwards) and REDIS_URL (default db 11 of the machine's Redis, never stopped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,16 +23,16 @@ from bench.harness import PG, ROOT, admin_sql, say
 DRILLS = {
     "webhooks": {
         "target": "tests/payments/test_webhooks.py::"
-                  "test_each_event_three_times_in_random_order_plus_twins_leaves_one_consistent_order",
+        "test_each_event_three_times_in_random_order_plus_twins_leaves_one_consistent_order",
         "injected": "6 distinct events for one order (payment, charge, refund, dispute and two "
-                    "twins), each delivered 3 times, shuffled, with the worker catching up at "
-                    "random points; one seed per test case",
+        "twins), each delivered 3 times, shuffled, with the worker catching up at "
+        "random points; one seed per test case",
         "per_case": {"orders": 1, "deliveries": 18},
     },
     "worker": {
         "target": "tests/drills/test_worker_killed.py",
         "injected": "SIGKILL of the pool child while it runs release_gated_offers (held inside "
-                    "its claim by a row lock), then a fresh child",
+        "its claim by a row lock), then a fresh child",
         "per_case": {"orders": 1, "tasks killed": 1},
     },
 }
@@ -48,16 +49,33 @@ def main() -> int:
     server, _, name = db_url.rpartition("/")
     if name in ("storefront", "test_storefront"):
         raise SystemExit("refusing the shared database")
-    env = dict(os.environ, DATABASE_URL=db_url,
-               REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11"))
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11"),
+    )
     passed = failed = 0
     lines: list[str] = []
     try:
         for i in range(args.rounds):
             proc = subprocess.run(
-                [sys.executable, "-m", "devtools.launch", "test", drill["target"], "-s", "-rA",
-                 "-p", "no:logging"],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                [
+                    sys.executable,
+                    "-m",
+                    "devtools.launch",
+                    "test",
+                    drill["target"],
+                    "-s",
+                    "-rA",
+                    "-p",
+                    "no:logging",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             out = proc.stdout + proc.stderr
             # -rA: one "PASSED <test id>" / "FAILED <test id>" line per case in the summary
             p = len(re.findall(r"^PASSED ", out, re.M))
@@ -73,8 +91,11 @@ def main() -> int:
     cases = passed + failed
     print(f"\n== {args.drill} drill ({drill['target']})")
     print(f"injected:   {drill['injected']}")
-    print("operations: " + ", ".join(f"{k} {v * cases}" for k, v in drill["per_case"].items())
-          + f" ({cases} cases over {args.rounds} rounds)")
+    print(
+        "operations: "
+        + ", ".join(f"{k} {v * cases}" for k, v in drill["per_case"].items())
+        + f" ({cases} cases over {args.rounds} rounds)"
+    )
     for line in lines:
         print(f"            {line.strip()}")
     print(f"results:    cases with a lost, duplicated or inconsistent result: {failed}")

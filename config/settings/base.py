@@ -1,4 +1,5 @@
 """Settings shared by every environment; values come from the environment (django-environ)."""
+
 from pathlib import Path
 
 import environ
@@ -42,12 +43,16 @@ TENANT_APPS = [
     "audit",
     "partners",
 ]
-INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS] + [
-    "rest_framework",
-    "api",  # the partner API's shared parts (strict string fields, api/apps.py)
-    "drf_spectacular",
-    "drf_spectacular_sidecar",  # Swagger UI's files, served from our static (no CDN)
-]
+INSTALLED_APPS = (
+    list(SHARED_APPS)
+    + [a for a in TENANT_APPS if a not in SHARED_APPS]
+    + [
+        "rest_framework",
+        "api",  # the partner API's shared parts (strict string fields, api/apps.py)
+        "drf_spectacular",
+        "drf_spectacular_sidecar",  # Swagger UI's files, served from our static (no CDN)
+    ]
+)
 TENANT_MODEL = "tenants.Creator"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
@@ -253,7 +258,7 @@ SPECTACULAR_SETTINGS = {
         "(`Authorization: Bearer sfk_…`) created in the store's admin. Errors are "
         '`{"error": {"code", "message", "fields"}}`. POSTs that move money need an '
         "`Idempotency-Key` header. Outbound webhooks are signed: `X-Storefront-Signature: "
-        "v1=<hex HMAC-SHA256 of \"<X-Storefront-Timestamp>.<body>\">` with the subscription's "
+        'v1=<hex HMAC-SHA256 of "<X-Storefront-Timestamp>.<body>">` with the subscription\'s '
         "secret; refuse timestamps older than five minutes. Each delivery names its store "
         "(`X-Storefront-Store`, `store` in the body) and its event (`X-Storefront-Delivery: "
         "evt_…`, the same on every retry and unique across stores: deduplicate on it). "
@@ -294,7 +299,9 @@ LOGGING = {
     "filters": {"redact_secrets": {"()": "core.logging.RedactSecretsFilter"}},
     "handlers": {
         "console": {
-            "class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"],
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
         },
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},

@@ -1,4 +1,5 @@
 """Settings for a developer's machine and the demo (bin/run)."""
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -10,5 +11,6 @@ STORAGES["staticfiles"] = {  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # The local webhook receiver (demo, tests) listens on loopback (core/outbound.py).
-OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS",
-                                     default=["127.0.0.0/8", "::1/128"])
+OUTBOUND_ALLOWED_NETWORKS = env.list(
+    "OUTBOUND_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"]
+)

@@ -1,4 +1,5 @@
 """Settings for the test suite: the real PostgreSQL, Redis and localstripe, started by bin/test."""
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -26,8 +27,9 @@ TENANT_BASE_MIGRATE_COMMAND = "devtools.quiet_migrate.Command"
 # No spare schemas unless a test makes them (tests/tenancy/test_pool.py): a sign-up clones.
 TENANT_SPARE_SCHEMAS = 0
 # The local webhook receiver (demo, tests) listens on loopback (core/outbound.py).
-OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS",
-                                     default=["127.0.0.0/8", "::1/128"])
+OUTBOUND_ALLOWED_NETWORKS = env.list(
+    "OUTBOUND_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"]
+)
 # No per-store request cap unless a test turns it on (tests/security/test_fairness.py): the
 # suite's live servers and browsers run many requests of one store at once.
 STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=0)

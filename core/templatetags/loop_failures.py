@@ -1,4 +1,5 @@
 """The store admin's "Needs attention" badge: how many of this store's records a loop gave up on."""
+
 from django import template
 from django.db import connection
 

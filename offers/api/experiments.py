@@ -4,6 +4,7 @@ start, stop, and read the always-valid (mSPRT) results.
 Experiments live in analytics (the read side measures them); starting and stopping are offers'
 rules (offers.experiments), so these views sit here, above both.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -42,16 +43,25 @@ _ARM_VALUES = {
 }
 
 
-@extend_schema_field({"type": "object", "additionalProperties": {
-    "type": "object", "additionalProperties": True,
-    "description": "The fields this arm changes, e.g. {\"headline\": \"…\"}"}})
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": 'The fields this arm changes, e.g. {"headline": "…"}',
+        },
+    }
+)
 class VariantsField(serializers.JSONField):
     pass
 
 
 class SampleSizeOut(serializers.Serializer):
-    per_arm = serializers.IntegerField(help_text="Visitors each arm needs before the test can "
-                                                 "detect the minimum effect at this power.")
+    per_arm = serializers.IntegerField(
+        help_text="Visitors each arm needs before the test can "
+        "detect the minimum effect at this power."
+    )
     arms = serializers.IntegerField()
     total = serializers.IntegerField()
 
@@ -63,9 +73,24 @@ class ExperimentOut(serializers.ModelSerializer):
 
     class Meta:
         model = Experiment
-        fields = ["id", "offer_id", "name", "kind", "variants", "control_no_offer", "arms",
-                  "status", "baseline_rate", "min_detectable_effect", "alpha", "power",
-                  "sample_size", "created_at", "started_at", "stopped_at"]
+        fields = [
+            "id",
+            "offer_id",
+            "name",
+            "kind",
+            "variants",
+            "control_no_offer",
+            "arms",
+            "status",
+            "baseline_rate",
+            "min_detectable_effect",
+            "alpha",
+            "power",
+            "sample_size",
+            "created_at",
+            "started_at",
+            "stopped_at",
+        ]
 
     @extend_schema_field(SampleSizeOut(allow_null=True))
     def get_sample_size(self, obj: Experiment) -> dict | None:
@@ -85,8 +110,12 @@ def _planned(experiment: Experiment) -> int | None:
 
 
 def _unplannable() -> ApiError:
-    return ApiError("experiment_unplannable", "This experiment's baseline, effect, alpha or "
-                    "power cannot give a sample size; fix them in the admin.", status_code=409)
+    return ApiError(
+        "experiment_unplannable",
+        "This experiment's baseline, effect, alpha or "
+        "power cannot give a sample size; fix them in the admin.",
+        status_code=409,
+    )
 
 
 class ExperimentIn(serializers.ModelSerializer):
@@ -96,20 +125,49 @@ class ExperimentIn(serializers.ModelSerializer):
     variants = VariantsField()
     control_no_offer = serializers.BooleanField(default=False)
     baseline_rate = serializers.DecimalField(
-        max_digits=5, decimal_places=4, min_value=Decimal("0.0001"), max_value=Decimal("0.9998"),
-        required=False, help_text="Today's take rate as a proportion (0.10 = 10 %).")
+        max_digits=5,
+        decimal_places=4,
+        min_value=Decimal("0.0001"),
+        max_value=Decimal("0.9998"),
+        required=False,
+        help_text="Today's take rate as a proportion (0.10 = 10 %).",
+    )
     min_detectable_effect = serializers.DecimalField(
-        max_digits=5, decimal_places=4, min_value=Decimal("0.0001"), max_value=Decimal("0.9998"),
-        required=False, help_text="Absolute change in take rate worth detecting (0.02 = 2 points).")
-    alpha = serializers.DecimalField(max_digits=4, decimal_places=3, min_value=Decimal("0.001"),
-                                     max_value=Decimal("0.499"), required=False)
-    power = serializers.DecimalField(max_digits=4, decimal_places=3, min_value=Decimal("0.500"),
-                                     max_value=Decimal("0.999"), required=False)
+        max_digits=5,
+        decimal_places=4,
+        min_value=Decimal("0.0001"),
+        max_value=Decimal("0.9998"),
+        required=False,
+        help_text="Absolute change in take rate worth detecting (0.02 = 2 points).",
+    )
+    alpha = serializers.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        min_value=Decimal("0.001"),
+        max_value=Decimal("0.499"),
+        required=False,
+    )
+    power = serializers.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        min_value=Decimal("0.500"),
+        max_value=Decimal("0.999"),
+        required=False,
+    )
 
     class Meta:
         model = Experiment
-        fields = ["offer_id", "name", "kind", "variants", "control_no_offer", "baseline_rate",
-                  "min_detectable_effect", "alpha", "power"]
+        fields = [
+            "offer_id",
+            "name",
+            "kind",
+            "variants",
+            "control_no_offer",
+            "baseline_rate",
+            "min_detectable_effect",
+            "alpha",
+            "power",
+        ]
 
     def validate_offer_id(self, value: int) -> int:
         if not Offer.objects.filter(pk=value).exists():
@@ -118,8 +176,10 @@ class ExperimentIn(serializers.ModelSerializer):
 
     def validate(self, attrs):
         problems = experiment_variants_problems(
-            kind=attrs["kind"], variants=attrs["variants"],
-            control_no_offer=attrs["control_no_offer"])
+            kind=attrs["kind"],
+            variants=attrs["variants"],
+            control_no_offer=attrs["control_no_offer"],
+        )
         if not problems:
             for arm, fields in attrs["variants"].items():
                 for name, value in fields.items():
@@ -132,8 +192,13 @@ class ExperimentIn(serializers.ModelSerializer):
         baseline = attrs.get("baseline_rate", Decimal("0.1"))
         effect = attrs.get("min_detectable_effect", Decimal("0.02"))
         if baseline + effect >= 1:
-            raise serializers.ValidationError({"min_detectable_effect": [
-                "baseline_rate + min_detectable_effect must stay below 1."]})
+            raise serializers.ValidationError(
+                {
+                    "min_detectable_effect": [
+                        "baseline_rate + min_detectable_effect must stay below 1."
+                    ]
+                }
+            )
         return attrs
 
 
@@ -179,8 +244,7 @@ class ExperimentFilter(django_filters.FilterSet):
         fields = ["status", "offer_id"]
 
 
-class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        viewsets.GenericViewSet):
+class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Experiments against an offer. Each shows `sample_size`: the visitors per arm the test
     needs, from its baseline, minimum detectable effect, alpha and power, before it starts."""
 
@@ -199,12 +263,14 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def create(self, request, *args, **kwargs):
         data = ExperimentIn(data=request.data)
         data.is_valid(raise_exception=True)
-        experiment = services.experiment_create(actor=actor_of(request),
-                                                data=data.validated_data)
+        experiment = services.experiment_create(actor=actor_of(request), data=data.validated_data)
         return Response(ExperimentOut(experiment).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=ExperimentOut,
-                   description="Draft → running. One running experiment per offer (409).")
+    @extend_schema(
+        request=None,
+        responses=ExperimentOut,
+        description="Draft → running. One running experiment per offer (409).",
+    )
     @action(detail=True, methods=["post"], filter_backends=[])
     def start(self, request, pk=None):
         experiment = self.get_object()
@@ -213,16 +279,20 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             raise _unplannable()
         try:
             started = experiment_start(
-                actor=actor_of(request), experiment=experiment, planned_per_arm=planned)
+                actor=actor_of(request), experiment=experiment, planned_per_arm=planned
+            )
         except IntegrityError as exc:
-            raise ApiError("experiment_conflict", "Another experiment is running on this "
-                           "offer; stop it first.", status_code=409) from exc
+            raise ApiError(
+                "experiment_conflict",
+                "Another experiment is running on this offer; stop it first.",
+                status_code=409,
+            ) from exc
         except DjangoValidationError as exc:
-            raise ApiError("experiment_invalid", "; ".join(exc.messages),
-                           status_code=409) from exc
+            raise ApiError("experiment_invalid", "; ".join(exc.messages), status_code=409) from exc
         if not started:
-            raise ApiError("experiment_not_draft", "Only a draft experiment can start.",
-                           status_code=409)
+            raise ApiError(
+                "experiment_not_draft", "Only a draft experiment can start.", status_code=409
+            )
         experiment.refresh_from_db()
         return Response(ExperimentOut(experiment).data)
 
@@ -231,14 +301,18 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def stop(self, request, pk=None):
         experiment = self.get_object()
         if not experiment_stop(actor=actor_of(request), experiment=experiment):
-            raise ApiError("experiment_not_running", "Only a running experiment can stop.",
-                           status_code=409)
+            raise ApiError(
+                "experiment_not_running", "Only a running experiment can stop.", status_code=409
+            )
         experiment.refresh_from_db()
         return Response(ExperimentOut(experiment).data)
 
-    @extend_schema(responses=ResultsOut, filters=False,
-                   description="Per-arm figures and the mixture sequential test (mSPRT): "
-                               "valid however often you look.")
+    @extend_schema(
+        responses=ResultsOut,
+        filters=False,
+        description="Per-arm figures and the mixture sequential test (mSPRT): "
+        "valid however often you look.",
+    )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def results(self, request, pk=None):
         experiment = self.get_object()

@@ -5,6 +5,7 @@ them, so every change made with an API key is recorded (audit.services) in the t
 that makes it. Pausing, resuming, starting and stopping are audited by the services
 themselves (offers.services, offers.experiments), which the views call directly.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,19 +28,31 @@ def offer_create(*, actor: Actor, data: dict[str, Any]) -> Offer:
     data = dict(data)
     # Priced like its core product unless said otherwise (the serializer refuses another).
     data.setdefault("currency", data["trigger_product"].currency)
-    return audited_create(model=Offer, actor=actor, data=data, action="offers.offer.add",
-                          summary="Added {obj} through the API")
+    return audited_create(
+        model=Offer,
+        actor=actor,
+        data=data,
+        action="offers.offer.add",
+        summary="Added {obj} through the API",
+    )
 
 
 def offer_update(*, actor: Actor, offer: Offer, data: dict[str, Any]) -> Offer:
-    return audited_update(obj=offer, actor=actor, data=data, action="offers.offer.change",
-                          summary="Changed {obj} through the API")
+    return audited_update(
+        obj=offer,
+        actor=actor,
+        data=data,
+        action="offers.offer.change",
+        summary="Changed {obj} through the API",
+    )
 
 
 def offer_delete(*, actor: Actor, offer: Offer) -> None:
     with transaction.atomic():
         audit_record(
-            request_or_actor=actor, action="offers.offer.delete", obj=offer,
+            request_or_actor=actor,
+            action="offers.offer.delete",
+            obj=offer,
             changes=audit_diff(model_snapshot(offer), {}),
             summary=f"Deleted {offer} through the API",
         )
@@ -47,6 +60,10 @@ def offer_delete(*, actor: Actor, offer: Offer) -> None:
 
 
 def experiment_create(*, actor: Actor, data: dict[str, Any]) -> Experiment:
-    return audited_create(model=Experiment, actor=actor, data=data,
-                          action="analytics.experiment.add",
-                          summary="Added experiment “{obj}” through the API")
+    return audited_create(
+        model=Experiment,
+        actor=actor,
+        data=data,
+        action="analytics.experiment.add",
+        summary="Added experiment “{obj}” through the API",
+    )

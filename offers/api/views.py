@@ -1,4 +1,5 @@
 """Partner API: offers (bumps, upsells, downsells, cross-sells) with the pricing guardrails."""
+
 from __future__ import annotations
 
 import django_filters
@@ -37,11 +38,16 @@ def _guardrails(data: dict, instance: Offer | None) -> list[str]:
     allow = data.get("allow_high_price", instance.allow_high_price if instance else False)
     if currency != trigger.currency:
         return []
-    check = offer_price_check(offer_price=Money(price, currency), core_price=trigger.price,
-                              allow_high_price=allow)
+    check = offer_price_check(
+        offer_price=Money(price, currency), core_price=trigger.price, allow_high_price=allow
+    )
     if check.refusal:
-        raise ApiError("price_guardrail", check.refusal, status_code=400,
-                       fields={"price_amount": [check.refusal]})
+        raise ApiError(
+            "price_guardrail",
+            check.refusal,
+            status_code=400,
+            fields={"price_amount": [check.refusal]},
+        )
     return [check.warning] if check.warning else []
 
 
@@ -73,13 +79,15 @@ class OfferViewSet(viewsets.ModelViewSet):
             if instance is None:
                 offer = services.offer_create(actor=actor, data=serializer.validated_data)
             else:
-                offer = services.offer_update(actor=actor, offer=instance,
-                                              data=serializer.validated_data)
+                offer = services.offer_update(
+                    actor=actor, offer=instance, data=serializer.validated_data
+                )
         except IntegrityError as exc:
             raise ApiError(
                 "offer_conflict",
                 "This product already has a live offer of that kind (or the upsell already "
-                "has a downsell). Pause the other one first.", status_code=409,
+                "has a downsell). Pause the other one first.",
+                status_code=409,
             ) from exc
         body = OfferOut(offer).data | {"warnings": warnings}
         return Response(body, status=ok_status)
@@ -92,8 +100,9 @@ class OfferViewSet(viewsets.ModelViewSet):
     def update(self, request, *args, **kwargs):
         instance = self.get_object()
         partial = kwargs.pop("partial", False)
-        return self._save(OfferIn(instance, data=request.data, partial=partial), instance,
-                          status.HTTP_200_OK)
+        return self._save(
+            OfferIn(instance, data=request.data, partial=partial), instance, status.HTTP_200_OK
+        )
 
     @extend_schema(request=OfferIn, responses=OfferWithWarnings)
     def partial_update(self, request, *args, **kwargs):
@@ -105,8 +114,9 @@ class OfferViewSet(viewsets.ModelViewSet):
         try:
             services.offer_delete(actor=actor_of(request), offer=offer)
         except ProtectedError as exc:
-            raise ApiError("offer_in_use", "Orders refer to this offer; pause it instead.",
-                           status_code=409) from exc
+            raise ApiError(
+                "offer_in_use", "Orders refer to this offer; pause it instead.", status_code=409
+            ) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=PauseIn, responses=OfferOut)
@@ -126,7 +136,10 @@ class OfferViewSet(viewsets.ModelViewSet):
         try:
             offer_resume(actor=actor_of(request), offer=offer)
         except IntegrityError as exc:
-            raise ApiError("offer_conflict", "Another offer of this kind is live for the "
-                           "product; pause it first.", status_code=409) from exc
+            raise ApiError(
+                "offer_conflict",
+                "Another offer of this kind is live for the product; pause it first.",
+                status_code=409,
+            ) from exc
         offer.refresh_from_db()
         return Response(OfferOut(offer).data)

@@ -1,5 +1,6 @@
 """Partner API authentication: a store API key in `Authorization: Bearer …` (wired in
 REST_FRAMEWORK). Scopes, rate limits and `actor_of` are in `api.auth`."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,19 @@ from partners.services import KEY_PATTERN, api_key_authenticate
 
 # Query parameters that would carry a credential: URLs end up in access logs, proxies and
 # browser history, so a key there is refused (and redacted from the log, core.access_log).
-_CREDENTIAL_PARAMS = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token",
-                                "auth", "authorization", "bearer"})
+_CREDENTIAL_PARAMS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "token",
+        "access_token",
+        "auth",
+        "authorization",
+        "bearer",
+    }
+)
 _KEY_RE = re.compile(KEY_PATTERN)
 FAILURE_SCOPE = "api_auth_failure"
 
@@ -33,7 +45,9 @@ def _refuse_key_in_url(request) -> None:
         if name.lower() in _CREDENTIAL_PARAMS or any(_KEY_RE.search(v) for v in values):
             raise exceptions.AuthenticationFailed(
                 "Send the API key in the Authorization header, never in the URL (URLs are "
-                "logged); revoke a key that was sent in one.", code="key_in_url")
+                "logged); revoke a key that was sent in one.",
+                code="key_in_url",
+            )
 
 
 class ApiKeyPrincipal:
@@ -68,9 +82,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # An address that keeps sending wrong keys is told to wait before any key is checked.
         blocked = ratelimit_peek(scope=FAILURE_SCOPE, limits=[limit])
         if not blocked.allowed:
-            raise exceptions.Throttled(wait=blocked.retry_after,
-                                       detail="Too many failed authentications from this "
-                                              "address.")
+            raise exceptions.Throttled(
+                wait=blocked.retry_after,
+                detail="Too many failed authentications from this address.",
+            )
         parts = header.split()
         key = None
         if len(parts) == 2 and parts[0] == self.keyword and connection.schema_name != "public":
@@ -90,8 +105,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 def api_actor(key: ApiKey, http_request=None) -> Actor:
-    return Actor.api_key(key_id=key.pk, label=f"apikey:{key.prefix} ({key.name})"[:150],
-                         request=http_request)
+    return Actor.api_key(
+        key_id=key.pk, label=f"apikey:{key.prefix} ({key.name})"[:150], request=http_request
+    )
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -99,5 +115,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer",
-                "description": "A store API key (sfk_…), created in the store's admin."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A store API key (sfk_…), created in the store's admin.",
+        }

@@ -3,6 +3,7 @@
 The record is inserted as in-progress under its unique constraint *before* the effect, so of
 concurrent requests with one key exactly one runs; the others wait for its answer and replay it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,10 +41,11 @@ def gateway_key(request, key: str) -> str:
 def idempotent(request, view, perform: Callable[[str], Response]) -> Response:
     key = request.headers.get(HEADER, "")
     if not _KEY_RE.fullmatch(key):
-        raise ApiError("idempotency_key_required",
-                       f"Send an {HEADER} header of 1–255 visible ASCII characters (no "
-                       "spaces), e.g. a UUID.",
-                       fields={HEADER: ["This header is required."]})
+        raise ApiError(
+            "idempotency_key_required",
+            f"Send an {HEADER} header of 1–255 visible ASCII characters (no spaces), e.g. a UUID.",
+            fields={HEADER: ["This header is required."]},
+        )
     try:
         body = json.dumps(request.data, sort_keys=True, default=str).encode()
     except exceptions.ParseError:
@@ -51,7 +53,10 @@ def idempotent(request, view, perform: Callable[[str], Response]) -> Response:
     fingerprint = request_fingerprint(method=request.method, path=request.path, body=body)
     try:
         record, mine = idempotency_begin(
-            api_key=request.auth, key=key, method=request.method, path=request.path,
+            api_key=request.auth,
+            key=key,
+            method=request.method,
+            path=request.path,
             request_hash=fingerprint,
         )
     except IdempotencyConflict as exc:

@@ -1,4 +1,5 @@
 """Read models for the partner API (querysets the API views filter and paginate)."""
+
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet

@@ -1,5 +1,6 @@
 """Output and input shapes of the storefront part of the partner API. Money: integer minor
 units plus an ISO currency code."""
+
 from rest_framework import serializers
 
 from core import orderkeys
@@ -10,8 +11,19 @@ from storefront.models import Customer, Order, OrderLine, Product
 class ProductOut(serializers.ModelSerializer):
     class Meta:
         model = Product
-        fields = ["id", "slug", "name", "description", "tier", "ladder_position",
-                  "price_amount", "anchor_amount", "currency", "status", "created_at"]
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "description",
+            "tier",
+            "ladder_position",
+            "price_amount",
+            "anchor_amount",
+            "currency",
+            "status",
+            "created_at",
+        ]
 
 
 class ProductIn(serializers.ModelSerializer):
@@ -23,14 +35,25 @@ class ProductIn(serializers.ModelSerializer):
     slug = serializers.RegexField(r"^[-a-zA-Z0-9_]+\Z", max_length=80, trim_whitespace=False)
     ladder_position = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
     price_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
-    anchor_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False,
-                                             allow_null=True)
+    anchor_amount = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, required=False, allow_null=True
+    )
     currency = serializers.RegexField(r"^[A-Z]{3}\Z", required=False, trim_whitespace=False)
 
     class Meta:
         model = Product
-        fields = ["slug", "name", "description", "tier", "ladder_position", "price_amount",
-                  "anchor_amount", "currency", "status", "deliverable_url"]
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "tier",
+            "ladder_position",
+            "price_amount",
+            "anchor_amount",
+            "currency",
+            "status",
+            "deliverable_url",
+        ]
         # Slug uniqueness is the database's (a race is a 409 in the view, not a 500).
         validators = []
 
@@ -46,19 +69,24 @@ class ProductIn(serializers.ModelSerializer):
         instance = self.instance
         if instance is not None and "currency" in attrs and attrs["currency"] != instance.currency:
             raise serializers.ValidationError(
-                {"currency": ["The currency cannot change once the product exists."]})
+                {"currency": ["The currency cannot change once the product exists."]}
+            )
         price = attrs.get("price_amount", getattr(instance, "price_amount", None))
         anchor = attrs.get("anchor_amount", getattr(instance, "anchor_amount", None))
         if anchor is not None and price is not None and anchor <= price:
             raise serializers.ValidationError(
-                {"anchor_amount": ["The “was” price must be above the price."]})
+                {"anchor_amount": ["The “was” price must be above the price."]}
+            )
         return attrs
 
 
 class LadderIn(serializers.Serializer):
     product_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
-        max_length=1000, help_text="Every product id of the store, lowest rung first.")
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        min_length=1,
+        max_length=1000,
+        help_text="Every product id of the store, lowest rung first.",
+    )
 
 
 class CustomerOut(serializers.ModelSerializer):
@@ -73,9 +101,22 @@ class OrderLineOut(serializers.ModelSerializer):
 
     class Meta:
         model = OrderLine
-        fields = ["id", "kind", "product_id", "offer_id", "description", "net_amount",
-                  "tax_amount", "total_amount", "currency", "tax_rate", "tax_inclusive",
-                  "tax_country", "tax_region", "created_at"]
+        fields = [
+            "id",
+            "kind",
+            "product_id",
+            "offer_id",
+            "description",
+            "net_amount",
+            "tax_amount",
+            "total_amount",
+            "currency",
+            "tax_rate",
+            "tax_inclusive",
+            "tax_country",
+            "tax_region",
+            "created_at",
+        ]
 
 
 class OrderOut(serializers.ModelSerializer):
@@ -84,15 +125,31 @@ class OrderOut(serializers.ModelSerializer):
 
     class Meta:
         model = Order
-        fields = ["id", "token", "status", "customer", "currency", "country", "region",
-                  "utm_source", "utm_medium", "utm_campaign", "variant", "created_at",
-                  "paid_at", "lines"]
+        fields = [
+            "id",
+            "token",
+            "status",
+            "customer",
+            "currency",
+            "country",
+            "region",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "variant",
+            "created_at",
+            "paid_at",
+            "lines",
+        ]
 
 
 class RefundIn(serializers.Serializer):
     line_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     amount = serializers.IntegerField(
-        min_value=1, max_value=2**31 - 1, required=False, allow_null=True,
+        min_value=1,
+        max_value=2**31 - 1,
+        required=False,
+        allow_null=True,
         help_text="Minor units; omit to refund everything left on the line.",
     )
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -104,8 +161,17 @@ class RefundOut(serializers.ModelSerializer):
 
     class Meta:
         model = Refund
-        fields = ["id", "order_id", "line_id", "amount", "currency", "status", "reason",
-                  "created_at", "finished_at"]
+        fields = [
+            "id",
+            "order_id",
+            "line_id",
+            "amount",
+            "currency",
+            "status",
+            "reason",
+            "created_at",
+            "finished_at",
+        ]
 
     def get_line_id(self, obj: Refund) -> int | None:
         # Line keys are "line:<pk>" for the checkout's lines and "<kind>:<order pk>" for
@@ -114,8 +180,7 @@ class RefundOut(serializers.ModelSerializer):
         lines = self.context.get("lines_by_key")
         if lines is None:
             order_id = self.get_order_id(obj)
-            lines = {line.line_key: line.pk
-                     for line in OrderLine.objects.filter(order_id=order_id)}
+            lines = {line.line_key: line.pk for line in OrderLine.objects.filter(order_id=order_id)}
         return lines.get(obj.line_key)
 
     def get_order_id(self, obj: Refund) -> int | None:

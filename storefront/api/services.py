@@ -3,6 +3,7 @@
 A price, a status or a ladder position is what buyers see, so every change made with an API
 key is recorded (audit.services) in the same transaction as the change itself.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,15 +25,23 @@ class LadderRefused(ValueError):
 
 
 def product_create(*, actor: Actor, data: dict[str, Any]) -> Product:
-    return audited_create(model=Product, actor=actor, data=data,
-                          action="storefront.product.add",
-                          summary="Added product “{obj}” through the API")
+    return audited_create(
+        model=Product,
+        actor=actor,
+        data=data,
+        action="storefront.product.add",
+        summary="Added product “{obj}” through the API",
+    )
 
 
 def product_update(*, actor: Actor, product: Product, data: dict[str, Any]) -> Product:
-    return audited_update(obj=product, actor=actor, data=data,
-                          action="storefront.product.change",
-                          summary="Changed product “{obj}” through the API")
+    return audited_update(
+        obj=product,
+        actor=actor,
+        data=data,
+        action="storefront.product.change",
+        summary="Changed product “{obj}” through the API",
+    )
 
 
 def ladder_reorder(*, actor: Actor, product_ids: list[int]) -> list[Product]:
@@ -50,8 +59,10 @@ def ladder_reorder(*, actor: Actor, product_ids: list[int]) -> list[Product]:
         changes = audit_diff(before, after)
         if changes:
             audit_record(
-                request_or_actor=actor, action="storefront.product.reorder",
-                object_type="storefront.product", changes=changes,
+                request_or_actor=actor,
+                action="storefront.product.reorder",
+                object_type="storefront.product",
+                changes=changes,
                 summary="Reordered the product ladder through the API",
             )
     return [products[pk] for pk in product_ids]

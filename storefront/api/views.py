@@ -1,4 +1,5 @@
 """Partner API: products (the ladder), customers, orders with lines, refunds."""
+
 from __future__ import annotations
 
 import django_filters
@@ -62,15 +63,20 @@ class ProductViewSet(ReadOnly, mixins.CreateModelMixin, mixins.UpdateModelMixin)
         try:
             return perform()
         except IntegrityError as exc:  # a concurrent request took the slug first
-            raise ApiError("product_conflict", "Another product has this slug.",
-                           status_code=409, fields={"slug": ["Already taken."]}) from exc
+            raise ApiError(
+                "product_conflict",
+                "Another product has this slug.",
+                status_code=409,
+                fields={"slug": ["Already taken."]},
+            ) from exc
 
     @extend_schema(request=ProductIn, responses={201: ProductOut})
     def create(self, request, *args, **kwargs):
         data = ProductIn(data=request.data)
         data.is_valid(raise_exception=True)
-        product = self._save(lambda: services.product_create(
-            actor=actor_of(request), data=data.validated_data))
+        product = self._save(
+            lambda: services.product_create(actor=actor_of(request), data=data.validated_data)
+        )
         return Response(ProductOut(product).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ProductIn, responses=ProductOut)
@@ -78,8 +84,11 @@ class ProductViewSet(ReadOnly, mixins.CreateModelMixin, mixins.UpdateModelMixin)
         product = self.get_object()
         data = ProductIn(product, data=request.data, partial=kwargs.pop("partial", False))
         data.is_valid(raise_exception=True)
-        product = self._save(lambda: services.product_update(
-            actor=actor_of(request), product=product, data=data.validated_data))
+        product = self._save(
+            lambda: services.product_update(
+                actor=actor_of(request), product=product, data=data.validated_data
+            )
+        )
         return Response(ProductOut(product).data)
 
     @extend_schema(request=ProductIn, responses=ProductOut)
@@ -87,19 +96,24 @@ class ProductViewSet(ReadOnly, mixins.CreateModelMixin, mixins.UpdateModelMixin)
         kwargs["partial"] = True
         return self.update(request, *args, **kwargs)
 
-    @extend_schema(request=LadderIn, responses=ProductOut(many=True),
-                   description="Reorder the whole ladder: every product id once, lowest rung "
-                               "first. Positions become 1, 2, 3, …")
+    @extend_schema(
+        request=LadderIn,
+        responses=ProductOut(many=True),
+        description="Reorder the whole ladder: every product id once, lowest rung "
+        "first. Positions become 1, 2, 3, …",
+    )
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def reorder(self, request):
         data = LadderIn(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             products = services.ladder_reorder(
-                actor=actor_of(request), product_ids=data.validated_data["product_ids"])
+                actor=actor_of(request), product_ids=data.validated_data["product_ids"]
+            )
         except services.LadderRefused as exc:
-            raise ApiError("ladder_incomplete", str(exc),
-                           fields={"product_ids": [str(exc)]}) from exc
+            raise ApiError(
+                "ladder_incomplete", str(exc), fields={"product_ids": [str(exc)]}
+            ) from exc
         return Response(ProductOut(products, many=True).data)
 
 
@@ -155,32 +169,45 @@ class OrderViewSet(ReadOnly):
         return OrderOut
 
     @extend_schema(methods=["GET"], responses=RefundOut(many=True), filters=False)
-    @extend_schema(methods=["POST"], request=RefundIn, responses={201: RefundOut},
-                   parameters=[IDEMPOTENCY_HEADER],
-                   description="Refund part or all of one line of this order. Needs a write "
-                               "key and an Idempotency-Key header.")
+    @extend_schema(
+        methods=["POST"],
+        request=RefundIn,
+        responses={201: RefundOut},
+        parameters=[IDEMPOTENCY_HEADER],
+        description="Refund part or all of one line of this order. Needs a write "
+        "key and an Idempotency-Key header.",
+    )
     @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def refunds(self, request, pk=None):
         order = self.get_object()
         if request.method == "GET":
             lines = {line.line_key: line.pk for line in order.lines.all()}
-            return Response(RefundOut(selectors.order_refunds(order=order), many=True,
-                                      context={"lines_by_key": lines}).data)
+            return Response(
+                RefundOut(
+                    selectors.order_refunds(order=order), many=True, context={"lines_by_key": lines}
+                ).data
+            )
 
         def perform(gateway_key: str) -> Response:
             data = RefundIn(data=request.data)
             data.is_valid(raise_exception=True)
             line = order.lines.filter(pk=data.validated_data["line_id"]).first()
             if line is None:
-                raise ApiError("line_not_found", "This order has no such line.",
-                               fields={"line_id": ["Not a line of this order."]})
+                raise ApiError(
+                    "line_not_found",
+                    "This order has no such line.",
+                    fields={"line_id": ["Not a line of this order."]},
+                )
             amount = data.validated_data.get("amount")
             try:
                 outcome = order_line_refund(
-                    order=order, line=line,
+                    order=order,
+                    line=line,
                     amount=Money(amount, line.currency) if amount else None,
-                    reason=data.validated_data["reason"], actor=actor_of(request),
-                    requested_by=str(request.user), idempotency_key=gateway_key,
+                    reason=data.validated_data["reason"],
+                    actor=actor_of(request),
+                    requested_by=str(request.user),
+                    idempotency_key=gateway_key,
                     channel=" through the API",
                 )
             except RefundRefused as exc:

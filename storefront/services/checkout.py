@@ -1,4 +1,5 @@
 """Checkout: quote, start (order + card setup), pay (one charge for core + bump), confirm."""
+
 from __future__ import annotations
 
 import secrets
@@ -59,8 +60,12 @@ class Attribution:
     @classmethod
     def from_mapping(cls, data: Mapping[str, str] | None) -> Attribution:
         data = data or {}
-        return cls(**{k: str(data.get(k, ""))[:100 if k != "referrer" else 500] for k in
-                      ("visitor_id", "source", "medium", "campaign", "referrer")})
+        return cls(
+            **{
+                k: str(data.get(k, ""))[: 100 if k != "referrer" else 500]
+                for k in ("visitor_id", "source", "medium", "campaign", "referrer")
+            }
+        )
 
 
 def jurisdiction_parse(*, country: str, region: str = "") -> Jurisdiction:
@@ -80,18 +85,31 @@ def bump_shown(*, product: Product, visitor_key: str) -> OfferPresentation:
 
 
 def checkout_quote(
-    *, product_slug: str, bump_offer_id: int | None, country: str, region: str = "",
+    *,
+    product_slug: str,
+    bump_offer_id: int | None,
+    country: str,
+    region: str = "",
     visitor_key: str = "",
 ) -> tuple[Product, Offer | None, Quote]:
     """Validate what the buyer asked for and price it. Writes nothing but the buyer's
     experiment assignment (sticky, once)."""
-    product, _, bump, quote = _quote(product_slug=product_slug, bump_offer_id=bump_offer_id,
-                                     country=country, region=region, visitor_key=visitor_key)
+    product, _, bump, quote = _quote(
+        product_slug=product_slug,
+        bump_offer_id=bump_offer_id,
+        country=country,
+        region=region,
+        visitor_key=visitor_key,
+    )
     return product, bump, quote
 
 
 def _quote(
-    *, product_slug: str, bump_offer_id: int | None, country: str, region: str,
+    *,
+    product_slug: str,
+    bump_offer_id: int | None,
+    country: str,
+    region: str,
     visitor_key: str,
 ) -> tuple[Product, OfferPresentation, Offer | None, Quote]:
     product = selectors.product_get_active(slug=product_slug)
@@ -105,8 +123,9 @@ def _quote(
             raise CheckoutError("bump", "That add-on is not available with this product.")
         if bump.currency != product.currency:
             raise CheckoutError("bump", "That add-on is priced in another currency.")
-    quote = quote_checkout(product=product, bump=bump, jurisdiction=jurisdiction_parse(
-        country=country, region=region))
+    quote = quote_checkout(
+        product=product, bump=bump, jurisdiction=jurisdiction_parse(country=country, region=region)
+    )
     return product, shown, bump, quote
 
 
@@ -132,7 +151,10 @@ def checkout_start(
     _refuse_if_not_accepting()
     email = email_key(email)
     product, shown, bump, quote = _quote(
-        product_slug=product_slug, bump_offer_id=bump_offer_id, country=country, region=region,
+        product_slug=product_slug,
+        bump_offer_id=bump_offer_id,
+        country=country,
+        region=region,
         visitor_key=buyer_key(visitor_id=attribution.visitor_id, email=email),
     )
     if expected_total is not None and expected_total != quote.total.amount:
@@ -171,25 +193,42 @@ def checkout_start(
         OrderLine.objects.bulk_create(
             [
                 OrderLine(
-                    order=order, kind=line.kind, product=line.product, offer_id=line.offer_id,
-                    description=line.description, net_amount=line.net.amount,
-                    tax_amount=line.tax.amount, total_amount=line.total.amount,
-                    currency=line.total.currency, tax_rate=line.rate,
-                    tax_inclusive=line.inclusive, tax_country=quote.jurisdiction.country,
+                    order=order,
+                    kind=line.kind,
+                    product=line.product,
+                    offer_id=line.offer_id,
+                    description=line.description,
+                    net_amount=line.net.amount,
+                    tax_amount=line.tax.amount,
+                    total_amount=line.total.amount,
+                    currency=line.total.currency,
+                    tax_rate=line.rate,
+                    tax_inclusive=line.inclusive,
+                    tax_country=quote.jurisdiction.country,
                     tax_region=quote.jurisdiction.region,
                 )
                 for line in quote.lines
             ]
         )
         fields = event_fields_for(order)
-        event_append(EventName.CHECKOUT_INITIATED, product_id=product.pk,
-                     amount=quote.total.amount, **fields)
+        event_append(
+            EventName.CHECKOUT_INITIATED, product_id=product.pk, amount=quote.total.amount, **fields
+        )
         if offered_bump is not None:
-            event_append(EventName.BUMP_OFFERED, offer_id=offered_bump.pk,
-                         product_id=offered_bump.product_id, **fields)
+            event_append(
+                EventName.BUMP_OFFERED,
+                offer_id=offered_bump.pk,
+                product_id=offered_bump.product_id,
+                **fields,
+            )
         if bump is not None:
-            event_append(EventName.BUMP_ACCEPTED, offer_id=bump.pk, product_id=bump.product_id,
-                         amount=bump.price_amount, **fields)
+            event_append(
+                EventName.BUMP_ACCEPTED,
+                offer_id=bump.pk,
+                product_id=bump.product_id,
+                amount=bump.price_amount,
+                **fields,
+            )
     try:
         setup = payments.card_setup_create(
             customer=gateway_customer, idempotency_key=f"setup_{order.token}"
@@ -239,9 +278,7 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
         _fail(order, "card_setup_failed")
         raise CheckoutError("card", "Your card could not be verified. Please try another card.")
     try:
-        payments.card_attach(
-            customer=gateway_customer, payment_method_ref=setup.payment_method_ref
-        )
+        payments.card_attach(customer=gateway_customer, payment_method_ref=setup.payment_method_ref)
     except GatewayRejected as exc:
         _fail(order, "card_declined")
         raise CheckoutError("card", "Your card was declined. Please try another card.") from exc
@@ -250,8 +287,11 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
             "card", "Payments are unavailable right now. Please try again."
         ) from exc
     if order.card_saved:
-        payments.vault_save(customer=gateway_customer, payment_method_ref=setup.payment_method_ref,
-                            consent_text=CONSENT_TEXT)
+        payments.vault_save(
+            customer=gateway_customer,
+            payment_method_ref=setup.payment_method_ref,
+            consent_text=CONSENT_TEXT,
+        )
     lines = list(order.lines.all())
     total = sum(line.total_amount for line in lines)
     # attempt_get_or_create absorbs the race of two submits: both get the one attempt.

@@ -1,4 +1,5 @@
 """The order status machine and what happens when payments record an outcome."""
+
 from __future__ import annotations
 
 import logging
@@ -99,8 +100,10 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
     if attempt.status == AttemptStatus.SUCCEEDED:
         if order_status_move(order=order, to=OrderStatus.PAID, paid_at=timezone.now()):
             event_append(
-                EventName.CHECKOUT_COMPLETED, amount=attempt.amount,
-                properties={"lines": len(attempt.allocation)}, **event_fields_for(order),
+                EventName.CHECKOUT_COMPLETED,
+                amount=attempt.amount,
+                properties={"lines": len(attempt.allocation)},
+                **event_fields_for(order),
             )
             enqueue("storefront.send_receipt", order_id=order.pk)
             # Release anything waiting behind the settlement gate, after commit.
@@ -111,7 +114,8 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
     elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
         if order_status_move(order=order, to=OrderStatus.FAILED):
             event_append(
-                EventName.CHECKOUT_FAILED, reason=attempt.decline_code or "declined",
+                EventName.CHECKOUT_FAILED,
+                reason=attempt.decline_code or "declined",
                 **event_fields_for(order),
             )
             enqueue("storefront.release_gated_offers", order_id=order.pk)
@@ -128,11 +132,19 @@ def on_ledger_entry(entry: LedgerEntry) -> None:
     order_status_sync_from_ledger(order=order)
     fields = event_fields_for(order)
     if entry.kind == LedgerKind.REFUND:
-        event_append(EventName.REFUND_ISSUED, amount=entry.amount,
-                     properties={"line": entry.line_key}, **fields)
+        event_append(
+            EventName.REFUND_ISSUED,
+            amount=entry.amount,
+            properties={"line": entry.line_key},
+            **fields,
+        )
     elif entry.kind == LedgerKind.CHARGEBACK:
-        event_append(EventName.CHARGEBACK_OPENED, amount=entry.amount,
-                     properties={"line": entry.line_key}, **fields)
+        event_append(
+            EventName.CHARGEBACK_OPENED,
+            amount=entry.amount,
+            properties={"line": entry.line_key},
+            **fields,
+        )
 
 
 def order_status_sync_from_ledger(*, order: Order) -> None:

@@ -1,4 +1,5 @@
 """Receipts and delivery links."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -33,7 +34,8 @@ def receipt_send(*, order_id: int) -> bool:
     fails the claim is handed back and the task's retry sends it."""
     claimed_at = timezone.now()
     claimed = Order.objects.filter(
-        pk=order_id, receipt_sent_at__isnull=True,
+        pk=order_id,
+        receipt_sent_at__isnull=True,
         status__in=OWNED_ORDER_STATUSES,
     ).update(receipt_sent_at=claimed_at)
     if not claimed:
@@ -41,12 +43,20 @@ def receipt_send(*, order_id: int) -> bool:
     try:
         order = Order.objects.select_related("customer").get(pk=order_id)
         lines = list(order.lines.all())
-        body = render_to_string("storefront/email/receipt.txt", {
-            "order": order, "lines": lines,
-            "total": sum(line.total_amount for line in lines),
-        })
-        send_mail(f"Your receipt for order {order.token[:8]}", body,
-                  settings.DEFAULT_FROM_EMAIL, [order.customer.email])
+        body = render_to_string(
+            "storefront/email/receipt.txt",
+            {
+                "order": order,
+                "lines": lines,
+                "total": sum(line.total_amount for line in lines),
+            },
+        )
+        send_mail(
+            f"Your receipt for order {order.token[:8]}",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            [order.customer.email],
+        )
     except Exception:
         Order.objects.filter(pk=order_id, receipt_sent_at=claimed_at).update(receipt_sent_at=None)
         raise

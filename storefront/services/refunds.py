@@ -2,6 +2,7 @@
 use. It passes the line's tax (so the tax part is reversed in proportion), writes one audit row
 per refund, and tells a repeat of an idempotency key from a new refund (a repeat refunds
 nothing and is not audited again)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,13 +52,20 @@ def _audit(*, actor, order: Order, refunds: list[Refund], channel: str) -> None:
                     "reason": refund.reason,
                 },
                 summary=f"Refund of {amount} on {order} ({refund.line_key}){channel}: "
-                        f"{refund.status}",
+                f"{refund.status}",
             )
 
 
 def order_line_refund(
-    *, order: Order, line: OrderLine, amount: Money | None, reason: str, actor,
-    requested_by: str, idempotency_key: str, channel: str = "",
+    *,
+    order: Order,
+    line: OrderLine,
+    amount: Money | None,
+    reason: str,
+    actor,
+    requested_by: str,
+    idempotency_key: str,
+    channel: str = "",
 ) -> RefundOutcome:
     """Refund `amount` (None: everything left) of one line of `order`. Raises RefundRefused
     with the reason when the line has no such amount left, or `line` is not the order's."""
@@ -65,8 +73,13 @@ def order_line_refund(
         raise RefundRefused(f"{line.line_key} is not a line of {order.reference}")
     repeat = Refund.objects.filter(idempotency_key=idempotency_key).exists()
     refund = refund_create(
-        reference=order.reference, line_key=line.line_key, amount=amount, reason=reason,
-        requested_by=requested_by, idempotency_key=idempotency_key, line_tax=_line_tax(line),
+        reference=order.reference,
+        line_key=line.line_key,
+        amount=amount,
+        reason=reason,
+        requested_by=requested_by,
+        idempotency_key=idempotency_key,
+        line_tax=_line_tax(line),
     )
     if not repeat:
         _audit(actor=actor, order=order, refunds=[refund], channel=channel)
@@ -74,7 +87,12 @@ def order_line_refund(
 
 
 def order_refund_all(
-    *, order: Order, reason: str, actor, requested_by: str, idempotency_key: str,
+    *,
+    order: Order,
+    reason: str,
+    actor,
+    requested_by: str,
+    idempotency_key: str,
     channel: str = "",
 ) -> RefundOutcome:
     """Refund everything left on every line of `order` (tax reversed in proportion per line).
@@ -82,7 +100,10 @@ def order_refund_all(
     repeat = Refund.objects.filter(idempotency_key__startswith=f"{idempotency_key}:").exists()
     lines = [RefundLine(line.line_key, _line_tax(line)) for line in order.lines.all()]
     refunds = refund_create_for_order(
-        reference=order.reference, lines=lines, reason=reason, requested_by=requested_by,
+        reference=order.reference,
+        lines=lines,
+        reason=reason,
+        requested_by=requested_by,
         idempotency_key=idempotency_key,
     )
     if not repeat:

@@ -7,6 +7,7 @@ compares: same schema, no statement; another schema, exactly one `SET`. The reme
 dropped whenever the server may have lost it: on connect and close, and on rollback or
 savepoint rollback (a `SET` inside an aborted transaction is undone by PostgreSQL).
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -1,4 +1,5 @@
 """One progress line format for the long tenancy commands (create_creators, spares)."""
+
 from __future__ import annotations
 
 import time

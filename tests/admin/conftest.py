@@ -1,5 +1,6 @@
 """The store owner's admin session on t1 (a real login, a known address and browser), and
 what every audit row written from the admin must carry."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ OWNER_AGENT = "Mozilla/5.0 (creator's laptop)"
 
 @pytest.fixture
 def owner_client(tenant) -> Client:
-    client = Client(HTTP_HOST="t1.localhost", REMOTE_ADDR=OWNER_ADDRESS,
-                    HTTP_USER_AGENT=OWNER_AGENT)
+    client = Client(
+        HTTP_HOST="t1.localhost", REMOTE_ADDR=OWNER_ADDRESS, HTTP_USER_AGENT=OWNER_AGENT
+    )
     assert client.login(username="owner", password="owner-pass-123")
     return client
 

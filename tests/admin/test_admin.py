@@ -1,4 +1,5 @@
 """The creator's admin: only this store's rows, keys shown once, refunds as an action."""
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -32,8 +33,9 @@ def test_the_store_admin_never_lists_another_stores_orders(staff_client, tenant,
 
 
 def test_a_new_api_key_is_shown_once_and_stored_only_hashed(staff_client):
-    response = staff_client.post("/admin/partners/apikey/add/", {
-        "name": "Zapier", "scope": "write", "rate_per_minute": 600})
+    response = staff_client.post(
+        "/admin/partners/apikey/add/", {"name": "Zapier", "scope": "write", "rate_per_minute": 600}
+    )
     assert response.status_code == 200
     token = response.context["secret"]
     assert token.startswith("sfk_") and token in response.content.decode()
@@ -48,24 +50,39 @@ def test_a_new_api_key_is_shown_once_and_stored_only_hashed(staff_client):
 
 
 def test_every_admin_page_of_the_store_renders(staff_client):
-    for url in ["/admin/", "/admin/storefront/product/", "/admin/storefront/customer/",
-                "/admin/offers/offer/", "/admin/payments/ledgerentry/",
-                "/admin/payments/chargeattempt/", "/admin/payments/mismatch/",
-                "/admin/partners/apikey/", "/admin/partners/webhooksubscription/",
-                "/admin/partners/webhookdelivery/", "/admin/analytics/event/",
-                "/admin/offers/offer/add/", "/admin/analytics/experiment/add/",
-                "/admin/storefront/taxrate/add/", "/admin/partners/webhooksubscription/add/",
-                "/admin/partners/apikey/add/", "/admin/payments/refund/",
-                "/admin/payments/webhookevent/", "/admin/storefront/followupsend/",
-                "/admin/offers/offerdecision/", "/admin/analytics/experiment/",
-                "/admin/storefront/storesettings/", "/admin/audit/auditentry/"]:
+    for url in [
+        "/admin/",
+        "/admin/storefront/product/",
+        "/admin/storefront/customer/",
+        "/admin/offers/offer/",
+        "/admin/payments/ledgerentry/",
+        "/admin/payments/chargeattempt/",
+        "/admin/payments/mismatch/",
+        "/admin/partners/apikey/",
+        "/admin/partners/webhooksubscription/",
+        "/admin/partners/webhookdelivery/",
+        "/admin/analytics/event/",
+        "/admin/offers/offer/add/",
+        "/admin/analytics/experiment/add/",
+        "/admin/storefront/taxrate/add/",
+        "/admin/partners/webhooksubscription/add/",
+        "/admin/partners/apikey/add/",
+        "/admin/payments/refund/",
+        "/admin/payments/webhookevent/",
+        "/admin/storefront/followupsend/",
+        "/admin/offers/offerdecision/",
+        "/admin/analytics/experiment/",
+        "/admin/storefront/storesettings/",
+        "/admin/audit/auditentry/",
+    ]:
         assert staff_client.get(url).status_code == 200, url
 
 
-def test_a_new_webhook_signing_secret_is_shown_on_the_page_not_in_the_messages_cookie(
-        staff_client):
-    response = staff_client.post("/admin/partners/webhooksubscription/add/", {
-        "url": "https://hooks.partner.example/in", "event_types": '["*"]', "is_active": "on"})
+def test_a_new_webhook_signing_secret_is_shown_on_the_page_not_in_the_messages_cookie(staff_client):
+    response = staff_client.post(
+        "/admin/partners/webhooksubscription/add/",
+        {"url": "https://hooks.partner.example/in", "event_types": '["*"]', "is_active": "on"},
+    )
     assert response.status_code == 200, response.content[:1000]
     secret = response.context["secret"]
     assert secret.startswith("whsk_") and secret in response.content.decode()
@@ -76,10 +93,13 @@ def test_a_new_webhook_signing_secret_is_shown_on_the_page_not_in_the_messages_c
 
 @pytest.mark.parametrize("rate", ["0", "6001", "100000"])
 def test_a_key_rate_limit_outside_one_to_six_thousand_a_minute_is_refused(staff_client, rate):
-    response = staff_client.post("/admin/partners/apikey/add/", {
-        "name": "Greedy", "scope": "read", "rate_per_minute": rate})
-    assert response.status_code == 200 and "rate_per_minute" in response.context[
-        "adminform"].form.errors
+    response = staff_client.post(
+        "/admin/partners/apikey/add/", {"name": "Greedy", "scope": "read", "rate_per_minute": rate}
+    )
+    assert (
+        response.status_code == 200
+        and "rate_per_minute" in response.context["adminform"].form.errors
+    )
     assert not ApiKey.objects.filter(name="Greedy").exists()
 
 

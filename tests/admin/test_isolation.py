@@ -1,5 +1,6 @@
 """Staff of t1 never see t2's rows on any admin page: every registered changelist, walked
 after both stores have rows, shows exactly t1's rows and none of t2's marked ones."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,58 +45,130 @@ def _rows(mark: str, n: int) -> None:
         get_user_model().objects.create_user(f"staff-{tag}", f"{tag}@example.com", "x")
         Group.objects.create(name=f"group-{tag}")
         core = Product.objects.create(slug=f"core-{tag}", name=f"Core {tag}", price_amount=4000)
-        addon = Product.objects.create(slug=f"addon-{tag}", name=f"Addon {tag}",
-                                       price_amount=900)
-        offer = Offer.objects.create(kind="upsell", trigger_product=core, product=addon,
-                                     price_amount=800, headline=f"Offer {tag}", benefit="b")
+        addon = Product.objects.create(slug=f"addon-{tag}", name=f"Addon {tag}", price_amount=900)
+        offer = Offer.objects.create(
+            kind="upsell",
+            trigger_product=core,
+            product=addon,
+            price_amount=800,
+            headline=f"Offer {tag}",
+            benefit="b",
+        )
         customer = Customer.objects.create(email=f"buyer-{tag}@example.com")
-        order = Order.objects.create(token=f"order{tag}", customer=customer, currency="USD",
-                                     country="US", utm_source=tag)
-        OrderLine.objects.create(order=order, kind="core", product=core, description=tag,
-                                 net_amount=4000, tax_amount=0, total_amount=4000,
-                                 currency="USD", tax_rate=0, tax_inclusive=False,
-                                 tax_country="US")
+        order = Order.objects.create(
+            token=f"order{tag}", customer=customer, currency="USD", country="US", utm_source=tag
+        )
+        OrderLine.objects.create(
+            order=order,
+            kind="core",
+            product=core,
+            description=tag,
+            net_amount=4000,
+            tax_amount=0,
+            total_amount=4000,
+            currency="USD",
+            tax_rate=0,
+            tax_inclusive=False,
+            tax_country="US",
+        )
         TaxRate.objects.create(country="DE", region=f"R{i}", rate="19.000", name=f"VAT {tag}")
-        FollowUpSend.objects.create(customer=customer, order=order, offer=offer, step=1,
-                                    due_at=timezone.now(), nonce=f"nonce{tag}",
-                                    skipped_reason=tag)
+        FollowUpSend.objects.create(
+            customer=customer,
+            order=order,
+            offer=offer,
+            step=1,
+            due_at=timezone.now(),
+            nonce=f"nonce{tag}",
+            skipped_reason=tag,
+        )
         now = timezone.now()
         OfferDecision.objects.create(
-            order=order, customer=customer, offer=offer, kind="upsell", nonce=f"dec{tag}",
-            expires_at=now + dt.timedelta(hours=1), net_amount=800, tax_amount=0,
-            total_amount=800, currency="USD", tax_rate=0, tax_inclusive=False,
-            followup_reason=tag)
-        Experiment.objects.create(offer_id=offer.pk, name=f"Experiment {tag}", kind="creative",
-                                  variants={"a": {"headline": "x"}, "b": {"headline": "y"}})
+            order=order,
+            customer=customer,
+            offer=offer,
+            kind="upsell",
+            nonce=f"dec{tag}",
+            expires_at=now + dt.timedelta(hours=1),
+            net_amount=800,
+            tax_amount=0,
+            total_amount=800,
+            currency="USD",
+            tax_rate=0,
+            tax_inclusive=False,
+            followup_reason=tag,
+        )
+        Experiment.objects.create(
+            offer_id=offer.pk,
+            name=f"Experiment {tag}",
+            kind="creative",
+            variants={"a": {"headline": "x"}, "b": {"headline": "y"}},
+        )
         Event.objects.create(name="page_viewed", source=tag, order_id=order.pk)
         attempt = ChargeAttempt.objects.create(
-            purpose=f"order:{order.pk}:primary:{tag}", idempotency_key=f"idem-{tag}",
-            reference=f"order:{tag}", amount=4000, currency="USD", customer_ref="cus",
-            payment_method_ref="pm")
-        LedgerEntry.objects.create(kind="charge", gateway_ref=f"pi_{tag}",
-                                   reference=f"order:{tag}", line_key="line:1", amount=4000,
-                                   currency="USD", attempt=attempt)
-        Refund.objects.create(idempotency_key=f"ref-{tag}", reference=f"order:{tag}",
-                              line_key="line:1", payment_ref=f"pi_{tag}", amount=100,
-                              currency="USD")
-        Mismatch.objects.create(kind="amount", gateway_ref=f"pi_{tag}", reference=tag,
-                                detail=tag)
-        WebhookEvent.objects.create(event_id=f"evt_{tag}", event_type="charge.succeeded",
-                                    object_type="charge", object_id=f"ch_{tag}")
+            purpose=f"order:{order.pk}:primary:{tag}",
+            idempotency_key=f"idem-{tag}",
+            reference=f"order:{tag}",
+            amount=4000,
+            currency="USD",
+            customer_ref="cus",
+            payment_method_ref="pm",
+        )
+        LedgerEntry.objects.create(
+            kind="charge",
+            gateway_ref=f"pi_{tag}",
+            reference=f"order:{tag}",
+            line_key="line:1",
+            amount=4000,
+            currency="USD",
+            attempt=attempt,
+        )
+        Refund.objects.create(
+            idempotency_key=f"ref-{tag}",
+            reference=f"order:{tag}",
+            line_key="line:1",
+            payment_ref=f"pi_{tag}",
+            amount=100,
+            currency="USD",
+        )
+        Mismatch.objects.create(kind="amount", gateway_ref=f"pi_{tag}", reference=tag, detail=tag)
+        WebhookEvent.objects.create(
+            event_id=f"evt_{tag}",
+            event_type="charge.succeeded",
+            object_type="charge",
+            object_id=f"ch_{tag}",
+        )
         ApiKey.objects.create(name=f"Key {tag}", prefix=f"{tag}"[:16], secret_hash="0" * 64)
-        subscription = WebhookSubscription.objects.create(url=f"https://{tag}.example/hook",
-                                                          secret="s")
-        WebhookDelivery.objects.create(subscription=subscription, event_id=f"ev-{tag}",
-                                       event_name="refund_issued", payload={},
-                                       next_attempt_at=timezone.now())
+        subscription = WebhookSubscription.objects.create(
+            url=f"https://{tag}.example/hook", secret="s"
+        )
+        WebhookDelivery.objects.create(
+            subscription=subscription,
+            event_id=f"ev-{tag}",
+            event_name="refund_issued",
+            payload={},
+            next_attempt_at=timezone.now(),
+        )
         audit_record(request_or_actor=Actor.system(f"task-{tag}"), action=f"test.{tag}")
-        LoopFailure.objects.create(schema_name=connection.schema_name, loop="test.loop",
-                                   record_id=tag, label=f"record {tag}", tries=1,
-                                   last_error=tag, first_failed_at=now, last_failed_at=now)
+        LoopFailure.objects.create(
+            schema_name=connection.schema_name,
+            loop="test.loop",
+            record_id=tag,
+            label=f"record {tag}",
+            tries=1,
+            last_error=tag,
+            first_failed_at=now,
+            last_failed_at=now,
+        )
         PayoutAccount.objects.create(idempotency_key=f"connect-{tag}", account_ref=f"acct_{tag}")
         TransferAttempt.objects.create(
-            charge_attempt=attempt, idempotency_key=f"transfer-{tag}", destination=f"acct_{tag}",
-            transfer_group=f"order:{tag}", gross=1000, fee=80, amount=920, currency="USD",
+            charge_attempt=attempt,
+            idempotency_key=f"transfer-{tag}",
+            destination=f"acct_{tag}",
+            transfer_group=f"order:{tag}",
+            gross=1000,
+            fee=80,
+            amount=920,
+            currency="USD",
         )
     settings_row = StoreSettings.current()
     settings_row.support_email = f"help-{mark}@example.com"

@@ -1,5 +1,6 @@
 """Refunds from the orders page: an amount per line with a reason, or the whole order; refusals
 read as admin messages; a form sent twice refunds once. Over localstripe."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,11 @@ def _paid_order(client_for) -> Order:
 
 
 def _post(client, action: str, order: Order, **data):
-    return client.post(CHANGELIST, {"action": action, "_selected_action": [order.pk],
-                                    "index": 0, **data}, follow="apply" in data)
+    return client.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [order.pk], "index": 0, **data},
+        follow="apply" in data,
+    )
 
 
 def _refund_key(client, action: str, order: Order) -> str:
@@ -45,14 +49,21 @@ def test_the_refund_form_lists_every_line_with_what_is_left_and_refunds_the_amou
     assert "$58.31" in html and "$10.71" in html  # core and bump totals, tax included
     key = page.context["form"]["refund_key"].value()
 
-    done = _post(owner_client, "refund_lines", order, apply="Refund", refund_key=key,
-                 reason="damaged file", **{f"amount_{core.pk}": "10.00",
-                                           f"amount_{bump.pk}": "10.71"})
+    done = _post(
+        owner_client,
+        "refund_lines",
+        order,
+        apply="Refund",
+        refund_key=key,
+        reason="damaged file",
+        **{f"amount_{core.pk}": "10.00", f"amount_{bump.pk}": "10.71"},
+    )
     assert done.status_code == 200
     refunds = {r.line_key: r for r in Refund.objects.all()}
     assert {k: (r.amount, r.status) for k, r in refunds.items()} == {
         core.line_key: (1000, RefundStatus.SUCCEEDED),
-        bump.line_key: (h.BUMP_TOTAL, RefundStatus.SUCCEEDED)}
+        bump.line_key: (h.BUMP_TOTAL, RefundStatus.SUCCEEDED),
+    }
     # Tax reversed in proportion to the line (line_tax given): 931 × 1000 / 5831, and all of
     # the bump's tax.
     assert (refunds[core.line_key].tax_amount, refunds[bump.line_key].tax_amount) == (160, 171)
@@ -69,8 +80,15 @@ def test_a_refund_above_what_is_left_on_a_line_is_refused_with_a_readable_messag
     order = _paid_order(client_for)
     bump = order.lines.get(kind="bump")
     key = _refund_key(owner_client, "refund_lines", order)
-    done = _post(owner_client, "refund_lines", order, apply="Refund", refund_key=key,
-                 reason="asked", **{f"amount_{bump.pk}": "20.00"})
+    done = _post(
+        owner_client,
+        "refund_lines",
+        order,
+        apply="Refund",
+        refund_key=key,
+        reason="asked",
+        **{f"amount_{bump.pk}": "20.00"},
+    )
     assert done.status_code == 200
     shown = messages_of(done)
     assert any("not refunded" in m and "exceeds the $10.71 left to refund" in m for m in shown)
@@ -80,13 +98,11 @@ def test_a_refund_above_what_is_left_on_a_line_is_refused_with_a_readable_messag
 
 
 @pytest.mark.gateway
-def test_sending_the_same_refund_form_twice_refunds_once(owner_client, client_for,
-                                                         stripe_api_base):
+def test_sending_the_same_refund_form_twice_refunds_once(owner_client, client_for, stripe_api_base):
     order = _paid_order(client_for)
     bump = order.lines.get(kind="bump")
     key = _refund_key(owner_client, "refund_lines", order)
-    form = {"apply": "Refund", "refund_key": key, "reason": "asked",
-            f"amount_{bump.pk}": "5.00"}
+    form = {"apply": "Refund", "refund_key": key, "reason": "asked", f"amount_{bump.pk}": "5.00"}
     _post(owner_client, "refund_lines", order, **form)
     again = _post(owner_client, "refund_lines", order, **form)
     assert any("already sent" in m for m in messages_of(again))
@@ -107,8 +123,9 @@ def test_a_whole_order_refund_asks_for_a_reason_then_refunds_every_line_once(
     missing_reason = _post(owner_client, "refund_in_full", order, apply="Yes", refund_key=key)
     assert missing_reason.status_code == 200 and not Refund.objects.exists()
 
-    done = _post(owner_client, "refund_in_full", order, apply="Yes", refund_key=key,
-                 reason="wrong product")
+    done = _post(
+        owner_client, "refund_in_full", order, apply="Yes", refund_key=key, reason="wrong product"
+    )
     assert sorted(r.amount for r in Refund.objects.all()) == sorted([h.CORE_TOTAL, h.BUMP_TOTAL])
     order.refresh_from_db()
     assert order.status == OrderStatus.REFUNDED
@@ -131,8 +148,15 @@ def test_a_refund_the_gateway_refuses_is_shown_as_an_error_and_audited_as_failed
             raise GatewayRejected("charge_already_refunded")
 
     monkeypatch.setattr(services, "get_gateway", lambda: Refusing())
-    done = _post(owner_client, "refund_lines", order, apply="Refund", refund_key=key,
-                 reason="asked", **{f"amount_{bump.pk}": "5.00"})
+    done = _post(
+        owner_client,
+        "refund_lines",
+        order,
+        apply="Refund",
+        refund_key=key,
+        reason="asked",
+        **{f"amount_{bump.pk}": "5.00"},
+    )
     assert any("gateway refused" in m for m in messages_of(done))
     refund = Refund.objects.get()
     assert refund.status == RefundStatus.FAILED
@@ -142,8 +166,9 @@ def test_a_refund_the_gateway_refuses_is_shown_as_an_error_and_audited_as_failed
 
 def test_an_unpaid_order_is_not_offered_for_refund(owner_client):
     customer = Customer.objects.create(email="pending@t1.example")
-    order = Order.objects.create(token="pendingorder1", customer=customer, currency="USD",
-                                 country="US")
+    order = Order.objects.create(
+        token="pendingorder1", customer=customer, currency="USD", country="US"
+    )
     response = _post(owner_client, "refund_lines", order)
     assert response.status_code == 302
     follow = owner_client.get(CHANGELIST)
@@ -153,8 +178,9 @@ def test_an_unpaid_order_is_not_offered_for_refund(owner_client):
 
 def test_the_order_page_offers_both_refunds(owner_client):
     customer = Customer.objects.create(email="b@t1.example")
-    order = Order.objects.create(token="someorder", customer=customer, currency="USD",
-                                 country="US", status=OrderStatus.PAID)
+    order = Order.objects.create(
+        token="someorder", customer=customer, currency="USD", country="US", status=OrderStatus.PAID
+    )
     html = owner_client.get(f"{CHANGELIST}{order.pk}/change/").content.decode()
     assert 'value="refund_lines"' in html and 'value="refund_in_full"' in html
     assert f'name="_selected_action" value="{order.pk}"' in html

@@ -152,11 +152,21 @@ def test_a_back_dated_event_moves_a_visitors_first_visit_without_counting_them_t
 def _snapshot() -> dict:
     return {
         "orders": sorted(
-            OrderSummary.objects.values_list("order_id", "charged", "refunded", "charged_back",
-                                             "offered_ids", "accepted_ids", "taken_ids")
+            OrderSummary.objects.values_list(
+                "order_id",
+                "charged",
+                "refunded",
+                "charged_back",
+                "offered_ids",
+                "accepted_ids",
+                "taken_ids",
+            )
         ),
-        "lines": sorted(OfferLineSummary.objects.values_list(
-            "line_id", "kind", "offer_id", "paid_at", "charged", "refunded", "charged_back")),
+        "lines": sorted(
+            OfferLineSummary.objects.values_list(
+                "line_id", "kind", "offer_id", "paid_at", "charged", "refunded", "charged_back"
+            )
+        ),
         "days": sorted(EventDay.objects.values_list("day", "name", "source", "offer_id", "events")),
         "visitor_days": sorted(VisitorDay.objects.values_list("day", "scope", "visitor_id")),
         "buyers": sorted(

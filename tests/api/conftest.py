@@ -1,4 +1,5 @@
 """Partner API fixtures: store API keys, API clients per host, a paid order over localstripe."""
+
 from __future__ import annotations
 
 import pytest
@@ -52,8 +53,10 @@ def paid_order(host: str = "t1.localhost", *, price: int = 4900, email: str = "b
     if not TaxRateFactory._meta.model.objects.filter(country="DE", region="").exists():
         TaxRateFactory(country="DE", rate="19.000")
     client = Client(HTTP_HOST=host)
-    started = client.post(f"/checkout/{slug}/start", {
-        "email": email, "country": "DE", "region": "", "save_card": "on"})
+    started = client.post(
+        f"/checkout/{slug}/start",
+        {"email": email, "country": "DE", "region": "", "save_card": "on"},
+    )
     assert started.status_code == 200, started.content
     body = started.json()
     order = Order.objects.get(token=body["order"])

@@ -1,4 +1,5 @@
 """Partner API: keys and scopes, errors, pagination and filters, offers' guardrails, schema."""
+
 import pytest
 from django.db import connection
 
@@ -42,9 +43,17 @@ def test_a_read_key_cannot_write(api_for, read_key):
     core = ProductFactory(price_amount=5000)
     addon = ProductFactory(price_amount=1500)
     response = api_for("t1.localhost", read_key).post(
-        "/api/v1/offers/", {"kind": "bump", "trigger_product_id": core.pk,
-                            "product_id": addon.pk, "price_amount": 900,
-                            "headline": "h", "benefit": "b"}, content_type="application/json")
+        "/api/v1/offers/",
+        {
+            "kind": "bump",
+            "trigger_product_id": core.pk,
+            "product_id": addon.pk,
+            "price_amount": 900,
+            "headline": "h",
+            "benefit": "b",
+        },
+        content_type="application/json",
+    )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"
 
@@ -53,14 +62,21 @@ def test_an_offer_above_half_the_cart_is_refused_unless_explicitly_allowed(api_f
     core = ProductFactory(price_amount=4000)
     addon = ProductFactory(price_amount=3000)
     api = api_for("t1.localhost", write_key)
-    body = {"kind": "bump", "trigger_product_id": core.pk, "product_id": addon.pk,
-            "price_amount": 2500, "headline": "Pro pack", "benefit": "Now"}
+    body = {
+        "kind": "bump",
+        "trigger_product_id": core.pk,
+        "product_id": addon.pk,
+        "price_amount": 2500,
+        "headline": "Pro pack",
+        "benefit": "Now",
+    }
     refused = api.post("/api/v1/offers/", body, content_type="application/json")
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "price_guardrail"
     assert "price_amount" in refused.json()["error"]["fields"]
-    allowed = api.post("/api/v1/offers/", body | {"allow_high_price": True},
-                       content_type="application/json")
+    allowed = api.post(
+        "/api/v1/offers/", body | {"allow_high_price": True}, content_type="application/json"
+    )
     assert allowed.status_code == 201, allowed.content
     assert allowed.json()["warnings"] and "62.5%" in allowed.json()["warnings"][0]
 
@@ -68,13 +84,21 @@ def test_an_offer_above_half_the_cart_is_refused_unless_explicitly_allowed(api_f
 def test_offers_can_be_paused_and_resumed_and_a_second_live_bump_is_a_conflict(api_for, write_key):
     offer = OfferFactory(price_amount=900)
     api = api_for("t1.localhost", write_key)
-    second = {"kind": "bump", "trigger_product_id": offer.trigger_product_id,
-              "product_id": offer.product_id, "price_amount": 900, "headline": "h",
-              "benefit": "b"}
+    second = {
+        "kind": "bump",
+        "trigger_product_id": offer.trigger_product_id,
+        "product_id": offer.product_id,
+        "price_amount": 900,
+        "headline": "h",
+        "benefit": "b",
+    }
     conflict = api.post("/api/v1/offers/", second, content_type="application/json")
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "offer_conflict"
-    paused = api.post(f"/api/v1/offers/{offer.pk}/pause/", {"reason": "refunds up"},
-                      content_type="application/json")
+    paused = api.post(
+        f"/api/v1/offers/{offer.pk}/pause/",
+        {"reason": "refunds up"},
+        content_type="application/json",
+    )
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
     resumed = api.post(f"/api/v1/offers/{offer.pk}/resume/", content_type="application/json")
     assert resumed.json()["status"] == "active"
@@ -82,8 +106,8 @@ def test_offers_can_be_paused_and_resumed_and_a_second_live_bump_is_a_conflict(a
 
 def test_bad_input_gets_a_validation_error_body_with_fields(api_for, write_key):
     response = api_for("t1.localhost", write_key).post(
-        "/api/v1/offers/", {"kind": "nonsense", "price_amount": -1},
-        content_type="application/json")
+        "/api/v1/offers/", {"kind": "nonsense", "price_amount": -1}, content_type="application/json"
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "validation_error"
@@ -92,7 +116,8 @@ def test_bad_input_gets_a_validation_error_body_with_fields(api_for, write_key):
 
 def test_malformed_json_is_a_400_not_a_500(api_for, write_key):
     response = api_for("t1.localhost", write_key).post(
-        "/api/v1/offers/", "{not json", content_type="application/json")
+        "/api/v1/offers/", "{not json", content_type="application/json"
+    )
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
 
 

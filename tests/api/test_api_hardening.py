@@ -1,5 +1,6 @@
 """Partner API hardening (issue 20.6): throttled failed authentication, no keys in URLs or
 the access log, JSON 404s for any unknown path, strict string fields."""
+
 import datetime as dt
 import logging
 
@@ -15,7 +16,8 @@ def failure_budget(settings):
 
 
 def test_failed_authentication_is_throttled_per_address_with_retry_after(
-        api_for, write_key, failure_budget):
+    api_for, write_key, failure_budget
+):
     for i in range(5):
         response = api_for(HOST, f"sfk_0000000{i}_{'x' * 43}").get("/api/v1/products/")
         assert response.status_code == 401, response.content
@@ -27,8 +29,7 @@ def test_failed_authentication_is_throttled_per_address_with_retry_after(
     assert api_for(HOST, write_key).get("/api/v1/products/").status_code == 429
 
 
-def test_a_malformed_authorization_header_counts_as_a_failure(api_for, tenant,
-                                                              failure_budget):
+def test_a_malformed_authorization_header_counts_as_a_failure(api_for, tenant, failure_budget):
     from django.test import Client
 
     client = Client(HTTP_HOST=HOST, HTTP_AUTHORIZATION="Basic abc")
@@ -41,8 +42,10 @@ def test_good_keys_do_not_spend_the_failure_budget(api_for, read_key, failure_bu
         assert api_for(HOST, read_key).get("/api/v1/products/").status_code == 200
 
 
-@pytest.mark.parametrize("query", ["api_key={token}", "key={token}", "token=abc",
-                                   "access_token=abc", "q={token}", "API_KEY=abc"])
+@pytest.mark.parametrize(
+    "query",
+    ["api_key={token}", "key={token}", "token=abc", "access_token=abc", "q={token}", "API_KEY=abc"],
+)
 def test_an_api_key_in_the_query_string_is_refused(api_for, read_key, query):
     query = query.format(token=read_key)
     for api in (api_for(HOST, read_key), api_for(HOST, None)):
@@ -62,9 +65,14 @@ def test_the_access_log_redacts_a_key_sent_in_the_url(read_key, caplog):
     logger = RedactingLogger(Config())
     logger.cfg.set("accesslog", "-")
     logger.setup(logger.cfg)
-    environ = {"REQUEST_METHOD": "GET", "RAW_URI": f"/api/v1/products/?api_key={read_key}",
-               "SERVER_PROTOCOL": "HTTP/1.1", "PATH_INFO": "/api/v1/products/",
-               "QUERY_STRING": f"key={read_key}", "REMOTE_ADDR": "127.0.0.1"}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/api/v1/products/?api_key={read_key}",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "PATH_INFO": "/api/v1/products/",
+        "QUERY_STRING": f"key={read_key}",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
 
     class Resp:
         status = "401 Unauthorized"
@@ -79,9 +87,18 @@ def test_the_access_log_redacts_a_key_sent_in_the_url(read_key, caplog):
     assert read_key not in caplog.text
 
 
-@pytest.mark.parametrize("path", ["/api/v1/%0A", "/api/v1/products/%0A",
-                                  "/api/v1/products/%0A/", "/api/v1/x%0Ay/", "/api/v1/nope",
-                                  "/api/v1/%0D%0A", "/api/v1/products/1/%0A"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/%0A",
+        "/api/v1/products/%0A",
+        "/api/v1/products/%0A/",
+        "/api/v1/x%0Ay/",
+        "/api/v1/nope",
+        "/api/v1/%0D%0A",
+        "/api/v1/products/1/%0A",
+    ],
+)
 def test_an_unknown_api_path_gets_the_json_404(api_for, read_key, path):
     response = api_for(HOST, read_key).get(path)
     assert response.status_code == 404, (path, response.status_code)

@@ -1,5 +1,6 @@
 """Partner API: the ladder and products, offers of every kind with caps, experiments with their
 sample size, metrics, the audit rows each write leaves, and the docs page under our CSP."""
+
 import re
 
 import pytest
@@ -28,12 +29,21 @@ def _audit(action: str) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(action=action).order_by("pk"))
 
 
-def test_a_product_created_and_repriced_through_the_api_is_audited_as_the_key(
-        api_for, write_key):
+def test_a_product_created_and_repriced_through_the_api_is_audited_as_the_key(api_for, write_key):
     api = api_for("t1.localhost", write_key)
-    created = _json(api, "post", "/api/v1/products/", {
-        "slug": "workbook", "name": "Workbook", "price_amount": 1900, "currency": "EUR",
-        "tier": "companion", "status": "active"})
+    created = _json(
+        api,
+        "post",
+        "/api/v1/products/",
+        {
+            "slug": "workbook",
+            "name": "Workbook",
+            "price_amount": 1900,
+            "currency": "EUR",
+            "tier": "companion",
+            "status": "active",
+        },
+    )
     assert created.status_code == 201, created.content
     product = Product.objects.get(slug="workbook")
     assert (product.price_amount, product.currency, product.tier) == (1900, "EUR", "companion")
@@ -51,8 +61,12 @@ def test_a_product_created_and_repriced_through_the_api_is_audited_as_the_key(
 
 def test_a_product_update_that_changes_nothing_leaves_no_audit_row(api_for, write_key):
     product = ProductFactory(price_amount=4900)
-    response = _json(api_for("t1.localhost", write_key), "patch",
-                     f"/api/v1/products/{product.pk}/", {"price_amount": 4900})
+    response = _json(
+        api_for("t1.localhost", write_key),
+        "patch",
+        f"/api/v1/products/{product.pk}/",
+        {"price_amount": 4900},
+    )
     assert response.status_code == 200
     assert not _audit("storefront.product.change")
 
@@ -60,8 +74,9 @@ def test_a_product_update_that_changes_nothing_leaves_no_audit_row(api_for, writ
 def test_a_product_refuses_a_taken_slug_a_low_anchor_and_a_new_currency(api_for, write_key):
     taken = ProductFactory(slug="taken", price_amount=5000, currency="USD")
     api = api_for("t1.localhost", write_key)
-    dup = _json(api, "post", "/api/v1/products/",
-                {"slug": "taken", "name": "x", "price_amount": 100})
+    dup = _json(
+        api, "post", "/api/v1/products/", {"slug": "taken", "name": "x", "price_amount": 100}
+    )
     assert dup.status_code == 400 and "slug" in dup.json()["error"]["fields"]
     anchor = _json(api, "patch", f"/api/v1/products/{taken.pk}/", {"anchor_amount": 4000})
     assert anchor.status_code == 400 and "anchor_amount" in anchor.json()["error"]["fields"]
@@ -86,16 +101,25 @@ def test_a_read_key_cannot_create_change_or_reorder_products(api_for, read_key):
 
 
 def test_the_ladder_is_reordered_in_one_call_and_the_list_follows_it(api_for, write_key):
-    entry, companion, premium = (ProductFactory(slug=s, ladder_position=i)
-                                 for i, s in enumerate(["entry", "companion", "premium"], 1))
+    entry, companion, premium = (
+        ProductFactory(slug=s, ladder_position=i)
+        for i, s in enumerate(["entry", "companion", "premium"], 1)
+    )
     api = api_for("t1.localhost", write_key)
-    moved = _json(api, "post", "/api/v1/products/reorder/",
-                  {"product_ids": [premium.pk, entry.pk, companion.pk]})
+    moved = _json(
+        api,
+        "post",
+        "/api/v1/products/reorder/",
+        {"product_ids": [premium.pk, entry.pk, companion.pk]},
+    )
     assert moved.status_code == 200, moved.content
     assert [p["slug"] for p in moved.json()] == ["premium", "entry", "companion"]
     listed = api.get("/api/v1/products/").json()["results"]
     assert [(p["slug"], p["ladder_position"]) for p in listed] == [
-        ("premium", 1), ("entry", 2), ("companion", 3)]
+        ("premium", 1),
+        ("entry", 2),
+        ("companion", 3),
+    ]
     [entry_row] = _audit("storefront.product.reorder")
     assert entry_row.actor_kind == "api_key"
     assert entry_row.changes[str(premium.pk)] == [3, 1]
@@ -109,7 +133,9 @@ def test_a_reorder_that_leaves_out_a_product_is_refused_and_moves_nothing(api_fo
         assert refused.status_code == 400, ids
         assert refused.json()["error"]["code"] == "ladder_incomplete"
     assert list(Product.objects.order_by("ladder_position").values_list("pk", flat=True)) == [
-        a.pk, b.pk]
+        a.pk,
+        b.pk,
+    ]
     assert not _audit("storefront.product.reorder")
 
 
@@ -117,8 +143,9 @@ def test_one_product_moves_on_the_ladder_with_a_patch_of_its_position(api_for, w
     a = ProductFactory(slug="a", ladder_position=1)
     ProductFactory(slug="b", ladder_position=2)
     api = api_for("t1.localhost", write_key)
-    assert _json(api, "patch", f"/api/v1/products/{a.pk}/",
-                 {"ladder_position": 3}).status_code == 200
+    assert (
+        _json(api, "patch", f"/api/v1/products/{a.pk}/", {"ladder_position": 3}).status_code == 200
+    )
     assert [p["slug"] for p in api.get("/api/v1/products/").json()["results"]] == ["b", "a"]
 
 
@@ -126,22 +153,43 @@ def test_offer_create_update_pause_and_resume_are_each_audited_as_the_key(api_fo
     core = ProductFactory(price_amount=5000)
     addon = ProductFactory(price_amount=1500)
     api = api_for("t1.localhost", write_key)
-    created = _json(api, "post", "/api/v1/offers/", {
-        "kind": "bump", "trigger_product_id": core.pk, "product_id": addon.pk,
-        "price_amount": 900, "headline": "Presets", "benefit": "Edit faster"})
+    created = _json(
+        api,
+        "post",
+        "/api/v1/offers/",
+        {
+            "kind": "bump",
+            "trigger_product_id": core.pk,
+            "product_id": addon.pk,
+            "price_amount": 900,
+            "headline": "Presets",
+            "benefit": "Edit faster",
+        },
+    )
     assert created.status_code == 201, created.content
     offer_id = created.json()["id"]
-    assert _json(api, "patch", f"/api/v1/offers/{offer_id}/",
-                 {"price_amount": 1200}).status_code == 200
-    assert _json(api, "post", f"/api/v1/offers/{offer_id}/pause/",
-                 {"reason": "refunds up"}).status_code == 200
+    assert (
+        _json(api, "patch", f"/api/v1/offers/{offer_id}/", {"price_amount": 1200}).status_code
+        == 200
+    )
+    assert (
+        _json(
+            api, "post", f"/api/v1/offers/{offer_id}/pause/", {"reason": "refunds up"}
+        ).status_code
+        == 200
+    )
     assert _json(api, "post", f"/api/v1/offers/{offer_id}/resume/").status_code == 200
 
     key = _key_of(write_key)
-    actions = list(AuditEntry.objects.filter(object_id=str(offer_id)).order_by("pk")
-                   .values_list("action", "actor_kind", "actor_id"))
-    assert actions == [(f"offers.offer.{verb}", "api_key", str(key.pk))
-                       for verb in ("add", "change", "pause", "resume")]
+    actions = list(
+        AuditEntry.objects.filter(object_id=str(offer_id))
+        .order_by("pk")
+        .values_list("action", "actor_kind", "actor_id")
+    )
+    assert actions == [
+        (f"offers.offer.{verb}", "api_key", str(key.pk))
+        for verb in ("add", "change", "pause", "resume")
+    ]
     change = _audit("offers.offer.change")[0]
     assert change.changes == {"price_amount": [900, 1200]}
     assert _audit("offers.offer.pause")[0].changes["paused_reason"] == ["", "refunds up"]
@@ -172,15 +220,36 @@ def test_downsells_and_cross_sells_are_created_and_listed_by_kind(api_for, write
     addon = ProductFactory(price_amount=3000)
     upsell = OfferFactory(kind="upsell", trigger_product=core, product=addon, price_amount=2500)
     api = api_for("t1.localhost", write_key)
-    down = _json(api, "post", "/api/v1/offers/", {
-        "kind": "downsell", "parent_id": upsell.pk, "trigger_product_id": core.pk,
-        "product_id": addon.pk, "price_amount": 1500, "headline": "Lite", "benefit": "b"})
+    down = _json(
+        api,
+        "post",
+        "/api/v1/offers/",
+        {
+            "kind": "downsell",
+            "parent_id": upsell.pk,
+            "trigger_product_id": core.pk,
+            "product_id": addon.pk,
+            "price_amount": 1500,
+            "headline": "Lite",
+            "benefit": "b",
+        },
+    )
     assert down.status_code == 201, down.content
     assert down.json()["parent_id"] == upsell.pk
-    cross = _json(api, "post", "/api/v1/offers/", {
-        "kind": "cross_sell", "trigger_product_id": core.pk, "product_id": addon.pk,
-        "price_amount": 2000, "headline": "Next step", "benefit": "b",
-        "followup_delays_hours": [24, 72]})
+    cross = _json(
+        api,
+        "post",
+        "/api/v1/offers/",
+        {
+            "kind": "cross_sell",
+            "trigger_product_id": core.pk,
+            "product_id": addon.pk,
+            "price_amount": 2000,
+            "headline": "Next step",
+            "benefit": "b",
+            "followup_delays_hours": [24, 72],
+        },
+    )
     assert cross.status_code == 201, cross.content
     assert cross.json()["followup_delays_hours"] == [24, 72]
     listed = api.get("/api/v1/offers/", {"kind": "cross_sell"}).json()["results"]
@@ -193,21 +262,34 @@ def test_a_downsell_must_follow_its_upsells_product_and_cost_less(api_for, write
     addon = ProductFactory(price_amount=3000)
     upsell = OfferFactory(kind="upsell", trigger_product=core, product=addon, price_amount=2500)
     api = api_for("t1.localhost", write_key)
-    body = {"kind": "downsell", "parent_id": upsell.pk, "product_id": addon.pk,
-            "headline": "h", "benefit": "b"}
-    elsewhere = _json(api, "post", "/api/v1/offers/",
-                      body | {"trigger_product_id": other.pk, "price_amount": 1500})
+    body = {
+        "kind": "downsell",
+        "parent_id": upsell.pk,
+        "product_id": addon.pk,
+        "headline": "h",
+        "benefit": "b",
+    }
+    elsewhere = _json(
+        api,
+        "post",
+        "/api/v1/offers/",
+        body | {"trigger_product_id": other.pk, "price_amount": 1500},
+    )
     assert elsewhere.status_code == 400 and "parent_id" in elsewhere.json()["error"]["fields"]
-    dearer = _json(api, "post", "/api/v1/offers/",
-                   body | {"trigger_product_id": core.pk, "price_amount": 2500})
+    dearer = _json(
+        api, "post", "/api/v1/offers/", body | {"trigger_product_id": core.pk, "price_amount": 2500}
+    )
     assert dearer.status_code == 400 and "price_amount" in dearer.json()["error"]["fields"]
     assert not Offer.objects.filter(kind="downsell").exists()
 
 
 def _experiment_body(offer, **extra):
-    return {"offer_id": offer.pk, "name": "Headline test", "kind": "creative",
-            "variants": {"a": {"headline": "Complete your kit"},
-                         "b": {"headline": "Add the workbook"}}} | extra
+    return {
+        "offer_id": offer.pk,
+        "name": "Headline test",
+        "kind": "creative",
+        "variants": {"a": {"headline": "Complete your kit"}, "b": {"headline": "Add the workbook"}},
+    } | extra
 
 
 def test_an_experiment_shows_the_sample_size_it_needs_before_it_starts(api_for, write_key):
@@ -215,8 +297,14 @@ def test_an_experiment_shows_the_sample_size_it_needs_before_it_starts(api_for, 
 
     offer = OfferFactory()
     api = api_for("t1.localhost", write_key)
-    created = _json(api, "post", "/api/v1/experiments/", _experiment_body(
-        offer, baseline_rate="0.1000", min_detectable_effect="0.0200", control_no_offer=True))
+    created = _json(
+        api,
+        "post",
+        "/api/v1/experiments/",
+        _experiment_body(
+            offer, baseline_rate="0.1000", min_detectable_effect="0.0200", control_no_offer=True
+        ),
+    )
     assert created.status_code == 201, created.content
     body = created.json()
     per_arm = stats.sample_size_two_proportions(p1=0.10, p2=0.12, alpha=0.05, power=0.8)
@@ -252,12 +340,22 @@ def test_an_experiment_starts_once_stops_once_and_one_runs_per_offer(api_for, wr
 def test_an_experiment_that_mixes_creative_and_structural_fields_is_refused(api_for, write_key):
     offer = OfferFactory()
     api = api_for("t1.localhost", write_key)
-    mixed = _json(api, "post", "/api/v1/experiments/", _experiment_body(
-        offer, variants={"a": {"headline": "x"}, "b": {"price_amount": 500}}))
+    mixed = _json(
+        api,
+        "post",
+        "/api/v1/experiments/",
+        _experiment_body(offer, variants={"a": {"headline": "x"}, "b": {"price_amount": 500}}),
+    )
     assert mixed.status_code == 400
     assert any("one thing at a time" in m for m in mixed.json()["error"]["fields"]["variants"])
-    bad_price = _json(api, "post", "/api/v1/experiments/", _experiment_body(
-        offer, kind="structural", variants={"a": {"price_amount": "cheap"}, "b": {}}))
+    bad_price = _json(
+        api,
+        "post",
+        "/api/v1/experiments/",
+        _experiment_body(
+            offer, kind="structural", variants={"a": {"price_amount": "cheap"}, "b": {}}
+        ),
+    )
     assert bad_price.status_code == 400 and "variants" in bad_price.json()["error"]["fields"]
     unknown = _json(api, "post", "/api/v1/experiments/", _experiment_body(offer, offer_id=10**12))
     assert unknown.status_code == 400 and "offer_id" in unknown.json()["error"]["fields"]
@@ -266,10 +364,12 @@ def test_an_experiment_that_mixes_creative_and_structural_fields_is_refused(api_
 
 def test_experiment_results_report_each_arm_and_the_sequential_verdict(api_for, read_key):
     offer = OfferFactory()
-    experiment = Experiment.objects.create(offer_id=offer.pk, name="t", kind="creative",
-                                           variants={"a": {}, "b": {}})
+    experiment = Experiment.objects.create(
+        offer_id=offer.pk, name="t", kind="creative", variants={"a": {}, "b": {}}
+    )
     response = api_for("t1.localhost", read_key).get(
-        f"/api/v1/experiments/{experiment.pk}/results/")
+        f"/api/v1/experiments/{experiment.pk}/results/"
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert [a["arm"] for a in body["arms"]] == ["a", "b"]
@@ -283,14 +383,19 @@ def test_metrics_answer_with_the_selectors_figures_and_honour_the_filters(api_fo
     api = api_for("t1.localhost", read_key)
     everything = api.get("/api/v1/metrics/reliability/")
     assert everything.status_code == 200, everything.content
-    assert everything.json() == [
-        {"event": "upsell_failed", "reason": "card_declined", "events": 3}]
+    assert everything.json() == [{"event": "upsell_failed", "reason": "card_declined", "events": 3}]
     newsletter = api.get("/api/v1/metrics/reliability/", {"source": "newsletter"}).json()
     assert [row["events"] for row in newsletter] == [2]
     later = api.get("/api/v1/metrics/reliability/", {"start": "2999-01-01T00:00:00Z"}).json()
     assert later == []
-    for path in ("funnel", "order-value", "take-rates", "refund-rates", "cohort-ltv",
-                 "time-to-charge"):
+    for path in (
+        "funnel",
+        "order-value",
+        "take-rates",
+        "refund-rates",
+        "cohort-ltv",
+        "time-to-charge",
+    ):
         assert api.get(f"/api/v1/metrics/{path}/").status_code == 200, path
     assert api.get("/api/v1/metrics/take-rates/", {"by": "source"}).status_code == 200
     for bad in ({"start": "soon"}, {"offer_id": "0"}, {"by": "color"}, {"source": "x" * 101}):
@@ -300,15 +405,25 @@ def test_metrics_answer_with_the_selectors_figures_and_honour_the_filters(api_fo
         assert set(bad) <= set(refused.json()["error"]["fields"]), bad
 
 
-@pytest.mark.parametrize("path", ["/api/v1/customers/", "/api/v1/orders/", "/api/v1/events/",
-                                  "/api/v1/products/", "/api/v1/offers/",
-                                  "/api/v1/experiments/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/customers/",
+        "/api/v1/orders/",
+        "/api/v1/events/",
+        "/api/v1/products/",
+        "/api/v1/offers/",
+        "/api/v1/experiments/",
+    ],
+)
 def test_nonsense_in_any_query_parameter_is_a_400_with_the_error_body_never_a_500(
-        api_for, read_key, path):
+    api_for, read_key, path
+):
     api = api_for("t1.localhost", read_key)
     schema = api.get("/api/v1/schema/", {"format": "json"}).json()
-    names = [p["name"] for p in schema["paths"][path]["get"].get("parameters", [])
-             if p["in"] == "query"]
+    names = [
+        p["name"] for p in schema["paths"][path]["get"].get("parameters", []) if p["in"] == "query"
+    ]
     assert names
     for name in names:
         for value in ("\x00", ["1", "2"], "0001-01-01T00:00:00+05:00\x00", "9" * 40):
@@ -319,21 +434,32 @@ def test_nonsense_in_any_query_parameter_is_a_400_with_the_error_body_never_a_50
         assert api.get(path, {name: "\x00"}).status_code in (200, 400)
 
 
-@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00",
-                                   "1000-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "1000-01-01T00:00:00Z"]
+)
 def test_date_filters_take_any_iso_date_time_the_schema_allows(api_for, read_key, value):
     api = api_for("t1.localhost", read_key)
-    for path, name in [("/api/v1/customers/", "created_after"),
-                       ("/api/v1/orders/", "created_before"),
-                       ("/api/v1/events/", "occurred_after")]:
+    for path, name in [
+        ("/api/v1/customers/", "created_after"),
+        ("/api/v1/orders/", "created_before"),
+        ("/api/v1/events/", "occurred_after"),
+    ]:
         response = api.get(path, {name: value})
         assert response.status_code == 200, (path, value, response.content)
 
 
 def test_paging_parameters_are_integers_given_once_within_their_bounds(api_for, read_key):
     api = api_for("t1.localhost", read_key)
-    for query in ("limit=0", "limit=201", "limit=x", "offset=-1", "offset=1000000001",
-                  "limit=5&limit=6", "created_after=", "page_size=0"):
+    for query in (
+        "limit=0",
+        "limit=201",
+        "limit=x",
+        "offset=-1",
+        "offset=1000000001",
+        "limit=5&limit=6",
+        "created_after=",
+        "page_size=0",
+    ):
         path = "/api/v1/events/" if query.startswith("page_size") else "/api/v1/customers/"
         response = api.get(f"{path}?{query}")
         assert response.status_code == 400, (query, response.content)
@@ -343,14 +469,19 @@ def test_paging_parameters_are_integers_given_once_within_their_bounds(api_for, 
 
 @pytest.mark.gateway
 def test_a_refund_through_the_api_is_audited_as_the_key_once_even_when_replayed(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     order = paid_order()
     line = order.lines.get()
     api = api_for("t1.localhost", write_key)
     for _ in range(2):
-        response = _json(api, "post", f"/api/v1/orders/{order.pk}/refunds/",
-                         {"line_id": line.pk, "amount": 1000, "reason": "asked"},
-                         HTTP_IDEMPOTENCY_KEY="audit-1")
+        response = _json(
+            api,
+            "post",
+            f"/api/v1/orders/{order.pk}/refunds/",
+            {"line_id": line.pk, "amount": 1000, "reason": "asked"},
+            HTTP_IDEMPOTENCY_KEY="audit-1",
+        )
         assert response.status_code == 201, response.content
     [entry] = _audit("payments.refund.issue")
     assert (entry.actor_kind, entry.actor_id) == ("api_key", str(_key_of(write_key).pk))

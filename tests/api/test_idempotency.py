@@ -12,12 +12,17 @@ pytestmark = pytest.mark.gateway
 
 
 def _refund(api, order, line, key, **body):
-    return api.post(f"/api/v1/orders/{order.pk}/refunds/", {"line_id": line.pk, **body},
-                    content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
+    return api.post(
+        f"/api/v1/orders/{order.pk}/refunds/",
+        {"line_id": line.pk, **body},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
 
 
 def test_a_refund_with_the_same_key_and_body_is_replayed_not_repeated(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     order = paid_order()
     line = order.lines.get()
     api = api_for("t1.localhost", write_key)
@@ -34,7 +39,8 @@ def test_a_refund_with_the_same_key_and_body_is_replayed_not_repeated(
 
 
 def test_the_same_key_with_a_different_body_is_a_409_and_refunds_nothing_more(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     order = paid_order()
     line = order.lines.get()
     api = api_for("t1.localhost", write_key)
@@ -46,7 +52,8 @@ def test_the_same_key_with_a_different_body_is_a_409_and_refunds_nothing_more(
 
 
 def test_a_request_refused_for_its_input_keeps_nothing_so_the_corrected_retry_may_reuse_the_key(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     from partners.models import IdempotencyRecord
 
     order = paid_order()
@@ -64,26 +71,31 @@ def test_a_request_refused_for_its_input_keeps_nothing_so_the_corrected_retry_ma
 def test_a_refund_without_an_idempotency_key_is_refused(api_for, write_key, stripe_api_base):
     order = paid_order()
     response = api_for("t1.localhost", write_key).post(
-        f"/api/v1/orders/{order.pk}/refunds/", {"line_id": order.lines.get().pk},
-        content_type="application/json")
+        f"/api/v1/orders/{order.pk}/refunds/",
+        {"line_id": order.lines.get().pk},
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "idempotency_key_required"
     assert not Refund.objects.exists()
 
 
 def test_a_refund_above_what_was_charged_is_refused_with_a_reason(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     order = paid_order()
     line = order.lines.get()
-    response = _refund(api_for("t1.localhost", write_key), order, line, "k-3",
-                       amount=line.total_amount + 1)
+    response = _refund(
+        api_for("t1.localhost", write_key), order, line, "k-3", amount=line.total_amount + 1
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "refund_refused"
     assert not Refund.objects.exists()
 
 
 def test_a_line_of_another_order_cannot_be_refunded_through_this_order(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     order = paid_order()
     other = paid_order(price=3900, email="other@example.com")
     response = _refund(api_for("t1.localhost", write_key), order, other.lines.get(), "k-4")
@@ -91,20 +103,22 @@ def test_a_line_of_another_order_cannot_be_refunded_through_this_order(
     assert not Refund.objects.exists()
 
 
-def test_twenty_concurrent_same_key_refund_requests_make_one_refund(
-        live_partners, stripe_api_base):
+def test_twenty_concurrent_same_key_refund_requests_make_one_refund(live_partners, stripe_api_base):
     from partners.models import ApiKey
     from partners.services import api_key_create
 
     order = paid_order()
     line = order.lines.get()
     token = api_key_create(name="p", scope=ApiKey.Scope.WRITE).token
+
     def worker():
         client = Client(HTTP_HOST="t1.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
         response = client.post(
             f"/api/v1/orders/{order.pk}/refunds/",
-            {"line_id": line.pk, "amount": 500}, content_type="application/json",
-            HTTP_IDEMPOTENCY_KEY="same-key")
+            {"line_id": line.pk, "amount": 500},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="same-key",
+        )
         return response.status_code, response.json()
 
     results, errors = in_threads(20, worker, timeout=60)
@@ -119,7 +133,8 @@ def test_twenty_concurrent_same_key_refund_requests_make_one_refund(
 
 
 def test_the_same_key_and_body_through_two_write_keys_of_one_store_make_one_refund(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     from partners.models import ApiKey
     from partners.services import api_key_create
 
@@ -131,8 +146,7 @@ def test_the_same_key_and_body_through_two_write_keys_of_one_store_make_one_refu
     assert first.status_code == 201 and again.status_code == 201, again.content
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert Refund.objects.filter(reference=order.reference).count() == 1
-    other_body = _refund(api_for("t1.localhost", second_key), order, line, "k-store",
-                         amount=800)
+    other_body = _refund(api_for("t1.localhost", second_key), order, line, "k-store", amount=800)
     assert other_body.status_code == 409
     assert other_body.json()["error"]["code"] == "idempotency_key_reused"
     assert LedgerEntry.objects.filter(reference=order.reference, kind="refund").count() == 1

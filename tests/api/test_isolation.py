@@ -1,4 +1,5 @@
 """Every API route from the schema, with store A's key, against store B's host and B's ids."""
+
 import json
 import re
 
@@ -13,8 +14,13 @@ from payments.models import Refund
 from storefront.models import Customer, Order, OrderLine, Product
 from tests.factories import OfferFactory, ProductFactory
 
-MARKERS = ["b-secret-product", "b-buyer@t2.example", "B-ONLY-HEADLINE", "tokenofstoreb",
-           "B-ONLY-EXPERIMENT"]
+MARKERS = [
+    "b-secret-product",
+    "b-buyer@t2.example",
+    "B-ONLY-HEADLINE",
+    "tokenofstoreb",
+    "B-ONLY-EXPERIMENT",
+]
 
 
 @pytest.fixture
@@ -24,18 +30,35 @@ def store_b(tenant, other_tenant):
     product = ProductFactory(slug="b-secret-product", name="B product")
     offer = OfferFactory(trigger_product=product, headline="B-ONLY-HEADLINE")
     customer = Customer.objects.create(email="b-buyer@t2.example")
-    order = Order.objects.create(token="tokenofstoreb", customer=customer, currency="USD",
-                                 country="US", status="paid")
-    line = OrderLine.objects.create(order=order, kind="core", product=product, description="x",
-                                    net_amount=4900, tax_amount=0, total_amount=4900,
-                                    currency="USD", tax_rate=0, tax_inclusive=False,
-                                    tax_country="US")
+    order = Order.objects.create(
+        token="tokenofstoreb", customer=customer, currency="USD", country="US", status="paid"
+    )
+    line = OrderLine.objects.create(
+        order=order,
+        kind="core",
+        product=product,
+        description="x",
+        net_amount=4900,
+        tax_amount=0,
+        total_amount=4900,
+        currency="USD",
+        tax_rate=0,
+        tax_inclusive=False,
+        tax_country="US",
+    )
     event = event_append("checkout_completed", order_id=order.pk, source="b-source")
-    experiment = Experiment.objects.create(offer_id=offer.pk, name="B-ONLY-EXPERIMENT",
-                                           kind="creative", variants={"a": {}, "b": {}})
-    ids = {"products": product.pk, "offers": offer.pk, "customers": customer.pk,
-           "orders": order.pk, "events": event.pk, "line": line.pk,
-           "experiments": experiment.pk}
+    experiment = Experiment.objects.create(
+        offer_id=offer.pk, name="B-ONLY-EXPERIMENT", kind="creative", variants={"a": {}, "b": {}}
+    )
+    ids = {
+        "products": product.pk,
+        "offers": offer.pk,
+        "customers": customer.pk,
+        "orders": order.pk,
+        "events": event.pk,
+        "line": line.pk,
+        "experiments": experiment.pk,
+    }
     connection.set_tenant(tenant)
     yield ids
     connection.set_tenant(tenant)
@@ -58,19 +81,32 @@ def _fill(path: str, ids: dict) -> str:
 
 def _call(client, method, url, ids):
     # A body that every write route would accept, so a hole would show as a changed row.
-    body = json.dumps({"line_id": ids["line"], "kind": "bump", "price_amount": 100,
-                       "headline": "pwned", "benefit": "x", "reason": "x", "slug": "pwned",
-                       "name": "pwned", "ladder_position": 99, "product_ids": [ids["products"]],
-                       "offer_id": ids["offers"], "variants": {"a": {"headline": "pwned"},
-                                                               "b": {}}})
+    body = json.dumps(
+        {
+            "line_id": ids["line"],
+            "kind": "bump",
+            "price_amount": 100,
+            "headline": "pwned",
+            "benefit": "x",
+            "reason": "x",
+            "slug": "pwned",
+            "name": "pwned",
+            "ladder_position": 99,
+            "product_ids": [ids["products"]],
+            "offer_id": ids["offers"],
+            "variants": {"a": {"headline": "pwned"}, "b": {}},
+        }
+    )
     if method == "get":
         return client.get(url)
-    return getattr(client, method)(url, body, content_type="application/json",
-                                   HTTP_IDEMPOTENCY_KEY="iso-1")
+    return getattr(client, method)(
+        url, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="iso-1"
+    )
 
 
-def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(api_for, write_key, store_b,
-                                                              other_tenant, settings):
+def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(
+    api_for, write_key, store_b, other_tenant, settings
+):
     # Every route must answer for itself, not the failed-authentication throttle (a 429).
     settings.API_AUTH_FAILURE_RATE = "1000/m"
     routes = list(_routes(api_for))

@@ -1,6 +1,7 @@
 """Refunds through the partner API go through the one refund service (storefront.services.
 refunds): the line's tax is reversed in proportion, and every line, post-purchase lines
 included, is named by its own id."""
+
 import pytest
 
 from payments.models import Refund
@@ -14,12 +15,17 @@ HOST = "t1.localhost"
 
 
 def _refund(api, order, line, key, **body):
-    return api.post(f"/api/v1/orders/{order.pk}/refunds/", {"line_id": line.pk, **body},
-                    content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
+    return api.post(
+        f"/api/v1/orders/{order.pk}/refunds/",
+        {"line_id": line.pk, **body},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
 
 
 def test_a_refund_through_the_api_reverses_the_lines_tax_in_proportion(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     order = paid_order()  # 4900 net + 19% VAT
     line = order.lines.get()
     assert line.tax_amount > 0
@@ -37,12 +43,12 @@ def test_a_refund_through_the_api_reverses_the_lines_tax_in_proportion(
 
 
 def test_a_refund_of_an_upsell_line_names_that_line_not_the_order(
-        api_for, write_key, client_for, stripe_api_base):
+    api_for, write_key, client_for, stripe_api_base
+):
     _, bump, _, _ = make_catalog()
     client = client_for(HOST)
     order = buy(client, bump=bump.pk)
-    accepted = client.post(f"/o/{order.token}/offer/accept",
-                           {"token": offer_token(client, order)})
+    accepted = client.post(f"/o/{order.token}/offer/accept", {"token": offer_token(client, order)})
     assert accepted.status_code == 303
     upsell_line = order.lines.get(kind=LineKind.UPSELL)
     assert upsell_line.pk != order.pk  # else the bug (the order id) would look right

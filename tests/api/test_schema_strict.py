@@ -1,5 +1,6 @@
 """The served schema allows nothing the server refuses (issue 20.6): no NUL in strings, no
 empty decimals, the exact Idempotency-Key; and the server refuses numbers for strings."""
+
 import re
 
 import pytest
@@ -37,15 +38,21 @@ def _allows(node, text: str) -> bool:
 def test_no_string_in_the_schema_allows_a_nul(schema):
     strings = list(_strings(schema["components"])) + list(_strings(schema["paths"]))
     assert len(strings) > 50
-    loose = [where for where, node in strings
-             if node.get("format") not in ("date-time", "date", "email", "uri", "uuid")
-             and _allows(node, "a\x00b")]
+    loose = [
+        where
+        for where, node in strings
+        if node.get("format") not in ("date-time", "date", "email", "uri", "uuid")
+        and _allows(node, "a\x00b")
+    ]
     assert loose == []
 
 
 def test_no_decimal_in_the_schema_allows_an_empty_string(schema):
-    decimals = [(where, node) for where, node in _strings(schema["components"])
-                if node.get("format") == "decimal"]
+    decimals = [
+        (where, node)
+        for where, node in _strings(schema["components"])
+        if node.get("format") == "decimal"
+    ]
     assert decimals
     for where, node in decimals:
         for bad in ("", "-", ".", "-."):
@@ -54,8 +61,11 @@ def test_no_decimal_in_the_schema_allows_an_empty_string(schema):
 
 
 def test_the_idempotency_key_header_is_documented_with_its_exact_pattern(schema):
-    [param] = [p for p in schema["paths"]["/api/v1/orders/{id}/refunds/"]["post"]["parameters"]
-               if p["name"] == "Idempotency-Key"]
+    [param] = [
+        p
+        for p in schema["paths"]["/api/v1/orders/{id}/refunds/"]["post"]["parameters"]
+        if p["name"] == "Idempotency-Key"
+    ]
     assert param["required"] and param["schema"]["maxLength"] == 255
     assert param["schema"]["minLength"] == 1
     assert _allows(param["schema"], "3f2c1e9a-5b6d-4c8e-9f0a-1b2c3d4e5f60")
@@ -65,16 +75,20 @@ def test_the_idempotency_key_header_is_documented_with_its_exact_pattern(schema)
 
 @pytest.mark.gateway
 def test_an_idempotency_key_outside_the_pattern_is_refused_before_anything_happens(
-        api_for, write_key, stripe_api_base):
+    api_for, write_key, stripe_api_base
+):
     from payments.models import Refund
     from tests.api.conftest import paid_order
 
     order = paid_order()
     api = api_for(HOST, write_key)
     for key in ("with space", "x" * 256, "tab\there"):
-        response = api.post(f"/api/v1/orders/{order.pk}/refunds/",
-                            {"line_id": order.lines.get().pk}, content_type="application/json",
-                            HTTP_IDEMPOTENCY_KEY=key)
+        response = api.post(
+            f"/api/v1/orders/{order.pk}/refunds/",
+            {"line_id": order.lines.get().pk},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
         assert response.status_code == 400, (key, response.content)
         assert response.json()["error"]["code"] == "idempotency_key_required"
     assert not Refund.objects.exists()
@@ -82,8 +96,10 @@ def test_an_idempotency_key_outside_the_pattern_is_refused_before_anything_happe
 
 def test_an_empty_decimal_is_refused_by_the_server(api_for, write_key):
     response = api_for(HOST, write_key).post(
-        "/api/v1/experiments/", {"name": "e", "kind": "bump_price", "baseline_rate": ""},
-        content_type="application/json")
+        "/api/v1/experiments/",
+        {"name": "e", "kind": "bump_price", "baseline_rate": ""},
+        content_type="application/json",
+    )
     assert response.status_code == 400, response.content
     assert "baseline_rate" in response.json()["error"]["fields"]
 
@@ -91,17 +107,24 @@ def test_an_empty_decimal_is_refused_by_the_server(api_for, write_key):
 @pytest.mark.parametrize("value", [5, 5.5, True, ["x"], {"x": 1}])
 def test_a_number_or_other_non_string_for_a_string_field_is_refused(api_for, write_key, value):
     api = api_for(HOST, write_key)
-    product = api.post("/api/v1/products/", {"slug": "s-1", "name": value, "price_amount": 100},
-                       content_type="application/json")
+    product = api.post(
+        "/api/v1/products/",
+        {"slug": "s-1", "name": value, "price_amount": 100},
+        content_type="application/json",
+    )
     assert product.status_code == 400, product.content
     assert "name" in product.json()["error"]["fields"]
-    numeric_slug = api.post("/api/v1/products/", {"slug": 123, "name": "n", "price_amount": 1},
-                            content_type="application/json")
+    numeric_slug = api.post(
+        "/api/v1/products/",
+        {"slug": 123, "name": "n", "price_amount": 1},
+        content_type="application/json",
+    )
     assert numeric_slug.status_code == 400
     assert "slug" in numeric_slug.json()["error"]["fields"]
     assert not Product.objects.exists()
     offer = OfferFactory()
-    paused = api.post(f"/api/v1/offers/{offer.pk}/pause/", {"reason": value},
-                      content_type="application/json")
+    paused = api.post(
+        f"/api/v1/offers/{offer.pk}/pause/", {"reason": value}, content_type="application/json"
+    )
     assert paused.status_code == 400, paused.content
     assert Offer.objects.get(pk=offer.pk).status == Offer.Status.ACTIVE

@@ -29,8 +29,10 @@ EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}  # ~15 s on 
 def _served_schema(token: str):
     # Identity encoding: the WSGI test transport does not undo GZipMiddleware.
     schema = schemathesis.openapi.from_wsgi(
-        "/api/v1/schema/?format=json", get_wsgi_application(),
-        headers={"Host": HOST, "Accept-Encoding": "identity"})
+        "/api/v1/schema/?format=json",
+        get_wsgi_application(),
+        headers={"Host": HOST, "Accept-Encoding": "identity"},
+    )
     schema.config.update(headers={"Accept-Encoding": "identity"})
     # PostgreSQL text cannot hold NUL: the API refuses it with a 400 on purpose, which
     # test_api checks on every text parameter; here it would only read as "valid data refused".
@@ -70,14 +72,22 @@ def test_every_operation_answers_within_the_schema_and_never_with_a_5xx(live_par
     failures = []
     for operation in operations:
         for mode, examples in EXAMPLES.items():
+
             @given(case=operation.as_strategy(generation_mode=mode, auth_storage=schema.auth))
-            @settings(max_examples=examples, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             def check(case):
                 # The host picks the store; schemathesis' own probes (e.g. without the key)
                 # reuse these transport arguments, so they reach the same store.
-                case.call_and_validate(base_url=f"http://{HOST}", headers={"Host": HOST},
-                                       excluded_checks=_semantic_refusals(case))
+                case.call_and_validate(
+                    base_url=f"http://{HOST}",
+                    headers={"Host": HOST},
+                    excluded_checks=_semantic_refusals(case),
+                )
 
             try:
                 check()

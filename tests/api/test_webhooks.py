@@ -1,4 +1,5 @@
 """Outbound webhooks against a real local HTTP receiver that verifies the signature."""
+
 import datetime as dt
 import http.server
 import threading
@@ -20,8 +21,11 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         ok = services.webhook_verify(
-            secret=self.secret, timestamp=self.headers.get(services.TIMESTAMP_HEADER, ""),
-            body=body, signature=self.headers.get(services.SIGNATURE_HEADER, ""))
+            secret=self.secret,
+            timestamp=self.headers.get(services.TIMESTAMP_HEADER, ""),
+            body=body,
+            signature=self.headers.get(services.SIGNATURE_HEADER, ""),
+        )
         type(self).received.append((ok, body, dict(self.headers)))
         self.send_response(self.status if ok else 401)
         if self.location:
@@ -35,8 +39,11 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver():
     def start(status: int, secret: str, location: str = ""):
-        handler = type("Handler", (_Receiver,), {"status": status, "secret": secret,
-                                                  "received": [], "location": location})
+        handler = type(
+            "Handler",
+            (_Receiver,),
+            {"status": status, "secret": secret, "received": [], "location": location},
+        )
         server = http.server.HTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -72,12 +79,15 @@ def test_a_delivery_is_signed_and_the_receiver_verifies_it(receiver, tenant):
 def test_a_signature_with_another_secret_or_an_old_timestamp_does_not_verify():
     body = b'{"x":1}'
     sig = services.webhook_sign(secret="whsk_a", timestamp=1_000_000, body=body)
-    assert services.webhook_verify(secret="whsk_a", timestamp="1000000", body=body,
-                                   signature=sig, now=1_000_010)
-    assert not services.webhook_verify(secret="whsk_b", timestamp="1000000", body=body,
-                                       signature=sig, now=1_000_010)
-    assert not services.webhook_verify(secret="whsk_a", timestamp="1000000", body=body,
-                                       signature=sig, now=1_000_000 + 3600)
+    assert services.webhook_verify(
+        secret="whsk_a", timestamp="1000000", body=body, signature=sig, now=1_000_010
+    )
+    assert not services.webhook_verify(
+        secret="whsk_b", timestamp="1000000", body=body, signature=sig, now=1_000_010
+    )
+    assert not services.webhook_verify(
+        secret="whsk_a", timestamp="1000000", body=body, signature=sig, now=1_000_000 + 3600
+    )
 
 
 def test_a_failing_receiver_is_retried_with_backoff_then_marked_failed(receiver, tenant):
@@ -95,21 +105,25 @@ def test_a_failing_receiver_is_retried_with_backoff_then_marked_failed(receiver,
             assert services.webhook_deliver(delivery_id=delivery.pk) is None
             delays.append((result.next_attempt_at - timezone.now()).total_seconds())
             WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+                next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
+            )
     assert result.status == DeliveryStatus.FAILED
     assert len(handler.received) == services.MAX_ATTEMPTS
     assert all(verified for verified, _, _ in handler.received)
     assert delays == sorted(delays) and delays[-1] > delays[0] * 4  # exponential backoff
-    assert OutboxMessage.objects.filter(
-        task_name="partners.webhook_deliver", available_at__gt=timezone.now()).count() >= 1
+    assert (
+        OutboxMessage.objects.filter(
+            task_name="partners.webhook_deliver", available_at__gt=timezone.now()
+        ).count()
+        >= 1
+    )
     # Redelivery from the admin starts over and succeeds once the receiver is fixed.
     handler.status = 200
     services.webhook_redeliver(delivery=result)
     assert services.webhook_deliver(delivery_id=delivery.pk).status == DeliveryStatus.SUCCEEDED
 
 
-def test_committed_events_reach_subscribers_through_the_analytics_listener(
-        receiver, live_partners):
+def test_committed_events_reach_subscribers_through_the_analytics_listener(receiver, live_partners):
     from django.db import transaction
 
     from analytics.services import event_append
@@ -131,7 +145,8 @@ def test_committed_events_reach_subscribers_through_the_analytics_listener(
 
 
 def test_deliveries_name_their_store_and_event_ids_differ_between_stores(
-        receiver, tenant, other_tenant):
+    receiver, tenant, other_tenant
+):
     from django.db import connection
 
     secret = services.webhook_secret_new()
@@ -142,8 +157,7 @@ def test_deliveries_name_their_store_and_event_ids_differ_between_stores(
         _subscribe(url, secret, events=("checkout_completed",))
         # The same event number in both stores (each store's events count from 1).
         event_id = services.webhook_event_id(1)
-        [delivery] = services.webhook_dispatch("checkout_completed", {"id": 1},
-                                               event_id=event_id)
+        [delivery] = services.webhook_dispatch("checkout_completed", {"id": 1}, event_id=event_id)
         assert services.webhook_deliver(delivery_id=delivery.pk).status == "succeeded"
         ids.append(event_id)
     connection.set_tenant(tenant)
@@ -154,6 +168,7 @@ def test_deliveries_name_their_store_and_event_ids_differ_between_stores(
     assert headers_b[services.STORE_HEADER] == other_tenant.schema_name
     assert headers_a["X-Storefront-Delivery"] != headers_b["X-Storefront-Delivery"]
     import json
+
     assert json.loads(body_a)["store"] == tenant.schema_name
     assert json.loads(body_b)["store"] == other_tenant.schema_name
 
@@ -167,7 +182,8 @@ def test_deactivating_a_subscription_stops_retries_already_scheduled(receiver, t
     assert len(handler.received) == 1
     WebhookSubscription.objects.filter(pk=sub.pk).update(is_active=False)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+        next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
+    )
     result = services.webhook_deliver(delivery_id=delivery.pk)  # the scheduled retry
     assert result.status == DeliveryStatus.FAILED
     assert "inactive" in result.last_error
@@ -187,14 +203,27 @@ def test_a_redirect_is_not_followed_and_is_recorded_as_a_failure(receiver, tenan
     assert len(handler.received) == 1 and target_handler.received == []
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:{port}/hook", "http://localhost:{port}/hook", "http://[::1]:{port}/",
-    "http://10.0.0.5:{port}/", "http://192.168.1.1:{port}/", "http://169.254.169.254/latest",
-    "http://0.0.0.0:{port}/", "http://[::ffff:127.0.0.1]:{port}/", "http://[fd00::1]/",
-    "http://[fe80::1]/", "http://224.0.0.1/", "http://100.64.0.1/", "http://2130706433:{port}/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/hook",
+        "http://localhost:{port}/hook",
+        "http://[::1]:{port}/",
+        "http://10.0.0.5:{port}/",
+        "http://192.168.1.1:{port}/",
+        "http://169.254.169.254/latest",
+        "http://0.0.0.0:{port}/",
+        "http://[::ffff:127.0.0.1]:{port}/",
+        "http://[fd00::1]/",
+        "http://[fe80::1]/",
+        "http://224.0.0.1/",
+        "http://100.64.0.1/",
+        "http://2130706433:{port}/",
+    ],
+)
 def test_a_subscription_to_a_private_address_is_refused_when_saved_and_when_sent(
-        receiver, tenant, settings, url):
+    receiver, tenant, settings, url
+):
     from django.core.exceptions import ValidationError
 
     secret = services.webhook_secret_new()
@@ -214,7 +243,8 @@ def test_a_subscription_to_a_private_address_is_refused_when_saved_and_when_sent
 
 
 def test_the_delivery_log_reads_the_same_whether_a_private_port_is_open_or_closed(
-        receiver, tenant, settings):
+    receiver, tenant, settings
+):
     import socket
 
     secret = services.webhook_secret_new()
@@ -235,7 +265,8 @@ def test_the_delivery_log_reads_the_same_whether_a_private_port_is_open_or_close
 
 
 def test_a_host_that_resolves_to_a_private_address_is_refused_at_send_time(
-        receiver, tenant, settings, monkeypatch):
+    receiver, tenant, settings, monkeypatch
+):
     """DNS rebinding: public when saved, loopback when sent. The address checked is the
     address connected to."""
     import socket
@@ -252,8 +283,9 @@ def test_a_host_that_resolves_to_a_private_address_is_refused_at_send_time(
 
     monkeypatch.setattr(outbound.socket, "getaddrinfo", fake_getaddrinfo)
     settings.OUTBOUND_ALLOWED_NETWORKS = []
-    sub = WebhookSubscription(url=f"http://hooks.partner.example:{port}/hook",
-                              event_types=["*"], secret=secret)
+    sub = WebhookSubscription(
+        url=f"http://hooks.partner.example:{port}/hook", event_types=["*"], secret=secret
+    )
     sub.full_clean()  # public at save time
     sub.save()
     [delivery] = services.webhook_dispatch("refund_issued", {"order_id": 13})
@@ -262,7 +294,8 @@ def test_a_host_that_resolves_to_a_private_address_is_refused_at_send_time(
 
 
 def test_a_public_looking_host_is_connected_to_at_the_address_that_was_checked(
-        receiver, tenant, monkeypatch):
+    receiver, tenant, monkeypatch
+):
     """The check and the connection use one resolution: a name is never resolved twice."""
     import socket
 

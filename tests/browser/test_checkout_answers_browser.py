@@ -1,4 +1,5 @@
 """The checkout script with answers it did not expect: a readable message, never a parser's."""
+
 import pytest
 from playwright.sync_api import expect
 
@@ -16,16 +17,21 @@ def course(live_tenant):
     return ProductFactory(slug="course", name="Photo course", price_amount=4900)
 
 
-@pytest.mark.parametrize("status, body, content_type", [
-    (502, "<html><body>Bad gateway</body></html>", "text/html"),
-    (500, "", "text/plain"),
-    (400, "{not json", "application/json"),
-])
+@pytest.mark.parametrize(
+    "status, body, content_type",
+    [
+        (502, "<html><body>Bad gateway</body></html>", "text/html"),
+        (500, "", "text/plain"),
+        (400, "{not json", "application/json"),
+    ],
+)
 def test_a_non_json_answer_to_checkout_start_shows_a_readable_message(
     page, live_url, course, stripe_api_base, status, body, content_type
 ):
-    page.route("**/checkout/course/start",
-               lambda route: route.fulfill(status=status, body=body, content_type=content_type))
+    page.route(
+        "**/checkout/course/start",
+        lambda route: route.fulfill(status=status, body=body, content_type=content_type),
+    )
     page.goto(f"{live_url}/checkout/course/")
     page.get_by_label("Email").fill("browser-buyer@example.com")
     page.get_by_label("Country").select_option("DE")

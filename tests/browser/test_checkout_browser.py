@@ -1,4 +1,5 @@
 """The checkout in real headless Chromium against localstripe's fake Stripe.js."""
+
 import pytest
 from playwright.sync_api import expect
 

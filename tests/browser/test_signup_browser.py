@@ -1,6 +1,7 @@
 """A new creator, start to finish in headless Chromium: signs up on the platform's domain, opens
 the link from the local SMTP server, lands logged into their store's admin on the checklist,
 then connects payouts through the local one-click onboarding page."""
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,12 @@ def smtp():
     controller, collector = smtp_start()
     with override_settings(
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST="127.0.0.1", EMAIL_PORT=controller.port, EMAIL_USE_TLS=False,
-        EMAIL_USE_SSL=False, EMAIL_HOST_USER="", EMAIL_HOST_PASSWORD="",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=controller.port,
+        EMAIL_USE_TLS=False,
+        EMAIL_USE_SSL=False,
+        EMAIL_HOST_USER="",
+        EMAIL_HOST_PASSWORD="",
         SIGNUP_MIN_FILL_SECONDS=1,
     ):
         yield collector
@@ -95,7 +100,8 @@ def test_a_new_creator_signs_up_verifies_and_connects_payouts_from_the_checklist
 
     expect(page.get_by_role("heading", name="Get Browser Shop ready")).to_be_visible()
     expect(checklist.locator('[data-item="connect_payouts"]')).to_have_attribute(
-        "data-done", "true")
+        "data-done", "true"
+    )
     expect(page.locator("#checklist-progress")).to_have_text("2 of 5 done.")
     with tenant_context(Creator.objects.get(slug=SLUG)):
         account = PayoutAccount.objects.get()
@@ -122,15 +128,23 @@ def test_the_local_servers_account_updated_event_updates_the_store_over_http(
     from tenants.services import creator_create
 
     localstripe_register_webhook(
-        stripe_api_base, f"http://localhost:{live_server_port}/webhooks/stripe-connect/",
-        settings.STRIPE_WEBHOOK_SECRET, name="connect-browser-test",
+        stripe_api_base,
+        f"http://localhost:{live_server_port}/webhooks/stripe-connect/",
+        settings.STRIPE_WEBHOOK_SECRET,
+        name="connect-browser-test",
     )
-    creator = creator_create(slug="webhook-shop", display_name="Webhook Shop",
-                             domain="webhook-shop.localhost", owner_email="w@example.com",
-                             self_serve=True).creator
+    creator = creator_create(
+        slug="webhook-shop",
+        display_name="Webhook Shop",
+        domain="webhook-shop.localhost",
+        owner_email="w@example.com",
+        self_serve=True,
+    ).creator
     with tenant_context(creator):
-        link = connect.payout_account_connect(refresh_url="http://webhook-shop.localhost/r",
-                                              return_url="http://webhook-shop.localhost/b")
+        link = connect.payout_account_connect(
+            refresh_url="http://webhook-shop.localhost/r",
+            return_url="http://webhook-shop.localhost/b",
+        )
 
         class Stay(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args, **kwargs):
@@ -138,7 +152,8 @@ def test_the_local_servers_account_updated_event_updates_the_store_over_http(
 
         try:
             urllib.request.build_opener(Stay).open(
-                urllib.request.Request(link, data=b"", method="POST"), timeout=5)
+                urllib.request.Request(link, data=b"", method="POST"), timeout=5
+            )
         except urllib.error.HTTPError as exc:
             assert exc.code == 302
         deadline = time.monotonic() + 15

@@ -1,5 +1,6 @@
 """Fault drills in the suite: the gateway stub on a thread, a private redis-server, and a
 buyer's checkout through the hosted pages. bench/drills/ runs the same drills longer."""
+
 from __future__ import annotations
 
 import re
@@ -28,17 +29,31 @@ def stub():
 def catalog():
     """(core, bump, upsell, cross-sell) from the one test catalog (tests/catalog.py), at the
     drills' prices and with no VAT (the drill buyers are in the US)."""
-    c = shared_catalog(upsell=True, upsell_price=UPSELL, bump_price=BUMP, cross_sell=True,
-                       cross_price=1500, followup_delays=[24, 72], german_vat=False)
+    c = shared_catalog(
+        upsell=True,
+        upsell_price=UPSELL,
+        bump_price=BUMP,
+        cross_sell=True,
+        cross_price=1500,
+        followup_delays=[24, 72],
+        german_vat=False,
+    )
     return c.core, c.bump, c.upsell, c.cross
 
 
 def start(client, bump, n: int):
     """checkout_start with the bump; returns (response, order or None)."""
-    response = client.post("/checkout/course/start", {
-        "email": f"buyer{n}@example.com", "country": "US", "region": "", "save_card": "on",
-        "bump": bump.pk, "add_bump": "on",
-    })
+    response = client.post(
+        "/checkout/course/start",
+        {
+            "email": f"buyer{n}@example.com",
+            "country": "US",
+            "region": "",
+            "save_card": "on",
+            "bump": bump.pk,
+            "add_bump": "on",
+        },
+    )
     if response.status_code != 200:
         return response, None
     return response, Order.objects.get(token=response.json()["order"])

@@ -1,6 +1,7 @@
 """Drill: the gateway slows past our timeout, then refuses connections. Pages that do not need
 it keep answering, nothing answers 500, and reconciliation afterwards settles every pending
 attempt with exactly one charge each (bench/drills/gateway_faults.py runs it under load)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -59,9 +60,14 @@ def test_a_slow_then_refusing_gateway_gives_no_500s_and_reconciliation_charges_e
         page("start (gateway down)", response)
         assert response.status_code == 400 and nothing is None
         page("accept (gateway down)", accept(client, settled, token))
-        for path in ("/", f"/p/{core.slug}/", f"/checkout/{core.slug}/",
-                     f"/o/{settled.token}/thanks", f"/o/{settled.token}/offer",
-                     f"/o/{slow.token}/offer/status"):
+        for path in (
+            "/",
+            f"/p/{core.slug}/",
+            f"/checkout/{core.slug}/",
+            f"/o/{settled.token}/thanks",
+            f"/o/{settled.token}/offer",
+            f"/o/{slow.token}/offer/status",
+        ):
             response = client.get(path)
             page(path, response)
             assert response.status_code == 200, (path, response.status_code)
@@ -81,7 +87,8 @@ def test_a_slow_then_refusing_gateway_gives_no_500s_and_reconciliation_charges_e
     release_gated_offers(order_id=slow.pk)
 
     open_attempts = ChargeAttempt.objects.exclude(
-        status__in=[AttemptStatus.SUCCEEDED, AttemptStatus.DECLINED, AttemptStatus.CANCELED])
+        status__in=[AttemptStatus.SUCCEEDED, AttemptStatus.DECLINED, AttemptStatus.CANCELED]
+    )
     assert list(open_attempts.values_list("purpose", "status")) == []
     for order in (settled, slow):
         order.refresh_from_db()
@@ -92,7 +99,10 @@ def test_a_slow_then_refusing_gateway_gives_no_500s_and_reconciliation_charges_e
     assert pending.status == OrderStatus.PENDING  # never paid: the buyer can try again
     stats = stub.stats()
     assert stats["attempt_keys_charged_twice"] == 0
-    assert stats["payment_intents"] == ChargeAttempt.objects.filter(
-        status=AttemptStatus.SUCCEEDED).count() == 4
+    assert (
+        stats["payment_intents"]
+        == ChargeAttempt.objects.filter(status=AttemptStatus.SUCCEEDED).count()
+        == 4
+    )
     ours = LedgerEntry.objects.filter(kind="charge").aggregate(t=Sum("amount"))["t"]
     assert ours == sum(i["amount"] for i in stub.state.intents.values())

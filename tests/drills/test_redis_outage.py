@@ -1,6 +1,7 @@
 """Drill: the broker (a private redis-server, never the machine's) is stopped while buyers pay,
 accept upsells and the gateway's webhook arrives. Nothing is lost once it is back: every
 settlement lands, the queued upsell is charged once, every paid order has its follow-ups."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,10 +52,16 @@ def private_broker(live_tenant, stub, tmp_path):
     worker = None
     try:
         worker = worker_start(
-            env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis.url,
-                 "CELERY_BROKER_URL": redis.url, "STRIPE_API_BASE": stub.base,
-                 "STRIPE_SECRET_KEY": "sk_test_drill"},
-            log_path=tmp_path / "worker.log", name="redis-drill", purge=False,
+            env={
+                "DATABASE_URL": test_database_url(),
+                "REDIS_URL": redis.url,
+                "CELERY_BROKER_URL": redis.url,
+                "STRIPE_API_BASE": stub.base,
+                "STRIPE_SECRET_KEY": "sk_test_drill",
+            },
+            log_path=tmp_path / "worker.log",
+            name="redis-drill",
+            purge=False,
         )
         redis.log = worker.log_path
         redis.worker = worker
@@ -68,14 +75,25 @@ def private_broker(live_tenant, stub, tmp_path):
 
 
 def _webhook(client, intent_id: str):
-    body = json.dumps({"id": f"evt_{intent_id}", "object": "event",
-                       "type": "payment_intent.succeeded", "created": int(time.time()),
-                       "data": {"object": {"id": intent_id, "object": "payment_intent"}}}).encode()
+    body = json.dumps(
+        {
+            "id": f"evt_{intent_id}",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "created": int(time.time()),
+            "data": {"object": {"id": intent_id, "object": "payment_intent"}},
+        }
+    ).encode()
     ts = int(time.time())
-    sig = hmac.new(settings.STRIPE_WEBHOOK_SECRET.encode(), f"{ts}.".encode() + body,
-                   hashlib.sha256).hexdigest()
-    return client.post("/webhooks/stripe/", data=body, content_type="application/json",
-                       HTTP_STRIPE_SIGNATURE=f"t={ts},v1={sig}")
+    sig = hmac.new(
+        settings.STRIPE_WEBHOOK_SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256
+    ).hexdigest()
+    return client.post(
+        "/webhooks/stripe/",
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=f"t={ts},v1={sig}",
+    )
 
 
 def test_with_the_broker_stopped_no_settlement_upsell_or_follow_up_is_lost_once_it_returns(
@@ -121,7 +139,8 @@ def test_with_the_broker_stopped_no_settlement_upsell_or_follow_up_is_lost_once_
     while upsell.status != AttemptStatus.SUCCEEDED:
         assert time.monotonic() < deadline, (
             "the queued upsell was not charged:\n"
-            + private_broker.log.read_text(errors="replace")[-3000:])
+            + private_broker.log.read_text(errors="replace")[-3000:]
+        )
         time.sleep(0.2)
         upsell.refresh_from_db()
     time.sleep(1.0)  # a duplicate would show up now
@@ -136,8 +155,10 @@ def test_with_the_broker_stopped_no_settlement_upsell_or_follow_up_is_lost_once_
         lost += (completed == 0) + (charged == 0)
         duplicated += (completed > 1) + (charged > 1)
     duplicated += stub.stats()["attempt_keys_charged_twice"]
-    print(f"redis drill: outage {outage:.1f}s, {len(orders)} orders, "
-          f"{waiting} tasks waited in the outbox; lost {lost}, duplicated {duplicated}")
+    print(
+        f"redis drill: outage {outage:.1f}s, {len(orders)} orders, "
+        f"{waiting} tasks waited in the outbox; lost {lost}, duplicated {duplicated}"
+    )
     assert (lost, duplicated) == (0, 0)
     assert stub.stats()["payment_intents"] == 2 * len(orders)
     # The same worker did it all: it survived the outage on its own, nothing restarted it.
@@ -167,19 +188,47 @@ def prefork_on_private_broker(live_tenant, stub, tmp_path):
     _point_celery_at(redis.url)
     app.conf.task_always_eager = False
     log = tmp_path / "worker.log"
-    env = dict(os.environ, CELERY_TASK_ALWAYS_EAGER="false", DATABASE_URL=test_database_url(),
-               REDIS_URL=redis.url, CELERY_BROKER_URL=redis.url, STRIPE_API_BASE=stub.base,
-               STRIPE_SECRET_KEY="sk_test_drill")
+    env = dict(
+        os.environ,
+        CELERY_TASK_ALWAYS_EAGER="false",
+        DATABASE_URL=test_database_url(),
+        REDIS_URL=redis.url,
+        CELERY_BROKER_URL=redis.url,
+        STRIPE_API_BASE=stub.base,
+        STRIPE_SECRET_KEY="sk_test_drill",
+    )
     with open(log, "wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool",
-             "prefork", "--concurrency", "2", "--loglevel", "INFO", "--without-heartbeat",
-             "--without-gossip", "--without-mingle", "--hostname",
-             f"redis-drill-prefork-{os.getpid()}@%h"],
-            env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config.celery_app",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"redis-drill-prefork-{os.getpid()}@%h",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        _wait_for(lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None,
-                  "the worker to start", log, timeout=40)
+        _wait_for(
+            lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None,
+            "the worker to start",
+            log,
+            timeout=40,
+        )
         assert worker.poll() is None, log.read_text()
         redis.log = log
         redis.worker = worker
@@ -220,7 +269,9 @@ def test_a_worker_holding_an_unacknowledged_task_survives_the_broker_going_away(
     try:
         holder.execute(
             f'SELECT 1 FROM "{connection.schema_name}".payments_chargeattempt '
-            "WHERE id = %s FOR UPDATE", [queued.pk])
+            "WHERE id = %s FOR UPDATE",
+            [queued.pk],
+        )
         primary = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
         assert attempt_refresh(attempt_id=primary.pk).status == AttemptStatus.SUCCEEDED
         deadline = time.monotonic() + 20
@@ -228,14 +279,25 @@ def test_a_worker_holding_an_unacknowledged_task_survives_the_broker_going_away(
             assert time.monotonic() < deadline, "the outbox did not send the release task"
             drain_outbox()
             time.sleep(0.2)
-        _wait_for(lambda: watcher.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE 'UPDATE %%payments_chargeattempt%%'").fetchone()[0] == 1,
-            "the worker to be inside the release task", log)
+        _wait_for(
+            lambda: (
+                watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'UPDATE %%payments_chargeattempt%%'"
+                ).fetchone()[0]
+                == 1
+            ),
+            "the worker to be inside the release task",
+            log,
+        )
         broker.stop()
-        _wait_for(lambda: re.search(r"Restoring \d+ unacknowledged message",
-                                    log.read_text(errors="replace")),
-                  "the worker to notice the outage with the task unacknowledged", log)
+        _wait_for(
+            lambda: re.search(
+                r"Restoring \d+ unacknowledged message", log.read_text(errors="replace")
+            ),
+            "the worker to notice the outage with the task unacknowledged",
+            log,
+        )
         holder.rollback()  # the task finishes during the outage
         time.sleep(3)
     finally:
@@ -245,12 +307,21 @@ def test_a_worker_holding_an_unacknowledged_task_survives_the_broker_going_away(
     assert "Unrecoverable error" not in log.read_text(errors="replace")
 
     broker.start()  # same port: the same worker reconnects by itself
-    _wait_for(lambda: log.read_text(errors="replace").count("Connected to") >= 2,
-              "the worker to reconnect", log, timeout=40)
+    _wait_for(
+        lambda: log.read_text(errors="replace").count("Connected to") >= 2,
+        "the worker to reconnect",
+        log,
+        timeout=40,
+    )
     drain_outbox.delay()  # and it takes new work
-    _wait_for(lambda: re.search(r"Task core\.tasks\.drain_outbox\[[^]]+\] succeeded",
-                                log.read_text(errors="replace")),
-              "a task sent after the outage to run", log, timeout=30)
+    _wait_for(
+        lambda: re.search(
+            r"Task core\.tasks\.drain_outbox\[[^]]+\] succeeded", log.read_text(errors="replace")
+        ),
+        "a task sent after the outage to run",
+        log,
+        timeout=30,
+    )
     assert broker.worker.poll() is None
     queued.refresh_from_db()
     assert queued.status == AttemptStatus.SUCCEEDED  # the release finished, once

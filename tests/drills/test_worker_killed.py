@@ -1,5 +1,6 @@
 """Drill: the worker process running a task is SIGKILLed mid-task. Nothing is lost (the task
 runs again) and nothing is duplicated (one charge, one line, one event)."""
+
 from __future__ import annotations
 
 import os
@@ -44,10 +45,17 @@ def _wait_for(predicate, what: str, log: Path, timeout: float = 15.0):
 def prefork_worker(live_tenant, stub, redis_url, tmp_path):
     """A real prefork worker (one child, as in production but smaller) on the stub gateway."""
     proc = worker_start(
-        env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
-             "CELERY_BROKER_URL": app.conf.broker_url, "STRIPE_API_BASE": stub.base,
-             "STRIPE_SECRET_KEY": "sk_test_drill"},
-        log_path=tmp_path / "worker.log", name="drill", pool="prefork", concurrency=1,
+        env={
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": app.conf.broker_url,
+            "STRIPE_API_BASE": stub.base,
+            "STRIPE_SECRET_KEY": "sk_test_drill",
+        },
+        log_path=tmp_path / "worker.log",
+        name="drill",
+        pool="prefork",
+        concurrency=1,
     )
     was_eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
@@ -82,14 +90,23 @@ def test_a_worker_killed_while_releasing_a_queued_upsell_loses_nothing_and_charg
     try:
         holder.execute(
             f'SELECT 1 FROM "{connection.schema_name}".payments_chargeattempt '
-            "WHERE id = %s FOR UPDATE", [queued.pk])
+            "WHERE id = %s FOR UPDATE",
+            [queued.pk],
+        )
         primary = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
         assert attempt_refresh(attempt_id=primary.pk).status == AttemptStatus.SUCCEEDED
         # The settlement enqueued release_gated_offers; the worker blocks on our lock.
-        _wait_for(lambda: watcher.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE 'UPDATE %%payments_chargeattempt%%'").fetchone()[0] == 1,
-            "the worker to be inside the release task", log)
+        _wait_for(
+            lambda: (
+                watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'UPDATE %%payments_chargeattempt%%'"
+                ).fetchone()[0]
+                == 1
+            ),
+            "the worker to be inside the release task",
+            log,
+        )
         (child,) = _children(prefork_worker.pid)
         os.kill(child, signal.SIGKILL)
         _wait_for(lambda: child not in _children(prefork_worker.pid), "the child to die", log)
@@ -107,15 +124,22 @@ def test_a_worker_killed_while_releasing_a_queued_upsell_loses_nothing_and_charg
         time.sleep(0.1)
     time.sleep(1.0)  # a duplicate run would show up now
     order.refresh_from_db()
-    intents = [i for i in stub.state.intents.values()
-               if i["metadata"].get("attempt") == queued.idempotency_key]
+    intents = [
+        i
+        for i in stub.state.intents.values()
+        if i["metadata"].get("attempt") == queued.idempotency_key
+    ]
     lost = int(queued.status != AttemptStatus.SUCCEEDED) + int(order.status != OrderStatus.PAID)
-    duplicated = (max(len(intents) - 1, 0) + stub.stats()["attempt_keys_charged_twice"]
-                  + max(OrderLine.objects.filter(order=order, kind="upsell").count() - 1, 0)
-                  + max(Event.objects.filter(order_id=order.pk, name="upsell_charged").count()
-                        - 1, 0))
-    print(f"worker drill: SIGKILLed the pool child inside release_gated_offers; 1 task, "
-          f"{len(intents)} charge(s) for it; lost {lost}, duplicated {duplicated}")
+    duplicated = (
+        max(len(intents) - 1, 0)
+        + stub.stats()["attempt_keys_charged_twice"]
+        + max(OrderLine.objects.filter(order=order, kind="upsell").count() - 1, 0)
+        + max(Event.objects.filter(order_id=order.pk, name="upsell_charged").count() - 1, 0)
+    )
+    print(
+        f"worker drill: SIGKILLed the pool child inside release_gated_offers; 1 task, "
+        f"{len(intents)} charge(s) for it; lost {lost}, duplicated {duplicated}"
+    )
     assert (lost, duplicated) == (0, 0), log.read_text(errors="replace")[-3000:]
     assert len(intents) == 1
     assert OrderLine.objects.filter(order=order, kind="upsell").count() == 1

@@ -15,8 +15,14 @@ T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 def catalog(*, delays=None, cross_sell: bool = True):
     """(core, upsell, cross-sell or None) from the one test catalog (tests/catalog.py), without
     VAT: these orders are built directly and carry none."""
-    c = shared_catalog(core_slug=None, bump=False, upsell=True, cross_sell=cross_sell,
-                       followup_delays=delays or (), german_vat=False)
+    c = shared_catalog(
+        core_slug=None,
+        bump=False,
+        upsell=True,
+        cross_sell=cross_sell,
+        followup_delays=delays or (),
+        german_vat=False,
+    )
     return c.core, c.upsell, c.cross
 
 

@@ -27,8 +27,7 @@ def test_a_send_for_a_freshly_claimed_row_sends_nothing_and_a_stale_claim_is_tak
     assert followups.followup_send(send_id=step1.pk, now=fresh) is False
 
     step1.refresh_from_db()
-    assert (step1.status, step1.claimed_at, step1.claims) == (
-        FollowUpStatus.SENDING, CLAIMED_AT, 1)
+    assert (step1.status, step1.claimed_at, step1.claims) == (FollowUpStatus.SENDING, CLAIMED_AT, 1)
     assert smtp_mail.messages == []
 
     stale = CLAIMED_AT + followups.claim_stale_after() + dt.timedelta(minutes=1)

@@ -1,5 +1,6 @@
 """Follow-up sends are a loop over records: one email that cannot be sent is recorded and
 skipped, quarantined after LOOP_QUARANTINE_AFTER runs; an unreachable server counts against none."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,7 +31,8 @@ def test_a_follow_up_email_that_cannot_be_sent_does_not_stop_the_others(
     # Due first: a buyer whose stored address breaks the email's headers.
     paid_order("poison@example.com", core, paid_at=T0 - H)
     Customer.objects.filter(email="poison@example.com").update(
-        email="poison@example.com\nBcc: everyone@example.com")
+        email="poison@example.com\nBcc: everyone@example.com"
+    )
     paid_order("buyer@example.com", core)
     poison = FollowUpSend.objects.get(step=1, customer__email__startswith="poison")
 

@@ -25,9 +25,13 @@ pytestmark = pytest.mark.worker
 
 def _start_worker(*, smtp_port: int, redis_url: str, log_path):
     return worker_start(
-        env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
-             "CELERY_BROKER_URL": app.conf.broker_url, "WORKER_SMTP_PORT": str(smtp_port),
-             "DJANGO_SETTINGS_MODULE": "tests.worker_settings"},
+        env={
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": app.conf.broker_url,
+            "WORKER_SMTP_PORT": str(smtp_port),
+            "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        },
         log_path=log_path,
         name="followups",
     )

@@ -87,7 +87,8 @@ def test_concurrent_first_visits_collapse_to_one_assignment(live_tenant):
     offer = OfferFactory(kind=OfferKind.UPSELL, trigger_product=ProductFactory(), price_amount=2700)
     experiment = _experiment(offer)
     results, errors = in_threads(
-        6, lambda: experiment_assign(experiment=experiment, visitor_key="same-buyer"),
+        6,
+        lambda: experiment_assign(experiment=experiment, visitor_key="same-buyer"),
         tenant=live_tenant,
     )
     assert errors == [] and len(results) == 6 and len(set(results)) == 1

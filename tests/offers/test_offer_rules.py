@@ -141,16 +141,30 @@ def test_an_order_holds_one_decision_per_kind_even_for_another_offer(tenant):
     core = ProductFactory(price_amount=4900)
     first = OfferFactory(kind=OfferKind.UPSELL, trigger_product=core, price_amount=1200)
     # One live upsell per product: the other offer hangs off another product.
-    second = OfferFactory(kind=OfferKind.UPSELL, trigger_product=ProductFactory(),
-                          price_amount=1500)
-    order, _ = make_order(Customer.objects.create(email="kind@buyer.example"), visitor="k1",
-                          source="ig", paid_at=timezone.now(), lines=[("core", core, None, 4900)])
+    second = OfferFactory(
+        kind=OfferKind.UPSELL, trigger_product=ProductFactory(), price_amount=1500
+    )
+    order, _ = make_order(
+        Customer.objects.create(email="kind@buyer.example"),
+        visitor="k1",
+        source="ig",
+        paid_at=timezone.now(),
+        lines=[("core", core, None, 4900)],
+    )
 
     def decide(offer, nonce):
         return OfferDecision.objects.create(
-            order=order, customer=order.customer, offer=offer, kind=OfferKind.UPSELL,
-            nonce=nonce, expires_at=timezone.now(), net_amount=offer.price_amount,
-            tax_amount=0, total_amount=offer.price_amount, currency="USD", tax_rate=0,
+            order=order,
+            customer=order.customer,
+            offer=offer,
+            kind=OfferKind.UPSELL,
+            nonce=nonce,
+            expires_at=timezone.now(),
+            net_amount=offer.price_amount,
+            tax_amount=0,
+            total_amount=offer.price_amount,
+            currency="USD",
+            tax_rate=0,
             tax_inclusive=False,
         )
 

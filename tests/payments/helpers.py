@@ -1,5 +1,6 @@
 """Shared by the payments tests: signed gateway events, running queued payments tasks,
 and an order paid (or left in flight) through the real checkout over localstripe."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,16 +41,21 @@ def signed(
 
 def event(event_id: str, event_type: str, obj_type: str, obj_id: str) -> dict:
     return {
-        "id": event_id, "object": "event", "type": event_type, "created": int(time.time()),
-        "api_version": "2024-10-28", "livemode": False,
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "api_version": "2024-10-28",
+        "livemode": False,
         "data": {"object": {"id": obj_id, "object": obj_type}},
     }
 
 
 def deliver(client, evt: dict, path: str = "/webhooks/stripe/"):
     body, header = signed(evt)
-    return client.post(path, data=body, content_type="application/json",
-                       HTTP_STRIPE_SIGNATURE=header)
+    return client.post(
+        path, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
+    )
 
 
 def run_payment_tasks(tenant) -> int:
@@ -61,7 +67,8 @@ def run_payment_tasks(tenant) -> int:
     connection.set_tenant(tenant)
     ran = 0
     for message in OutboxMessage.objects.filter(
-        task_name="payments.process_webhook_event", dispatched_at__isnull=True,
+        task_name="payments.process_webhook_event",
+        dispatched_at__isnull=True,
         schema_name=tenant.schema_name,
     ).order_by("pk"):
         process_webhook_event.apply(kwargs=message.kwargs, throw=True)
@@ -78,10 +85,17 @@ def catalog():
 
 def checkout_started(client, bump) -> Order:
     """Order started with core + bump and the card set up in the 'browser'."""
-    response = client.post("/checkout/course/start", {
-        "email": "buyer@example.com", "country": "DE", "region": "", "save_card": "on",
-        "bump": bump.pk, "add_bump": "on",
-    })
+    response = client.post(
+        "/checkout/course/start",
+        {
+            "email": "buyer@example.com",
+            "country": "DE",
+            "region": "",
+            "save_card": "on",
+            "bump": bump.pk,
+            "add_bump": "on",
+        },
+    )
     assert response.status_code == 200, response.content
     order = Order.objects.get(token=response.json()["order"])
     assert gw.confirm_card_setup(order.setup_ref) == "succeeded"
@@ -123,11 +137,13 @@ def connected_account() -> str:
         def redirect_request(self, *args, **kwargs):
             return None
 
-    link = connect.payout_account_connect(refresh_url="http://t1.localhost/r",
-                                          return_url="http://t1.localhost/b")
+    link = connect.payout_account_connect(
+        refresh_url="http://t1.localhost/r", return_url="http://t1.localhost/b"
+    )
     try:
         urllib.request.build_opener(Stay).open(
-            urllib.request.Request(link, data=b"", method="POST"), timeout=5)
+            urllib.request.Request(link, data=b"", method="POST"), timeout=5
+        )
     except urllib.error.HTTPError as exc:
         assert exc.code == 302
     account = connect.payout_account_sync()

@@ -2,6 +2,7 @@
 through a fresh Account Link per click, kept current from `account.updated` (routed by account
 id, signature verified, the account re-read), shown in the admin, and a store whose account
 cannot take charges says "not accepting payments yet" instead of failing at pay."""
+
 from __future__ import annotations
 
 import html
@@ -60,10 +61,14 @@ def _continue_url(response) -> str:
 
 def _account_event(account_ref: str, *, charges_enabled: bool, event_id: str | None = None):
     return {
-        "id": event_id or f"evt_{time.monotonic_ns()}", "object": "event",
-        "type": "account.updated", "created": int(time.time()), "account": account_ref,
-        "data": {"object": {"id": account_ref, "object": "account",
-                            "charges_enabled": charges_enabled}},
+        "id": event_id or f"evt_{time.monotonic_ns()}",
+        "object": "event",
+        "type": "account.updated",
+        "created": int(time.time()),
+        "account": account_ref,
+        "data": {
+            "object": {"id": account_ref, "object": "account", "charges_enabled": charges_enabled}
+        },
     }
 
 
@@ -72,7 +77,9 @@ def _deliver(evt: dict, *, secret: str | None = None):
     before = connection.tenant
     try:
         return Client(HTTP_HOST="localhost").post(
-            "/webhooks/stripe-connect/", data=body, content_type="application/json",
+            "/webhooks/stripe-connect/",
+            data=body,
+            content_type="application/json",
             HTTP_STRIPE_SIGNATURE=header,
         )
     finally:
@@ -131,8 +138,9 @@ def test_account_updated_reaches_the_right_store_and_is_re_read_from_the_gateway
 def test_a_connect_event_with_a_bad_signature_changes_nothing(tenant):
     _complete_onboarding(_connect("t1.localhost"))
     account = PayoutAccount.objects.get()
-    response = _deliver(_account_event(account.account_ref, charges_enabled=True),
-                        secret="whsec_not_ours")
+    response = _deliver(
+        _account_event(account.account_ref, charges_enabled=True), secret="whsec_not_ours"
+    )
     assert response.status_code == 400
     assert not PayoutAccount.objects.get().charges_enabled
 
@@ -185,11 +193,13 @@ def test_a_crash_after_the_account_is_made_gets_the_same_account_on_the_next_cli
 
     monkeypatch.setattr(connect, "_record", crash_once)
     with pytest.raises(RuntimeError):
-        connect.payout_account_connect(refresh_url="http://t1.localhost/r",
-                                       return_url="http://t1.localhost/b")
+        connect.payout_account_connect(
+            refresh_url="http://t1.localhost/r", return_url="http://t1.localhost/b"
+        )
     assert PayoutAccount.objects.get().account_ref == ""  # key committed, result not recorded
-    connect.payout_account_connect(refresh_url="http://t1.localhost/r",
-                                   return_url="http://t1.localhost/b")
+    connect.payout_account_connect(
+        refresh_url="http://t1.localhost/r", return_url="http://t1.localhost/b"
+    )
     assert calls[0] == calls[1]  # the idempotency key brought the same account back
     assert [a.id for a in sdk().v1.accounts.list().data] == [calls[0]]
     assert PayoutAccount.objects.get().account_ref == calls[0]

@@ -5,6 +5,7 @@ two callers run `attempt_execute`; both read the CREATED row and then wait in th
 UPDATE. Released, the second UPDATE finds the row IN_FLIGHT, and only its WHERE condition
 (status and sends as read) stops a second charge.
 """
+
 from __future__ import annotations
 
 import threading
@@ -33,8 +34,9 @@ class CountingGateway:
         with self._lock:
             self.charges.append(request.idempotency_key)
             n = len(self.charges)
-        return PaymentResult(PaymentStatus.SUCCEEDED, payment_ref=f"pi_counted_{n}",
-                             amount=request.amount)
+        return PaymentResult(
+            PaymentStatus.SUCCEEDED, payment_ref=f"pi_counted_{n}", amount=request.amount
+        )
 
 
 @pytest.fixture
@@ -47,9 +49,13 @@ def counting_gateway():
 
 def _attempt(tag: str) -> ChargeAttempt:
     attempt, created = services.attempt_get_or_create(
-        purpose=f"test:{tag}:{uuid.uuid4().hex[:8]}", reference=f"test:{tag}",
-        amount=Money(1500, "USD"), customer_ref="cus_test", payment_method_ref="pm_test",
-        off_session=True, allocation={"line:1": 1500},
+        purpose=f"test:{tag}:{uuid.uuid4().hex[:8]}",
+        reference=f"test:{tag}",
+        amount=Money(1500, "USD"),
+        customer_ref="cus_test",
+        payment_method_ref="pm_test",
+        off_session=True,
+        allocation={"line:1": 1500},
     )
     assert created
     return attempt
@@ -76,9 +82,13 @@ def test_executing_an_attempt_twice_makes_one_payment_at_the_gateway(tenant, cli
     again = services.attempt_execute(attempt_id=first.pk)
 
     assert (again.pk, again.status, again.gateway_ref) == (
-        first.pk, AttemptStatus.SUCCEEDED, first.gateway_ref)
-    intents = [i for i in gw.payment_intents()
-               if i.metadata.to_dict().get("purpose") == first.purpose]
+        first.pk,
+        AttemptStatus.SUCCEEDED,
+        first.gateway_ref,
+    )
+    intents = [
+        i for i in gw.payment_intents() if i.metadata.to_dict().get("purpose") == first.purpose
+    ]
     assert [(i.id, i.status) for i in intents] == [(first.gateway_ref, "succeeded")]
     assert ChargeAttempt.objects.get(pk=first.pk).sends == 1
 

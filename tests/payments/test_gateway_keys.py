@@ -1,5 +1,6 @@
 """Idempotency keys at the gateway are unique per store: every store shares one gateway
 account, whose idempotency keys are one namespace."""
+
 import ast
 import inspect
 import pathlib
@@ -31,12 +32,12 @@ def sent_keys(monkeypatch):
 
 @pytest.mark.gateway
 def test_the_same_buyer_in_two_stores_gets_two_customers_under_two_keys(
-        tenant, other_tenant, stripe_api_base, sent_keys):
+    tenant, other_tenant, stripe_api_base, sent_keys
+):
     refs = []
     for store in (tenant, other_tenant):
         connection.set_tenant(store)
-        refs.append(services.gateway_customer_get_or_create(email="Buyer@Example.com")
-                    .gateway_ref)
+        refs.append(services.gateway_customer_get_or_create(email="Buyer@Example.com").gateway_ref)
     connection.set_tenant(tenant)
     assert refs[0] != refs[1]
     assert len(sent_keys) == 2 and sent_keys[0] != sent_keys[1]
@@ -59,7 +60,8 @@ def _keyed_protocol_methods() -> set[str]:
     for name, fn in inspect.getmembers(PaymentGateway, inspect.isfunction):
         params = inspect.signature(fn).parameters
         if "idempotency_key" in params or any(
-                "ChargeRequest" in str(p.annotation) for p in params.values()):
+            "ChargeRequest" in str(p.annotation) for p in params.values()
+        ):
             methods.add(name)
     return methods
 
@@ -69,8 +71,14 @@ def test_every_key_the_stripe_adapter_sends_is_scoped_to_the_store():
     setups, charges, refunds, connected accounts, transfers) sends it through
     store_idempotency_key, and nothing else in the code sends one to Stripe."""
     keyed = _keyed_protocol_methods()
-    assert keyed == {"customer_create", "setup_create", "charge", "refund_create",
-                     "connected_account_create", "transfer_create"}
+    assert keyed == {
+        "customer_create",
+        "setup_create",
+        "charge",
+        "refund_create",
+        "connected_account_create",
+        "transfer_create",
+    }
     tree = ast.parse((ROOT / "payments" / "stripe_gateway.py").read_text())
     scoped_in: set[str] = set()
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
@@ -79,9 +87,10 @@ def test_every_key_the_stripe_adapter_sends_is_scoped_to_the_store():
                 if isinstance(node, ast.Dict):
                     for key, value in zip(node.keys, node.values, strict=True):
                         if isinstance(key, ast.Constant) and key.value == "idempotency_key":
-                            assert (isinstance(value, ast.Call)
-                                    and getattr(value.func, "id", "") == "store_idempotency_key"
-                                    ), f"{method.name} sends an unscoped idempotency key"
+                            assert (
+                                isinstance(value, ast.Call)
+                                and getattr(value.func, "id", "") == "store_idempotency_key"
+                            ), f"{method.name} sends an unscoped idempotency key"
                             scoped_in.add(method.name)
     assert scoped_in == keyed
     # Nobody but the adapter talks to Stripe, so no other key reaches the gateway.
@@ -95,13 +104,15 @@ def test_every_key_the_stripe_adapter_sends_is_scoped_to_the_store():
 
 @pytest.mark.gateway
 def test_every_keyed_gateway_call_of_a_checkout_and_refund_carries_the_store(
-        tenant, client_for, stripe_api_base, sent_keys):
+    tenant, client_for, stripe_api_base, sent_keys
+):
     """Through the real flows: card setup, customer, charge and refund keys all start with
     this store's schema."""
     from tests.api.conftest import paid_order
 
     order = paid_order()
-    services.refund_create(reference=order.reference, line_key=order.lines.get().line_key,
-                           amount=None)
+    services.refund_create(
+        reference=order.reference, line_key=order.lines.get().line_key, amount=None
+    )
     assert len(sent_keys) >= 4
     assert all(key.startswith(f"{tenant.schema_name}:") for key in sent_keys), sent_keys

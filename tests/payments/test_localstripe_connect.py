@@ -1,5 +1,6 @@
 """The Connect subset added to the local Stripe server (devtools/localstripe_connect.py), driven
 with the real stripe SDK over HTTP, as the platform and `bin/run` use it."""
+
 from __future__ import annotations
 
 import http.server
@@ -21,23 +22,35 @@ SECRET = "whsec_connect_subset_test"
 
 @pytest.fixture
 def sdk(stripe_api_base) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_local", base_addresses={"api": stripe_api_base},
-                               max_network_retries=0)
+    return stripe.StripeClient(
+        "sk_test_local", base_addresses={"api": stripe_api_base}, max_network_retries=0
+    )
 
 
 def _account(sdk) -> stripe.Account:
-    return sdk.v1.accounts.create(params={
-        "type": "express", "email": "creator@example.com", "country": "US",
-        "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
-    })
+    return sdk.v1.accounts.create(
+        params={
+            "type": "express",
+            "email": "creator@example.com",
+            "country": "US",
+            "capabilities": {
+                "card_payments": {"requested": True},
+                "transfers": {"requested": True},
+            },
+        }
+    )
 
 
 def _onboard(sdk, account_id: str) -> str:
     """Open the account link's page and press its one button; returns where it redirected."""
-    link = sdk.v1.account_links.create(params={
-        "account": account_id, "type": "account_onboarding",
-        "refresh_url": "http://creator.localhost/refresh", "return_url": "http://creator.localhost/back",
-    })
+    link = sdk.v1.account_links.create(
+        params={
+            "account": account_id,
+            "type": "account_onboarding",
+            "refresh_url": "http://creator.localhost/refresh",
+            "return_url": "http://creator.localhost/back",
+        }
+    )
     page = urllib.request.urlopen(link.url, timeout=5).read().decode()
     assert "Complete onboarding" in page
     return _post_no_follow(link.url)
@@ -59,9 +72,14 @@ def _post_no_follow(url: str) -> str:
 
 
 def _charge(sdk, amount: int = 5000) -> str:
-    intent = sdk.v1.payment_intents.create(params={
-        "amount": amount, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
-    })
+    intent = sdk.v1.payment_intents.create(
+        params={
+            "amount": amount,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+        }
+    )
     latest = intent.latest_charge if hasattr(intent, "latest_charge") else None
     if latest is None or not isinstance(latest, str):
         latest = latest["id"] if latest is not None else intent.charges.data[0].id
@@ -95,10 +113,14 @@ def test_the_onboarding_link_completes_with_one_click_and_returns_once(sdk):
 
 def test_a_used_onboarding_link_sends_the_creator_to_refresh_url(sdk):
     account = _account(sdk)
-    link = sdk.v1.account_links.create(params={
-        "account": account.id, "type": "account_onboarding",
-        "refresh_url": "http://creator.localhost/refresh", "return_url": "http://creator.localhost/back",
-    })
+    link = sdk.v1.account_links.create(
+        params={
+            "account": account.id,
+            "type": "account_onboarding",
+            "refresh_url": "http://creator.localhost/refresh",
+            "return_url": "http://creator.localhost/back",
+        }
+    )
     assert _post_no_follow(link.url) == "http://creator.localhost/back"
     assert _post_no_follow(link.url) == "http://creator.localhost/refresh"
 
@@ -123,11 +145,16 @@ def test_completing_onboarding_sends_a_signed_account_updated_event_naming_the_a
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook = f"connect-test-{uuid.uuid4().hex[:8]}"
     data = f"url=http://127.0.0.1:{port}/&secret={SECRET}&events[]=account.updated".encode()
-    urllib.request.urlopen(urllib.request.Request(
-        f"{stripe_api_base}/_config/webhooks/{hook}", data=data, method="POST"), timeout=5).close()
+    urllib.request.urlopen(
+        urllib.request.Request(
+            f"{stripe_api_base}/_config/webhooks/{hook}", data=data, method="POST"
+        ),
+        timeout=5,
+    ).close()
     try:
         account = _account(sdk)
         _onboard(sdk, account.id)
+
         # Events of earlier tests may still be on their way (the server sends after a second):
         # keep only this account's.
         def mine():
@@ -145,9 +172,12 @@ def test_completing_onboarding_sends_a_signed_account_updated_event_naming_the_a
     finally:
         # Point the registration at nothing that listens for account events any more.
         data = f"url=http://127.0.0.1:9/&secret={SECRET}&events[]=none".encode()
-        urllib.request.urlopen(urllib.request.Request(
-            f"{stripe_api_base}/_config/webhooks/{hook}", data=data, method="POST"),
-            timeout=5).close()
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{stripe_api_base}/_config/webhooks/{hook}", data=data, method="POST"
+            ),
+            timeout=5,
+        ).close()
         server.shutdown()
         server.server_close()
 
@@ -156,8 +186,13 @@ def test_a_transfer_with_the_same_idempotency_key_is_made_once(sdk):
     account = _account(sdk)
     _onboard(sdk, account.id)
     charge = _charge(sdk, 5000)
-    params = {"amount": 4200, "currency": "usd", "destination": account.id,
-              "source_transaction": charge, "transfer_group": "order-1"}
+    params = {
+        "amount": 4200,
+        "currency": "usd",
+        "destination": account.id,
+        "source_transaction": charge,
+        "transfer_group": "order-1",
+    }
     first = sdk.v1.transfers.create(params=params, options={"idempotency_key": "transfer-1"})
     again = sdk.v1.transfers.create(params=params, options={"idempotency_key": "transfer-1"})
     assert again.id == first.id
@@ -168,35 +203,56 @@ def test_a_transfer_with_the_same_idempotency_key_is_made_once(sdk):
     assert sdk.v1.transfers.retrieve(first.id).amount == 4200
     assert _balance(sdk, account.id) == 4200
     with pytest.raises(stripe.InvalidRequestError, match="same parameters"):
-        sdk.v1.transfers.create(params={**params, "amount": 100},
-                                options={"idempotency_key": "transfer-1"})
+        sdk.v1.transfers.create(
+            params={**params, "amount": 100}, options={"idempotency_key": "transfer-1"}
+        )
 
 
 def test_transfers_from_one_charge_cannot_exceed_it_or_reach_an_account_not_onboarded(sdk):
     ready, pending = _account(sdk), _account(sdk)
     _onboard(sdk, ready.id)
     charge = _charge(sdk, 1000)
-    sdk.v1.transfers.create(params={"amount": 700, "currency": "usd", "destination": ready.id,
-                                    "source_transaction": charge})
+    sdk.v1.transfers.create(
+        params={
+            "amount": 700,
+            "currency": "usd",
+            "destination": ready.id,
+            "source_transaction": charge,
+        }
+    )
     with pytest.raises(stripe.InvalidRequestError, match="Insufficient funds"):
-        sdk.v1.transfers.create(params={"amount": 301, "currency": "usd",
-                                        "destination": ready.id, "source_transaction": charge})
+        sdk.v1.transfers.create(
+            params={
+                "amount": 301,
+                "currency": "usd",
+                "destination": ready.id,
+                "source_transaction": charge,
+            }
+        )
     with pytest.raises(stripe.InvalidRequestError, match="capabilities"):
-        sdk.v1.transfers.create(params={"amount": 100, "currency": "usd",
-                                        "destination": pending.id})
+        sdk.v1.transfers.create(
+            params={"amount": 100, "currency": "usd", "destination": pending.id}
+        )
     assert _balance(sdk, ready.id) == 700
 
 
 def test_a_reversal_takes_back_part_of_a_transfer_and_no_more_than_is_left(sdk):
     account = _account(sdk)
     _onboard(sdk, account.id)
-    transfer = sdk.v1.transfers.create(params={
-        "amount": 3000, "currency": "usd", "destination": account.id,
-        "source_transaction": _charge(sdk, 3000)})
+    transfer = sdk.v1.transfers.create(
+        params={
+            "amount": 3000,
+            "currency": "usd",
+            "destination": account.id,
+            "source_transaction": _charge(sdk, 3000),
+        }
+    )
     reversal = sdk.v1.transfers.reversals.create(
-        transfer.id, params={"amount": 1200}, options={"idempotency_key": "rev-1"})
+        transfer.id, params={"amount": 1200}, options={"idempotency_key": "rev-1"}
+    )
     same = sdk.v1.transfers.reversals.create(
-        transfer.id, params={"amount": 1200}, options={"idempotency_key": "rev-1"})
+        transfer.id, params={"amount": 1200}, options={"idempotency_key": "rev-1"}
+    )
     assert same.id == reversal.id and reversal.amount == 1200
     assert _balance(sdk, account.id) == 1800
     fresh = sdk.v1.transfers.retrieve(transfer.id)
@@ -213,16 +269,23 @@ def test_each_connected_account_has_its_own_balance(sdk):
     a, b = _account(sdk), _account(sdk)
     _onboard(sdk, a.id)
     _onboard(sdk, b.id)
-    sdk.v1.transfers.create(params={"amount": 500, "currency": "usd", "destination": a.id,
-                                    "source_transaction": _charge(sdk, 500)})
+    sdk.v1.transfers.create(
+        params={
+            "amount": 500,
+            "currency": "usd",
+            "destination": a.id,
+            "source_transaction": _charge(sdk, 500),
+        }
+    )
     assert (_balance(sdk, a.id), _balance(sdk, b.id)) == (500, 0)
 
 
 def test_other_requests_on_behalf_of_a_connected_account_are_refused_plainly(sdk):
     account = _account(sdk)
     with pytest.raises(stripe.InvalidRequestError, match="Stripe-Account"):
-        sdk.v1.customers.create(params={"email": "x@example.com"},
-                                options={"stripe_account": account.id})
+        sdk.v1.customers.create(
+            params={"email": "x@example.com"}, options={"stripe_account": account.id}
+        )
     with pytest.raises(stripe.PermissionError):
         sdk.v1.balance.retrieve(options={"stripe_account": "acct_unknown"})
 
@@ -230,10 +293,18 @@ def test_other_requests_on_behalf_of_a_connected_account_are_refused_plainly(sdk
 def test_bad_connect_requests_get_a_400_with_a_reason(sdk):
     with pytest.raises(stripe.InvalidRequestError, match="capability"):
         sdk.v1.accounts.create(
-            params={"type": "express", "capabilities": {"bogus": {"requested": True}}})
+            params={"type": "express", "capabilities": {"bogus": {"requested": True}}}
+        )
     with pytest.raises(stripe.InvalidRequestError, match="No such account"):
-        sdk.v1.account_links.create(params={"account": "acct_nope", "type": "account_onboarding",
-                                            "refresh_url": "http://x/r", "return_url": "http://x/b"})
+        sdk.v1.account_links.create(
+            params={
+                "account": "acct_nope",
+                "type": "account_onboarding",
+                "refresh_url": "http://x/r",
+                "return_url": "http://x/b",
+            }
+        )
     with pytest.raises(stripe.InvalidRequestError, match="destination"):
         sdk.v1.transfers.create(
-            params={"amount": 100, "currency": "usd", "destination": "acct_nope"})
+            params={"amount": 100, "currency": "usd", "destination": "acct_nope"}
+        )

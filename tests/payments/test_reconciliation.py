@@ -17,8 +17,10 @@ from tests.concurrency import in_threads
 from tests.payments import helpers as h
 
 pytestmark = pytest.mark.gateway
-NOW = {"in_flight_grace": __import__("datetime").timedelta(0),
-       "resend_after": __import__("datetime").timedelta(0)}
+NOW = {
+    "in_flight_grace": __import__("datetime").timedelta(0),
+    "resend_after": __import__("datetime").timedelta(0),
+}
 
 
 class ChargeTimesOut(StripeGateway):
@@ -72,18 +74,28 @@ def test_a_recent_in_flight_attempt_the_gateway_does_not_have_is_not_resent_yet(
 
 
 def _card(customer_ref: str) -> str:
-    method = h.sdk().v1.payment_methods.create(params={"type": "card", "card": {
-        "number": gw.CARD_OK, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    method = h.sdk().v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": gw.CARD_OK, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
     h.sdk().v1.payment_methods.attach(method.id, params={"customer": customer_ref})
     return method.id
 
 
 def _gateway_charge(customer_ref: str, metadata: dict, amount: int = 2500) -> str:
-    intent = h.sdk().v1.payment_intents.create(params={
-        "amount": amount, "currency": "usd", "customer": customer_ref,
-        "payment_method": _card(customer_ref), "confirm": True, "metadata": metadata,
-        "payment_method_types": ["card"],
-    })
+    intent = h.sdk().v1.payment_intents.create(
+        params={
+            "amount": amount,
+            "currency": "usd",
+            "customer": customer_ref,
+            "payment_method": _card(customer_ref),
+            "confirm": True,
+            "metadata": metadata,
+            "payment_method_types": ["card"],
+        }
+    )
     assert intent.status == "succeeded"
     return intent.id
 
@@ -93,8 +105,9 @@ def test_a_gateway_charge_without_an_attempt_is_flagged_and_other_creators_charg
 ):
     ours = gateway_customer_get_or_create(email="buyer@example.com").gateway_ref
     stranger = h.sdk().v1.customers.create(params={"email": "x@elsewhere.example"}).id
-    with_metadata = _gateway_charge(ours, {"attempt": "att_unknown", "tenant": "t1",
-                                           "reference": "order:999"})
+    with_metadata = _gateway_charge(
+        ours, {"attempt": "att_unknown", "tenant": "t1", "reference": "order:999"}
+    )
     no_metadata = _gateway_charge(ours, {})
     _gateway_charge(stranger, {"attempt": "att_theirs", "tenant": "t2"})
     _gateway_charge(stranger, {})
@@ -116,8 +129,11 @@ def test_a_second_succeeded_payment_for_one_attempt_is_flagged_as_a_duplicate(
     order = h.checkout_started(client_for("t1.localhost"), shop[1])
     h.pay(order)
     attempt = ChargeAttempt.objects.get(reference=order.reference)
-    duplicate = _gateway_charge(attempt.customer_ref, {"attempt": attempt.idempotency_key,
-                                                       "tenant": "t1"}, amount=attempt.amount)
+    duplicate = _gateway_charge(
+        attempt.customer_ref,
+        {"attempt": attempt.idempotency_key, "tenant": "t1"},
+        amount=attempt.amount,
+    )
     reconcile_run(**NOW)
     assert list(Mismatch.objects.values_list("kind", "gateway_ref")) == [
         ("duplicate_charge", duplicate)
@@ -135,8 +151,11 @@ def test_gateway_refunds_beyond_the_charge_are_recorded_up_to_it_and_the_total_i
     h.sdk().v1.refunds.create(params={"payment_intent": intent.id})  # all of it
     h.sdk().v1.refunds.create(params={"payment_intent": intent.id, "amount": 500})  # and more
     reconcile_run(**NOW)
-    refunded = sum(LedgerEntry.objects.filter(reference=order.reference, kind="refund")
-                   .values_list("amount", flat=True))
+    refunded = sum(
+        LedgerEntry.objects.filter(reference=order.reference, kind="refund").values_list(
+            "amount", flat=True
+        )
+    )
     assert refunded == h.ORDER_TOTAL
     assert Mismatch.objects.filter(kind="refund_total", gateway_ref=intent.id).count() == 1
     order.refresh_from_db()
@@ -151,8 +170,11 @@ def test_with_the_gateway_down_attempts_stay_pending_and_a_later_run_charges_onc
     try:
         attempt = h.pay(order)
         assert attempt.status == AttemptStatus.IN_FLIGHT
-        use_gateway(StripeGateway(secret_key="sk_test_local",
-                                  api_base=f"http://127.0.0.1:{free_port()}", timeout=1))
+        use_gateway(
+            StripeGateway(
+                secret_key="sk_test_local", api_base=f"http://127.0.0.1:{free_port()}", timeout=1
+            )
+        )
         report = reconcile_run(**NOW)
     finally:
         use_gateway(None)
@@ -216,8 +238,10 @@ def test_a_duplicated_reconcile_task_does_nothing_twice(
 
     order = h.checkout_started(client_for("t1.localhost"), shop[1])
     h.pay_and_crash(order, monkeypatch)
-    ChargeAttempt.objects.update(sent_at=__import__("django.utils.timezone").utils.timezone.now()
-                                 - __import__("datetime").timedelta(minutes=10))
+    ChargeAttempt.objects.update(
+        sent_at=__import__("django.utils.timezone").utils.timezone.now()
+        - __import__("datetime").timedelta(minutes=10)
+    )
     reconcile.apply(throw=True)
     reconcile.apply(throw=True)
     assert _charges(order) == 2 and len(gw.payment_intents()) == 1

@@ -43,10 +43,13 @@ def test_five_concurrent_refunds_of_one_line_make_one_refund_at_the_gateway_and_
 ):
     order = _paid_order(client_for)
     bump = _line(order, "bump")
+
     def refund():
         return refund_create(
-            reference=order.reference, line_key=bump.line_key,
-            amount=Money(amount, "USD") if amount else None, reason="asked",
+            reference=order.reference,
+            line_key=bump.line_key,
+            amount=Money(amount, "USD") if amount else None,
+            reason="asked",
         )
 
     done, refused = in_threads(5, refund, tenant=live_tenant, timeout=30)
@@ -65,8 +68,9 @@ def test_an_over_refund_is_refused_with_a_clear_reason_and_writes_nothing(
     order = _paid_order(client_for)
     bump = _line(order, "bump")
     with pytest.raises(RefundRefused, match=r"exceeds the \$10.71 left to refund"):
-        refund_create(reference=order.reference, line_key=bump.line_key,
-                      amount=Money(h.BUMP_TOTAL + 1, "USD"))
+        refund_create(
+            reference=order.reference, line_key=bump.line_key, amount=Money(h.BUMP_TOTAL + 1, "USD")
+        )
     refund_create(reference=order.reference, line_key=bump.line_key, amount=Money(500, "USD"))
     with pytest.raises(RefundRefused, match=r"exceeds the \$5.71 left to refund"):
         refund_create(reference=order.reference, line_key=bump.line_key, amount=Money(600, "USD"))
@@ -81,8 +85,12 @@ def test_an_over_refund_is_refused_with_a_clear_reason_and_writes_nothing(
 def test_an_add_on_line_is_refunded_alone_with_its_tax(tenant, client_for, stripe_api_base):
     order = _paid_order(client_for)
     bump = _line(order, "bump")
-    refund = refund_create(reference=order.reference, line_key=bump.line_key, amount=None,
-                           line_tax=LineTax(total=bump.total_amount, tax=bump.tax_amount))
+    refund = refund_create(
+        reference=order.reference,
+        line_key=bump.line_key,
+        amount=None,
+        line_tax=LineTax(total=bump.total_amount, tax=bump.tax_amount),
+    )
     assert refund.status == RefundStatus.SUCCEEDED
     assert (refund.amount, refund.tax_amount) == (h.BUMP_TOTAL, 171)
     refunds = LedgerEntry.objects.filter(kind="refund")
@@ -98,10 +106,18 @@ def test_partial_refunds_of_a_line_reverse_exactly_its_tax_in_total(
     order = _paid_order(client_for)
     core = _line(order, "core")
     tax = LineTax(total=core.total_amount, tax=core.tax_amount)
-    parts = [refund_create(reference=order.reference, line_key=core.line_key,
-                           amount=Money(amount, "USD"), line_tax=tax) for amount in (1000, 1333)]
-    parts.append(refund_create(reference=order.reference, line_key=core.line_key, amount=None,
-                               line_tax=tax))
+    parts = [
+        refund_create(
+            reference=order.reference,
+            line_key=core.line_key,
+            amount=Money(amount, "USD"),
+            line_tax=tax,
+        )
+        for amount in (1000, 1333)
+    ]
+    parts.append(
+        refund_create(reference=order.reference, line_key=core.line_key, amount=None, line_tax=tax)
+    )
     assert [p.amount for p in parts] == [1000, 1333, h.CORE_TOTAL - 2333]
     assert [p.tax_amount for p in parts] == [160, 212, 559]  # 931 * share, cumulative rounding
     assert sum(p.tax_amount for p in parts) == core.tax_amount == 931
@@ -109,16 +125,21 @@ def test_partial_refunds_of_a_line_reverse_exactly_its_tax_in_total(
 
 def test_a_whole_order_refund_reverses_every_line_once(tenant, client_for, stripe_api_base):
     order = _paid_order(client_for)
-    lines = [RefundLine(line.line_key, LineTax(line.total_amount, line.tax_amount))
-             for line in order.lines.all()]
-    refunds = refund_create_for_order(reference=order.reference, lines=lines, reason="asked",
-                                      idempotency_key="admin-1")
+    lines = [
+        RefundLine(line.line_key, LineTax(line.total_amount, line.tax_amount))
+        for line in order.lines.all()
+    ]
+    refunds = refund_create_for_order(
+        reference=order.reference, lines=lines, reason="asked", idempotency_key="admin-1"
+    )
     again = refund_create_for_order(
         reference=order.reference, lines=lines, idempotency_key="admin-1"
     )
     assert [r.pk for r in again] == [r.pk for r in refunds]
-    assert sorted((r.amount, r.tax_amount) for r in refunds) == [(h.BUMP_TOTAL, 171),
-                                                                 (h.CORE_TOTAL, 931)]
+    assert sorted((r.amount, r.tax_amount) for r in refunds) == [
+        (h.BUMP_TOTAL, 171),
+        (h.CORE_TOTAL, 931),
+    ]
     with pytest.raises(RefundRefused, match="nothing is left"):
         refund_create_for_order(reference=order.reference, lines=lines)
     order.refresh_from_db()

@@ -1,6 +1,7 @@
 """Transfers to creators (payments.transfers): each settled charge sends gross − fee to the
 store's connected account at the local Stripe server, exactly once, also under concurrency and
 after a worker dies between the transfer call and recording it."""
+
 from __future__ import annotations
 
 import urllib.error
@@ -30,11 +31,13 @@ class _Stay(urllib.request.HTTPRedirectHandler):
 
 def _connected_account() -> str:
     """The current store's connected account, made and onboarded at the local server."""
-    link = connect.payout_account_connect(refresh_url="http://t1.localhost/r",
-                                          return_url="http://t1.localhost/b")
+    link = connect.payout_account_connect(
+        refresh_url="http://t1.localhost/r", return_url="http://t1.localhost/b"
+    )
     try:
         urllib.request.build_opener(_Stay).open(
-            urllib.request.Request(link, data=b"", method="POST"), timeout=5)
+            urllib.request.Request(link, data=b"", method="POST"), timeout=5
+        )
     except urllib.error.HTTPError as exc:
         assert exc.code == 302
     account = connect.payout_account_sync()
@@ -64,8 +67,9 @@ def _balance(account_ref: str) -> int:
 def fee_and_routing_reset(django_db_blocker):
     yield
     with django_db_blocker.unblock():
-        Creator.objects.filter(slug="t1").update(payout_account_ref="", fee_bps=None,
-                                                 fee_fixed=None)
+        Creator.objects.filter(slug="t1").update(
+            payout_account_ref="", fee_bps=None, fee_fixed=None
+        )
 
 
 def test_the_fee_rounds_half_up_and_never_exceeds_the_charge():
@@ -99,9 +103,15 @@ def test_a_settled_charge_sends_the_creators_share_less_the_store_fee_once(tenan
 def test_no_money_moves_for_a_charge_that_has_not_settled(tenant):
     account = _connected_account()
     attempt = ChargeAttempt.objects.create(
-        purpose="order:9:primary", idempotency_key="att_pending", reference="order:9",
-        amount=5000, currency="USD", customer_ref="cus_x", payment_method_ref="pm_x",
-        status=AttemptStatus.PROCESSING, gateway_ref="pi_pending",
+        purpose="order:9:primary",
+        idempotency_key="att_pending",
+        reference="order:9",
+        amount=5000,
+        currency="USD",
+        customer_ref="cus_x",
+        payment_method_ref="pm_x",
+        status=AttemptStatus.PROCESSING,
+        gateway_ref="pi_pending",
     )
     assert transfer_for_charge(charge_attempt_id=attempt.pk) is None
     assert not TransferAttempt.objects.exists() and _transfers_to(account) == []

@@ -1,6 +1,7 @@
 """One bad webhook event never stops reconciliation for its store: signed but malformed bodies
 are refused with a 400 (nothing stored), and an event that cannot be processed is skipped,
 recorded and, after LOOP_QUARANTINE_AFTER runs, quarantined and shown to the creator."""
+
 import datetime as dt
 import json
 
@@ -29,10 +30,15 @@ def _post_signed(client, body: bytes):
     from django.conf import settings
 
     ts = int(time.time())
-    digest = hmac.new(settings.STRIPE_WEBHOOK_SECRET.encode(), f"{ts}.".encode() + body,
-                      hashlib.sha256).hexdigest()
-    return client.post("/webhooks/stripe/", data=body, content_type="application/json",
-                       HTTP_STRIPE_SIGNATURE=f"t={ts},v1={digest}")
+    digest = hmac.new(
+        settings.STRIPE_WEBHOOK_SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256
+    ).hexdigest()
+    return client.post(
+        "/webhooks/stripe/",
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=f"t={ts},v1={digest}",
+    )
 
 
 def _with(**changes) -> bytes:
@@ -51,8 +57,9 @@ def _with(**changes) -> bytes:
 
 _MISSING = object()
 MALFORMED = {
-    "a JSON list": json.dumps([h.event("evt_l", "payment_intent.succeeded", "payment_intent",
-                                       "pi_l")]).encode(),
+    "a JSON list": json.dumps(
+        [h.event("evt_l", "payment_intent.succeeded", "payment_intent", "pi_l")]
+    ).encode(),
     "a JSON number": b"42",
     "a JSON string": b'"evt"',
     "a number as the object id": _with(data__object__id=42),
@@ -89,8 +96,9 @@ def test_a_signed_but_malformed_event_is_refused_with_400_and_nothing_is_stored(
 
 def test_a_well_formed_event_without_an_object_id_is_still_accepted(tenant, client_for):
     # balance.available and its like carry an object with no id: nothing to re-read, not an error.
-    body = _with(type="balance.available", data__object__id=_MISSING,
-                 data__object__object="balance")
+    body = _with(
+        type="balance.available", data__object__id=_MISSING, data__object__object="balance"
+    )
     response = _post_signed(client_for("t1.localhost"), body)
     assert response.status_code == 200, response.content
     assert WebhookEvent.objects.get(event_id="evt_shape").object_id == ""
@@ -114,12 +122,27 @@ def _poisoned_backlog(client, shop, monkeypatch):
     order = h.checkout_started(client, shop[1])
     h.pay_and_crash(order, monkeypatch)
     (intent,) = gw.payment_intents()
-    assert h.deliver(client, h.event("evt_unknown", "payment_intent.succeeded",
-                                      "payment_intent", "pi_nobody_has_this")).status_code == 200
-    WebhookEvent.objects.create(event_id="None", event_type="payment_intent.succeeded",
-                                object_type="payment_intent", object_id="None")
-    assert h.deliver(client, h.event("evt_good", "payment_intent.succeeded", "payment_intent",
-                                     intent.id)).status_code == 200
+    assert (
+        h.deliver(
+            client,
+            h.event(
+                "evt_unknown", "payment_intent.succeeded", "payment_intent", "pi_nobody_has_this"
+            ),
+        ).status_code
+        == 200
+    )
+    WebhookEvent.objects.create(
+        event_id="None",
+        event_type="payment_intent.succeeded",
+        object_type="payment_intent",
+        object_id="None",
+    )
+    assert (
+        h.deliver(
+            client, h.event("evt_good", "payment_intent.succeeded", "payment_intent", intent.id)
+        ).status_code
+        == 200
+    )
     return order
 
 
@@ -155,8 +178,11 @@ def test_a_poison_event_is_quarantined_after_n_runs_and_shown_in_the_store_admin
     from payments import webhooks
 
     real = webhooks.webhook_event_process
-    monkeypatch.setattr(webhooks, "webhook_event_process",
-                        lambda **kw: calls.append(kw["webhook_event_id"]) or real(**kw))
+    monkeypatch.setattr(
+        webhooks,
+        "webhook_event_process",
+        lambda **kw: calls.append(kw["webhook_event_id"]) or real(**kw),
+    )
 
     for _ in range(3):
         reconcile_run(**NOW)
@@ -178,8 +204,9 @@ def test_a_poison_event_is_quarantined_after_n_runs_and_shown_in_the_store_admin
 
 
 @pytest.mark.parametrize("outage", ["unavailable", "our key refused"])
-def test_a_gateway_outage_counts_against_no_event(tenant, shop, client_for, monkeypatch,
-                                                  stripe_api_base, outage):
+def test_a_gateway_outage_counts_against_no_event(
+    tenant, shop, client_for, monkeypatch, stripe_api_base, outage
+):
     from payments.gateway import GatewayAuthFailed, GatewayUnavailable
     from payments.stripe_gateway import StripeGateway
 
@@ -198,28 +225,44 @@ def test_a_gateway_outage_counts_against_no_event(tenant, shop, client_for, monk
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=120),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=120),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-_field = st.one_of(st.just(_MISSING), _json, st.text(max_size=120),
-                   st.sampled_from(["evt_1", "pi_1", "payment_intent", "charge.refunded"]))
+_field = st.one_of(
+    st.just(_MISSING),
+    _json,
+    st.text(max_size=120),
+    st.sampled_from(["evt_1", "pi_1", "payment_intent", "charge.refunded"]),
+)
 
 
-@hypothesis_settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(event_id=_field, event_type=_field, object_id=_field, object_type=_field,
-       created=_field, whole=st.one_of(st.none(), _json))
+@hypothesis_settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    event_id=_field,
+    event_type=_field,
+    object_id=_field,
+    object_type=_field,
+    created=_field,
+    whole=st.one_of(st.none(), _json),
+)
 def test_any_signed_body_gets_200_or_a_400_that_writes_nothing(
     tenant, client_for, event_id, event_type, object_id, object_type, created, whole
 ):
     if whole is not None:
         body = json.dumps(whole).encode()
     else:
-        body = _with(id=event_id, type=event_type, data__object__id=object_id,
-                     data__object__object=object_type, created=created)
+        body = _with(
+            id=event_id,
+            type=event_type,
+            data__object__id=object_id,
+            data__object__object=object_type,
+            created=created,
+        )
     events = WebhookEvent.objects.count()
     queued = OutboxMessage.objects.filter(task_name="payments.process_webhook_event").count()
 
@@ -229,8 +272,10 @@ def test_any_signed_body_gets_200_or_a_400_that_writes_nothing(
     if response.status_code == 400:
         assert response.json()["error"]
         assert WebhookEvent.objects.count() == events
-        assert OutboxMessage.objects.filter(
-            task_name="payments.process_webhook_event").count() == queued
+        assert (
+            OutboxMessage.objects.filter(task_name="payments.process_webhook_event").count()
+            == queued
+        )
     else:
         stored = WebhookEvent.objects.get(event_id=response.json()["received"])
         assert stored.event_id not in ("", "None") and stored.event_id.isprintable()

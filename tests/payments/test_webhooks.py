@@ -1,5 +1,6 @@
 """Gateway webhooks: signed, stored once, processed by re-reading the object; replays,
 reordering and twin events leave one consistent order and ledger."""
+
 import random
 import time
 
@@ -62,14 +63,23 @@ def test_each_event_three_times_in_random_order_plus_twins_leaves_one_consistent
     # At the gateway: a refund made in the dashboard, then a dispute for the rest.
     refund = h.sdk().v1.refunds.create(params={"payment_intent": intent.id, "amount": 1000})
     gateway.disputes["dp_1"] = DisputeResult(
-        dispute_ref="dp_1", payment_ref=intent.id, amount=Money(h.ORDER_TOTAL - 1000, "USD"),
-        status="needs_response", reason="fraudulent",
+        dispute_ref="dp_1",
+        payment_ref=intent.id,
+        amount=Money(h.ORDER_TOTAL - 1000, "USD"),
+        status="needs_response",
+        reason="fraudulent",
     )
     events = [
         h.event("evt_pi", "payment_intent.succeeded", "payment_intent", intent.id),
         h.event("evt_pi_twin", "payment_intent.succeeded", "payment_intent", intent.id),
-        h.event("evt_ch", "charge.succeeded", "charge", intent.latest_charge
-                if isinstance(intent.latest_charge, str) else intent.latest_charge.id),
+        h.event(
+            "evt_ch",
+            "charge.succeeded",
+            "charge",
+            intent.latest_charge
+            if isinstance(intent.latest_charge, str)
+            else intent.latest_charge.id,
+        ),
         h.event("evt_refunded", "charge.refunded", "charge", refund.charge),
         h.event("evt_refund_twin", "refund.created", "refund", refund.id),
         h.event("evt_dp", "charge.dispute.created", "dispute", "dp_1"),
@@ -87,9 +97,12 @@ def test_each_event_three_times_in_random_order_plus_twins_leaves_one_consistent
     order.refresh_from_db()
     assert order.status == OrderStatus.REFUNDED
     assert _line_ledger(order) == {
-        ("core", "charge"): h.CORE_TOTAL, ("bump", "charge"): h.BUMP_TOTAL,
-        ("core", "refund"): 845, ("bump", "refund"): 155,  # 1000 in proportion to the lines
-        ("core", "chargeback"): 4986, ("bump", "chargeback"): 916,
+        ("core", "charge"): h.CORE_TOTAL,
+        ("bump", "charge"): h.BUMP_TOTAL,
+        ("core", "refund"): 845,
+        ("bump", "refund"): 155,  # 1000 in proportion to the lines
+        ("core", "chargeback"): 4986,
+        ("bump", "chargeback"): 916,
     }
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.SUCCEEDED and attempt.gateway_ref == intent.id
@@ -144,9 +157,11 @@ def test_the_platform_domain_endpoint_stores_the_event_in_the_named_creators_sch
 
 
 def test_an_unknown_creator_on_the_platform_endpoint_is_404(tenant, client_for):
-    response = h.deliver(client_for("localhost"), h.event("evt_x", "payment_intent.succeeded",
-                                                          "payment_intent", "pi_x"),
-                         path="/webhooks/stripe/nobody/")
+    response = h.deliver(
+        client_for("localhost"),
+        h.event("evt_x", "payment_intent.succeeded", "payment_intent", "pi_x"),
+        path="/webhooks/stripe/nobody/",
+    )
     assert response.status_code == 404
     from django.db import connection
 
@@ -171,7 +186,9 @@ def test_a_bad_signature_is_refused_with_400_and_nothing_is_stored(tenant, clien
     elif how == "not_json":
         body, header = b"not json", h.signed({})[1]
     response = client_for("t1.localhost").post(
-        "/webhooks/stripe/", data=body, content_type="application/json",
+        "/webhooks/stripe/",
+        data=body,
+        content_type="application/json",
         HTTP_STRIPE_SIGNATURE=header,
     )
     assert response.status_code == 400
@@ -211,7 +228,13 @@ def test_a_duplicated_processing_task_records_nothing_twice(
         webhook_event_process(**message.kwargs)
     assert LedgerEntry.objects.filter(reference=order.reference, kind="charge").count() == 2
     assert LedgerEntry.objects.filter(reference=order.reference, kind="refund").count() == 2
-    assert sum(LedgerEntry.objects.filter(reference=order.reference, kind="refund")
-               .values_list("amount", flat=True)) == 500
+    assert (
+        sum(
+            LedgerEntry.objects.filter(reference=order.reference, kind="refund").values_list(
+                "amount", flat=True
+            )
+        )
+        == 500
+    )
     names = list(Event.objects.filter(order_id=order.pk).values_list("name", flat=True))
     assert names.count("checkout_completed") == 1 and names.count("refund_issued") == 2

@@ -1,4 +1,5 @@
 """A tenant URLconf for the fairness tests: a view that stays in flight until released."""
+
 import threading
 
 from django.http import HttpResponse

@@ -1,5 +1,6 @@
 """The real buyer endpoints that charge or change a buyer's state are rate limited per address
 and per order, with 429 and Retry-After, and one tenant's flood leaves another's alone."""
+
 import pytest
 from django.test import Client
 

@@ -1,5 +1,6 @@
 """Fairness between stores (core/fairness.py): a store holds at most STORE_MAX_IN_FLIGHT
 requests at once; its excess is refused with 503 + Retry-After while other stores are served."""
+
 from __future__ import annotations
 
 import threading
@@ -36,8 +37,9 @@ def _get_in_thread(host: str, path: str, results: list) -> None:
 def _hold(host: str, n: int) -> tuple[list[threading.Thread], list[int]]:
     """n requests of `host` in flight (inside the view) until fairness_urls.release is set."""
     results: list[int] = []
-    threads = [threading.Thread(target=_get_in_thread, args=(host, "/hold/", results))
-               for _ in range(n)]
+    threads = [
+        threading.Thread(target=_get_in_thread, args=(host, "/hold/", results)) for _ in range(n)
+    ]
     for t in threads:
         t.start()
     for _ in range(n):
@@ -128,8 +130,7 @@ def test_on_a_live_server_a_flood_of_one_store_is_capped_while_another_is_served
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client, args=("t1.localhost", a_statuses))
-               for _ in range(8)]
+    threads = [threading.Thread(target=client, args=("t1.localhost", a_statuses)) for _ in range(8)]
     threads.append(threading.Thread(target=client, args=("t2.localhost", b_statuses)))
     for t in threads:
         t.start()

@@ -1,6 +1,7 @@
 """Identities compared for security are compared in one normalised form (core.identity):
 buyers' e-mail addresses (one buyer, one saved card, one unsubscribe, one experiment arm),
 store domains (routing and uniqueness). The login lockout is in test_login_lockout.py."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,7 +39,8 @@ def test_normalising_any_text_never_raises_and_is_idempotent(text):
 def test_a_saved_card_is_found_for_every_spelling_of_its_buyers_address(tenant):
     customer = GatewayCustomer.objects.create(email="buyer@example.com", gateway_ref="cus_norm1")
     method = SavedPaymentMethod.objects.create(
-        customer=customer, gateway_ref="pm_norm1", consent_text="ok", consent_at=timezone.now())
+        customer=customer, gateway_ref="pm_norm1", consent_text="ok", consent_at=timezone.now()
+    )
     assert payments.vault_method_for(email=FULLWIDTH_DOMAIN) == method
 
 
@@ -47,14 +49,14 @@ def test_an_experiment_assigns_every_spelling_of_an_address_to_one_buyer():
 
 
 @pytest.mark.gateway
-def test_two_checkouts_with_look_alike_addresses_are_one_buyer(
-    tenant, client_for, stripe_api_base
-):
+def test_two_checkouts_with_look_alike_addresses_are_one_buyer(tenant, client_for, stripe_api_base):
     ProductFactory(slug="course", name="Photo course", price_amount=4900)
     client = client_for("t1.localhost")
     for email in ("buyer@example.com", FULLWIDTH_DOMAIN):
-        started = client.post("/checkout/course/start", {
-            "email": email, "country": "US", "region": "", "save_card": "on"})
+        started = client.post(
+            "/checkout/course/start",
+            {"email": email, "country": "US", "region": "", "save_card": "on"},
+        )
         assert started.status_code == 200, started.content
     assert list(Customer.objects.values_list("email", flat=True)) == ["buyer@example.com"]
     assert GatewayCustomer.objects.count() == 1
@@ -71,6 +73,7 @@ def test_a_store_is_routed_by_its_domain_in_any_case_and_with_a_trailing_dot(ten
 
 @pytest.mark.parametrize("domain", ["T1.localhost.", "ｔ１.localhost", "t1.LOCALHOST"])
 def test_a_new_store_cannot_take_a_look_alike_of_an_existing_domain(db, domain):
-    errors = creator_check(slug="newshop", display_name="New", domain=domain,
-                           owner_email="new@example.com")
+    errors = creator_check(
+        slug="newshop", display_name="New", domain=domain, owner_email="new@example.com"
+    )
     assert errors == ["domain 't1.localhost' is taken"]

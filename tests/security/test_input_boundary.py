@@ -1,5 +1,6 @@
 """The input boundary (core/boundary.py): NUL, lone surrogates and over-long text never reach
 the database or a cookie, and never give a 500, whichever way a request carries them."""
+
 import json
 
 import pytest
@@ -29,8 +30,10 @@ def course(tenant):
 
 
 def _start(client):
-    return client.post("/checkout/course/start", {
-        "email": "buyer@example.com", "country": "DE", "region": "", "save_card": "on"})
+    return client.post(
+        "/checkout/course/start",
+        {"email": "buyer@example.com", "country": "DE", "region": "", "save_card": "on"},
+    )
 
 
 # --- item 1: the campaign link, the attribution cookie, order tokens -----------------------
@@ -53,8 +56,13 @@ def test_an_attribution_cookie_signed_with_a_nul_earlier_is_dropped_not_a_500(
     course, stripe_api_base
 ):
     client = Client(HTTP_HOST=HOST)
-    poisoned = {"visitor_id": "abc", "source": "x\x00y", "medium": "", "campaign": "",
-                "referrer": ""}
+    poisoned = {
+        "visitor_id": "abc",
+        "source": "x\x00y",
+        "medium": "",
+        "campaign": "",
+        "referrer": "",
+    }
     client.cookies[ATTRIBUTION_COOKIE] = signing.dumps(poisoned, salt=ATTRIBUTION_COOKIE)
     started = _start(client)
     assert started.status_code == 200, started.content
@@ -118,8 +126,9 @@ def test_a_nul_in_any_checkout_form_field_is_refused_and_nothing_is_written(
 
 def test_an_over_long_query_value_is_refused(course):
     client = Client(HTTP_HOST=HOST)
-    response = client.get("/checkout/course/quote", {"country": "DE",
-                                                     "region": "A" * (MAX_TEXT_LENGTH + 1)})
+    response = client.get(
+        "/checkout/course/quote", {"country": "DE", "region": "A" * (MAX_TEXT_LENGTH + 1)}
+    )
     assert response.status_code == 400 and "longer" in response.json()["error"]
 
 
@@ -149,11 +158,17 @@ def test_a_nul_in_a_header_is_refused_and_a_bad_referer_is_dropped(course):
 
 def test_a_form_body_sent_with_put_or_a_bad_content_type_is_checked_too(course):
     client = Client(HTTP_HOST=HOST)
-    put = client.put("/checkout/course/start", data="email=a%00b",
-                     content_type="application/x-www-form-urlencoded")
+    put = client.put(
+        "/checkout/course/start",
+        data="email=a%00b",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert put.status_code == 400 and "email" in put.json()["fields"]
-    typed = client.post("/checkout/course/start", data="email=x",
-                        content_type="application/x-www-form-urlencoded; x=\x00")
+    typed = client.post(
+        "/checkout/course/start",
+        data="email=x",
+        content_type="application/x-www-form-urlencoded; x=\x00",
+    )
     assert typed.status_code == 400 and "Content-Type" in typed.json()["error"]
     assert Order.objects.count() == 0
 
@@ -163,8 +178,10 @@ def test_a_nul_in_an_admin_form_or_login_is_a_readable_400_and_saves_nothing(cou
     login = client.post("/admin/login/", {"username": "own\x00er", "password": "x"})
     assert login.status_code == 400 and "username" in login.content.decode()
     assert client.login(username="owner", password="owner-pass-123")
-    added = client.post("/admin/storefront/product/add/", {
-        "slug": "nul-product", "name": "Bad\x00name", "price_amount": "100", "currency": "USD"})
+    added = client.post(
+        "/admin/storefront/product/add/",
+        {"slug": "nul-product", "name": "Bad\x00name", "price_amount": "100", "currency": "USD"},
+    )
     assert added.status_code == 400 and "name" in added.content.decode()
     assert not Product.objects.filter(slug="nul-product").exists()
     assert not AuditEntry.objects.exists()
@@ -197,8 +214,9 @@ def test_bad_text_in_an_api_json_body_is_a_400_json_error_and_nothing_is_written
 ):
     body = f'{{"slug": "new-course", "name": {raw}, "price_amount": 1000, "currency": "EUR"}}'
     before = (Product.objects.count(), IdempotencyRecord.objects.count())
-    response = write_client.post("/api/v1/products/", data=body, content_type="application/json",
-                                 HTTP_IDEMPOTENCY_KEY="k1")
+    response = write_client.post(
+        "/api/v1/products/", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["code"] == "invalid_input" and reason in error["fields"]["name"][0]
@@ -207,16 +225,23 @@ def test_bad_text_in_an_api_json_body_is_a_400_json_error_and_nothing_is_written
 
 def test_a_nul_in_a_json_key_or_nested_value_is_refused(write_client):
     response = write_client.post(
-        "/api/v1/products/", data='{"a\\u0000": 1, "b": [{"c": "\\u0000"}]}',
-        content_type="application/json", HTTP_IDEMPOTENCY_KEY="k2")
+        "/api/v1/products/",
+        data='{"a\\u0000": 1, "b": [{"c": "\\u0000"}]}',
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="k2",
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_input"
 
 
 def test_a_json_body_sent_as_another_content_type_is_checked_too(write_client):
     # A view that parses the body itself (the webhook) must not be a way around the check.
-    response = write_client.post("/api/v1/products/", data='{"name": "\\u0000"}',
-                                 content_type="text/plain", HTTP_IDEMPOTENCY_KEY="k3")
+    response = write_client.post(
+        "/api/v1/products/",
+        data='{"name": "\\u0000"}',
+        content_type="text/plain",
+        HTTP_IDEMPOTENCY_KEY="k3",
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_input"
 
@@ -233,9 +258,12 @@ def test_a_signed_webhook_with_bad_text_is_refused_and_not_stored(tenant, bad):
     evt["id"] = bad
     body, header = signed(evt)
     assert b"\\u" in body  # json.dumps escapes both: this is what a sender's JSON would hold
-    response = Client(HTTP_HOST=HOST).post("/webhooks/stripe/", data=body,
-                                           content_type="application/json",
-                                           HTTP_STRIPE_SIGNATURE=header)
+    response = Client(HTTP_HOST=HOST).post(
+        "/webhooks/stripe/",
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=header,
+    )
     assert response.status_code == 400 and response.json()["error"]
     assert WebhookEvent.objects.count() == 0
 
@@ -267,9 +295,7 @@ def test_the_order_page_after_a_decline_says_the_payment_failed_and_offers_a_ret
 
 
 @pytest.mark.gateway
-def test_the_order_page_after_a_failed_3ds_check_says_the_payment_failed(
-    course, stripe_api_base
-):
+def test_the_order_page_after_a_failed_3ds_check_says_the_payment_failed(course, stripe_api_base):
     client = Client(HTTP_HOST=HOST)
     body = _start(client).json()
     order = Order.objects.get(token=body["order"])
@@ -290,9 +316,7 @@ def test_the_order_page_after_a_failed_3ds_check_says_the_payment_failed(
 
 
 @pytest.mark.gateway
-def test_the_order_page_of_a_checkout_never_paid_says_nothing_was_charged(
-    course, stripe_api_base
-):
+def test_the_order_page_of_a_checkout_never_paid_says_nothing_was_charged(course, stripe_api_base):
     client = Client(HTTP_HOST=HOST)
     order = Order.objects.get(token=_start(client).json()["order"])
     page = _thanks(client, order)

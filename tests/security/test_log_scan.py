@@ -100,7 +100,12 @@ def partner_receiver():
 
 
 def test_a_full_funnel_at_debug_level_logs_no_card_number_key_or_secret(
-    live_tenant, debug_log, client_for, smtp_mail, partner_receiver, stripe_api_base  # noqa: F811
+    live_tenant,
+    debug_log,
+    client_for,
+    smtp_mail,  # noqa: F811
+    partner_receiver,
+    stripe_api_base,  # noqa: F811
 ):
     issued = partners.api_key_create(name="Zapier", scope=ApiKey.Scope.WRITE)
     subscription = WebhookSubscription.objects.create(

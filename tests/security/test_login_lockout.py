@@ -86,8 +86,11 @@ from hypothesis import strategies as st  # noqa: E402
 
 def _compatibility_variants(letter: str) -> list[str]:
     """Every code point that NFKC turns into `letter` (fullwidth, script, mathematical…)."""
-    return [chr(cp) for cp in range(0x80, 0x30000)
-            if chr(cp) != letter and unicodedata.normalize("NFKC", chr(cp)) == letter]
+    return [
+        chr(cp)
+        for cp in range(0x80, 0x30000)
+        if chr(cp) != letter and unicodedata.normalize("NFKC", chr(cp)) == letter
+    ]
 
 
 _VARIANTS = {letter: [letter, *_compatibility_variants(letter)] for letter in "owner"}
@@ -114,8 +117,11 @@ def test_failures_under_a_look_alike_count_for_owner(tenant, clock, spelling):
     assert login(password=PASSWORD).status_code == 429
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(failing=st.lists(spellings_of_owner, min_size=5, max_size=5), trying=spellings_of_owner)
 def test_the_lockout_holds_for_every_spelling_that_logs_in_as_the_same_user(
     tenant, clock, failing, trying

@@ -1,5 +1,6 @@
 """Webhook signing secrets are encrypted at rest, readable after a key rotation, and a key
 that does not fit is an error, never the ciphertext used as the secret."""
+
 from __future__ import annotations
 
 import importlib
@@ -21,6 +22,7 @@ seal_migration = importlib.import_module("partners.migrations.0002_webhook_secre
 @contextmanager
 def keys(**settings):
     """Settings that change the derived keys; the field caches them, so drop the cache."""
+
     def forget():
         FIELD.__dict__.pop("keys", None)
         FIELD.__dict__.pop("f", None)
@@ -50,8 +52,13 @@ def test_the_secret_is_stored_encrypted_and_read_back_in_the_clear(tenant):
     assert WebhookSubscription.objects.get(pk=sub.pk).secret == secret
     # The signature a receiver checks is made with the secret, not with what is stored.
     signature = services.webhook_sign(secret=secret, timestamp=1, body=b"{}")
-    assert services.webhook_verify(secret=WebhookSubscription.objects.get(pk=sub.pk).secret,
-                                   timestamp="1", body=b"{}", signature=signature, now=1.0)
+    assert services.webhook_verify(
+        secret=WebhookSubscription.objects.get(pk=sub.pk).secret,
+        timestamp="1",
+        body=b"{}",
+        signature=signature,
+        now=1.0,
+    )
 
 
 def test_rows_stay_readable_across_a_secret_key_rotation(tenant, settings):
@@ -71,8 +78,9 @@ def test_rows_stay_readable_across_a_secret_key_rotation(tenant, settings):
 
 
 def test_a_key_that_does_not_fit_is_an_error_not_the_ciphertext(tenant):
-    sub = WebhookSubscription.objects.create(url="https://hooks.example/c",
-                                             secret=services.webhook_secret_new())
+    sub = WebhookSubscription.objects.create(
+        url="https://hooks.example/c", secret=services.webhook_secret_new()
+    )
     with keys(SECRET_KEY="some-other-secret-key-" + "q9w8e7" * 8, SECRET_KEY_FALLBACKS=[]):
         with pytest.raises(ImproperlyConfigured, match="SECRET_KEY_FALLBACKS"):
             WebhookSubscription.objects.get(pk=sub.pk)
@@ -84,11 +92,13 @@ def test_the_migration_seals_secrets_that_were_stored_in_the_clear(tenant):
         cursor.execute(
             "INSERT INTO partners_webhooksubscription (url, event_types, secret, is_active, "
             "description, created_at) VALUES ('https://hooks.example/d', '[]', %s, true, '', "
-            "now()) RETURNING id", [plain],
+            "now()) RETURNING id",
+            [plain],
         )
         pk = cursor.fetchone()[0]
-    sealed_before = WebhookSubscription.objects.create(url="https://hooks.example/e",
-                                                       secret=services.webhook_secret_new())
+    sealed_before = WebhookSubscription.objects.create(
+        url="https://hooks.example/e", secret=services.webhook_secret_new()
+    )
     token_before = _stored(sealed_before.pk)
 
     seal_migration.seal(apps, connection.schema_editor())

@@ -1,4 +1,5 @@
 """Checkout over the real localstripe: one payment for core + bump + tax, vault, bad input."""
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext

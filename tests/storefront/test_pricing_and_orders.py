@@ -1,5 +1,6 @@
 """Totals, tax (inclusive and exclusive, several jurisdictions), the order status machine,
 receipts and delivery links."""
+
 from decimal import Decimal
 
 import pytest
@@ -66,11 +67,22 @@ def _order(status=OrderStatus.PENDING) -> Order:
     from storefront.models import Customer
 
     customer = Customer.objects.create(email=f"c{core.pk}@example.com")
-    order = Order.objects.create(token=f"tok{core.pk}", customer=customer, currency="USD",
-                                 country="US", status=status)
-    OrderLine.objects.create(order=order, kind="core", product=core, description=core.name,
-                             net_amount=4900, tax_amount=0, total_amount=4900, currency="USD",
-                             tax_rate=0, tax_inclusive=False, tax_country="US")
+    order = Order.objects.create(
+        token=f"tok{core.pk}", customer=customer, currency="USD", country="US", status=status
+    )
+    OrderLine.objects.create(
+        order=order,
+        kind="core",
+        product=core,
+        description=core.name,
+        net_amount=4900,
+        tax_amount=0,
+        total_amount=4900,
+        currency="USD",
+        tax_rate=0,
+        tax_inclusive=False,
+        tax_country="US",
+    )
     return order
 
 
@@ -181,8 +193,11 @@ def test_the_thank_you_page_lists_each_line_and_links_downloads_once_paid(tenant
 def test_the_checkout_page_prefills_the_buyer_from_a_follow_up_link(tenant, client_for):
     ProductFactory(slug="course")
     TaxRateFactory(country="DE", rate="19.000")
-    page = client_for("t1.localhost").get(
-        "/checkout/course/?email=fan%40example.com&country=de").content.decode()
+    page = (
+        client_for("t1.localhost")
+        .get("/checkout/course/?email=fan%40example.com&country=de")
+        .content.decode()
+    )
     assert 'value="fan@example.com"' in page
     assert '<option value="DE" selected>' in page
     assert "$58.31" in page  # German VAT already applied to the shown total

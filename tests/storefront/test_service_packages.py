@@ -1,22 +1,52 @@
 """The upsell and follow-up services are packages now; every name their modules offered to
 tasks, views, payments' outcome handler and tests is still importable from the old path."""
+
 import importlib
 
 import pytest
 
 OLD_PUBLIC_NAMES = {
     "storefront.services.upsell": [
-        "LOOP_ABANDONED", "LOOP_RELEASE", "POST_PURCHASE", "OfferRefused", "OfferStep",
-        "next_step_url", "offer_abandon_confirmation", "offer_accept", "offer_confirm",
-        "offer_decline", "offer_step", "offer_token", "offers_flag_abandoned",
-        "on_post_purchase_outcome", "release_gated_offers", "token_max_age",
+        "LOOP_ABANDONED",
+        "LOOP_RELEASE",
+        "POST_PURCHASE",
+        "OfferRefused",
+        "OfferStep",
+        "next_step_url",
+        "offer_abandon_confirmation",
+        "offer_accept",
+        "offer_confirm",
+        "offer_decline",
+        "offer_step",
+        "offer_token",
+        "offers_flag_abandoned",
+        "on_post_purchase_outcome",
+        "release_gated_offers",
+        "token_max_age",
     ],
     "storefront.services.followups": [
-        "ACCEPT_MAX_AGE", "DEFAULT_DELAYS_HOURS", "LOOP_FOLLOWUPS", "MAX_STEPS", "FollowUpOffer",
-        "FollowUpRefused", "Framing", "UndeliverableEmail", "accept_token", "claim_stale_after",
-        "customer_unsubscribe", "followup_accept", "followup_delays", "followup_offer_for",
-        "followup_offer_view", "followup_send", "followups_due", "followups_schedule",
-        "followups_send_due", "on_cross_sell_outcome", "skip_reason", "unsubscribe_token",
+        "ACCEPT_MAX_AGE",
+        "DEFAULT_DELAYS_HOURS",
+        "LOOP_FOLLOWUPS",
+        "MAX_STEPS",
+        "FollowUpOffer",
+        "FollowUpRefused",
+        "Framing",
+        "UndeliverableEmail",
+        "accept_token",
+        "claim_stale_after",
+        "customer_unsubscribe",
+        "followup_accept",
+        "followup_delays",
+        "followup_offer_for",
+        "followup_offer_view",
+        "followup_send",
+        "followups_due",
+        "followups_schedule",
+        "followups_send_due",
+        "on_cross_sell_outcome",
+        "skip_reason",
+        "unsubscribe_token",
     ],
 }
 
@@ -39,17 +69,37 @@ def test_a_post_purchase_line_is_added_at_the_frozen_price_and_a_second_one_is_r
 
     core, upsell, _ = catalog()
     order = paid_order("frozen@example.com", core, schedule=False)
-    frozen = SimpleNamespace(net_amount=1000, tax_amount=190, total_amount=1190,
-                             tax_rate=Decimal("19.000"), tax_inclusive=None)
-    assert post_purchase_line_create(order=order, kind=LineKind.UPSELL, offer=upsell,
-                                     frozen=frozen, currency="USD") is True
+    frozen = SimpleNamespace(
+        net_amount=1000,
+        tax_amount=190,
+        total_amount=1190,
+        tax_rate=Decimal("19.000"),
+        tax_inclusive=None,
+    )
+    assert (
+        post_purchase_line_create(
+            order=order, kind=LineKind.UPSELL, offer=upsell, frozen=frozen, currency="USD"
+        )
+        is True
+    )
     line = order.lines.get(kind=LineKind.UPSELL)
     assert (line.product_id, line.offer_id, line.description) == (
-        upsell.product_id, upsell.pk, upsell.product.name)
+        upsell.product_id,
+        upsell.pk,
+        upsell.product.name,
+    )
     assert (line.net_amount, line.tax_amount, line.total_amount, line.tax_rate) == (
-        1000, 190, 1190, Decimal("19.000"))
+        1000,
+        190,
+        1190,
+        Decimal("19.000"),
+    )
     assert line.tax_inclusive is False and line.tax_country == order.country
     # orderline_one_post_purchase: the order's second post-purchase line is refused, quietly.
-    assert post_purchase_line_create(order=order, kind=LineKind.DOWNSELL, offer=upsell,
-                                     frozen=frozen, currency="USD") is False
+    assert (
+        post_purchase_line_create(
+            order=order, kind=LineKind.DOWNSELL, offer=upsell, frozen=frozen, currency="USD"
+        )
+        is False
+    )
     assert order.lines.filter(kind__in=[LineKind.UPSELL, LineKind.DOWNSELL]).count() == 1

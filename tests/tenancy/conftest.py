@@ -1,4 +1,5 @@
 """Tenancy tests need every schema current, also after new migrations land on a --reuse-db run."""
+
 import io
 
 import pytest

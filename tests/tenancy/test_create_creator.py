@@ -1,4 +1,5 @@
 """`create_creator` provisions everything or nothing; `seed_demo` is idempotent."""
+
 import io
 
 import pytest
@@ -59,8 +60,14 @@ def test_create_creator_failing_midway_leaves_no_schema_domain_or_user(db, monke
 def test_create_creator_provisions_schema_domain_and_owner(db):
     out = io.StringIO()
     call_command(
-        "create_creator", "fresh-shop", "Fresh Shop", "fresh.localhost", "f@example.com",
-        "--password", "pw-123456", stdout=out,
+        "create_creator",
+        "fresh-shop",
+        "Fresh Shop",
+        "fresh.localhost",
+        "f@example.com",
+        "--password",
+        "pw-123456",
+        stdout=out,
     )
     assert "owner / pw-123456" in out.getvalue()
     creator = Creator.objects.get(slug="fresh-shop")

@@ -1,4 +1,5 @@
 """Tenant isolation: hosts, pages, admin sessions, cache keys, file paths and tasks."""
+
 import pytest
 from django.core.cache import cache
 from django.core.files.base import ContentFile

@@ -1,4 +1,5 @@
 """`migrate_tenants`: one pass finds who is behind; only they are migrated; failures surface."""
+
 from __future__ import annotations
 
 import io
@@ -73,8 +74,11 @@ def test_a_failing_schema_is_reported_and_the_others_are_migrated_in_parallel(
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
         broken = creator_create(
-            slug="mig-broken", display_name="Broken", domain="mig-broken.localhost",
-            owner_email="b@example.com", password="pw-123456",
+            slug="mig-broken",
+            display_name="Broken",
+            domain="mig-broken.localhost",
+            owner_email="b@example.com",
+            password="pw-123456",
         ).creator
         try:
             # Re-running a leaf migration that creates things fails: they are already there.
@@ -96,7 +100,8 @@ def test_a_failing_schema_is_reported_and_the_others_are_migrated_in_parallel(
                 with connection.cursor() as cursor:
                     cursor.execute(
                         "INSERT INTO t2.django_migrations (app, name, applied) "
-                        "VALUES ('core', %s, now())", [_core_leaf()]
+                        "VALUES ('core', %s, now())",
+                        [_core_leaf()],
                     )
             Creator.objects.get(pk=broken.pk).delete(force_drop=True)
 
@@ -112,8 +117,15 @@ def _unapply(schema: str, leaf: tuple[str, str]) -> None:
     target = parents[0].key[1] if parents else "zero"
     connection.set_schema(schema)
     try:
-        call_command(MigrateCommand(), app, target, interactive=False, verbosity=0,
-                     skip_checks=True, stdout=io.StringIO())
+        call_command(
+            MigrateCommand(),
+            app,
+            target,
+            interactive=False,
+            verbosity=0,
+            skip_checks=True,
+            stdout=io.StringIO(),
+        )
     finally:
         connection.set_schema_to_public()
     assert leaf not in applied_migrations(schema)
@@ -126,10 +138,12 @@ def schemas_without_the_leaf(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
-        made = creators_create_bulk([
-            CreatorSpec(f"new-mig-{i}", f"New {i}", f"new-mig-{i}.localhost", "n@example.com")
-            for i in range(3)
-        ]).created
+        made = creators_create_bulk(
+            [
+                CreatorSpec(f"new-mig-{i}", f"New {i}", f"new-mig-{i}.localhost", "n@example.com")
+                for i in range(3)
+            ]
+        ).created
         try:
             leaf = _creating_leaf()
             schemas = sorted(item.creator.schema_name for item in made)
@@ -154,7 +168,8 @@ def test_a_new_migration_is_applied_to_every_schema_behind_and_reported(
     with connection.cursor() as cursor:
         cursor.execute(
             f'DELETE FROM "{schemas[0]}".auth_permission WHERE content_type_id IN '
-            f'(SELECT id FROM "{schemas[0]}".django_content_type WHERE app_label = %s)', [app]
+            f'(SELECT id FROM "{schemas[0]}".django_content_type WHERE app_label = %s)',
+            [app],
         )
         cursor.execute(
             f'DELETE FROM "{schemas[0]}".django_content_type WHERE app_label = %s', [app]

@@ -4,6 +4,7 @@ What could go wrong, and is tried here: a renamed spare that differs from a migr
 two sign-ups taking the same spare; a failed sign-up losing its spare or leaving it renamed; a
 spare behind the migrations being handed out; two fillers overfilling the pool.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,11 @@ from tests.tenancy.test_provisioning import catalog
 
 
 def _differences(a: dict, b: dict) -> dict:
-    return {part: (sorted(set(a[part]) - set(b[part])), sorted(set(b[part]) - set(a[part])))
-            for part in a if a[part] != b[part]}
+    return {
+        part: (sorted(set(a[part]) - set(b[part])), sorted(set(b[part]) - set(a[part])))
+        for part in a
+        if a[part] != b[part]
+    }
 
 
 def test_a_claimed_spare_is_the_migrated_template_under_the_creators_name(db):
@@ -44,8 +48,10 @@ def test_a_claimed_spare_is_the_migrated_template_under_the_creators_name(db):
     with connection.cursor() as cursor:  # its own tables, not the template's
         cursor.execute('SELECT count(*) FROM "zz_from_spare".storefront_storesettings')
         assert cursor.fetchone()[0] == 1
-        cursor.execute('INSERT INTO "zz_from_spare".storefront_taxrate (country, region, rate, '
-                       "name) VALUES ('DE', '', 19, 'VAT')")
+        cursor.execute(
+            'INSERT INTO "zz_from_spare".storefront_taxrate (country, region, rate, '
+            "name) VALUES ('DE', '', 19, 'VAT')"
+        )
         cursor.execute(f'SELECT count(*) FROM "{TEMPLATE_SCHEMA}".storefront_taxrate')
         assert cursor.fetchone()[0] == 0
 
@@ -68,16 +74,24 @@ def test_a_sign_up_takes_a_spare_and_a_failed_one_gives_it_back(db, monkeypatch)
 
     monkeypatch.setattr(Domain.objects, "create", failing_create)
     with pytest.raises(IntegrityError):
-        creator_create(slug="pool-one", display_name="Pool One", domain="pool-one.localhost",
-                       owner_email="one@example.com")
+        creator_create(
+            slug="pool-one",
+            display_name="Pool One",
+            domain="pool-one.localhost",
+            owner_email="one@example.com",
+        )
     connection.set_schema_to_public()
     # Rolled back as a whole: the spare is waiting under its own name, nothing else exists.
     assert spare_names() == [spare] and schema_exists(spare)
     assert not schema_exists("pool_one") and not Creator.objects.filter(slug="pool-one").exists()
 
     monkeypatch.setattr(Domain.objects, "create", real_create)
-    made = creator_create(slug="pool-one", display_name="Pool One",
-                          domain="pool-one.localhost", owner_email="one@example.com")
+    made = creator_create(
+        slug="pool-one",
+        display_name="Pool One",
+        domain="pool-one.localhost",
+        owner_email="one@example.com",
+    )
     connection.set_schema_to_public()
     assert spare_count() == 0 and not schema_exists(spare)
     assert applied_migrations("pool_one") == set(expected())
@@ -105,8 +119,10 @@ def test_a_spare_behind_the_migrations_is_dropped_not_handed_out(db):
     connection.set_schema_to_public()
     stale, fresh = spare_make(), spare_make()
     with connection.cursor() as cursor:
-        cursor.execute(f'DELETE FROM "{stale}".django_migrations '
-                       "WHERE id = (SELECT max(id) FROM \"" + stale + '".django_migrations)')
+        cursor.execute(
+            f'DELETE FROM "{stale}".django_migrations '
+            'WHERE id = (SELECT max(id) FROM "' + stale + '".django_migrations)'
+        )
     assert schemas_behind([stale, fresh]) == {stale: 1}
     assert stale in tenant_schemas() and fresh in tenant_schemas()  # migrate_tenants sees both
 
@@ -119,9 +135,11 @@ def test_a_spare_behind_the_migrations_is_dropped_not_handed_out(db):
 def test_a_template_whose_function_names_its_schema_makes_no_spare(db, monkeypatch):
     connection.set_schema_to_public()
     placeholder = pool._PLACEHOLDER
-    sql = (f"CREATE SCHEMA {placeholder};\n"
-           f"CREATE FUNCTION {placeholder}.f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
-           f"RETURN (SELECT count(*) FROM {placeholder}.t); END $$;")
+    sql = (
+        f"CREATE SCHEMA {placeholder};\n"
+        f"CREATE FUNCTION {placeholder}.f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
+        f"RETURN (SELECT count(*) FROM {placeholder}.t); END $$;"
+    )
     monkeypatch.setattr(pool, "_template_script", lambda: SimpleNamespace(sql=sql))
     with pytest.raises(ProvisioningFailed, match="renamed safely"):
         spare_make()
@@ -153,8 +171,10 @@ def test_parallel_sign_ups_never_share_a_spare_and_fall_back_to_cloning(
 
             # Five sign-ups in five workers at once, three spares: no spare goes to two of
             # them, and the two left over clone.
-            path = _csv(tmp_path, [f"spare-{i},S {i},spare-{i}.localhost,s{i}@example.com"
-                                   for i in range(5)])
+            path = _csv(
+                tmp_path,
+                [f"spare-{i},S {i},spare-{i}.localhost,s{i}@example.com" for i in range(5)],
+            )
             call_command("create_creators", path, "--jobs", "5", stdout=out)
             assert "Created 5 of 5 creators" in out.getvalue()
             connection.set_schema_to_public()

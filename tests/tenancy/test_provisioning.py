@@ -1,4 +1,5 @@
 """Cloned creator schemas are indistinguishable from migrated ones; bulk creation reports."""
+
 from __future__ import annotations
 
 import io
@@ -95,9 +96,12 @@ def catalog(schema: str) -> dict[str, list]:
             ("django_migrations", f"SELECT app, name FROM {q}.django_migrations"),
             # By natural key: ids depend on the order models appeared, not on the schema.
             ("django_content_type", f"SELECT app_label, model FROM {q}.django_content_type"),
-            ("auth_permission", f"SELECT t.app_label, t.model, p.codename, p.name "
-                                f"FROM {q}.auth_permission p "
-                                f"JOIN {q}.django_content_type t ON t.id = p.content_type_id"),
+            (
+                "auth_permission",
+                f"SELECT t.app_label, t.model, p.codename, p.name "
+                f"FROM {q}.auth_permission p "
+                f"JOIN {q}.django_content_type t ON t.id = p.content_type_id",
+            ),
         ]:
             cursor.execute(sql + (" ORDER BY 1, 2, 3" if "codename" in sql else " ORDER BY 1, 2"))
             result[part] = cursor.fetchall()
@@ -114,9 +118,12 @@ def test_a_cloned_schema_has_the_same_catalog_as_a_migrated_one(db):
     assert migrated["triggers"], "the append-only trigger should be in a tenant schema"
     assert migrated["functions"] and migrated["sequences"] and migrated["django_migrations"]
     differences = {
-        part: (sorted(set(migrated[part]) - set(cloned[part])),
-               sorted(set(cloned[part]) - set(migrated[part])))
-        for part in migrated if cloned[part] != migrated[part]
+        part: (
+            sorted(set(migrated[part]) - set(cloned[part])),
+            sorted(set(cloned[part]) - set(migrated[part])),
+        )
+        for part in migrated
+        if cloned[part] != migrated[part]
     }
     assert differences == {}
     assert {tuple(r) for r in cloned["django_migrations"]} == set(expected_migrations())
@@ -140,17 +147,21 @@ def test_a_cloned_schema_is_its_own_and_not_the_templates(db):
     connection.set_schema_to_public()
     schema_clone("zz_own")
     with connection.cursor() as cursor:
-        cursor.execute('INSERT INTO "zz_own".storefront_product (slug, name, description, tier, '
-                       "ladder_position, price_amount, currency, deliverable_url, "
-                       "deliverable_file, status, created_at, refund_terms) SELECT 'x', 'x', '', "
-                       "'entry', 0, 1, 'USD', '', '', 'active', now(), '' RETURNING id")
+        cursor.execute(
+            'INSERT INTO "zz_own".storefront_product (slug, name, description, tier, '
+            "ladder_position, price_amount, currency, deliverable_url, "
+            "deliverable_file, status, created_at, refund_terms) SELECT 'x', 'x', '', "
+            "'entry', 0, 1, 'USD', '', '', 'active', now(), '' RETURNING id"
+        )
         assert cursor.fetchone()[0] == 1
         cursor.execute('SELECT count(*) FROM "_tenant_template".storefront_product')
         assert cursor.fetchone()[0] == 0
         cursor.execute('SELECT max(id) FROM "_tenant_template".django_migrations')
         template_max = cursor.fetchone()[0]
-        cursor.execute('INSERT INTO "zz_own".django_migrations (app, name, applied) '
-                       "VALUES ('x', 'y', now()) RETURNING id")
+        cursor.execute(
+            'INSERT INTO "zz_own".django_migrations (app, name, applied) '
+            "VALUES ('x', 'y', now()) RETURNING id"
+        )
         assert cursor.fetchone()[0] == template_max + 1
 
 
@@ -161,28 +172,33 @@ def _csv(tmp_path, rows):
 
 
 def test_bulk_creation_creates_good_rows_reports_bad_ones_and_shows_progress(db, tmp_path):
-    path = _csv(tmp_path, [
-        "bulk-one,Bulk One,bulk-one.localhost,one@example.com",
-        "Bad Slug,Bad,bad.localhost,bad@example.com",
-        "bulk-two,Bulk Two,bulk-two.localhost,two@example.com",
-    ])
+    path = _csv(
+        tmp_path,
+        [
+            "bulk-one,Bulk One,bulk-one.localhost,one@example.com",
+            "Bad Slug,Bad,bad.localhost,bad@example.com",
+            "bulk-two,Bulk Two,bulk-two.localhost,two@example.com",
+        ],
+    )
     out, err = io.StringIO(), io.StringIO()
     with pytest.raises(CommandError, match="Created 2 of 3 creators.*1 failed"):
         call_command("create_creators", path, "--jobs", "1", stdout=out, stderr=err)
     assert "[3/3] 100%" in out.getvalue()
     assert "Bad Slug" in err.getvalue() and "slug" in err.getvalue()
     connection.set_schema_to_public()
-    assert set(Creator.objects.filter(slug__startswith="bulk-").values_list("slug", flat=True)) \
-        == {"bulk-one", "bulk-two"}
+    assert set(Creator.objects.filter(slug__startswith="bulk-").values_list("slug", flat=True)) == {
+        "bulk-one",
+        "bulk-two",
+    }
     assert Domain.objects.get(domain="bulk-two.localhost").tenant.slug == "bulk-two"
 
 
 def test_bulk_creation_in_parallel_workers_makes_every_creator(
     django_db_setup, django_db_blocker, tmp_path
 ):
-    path = _csv(tmp_path, [
-        f"par-{i},Parallel {i},par-{i}.localhost,p{i}@example.com" for i in range(4)
-    ])
+    path = _csv(
+        tmp_path, [f"par-{i},Parallel {i},par-{i}.localhost,p{i}@example.com" for i in range(4)]
+    )
     out = io.StringIO()
     with django_db_blocker.unblock():
         try:
@@ -205,12 +221,15 @@ def test_bulk_creation_leaves_nothing_of_a_creator_that_fails_and_reports_repeat
     from django.contrib.auth import get_user_model
     from django_tenants.utils import tenant_context
 
-    path = _csv(tmp_path, [
-        "lean-one,Lean One,lean-one.localhost,one@example.com",
-        "lean-clash,Clash,lean-clash.localhost,clash@example.com",
-        "lean-two,Lean Two,lean-one.localhost,two@example.com",
-        "lean-three,Lean Three,lean-three.localhost,three@example.com",
-    ])
+    path = _csv(
+        tmp_path,
+        [
+            "lean-one,Lean One,lean-one.localhost,one@example.com",
+            "lean-clash,Clash,lean-clash.localhost,clash@example.com",
+            "lean-two,Lean Two,lean-one.localhost,two@example.com",
+            "lean-three,Lean Three,lean-three.localhost,three@example.com",
+        ],
+    )
     out, err = io.StringIO(), io.StringIO()
     with django_db_blocker.unblock():
         connection.set_schema_to_public()
@@ -223,13 +242,15 @@ def test_bulk_creation_leaves_nothing_of_a_creator_that_fails_and_reports_repeat
             assert "lean-two: domain 'lean-one.localhost' is taken" in err.getvalue()
             assert "lean-clash:" in err.getvalue() and "already exists" in err.getvalue()
             connection.set_schema_to_public()
-            assert set(Creator.objects.filter(slug__startswith="lean-")
-                       .values_list("slug", flat=True)) == {"lean-one", "lean-three"}
+            assert set(
+                Creator.objects.filter(slug__startswith="lean-").values_list("slug", flat=True)
+            ) == {"lean-one", "lean-three"}
             assert not Domain.objects.filter(domain="lean-clash.localhost").exists()
             assert Domain.objects.get(domain="lean-one.localhost").tenant.slug == "lean-one"
             with connection.cursor() as cursor:  # the hand-made schema is untouched and empty
-                cursor.execute("SELECT count(*) FROM pg_class WHERE relnamespace = "
-                               "'lean_clash'::regnamespace")
+                cursor.execute(
+                    "SELECT count(*) FROM pg_class WHERE relnamespace = 'lean_clash'::regnamespace"
+                )
                 assert cursor.fetchone()[0] == 0
             for creator in Creator.objects.filter(slug__startswith="lean-"):
                 assert applied_migrations(creator.schema_name) == set(expected_migrations())

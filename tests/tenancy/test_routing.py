@@ -1,4 +1,5 @@
 """Routing at speed must never route wrong: cached hosts, lazy search_path, connection reuse."""
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,9 @@ from tenants.services import creator_create
 
 def _product(name: str) -> Product:
     return Product.objects.create(
-        slug=name.lower().replace(" ", "-"), name=name, price_amount=1000,
+        slug=name.lower().replace(" ", "-"),
+        name=name,
+        price_amount=1000,
         status=Product.Status.ACTIVE,
     )
 
@@ -25,8 +28,12 @@ def _other_process_sql(sql: str, params=()) -> None:
     """Run and commit SQL on a connection of its own, as another server process would."""
     db = connection.settings_dict
     with psycopg.connect(
-        dbname=db["NAME"], user=db["USER"], host=db["HOST"] or None, port=db["PORT"] or None,
-        password=db["PASSWORD"] or None, autocommit=True,
+        dbname=db["NAME"],
+        user=db["USER"],
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        password=db["PASSWORD"] or None,
+        autocommit=True,
     ) as conn:
         conn.execute(sql, params)
 
@@ -130,8 +137,11 @@ def test_a_domain_repointed_by_another_process_stops_resolving_to_the_old_creato
 
 def test_a_deleted_creator_stops_resolving_at_once(committed, client_for):
     creator_create(
-        slug="doomed-a", display_name="Doomed", domain="doomed-a.localhost",
-        owner_email="d@example.com", password="pw-123456",
+        slug="doomed-a",
+        display_name="Doomed",
+        domain="doomed-a.localhost",
+        owner_email="d@example.com",
+        password="pw-123456",
     )
     assert _page(client_for, "doomed-a.localhost")[0] == 200
     assert _served_from_cache(client_for, "doomed-a.localhost")
@@ -144,8 +154,11 @@ def test_a_deleted_creator_stops_resolving_at_once(committed, client_for):
 
 def test_a_creator_deleted_by_another_process_stops_resolving(committed, client_for):
     creator = creator_create(
-        slug="doomed-b", display_name="Doomed", domain="doomed-b.localhost",
-        owner_email="d@example.com", password="pw-123456",
+        slug="doomed-b",
+        display_name="Doomed",
+        domain="doomed-b.localhost",
+        owner_email="d@example.com",
+        password="pw-123456",
     ).creator
     assert _page(client_for, "doomed-b.localhost")[0] == 200
     assert _served_from_cache(client_for, "doomed-b.localhost")
@@ -219,7 +232,6 @@ def test_a_connection_reused_across_tenants_always_queries_the_requested_schema(
     assert "Alpha" in page and "Beta" not in page
 
 
-
 def test_set_search_path_is_sent_once_when_the_schema_changes_and_never_when_it_does_not(
     tenant, client_for
 ):
@@ -233,16 +245,20 @@ def test_set_search_path_is_sent_once_when_the_schema_changes_and_never_when_it_
 
     counts = []
     with connection.execute_wrapper(count_lookups):
-        for host in ["t1.localhost", "t1.localhost", "t2.localhost", "t2.localhost",
-                     "t1.localhost", "t2.localhost"]:
+        for host in [
+            "t1.localhost",
+            "t1.localhost",
+            "t2.localhost",
+            "t2.localhost",
+            "t1.localhost",
+            "t2.localhost",
+        ]:
             counts.append(len(_sets_during(lambda h=host: _page(client_for, h))))
     assert counts == [0, 0, 1, 0, 1, 1]
     assert domain_lookups == []  # every one of those requests was routed from the cache
 
 
-def test_a_domain_added_in_a_rolled_back_transaction_does_not_stay_routable(
-    tenant, client_for
-):
+def test_a_domain_added_in_a_rolled_back_transaction_does_not_stay_routable(tenant, client_for):
     with pytest.raises(RuntimeError), transaction.atomic():
         connection.set_schema_to_public()
         Domain.objects.create(

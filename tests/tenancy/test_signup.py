@@ -1,5 +1,6 @@
 """Self-serve sign-up on the platform's domain: validation, bot resistance, privacy, verification,
 the one-time login hand-off and the unverified store that cannot sell (tenants.signup)."""
+
 from __future__ import annotations
 
 import html
@@ -17,8 +18,12 @@ from tenants import signup
 from tenants.models import Creator, Domain, LoginHandoff
 
 PLATFORM = "localhost"
-GOOD = {"email": "Maker@Example.com", "password": "a-long-Passphrase-42",
-        "store_name": "Maker Goods", "subdomain": "maker-goods"}
+GOOD = {
+    "email": "Maker@Example.com",
+    "password": "a-long-Passphrase-42",
+    "store_name": "Maker Goods",
+    "subdomain": "maker-goods",
+}
 
 
 def _platform() -> Client:
@@ -72,11 +77,13 @@ def test_a_second_sign_up_with_the_same_email_looks_the_same_and_warns_the_owner
     first = _post(_platform())
     before = _state()
     mail.outbox.clear()
-    second = _post(_platform(), email="maker@EXAMPLE.com", subdomain="another-shop",
-                   store_name="Another")
+    second = _post(
+        _platform(), email="maker@EXAMPLE.com", subdomain="another-shop", store_name="Another"
+    )
     assert second.status_code == first.status_code == 200
     assert second.content.replace(b"maker@example.com", b"X") == first.content.replace(
-        b"maker@example.com", b"X")
+        b"maker@example.com", b"X"
+    )
     assert _state() == before
     assert not Creator.objects.filter(slug="another-shop").exists()
     (message,) = mail.outbox
@@ -123,8 +130,7 @@ def test_bad_sign_up_input_says_why_on_the_page_and_makes_nothing(db, overrides,
 
 
 @pytest.mark.parametrize("field", ["email", "password", "store_name", "subdomain"])
-def test_a_nul_in_any_sign_up_field_is_refused_by_the_input_boundary_with_nothing_made(
-        db, field):
+def test_a_nul_in_any_sign_up_field_is_refused_by_the_input_boundary_with_nothing_made(db, field):
     # The input boundary (core/boundary.py) refuses it before the form runs: a readable 400
     # naming the field, no store, no user, no mail.
     before = _state()
@@ -270,9 +276,14 @@ def test_an_unverified_store_refuses_checkout_before_any_gateway_call(db, monkey
         product = ProductFactory(slug="ebook")
         with pytest.raises(checkout_service.CheckoutError) as excinfo:
             checkout_service.checkout_start(
-                product_slug=product.slug, bump_offer_id=None, email="b@example.com",
-                country="US", region="", save_card=True,
-                attribution=checkout_service.Attribution(), expected_total=None,
+                product_slug=product.slug,
+                bump_offer_id=None,
+                email="b@example.com",
+                country="US",
+                region="",
+                save_card=True,
+                attribution=checkout_service.Attribution(),
+                expected_total=None,
             )
         assert "not accepting payments yet" in excinfo.value.message
     store = Client(HTTP_HOST="maker-goods.localhost")
@@ -291,8 +302,14 @@ def test_create_creator_refuses_the_names_sign_up_refuses(db):
 
     for name in ("signup", "mail", "support", "bad-"):
         with pytest.raises(CommandError, match="slug"):
-            call_command("create_creator", name, "Shop", f"x{name}.localhost", "a@example.com",
-                         stdout=io.StringIO())
+            call_command(
+                "create_creator",
+                name,
+                "Shop",
+                f"x{name}.localhost",
+                "a@example.com",
+                stdout=io.StringIO(),
+            )
 
 
 def test_the_platform_landing_page_lists_no_creators(db):

@@ -98,11 +98,15 @@ def start_worker(
     purge: bool = True,
 ) -> subprocess.Popen:
     return worker_start(
-        env={"DATABASE_URL": test_database_url(), "REDIS_URL": redis_url,
-             "CELERY_BROKER_URL": app.conf.broker_url, "STRIPE_API_BASE": stripe_api_base,
-             "WORKER_SMTP_PORT": str(smtp_port),
-             "WORKER_VISIBILITY_TIMEOUT": str(visibility_timeout),
-             "DJANGO_SETTINGS_MODULE": "tests.worker_settings"},
+        env={
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": app.conf.broker_url,
+            "STRIPE_API_BASE": stripe_api_base,
+            "WORKER_SMTP_PORT": str(smtp_port),
+            "WORKER_VISIBILITY_TIMEOUT": str(visibility_timeout),
+            "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        },
         log_path=log_path,
         name="workers",
         pool=pool,

@@ -39,8 +39,7 @@ def _twice_at_once(task_name: str, tenant) -> list:
     """The fanned-out task, run by two 'workers' at the same moment."""
     app.loader.import_default_modules()  # what a worker registers at start-up
     task = app.tasks[task_name]
-    results, errors = in_threads(2, lambda: task.apply(throw=True).get(), tenant=tenant,
-                                 timeout=60)
+    results, errors = in_threads(2, lambda: task.apply(throw=True).get(), tenant=tenant, timeout=60)
     assert errors == []
     return results
 
@@ -208,8 +207,13 @@ def _rollups(ctx):
 
     customer = Customer.objects.create(email="rollup@buyer.example")
     core = ProductFactory()
-    make_order(customer, visitor="r1", source="ig", paid_at=timezone.now() - dt.timedelta(days=1),
-               lines=[("core", core, None, 4900)])
+    make_order(
+        customer,
+        visitor="r1",
+        source="ig",
+        paid_at=timezone.now() - dt.timedelta(days=1),
+        lines=[("core", core, None, 4900)],
+    )
     assert RollupQueue.objects.exists()
 
     def check(results):

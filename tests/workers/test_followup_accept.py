@@ -106,7 +106,8 @@ def test_both_emails_accept_links_posted_concurrently_charge_the_saved_card_once
     posts = links * 3  # each email's button, clicked three times, all at once
     paths = iter(posts)  # each thread takes the next button (list iterators are thread-safe)
     codes, errors = in_threads(
-        len(posts), lambda: client_for(HOST).post(f"{next(paths)}/accept").status_code,
+        len(posts),
+        lambda: client_for(HOST).post(f"{next(paths)}/accept").status_code,
         timeout=60,
     )
     assert errors == []

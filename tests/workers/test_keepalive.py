@@ -1,5 +1,6 @@
 """bin/run keeps the Celery worker and beat running (devtools/keepalive.py): a process that
 exits is started again with backoff; a requested stop stops it for good."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,11 @@ def _keepalive(command: list[str], log: Path, env: dict | None = None) -> subpro
     with open(log, "wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "devtools.keepalive", "--name", "t", "--", *command],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 def _wait_for(log: Path, pattern: str, count: int, timeout: float) -> list[str]:
@@ -77,11 +82,17 @@ def test_a_child_that_keeps_dying_is_restarted_with_growing_delays(tmp_path):
 
 
 def test_the_procfile_runs_the_worker_and_beat_under_keepalive_and_web_directly():
-    lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines()
-                 if line.strip())
+    lines = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
+    )
     for name in ("worker", "beat"):
-        assert lines[name].strip().startswith(f"python -m devtools.keepalive --name {name} -- "
-                                              "celery -A config.celery_app")
+        assert (
+            lines[name]
+            .strip()
+            .startswith(
+                f"python -m devtools.keepalive --name {name} -- celery -A config.celery_app"
+            )
+        )
     assert lines["web"].strip().startswith("gunicorn ")
 
 
@@ -93,12 +104,24 @@ def test_the_procfiles_celery_worker_killed_under_the_launcher_comes_back_connec
         line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line
     )["worker"]
     command = worker_line.split(" -- ", 1)[1].split()
-    command += ["--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle",
-                "--hostname", f"keepalive-{os.getpid()}@%h"]
+    command += [
+        "--pool",
+        "solo",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"keepalive-{os.getpid()}@%h",
+    ]
     command = [os.path.join(os.path.dirname(sys.executable), "celery"), *command[1:]]
-    env = dict(os.environ, CELERY_TASK_ALWAYS_EAGER="false", DATABASE_URL=test_database_url(),
-               REDIS_URL=redis_url, CELERY_BROKER_URL=redis_url,
-               DJANGO_SETTINGS_MODULE="config.settings.test")
+    env = dict(
+        os.environ,
+        CELERY_TASK_ALWAYS_EAGER="false",
+        DATABASE_URL=test_database_url(),
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=redis_url,
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+    )
     env["PATH"] = os.pathsep.join([*services.PATH_PREFIX, env.get("PATH", "")])
     log = tmp_path / "worker.log"
     proc = _keepalive(command, log, env=env)
@@ -124,11 +147,14 @@ def _unit(name: str) -> dict[str, str]:
     return values
 
 
-@pytest.mark.parametrize("name, command", [
-    ("storefront-web.service", "gunicorn config.wsgi"),
-    ("storefront-worker.service", "celery -A config.celery_app worker"),
-    ("storefront-beat.service", "celery -A config.celery_app beat"),
-])
+@pytest.mark.parametrize(
+    "name, command",
+    [
+        ("storefront-web.service", "gunicorn config.wsgi"),
+        ("storefront-worker.service", "celery -A config.celery_app worker"),
+        ("storefront-beat.service", "celery -A config.celery_app beat"),
+    ],
+)
 def test_production_ships_a_unit_that_restarts_each_process_whenever_it_exits(name, command):
     unit = _unit(name)
     assert unit["Restart"] == "always" and int(unit["RestartSec"]) > 0

@@ -1,5 +1,6 @@
 """Seed the demo creator at demo.<platform domain>: a product ladder, its bump, one-click
 upsell, downsell and follow-up cross-sell, and a few tax rates (idempotent)."""
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -12,32 +13,84 @@ from tenants.services import creator_create, public_tenant_ensure
 
 # kind, offered product, price (cents), headline, benefit, refund terms
 DEMO_OFFERS = [
-    (OfferKind.BUMP, "preset-pack", 900, "Add the preset pack",
-     "Forty presets tuned to the lessons: one click, the look you just learned.",
-     "Refundable within 30 days."),
-    (OfferKind.UPSELL, "editing-masterclass", 1900, "Add the editing masterclass",
-     "Three hours of live edits, start to finish, with the raw files to follow along.",
-     "Refundable within 30 days, no questions asked."),
-    (OfferKind.DOWNSELL, "portfolio-review", 900, "Or just a portfolio review",
-     "A recorded, personal critique of ten of your photos.",
-     "Refundable until the review is recorded."),
-    (OfferKind.CROSS_SELL, "editing-masterclass", 1700, "Finish your edits in minutes",
-     "The masterclass walks through real edits start to finish.",
-     "Refundable within 30 days."),
+    (
+        OfferKind.BUMP,
+        "preset-pack",
+        900,
+        "Add the preset pack",
+        "Forty presets tuned to the lessons: one click, the look you just learned.",
+        "Refundable within 30 days.",
+    ),
+    (
+        OfferKind.UPSELL,
+        "editing-masterclass",
+        1900,
+        "Add the editing masterclass",
+        "Three hours of live edits, start to finish, with the raw files to follow along.",
+        "Refundable within 30 days, no questions asked.",
+    ),
+    (
+        OfferKind.DOWNSELL,
+        "portfolio-review",
+        900,
+        "Or just a portfolio review",
+        "A recorded, personal critique of ten of your photos.",
+        "Refundable until the review is recorded.",
+    ),
+    (
+        OfferKind.CROSS_SELL,
+        "editing-masterclass",
+        1700,
+        "Finish your edits in minutes",
+        "The masterclass walks through real edits start to finish.",
+        "Refundable within 30 days.",
+    ),
 ]
-DEMO_TAX = [("DE", "", "19.000", "VAT"), ("GB", "", "20.000", "VAT"), ("FR", "", "20.000", "TVA"),
-            ("US", "CA", "7.250", "Sales tax")]
+DEMO_TAX = [
+    ("DE", "", "19.000", "VAT"),
+    ("GB", "", "20.000", "VAT"),
+    ("FR", "", "20.000", "TVA"),
+    ("US", "CA", "7.250", "Sales tax"),
+]
 
 DEMO_LADDER = [
     # slug, name, tier, position, price (cents), anchor (cents), description
-    ("photo-basics", "Photo Basics course", Product.Tier.ENTRY, 1, 4900, 7900,
-     "Twelve short lessons that take you from auto mode to confident manual shooting."),
-    ("preset-pack", "Lightroom preset pack", Product.Tier.COMPANION, 2, 1200, None,
-     "Forty presets tuned to the course's lessons: one click, the look you just learned."),
-    ("editing-masterclass", "Editing masterclass", Product.Tier.PREMIUM, 3, 2400, 3900,
-     "Three hours of live edits, start to finish, with the raw files to follow along."),
-    ("portfolio-review", "Portfolio review", Product.Tier.PREMIUM, 4, 1900, None,
-     "A recorded, personal critique of ten of your photos."),
+    (
+        "photo-basics",
+        "Photo Basics course",
+        Product.Tier.ENTRY,
+        1,
+        4900,
+        7900,
+        "Twelve short lessons that take you from auto mode to confident manual shooting.",
+    ),
+    (
+        "preset-pack",
+        "Lightroom preset pack",
+        Product.Tier.COMPANION,
+        2,
+        1200,
+        None,
+        "Forty presets tuned to the course's lessons: one click, the look you just learned.",
+    ),
+    (
+        "editing-masterclass",
+        "Editing masterclass",
+        Product.Tier.PREMIUM,
+        3,
+        2400,
+        3900,
+        "Three hours of live edits, start to finish, with the raw files to follow along.",
+    ),
+    (
+        "portfolio-review",
+        "Portfolio review",
+        Product.Tier.PREMIUM,
+        4,
+        1900,
+        None,
+        "A recorded, personal critique of ten of your photos.",
+    ),
 ]
 
 
@@ -72,16 +125,26 @@ class Command(BaseCommand):
                 Product.objects.update_or_create(
                     slug=slug,
                     defaults={
-                        "name": name, "tier": tier, "ladder_position": pos,
-                        "price_amount": price, "anchor_amount": anchor, "currency": "USD",
-                        "description": desc, "status": Product.Status.ACTIVE,
+                        "name": name,
+                        "tier": tier,
+                        "ladder_position": pos,
+                        "price_amount": price,
+                        "anchor_amount": anchor,
+                        "currency": "USD",
+                        "description": desc,
+                        "status": Product.Status.ACTIVE,
                         "deliverable_url": f"https://{domain}/downloads/{slug}.zip",
                     },
                 )
                 self.stdout.write(f"  [{i}/{total}] product {slug}")
             self._offers()
-            StoreSettings.objects.update_or_create(pk=1, defaults={
-                "statement_descriptor": "DEMO PHOTOGRAPHY", "support_email": "help@demo.example"})
+            StoreSettings.objects.update_or_create(
+                pk=1,
+                defaults={
+                    "statement_descriptor": "DEMO PHOTOGRAPHY",
+                    "support_email": "help@demo.example",
+                },
+            )
             for country, region, rate, name in DEMO_TAX:
                 TaxRate.objects.update_or_create(
                     country=country, region=region, defaults={"rate": rate, "name": name}
@@ -97,8 +160,10 @@ class Command(BaseCommand):
         from payments.gateway import GatewayRejected, GatewayUnavailable
 
         if not settings.STRIPE_API_BASE:
-            self.stdout.write("  payouts: not connected (no local Stripe server; connect from "
-                              "the admin's getting-started page)")
+            self.stdout.write(
+                "  payouts: not connected (no local Stripe server; connect from "
+                "the admin's getting-started page)"
+            )
             return
         try:
             account = payout_account_sync()
@@ -115,11 +180,16 @@ class Command(BaseCommand):
         upsell = None
         for kind, slug, price, headline, benefit, terms in DEMO_OFFERS:
             offer, _ = Offer.objects.update_or_create(
-                kind=kind, trigger_product=core,
+                kind=kind,
+                trigger_product=core,
                 defaults={
-                    "product": Product.objects.get(slug=slug), "price_amount": price,
-                    "currency": "USD", "headline": headline, "benefit": benefit,
-                    "refund_terms": terms, "parent": upsell if kind == OfferKind.DOWNSELL else None,
+                    "product": Product.objects.get(slug=slug),
+                    "price_amount": price,
+                    "currency": "USD",
+                    "headline": headline,
+                    "benefit": benefit,
+                    "refund_terms": terms,
+                    "parent": upsell if kind == OfferKind.DOWNSELL else None,
                     "followup_delays_hours": [24, 72] if kind == OfferKind.CROSS_SELL else [],
                 },
             )

@@ -83,8 +83,11 @@ def _send_for(signed: str, schema: str) -> FollowUpSend:
 
 
 def _price(send: FollowUpSend) -> PricedLine:
-    line, _ = offer_line_price(kind=LineKind.CROSS_SELL, offer=send.offer,
-                               jurisdiction=Jurisdiction(send.order.country, send.order.region))
+    line, _ = offer_line_price(
+        kind=LineKind.CROSS_SELL,
+        offer=send.offer,
+        jurisdiction=Jurisdiction(send.order.country, send.order.region),
+    )
     return line
 
 
@@ -176,8 +179,11 @@ def followup_accept(*, signed: str, schema: str) -> FollowUpSend:
             customer_ref=method.customer.gateway_ref,
             payment_method_ref=method.gateway_ref,
             off_session=True,
-            allocation={orderkeys.line_key(kind=LineKind.CROSS_SELL, line_id=None,
-                                           order_id=order.pk): line.total.amount},
+            allocation={
+                orderkeys.line_key(
+                    kind=LineKind.CROSS_SELL, line_id=None, order_id=order.pk
+                ): line.total.amount
+            },
         )
         now = timezone.now()
         FollowUpSend.objects.filter(pk=send.pk).update(
@@ -219,8 +225,13 @@ def on_cross_sell_outcome(*, order: Order, attempt: ChargeAttempt) -> None:
         **_email_fields(order, send.step),
     }
     if attempt.status == AttemptStatus.SUCCEEDED:
-        if not post_purchase_line_create(order=order, kind=LineKind.CROSS_SELL, offer=send.offer,
-                                         frozen=send, currency=attempt.currency):
+        if not post_purchase_line_create(
+            order=order,
+            kind=LineKind.CROSS_SELL,
+            offer=send.offer,
+            frozen=send,
+            currency=attempt.currency,
+        ):
             logger.error("could not add the cross-sell line to order %s", order.pk)
         event_append(EventName.UPSELL_CHARGED, amount=attempt.amount, **base)
     elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):

@@ -22,7 +22,8 @@ def _core_line(order: Order) -> OrderLine | None:
 def _owns_product(customer_id: int, product_id: int) -> bool:
     """Bought anywhere on the ladder: as a core product, bump, upsell, downsell or cross-sell."""
     return OrderLine.objects.filter(
-        product_id=product_id, order__customer_id=customer_id,
+        product_id=product_id,
+        order__customer_id=customer_id,
         order__status__in=OWNED_ORDER_STATUSES,
     ).exists()
 

@@ -83,5 +83,3 @@ def followups_schedule(*, order: Order, paid_at: dt.datetime | None = None) -> i
     except Exception:  # never undo the payment's recording for an email
         logger.exception("could not schedule follow-ups for order %s", order.pk)
         return 0
-
-

@@ -302,9 +302,11 @@ def followups_send_due(*, now: dt.datetime | None = None, limit: int = 200) -> i
     LOOP_QUARANTINE_AFTER runs; an unreachable mail server stops the run for the retry."""
     now = now or timezone.now()
     run = each_record(
-        LOOP_FOLLOWUPS, followups_due(now=now, limit=limit),
+        LOOP_FOLLOWUPS,
+        followups_due(now=now, limit=limit),
         lambda send_id: _send_counted(send_id, now),
-        label=lambda send_id: f"follow-up email {send_id}", stop_on=(OSError,),
+        label=lambda send_id: f"follow-up email {send_id}",
+        stop_on=(OSError,),
     )
     return sum(1 for sent in run.results if sent)
 
@@ -341,5 +343,3 @@ def customer_unsubscribe(*, signed: str, schema: str) -> Customer:
         )
     customer.refresh_from_db()
     return customer
-
-

@@ -107,4 +107,3 @@ def _flag_for_followup(decision: OfferDecision, *, reason: str) -> bool:
             **event_fields_for(decision.order),
         )
     return bool(flagged)
-

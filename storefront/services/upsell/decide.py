@@ -114,8 +114,11 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
             off_session=True,
             # Stable key: the order holds at most one post-purchase line (a DB constraint),
             # and OrderLine.line_key names it the same way once it exists.
-            allocation={orderkeys.line_key(kind=kind, line_id=None, order_id=order.pk):
-                        decision.total_amount},
+            allocation={
+                orderkeys.line_key(
+                    kind=kind, line_id=None, order_id=order.pk
+                ): decision.total_amount
+            },
         )
         OfferDecision.objects.filter(pk=decision.pk).update(attempt=attempt)
         decision.attempt = attempt
@@ -177,6 +180,7 @@ def offer_confirm(*, order_token: str) -> OfferDecision:
     decision.attempt.refresh_from_db()
     return decision
 
+
 def offer_abandon_confirmation(*, order_token: str) -> OfferDecision:
     """The buyer chose not to authenticate now: flag the offer for the follow-up email."""
     order = _order_for(order_token)
@@ -192,17 +196,26 @@ LOOP_ABANDONED = "storefront.flag_abandoned"
 def offers_flag_abandoned(*, older_than: dt.timedelta = dt.timedelta(minutes=30)) -> int:
     """Periodic sweep: confirmations left waiting longer than `older_than` are abandoned.
     A decision that fails to flag is recorded and skipped (core/loops.py)."""
-    stale = OfferDecision.objects.select_related("order", "offer").filter(
-        status=DecisionStatus.ACCEPTED,
-        followup_flagged_at__isnull=True,
-        attempt__status=AttemptStatus.REQUIRES_ACTION,
-        attempt__sent_at__lt=timezone.now() - older_than,
-    ).exclude(pk__in=quarantined_pks(LOOP_ABANDONED))
+    stale = (
+        OfferDecision.objects.select_related("order", "offer")
+        .filter(
+            status=DecisionStatus.ACCEPTED,
+            followup_flagged_at__isnull=True,
+            attempt__status=AttemptStatus.REQUIRES_ACTION,
+            attempt__sent_at__lt=timezone.now() - older_than,
+        )
+        .exclude(pk__in=quarantined_pks(LOOP_ABANDONED))
+    )
 
     def flag(decision: OfferDecision) -> bool:
         with transaction.atomic():
             return _flag_for_followup(decision, reason="authentication_abandoned")
 
-    run = each_record(LOOP_ABANDONED, stale, flag, key=lambda d: d.pk,
-                      label=lambda d: f"offer decision {d.pk} on order {d.order_id}")
+    run = each_record(
+        LOOP_ABANDONED,
+        stale,
+        flag,
+        key=lambda d: d.pk,
+        label=lambda d: f"offer decision {d.pk} on order {d.order_id}",
+    )
     return sum(1 for flagged in run.results if flagged)

@@ -55,8 +55,12 @@ def _release(order_id: int) -> None:
         # else: the primary is still processing; its settlement enqueues us again.
 
     # One attempt that cannot be cancelled must not keep the order's others queued.
-    each_record(LOOP_RELEASE, list(queued), release,
-                label=lambda attempt_id: f"queued offer charge {attempt_id} (order {order_id})")
+    each_record(
+        LOOP_RELEASE,
+        list(queued),
+        release,
+        label=lambda attempt_id: f"queued offer charge {attempt_id} (order {order_id})",
+    )
 
 
 def release_gated_offers(*, order_id: int) -> None:
@@ -86,8 +90,13 @@ def on_post_purchase_outcome(*, order: Order, attempt: ChargeAttempt, what: str)
         **fields,
     }
     if attempt.status == AttemptStatus.SUCCEEDED:
-        if not post_purchase_line_create(order=order, kind=what, offer=decision.offer,
-                                         frozen=decision, currency=decision.currency):
+        if not post_purchase_line_create(
+            order=order,
+            kind=what,
+            offer=decision.offer,
+            frozen=decision,
+            currency=decision.currency,
+        ):
             # The ledger has the charge; a second post-purchase line is what the DB refuses.
             logger.error(
                 "order %s already has a post-purchase line (%s)", order.pk, attempt.purpose

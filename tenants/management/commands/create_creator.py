@@ -1,4 +1,5 @@
 """Provision a creator: schema, domain and owner user; prints the admin login."""
+
 import time
 
 from django.core.management.base import BaseCommand, CommandError

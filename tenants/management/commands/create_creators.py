@@ -1,4 +1,5 @@
 """Provision many creators from a CSV (slug,display_name,domain,owner_email), with progress."""
+
 import csv
 import os
 import sys
@@ -21,12 +22,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("csv_path")
         parser.add_argument(
-            "--jobs", type=int, default=min(8, 4 * (os.cpu_count() or 1)),
+            "--jobs",
+            type=int,
+            default=min(8, 4 * (os.cpu_count() or 1)),
             help="creators made at once, in worker processes (one database connection each); "
             "a clone waits on fsync for each index it builds, so a few more than cores pays",
         )
         parser.add_argument(
-            "--owner-passwords", action="store_true",
+            "--owner-passwords",
+            action="store_true",
             help="give each owner a random password and print it (slow: one hash each)",
         )
 
@@ -42,14 +46,17 @@ class Command(BaseCommand):
             progress(done, total)
 
         result = creators_create_bulk(
-            specs, owner_password_usable=opts["owner_passwords"], jobs=opts["jobs"],
+            specs,
+            owner_password_usable=opts["owner_passwords"],
+            jobs=opts["jobs"],
             on_progress=on_progress,
         )
         if opts["owner_passwords"]:
             for item in result.created:
                 self.stdout.write(f"  {item.domain}  owner / {item.admin_password}")
-        progress.finish(self, "Created", len(result.created), len(result.failed),
-                        f" of {total} creators")
+        progress.finish(
+            self, "Created", len(result.created), len(result.failed), f" of {total} creators"
+        )
 
     def _read(self, path: str) -> list[CreatorSpec]:
         handle = sys.stdin if path == "-" else open(path, newline="", encoding="utf-8")

@@ -1,4 +1,5 @@
 """Deploy-time migrations: public first, then only the creator schemas that are behind."""
+
 import os
 import time
 
@@ -24,11 +25,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--jobs", type=int, default=min(4, os.cpu_count() or 1),
+            "--jobs",
+            type=int,
+            default=min(4, os.cpu_count() or 1),
             help="schemas migrated at once; each holds one database connection",
         )
         parser.add_argument(
-            "--max-connections", type=int, default=None,
+            "--max-connections",
+            type=int,
+            default=None,
             help="connection budget for this command (jobs are capped to budget - 1: the other one "
             "holds the lock that pauses spare-schema claims while the jobs run)",
         )

@@ -1,4 +1,5 @@
 """Spare schemas (tenants.pool): show the pool, fill it ahead of a burst, or empty it."""
+
 import os
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,7 +19,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--fill", type=int, metavar="N", help="make spares until N wait")
         parser.add_argument(
-            "--jobs", type=int, default=min(8, 4 * (os.cpu_count() or 1)),
+            "--jobs",
+            type=int,
+            default=min(8, 4 * (os.cpu_count() or 1)),
             help="spares made at once, in worker processes (one database connection each)",
         )
         parser.add_argument("--drop", action="store_true", help="drop every spare")
@@ -47,5 +50,6 @@ class Command(BaseCommand):
         result = spares_fill(target, jobs=jobs, on_progress=on_progress)
         if result.busy:
             raise CommandError("another fill is running (beat's refill?); try again shortly")
-        progress.finish(self, "Made", result.made, len(result.failed),
-                        f" spare(s) ({result.waiting} waiting)")
+        progress.finish(
+            self, "Made", result.made, len(result.failed), f" spare(s) ({result.waiting} waiting)"
+        )
