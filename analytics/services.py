@@ -21,6 +21,33 @@ def event_listener_register(fn: EventListener) -> None:
         _listeners.append(fn)
 
 
+# Changes that are not funnel events (a payout account's state, a transfer) reach listeners the
+# same way, without a row in the event log: a notice carries a key naming the change, stable
+# across repeats of it (partners derives the webhook's event id from it, so a change reported
+# twice is delivered once).
+NoticeListener = Callable[[str, dict[str, Any], str], None]
+_notice_listeners: list[NoticeListener] = []
+
+
+def notice_listener_register(fn: NoticeListener) -> None:
+    if fn not in _notice_listeners:
+        _notice_listeners.append(fn)
+
+
+def _notice(schema: str, name: str, payload: dict[str, Any], key: str) -> None:
+    with schema_context(schema):
+        for fn in list(_notice_listeners):
+            fn(name, payload, key)
+
+
+def notice_publish(name: str, payload: dict[str, Any], *, key: str) -> None:
+    """Tell listeners about `name` once the current transaction commits. Call it inside the
+    transaction that recorded the change, once per change; `key` names the change."""
+    if _notice_listeners:
+        schema = connection.schema_name
+        transaction.on_commit(lambda: _notice(schema, name, payload, key), robust=True)
+
+
 def event_payload(event: Event) -> dict[str, Any]:
     """The public shape of an event (the partner API and webhooks share it)."""
     return {

@@ -8,6 +8,7 @@ from analytics.api.views import EventViewSet, MetricViewSet
 from api.filters import not_found
 from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
+from payments.api.views import PayoutViewSet, TransferViewSet
 from storefront.api.views import CustomerViewSet, OrderViewSet, ProductViewSet
 
 router = SimpleRouter()
@@ -18,6 +19,8 @@ router.register("orders", OrderViewSet, basename="api-order")
 router.register("events", EventViewSet, basename="api-event")
 router.register("experiments", ExperimentViewSet, basename="api-experiment")
 router.register("metrics", MetricViewSet, basename="api-metric")
+router.register("payouts", PayoutViewSet, basename="api-payout")
+router.register("transfers", TransferViewSet, basename="api-transfer")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -7,9 +7,10 @@ class PartnersConfig(AppConfig):
 
     def ready(self) -> None:
         # analytics sits below partners and must not import it: partners registers a listener.
-        from analytics.services import event_listener_register
+        from analytics.services import event_listener_register, notice_listener_register
         from core.logging import register_secret_pattern
-        from partners.services import KEY_PATTERN, on_event_committed
+        from partners.services import KEY_PATTERN, on_event_committed, on_notice_committed
 
         event_listener_register(on_event_committed)
+        notice_listener_register(on_notice_committed)
         register_secret_pattern(KEY_PATTERN, "[REDACTED:api-key]")

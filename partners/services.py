@@ -275,6 +275,13 @@ def on_event_committed(name: str, payload: dict[str, Any]) -> None:
         webhook_dispatch(name, payload, event_id=webhook_event_id(payload.get("id")))
 
 
+def on_notice_committed(name: str, payload: dict[str, Any], key: str) -> None:
+    """analytics notice listener (payout account and transfer changes): the same webhook path,
+    with the event id derived from the change's key, so one change is one delivery."""
+    if WebhookSubscription.objects.filter(is_active=True).exists():
+        webhook_dispatch(name, payload, event_id=webhook_event_id(key))
+
+
 def webhook_event_id(event_pk: Any) -> str:
     """`evt_<uuid>`: stable for one event of this store, unique across stores."""
     return f"evt_{uuid.uuid5(_EVENT_ID_NAMESPACE, f'{connection.schema_name}:{event_pk}').hex}"

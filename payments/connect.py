@@ -26,6 +26,7 @@ from django_tenants.utils import get_public_schema_name, schema_context, tenant_
 
 from payments.gateway import ConnectedAccount, get_gateway
 from payments.models import PayoutAccount
+from payments.public import ACCOUNT_STATE_FIELDS, account_state, account_updated_notify
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def _record(account: PayoutAccount, state: ConnectedAccount) -> PayoutAccount:
             raise ValueError(
                 f"the store's account is {locked.account_ref}, not {state.account_ref}"
             )
+        before = account_state(locked)
         locked.account_ref = state.account_ref
         locked.charges_enabled = state.charges_enabled
         locked.payouts_enabled = state.payouts_enabled
@@ -114,6 +116,9 @@ def _record(account: PayoutAccount, state: ConnectedAccount) -> PayoutAccount:
         locked.disabled_reason = state.disabled_reason[:100]
         locked.synced_at = timezone.now()
         locked.save()
+        after = account_state(locked)
+        if any(before[name] != after[name] for name in ACCOUNT_STATE_FIELDS):
+            account_updated_notify(account=locked)  # once per change: we hold the row's lock
     account.refresh_from_db()
     return account
 

@@ -34,6 +34,7 @@ from core.money import Money
 from payments.connect import payout_account_current
 from payments.gateway import GatewayRejected, GatewayUnavailable, TransferResult, get_gateway
 from payments.models import AttemptStatus, ChargeAttempt, TransferAttempt, TransferStatus
+from payments.public import transfer_created_notify
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,11 @@ def transfer_record(
 ) -> TransferAttempt:
     """Record a gateway outcome under a lock; a repeated outcome changes nothing."""
     with transaction.atomic():
-        row = TransferAttempt.objects.select_for_update().get(pk=transfer_id)
+        row = (
+            TransferAttempt.objects.select_for_update(of=("self",))
+            .select_related("charge_attempt")
+            .get(pk=transfer_id)
+        )
         if row.status in (TransferStatus.SUCCEEDED, TransferStatus.FAILED):
             return row
         if result is None:
@@ -156,6 +161,8 @@ def transfer_record(
             row.status, row.gateway_ref = TransferStatus.SUCCEEDED, result.transfer_ref
         row.finished_at = timezone.now()
         row.save()
+        if row.status == TransferStatus.SUCCEEDED:
+            transfer_created_notify(row=row)  # the one move to SUCCEEDED, under the lock
         return row
 
 
