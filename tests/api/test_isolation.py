@@ -10,7 +10,7 @@ from analytics.models import Experiment
 from analytics.services import event_append
 from audit.models import AuditEntry
 from offers.models import Offer
-from payments.models import Refund
+from payments.models import ChargeAttempt, PayoutAccount, Refund, TransferAttempt
 from storefront.models import Customer, Order, OrderLine, Product
 from tests.factories import OfferFactory, ProductFactory
 
@@ -20,6 +20,9 @@ MARKERS = [
     "B-ONLY-HEADLINE",
     "tokenofstoreb",
     "B-ONLY-EXPERIMENT",
+    "tr_BONLYTRANSFER",
+    "order:b-only-charge",
+    "b-only-disabled-reason",
 ]
 
 
@@ -50,8 +53,38 @@ def store_b(tenant, other_tenant):
     experiment = Experiment.objects.create(
         offer_id=offer.pk, name="B-ONLY-EXPERIMENT", kind="creative", variants={"a": {}, "b": {}}
     )
+    charge = ChargeAttempt.objects.create(
+        purpose="b-charge",
+        idempotency_key="b-charge-key",
+        reference="order:b-only-charge",
+        amount=4900,
+        currency="USD",
+        customer_ref="cus_b",
+        payment_method_ref="pm_b",
+        status="succeeded",
+        gateway_ref="pi_b",
+    )
+    transfer = TransferAttempt.objects.create(
+        charge_attempt=charge,
+        idempotency_key="transfer:t2:b",
+        destination="acct_b",
+        transfer_group=charge.reference,
+        gross=4900,
+        fee=200,
+        amount=4700,
+        currency="USD",
+        status="succeeded",
+        gateway_ref="tr_BONLYTRANSFER",
+    )
+    PayoutAccount.objects.create(
+        idempotency_key="connect-account:t2:b",
+        account_ref="acct_b",
+        charges_enabled=True,
+        disabled_reason="b-only-disabled-reason",
+    )
     ids = {
         "products": product.pk,
+        "transfers": transfer.pk,
         "offers": offer.pk,
         "customers": customer.pk,
         "orders": order.pk,
@@ -111,6 +144,8 @@ def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(
     settings.API_AUTH_FAILURE_RATE = "1000/m"
     routes = list(_routes(api_for))
     assert len(routes) >= 12  # the walk covers the real schema, not an empty one
+    paths = {path for path, _ in routes}
+    assert {"/api/v1/transfers/{id}/", "/api/v1/payouts/account/"} <= paths
     b_client = api_for("t2.localhost", write_key)
     for path, method in routes:
         response = _call(b_client, method, _fill(path, store_b), store_b)

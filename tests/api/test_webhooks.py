@@ -321,3 +321,159 @@ def test_a_public_looking_host_is_connected_to_at_the_address_that_was_checked(
     assert calls == ["hooks.partner.example"]
     [(_, _, headers)] = handler.received
     assert headers["Host"] == f"hooks.partner.example:{port}"
+
+
+# --- issue 15.5: account.updated and transfer.created ----------------------------------------
+
+
+@pytest.fixture
+def payout_routing_reset(django_db_blocker):
+    yield
+    from tenants.models import Creator
+
+    with django_db_blocker.unblock():
+        Creator.objects.filter(slug="t1").update(payout_account_ref="")
+
+
+def _delivered(handler, delivery) -> dict:
+    import json
+
+    assert services.webhook_deliver(delivery_id=delivery.pk).status == DeliveryStatus.SUCCEEDED
+    verified, body, headers = handler.received[-1]
+    assert verified and headers["X-Storefront-Event"] == delivery.event_name
+    return json.loads(body)
+
+
+@pytest.mark.gateway
+def test_a_settled_charge_in_a_connected_store_sends_transfer_created_once(
+    receiver,
+    tenant,
+    api_for,
+    read_key,
+    payout_routing_reset,
+    django_capture_on_commit_callbacks,
+):
+    from django.db import connection
+    from django.test import Client
+
+    from payments.gateway import TransferResult
+    from payments.transfers import transfer_for_charge, transfer_record
+    from tests.payments.helpers import catalog, checkout_started, connected_account, pay
+
+    secret = services.webhook_secret_new()
+    url, handler = receiver(200, secret)
+    _subscribe(url, secret, events=("transfer.created",))
+    connected_account()
+    _core, bump = catalog()
+    charge = pay(checkout_started(Client(HTTP_HOST="t1.localhost"), bump))
+    connection.set_tenant(tenant)
+    assert not WebhookDelivery.objects.exists()  # the charge alone is not a transfer
+
+    with django_capture_on_commit_callbacks(execute=True):
+        row = transfer_for_charge(charge_attempt_id=charge.pk)
+        # Settlement, its task and reconciliation may all come again: still one transfer.
+        assert transfer_for_charge(charge_attempt_id=charge.pk).pk == row.pk
+        transfer_record(
+            transfer_id=row.pk,
+            result=TransferResult(
+                transfer_ref=row.gateway_ref, amount=None, destination=row.destination
+            ),
+        )
+    assert row.status == "succeeded"
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.event_name == "transfer.created"
+    assert delivery.event_id == services.webhook_event_id(f"transfer.created:{row.pk}")
+    sent = _delivered(handler, delivery)
+    # The payload is what the partner API answers for the same transfer.
+    api = api_for("t1.localhost", read_key).get(f"/api/v1/transfers/{row.pk}/").json()
+    assert sent["type"] == "transfer.created" and sent["data"] == api
+    assert api["amount"] == charge.amount - api["fee"] and api["transfer_ref"].startswith("tr_")
+    # Dispatching the same change again (a repeated notice) adds no delivery.
+    from payments.public import transfer_created_notify
+
+    with django_capture_on_commit_callbacks(execute=True):
+        transfer_created_notify(row=row)
+    assert WebhookDelivery.objects.count() == 1 and len(handler.received) == 1
+
+
+def test_a_failed_transfer_sends_no_transfer_created(
+    receiver, tenant, django_capture_on_commit_callbacks
+):
+    from payments.models import ChargeAttempt, TransferAttempt
+    from payments.transfers import transfer_record
+
+    secret = services.webhook_secret_new()
+    url, handler = receiver(200, secret)
+    _subscribe(url, secret, events=("transfer.created",))
+    charge = ChargeAttempt.objects.create(
+        purpose="p-1",
+        idempotency_key="k-1",
+        reference="order:1",
+        amount=1000,
+        currency="USD",
+        customer_ref="cus",
+        payment_method_ref="pm",
+        status="succeeded",
+    )
+    row = TransferAttempt.objects.create(
+        charge_attempt=charge,
+        idempotency_key="transfer:t1:1",
+        destination="acct_x",
+        transfer_group="order:1",
+        gross=1000,
+        fee=100,
+        amount=900,
+        currency="USD",
+        status="in_flight",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert (
+            transfer_record(transfer_id=row.pk, result=None, message="refused").status == "failed"
+        )
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_account_updated_is_sent_once_per_change_of_the_payout_state(
+    receiver, tenant, monkeypatch, django_capture_on_commit_callbacks
+):
+    from payments import connect
+    from payments.gateway import ConnectedAccount
+    from payments.models import PayoutAccount
+
+    secret = services.webhook_secret_new()
+    url, handler = receiver(200, secret)
+    _subscribe(url, secret, events=("account.updated",))
+    PayoutAccount.objects.create(idempotency_key="connect-account:t1:w", account_ref="acct_w")
+    states = []
+
+    class Gateway:
+        def connected_account_retrieve(self, account_ref):
+            return states[-1]
+
+    monkeypatch.setattr(connect, "get_gateway", Gateway)
+
+    def read(**state) -> list:
+        states.append(ConnectedAccount(account_ref="acct_w", **state))
+        with django_capture_on_commit_callbacks(execute=True):
+            connect.payout_account_sync()
+        return list(WebhookDelivery.objects.order_by("pk"))
+
+    pending = dict(
+        charges_enabled=False,
+        payouts_enabled=False,
+        details_submitted=True,
+        requirements_due=("external_account",),
+    )
+    enabled = dict(charges_enabled=True, payouts_enabled=True, details_submitted=True)
+    assert len(read(**pending)) == 1  # defaults → details submitted, something due
+    assert len(read(**pending)) == 1  # the same state read again: no change, nothing sent
+    assert len(read(**enabled)) == 2
+    assert len(read(**enabled)) == 2
+    deliveries = read(**pending)  # back to a state seen before: a new change, a new event
+    assert len(deliveries) == 3
+    assert len({d.event_id for d in deliveries}) == 3
+    assert [d.payload["payouts_enabled"] for d in deliveries] == [False, True, False]
+    sent = _delivered(handler, deliveries[1])
+    assert sent["type"] == "account.updated"
+    assert sent["data"]["charges_enabled"] and sent["data"]["requirements_due"] == []
+    assert "acct_w" not in str(sent)  # the state only: no account id, link or key
