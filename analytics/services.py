@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
 from analytics.models import Event, EventName
+from core.tasks import enqueue
 
 # Apps above analytics (partners' webhooks) register here at start-up, so analytics imports
 # none of them. A listener gets (event name, payload) once the event's transaction commits.
@@ -21,12 +22,14 @@ def event_listener_register(fn: EventListener) -> None:
         _listeners.append(fn)
 
 
-# Changes that are not funnel events (a payout account's state, a transfer) reach listeners the
-# same way, without a row in the event log: a notice carries a key naming the change, stable
-# across repeats of it (partners derives the webhook's event id from it, so a change reported
-# twice is delivered once).
+# Changes that are not funnel events (a payout account's state, a transfer) reach listeners too,
+# without a row in the event log: a notice carries a key naming the change, stable across
+# repeats of it (partners derives the webhook's event id from it, so a change reported twice is
+# delivered once). A notice is an outbox task, committed with the change it reports: a process
+# killed right after the commit still gets it delivered (by the outbox drainer).
 NoticeListener = Callable[[str, dict[str, Any], str], None]
 _notice_listeners: list[NoticeListener] = []
+NOTICE_TASK = "analytics.notice_dispatch"
 
 
 def notice_listener_register(fn: NoticeListener) -> None:
@@ -34,18 +37,17 @@ def notice_listener_register(fn: NoticeListener) -> None:
         _notice_listeners.append(fn)
 
 
-def _notice(schema: str, name: str, payload: dict[str, Any], key: str) -> None:
-    with schema_context(schema):
-        for fn in list(_notice_listeners):
-            fn(name, payload, key)
-
-
 def notice_publish(name: str, payload: dict[str, Any], *, key: str) -> None:
-    """Tell listeners about `name` once the current transaction commits. Call it inside the
+    """Queue a notice of `name` (JSON `payload`) in the current transaction: call it inside the
     transaction that recorded the change, once per change; `key` names the change."""
-    if _notice_listeners:
-        schema = connection.schema_name
-        transaction.on_commit(lambda: _notice(schema, name, payload, key), robust=True)
+    enqueue(NOTICE_TASK, name=name, payload=payload, key=key)
+
+
+def notice_deliver(*, name: str, payload: dict[str, Any], key: str) -> None:
+    """The queued notice's task: hand it to every listener (in the current store's schema).
+    Safe to run more than once: listeners dedupe on `key`."""
+    for fn in list(_notice_listeners):
+        fn(name, payload, key)
 
 
 def event_payload(event: Event) -> dict[str, Any]:

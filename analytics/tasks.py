@@ -16,3 +16,10 @@ def rollups_refresh() -> dict:
     from analytics.rollups import rollups_refresh as refresh
 
     return refresh()
+
+
+@tenant_task(name="analytics.notice_dispatch", acks_late=True, reject_on_worker_lost=True)
+def notice_dispatch(*, name: str, payload: dict, key: str) -> None:
+    """A payout account or transfer change, queued in the transaction that recorded it, handed
+    to the listeners (partners' webhooks) once it has committed."""
+    services.notice_deliver(name=name, payload=payload, key=key)

@@ -335,6 +335,20 @@ def payout_routing_reset(django_db_blocker):
         Creator.objects.filter(slug="t1").update(payout_account_ref="")
 
 
+def _run_notices() -> int:
+    """What a worker does with the queued notices (in queue order): each once, as the task."""
+    from analytics.tasks import notice_dispatch
+
+    ran = 0
+    for message in OutboxMessage.objects.filter(
+        task_name="analytics.notice_dispatch", dispatched_at__isnull=True
+    ).order_by("pk"):
+        notice_dispatch.apply(kwargs=message.kwargs, throw=True)
+        OutboxMessage.objects.filter(pk=message.pk).update(dispatched_at=message.created_at)
+        ran += 1
+    return ran
+
+
 def _delivered(handler, delivery) -> dict:
     import json
 
@@ -351,7 +365,6 @@ def test_a_settled_charge_in_a_connected_store_sends_transfer_created_once(
     api_for,
     read_key,
     payout_routing_reset,
-    django_capture_on_commit_callbacks,
 ):
     from django.db import connection
     from django.test import Client
@@ -369,17 +382,22 @@ def test_a_settled_charge_in_a_connected_store_sends_transfer_created_once(
     connection.set_tenant(tenant)
     assert not WebhookDelivery.objects.exists()  # the charge alone is not a transfer
 
-    with django_capture_on_commit_callbacks(execute=True):
-        row = transfer_for_charge(charge_attempt_id=charge.pk)
-        # Settlement, its task and reconciliation may all come again: still one transfer.
-        assert transfer_for_charge(charge_attempt_id=charge.pk).pk == row.pk
-        transfer_record(
-            transfer_id=row.pk,
-            result=TransferResult(
-                transfer_ref=row.gateway_ref, amount=None, destination=row.destination
-            ),
-        )
+    row = transfer_for_charge(charge_attempt_id=charge.pk)
+    # Settlement, its task and reconciliation may all come again: still one transfer.
+    assert transfer_for_charge(charge_attempt_id=charge.pk).pk == row.pk
+    transfer_record(
+        transfer_id=row.pk,
+        result=TransferResult(
+            transfer_ref=row.gateway_ref, amount=None, destination=row.destination
+        ),
+    )
     assert row.status == "succeeded"
+    # One notice, committed with the transfer's outcome (an outbox row, not an in-memory hook).
+    [notice] = OutboxMessage.objects.filter(
+        task_name="analytics.notice_dispatch", kwargs__name="transfer.created"
+    )
+    assert not WebhookDelivery.objects.exists()
+    _run_notices()  # this one and the onboarding's account.updated (not subscribed to)
     [delivery] = WebhookDelivery.objects.all()
     assert delivery.event_name == "transfer.created"
     assert delivery.event_id == services.webhook_event_id(f"transfer.created:{row.pk}")
@@ -388,17 +406,14 @@ def test_a_settled_charge_in_a_connected_store_sends_transfer_created_once(
     api = api_for("t1.localhost", read_key).get(f"/api/v1/transfers/{row.pk}/").json()
     assert sent["type"] == "transfer.created" and sent["data"] == api
     assert api["amount"] == charge.amount - api["fee"] and api["transfer_ref"].startswith("tr_")
-    # Dispatching the same change again (a repeated notice) adds no delivery.
-    from payments.public import transfer_created_notify
+    # The notice's task run again (a redelivered message) adds no delivery.
+    from analytics.tasks import notice_dispatch
 
-    with django_capture_on_commit_callbacks(execute=True):
-        transfer_created_notify(row=row)
+    notice_dispatch.apply(kwargs=notice.kwargs, throw=True)
     assert WebhookDelivery.objects.count() == 1 and len(handler.received) == 1
 
 
-def test_a_failed_transfer_sends_no_transfer_created(
-    receiver, tenant, django_capture_on_commit_callbacks
-):
+def test_a_failed_transfer_sends_no_transfer_created(receiver, tenant):
     from payments.models import ChargeAttempt, TransferAttempt
     from payments.transfers import transfer_record
 
@@ -426,16 +441,12 @@ def test_a_failed_transfer_sends_no_transfer_created(
         currency="USD",
         status="in_flight",
     )
-    with django_capture_on_commit_callbacks(execute=True):
-        assert (
-            transfer_record(transfer_id=row.pk, result=None, message="refused").status == "failed"
-        )
+    assert transfer_record(transfer_id=row.pk, result=None, message="refused").status == "failed"
+    assert _run_notices() == 0
     assert not WebhookDelivery.objects.exists()
 
 
-def test_account_updated_is_sent_once_per_change_of_the_payout_state(
-    receiver, tenant, monkeypatch, django_capture_on_commit_callbacks
-):
+def test_account_updated_is_sent_once_per_change_of_the_payout_state(receiver, tenant, monkeypatch):
     from payments import connect
     from payments.gateway import ConnectedAccount
     from payments.models import PayoutAccount
@@ -454,8 +465,8 @@ def test_account_updated_is_sent_once_per_change_of_the_payout_state(
 
     def read(**state) -> list:
         states.append(ConnectedAccount(account_ref="acct_w", **state))
-        with django_capture_on_commit_callbacks(execute=True):
-            connect.payout_account_sync()
+        connect.payout_account_sync()
+        _run_notices()
         return list(WebhookDelivery.objects.order_by("pk"))
 
     pending = dict(
