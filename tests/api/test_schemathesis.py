@@ -56,11 +56,48 @@ def _semantic_refusals(case) -> list:
     return [positive_data_acceptance] if case.method.upper() != "GET" else []
 
 
+def _payout_rows() -> None:
+    """A transfer and a payout account, so payouts' answers are checked with real rows too."""
+    from django.utils import timezone
+
+    from payments.models import ChargeAttempt, PayoutAccount, TransferAttempt
+
+    charge = ChargeAttempt.objects.create(
+        purpose="fuzz-charge",
+        idempotency_key="fuzz-charge",
+        reference="order:1",
+        amount=4900,
+        currency="USD",
+        customer_ref="cus_fuzz",
+        payment_method_ref="pm_fuzz",
+        status="succeeded",
+    )
+    TransferAttempt.objects.create(
+        charge_attempt=charge,
+        idempotency_key="transfer:fuzz",
+        destination="acct_fuzz",
+        transfer_group="order:1",
+        gross=4900,
+        fee=200,
+        amount=4700,
+        currency="USD",
+        status="succeeded",
+        gateway_ref="tr_fuzz",
+    )
+    PayoutAccount.objects.create(
+        idempotency_key="connect-account:fuzz",
+        account_ref="acct_fuzz",
+        requirements_due=["external_account"],
+        synced_at=timezone.now(),
+    )
+
+
 # Fuzzing is not a partner: past the failed-authentication budget of its one address
 # (schemathesis probes without and with broken credentials).
 @override_settings(API_AUTH_FAILURE_RATE="100000/m")
 def test_every_operation_answers_within_the_schema_and_never_with_a_5xx(live_partners):
     OfferFactory()  # list endpoints answer with real rows, not only empty pages
+    _payout_rows()
     issued = api_key_create(name="fuzz", scope=ApiKey.Scope.WRITE)
     token = issued.token
     # Past the per-key maximum a partner may be given.
