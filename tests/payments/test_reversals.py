@@ -4,6 +4,7 @@ account balance; a refund recorded before the transfer is netted out of it inste
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from core.models import OutboxMessage
 from core.money import Money
@@ -19,6 +21,7 @@ from payments.gateway import DisputeResult, use_gateway
 from payments.models import (
     AttemptStatus,
     ChargeAttempt,
+    LedgerEntry,
     LedgerKind,
     PayoutEntry,
     PayoutKind,
@@ -26,6 +29,7 @@ from payments.models import (
     TransferReversal,
     TransferStatus,
 )
+from payments.selectors import money_days
 from payments.services import refund_create
 from payments.stripe_gateway import StripeGateway
 from payments.transfers import creator_share, transfer_for_charge
@@ -38,8 +42,8 @@ from tests.payments import helpers as h
 pytestmark = pytest.mark.gateway
 
 
-def _settled_order() -> tuple[Order, ChargeAttempt]:
-    _core, bump = h.catalog()
+def _settled_order(bump=None) -> tuple[Order, ChargeAttempt]:
+    bump = bump if bump is not None else h.catalog()[1]
     order = h.checkout_started(Client(HTTP_HOST="t1.localhost"), bump)
     attempt = h.pay(order)
     connection.set_tenant(Creator.objects.get(slug="t1"))
@@ -310,3 +314,64 @@ def test_a_lost_dispute_takes_back_the_creators_share_and_an_open_one_does_not(
     assert row.cause == "dispute:dp_9" and row.status == ReversalStatus.SUCCEEDED
     assert (row.covered, row.amount) == (charge.amount, transfer.amount)
     assert _balance(account) == 0
+
+
+def _direct_money_days(since: dt.date) -> dict[tuple[dt.date, str], dict[str, int]]:
+    """The per-day money recomputed row by row from the two ledgers."""
+    days: dict[tuple[dt.date, str], dict[str, int]] = {}
+    for entry in LedgerEntry.objects.all():
+        day = entry.created_at.astimezone(dt.UTC).date()
+        if day < since:
+            continue
+        field = {"charge": "gross", "refund": "refunds", "chargeback": "disputes"}[entry.kind]
+        row = days.setdefault((day, entry.currency), dict.fromkeys(FIELDS, 0))
+        row[field] += entry.amount
+    for entry in PayoutEntry.objects.all():
+        day = entry.created_at.astimezone(dt.UTC).date()
+        if day < since:
+            continue
+        sign = 1 if entry.kind == PayoutKind.TRANSFER else -1
+        row = days.setdefault((day, entry.currency), dict.fromkeys(FIELDS, 0))
+        row["fees"] += sign * entry.fee
+        row["net"] += sign * entry.amount
+    return days
+
+
+FIELDS = ("gross", "fees", "refunds", "disputes", "net")
+
+
+def test_the_money_per_day_equals_a_recomputation_and_adds_up_to_what_the_creator_holds(
+    tenant,
+):
+    account = h.connected_account()
+    Creator.objects.filter(pk=tenant.pk).update(fee_bps=750, fee_fixed=30)
+    old_order, old_charge = _settled_order()
+    transfer_for_charge(charge_attempt_id=old_charge.pk)
+    _refund_bump(old_order)
+    _run_reversal_tasks()
+    yesterday = timezone.now() - dt.timedelta(days=1)
+    LedgerEntry.objects.all().update(created_at=yesterday)
+    PayoutEntry.objects.all().update(created_at=yesterday)
+    new_order, new_charge = _settled_order(old_order.lines.get(kind="bump").offer)
+    transfer_for_charge(charge_attempt_id=new_charge.pk)
+    core = new_order.lines.get(kind="core")
+    refund_create(reference=new_order.reference, line_key=core.line_key, amount=Money(777, "USD"))
+    _run_reversal_tasks()
+
+    since = (timezone.now() - dt.timedelta(days=13)).astimezone(dt.UTC).date()
+    shown = money_days(since=since)
+    direct = _direct_money_days(since)
+    assert len(shown) == 2 and shown[0].day > shown[1].day  # newest first
+    assert {(r.day, r.currency): {f: getattr(r, f) for f in FIELDS} for r in shown} == direct
+    # Fee returned on refunds: over the period, gross − fees − refunds = net to the creator,
+    # and net is what the connected account holds at the gateway.
+    totals = {f: sum(getattr(r, f) for r in shown) for f in FIELDS}
+    assert totals["gross"] - totals["fees"] - totals["refunds"] == totals["net"]
+    assert totals["net"] == _balance(account) and totals["refunds"] == h.BUMP_TOTAL + 777
+
+    owner = Client(HTTP_HOST="t1.localhost")
+    owner.force_login(get_user_model().objects.get(username="owner"))
+    page = owner.get("/admin/getting-started/").content.decode()
+    assert 'id="refund-policy"' in page and 'id="money-days"' in page
+    assert Money(shown[0].net, "USD").format() in page
+    assert Money(shown[1].gross, "USD").format() in page
