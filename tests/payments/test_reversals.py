@@ -375,3 +375,21 @@ def test_the_money_per_day_equals_a_recomputation_and_adds_up_to_what_the_creato
     assert 'id="refund-policy"' in page and 'id="money-days"' in page
     assert Money(shown[0].net, "USD").format() in page
     assert Money(shown[1].gross, "USD").format() in page
+
+
+def test_a_refund_whose_reversal_task_was_lost_is_reversed_by_the_reconciliation_pass(tenant):
+    account = h.connected_account()
+    order, charge = _settled_order()
+    transfer = transfer_for_charge(charge_attempt_id=charge.pk)
+    refund = _refund_bump(order)
+    OutboxMessage.objects.filter(task_name=transfers.REVERSAL_TASK).delete()  # the task is lost
+    assert transfers.transfers_reconcile_open() == 0  # a refund this fresh may still be queued
+    LedgerEntry.objects.filter(gateway_ref=refund.gateway_ref).update(
+        created_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    assert transfers.transfers_reconcile_open() == 1
+    (row,) = TransferReversal.objects.all()
+    assert row.cause == f"refund:{refund.gateway_ref}" and row.status == ReversalStatus.SUCCEEDED
+    assert transfers.transfers_reconcile_open() == 0  # reversed: nothing left to look at
+    assert TransferReversal.objects.count() == 1
+    assert _balance(account) == transfer.amount - row.amount
