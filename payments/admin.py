@@ -162,3 +162,28 @@ class TransferAttemptAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name != "idempotency_key"]
+
+
+from payments.models import PayoutEntry, TransferReversal  # noqa: E402
+
+
+@admin.register(TransferReversal)
+class TransferReversalAdmin(ReadOnlyAdmin):
+    """What refunds and lost disputes took back from the store's payouts account."""
+
+    list_display = ["cause", "covered", "amount", "fee", "currency", "status", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["cause", "gateway_ref"]
+    exclude = ["idempotency_key"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "idempotency_key"]
+
+
+@admin.register(PayoutEntry)
+class PayoutEntryAdmin(ReadOnlyAdmin):
+    """The payout ledger: every transfer to the store's payouts account and every reversal."""
+
+    list_display = ["created_at", "kind", "reference", "gross", "fee", "amount", "currency"]
+    list_filter = ["kind"]
+    search_fields = ["reference", "gateway_ref"]

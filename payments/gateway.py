@@ -134,6 +134,16 @@ class TransferResult:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReversalResult:
+    """Money taken back from a connected account (a transfer's reversal)."""
+
+    reversal_ref: str
+    transfer_ref: str
+    amount: Money
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
 class PaymentGateway(Protocol):
     def ping(self) -> None: ...
 
@@ -202,6 +212,17 @@ class PaymentGateway(Protocol):
     ) -> TransferResult: ...
 
     def transfers_find(self, *, transfer_group: str) -> list[TransferResult]: ...
+
+    def transfer_reversal_create(
+        self,
+        *,
+        transfer_ref: str,
+        amount: Money,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+    ) -> ReversalResult: ...
+
+    def transfer_reversals_list(self, *, transfer_ref: str) -> list[ReversalResult]: ...
 
 
 @lru_cache(maxsize=1)

@@ -302,3 +302,82 @@ class TransferAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"transfer {self.amount} {self.currency} → {self.destination} [{self.status}]"
+
+
+class ReversalStatus(models.TextChoices):
+    CREATED = "created"  # committed with its key; sent once its transfer has succeeded
+    IN_FLIGHT = "in_flight"  # the call started; outcome unknown until recorded
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the gateway refused it
+    NETTED = "netted"  # nothing to send: taken off the transfer before it was sent, or 0
+    CANCELED = "canceled"  # its transfer failed: no money reached the creator to take back
+
+
+class TransferReversal(models.Model):
+    """The creator's share of one refund or lost dispute, taken back from the charge's transfer.
+
+    One per (transfer, cause) (unique), where the cause is the gateway object that took money
+    back ("refund:re_…", "dispute:dp_…"); committed with its idempotency key before
+    `transfers.create_reversal` (payments.transfers), with TransferAttempt's discipline.
+    `covered` is the part of the charge the cause took back (capped at what was left of it);
+    `amount` the creator's share of it (pro rata, cumulative rounding) and `fee` the platform
+    fee returned on it (covered − amount)."""
+
+    transfer = models.ForeignKey(
+        TransferAttempt, on_delete=models.PROTECT, related_name="reversals"
+    )
+    cause = models.CharField(max_length=120)
+    idempotency_key = models.CharField(max_length=160, unique=True)
+    covered = models.PositiveIntegerField()
+    amount = models.PositiveIntegerField()
+    fee = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=12, choices=ReversalStatus.choices, default=ReversalStatus.CREATED
+    )
+    gateway_ref = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    sends = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["transfer", "cause"], name="reversal_one_per_cause")
+        ]
+
+    def __str__(self) -> str:
+        return f"reversal {self.amount} {self.currency} ({self.cause}) [{self.status}]"
+
+
+class PayoutKind(models.TextChoices):
+    TRANSFER = "transfer"
+    REVERSAL = "reversal"
+
+
+class PayoutEntry(models.Model):
+    """The payout ledger: every transfer to the creator and every reversal from them, written
+    with the gateway's answer under the row's lock. Append-only, unique per gateway object.
+    Kept apart from LedgerEntry (the buyers' money, which analytics reads), so the revenue
+    figures stay what they were. `amount` is what moved (kind gives the sign), `fee` the
+    platform fee kept on it (transfer) or returned (reversal), `gross` = amount + fee: the
+    part of the charge it is about."""
+
+    kind = models.CharField(max_length=10, choices=PayoutKind.choices)
+    gateway_ref = models.CharField(max_length=100)
+    reference = models.CharField(max_length=80, db_index=True)
+    attempt = models.ForeignKey(ChargeAttempt, on_delete=models.PROTECT)
+    gross = models.PositiveIntegerField()
+    fee = models.PositiveIntegerField()
+    amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "gateway_ref"], name="payout_unique_object")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency} ({self.gateway_ref})"

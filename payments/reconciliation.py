@@ -48,6 +48,7 @@ from payments.services import (
     refund_execute,
     refund_record,
 )
+from payments.transfers import on_dispute_lost
 
 logger = logging.getLogger(__name__)
 
@@ -356,19 +357,22 @@ def dispute_sync(*, dispute_ref: str) -> bool:
         charges = _payment_lines(dispute.payment_ref, lock=True)
         if not charges:
             return False
-        if LedgerEntry.objects.filter(kind=LedgerKind.CHARGEBACK, gateway_ref=dispute_ref).exists():
-            return True
-        weights = {c.line_key: c.amount for c in charges}
-        amount = min(dispute.amount.amount, sum(weights.values()))
-        for line_key, part in allocate(amount, weights).items():
-            _ledger_add(
-                kind=LedgerKind.CHARGEBACK,
-                gateway_ref=dispute_ref,
-                reference=charges[0].reference,
-                line_key=line_key,
-                amount=part,
-                currency=charges[0].currency,
-            )
+        if not LedgerEntry.objects.filter(
+            kind=LedgerKind.CHARGEBACK, gateway_ref=dispute_ref
+        ).exists():
+            weights = {c.line_key: c.amount for c in charges}
+            amount = min(dispute.amount.amount, sum(weights.values()))
+            for line_key, part in allocate(amount, weights).items():
+                _ledger_add(
+                    kind=LedgerKind.CHARGEBACK,
+                    gateway_ref=dispute_ref,
+                    reference=charges[0].reference,
+                    line_key=line_key,
+                    amount=part,
+                    currency=charges[0].currency,
+                )
+        if dispute.status == "lost":  # the creator's share goes back (payments.transfers)
+            on_dispute_lost(dispute_ref=dispute_ref)
     return True
 
 

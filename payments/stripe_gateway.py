@@ -24,6 +24,7 @@ from payments.gateway import (
     PaymentResult,
     PaymentStatus,
     RefundResult,
+    ReversalResult,
     SetupResult,
     TransferResult,
     store_idempotency_key,
@@ -546,6 +547,37 @@ class StripeGateway:
             params={"transfer_group": transfer_group, "limit": 100},
         )
         return [self._transfer_result(t) for t in page.data]
+
+    def transfer_reversal_create(
+        self,
+        *,
+        transfer_ref: str,
+        amount: Money,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+    ) -> ReversalResult:
+        reversal = self._call_strict(
+            self.client.v1.transfers.reversals.create,
+            transfer_ref,
+            params={"amount": amount.amount, "metadata": dict(metadata)},
+            options={"idempotency_key": store_idempotency_key(idempotency_key)},
+        )
+        return self._reversal_result(reversal, transfer_ref)
+
+    def transfer_reversals_list(self, *, transfer_ref: str) -> list[ReversalResult]:
+        page = self._call_strict(
+            self.client.v1.transfers.reversals.list, transfer_ref, params={"limit": 100}
+        )
+        return [self._reversal_result(r, transfer_ref) for r in page.data]
+
+    @staticmethod
+    def _reversal_result(reversal: Any, transfer_ref: str) -> ReversalResult:
+        return ReversalResult(
+            reversal_ref=str(reversal["id"]),
+            transfer_ref=str(_get(reversal, "transfer", "") or transfer_ref),
+            amount=Money(int(reversal["amount"]), str(reversal["currency"]).upper()),
+            metadata={str(k): str(v) for k, v in _plain(_get(reversal, "metadata", {})).items()},
+        )
 
     @staticmethod
     def _transfer_result(transfer: Any) -> TransferResult:

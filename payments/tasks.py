@@ -60,3 +60,36 @@ def transfer_for_charge(*, charge_attempt_id: int) -> str | None:
 @tenant_task(name="payments.transfers_reconcile", acks_late=True, reject_on_worker_lost=True)
 def transfers_reconcile() -> int:
     return _transfers_reconcile_open()
+
+
+from payments.transfers import reversals_send as _reversals_send  # noqa: E402
+from payments.transfers import reverse_for_cause as _reverse_for_cause  # noqa: E402
+
+
+@tenant_task(
+    name="payments.reverse_for_cause",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+    autoretry_for=(GatewayUnavailable,),
+)
+def reverse_for_cause(*, kind: str, gateway_ref: str) -> int:
+    # Safe twice: one TransferReversal per (transfer, cause) and a conditional claim.
+    return len(_reverse_for_cause(kind=kind, gateway_ref=gateway_ref))
+
+
+@tenant_task(
+    name="payments.reversals_send",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+    autoretry_for=(GatewayUnavailable,),
+)
+def reversals_send(*, transfer_id: int) -> int:
+    return _reversals_send(transfer_id=transfer_id)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from payments.selectors import money_days
 from payments.transfers import store_fee
 from storefront.onboarding import onboarding_checklist
 from tenants import signup
+
+MONEY_DAYS = 14  # the money table on the page: the last two weeks
 
 
 @staff_member_required
@@ -17,6 +22,7 @@ from tenants import signup
 def getting_started(request):
     items = onboarding_checklist(creator=request.tenant)
     fee = store_fee(request.tenant)
+    today = dt.datetime.now(dt.UTC).date()
     return render(
         request,
         "tenants/getting_started.html",
@@ -24,6 +30,8 @@ def getting_started(request):
             "fee_percent": f"{fee.bps / 100:g}",
             "fee_fixed": f"{fee.fixed / 100:.2f}",
             "items": items,
+            "money_days": money_days(since=today - dt.timedelta(days=MONEY_DAYS - 1)),
+            "money_days_count": MONEY_DAYS,
             "done": sum(i.done for i in items),
             "total": len(items),
             "creator": request.tenant,

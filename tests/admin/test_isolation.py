@@ -22,8 +22,10 @@ from payments.models import (
     LedgerEntry,
     Mismatch,
     PayoutAccount,
+    PayoutEntry,
     Refund,
     TransferAttempt,
+    TransferReversal,
     WebhookEvent,
 )
 from storefront.models import (
@@ -160,11 +162,30 @@ def _rows(mark: str, n: int) -> None:
             last_failed_at=now,
         )
         PayoutAccount.objects.create(idempotency_key=f"connect-{tag}", account_ref=f"acct_{tag}")
-        TransferAttempt.objects.create(
+        transfer = TransferAttempt.objects.create(
             charge_attempt=attempt,
             idempotency_key=f"transfer-{tag}",
             destination=f"acct_{tag}",
             transfer_group=f"order:{tag}",
+            gross=1000,
+            fee=80,
+            amount=920,
+            currency="USD",
+        )
+        TransferReversal.objects.create(
+            transfer=transfer,
+            cause=f"refund:re_{tag}",
+            idempotency_key=f"reversal-{tag}",
+            covered=100,
+            amount=92,
+            fee=8,
+            currency="USD",
+        )
+        PayoutEntry.objects.create(
+            kind="transfer",
+            gateway_ref=f"tr_{tag}",
+            reference=f"order:{tag}",
+            attempt=attempt,
             gross=1000,
             fee=80,
             amount=920,

@@ -68,7 +68,7 @@ def _keyed_protocol_methods() -> set[str]:
 
 def test_every_key_the_stripe_adapter_sends_is_scoped_to_the_store():
     """The enumeration: each gateway method that takes an idempotency key (customers, card
-    setups, charges, refunds, connected accounts, transfers) sends it through
+    setups, charges, refunds, connected accounts, transfers, reversals) sends it through
     store_idempotency_key, and nothing else in the code sends one to Stripe."""
     keyed = _keyed_protocol_methods()
     assert keyed == {
@@ -78,6 +78,7 @@ def test_every_key_the_stripe_adapter_sends_is_scoped_to_the_store():
         "refund_create",
         "connected_account_create",
         "transfer_create",
+        "transfer_reversal_create",
     }
     tree = ast.parse((ROOT / "payments" / "stripe_gateway.py").read_text())
     scoped_in: set[str] = set()
