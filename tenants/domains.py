@@ -75,14 +75,14 @@ def custom_domain_errors(*, creator: Creator, domain: str) -> list[str]:
         pass
     else:
         return [f"{host!r} is an IP address; enter a domain name such as shop.example.com"]
+    platform = _platform_domain()
+    if host == platform or host.endswith("." + platform):
+        return [f"{host!r} is the platform's own domain; your store already has its subdomain"]
     if not HOST_RE.fullmatch(host) or "." not in host or host.rsplit(".", 1)[1].isdigit():
         return [
             f"{raw!r} is not a valid domain name: use letters, digits and hyphens in "
             "dot-separated labels, for example shop.example.com"
         ]
-    platform = _platform_domain()
-    if host == platform or host.endswith("." + platform):
-        return [f"{host!r} is the platform's own domain; your store already has its subdomain"]
     existing = Domain.objects.filter(domain=host).values_list("tenant_id", flat=True).first()
     if existing is not None:
         if existing == creator.pk:
