@@ -12,7 +12,8 @@ they started in and are not stored if a change arrived meanwhile. Changes made t
 this process also empty the cache synchronously (on save/delete, on commit and on rollback), so
 the process that made a change never serves the old mapping, not even for the milliseconds the
 notification takes to come back. INSERTs do not notify: a new domain or creator cannot make an
-existing entry wrong, and misses are never cached.
+existing entry wrong, and misses are never cached. `tenants_customdomain` notifies too
+(migration 0006): a cached creator carries where its subdomain redirects (`canonical_host`).
 """
 
 from __future__ import annotations
