@@ -333,6 +333,11 @@ def test_the_domains_page_check_now_and_remove_act_only_on_the_stores_own_rows(s
     assert list(CustomDomain.objects.values_list("pk", flat=True)) == [theirs.pk]
 
 
+def test_the_store_admin_home_links_to_the_domains_page(staff_client):
+    page = staff_client.get("/admin/").content.decode()
+    assert 'id="domains-link"' in page and 'href="/admin/domains/"' in page
+
+
 def test_the_domains_page_is_for_staff_only(tenant, hosts, client_for):
     response = client_for("t1.localhost").get("/admin/domains/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
@@ -395,3 +400,13 @@ def test_removal_in_another_process_stops_routing_here_at_once(committed_domain,
     assert _until(lambda: HOST not in routing_cache._entries), "the cache kept the removed host"
     assert client_for(HOST).get("/").status_code == 404
     assert client_for("t1.localhost").get("/").status_code == 200  # no redirect to a dead host
+
+
+def test_deleting_a_domain_in_the_platform_admin_stops_its_routing(verified, client_for):
+    from django.contrib import admin
+
+    model_admin = admin.site._registry[CustomDomain]
+    model_admin.delete_queryset(None, CustomDomain.objects.filter(pk=verified.pk))
+    assert client_for(HOST).get("/").status_code == 404
+    assert not Domain.objects.filter(domain=HOST).exists()
+    assert client_for("t1.localhost").get("/").status_code == 200
