@@ -410,3 +410,39 @@ def test_deleting_a_domain_in_the_platform_admin_stops_its_routing(verified, cli
     assert client_for(HOST).get("/").status_code == 404
     assert not Domain.objects.filter(domain=HOST).exists()
     assert client_for("t1.localhost").get("/").status_code == 200
+
+
+# --- the default resolver's translation of dnspython's answers (no network) ------------------
+def test_the_system_resolver_tells_no_record_from_could_not_ask(monkeypatch):
+    dns_resolver = pytest.importorskip("dns.resolver")
+    import dns.exception
+    import dns.name
+
+    from tenants.dns import ResolverError, SystemResolver
+
+    class Txt:
+        strings = (b"storefront-verify=", b"abc")
+
+    class Cname:
+        target = dns.name.from_text("Edge.Localhost.")
+
+    answers = {
+        ("_storefront-verify.shop.example.com", "TXT"): [Txt()],
+        ("shop.example.com", "CNAME"): [Cname()],
+    }
+
+    def fake_resolve(name, rdtype, lifetime=None):
+        if name == "slow.example.com":
+            raise dns.exception.Timeout()
+        if (name, rdtype) not in answers:
+            raise dns_resolver.NXDOMAIN()
+        return answers[(name, rdtype)]
+
+    monkeypatch.setattr(dns_resolver, "resolve", fake_resolve)
+    resolver = SystemResolver()
+    assert resolver.txt("_storefront-verify.shop.example.com") == ["storefront-verify=abc"]
+    assert resolver.cname("shop.example.com") == "edge.localhost"
+    assert resolver.cname("none.example.com") is None
+    assert resolver.addresses("none.example.com") == set()
+    with pytest.raises(ResolverError):
+        resolver.txt("slow.example.com")
