@@ -51,6 +51,12 @@ app.conf.beat_schedule = {
         "schedule": 900.0,
         "args": ("offers.guardrails_enforce",),
     },
+    # Pending custom domains: look for their CNAME and TXT records (tenants.domains).
+    "tenants-custom-domains-verify": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("tenants.custom_domains_verify",),
+    },
     # Keep spare schemas waiting, so a burst of sign-ups renames instead of cloning.
     "tenants-spares-refill": {
         "task": "core.tasks.fan_out",

@@ -8,6 +8,7 @@ from payments import urls as payments_urls
 from payments import views_connect
 from storefront import views_onboarding
 from tenants import views as tenants_views
+from tenants import views_domains
 
 urlpatterns = [
     # Before the admin include so the admin catch-all does not swallow it; staff only.
@@ -20,6 +21,9 @@ urlpatterns = [
     path("admin/payouts/connect/", views_connect.payouts_connect, name="store-payouts-connect"),
     path("admin/payouts/refresh/", views_connect.payouts_refresh, name="store-payouts-refresh"),
     path("admin/payouts/return/", views_connect.payouts_return, name="store-payouts-return"),
+    path("admin/domains/", views_domains.domains_page, name="store-domains"),
+    path("admin/domains/<int:pk>/check/", views_domains.domain_check, name="store-domain-check"),
+    path("admin/domains/<int:pk>/remove/", views_domains.domain_remove, name="store-domain-remove"),
     path("admin/", admin.site.urls),
     path("", include(payments_urls.tenant_urlpatterns)),
     path("api/v1/", include("config.api_urls")),

@@ -91,3 +91,38 @@ class LoginHandoff(models.Model):
 
     def __str__(self) -> str:
         return f"hand-off to {self.creator_id} ({'used' if self.used_at else 'unused'})"
+
+
+class CustomDomain(models.Model):
+    """A host name a creator brings (`shop.example.com`), from added to verified (tenants.domains).
+
+    It routes only once verified: verification creates the store's `Domain` row, which is what
+    `tenants.routing` looks up, and removal deletes it (the row's DELETE trigger empties every
+    process's routing cache). Until then several stores may have the same name pending: the
+    one whose TXT token the name's owner publishes verifies it; a verified name belongs to one
+    store (the partial unique constraint here, and `Domain.domain` being unique).
+    """
+
+    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="custom_domains")
+    domain = models.CharField(max_length=253)  # core.identity.domain_key form
+    token = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["creator", "domain"], name="tenants_customdomain_once_per_store"
+            ),
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(verified_at__isnull=False),
+                name="tenants_customdomain_verified_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({'verified' if self.verified_at else 'pending'})"

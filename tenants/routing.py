@@ -12,7 +12,8 @@ they started in and are not stored if a change arrived meanwhile. Changes made t
 this process also empty the cache synchronously (on save/delete, on commit and on rollback), so
 the process that made a change never serves the old mapping, not even for the milliseconds the
 notification takes to come back. INSERTs do not notify: a new domain or creator cannot make an
-existing entry wrong, and misses are never cached.
+existing entry wrong, and misses are never cached. `tenants_customdomain` notifies too
+(migration 0006): a cached creator carries where its subdomain redirects (`canonical_host`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.db import connection, connections, transaction
 from django.db.models.signals import post_delete, post_save
-from django.http import Http404, HttpResponseNotFound
+from django.http import Http404, HttpResponseNotFound, HttpResponsePermanentRedirect
 from django.urls import set_urlconf
 from django_tenants.utils import get_public_schema_name, quote_schema_name, remove_www
 
 from core.identity import domain_key
-from tenants.models import Creator, Domain
+from tenants.models import Creator, CustomDomain, Domain
 
 logger = logging.getLogger(__name__)
 
@@ -166,8 +167,18 @@ def _listener_params() -> dict:
 def creator_for_host(hostname: str) -> Creator | None:
     """One indexed query on the public tables, fully qualified: it needs no search_path."""
     public = quote_schema_name(get_public_schema_name())
+    domains = f"{public}.{quote_schema_name(Domain._meta.db_table)}"
+    custom = f"{public}.{quote_schema_name(CustomDomain._meta.db_table)}"
+    # `canonical_host`: the store's first verified custom domain that routes, where its other
+    # hosts redirect buyers (tenants.domains); `is_custom_host`: this host is one of them.
     sql = (
-        f"SELECT c.* FROM {public}.{quote_schema_name(Domain._meta.db_table)} d "
+        "SELECT c.*, "
+        f"(SELECT cd.domain FROM {custom} cd JOIN {domains} cdd ON cdd.domain = cd.domain "
+        " AND cdd.tenant_id = c.id WHERE cd.creator_id = c.id AND cd.verified_at IS NOT NULL "
+        " ORDER BY cd.verified_at, cd.id LIMIT 1) AS canonical_host, "
+        f"EXISTS (SELECT 1 FROM {custom} cd WHERE cd.domain = d.domain "
+        " AND cd.creator_id = c.id) AS is_custom_host "
+        f"FROM {domains} d "
         f"JOIN {public}.{quote_schema_name(Creator._meta.db_table)} c ON c.id = d.tenant_id "
         "WHERE d.domain = %s"
     )
@@ -199,9 +210,31 @@ def _routing_changed(sender, using=None, **kwargs) -> None:
         transaction.on_commit(routing_cache.invalidate, using=using)
 
 
-for _model in (Creator, Domain):
+for _model in (Creator, Domain, CustomDomain):
     post_save.connect(_routing_changed, sender=_model, dispatch_uid=f"routing-save-{_model}")
     post_delete.connect(_routing_changed, sender=_model, dispatch_uid=f"routing-del-{_model}")
+
+
+# --- custom domains --------------------------------------------------------------------------
+# Buyers' pages on a store's other hosts (its platform subdomain) move to its verified custom
+# domain for good (301, path and query kept). Not moved: the store's admin (the creator's
+# session lives on the host they logged in on, and the sign-up hand-off lands there), the API
+# and webhooks (machine clients configured with a URL, which may not follow redirects or would
+# drop a POST body), static and media files, and anything but GET/HEAD (a form post must not
+# be turned into a GET).
+NOT_REDIRECTED = ("/admin/", "/api/", "/webhooks/", "/static/", "/media/")
+
+
+def _custom_domain_redirect(request, creator: Creator):
+    canonical = getattr(creator, "canonical_host", None)
+    if not canonical or getattr(creator, "is_custom_host", False):
+        return None
+    if request.method not in ("GET", "HEAD") or request.path.startswith(NOT_REDIRECTED):
+        return None
+    host = request.get_host()
+    port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
+    location = f"{request.scheme}://{canonical}{':' + port if port else ''}"
+    return HttpResponsePermanentRedirect(location + request.get_full_path())
 
 
 # --- the middleware --------------------------------------------------------------------------
@@ -222,6 +255,10 @@ class TenantRoutingMiddleware:
         if creator is None:
             connection.set_schema_to_public()
             raise Http404(f'No tenant for hostname "{hostname}"')
+        redirect = _custom_domain_redirect(request, creator)
+        if redirect is not None:
+            connection.set_schema_to_public()
+            return redirect
         # A copy: views may set attributes on request.tenant; the cached one stays clean.
         tenant = copy.copy(creator)
         tenant.domain_url = hostname

@@ -25,3 +25,12 @@ def spares_refill() -> int:
     if result.failed:
         logger.error("spare schemas: %d failed, first: %s", len(result.failed), result.failed[0])
     return result.made
+
+
+@platform_task(name="tenants.custom_domains_verify")
+def custom_domains_verify() -> int:
+    """Check the DNS records of every pending custom domain; returns how many now route."""
+    from tenants.domains import custom_domains_verify_pending
+
+    with schema_context(get_public_schema_name()):
+        return custom_domains_verify_pending()

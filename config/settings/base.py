@@ -220,6 +220,11 @@ CONNECT_DEFAULT_COUNTRY = env("CONNECT_DEFAULT_COUNTRY", default="US")
 # basis points of the charge plus a fixed part in minor units (payments.transfers).
 PLATFORM_FEE_BPS = env.int("PLATFORM_FEE_BPS", default=500)
 PLATFORM_FEE_FIXED = env.int("PLATFORM_FEE_FIXED", default=30)
+
+# Custom domains (tenants.domains): the host a creator's CNAME points at (the platform's
+# ingress), and the DNS resolver class used to verify records (tenants.dns).
+CUSTOM_DOMAIN_TARGET = env("CUSTOM_DOMAIN_TARGET", default=PLATFORM_DOMAIN)
+CUSTOM_DOMAIN_RESOLVER = env("CUSTOM_DOMAIN_RESOLVER", default="tenants.dns.SystemResolver")
 # Self-serve sign-up (tenants.signup): a form sent back sooner than this after it was drawn
 # is refused as a bot's.
 SIGNUP_MIN_FILL_SECONDS = env.float("SIGNUP_MIN_FILL_SECONDS", default=3.0)

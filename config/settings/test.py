@@ -33,3 +33,6 @@ OUTBOUND_ALLOWED_NETWORKS = env.list(
 # No per-store request cap unless a test turns it on (tests/security/test_fairness.py): the
 # suite's live servers and browsers run many requests of one store at once.
 STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=0)
+# Custom-domain checks never reach the internet in tests: fixed (empty) answers unless a
+# test passes its own resolver (tests/tenancy/test_custom_domains.py).
+CUSTOM_DOMAIN_RESOLVER = "tenants.dns.StaticResolver"

@@ -37,7 +37,7 @@ from storefront.models import (
     StoreSettings,
     TaxRate,
 )
-from tenants.models import Creator, Domain
+from tenants.models import Creator, CustomDomain, Domain
 
 
 def _rows(mark: str, n: int) -> None:
@@ -196,7 +196,7 @@ def _rows(mark: str, n: int) -> None:
     settings_row.save()
 
 
-PLATFORM_ONLY = {Creator, Domain}
+PLATFORM_ONLY = {Creator, Domain, CustomDomain}
 
 
 def test_store_staff_never_see_another_stores_rows_on_any_admin_page(
@@ -213,7 +213,7 @@ def test_store_staff_never_see_another_stores_rows_on_any_admin_page(
         url = f"/admin/{opts.app_label}/{opts.model_name}/"
         page = owner_client.get(url)
         if model in PLATFORM_ONLY:
-            assert page.status_code == 403, url  # creators and domains: platform admin only
+            assert page.status_code == 403, url  # creators and (custom) domains: platform only
             continue
         assert page.status_code == 200, url
         mine = set(model_admin.get_queryset(page.wsgi_request).values_list("pk", flat=True))
