@@ -85,6 +85,10 @@ def test_a_new_creator_signs_up_verifies_and_connects_payouts_from_the_checklist
     page.get_by_label("Password").fill("a-long-Passphrase-42")
     page.get_by_label("Store name").fill("Browser Shop")
     page.get_by_label("Subdomain").fill(SLUG)
+    # The honeypot is for bots only: its box takes no room on the page (CSP forbids inline
+    # styles, so it is hidden by the stylesheet).
+    trap = page.locator("#id_website").locator("xpath=..").bounding_box()
+    assert trap is not None and trap["width"] <= 1 and trap["height"] <= 1, trap
     _shot(page, "signup")
     page.wait_for_timeout(1100)  # people take longer than the minimum fill time
     page.get_by_role("button", name="Open my store").click()
