@@ -1,7 +1,8 @@
 """A tiny Stripe-compatible gateway stub with a fixed latency, for load runs and fault drills.
 
 It answers just what the checkout and upsell path calls (customers, setup_intents, payment
-method attach, payment_intents create/retrieve/list, refunds, charges), so a load run measures
+method attach, payment_intents create/retrieve/list, refunds, charges, and transfers
+create/list for bench/signup.py's transfer cost), so a load run measures
 our own cost and not a fake's. Every answer waits `delay` seconds *after* the state changed,
 as a slow gateway does: a payment whose answer never arrives in time has still happened.
 
@@ -59,6 +60,7 @@ class State:
         self.intents: dict[str, dict] = {}
         self.charges: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
+        self.transfers: dict[str, dict] = {}
         self.requests = 0
 
 
@@ -96,6 +98,8 @@ class StubGateway:
         r.add_get("/v1/refunds", self._refund_list)
         r.add_get("/v1/refunds/{id}", self._refund_get)
         r.add_get("/v1/charges/{id}", self._charge_get)
+        r.add_post("/v1/transfers", self._transfer_create)
+        r.add_get("/v1/transfers", self._transfer_list)
         return app
 
     async def _answer(self, body: dict, extra: float = 0.0) -> web.Response:
@@ -250,6 +254,29 @@ class StubGateway:
     async def _charge_get(self, request):
         charge = self.state.charges.get(request.match_info["id"])
         return await self._answer(charge) if charge else _error(404, "No such charge")
+
+    async def _transfer_create(self, request):
+        form = _nested(await request.post())
+        transfer = {
+            "id": _id("tr"),
+            "object": "transfer",
+            "amount": int(form.get("amount", 0)),
+            "amount_reversed": 0,
+            "currency": form.get("currency", "usd"),
+            "destination": form.get("destination", ""),
+            "source_transaction": form.get("source_transaction"),
+            "transfer_group": form.get("transfer_group", ""),
+            "metadata": form.get("metadata", {}),
+            "created": int(time.time()),
+        }
+        self.state.transfers[transfer["id"]] = transfer
+        return await self._answer(transfer)
+
+    async def _transfer_list(self, request):
+        query = _nested(request.query)
+        group = query.get("transfer_group")
+        items = [t for t in self.state.transfers.values() if group in (None, t["transfer_group"])]
+        return await self._answer(self._page(items, query, "/v1/transfers"))
 
     # --- what the drills read ---------------------------------------------------------------
     def stats(self) -> dict:

@@ -1,6 +1,9 @@
 """A new creator, start to finish in headless Chromium: signs up on the platform's domain, opens
 the link from the local SMTP server, lands logged into their store's admin on the checklist,
-then connects payouts through the local one-click onboarding page."""
+then connects payouts through the local one-click onboarding page.
+
+The creator's path is saved at 1280 px to artifacts/screenshots/creator-*.png on the way (the
+README's tour keeps a copy of each in docs/screenshots/)."""
 
 from __future__ import annotations
 
@@ -13,12 +16,19 @@ from django.test import override_settings
 from django_tenants.utils import tenant_context
 from playwright.sync_api import expect
 
+from tests.browser.conftest import ARTIFACTS
 from tests.followups.smtp import smtp_start, text_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.gateway]
 
 SLUG = "browser-shop"
 EMAIL = "new-creator@example.com"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"creator-{name}-desktop.png"), full_page=True)
 
 
 @pytest.fixture
@@ -68,15 +78,22 @@ def test_a_new_creator_signs_up_verifies_and_connects_payouts_from_the_checklist
     from tenants.models import Creator
 
     platform = f"http://localhost:{live_server_port}"
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(f"{platform}/")
     page.get_by_role("link", name="Open your store").click()
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_label("Password").fill("a-long-Passphrase-42")
     page.get_by_label("Store name").fill("Browser Shop")
     page.get_by_label("Subdomain").fill(SLUG)
+    # The honeypot is for bots only: its box takes no room on the page (CSP forbids inline
+    # styles, so it is hidden by the stylesheet).
+    trap = page.locator("#id_website").locator("xpath=..").bounding_box()
+    assert trap is not None and trap["width"] <= 1 and trap["height"] <= 1, trap
+    _shot(page, "signup")
     page.wait_for_timeout(1100)  # people take longer than the minimum fill time
     page.get_by_role("button", name="Open my store").click()
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    _shot(page, "check-email")
 
     creator = Creator.objects.get(slug=SLUG)
     assert creator.email_verified_at is None
@@ -92,10 +109,12 @@ def test_a_new_creator_signs_up_verifies_and_connects_payouts_from_the_checklist
     expect(checklist.locator('[data-item="verify_email"]')).to_have_attribute("data-done", "true")
     for item in ("connect_payouts", "add_product", "arrange_ladder", "preview_store"):
         expect(checklist.locator(f'[data-item="{item}"]')).to_have_attribute("data-done", "false")
+    _shot(page, "checklist")
 
     page.get_by_role("button", name="Connect payouts").click()
     expect(page.get_by_role("heading", name="Set up payouts", exact=True)).to_be_visible()
     assert page.url.startswith(stripe_api_base + "/connect/onboarding/")
+    _shot(page, "onboarding")
     page.get_by_role("button", name="Complete onboarding").click()
 
     expect(page.get_by_role("heading", name="Get Browser Shop ready")).to_be_visible()
@@ -103,6 +122,7 @@ def test_a_new_creator_signs_up_verifies_and_connects_payouts_from_the_checklist
         "data-done", "true"
     )
     expect(page.locator("#checklist-progress")).to_have_text("2 of 5 done.")
+    _shot(page, "checklist-connected")
     with tenant_context(Creator.objects.get(slug=SLUG)):
         account = PayoutAccount.objects.get()
         assert account.charges_enabled and account.payouts_enabled
