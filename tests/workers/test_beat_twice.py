@@ -245,8 +245,47 @@ def _spares_refill(ctx):
     return None, check
 
 
+def _custom_domains_verify(ctx):
+    """A pending custom domain whose records are published: two checks at once route it once."""
+    from tenants import dns, domains
+    from tenants.domains import custom_domain_add
+    from tenants.models import CustomDomain, Domain
+
+    settings = ctx["request"].getfixturevalue("settings")
+    settings.PLATFORM_DOMAIN = "localhost"
+    settings.CUSTOM_DOMAIN_TARGET = "edge.localhost"
+    name = "twice.example.com"
+    connection.set_schema_to_public()
+    row = custom_domain_add(creator=ctx["tenant"], domain=name)
+
+    def cleanup():
+        connection.set_schema_to_public()
+        Domain.objects.filter(domain=name).delete()
+        CustomDomain.objects.filter(domain=name).delete()
+
+    ctx["request"].addfinalizer(cleanup)
+    answers = dns.StaticResolver(
+        txt={f"_storefront-verify.{name}": [f"storefront-verify={row.token}"]},
+        cname={name: "edge.localhost"},
+    )
+    ctx["monkeypatch"].setattr(domains, "default_resolver", lambda: answers)
+
+    def check(results):
+        connection.set_schema_to_public()
+        # One routing row for the name, to this store, made by one of the two runs.
+        assert list(Domain.objects.filter(domain=name).values_list("tenant_id", flat=True)) == [
+            ctx["tenant"].pk
+        ]
+        row.refresh_from_db()
+        assert row.verified_at is not None and row.last_error == ""
+        assert Domain.objects.filter(tenant_id=ctx["tenant"].pk, is_primary=True).count() == 1
+
+    return None, check
+
+
 SCENARIOS = {
     "tenants.spares_refill": _spares_refill,
+    "tenants.custom_domains_verify": _custom_domains_verify,
     "analytics.rollups_refresh": _rollups,
     "core.tasks.drain_outbox": _drain_outbox,
     "payments.reconcile": _reconcile,
