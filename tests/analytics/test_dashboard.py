@@ -25,6 +25,8 @@ def test_the_dashboard_renders_charts_for_staff(hand_store, staff_client):
     assert "Net LTV by purchase-month cohort" in html and "2026-01 takers" in html
     assert "<polyline" in html
     assert "key_reused" in html
+    # The money per day (payments' payout ledger) is one click away, on the store's page.
+    assert 'href="/admin/getting-started/#money-days"' in html
 
 
 def test_the_dashboard_is_refused_to_anonymous_visitors(tenant, client_for):
