@@ -1,10 +1,12 @@
 """A new creator, start to finish, in headless Chromium: signs up on the platform's domain,
 verifies the email from the local SMTP server, connects payouts on the local one-click
-onboarding page; the store's first product with its bump and one-click upsell is made in the
-new store's schema with the test catalog's factories; a buyer buys on the new store's host with
-the bump and accepts the upsell; the creator's connected account at the local Stripe server then
-holds the two settled charges less the platform fee, and refunding the upsell line in the store
-admin takes back exactly its share (payments.transfers.creator_share: pro rata, fee returned).
+onboarding page; follows the checklist's "Add your first product" link and makes the core
+product, the products it offers and its bump and one-click upsell in the store admin's add forms
+(the test catalog's names and prices, tests/catalog.py; its German VAT rate is still made with
+a factory); a buyer buys on the new store's host with the bump and accepts the upsell; the
+creator's connected account at the local Stripe server then holds the two settled charges less
+the platform fee, and refunding the upsell line in the store admin takes back exactly its share
+(payments.transfers.creator_share: pro rata, fee returned).
 
 Transfers and reversals are queued through the outbox as in production; the test runs the
 queued tasks (the registered Celery tasks) in place of the worker."""
@@ -98,6 +100,73 @@ def _sign_up_and_connect(page, platform: str, store: str, mail) -> None:
     )
 
 
+def _add_product(page, *, name: str, slug: str, price: int, tier: str) -> None:
+    """On the product add form: fill it and save and add another (prices in minor units)."""
+    page.get_by_label("Name").fill(name)
+    # The slug is prepopulated from the name (when the name field loses focus): replace it.
+    page.get_by_label("Slug").focus()
+    page.get_by_label("Slug").fill(slug)
+    expect(page.get_by_label("Slug")).to_have_value(slug)
+    page.locator("#id_tier").select_option(tier)
+    page.get_by_label("Price amount").fill(str(price))
+    page.get_by_label("Deliverable url").fill(f"https://files.example/{slug}.zip")
+    page.locator("#id_status").select_option("active")
+    page.locator("input[name=_addanother]").click()
+    expect(page.locator(".messagelist .success")).to_contain_text(name)
+
+
+def _add_offer(page, store: str, *, kind: str, product: str, price: int, **texts: str) -> None:
+    """On the offer add form: the offer on "Photo course" (prices in minor units)."""
+    page.goto(f"{store}/admin/offers/offer/add/")
+    page.locator("#id_kind").select_option(kind)
+    page.locator("#id_trigger_product").select_option(label="Photo course")
+    page.locator("#id_product").select_option(label=product)
+    page.locator("#id_price_amount").fill(str(price))
+    for field, value in texts.items():
+        page.locator(f"#id_{field}").fill(value)
+    page.locator("input[name=_save]").click()
+    expect(page.locator(".messagelist .success")).to_contain_text(texts["headline"])
+    # Within the 10–30 % sweet spot of the $49 core: no pricing warning.
+    expect(page.locator(".messagelist .warning")).to_have_count(0)
+
+
+def _build_catalog_in_admin(page, store: str) -> None:
+    """The creator's first product and its offer ladder, as tests/catalog.py makes them with
+    catalog(upsell=True): the $49 course (slug "course"), the $12 preset pack bumped at $9 and
+    the $29 editing masterclass upsold at $12."""
+    page.get_by_role("link", name="Add your first product").click()
+    assert page.url == f"{store}/admin/storefront/product/add/"
+    _add_product(page, name="Photo course", slug="course", price=4900, tier="entry")
+    _add_product(page, name="Preset pack", slug="preset-pack", price=1200, tier="entry")
+    _add_product(
+        page, name="Editing masterclass", slug="editing-masterclass", price=2900, tier="entry"
+    )
+    _add_offer(
+        page,
+        store,
+        kind="bump",
+        product="Preset pack",
+        price=900,
+        headline="Add the preset pack",
+        benefit="Apply what you learn in one click.",
+    )
+    _add_offer(
+        page,
+        store,
+        kind="upsell",
+        product="Editing masterclass",
+        price=1200,
+        headline="Add the editing masterclass",
+        benefit="Finish every photo in five minutes.",
+        refund_terms="Refundable within 30 days, no questions asked.",
+    )
+    page.goto(f"{store}/admin/getting-started/")
+    for item in ("add_product", "arrange_ladder"):
+        expect(page.locator(f'#getting-started [data-item="{item}"]')).to_have_attribute(
+            "data-done", "true"
+        )
+
+
 def _buy_with_bump_and_upsell(page, store: str) -> None:
     page.goto(f"{store}/checkout/course/")
     page.get_by_label("Email").fill(BUYER)
@@ -143,17 +212,18 @@ def test_a_new_creator_sells_with_bump_and_upsell_and_gets_exactly_the_settled_s
     )
     from storefront.models import Order
     from tenants.models import Creator
-    from tests.upsell.helpers import make_catalog
+    from tests.factories import TaxRateFactory
 
     assert (settings.PLATFORM_FEE_BPS, settings.PLATFORM_FEE_FIXED) == (500, 30)
     platform = f"http://localhost:{live_server_port}"
     store = f"http://{SLUG}.localhost:{live_server_port}"
 
     _sign_up_and_connect(page, platform, store, smtp)
+    _build_catalog_in_admin(page, store)
     creator = Creator.objects.get(slug=SLUG)
     with tenant_context(creator):
         account_ref = PayoutAccount.objects.get().account_ref
-        make_catalog(with_downsell=False)
+        TaxRateFactory(country="DE", rate="19.000")  # the test catalog's German VAT
     connection.set_schema_to_public()
     assert _balance(account_ref) == 0
 
