@@ -128,24 +128,34 @@ def pay_and_crash(order: Order, monkeypatch) -> None:
 def connected_account() -> str:
     """The current store's connected account, made and onboarded at the local Stripe server
     (payments.connect), as a creator pressing the onboarding page's one button would."""
-    import urllib.error
-    import urllib.request
-
+    from devtools.localstripe_connect import onboarding_link_complete
     from payments import connect
 
-    class Stay(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    link = connect.payout_account_connect(
-        refresh_url="http://t1.localhost/r", return_url="http://t1.localhost/b"
-    )
-    try:
-        urllib.request.build_opener(Stay).open(
-            urllib.request.Request(link, data=b"", method="POST"), timeout=5
+    onboarding_link_complete(
+        connect.payout_account_connect(
+            refresh_url="http://t1.localhost/r", return_url="http://t1.localhost/b"
         )
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 302
+    )
     account = connect.payout_account_sync()
     assert account.payouts_enabled
     return account.account_ref
+
+
+def disputing_gateway(api_base: str):
+    """The localstripe-backed gateway with disputes stood in for (localstripe has none): set
+    `.disputes[ref]` to what `dispute_retrieve` answers. A generator for a fixture to yield
+    from: installed for the test, removed after."""
+    from payments.gateway import DisputeResult, use_gateway
+    from payments.stripe_gateway import StripeGateway
+
+    class DisputingGateway(StripeGateway):
+        disputes: dict[str, DisputeResult]
+
+        def dispute_retrieve(self, dispute_ref: str) -> DisputeResult:
+            return self.disputes[dispute_ref]
+
+    gateway = DisputingGateway(secret_key="sk_test_local", api_base=api_base, timeout=5)
+    gateway.disputes = {}
+    use_gateway(gateway)
+    yield gateway
+    use_gateway(None)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from core.models import OutboxMessage
 from core.money import Money
 from payments import transfers
-from payments.gateway import DisputeResult, use_gateway
+from payments.gateway import DisputeResult
 from payments.models import (
     AttemptStatus,
     ChargeAttempt,
@@ -31,7 +31,6 @@ from payments.models import (
 )
 from payments.selectors import money_days
 from payments.services import refund_create
-from payments.stripe_gateway import StripeGateway
 from payments.transfers import creator_share, transfer_for_charge
 from storefront.models import Order
 from storefront.services.refunds import order_line_refund
@@ -265,22 +264,9 @@ def test_concurrent_reversal_tasks_and_reconciliation_passes_make_one_reversal_p
     assert _balance(account) == transfer.amount - taken
 
 
-class DisputingGateway(StripeGateway):
-    """localstripe has no disputes: only this read is stood in for; the rest is localstripe."""
-
-    disputes: dict[str, DisputeResult] = {}
-
-    def dispute_retrieve(self, dispute_ref: str) -> DisputeResult:
-        return self.disputes[dispute_ref]
-
-
 @pytest.fixture
 def disputing(stripe_api_base):
-    gateway = DisputingGateway(secret_key="sk_test_local", api_base=stripe_api_base, timeout=5)
-    gateway.disputes = {}
-    use_gateway(gateway)
-    yield gateway
-    use_gateway(None)
+    yield from h.disputing_gateway(stripe_api_base)
 
 
 def test_a_lost_dispute_takes_back_the_creators_share_and_an_open_one_does_not(

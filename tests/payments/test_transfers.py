@@ -4,8 +4,6 @@ after a worker dies between the transfer call and recording it."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -13,36 +11,15 @@ from django.db import connection
 from django.test import Client
 
 from core.models import OutboxMessage
-from payments import connect, transfers
+from payments import transfers
 from payments.gateway import GatewayUnavailable
 from payments.models import AttemptStatus, ChargeAttempt, TransferAttempt, TransferStatus
 from payments.transfers import Fee, transfer_for_charge
 from tenants.models import Creator
 from tests.concurrency import in_threads
-from tests.payments.helpers import catalog, checkout_started, pay, sdk
+from tests.payments.helpers import catalog, checkout_started, connected_account, pay, sdk
 
 pytestmark = pytest.mark.gateway
-
-
-class _Stay(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def _connected_account() -> str:
-    """The current store's connected account, made and onboarded at the local server."""
-    link = connect.payout_account_connect(
-        refresh_url="http://t1.localhost/r", return_url="http://t1.localhost/b"
-    )
-    try:
-        urllib.request.build_opener(_Stay).open(
-            urllib.request.Request(link, data=b"", method="POST"), timeout=5
-        )
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 302
-    account = connect.payout_account_sync()
-    assert account.payouts_enabled
-    return account.account_ref
 
 
 def _settled_charge() -> ChargeAttempt:
@@ -80,7 +57,7 @@ def test_the_fee_rounds_half_up_and_never_exceeds_the_charge():
 
 
 def test_a_settled_charge_sends_the_creators_share_less_the_store_fee_once(tenant):
-    account = _connected_account()
+    account = connected_account()
     Creator.objects.filter(pk=tenant.pk).update(fee_bps=1000, fee_fixed=50)
     charge = _settled_charge()
     assert OutboxMessage.objects.filter(
@@ -101,7 +78,7 @@ def test_a_settled_charge_sends_the_creators_share_less_the_store_fee_once(tenan
 
 
 def test_no_money_moves_for_a_charge_that_has_not_settled(tenant):
-    account = _connected_account()
+    account = connected_account()
     attempt = ChargeAttempt.objects.create(
         purpose="order:9:primary",
         idempotency_key="att_pending",
@@ -127,7 +104,7 @@ def test_a_store_without_a_connected_account_sends_nothing(tenant):
 def test_a_worker_killed_between_the_transfer_call_and_recording_it_leaves_one_transfer(
     tenant, monkeypatch
 ):
-    account = _connected_account()
+    account = connected_account()
     charge = _settled_charge()
 
     def killed(**kwargs):
@@ -150,7 +127,7 @@ def test_a_worker_killed_between_the_transfer_call_and_recording_it_leaves_one_t
 
 
 def test_a_transfer_lost_on_the_way_is_sent_again_with_the_same_key_once(tenant, monkeypatch):
-    account = _connected_account()
+    account = connected_account()
     charge = _settled_charge()
     from payments import gateway as gateway_module
 
@@ -177,7 +154,7 @@ def test_a_transfer_lost_on_the_way_is_sent_again_with_the_same_key_once(tenant,
 def test_twenty_concurrent_settlements_and_reconciliation_passes_make_one_transfer(
     live_tenant, fee_and_routing_reset
 ):
-    account = _connected_account()
+    account = connected_account()
     charge = _settled_charge()
     assert not TransferAttempt.objects.exists()  # the queued task has not run: the race is ours
 

@@ -8,9 +8,8 @@ import pytest
 
 from analytics.models import Event
 from core.money import Money
-from payments.gateway import DisputeResult, use_gateway
+from payments.gateway import DisputeResult
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, Refund, WebhookEvent
-from payments.stripe_gateway import StripeGateway
 from storefront.models import OrderStatus
 from tests import gateway_helpers as gw
 from tests.payments import helpers as h
@@ -18,22 +17,9 @@ from tests.payments import helpers as h
 pytestmark = pytest.mark.gateway
 
 
-class DisputingGateway(StripeGateway):
-    """localstripe has no disputes: only this read is stood in for; the rest is localstripe."""
-
-    disputes: dict[str, DisputeResult] = {}
-
-    def dispute_retrieve(self, dispute_ref: str) -> DisputeResult:
-        return self.disputes[dispute_ref]
-
-
 @pytest.fixture
 def gateway(stripe_api_base):
-    gateway = DisputingGateway(secret_key="sk_test_local", api_base=stripe_api_base, timeout=5)
-    gateway.disputes = {}
-    use_gateway(gateway)
-    yield gateway
-    use_gateway(None)
+    yield from h.disputing_gateway(stripe_api_base)
 
 
 @pytest.fixture
