@@ -14,18 +14,28 @@ from dataclasses import asdict
 from core.tasks import tenant_task
 from payments.gateway import GatewayUnavailable
 from payments.reconciliation import reconcile_run
+from payments.transfers import reversals_send as _reversals_send
+from payments.transfers import reverse_for_cause as _reverse_for_cause
+from payments.transfers import transfer_for_charge as _transfer_for_charge
+from payments.transfers import transfers_reconcile_open as _transfers_reconcile_open
 from payments.webhooks import webhook_event_process
+
+# Tasks that call the gateway: late ack (each is safe twice), retried with jittered backoff
+# while the gateway is unreachable, up to 5 min apart and 8 times.
+GATEWAY_RETRIES = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (GatewayUnavailable,),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 @tenant_task(
     name="payments.process_webhook_event",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(GatewayUnavailable,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
+    **GATEWAY_RETRIES,
 )
 def process_webhook_event(*, webhook_event_id: int) -> bool:
     return webhook_event_process(webhook_event_id=webhook_event_id)
@@ -37,19 +47,9 @@ def reconcile() -> dict:
     return asdict(reconcile_run())
 
 
-from payments.transfers import transfer_for_charge as _transfer_for_charge  # noqa: E402
-from payments.transfers import transfers_reconcile_open as _transfers_reconcile_open  # noqa: E402
-
-
 @tenant_task(
     name="payments.transfer_for_charge",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-    autoretry_for=(GatewayUnavailable,),
+    **GATEWAY_RETRIES,
 )
 def transfer_for_charge(*, charge_attempt_id: int) -> str | None:
     # Safe twice: one TransferAttempt per charge and a conditional claim (payments.transfers).
@@ -62,19 +62,9 @@ def transfers_reconcile() -> int:
     return _transfers_reconcile_open()
 
 
-from payments.transfers import reversals_send as _reversals_send  # noqa: E402
-from payments.transfers import reverse_for_cause as _reverse_for_cause  # noqa: E402
-
-
 @tenant_task(
     name="payments.reverse_for_cause",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-    autoretry_for=(GatewayUnavailable,),
+    **GATEWAY_RETRIES,
 )
 def reverse_for_cause(*, kind: str, gateway_ref: str) -> int:
     # Safe twice: one TransferReversal per (transfer, cause) and a conditional claim.
@@ -83,13 +73,7 @@ def reverse_for_cause(*, kind: str, gateway_ref: str) -> int:
 
 @tenant_task(
     name="payments.reversals_send",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-    autoretry_for=(GatewayUnavailable,),
+    **GATEWAY_RETRIES,
 )
 def reversals_send(*, transfer_id: int) -> int:
     return _reversals_send(transfer_id=transfer_id)

@@ -17,21 +17,11 @@ from core.tasks import drain_outbox, enqueue, fan_out
 from tenants.models import Creator
 from tests.conftest import truncate_tenant_tables
 from tests.worker_support import broker_unreachable
+from tests.worker_support import wait_for as _wait_for
 
 # These tests commit (live_tenant) and must not ask for `db`: inside its rolled-back
 # transaction nothing would ever be committed for the worker to see or on_commit to send.
 pytestmark = pytest.mark.worker
-
-
-def _wait_for(predicate, what: str, worker=None, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    log = worker.log_path.read_text()[-3000:] if worker is not None else ""
-    pytest.fail(f"timed out waiting for {what}\n{log}")
 
 
 def _events(schema: str, source: str) -> int:

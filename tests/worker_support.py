@@ -85,3 +85,17 @@ def broker_unreachable():
         app.conf.broker_url = real
         app._pool = None
         app.amqp._producer_pool = None
+
+
+def wait_for(predicate, what: str, worker=None, timeout: float = 20.0):
+    """Poll `predicate` every 0.1 s until it returns something true (returned), or fail the
+    test after `timeout` with the tail of `worker`'s log (a started worker, or a log's Path)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    path = worker if isinstance(worker, Path) else getattr(worker, "log_path", None)
+    tail = path.read_text(errors="replace")[-4000:] if path is not None else ""
+    pytest.fail(f"timed out waiting for {what}\n{tail}")

@@ -28,7 +28,7 @@ from payments.services import attempt_refresh
 from storefront.models import FollowUpSend, OrderStatus
 from tests.conftest import test_database_url
 from tests.drills.conftest import accept, catalog, offer_token, pay, start
-from tests.worker_support import worker_start, worker_stop
+from tests.worker_support import wait_for, worker_start, worker_stop
 
 pytestmark = pytest.mark.worker
 
@@ -167,16 +167,6 @@ def test_with_the_broker_stopped_no_settlement_upsell_or_follow_up_is_lost_once_
     assert log.count("worker: Ready") + log.count(" ready.") == 1
 
 
-def _wait_for(predicate, what: str, log, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}\n{log.read_text(errors='replace')[-4000:]}")
-
-
 @pytest.fixture
 def prefork_on_private_broker(live_tenant, stub, tmp_path):
     """A prefork worker (two children, one left free so it keeps polling the broker) on a
@@ -223,7 +213,7 @@ def prefork_on_private_broker(live_tenant, stub, tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(
+        wait_for(
             lambda: "ready." in log.read_text(errors="replace") or worker.poll() is not None,
             "the worker to start",
             log,
@@ -279,7 +269,7 @@ def test_a_worker_holding_an_unacknowledged_task_survives_the_broker_going_away(
             assert time.monotonic() < deadline, "the outbox did not send the release task"
             drain_outbox()
             time.sleep(0.2)
-        _wait_for(
+        wait_for(
             lambda: (
                 watcher.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -291,7 +281,7 @@ def test_a_worker_holding_an_unacknowledged_task_survives_the_broker_going_away(
             log,
         )
         broker.stop()
-        _wait_for(
+        wait_for(
             lambda: re.search(
                 r"Restoring \d+ unacknowledged message", log.read_text(errors="replace")
             ),
@@ -307,14 +297,14 @@ def test_a_worker_holding_an_unacknowledged_task_survives_the_broker_going_away(
     assert "Unrecoverable error" not in log.read_text(errors="replace")
 
     broker.start()  # same port: the same worker reconnects by itself
-    _wait_for(
+    wait_for(
         lambda: log.read_text(errors="replace").count("Connected to") >= 2,
         "the worker to reconnect",
         log,
         timeout=40,
     )
     drain_outbox.delay()  # and it takes new work
-    _wait_for(
+    wait_for(
         lambda: re.search(
             r"Task core\.tasks\.drain_outbox\[[^]]+\] succeeded", log.read_text(errors="replace")
         ),

@@ -19,7 +19,7 @@ from payments.services import attempt_refresh
 from storefront.models import OrderLine, OrderStatus
 from tests.conftest import test_database_url
 from tests.drills.conftest import accept, catalog, offer_token, pay, start
-from tests.worker_support import worker_start, worker_stop
+from tests.worker_support import wait_for, worker_start, worker_stop
 
 pytestmark = pytest.mark.worker
 
@@ -29,16 +29,6 @@ def _children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(p) for p in (task / "children").read_text().split()]
     return found
-
-
-def _wait_for(predicate, what: str, log: Path, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}\n{log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture
@@ -96,7 +86,7 @@ def test_a_worker_killed_while_releasing_a_queued_upsell_loses_nothing_and_charg
         primary = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
         assert attempt_refresh(attempt_id=primary.pk).status == AttemptStatus.SUCCEEDED
         # The settlement enqueued release_gated_offers; the worker blocks on our lock.
-        _wait_for(
+        wait_for(
             lambda: (
                 watcher.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -109,7 +99,7 @@ def test_a_worker_killed_while_releasing_a_queued_upsell_loses_nothing_and_charg
         )
         (child,) = _children(prefork_worker.pid)
         os.kill(child, signal.SIGKILL)
-        _wait_for(lambda: child not in _children(prefork_worker.pid), "the child to die", log)
+        wait_for(lambda: child not in _children(prefork_worker.pid), "the child to die", log)
         holder.rollback()
     finally:
         holder.close()

@@ -17,6 +17,7 @@ from tenants.models import Creator
 from tests.conftest import test_database_url, truncate_tenant_tables
 from tests.followups.helpers import catalog, paid_order
 from tests.followups.smtp import text_of
+from tests.worker_support import wait_for as _wait_for
 from tests.worker_support import worker_start, worker_stop
 
 # These commit (live_tenant): the worker must see the rows.
@@ -57,16 +58,6 @@ def workers(live_tenant, redis_url, tmp_path, smtp):
     yield start
     for proc in started:
         _stop(proc)
-
-
-def _wait_for(predicate, what: str, worker=None, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    log = worker.log_path.read_text(errors="replace")[-3000:] if worker is not None else ""
-    pytest.fail(f"timed out waiting for {what}\n{log}")
 
 
 def _send_due(schema: str) -> None:

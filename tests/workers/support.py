@@ -5,13 +5,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
-import time
 from urllib.parse import urlsplit
-
-import pytest
 
 from config.celery_app import app
 from tests.conftest import test_database_url
+from tests.worker_support import wait_for as worker_wait_for
 from tests.worker_support import worker_start, worker_stop
 
 
@@ -116,14 +114,4 @@ def start_worker(
 
 
 stop = worker_stop
-
-
-def wait_for(predicate, what: str, worker=None, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    log = worker.log_path.read_text(errors="replace")[-4000:] if worker is not None else ""
-    pytest.fail(f"timed out waiting for {what}\n{log}")
+wait_for = worker_wait_for
