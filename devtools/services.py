@@ -180,13 +180,21 @@ def redis_url(db: int = 0) -> str:
     return f"redis://127.0.0.1:{port}/{db}"
 
 
-def localstripe_env(port: int | None = None, persist: bool = False) -> dict[str, str]:
-    if os.environ.get("STRIPE_SECRET_KEY"):
+def localstripe_env(
+    port: int | None = None, persist: bool = False, own: bool = False
+) -> dict[str, str]:
+    """Start localstripe (unless a Stripe secret key is configured) and return its settings.
+
+    `own`: start one even though the environment names one already (a parallel test worker
+    needs its own, since each test clears the fake's state).
+    """
+    if os.environ.get("STRIPE_SECRET_KEY") and not own:
         log("payments: Stripe with the configured secret key")
         return {}
     port = port or free_port()
     if not port_open(port):
         state = str(STATE / "localstripe.pickle") if persist else ""
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
         _spawn(
             [
                 sys.executable,
@@ -197,7 +205,7 @@ def localstripe_env(port: int | None = None, persist: bool = False) -> dict[str,
                 "--state",
                 state,
             ],
-            STATE / "logs" / "localstripe.log",
+            STATE / "logs" / (f"localstripe-{worker}.log" if worker else "localstripe.log"),
         )
         _wait_port(port, "localstripe")
     base = f"http://127.0.0.1:{port}"
