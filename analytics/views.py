@@ -19,6 +19,7 @@ from analytics.experiments import experiment_report
 from analytics.models import Experiment, ExperimentStatus
 from analytics.rollups import rollups_refresh
 from analytics.selectors import DIRECT, LTV_DAYS, MetricFilter, source_param
+from core.replica import replica_reads
 
 GLOSSARY = Path(settings.BASE_DIR) / "docs" / "metrics.md"
 
@@ -204,8 +205,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         if export not in views:
             return HttpResponseBadRequest(f"Unknown export; choose one of {', '.join(views)}.")
         columns, load = views[export]
-        return _csv(export, columns, load())
-    data = {name: load() for name, (_, load) in views.items()}
+        with replica_reads():
+            return _csv(export, columns, load())
+    with replica_reads():  # on a configured replica once it has the refresh (core/replica.py)
+        data = {name: load() for name, (_, load) in views.items()}
     funnel = data["funnel"]
     cohorts = data["cohorts"]
     ltv_series = [

@@ -23,6 +23,7 @@ from api.filters import (
     UtcDateTimeField,
     query_params_once,
 )
+from core import replica
 
 
 class EventOut(serializers.ModelSerializer):
@@ -214,11 +215,16 @@ class MetricViewSet(viewsets.GenericViewSet):
     pagination_class = None
     serializer_class = MetricQuery
 
+    def dispatch(self, request, *args, **kwargs):
+        with replica.replica_reads():  # on a configured replica when it is fresh
+            return super().dispatch(request, *args, **kwargs)
+
     def _filter(self, query: type[MetricQuery] = MetricQuery) -> tuple[MetricFilter, dict]:
         params = query(data=query_params_once(self.request, query().fields))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         rollups_refresh()  # fresh figures: what was committed before the request is counted
+        replica.replan()  # reads on a replica wait for the refresh (core/replica.py)
         return MetricFilter(
             start=data.get("start"),
             end=data.get("end"),

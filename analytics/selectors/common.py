@@ -10,10 +10,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.apps import apps
-from django.db import connection
+from django.db import connection, connections
 
 from analytics.models import EventName
-from core import orderkeys
+from core import orderkeys, replica
 
 # The shown-offer events: a bump on the checkout, an upsell or downsell after paying, a
 # follow-up cross-sell email (EMAIL_SENT carries the offer it links to).
@@ -106,10 +106,17 @@ def _tables() -> dict[str, str]:
 
 
 def _rows(sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql.format(**_tables()), params)
-        names = [c.name for c in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    """Run a metric's SQL where reads go (the replica inside `core.replica.replica_reads()`
+    when it is fresh, the primary otherwise)."""
+    query = sql.format(**_tables())
+
+    def read(alias: str) -> list[dict[str, Any]]:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(query, params)
+            names = [c.name for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    return replica.read_with_fallback(read)
 
 
 def ledger_matches_line(ledger: str, line: str) -> str:

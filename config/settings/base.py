@@ -86,7 +86,22 @@ STORE_BUSY_RETRY_AFTER_SECONDS = 1
 # Never ATOMIC_REQUESTS: a gateway call must not happen inside an open transaction.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+DATABASE_ROUTERS = ("core.replica.ReplicaRouter", "django_tenants.routers.TenantSyncRouter")
+# A streaming replica for the dashboard's reads (core/replica.py): used when it has replayed
+# what the primary had when the read began, waiting at most DATABASE_REPLICA_MAX_LAG seconds;
+# otherwise, or when it is down (then not tried for DATABASE_REPLICA_RETRY_SECONDS), the primary.
+if env("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {
+        **env.db("DATABASE_REPLICA_URL"),
+        "ENGINE": "tenants.backend",
+        "ATOMIC_REQUESTS": False,
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        # The test run has no replica of its test database unless a test starts one
+        # (tests/analytics/test_replica.py): reads in tests use the primary's connection.
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_REPLICA_MAX_LAG = env.float("DATABASE_REPLICA_MAX_LAG", default=0.5)
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 MIDDLEWARE = [

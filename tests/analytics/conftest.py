@@ -24,6 +24,12 @@ def _page_view_memory():
 
 @pytest.fixture
 def hand_store(tenant):
+    return hand_store_build()
+
+
+def hand_store_build() -> SimpleNamespace:
+    """The store of test_metrics.py, in the connection's current tenant (committed or not, as
+    the caller's fixture has it)."""
     core = ProductFactory(price_amount=4900)
     bump = OfferFactory(kind=OfferKind.BUMP, trigger_product=core, price_amount=900)
     upsell = OfferFactory(kind=OfferKind.UPSELL, trigger_product=core, price_amount=2700)

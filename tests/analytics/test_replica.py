@@ -1,0 +1,175 @@
+"""Dashboard and metric reads on a real streaming replica (core/replica.py).
+
+One hot standby of the suite's PostgreSQL serves the module (tests/replica_support.py). The
+connection alias `replica` points at the test database on it, as DATABASE_REPLICA_URL would.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import pytest
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.test.utils import CaptureQueriesContext
+
+from analytics import selectors
+from analytics.selectors import MetricFilter
+from core import replica
+from tests.analytics.conftest import hand_store_build
+from tests.replica_support import StandbyUnavailable, standby_start
+
+pytestmark = pytest.mark.slow
+
+URL = "/admin/analytics/dashboard/"
+
+
+@pytest.fixture(scope="module")
+def standby(django_db_setup, django_db_blocker):
+    db = connections[DEFAULT_DB_ALIAS].settings_dict
+    try:
+        running = standby_start(db["HOST"], int(db["PORT"] or 5432))
+    except StandbyUnavailable as exc:
+        pytest.skip(f"no hot standby here: {exc}")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def replica_alias(standby, settings):
+    """The `replica` alias on the standby, for this test."""
+    entry = copy.deepcopy(connections[DEFAULT_DB_ALIAS].settings_dict)
+    entry.update(HOST="127.0.0.1", PORT=str(standby.port), CONN_MAX_AGE=0)
+    settings.DATABASES[replica.REPLICA] = entry  # the same dict `connections` reads
+    settings.DATABASE_REPLICA_MAX_LAG = 5
+    replica.replica_retry_now()
+    yield entry
+    connections[replica.REPLICA].close()
+    del connections[replica.REPLICA]
+    del settings.DATABASES[replica.REPLICA]
+    replica.replica_retry_now()
+
+
+@pytest.fixture
+def committed_store(live_tenant):
+    return hand_store_build()
+
+
+@pytest.fixture
+def staff_client(live_tenant, client_for):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("creator", "c@example.com", "pw-123456789", is_staff=True)
+    client = client_for("t1.localhost")
+    assert client.login(username="creator", password="pw-123456789")
+    return client
+
+
+def test_dashboard_reads_go_to_the_replica_and_match_the_primary(
+    committed_store, staff_client, replica_alias
+):
+    on_primary = selectors.funnel(MetricFilter())  # outside a block: the primary
+    with CaptureQueriesContext(connections[replica.REPLICA]) as on_replica:
+        page = staff_client.get(URL)
+    assert page.status_code == 200
+    metric_sql = [q["sql"] for q in on_replica.captured_queries if "analytics_" in q["sql"]]
+    assert len(metric_sql) >= 10  # every chart and table of the page read there
+    # The schema on the standby is the store's, and the figures are the primary's.
+    with replica.replica_reads():
+        assert replica.read_alias() == replica.REPLICA
+        assert selectors.funnel(MetricFilter()) == on_primary
+        assert selectors.funnel(MetricFilter()) == selectors.funnel_direct(MetricFilter())
+
+
+def test_a_replica_behind_the_primary_is_not_read(
+    committed_store, replica_alias, standby, settings
+):
+    settings.DATABASE_REPLICA_MAX_LAG = 0.3
+    standby.pause_replay(True)
+    try:
+        from storefront.models import Customer
+
+        Customer.objects.create(email="late@buyer.example")  # committed on the primary only
+        with replica.replica_reads():
+            assert replica.read_alias() == DEFAULT_DB_ALIAS
+            assert Customer.objects.filter(email="late@buyer.example").exists()
+    finally:
+        standby.pause_replay(False)
+    settings.DATABASE_REPLICA_MAX_LAG = 10
+    with replica.replica_reads():  # caught up again: back on the replica, with the row
+        assert replica.read_alias() == replica.REPLICA
+        assert Customer.objects.filter(email="late@buyer.example").exists()
+
+
+def test_a_write_in_the_block_is_read_back(committed_store, replica_alias):
+    from storefront.models import Customer
+
+    with replica.replica_reads():
+        assert replica.read_alias() == replica.REPLICA
+        Customer.objects.create(email="mine@buyer.example")  # the router re-plans
+        assert Customer.objects.filter(email="mine@buyer.example").exists()
+
+
+def test_reads_in_a_transaction_stay_on_the_primary(committed_store, replica_alias):
+    from storefront.models import Customer
+
+    with replica.replica_reads(), transaction.atomic():
+        Customer.objects.create(email="uncommitted@buyer.example")
+        assert replica.read_alias() == DEFAULT_DB_ALIAS
+        assert Customer.objects.filter(email="uncommitted@buyer.example").exists()
+
+
+def test_a_replica_that_is_down_falls_back_to_the_primary(
+    committed_store, replica_alias, staff_client, standby
+):
+    replica_alias["PORT"] = "1"  # nothing listens there
+    connections[replica.REPLICA].close()
+    del connections[replica.REPLICA]
+    page = staff_client.get(URL)
+    assert page.status_code == 200 and "2026-01 takers" in page.content.decode()
+    with replica.replica_reads():  # marked down: not even tried until the retry time
+        assert replica.read_alias() == DEFAULT_DB_ALIAS
+        assert connections[replica.REPLICA].connection is None
+    replica.replica_retry_now()
+    replica_alias["PORT"] = str(standby.port)  # back up: read there again
+    connections[replica.REPLICA].close()
+    del connections[replica.REPLICA]
+    with replica.replica_reads():
+        assert replica.read_alias() == replica.REPLICA
+
+
+@pytest.fixture
+def read_token(live_tenant):
+    from partners.models import ApiKey
+    from partners.services import api_key_create
+
+    yield api_key_create(name="analyst", scope=ApiKey.Scope.READ).token
+    ApiKey.objects.all().delete()  # committed: live_tenant leaves the partners tables alone
+
+
+def test_the_metrics_api_reads_on_the_replica(
+    committed_store, replica_alias, client_for, read_token
+):
+    client = client_for("t1.localhost")
+    with CaptureQueriesContext(connections[replica.REPLICA]) as on_replica:
+        answer = client.get("/api/v1/metrics/funnel/", HTTP_AUTHORIZATION=f"Bearer {read_token}")
+    assert answer.status_code == 200, answer.content
+    assert any("analytics_" in q["sql"] for q in on_replica.captured_queries)
+    steps = {row["step"]: row["visitors"] for row in answer.json()}
+    direct = {row["step"]: row["visitors"] for row in selectors.funnel_direct(MetricFilter())}
+    assert steps == direct
+
+
+def test_each_thread_chooses_for_itself(committed_store, replica_alias):
+    """The plan is per context: a thread outside a block reads the primary meanwhile."""
+    seen = {}
+
+    def outside():
+        seen["alias"] = replica.read_alias()
+
+    with replica.replica_reads():
+        assert replica.read_alias() == replica.REPLICA
+        worker = threading.Thread(target=outside)
+        worker.start()
+        worker.join()
+    assert seen["alias"] == DEFAULT_DB_ALIAS

@@ -1,0 +1,177 @@
+"""A real PostgreSQL hot standby of the machine's server, for the read-replica tests.
+
+`standby_start()` takes a base backup of the server the suite uses (`pg_basebackup -R`, so the
+copy streams the primary's WAL from then on) into a folder of the test run, starts it on a free
+port as a hot standby and returns it; `standby.stop()` stops it and removes the folder. The
+server must accept replication connections from loopback; if its only rules for loopback are
+`trust` for every database (as on these machines), one for `replication` is added beside them,
+at the same trust, and the configuration reloaded. Otherwise, or without the PostgreSQL
+server binaries (embedded PostgreSQL), `StandbyUnavailable` says why.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from devtools.services import free_port
+
+
+class StandbyUnavailable(Exception):
+    pass
+
+
+@dataclass
+class Standby:
+    folder: Path
+    port: int
+    pg_bin: Path
+
+    def stop(self) -> None:
+        _as_postgres(
+            [
+                str(self.pg_bin / "pg_ctl"),
+                "-D",
+                str(self.folder / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            check=False,
+        )
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def pause_replay(self, paused: bool) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()"
+            )
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+
+
+def _pg_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_basebackup"))
+    if found:
+        return Path(found[-1]).parent
+    which = shutil.which("pg_basebackup")
+    if which and shutil.which("pg_ctl"):
+        return Path(which).parent
+    raise StandbyUnavailable("no PostgreSQL server binaries (pg_basebackup, pg_ctl) here")
+
+
+def _as_postgres(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if check and result.returncode:
+        raise StandbyUnavailable(f"{' '.join(cmd)} failed: {result.stderr.strip()[-500:]}")
+    return result
+
+
+def _replication_allowed(primary: str) -> None:
+    with psycopg.connect(primary, autocommit=True) as conn:
+        rules = conn.execute(
+            "SELECT type, database, address, auth_method FROM pg_hba_file_rules"
+        ).fetchall()
+        if any("replication" in (db or []) and auth == "trust" for _, db, _, auth in rules):
+            return
+        loopback_trust = any(
+            kind == "host" and db == ["all"] and addr == "127.0.0.1" and auth == "trust"
+            for kind, db, addr, auth in rules
+        )
+        hba_file = conn.execute("SHOW hba_file").fetchone()[0]
+        if not loopback_trust or not os.access(hba_file, os.W_OK):
+            raise StandbyUnavailable(
+                "the server does not trust replication from loopback, and the test may not "
+                f"add it ({hba_file})"
+            )
+        with open(hba_file, "a") as hba:
+            hba.write(
+                "\n# added by the storefront tests (tests/replica_support.py)\n"
+                "host replication all 127.0.0.1/32 trust\n"
+            )
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def standby_start(host: str, port: int) -> Standby:
+    pg_bin = _pg_bin()
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise StandbyUnavailable("no postgres system user to run the standby") from exc
+    primary = f"host={host or '127.0.0.1'} port={port or 5432} user=postgres dbname=postgres"
+    _replication_allowed(primary)
+    folder = Path(tempfile.mkdtemp(prefix="sf-standby-"))
+    standby = Standby(folder=folder, port=free_port(), pg_bin=pg_bin)
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        _as_postgres(
+            [
+                str(pg_bin / "pg_basebackup"),
+                "-h",
+                host or "127.0.0.1",
+                "-p",
+                str(port or 5432),
+                "-U",
+                "postgres",
+                "-D",
+                str(folder / "data"),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",  # a throwaway copy: no fsync of every file
+            ]
+        )
+        config = (
+            f"port = {standby.port}\nlisten_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{folder}'\nhot_standby = on\nfsync = off\n"
+            "shared_buffers = 32MB\nhot_standby_feedback = on\n"
+        )
+        hba = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+        for name, text in (("postgresql.conf", config), ("pg_hba.conf", hba)):
+            path = folder / "data" / name
+            path.write_text(text)
+            if os.geteuid() == 0:
+                shutil.chown(path, "postgres", "postgres")
+        _as_postgres(
+            [
+                str(pg_bin / "pg_ctl"),
+                "-D",
+                str(folder / "data"),
+                "-l",
+                str(folder / "standby.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(standby.dsn(), autocommit=True) as conn:
+                    if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                        return standby
+            except psycopg.OperationalError:
+                pass
+            if time.monotonic() > deadline:
+                raise StandbyUnavailable("the standby did not come up in recovery")
+            time.sleep(0.2)
+    except BaseException:
+        standby.stop()
+        raise
