@@ -22,6 +22,16 @@ def _page_view_memory():
     pageviews.local_state_clear()
 
 
+def staff_client_make(client_for):
+    """A client logged in as a staff user of t1 (in the connection's current tenant)."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("creator", "c@example.com", "pw-123456789", is_staff=True)
+    client = client_for("t1.localhost")
+    assert client.login(username="creator", password="pw-123456789")
+    return client
+
+
 @pytest.fixture
 def hand_store(tenant):
     return hand_store_build()

@@ -6,15 +6,14 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.analytics.conftest import staff_client_make
+
 URL = "/admin/analytics/dashboard/"
 
 
 @pytest.fixture
 def staff_client(tenant, client_for):
-    get_user_model().objects.create_user("creator", "c@example.com", "pw-123456789", is_staff=True)
-    client = client_for("t1.localhost")
-    assert client.login(username="creator", password="pw-123456789")
-    return client
+    return staff_client_make(client_for)
 
 
 def test_the_dashboard_renders_charts_for_staff(hand_store, staff_client):

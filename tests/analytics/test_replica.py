@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from analytics import selectors
 from analytics.selectors import MetricFilter
 from core import replica
-from tests.analytics.conftest import hand_store_build
+from tests.analytics.conftest import hand_store_build, staff_client_make
 from tests.replica_support import StandbyUnavailable, standby_start
 
 pytestmark = pytest.mark.slow
@@ -57,12 +57,7 @@ def committed_store(live_tenant):
 
 @pytest.fixture
 def staff_client(live_tenant, client_for):
-    from django.contrib.auth import get_user_model
-
-    get_user_model().objects.create_user("creator", "c@example.com", "pw-123456789", is_staff=True)
-    client = client_for("t1.localhost")
-    assert client.login(username="creator", password="pw-123456789")
-    return client
+    return staff_client_make(client_for)
 
 
 def test_dashboard_reads_go_to_the_replica_and_match_the_primary(
