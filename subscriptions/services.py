@@ -370,8 +370,31 @@ def renewals_run(*, now: dt.datetime | None = None) -> RenewalRun:
     )
     run.retried = sum(1 for r in result.results if r)
     run.failed += len(result.failed)
+    _card_expiry_learn()
     expiry_reminders_queue(now=now)
     return run
+
+
+def _card_expiry_learn() -> None:
+    """Read the expiry of cards we have not read yet (new subscriptions, updated cards), once
+    each, outside any transaction; 0/0 marks a method that has none (not a card)."""
+    refs = (
+        Subscription.objects.filter(
+            status__in=BILLED_STATUSES + (SubscriptionStatus.PAST_DUE,),
+            card_exp_year__isnull=True,
+        )
+        .exclude(payment_method_ref="")
+        .values_list("payment_method_ref", flat=True)
+        .distinct()
+    )
+
+    def learn(ref: str) -> None:
+        expiry = payments.card_expiry(payment_method_ref=ref) or (0, 0)
+        Subscription.objects.filter(payment_method_ref=ref, card_exp_year__isnull=True).update(
+            card_exp_month=expiry[0], card_exp_year=expiry[1]
+        )
+
+    each_record(LOOP_EXPIRY, list(refs)[:500], learn, stop_on=_STOP)
 
 
 # --- outcomes (payments calls these inside its recording transaction) -----------------------
@@ -447,16 +470,17 @@ def _period_failed(
     sub: Subscription, period: SubscriptionPeriod, attempt: ChargeAttempt, now: dt.datetime
 ) -> None:
     schedule = DunningSettings.current().schedule
-    first_failed = period.failed_at or now
     retries_done = period.tries - 1
-    period.failed_at = first_failed
+    period.failed_at = period.failed_at or now
     if retries_done >= len(schedule):
         period.status, period.next_retry_at = PeriodStatus.ABANDONED, None
         period.save(update_fields=["status", "next_retry_at", "failed_at"])
         _dunning_end(sub, now)
         return
     period.status = PeriodStatus.FAILED
-    period.next_retry_at = first_failed + dt.timedelta(days=schedule[retries_done])
+    # Counted from the period's stored due date, never from "now": a run that is late, or a
+    # test's clock, gives the same dates.
+    period.next_retry_at = period.starts_at + dt.timedelta(days=schedule[retries_done])
     period.save(update_fields=["status", "next_retry_at", "failed_at"])
     _history(
         sub,
@@ -594,7 +618,7 @@ def subscription_card_update(
         sub = Subscription.objects.select_for_update().get(pk=subscription_id)
         Subscription.objects.filter(customer_ref=sub.customer_ref).exclude(
             status=SubscriptionStatus.CANCELED
-        ).update(payment_method_ref=payment_method_ref)
+        ).update(payment_method_ref=payment_method_ref, card_exp_month=None, card_exp_year=None)
         _history(sub, "card_updated", payment_method_ref[-4:])
         notice_queue(sub=sub, key=f"card:{payment_method_ref}", kind="card_updated")
         failed = list(
@@ -635,8 +659,8 @@ def expiry_reminders_queue(*, now: dt.datetime) -> int:
     made = 0
     candidates = Subscription.objects.filter(
         status__in=BILLED_STATUSES + (SubscriptionStatus.PAST_DUE,),
-        card_exp_year__isnull=False,
-        card_exp_month__isnull=False,
+        card_exp_year__gt=0,
+        card_exp_month__gt=0,
     ).exclude(pk__in=quarantined_pks(LOOP_EXPIRY))
 
     def remind(sub: Subscription) -> bool:
