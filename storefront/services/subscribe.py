@@ -43,17 +43,19 @@ def subscriptions_start_for_lines(*, order: Order, lines: list[OrderLine]) -> li
             rate_percent=line.tax_rate,
             inclusive=line.tax_inclusive,
         )
-        replaces = None
-        if line.kind in ("upsell", "downsell", "cross_sell"):
-            replaces = (
-                Subscription.objects.select_for_update()
-                .filter(order=order, status__in=ACCESS_STATUSES, replaced_by__isnull=True)
-                .exclude(line_key=line.line_key)
-                .order_by("pk")
-                .first()
-            )
         try:
+            # A savepoint per line: this runs inside the transaction recording a real payment,
+            # which must never be rolled back by a failure here (logged for the creator).
             with transaction.atomic():
+                replaces = None
+                if line.kind in ("upsell", "downsell", "cross_sell"):
+                    replaces = (
+                        Subscription.objects.select_for_update(of=("self",))
+                        .filter(order=order, status__in=ACCESS_STATUSES, replaced_by__isnull=True)
+                        .exclude(line_key=line.line_key)
+                        .order_by("pk")
+                        .first()
+                    )
                 sub = subscriptions.subscription_start(
                     plan=plan,
                     customer_id=order.customer_id,
@@ -73,6 +75,9 @@ def subscriptions_start_for_lines(*, order: Order, lines: list[OrderLine]) -> li
                     )
         except IntegrityError:
             logger.info("order %s line %s already has its subscription", order.pk, line.pk)
+            continue
+        except Exception:
+            logger.exception("subscription for order %s line %s not started", order.pk, line.pk)
             continue
         started.append(sub)
     return started
