@@ -676,3 +676,41 @@ def expiry_reminders_queue(*, now: dt.datetime) -> int:
     run = each_record(LOOP_EXPIRY, candidates, remind, key=lambda s: s.pk)
     made = sum(1 for r in run.results if r)
     return made
+
+
+def subscription_refund_last(*, subscription_id: int, actor, requested_by: str):
+    """The creator refunds the latest paid renewal in full (tax included, as charged); the
+    ledger's refund ends the subscription and its access (on_ledger_entry). A period paid by
+    the checkout is refunded from the order instead. Raises SubscriptionRefused."""
+    from audit.services import audit_record
+
+    sub = Subscription.objects.get(pk=subscription_id)
+    period = (
+        sub.periods.filter(status=PeriodStatus.PAID, paid_by_order=False)
+        .order_by("-number")
+        .first()
+    )
+    if period is None:
+        raise SubscriptionRefused(
+            "No renewal of this subscription has been paid; refund its order instead."
+        )
+    try:
+        refund = payments.refund_create(
+            reference=sub.reference,
+            line_key=orderkeys.subscription_line_key(sub.pk, period.number),
+            amount=None,
+            reason="last payment refunded by the creator",
+            requested_by=requested_by,
+            idempotency_key=f"subrefund_{sub.pk}_{period.number}",
+        )
+    except payments.RefundRefused as exc:
+        raise SubscriptionRefused(str(exc)) from exc
+    with transaction.atomic():
+        audit_record(
+            request_or_actor=actor,
+            action="subscriptions.refund_last",
+            obj=sub,
+            changes={"period": period.number, "amount": [None, refund.amount]},
+            summary=f"Refunded period {period.number} of subscription {sub.pk}",
+        )
+    return refund

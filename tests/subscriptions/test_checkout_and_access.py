@@ -55,9 +55,7 @@ def test_a_setup_fee_is_part_of_the_first_payment_only(tenant, client_for):
     assert sub.amount == 5831
 
 
-def test_a_free_trial_without_a_setup_fee_is_refused_at_checkout_with_a_reason(
-    tenant, client_for
-):
+def test_a_free_trial_without_a_setup_fee_is_refused_at_checkout_with_a_reason(tenant, client_for):
     core, *_ = make_catalog(with_downsell=False)
     monthly(core, trial_days=7)
     response = client_for(HOST).post(
