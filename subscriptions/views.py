@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.security import payment_page
 from payments import services as payments
 from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import AttemptStatus, ChargeAttempt, GatewayCustomer
@@ -97,6 +98,7 @@ def _gateway_customer(sub: Subscription) -> GatewayCustomer | None:
     return GatewayCustomer.objects.filter(gateway_ref=sub.customer_ref).first()
 
 
+@payment_page
 @require_http_methods(["GET", "POST"])
 def card(request, token: str, pk: int):
     """GET: a card form saving a new card with confirmCardSetup. POST (setup_ref): attach it,
@@ -170,6 +172,7 @@ def card(request, token: str, pk: int):
     )
 
 
+@payment_page
 @require_http_methods(["GET", "POST"])
 def confirm(request, token: str, pk: int):
     """A renewal that needs authentication: GET shows the page that runs
