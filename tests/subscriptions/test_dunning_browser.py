@@ -11,8 +11,7 @@ from playwright.sync_api import expect
 from subscriptions import notices, services
 from subscriptions.models import Notice, PeriodStatus, Subscription, SubscriptionStatus
 from tests import gateway_helpers as gw
-from tests.browser.conftest import fill_card
-from tests.followups.conftest import smtp, smtp_mail  # noqa: F401
+from tests.browser_support import fill_card
 from tests.subscriptions.helpers import at, gateway_charges, ledger_charges, plan, start
 
 pytestmark = [pytest.mark.browser, pytest.mark.gateway]
