@@ -91,6 +91,7 @@ class StubGateway:
         r.add_post("/v1/setup_intents", self._setup_create)
         r.add_get("/v1/setup_intents/{id}", self._setup_get)
         r.add_post("/v1/payment_methods/{id}/attach", self._attach)
+        r.add_get("/v1/payment_methods/{id}", self._method_get)
         r.add_post("/v1/payment_intents", self._intent_create)
         r.add_get("/v1/payment_intents", self._intent_list)
         r.add_get("/v1/payment_intents/{id}", self._intent_get)
@@ -110,6 +111,18 @@ class StubGateway:
 
     async def _balance(self, request):
         return await self._answer({"object": "balance", "available": [], "pending": []})
+
+    async def _method_get(self, request):
+        # Any card the stub is asked about is a test card expiring in December 2034
+        # (subscriptions read it for expiry reminders).
+        return await self._answer(
+            {
+                "id": request.match_info["id"],
+                "object": "payment_method",
+                "type": "card",
+                "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034},
+            }
+        )
 
     async def _customer_create(self, request):
         form = _nested(await request.post())

@@ -10,6 +10,7 @@ from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
 from payments.api.views import PayoutViewSet, TransferViewSet
 from storefront.api.views import CustomerViewSet, OrderViewSet, ProductViewSet
+from subscriptions.api.views import SubscriptionViewSet
 
 router = SimpleRouter()
 router.register("products", ProductViewSet, basename="api-product")
@@ -21,6 +22,7 @@ router.register("experiments", ExperimentViewSet, basename="api-experiment")
 router.register("metrics", MetricViewSet, basename="api-metric")
 router.register("payouts", PayoutViewSet, basename="api-payout")
 router.register("transfers", TransferViewSet, basename="api-transfer")
+router.register("subscriptions", SubscriptionViewSet, basename="api-subscription")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -45,6 +45,14 @@ app.conf.beat_schedule = {
         "schedule": 600.0,
         "args": ("storefront.flag_abandoned_confirmations",),
     },
+    # Subscriptions: due renewals and instalments, dunning retries, unsent renewal attempts,
+    # card expiry reminders (subscriptions.services.renewals_run). Each charge is a committed
+    # ChargeAttempt claimed once, so a second beat's run charges nothing twice.
+    "subscriptions-renew": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("subscriptions.renew_due",),
+    },
     # Pause offers whose refunds or chargebacks spike against their baseline.
     "offers-guardrails": {
         "task": "core.tasks.fan_out",

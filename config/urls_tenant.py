@@ -27,5 +27,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include(payments_urls.tenant_urlpatterns)),
     path("api/v1/", include("config.api_urls")),
+    path("", include("subscriptions.urls")),
     path("", include("storefront.urls")),
 ]

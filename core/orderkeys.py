@@ -92,3 +92,51 @@ def line_key_sql(*, kind: str, line_id: str, order_id: str) -> str:
         f"(CASE WHEN {kind} IN ({kinds}) THEN {kind} || ':' || {order_id} "
         f"ELSE '{LINE}:' || {line_id} END)"
     )
+
+
+# --- subscriptions and payment plans (renewals are charged without an order) ---------------
+# A subscription's payments are referenced "sub:<id>"; each try to bill period n is the
+# attempt "sub:<id>:<n>:<try>" (try 1 is the renewal, 2… the dunning retries), and its ledger
+# line is the period, "sub:<id>:<n>", whichever try paid it.
+SUBSCRIPTION = "sub"
+
+
+def subscription_reference(subscription_id: int) -> str:
+    """ "sub:7": how payments and analytics refer to a subscription's renewals."""
+    return f"{SUBSCRIPTION}:{int(subscription_id)}"
+
+
+def subscription_reference_parse(reference: str) -> int | None:
+    head, sep, tail = reference.partition(":")
+    if head != SUBSCRIPTION or not sep or not tail.isdigit() or len(tail) > 18:
+        return None
+    return int(tail)
+
+
+def subscription_purpose(subscription_id: int, period: int, attempt_try: int = 1) -> str:
+    """The charge attempt for one try at one period: "sub:7:3:1"."""
+    if period < 0 or attempt_try < 1:
+        raise ValueError("period ≥ 0 and try ≥ 1")
+    return f"{SUBSCRIPTION}:{int(subscription_id)}:{int(period)}:{int(attempt_try)}"
+
+
+def subscription_purpose_parse(purpose: str) -> tuple[int, int, int] | None:
+    """ "sub:7:3:1" → (7, 3, 1); anything else → None."""
+    parts = purpose.split(":")
+    if len(parts) != 4 or parts[0] != SUBSCRIPTION:
+        return None
+    if not all(p.isdigit() and len(p) <= 18 for p in parts[1:]):
+        return None
+    return int(parts[1]), int(parts[2]), int(parts[3])
+
+
+def subscription_line_key(subscription_id: int, period: int) -> str:
+    """The ledger line of one period: "sub:7:3"."""
+    return f"{SUBSCRIPTION}:{int(subscription_id)}:{int(period)}"
+
+
+def subscription_line_key_parse(key: str) -> tuple[int, int] | None:
+    parts = key.split(":")
+    if len(parts) != 3 or parts[0] != SUBSCRIPTION or not all(p.isdigit() for p in parts[1:]):
+        return None
+    return int(parts[1]), int(parts[2])

@@ -98,6 +98,8 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
             offer_price=offer.price,
             core_price=trigger.price,
             allow_high_price=offer.allow_high_price,
+            product=offer.product if offer.product_id else None,
+            trigger=trigger,
         )
         return (
             check.refusal

@@ -128,6 +128,8 @@ class Offer(models.Model):
                 offer_price=self.price,
                 core_price=trigger.price,
                 allow_high_price=self.allow_high_price,
+                product=self.product if self.product_id else None,
+                trigger=trigger,
             )
             if check.refusal:
                 errors.setdefault("price_amount", []).append(check.refusal)

@@ -20,15 +20,51 @@ class PriceCheck:
     refusal: str  # above 50% of the cart without an explicit override
 
 
+_PERIODS_PER_YEAR = {"day": 365, "week": 52, "month": 12, "year": 1}
+
+
+def price_terms(product, price: Money) -> tuple[Money, Money | None, str]:
+    """(first payment, total the buyer commits to, what the total covers) for `price` on
+    `product`: a one-time product is (price, None, ""). A payment plan's total is all its
+    instalments; an open-ended subscription's is its first year. The plan is read by model
+    label: offers sits below the subscriptions app and does not import it."""
+    from django.apps import apps
+
+    if product is None or product.pk is None:
+        return price, None, ""
+    plan = apps.get_model("subscriptions", "Plan").objects.filter(product_id=product.pk).first()
+    if plan is None:
+        return price, None, ""
+    first = plan.setup_fee_amount + (0 if plan.trial_days else price.amount)
+    if plan.instalments:
+        periods, covers = plan.instalments, f"{plan.instalments} instalments"
+    else:
+        periods = max(1, _PERIODS_PER_YEAR[plan.interval_unit] // plan.interval_count)
+        covers = "its first year"
+    total = plan.setup_fee_amount + price.amount * periods
+    return Money(first, price.currency), Money(total, price.currency), covers
+
+
 def offer_price_check(
     *,
     offer_price: Money,
     core_price: Money,
     cart_total: Money | None = None,
     allow_high_price: bool = False,
+    product=None,
+    trigger=None,
 ) -> PriceCheck:
     """Guardrails from the strategy article: add-ons at 10–30% of the core product convert and
-    keep trust; above 50% of the cart, anchoring fails and refunds rise."""
+    keep trust; above 50% of the cart, anchoring fails and refunds rise.
+
+    With `product` (the offered one) and `trigger` (the core), a subscription or payment plan
+    is judged by its first payment against the core's first payment (what the buyer pays
+    today), and its total is named in a warning when that total is itself above the limit."""
+    plan_total, covers = None, ""
+    if product is not None:
+        offer_price, plan_total, covers = price_terms(product, offer_price)
+    if trigger is not None:
+        core_price, _, _ = price_terms(trigger, core_price)
     of_core = percent_of(offer_price, core_price)
     of_cart = percent_of(offer_price, cart_total or core_price)
     low, high = ADDON_SWEET_SPOT
@@ -38,6 +74,13 @@ def offer_price_check(
             f"This add-on is {of_core}% of the core price; add-ons between {low}% and {high}% "
             "convert best and keep refunds low."
         )
+    if plan_total is not None:
+        of_total = percent_of(plan_total, cart_total or core_price)
+        if of_total > ADDON_HARD_LIMIT:
+            warning = (warning + " " if warning else "") + (
+                f"Over {covers} this plan comes to {plan_total.format()}, {of_total}% of what "
+                "the buyer pays for the core product today: say so plainly next to the offer."
+            )
     refusal = ""
     if of_cart > ADDON_HARD_LIMIT and not allow_high_price:
         refusal = (

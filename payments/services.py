@@ -116,6 +116,11 @@ def card_attach(*, customer: GatewayCustomer, payment_method_ref: str) -> None:
     )
 
 
+def card_expiry(*, payment_method_ref: str) -> tuple[int, int] | None:
+    """A saved card's (exp_month, exp_year). Raises GatewayUnavailable/Rejected."""
+    return get_gateway().card_expiry(payment_method_ref)
+
+
 def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
     return (
         SavedPaymentMethod.objects.select_related("customer")

@@ -151,6 +151,15 @@ class StripeGateway:
             payment_method_ref=pm,
         )
 
+    def card_expiry(self, payment_method_ref: str) -> tuple[int, int] | None:
+        """(exp_month, exp_year) of a saved card, for expiry reminders; None if not a card."""
+        method = self._call_strict(self.client.v1.payment_methods.retrieve, payment_method_ref)
+        card = _get(method, "card")
+        month, year = _get(card, "exp_month"), _get(card, "exp_year")
+        if not isinstance(month, int) or not isinstance(year, int):
+            return None
+        return month, year
+
     def payment_method_attach(self, *, payment_method_ref: str, customer_ref: str) -> None:
         try:
             self._call(

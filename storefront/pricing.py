@@ -94,6 +94,17 @@ def price_line(
     return PricedLine(kind, product, offer_id, description, net, tax, total, rate, inclusive)
 
 
+def first_payment(*, product: Product, price: Money) -> Money:
+    """What a line charges today: the price, or for a subscription or payment plan its first
+    payment (setup fee, plus the first period unless there is a free trial)."""
+    from subscriptions.services import plan_for, plan_price
+
+    plan = plan_for(product.pk)
+    if plan is None:
+        return price
+    return Money(plan_price(plan, price.amount).first, price.currency)
+
+
 def quote_checkout(
     *, product: Product, bump=None, jurisdiction: Jurisdiction, store: StoreSettings | None = None
 ) -> Quote:
@@ -104,7 +115,7 @@ def quote_checkout(
         price_line(
             kind=LineKind.CORE,
             product=product,
-            price=product.price,
+            price=first_payment(product=product, price=product.price),
             offer_id=None,
             description=product.name,
             rate=rate,
@@ -116,7 +127,7 @@ def quote_checkout(
             price_line(
                 kind=LineKind.BUMP,
                 product=bump.product,
-                price=bump.price,
+                price=first_payment(product=bump.product, price=bump.price),
                 offer_id=bump.pk,
                 description=bump.product.name,
                 rate=rate,
@@ -136,7 +147,7 @@ def offer_line_price(
     line = price_line(
         kind=kind,
         product=offer.product,
-        price=offer.price,
+        price=first_payment(product=offer.product, price=offer.price),
         offer_id=offer.pk,
         description=offer.product.name,
         rate=rate,

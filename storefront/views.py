@@ -338,6 +338,21 @@ def line_download(request, signed: str):
         if line_id
         else None
     )
+    if line is not None and line.order.status in OWNED_ORDER_STATUSES:
+        from storefront.services.subscribe import line_access_allowed
+
+        if not line_access_allowed(line):
+            return render(
+                request,
+                "storefront/error.html",
+                {
+                    "title": "This subscription has ended",
+                    "message": "Access to this content stopped when the subscription was "
+                    "cancelled, refunded or left unpaid. Open your subscriptions from your "
+                    "latest receipt to restart it.",
+                },
+                status=403,
+            )
     if line is None or line.order.status not in OWNED_ORDER_STATUSES:
         return render(
             request,

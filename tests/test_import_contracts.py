@@ -53,6 +53,9 @@ PROBES = [
     ("core/_probe.py", "from payments.gateway import get_gateway", "core-imports-no-app"),
     ("tenants/_probe.py", "from storefront import models", "no-app-cycles"),
     ("audit/_probe.py", "import partners.models", "no-app-cycles"),
+    ("payments/_probe.py", "import subscriptions.models", "payments-below-orders"),
+    ("subscriptions/_probe.py", "from storefront import models", "product-layers"),
+    ("offers/_probe.py", "import subscriptions.services", "no-app-cycles"),
 ]
 
 

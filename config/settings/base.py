@@ -37,6 +37,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "storefront",
+    "subscriptions",
     "offers",
     "payments",
     "analytics",

@@ -38,8 +38,13 @@ def _guardrails(data: dict, instance: Offer | None) -> list[str]:
     allow = data.get("allow_high_price", instance.allow_high_price if instance else False)
     if currency != trigger.currency:
         return []
+    product = data.get("product") or (instance.product if instance else None)
     check = offer_price_check(
-        offer_price=Money(price, currency), core_price=trigger.price, allow_high_price=allow
+        offer_price=Money(price, currency),
+        core_price=trigger.price,
+        allow_high_price=allow,
+        product=product,
+        trigger=trigger,
     )
     if check.refusal:
         raise ApiError(

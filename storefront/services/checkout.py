@@ -126,6 +126,12 @@ def _quote(
     quote = quote_checkout(
         product=product, bump=bump, jurisdiction=jurisdiction_parse(country=country, region=region)
     )
+    if quote.total.amount == 0:
+        # A free trial with no setup fee: nothing to charge today (not supported by the hosted
+        # checkout yet; docs/subscriptions.md).
+        raise CheckoutError(
+            "product", "This free trial cannot be started here yet. Nothing was charged."
+        )
     return product, shown, bump, quote
 
 

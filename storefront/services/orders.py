@@ -57,7 +57,7 @@ def post_purchase_line_create(*, order: Order, kind: str, offer, frozen, currenc
     the payment's recording transaction, so it never raises for that."""
     try:
         with transaction.atomic():
-            OrderLine.objects.create(
+            line = OrderLine.objects.create(
                 order=order,
                 kind=kind,
                 product_id=offer.product_id,
@@ -74,6 +74,9 @@ def post_purchase_line_create(*, order: Order, kind: str, offer, frozen, currenc
             )
     except IntegrityError:
         return False
+    from storefront.services.subscribe import subscriptions_start_for_lines
+
+    subscriptions_start_for_lines(order=order, lines=[line])  # a subscription sold as an offer
     return True
 
 
@@ -106,6 +109,9 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
                 **event_fields_for(order),
             )
             enqueue("storefront.send_receipt", order_id=order.pk)
+            from storefront.services.subscribe import subscriptions_start_for_lines
+
+            subscriptions_start_for_lines(order=order, lines=list(order.lines.all()))
             # Release anything waiting behind the settlement gate, after commit.
             enqueue("storefront.release_gated_offers", order_id=order.pk)
             from storefront.services import followups

@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine
+from subscriptions.notices import manage_url
 
 DOWNLOAD_MAX_AGE = 7 * 24 * 3600  # a delivery link is valid for a week
 _SALT = "storefront.download"
@@ -49,6 +50,8 @@ def receipt_send(*, order_id: int) -> bool:
                 "order": order,
                 "lines": lines,
                 "total": sum(line.total_amount for line in lines),
+                # Signed link to the buyer's subscriptions in this store (subscriptions.notices).
+                "subscriptions_url": manage_url(customer_id=order.customer_id),
             },
         )
         send_mail(

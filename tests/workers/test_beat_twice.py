@@ -200,6 +200,42 @@ def _guardrails(ctx):
     return ctx["tenant"], check
 
 
+def _subscriptions_renew(ctx):
+    """A renewal due, and a dunning retry due on a card updated without the immediate retry:
+    two runs at once make one charge each."""
+    from subscriptions.models import PeriodStatus, Subscription, SubscriptionStatus
+    from tests.subscriptions.helpers import gateway_charges, ledger_charges, plan, start
+
+    now = timezone.now()
+    due = start(plan(price=1500), started_at=now - dt.timedelta(days=40), email="a@example.com")
+    Subscription.objects.filter(pk=due.pk).update(next_charge_at=now - dt.timedelta(minutes=1))
+    failing = start(
+        plan(price=2500),
+        started_at=now - dt.timedelta(days=40),
+        email="b@example.com",
+        card="4000000000000341",
+    )
+    Subscription.objects.filter(pk=failing.pk).update(next_charge_at=now - dt.timedelta(days=2))
+    from subscriptions import services
+
+    services.renewal_charge(subscription_id=failing.pk, now=now)  # declined: past due
+    period = failing.periods.get(number=failing.next_period)
+    assert period.status == PeriodStatus.FAILED
+    Subscription.objects.filter(pk=failing.pk).update(
+        payment_method_ref=_card(failing.customer_ref)
+    )
+    type(period).objects.filter(pk=period.pk).update(next_retry_at=now - dt.timedelta(minutes=1))
+
+    def check(results):
+        for sub in (due, failing):
+            sub.refresh_from_db()
+            assert sub.status == SubscriptionStatus.ACTIVE
+            assert len(gateway_charges(sub)) == 1 and ledger_charges(sub) == gateway_charges(sub)
+        assert ChargeAttempt.objects.filter(status=AttemptStatus.SUCCEEDED).count() == 2
+
+    return ctx["tenant"], check
+
+
 def _rollups(ctx):
     from analytics import selectors
     from analytics.models import RollupQueue
@@ -293,6 +329,7 @@ SCENARIOS = {
     "storefront.followups_send_due": _followups_send_due,
     "storefront.flag_abandoned_confirmations": _flag_abandoned,
     "offers.guardrails_enforce": _guardrails,
+    "subscriptions.renew_due": _subscriptions_renew,
 }
 
 

@@ -1,0 +1,716 @@
+"""Starting subscriptions, billing their periods exactly once, dunning, and the buyer's and the
+creator's changes.
+
+Every renewal and every dunning retry is a payments ChargeAttempt with the purpose
+"sub:<id>:<period>:<try>" (core/orderkeys.py), committed before the off-session charge on the
+vaulted card; `payments.attempt_execute` claims it CREATED → IN_FLIGHT once, so concurrent
+beats, a retried task or a restarted worker charge once. The outcome comes back through
+`on_attempt_outcome`, inside payments' recording transaction, and moves the subscription.
+Periods are computed from the stored anchor (subscriptions/periods.py) and stored when billed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from core import orderkeys
+from core.loops import each_record, quarantined_pks
+from core.money import Money
+from core.tasks import enqueue
+from payments import services as payments
+from payments.gateway import GatewayAuthFailed, GatewayUnavailable
+from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
+from subscriptions.models import (
+    BILLED_STATUSES,
+    SUBSCRIPTION_TRANSITIONS,
+    DunningSettings,
+    FinalAction,
+    Notice,
+    PeriodStatus,
+    Plan,
+    PlanKind,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionPeriod,
+    SubscriptionStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+LOOP_RENEW = "subscriptions.renew"
+LOOP_RETRY = "subscriptions.retry"
+LOOP_RESUME = "subscriptions.resume"
+LOOP_EXPIRY = "subscriptions.expiry_reminders"
+_STOP = (GatewayUnavailable, GatewayAuthFailed)
+
+
+class SubscriptionRefused(ValueError):
+    """A change the subscription's state does not allow; `message` is for the person asking."""
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+# --- price types --------------------------------------------------------------------------
+
+
+def plan_for(product_id: int) -> Plan | None:
+    return Plan.objects.filter(product_id=product_id).first()
+
+
+@dataclass(frozen=True)
+class PlanPrice:
+    """What a buyer pays for a plan: the first payment (today) and the total the plan commits
+    them to (None: open-ended). The pricing guardrails judge both (docs/subscriptions.md)."""
+
+    first: int
+    recurring: int
+    total: int | None
+
+
+def plan_price(plan: Plan | None, price: int) -> PlanPrice:
+    """`price` is the per-period price (the product's or the offer's), minor units."""
+    if plan is None:
+        return PlanPrice(first=price, recurring=0, total=price)
+    first = plan.setup_fee_amount + (0 if plan.trial_days else price)
+    if plan.kind == PlanKind.INSTALMENTS:
+        return PlanPrice(
+            first=first, recurring=price, total=plan.setup_fee_amount + price * plan.instalments
+        )
+    return PlanPrice(first=first, recurring=price, total=None)
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+def _history(sub: Subscription, what: str, detail: str = "") -> None:
+    SubscriptionEvent.objects.create(subscription=sub, what=what, detail=detail[:300])
+
+
+def subscription_status_move(*, sub: Subscription, to: str, **extra) -> bool:
+    """One conditional UPDATE along SUBSCRIPTION_TRANSITIONS; False if not allowed from here."""
+    allowed_from = [s for s, targets in SUBSCRIPTION_TRANSITIONS.items() if to in targets]
+    updated = Subscription.objects.filter(pk=sub.pk, status__in=allowed_from).update(
+        status=to, **extra
+    )
+    if updated:
+        previous = sub.status
+        sub.status = to
+        for key, value in extra.items():
+            setattr(sub, key, value)
+        _history(sub, f"status:{to}", f"from {previous}")
+        if to == SubscriptionStatus.PAST_DUE:
+            _publish(sub, "subscription.past_due")
+        elif to == SubscriptionStatus.CANCELED:
+            _publish(sub, "subscription.canceled")
+    return bool(updated)
+
+
+def _publish(sub: Subscription, event_type: str, key: str = "") -> None:
+    """An outbound partner webhook, queued with the change (partners' outbox)."""
+    from subscriptions import public
+
+    public.publish(sub=sub, event_type=event_type, key=key)
+
+
+# --- starting ----------------------------------------------------------------------------
+
+
+def subscription_start(
+    *,
+    plan: Plan,
+    customer_id: int,
+    order_id: int | None,
+    line_key: str,
+    amount: Money,
+    tax_amount: int,
+    started_at: dt.datetime,
+    customer_ref: str,
+    payment_method_ref: str,
+    first_paid: bool,
+    replaces: Subscription | None = None,
+) -> Subscription:
+    """Create the subscription (inside the caller's transaction).
+
+    `amount` is each period's charge, tax included. With a trial the trial ends at the anchor
+    and period 0 is billed there by the renewal job; without one, period 0 starts now and was
+    paid by the order (`first_paid`), so the next charge is at period 1's start.
+    """
+    started_at = started_at.astimezone(dt.UTC)
+    trial = dt.timedelta(days=plan.trial_days) if plan.trial_days else None
+    anchor = started_at + trial if trial else started_at
+    sub = Subscription.objects.create(
+        customer_id=customer_id,
+        product_id=plan.product_id,
+        order_id=order_id,
+        line_key=line_key,
+        kind=plan.kind,
+        interval_unit=plan.interval_unit,
+        interval_count=plan.interval_count,
+        instalments=plan.instalments,
+        amount=amount.amount,
+        tax_amount=tax_amount,
+        currency=amount.currency,
+        anchor=anchor,
+        trial_ends_at=anchor if trial else None,
+        status=SubscriptionStatus.TRIALING if trial else SubscriptionStatus.ACTIVE,
+        customer_ref=customer_ref,
+        payment_method_ref=payment_method_ref,
+        replaces=replaces,
+    )
+    if trial or not first_paid:
+        # Period 0 is billed at the anchor by the renewal job, like any other period.
+        sub.next_period, sub.next_charge_at, sub.paid_through = 0, anchor, anchor
+    else:
+        start, end = sub.period_bounds(0)
+        SubscriptionPeriod.objects.create(
+            subscription=sub,
+            number=0,
+            starts_at=start,
+            ends_at=end,
+            amount=amount.amount,
+            status=PeriodStatus.PAID,
+            paid_by_order=True,
+            paid_at=started_at,
+        )
+        sub.next_period, sub.next_charge_at, sub.paid_through = 1, end, end
+        if plan.kind == PlanKind.INSTALMENTS and plan.instalments <= 1:
+            sub.next_charge_at = None
+    sub.save(update_fields=["next_period", "next_charge_at", "paid_through"])
+    _history(sub, "started", "trial until " + anchor.isoformat() if trial else "")
+    _publish(sub, "subscription.created")
+    return sub
+
+
+# --- billing a period ----------------------------------------------------------------------
+
+
+def _attempt_for(sub: Subscription, period: SubscriptionPeriod) -> ChargeAttempt:
+    """The attempt for the period's current try; the caller holds the subscription's lock.
+
+    Looked up before inserting: payments records an outcome holding the attempt's row and
+    then takes the subscription's lock (on_attempt_outcome), and an INSERT whose unique check
+    meets that row's uncommitted new version would wait for it while we hold the
+    subscription: a deadlock. Attempts are only created under the subscription's lock, so
+    when the lookup finds none, nobody else is inserting it.
+    """
+    purpose = orderkeys.subscription_purpose(sub.pk, period.number, period.tries)
+    existing = ChargeAttempt.objects.filter(purpose=purpose).first()
+    if existing is not None:
+        return existing
+    attempt, _ = payments.attempt_get_or_create(
+        purpose=purpose,
+        reference=orderkeys.subscription_reference(sub.pk),
+        amount=Money(period.amount, sub.currency),
+        customer_ref=sub.customer_ref,
+        payment_method_ref=sub.payment_method_ref,
+        off_session=True,
+        allocation={orderkeys.subscription_line_key(sub.pk, period.number): period.amount},
+    )
+    return attempt
+
+
+def _end_without_charge(sub: Subscription, now: dt.datetime) -> None:
+    """At a due date the subscription will not be billed again: asked to stop, or done."""
+    if sub.cancel_at_period_end:
+        subscription_status_move(
+            sub=sub,
+            to=SubscriptionStatus.CANCELED,
+            ended_at=sub.next_charge_at,
+            end_reason="canceled_at_period_end",
+            next_charge_at=None,
+        )
+    else:
+        subscription_status_move(
+            sub=sub, to=SubscriptionStatus.COMPLETED, ended_at=now, next_charge_at=None
+        )
+
+
+def renewal_charge(*, subscription_id: int, now: dt.datetime | None = None) -> int | None:
+    """Bill the subscription's next period if it is due at `now`: commit the period and its
+    attempt, then charge outside the transaction. Returns the attempt id, or None when nothing
+    was due. Safe to run any number of times at once: one attempt per (period, try), sent once.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        sub = (
+            Subscription.objects.select_for_update()
+            .filter(pk=subscription_id, status__in=BILLED_STATUSES, next_charge_at__lte=now)
+            .first()
+        )
+        if sub is None:
+            return None
+        n = sub.next_period
+        done = sub.kind == PlanKind.INSTALMENTS and n >= (sub.instalments or 0)
+        if sub.cancel_at_period_end or done:
+            _end_without_charge(sub, now)
+            return None
+        start, end = sub.period_bounds(n)
+        period, created = SubscriptionPeriod.objects.get_or_create(
+            subscription=sub,
+            number=n,
+            defaults={"starts_at": start, "ends_at": end, "amount": sub.amount},
+        )
+        if period.status != PeriodStatus.DUE:
+            return None  # failed (dunning retries it) or waiting for the buyer
+        attempt = _attempt_for(sub, period)
+        if created:
+            _history(sub, "renewal", f"period {n} ({start:%Y-%m-%d}) charged {period.amount}")
+    if attempt.status == AttemptStatus.CREATED:
+        payments.attempt_execute(attempt_id=attempt.pk)
+    return attempt.pk
+
+
+def retry_charge(
+    *, period_id: int, now: dt.datetime | None = None, immediate: bool = False
+) -> int | None:
+    """The next dunning try of a failed period: claimed on the period row (FAILED → DUE, tries
+    + 1) so only one try is ever open, then charged like a renewal. `immediate`: the buyer has
+    just given a new card, so the schedule is not waited for."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # The subscription first, then the period: the order payments' outcome handler takes.
+        sub_id = (
+            SubscriptionPeriod.objects.filter(pk=period_id)
+            .values_list("subscription_id", flat=True)
+            .first()
+        )
+        sub = Subscription.objects.select_for_update().filter(pk=sub_id).first()
+        period = (
+            SubscriptionPeriod.objects.select_for_update()
+            .filter(pk=period_id, status=PeriodStatus.FAILED)
+            .first()
+        )
+        if sub is None or period is None:
+            return None
+        if not immediate and (period.next_retry_at or now) > now:
+            return None
+        if sub.status != SubscriptionStatus.PAST_DUE:
+            return None
+        period.tries += 1
+        period.status = PeriodStatus.DUE
+        period.next_retry_at = None
+        period.save(update_fields=["tries", "status", "next_retry_at"])
+        attempt = _attempt_for(sub, period)
+        _history(sub, "retry", f"period {period.number}, try {period.tries}")
+    payments.attempt_execute(attempt_id=attempt.pk)
+    return attempt.pk
+
+
+def _resume_open(now: dt.datetime) -> None:
+    """Attempts committed but never sent (a worker killed between the commit and the call):
+    send them now. One sent but unrecorded (IN_FLIGHT) is reconciliation's (payments.reconcile
+    re-reads it by its key's metadata and re-sends with the same key only if the gateway has
+    no payment for it)."""
+    purposes = [
+        orderkeys.subscription_purpose(sub_id, number, tries)
+        for sub_id, number, tries in SubscriptionPeriod.objects.filter(
+            status=PeriodStatus.DUE, created_at__lte=now
+        ).values_list("subscription_id", "number", "tries")
+    ]
+    ids = ChargeAttempt.objects.filter(
+        purpose__in=purposes, status=AttemptStatus.CREATED
+    ).values_list("pk", flat=True)
+    each_record(
+        LOOP_RESUME,
+        list(ids),
+        lambda attempt_id: payments.attempt_execute(attempt_id=attempt_id),
+        label=lambda attempt_id: f"renewal charge attempt {attempt_id}",
+        stop_on=_STOP,
+    )
+
+
+@dataclass
+class RenewalRun:
+    renewed: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def renewals_run(*, now: dt.datetime | None = None) -> RenewalRun:
+    """The beat job for one store: unsent attempts, due renewals, due dunning retries, card
+    expiry reminders. Each record goes through core.loops.each_record."""
+    now = now or timezone.now()
+    run = RenewalRun()
+    _resume_open(now)
+    due = (
+        Subscription.objects.filter(status__in=BILLED_STATUSES, next_charge_at__lte=now)
+        .exclude(pk__in=quarantined_pks(LOOP_RENEW))
+        .order_by("next_charge_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    result = each_record(
+        LOOP_RENEW,
+        list(due),
+        lambda pk: renewal_charge(subscription_id=pk, now=now),
+        label=lambda pk: f"renewal of subscription {pk}",
+        stop_on=_STOP,
+    )
+    run.renewed = sum(1 for r in result.results if r)
+    run.failed += len(result.failed)
+    retries = (
+        SubscriptionPeriod.objects.filter(status=PeriodStatus.FAILED, next_retry_at__lte=now)
+        .exclude(pk__in=quarantined_pks(LOOP_RETRY))
+        .order_by("next_retry_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    result = each_record(
+        LOOP_RETRY,
+        list(retries),
+        lambda pk: retry_charge(period_id=pk, now=now),
+        label=lambda pk: f"dunning retry of subscription period {pk}",
+        stop_on=_STOP,
+    )
+    run.retried = sum(1 for r in result.results if r)
+    run.failed += len(result.failed)
+    _card_expiry_learn()
+    expiry_reminders_queue(now=now)
+    return run
+
+
+def _card_expiry_learn() -> None:
+    """Read the expiry of cards we have not read yet (new subscriptions, updated cards), once
+    each, outside any transaction; 0/0 marks a method that has none (not a card)."""
+    refs = (
+        Subscription.objects.filter(
+            status__in=BILLED_STATUSES + (SubscriptionStatus.PAST_DUE,),
+            card_exp_year__isnull=True,
+        )
+        .exclude(payment_method_ref="")
+        .values_list("payment_method_ref", flat=True)
+        .distinct()
+    )
+
+    def learn(ref: str) -> None:
+        expiry = payments.card_expiry(payment_method_ref=ref) or (0, 0)
+        Subscription.objects.filter(payment_method_ref=ref, card_exp_year__isnull=True).update(
+            card_exp_month=expiry[0], card_exp_year=expiry[1]
+        )
+
+    each_record(LOOP_EXPIRY, list(refs)[:500], learn, stop_on=_STOP)
+
+
+# --- outcomes (payments calls these inside its recording transaction) -----------------------
+
+
+def on_attempt_outcome(attempt: ChargeAttempt) -> None:
+    parsed = orderkeys.subscription_purpose_parse(attempt.purpose)
+    if parsed is None:
+        return
+    sub_id, number, attempt_try = parsed
+    sub = Subscription.objects.select_for_update().filter(pk=sub_id).first()
+    period = (
+        SubscriptionPeriod.objects.select_for_update()
+        .filter(subscription_id=sub_id, number=number)
+        .first()
+    )
+    if sub is None or period is None:
+        logger.error("renewal attempt %s has no subscription period", attempt.purpose)
+        return
+    now = timezone.now()
+    if attempt.status == AttemptStatus.SUCCEEDED:
+        _period_paid(sub, period, attempt, now)
+    elif attempt.status == AttemptStatus.DECLINED:
+        if attempt_try != period.tries or period.status in (
+            PeriodStatus.PAID,
+            PeriodStatus.ABANDONED,
+        ):
+            return  # a stale outcome of an earlier try
+        _period_failed(sub, period, attempt, now)
+    elif attempt.status == AttemptStatus.REQUIRES_ACTION:
+        if period.status != PeriodStatus.DUE or attempt_try != period.tries:
+            return
+        period.status = PeriodStatus.ACTION
+        period.save(update_fields=["status"])
+        subscription_status_move(sub=sub, to=SubscriptionStatus.PAST_DUE)
+        notice_queue(sub=sub, key=f"action:{number}:{attempt_try}", kind="authenticate")
+
+
+def _period_paid(
+    sub: Subscription, period: SubscriptionPeriod, attempt: ChargeAttempt, now: dt.datetime
+) -> None:
+    if period.status == PeriodStatus.PAID:
+        # Two tries of one period both succeeded (a buyer authenticating a closed try late):
+        # the ledger has both; flag it for the creator to refund one.
+        payments.mismatch_record(
+            kind="duplicate_charge",
+            gateway_ref=attempt.gateway_ref,
+            reference=attempt.reference,
+            detail=f"period {period.number} of subscription {sub.pk} was already paid",
+        )
+        return
+    period.status, period.paid_at, period.next_retry_at = PeriodStatus.PAID, now, None
+    period.save(update_fields=["status", "paid_at", "next_retry_at"])
+    fields: dict = {"paid_through": max(sub.paid_through or period.ends_at, period.ends_at)}
+    if period.number == sub.next_period:
+        fields.update(next_period=period.number + 1, next_charge_at=period.ends_at)
+    completed = sub.kind == PlanKind.INSTALMENTS and period.number + 1 >= (sub.instalments or 0)
+    if completed:
+        fields["next_charge_at"] = None
+    Subscription.objects.filter(pk=sub.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(sub, key, value)
+    _history(sub, "paid", f"period {period.number}, try {period.tries}: {attempt.amount}")
+    if completed:
+        subscription_status_move(sub=sub, to=SubscriptionStatus.COMPLETED, ended_at=now)
+    elif sub.status != SubscriptionStatus.ACTIVE:
+        subscription_status_move(sub=sub, to=SubscriptionStatus.ACTIVE)
+    _publish(sub, "subscription.renewed", key=str(period.number))
+    notice_queue(sub=sub, key=f"paid:{period.number}", kind="renewal_receipt")
+
+
+def _period_failed(
+    sub: Subscription, period: SubscriptionPeriod, attempt: ChargeAttempt, now: dt.datetime
+) -> None:
+    schedule = DunningSettings.current().schedule
+    retries_done = period.tries - 1
+    period.failed_at = period.failed_at or now
+    if retries_done >= len(schedule):
+        period.status, period.next_retry_at = PeriodStatus.ABANDONED, None
+        period.save(update_fields=["status", "next_retry_at", "failed_at"])
+        _dunning_end(sub, now)
+        return
+    period.status = PeriodStatus.FAILED
+    # Counted from the period's stored due date, never from "now": a run that is late, or a
+    # test's clock, gives the same dates.
+    period.next_retry_at = period.starts_at + dt.timedelta(days=schedule[retries_done])
+    period.save(update_fields=["status", "next_retry_at", "failed_at"])
+    _history(
+        sub,
+        "payment_failed",
+        f"period {period.number}, try {period.tries}: {attempt.decline_code or 'declined'}; "
+        f"next try {period.next_retry_at:%Y-%m-%d}",
+    )
+    subscription_status_move(sub=sub, to=SubscriptionStatus.PAST_DUE)
+    notice_queue(sub=sub, key=f"retry:{period.number}:{period.tries}", kind="payment_failed")
+
+
+def _dunning_end(sub: Subscription, now: dt.datetime) -> None:
+    if DunningSettings.current().final_action == FinalAction.UNPAID:
+        subscription_status_move(
+            sub=sub, to=SubscriptionStatus.UNPAID, next_charge_at=None, end_reason="dunning"
+        )
+        notice_queue(sub=sub, key="unpaid", kind="unpaid")
+    else:
+        subscription_status_move(
+            sub=sub,
+            to=SubscriptionStatus.CANCELED,
+            next_charge_at=None,
+            ended_at=now,
+            end_reason="dunning",
+        )
+        notice_queue(sub=sub, key="canceled", kind="canceled_unpaid")
+
+
+def on_ledger_entry(entry: LedgerEntry) -> None:
+    """A refund or chargeback on a subscription's payment ends its access: a renewal's
+    ("sub:<id>") or the order line that started it."""
+    if entry.kind not in (LedgerKind.REFUND, LedgerKind.CHARGEBACK):
+        return
+    sub_id = orderkeys.subscription_reference_parse(entry.reference)
+    if sub_id is not None:
+        subs = Subscription.objects.filter(pk=sub_id)
+    else:
+        order_id = orderkeys.order_reference_parse(entry.reference)
+        if order_id is None:
+            return
+        subs = Subscription.objects.filter(order_id=order_id, line_key=entry.line_key)
+    reason = "refunded" if entry.kind == LedgerKind.REFUND else "chargeback"
+    for sub in subs.select_for_update():
+        subscription_status_move(
+            sub=sub,
+            to=SubscriptionStatus.CANCELED,
+            ended_at=timezone.now(),
+            next_charge_at=None,
+            end_reason=reason,
+        )
+
+
+# --- changes by the buyer and the creator ---------------------------------------------------
+
+
+def subscription_cancel_at_period_end(*, subscription_id: int, by: str) -> Subscription:
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription_id)
+        if sub.status not in BILLED_STATUSES + (SubscriptionStatus.PAST_DUE,):
+            raise SubscriptionRefused(
+                "This subscription is not running, so it cannot be cancelled."
+            )
+        if sub.kind == PlanKind.INSTALMENTS:
+            raise SubscriptionRefused("A payment plan runs to its last instalment.")
+        if not sub.cancel_at_period_end:
+            sub.cancel_at_period_end = True
+            sub.save(update_fields=["cancel_at_period_end"])
+            _history(sub, "cancel_requested", f"by {by}; ends {sub.paid_through:%Y-%m-%d}")
+            notice_queue(sub=sub, key=f"cancel:{sub.next_period}", kind="cancel_confirmed")
+        return sub
+
+
+def subscription_resume(*, subscription_id: int, by: str) -> Subscription:
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription_id)
+        if not sub.cancel_at_period_end or sub.status == SubscriptionStatus.CANCELED:
+            raise SubscriptionRefused("There is no pending cancellation to undo.")
+        sub.cancel_at_period_end = False
+        sub.save(update_fields=["cancel_at_period_end"])
+        _history(sub, "resumed", f"by {by}")
+        notice_queue(sub=sub, key=f"resume:{sub.next_period}", kind="resume_confirmed")
+        return sub
+
+
+def subscription_cancel_now(*, subscription_id: int, by: str, reason: str = "canceled") -> bool:
+    """The creator ends it at once (access stops); nothing more is billed."""
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription_id)
+        moved = subscription_status_move(
+            sub=sub,
+            to=SubscriptionStatus.CANCELED,
+            ended_at=timezone.now(),
+            next_charge_at=None,
+            end_reason=reason[:40],
+        )
+        if moved:
+            _history(sub, "canceled", f"by {by}")
+        return moved
+
+
+def subscription_pause(*, subscription_id: int, by: str) -> bool:
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription_id)
+        moved = subscription_status_move(sub=sub, to=SubscriptionStatus.PAUSED)
+        if moved:
+            _history(sub, "paused", f"by {by}")
+        return moved
+
+
+def subscription_unpause(*, subscription_id: int, by: str, now: dt.datetime | None = None) -> bool:
+    """Billing restarts from the next period after `now` on the same anchor."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription_id)
+        n = sub.next_period
+        while sub.period_bounds(n)[0] < now:
+            n += 1
+        moved = subscription_status_move(
+            sub=sub,
+            to=SubscriptionStatus.ACTIVE,
+            next_period=n,
+            next_charge_at=sub.period_bounds(n)[0],
+        )
+        if moved:
+            _history(sub, "unpaused", f"by {by}; next charge period {n}")
+        return moved
+
+
+def subscription_card_update(
+    *, subscription_id: int, payment_method_ref: str, now: dt.datetime | None = None
+) -> int | None:
+    """The buyer saved a new card (SetupIntent page): renewals use it from now on, and a
+    failed period is retried at once. Returns the retry's attempt id, if one was made."""
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription_id)
+        Subscription.objects.filter(customer_ref=sub.customer_ref).exclude(
+            status=SubscriptionStatus.CANCELED
+        ).update(payment_method_ref=payment_method_ref, card_exp_month=None, card_exp_year=None)
+        _history(sub, "card_updated", payment_method_ref[-4:])
+        notice_queue(sub=sub, key=f"card:{payment_method_ref}", kind="card_updated")
+        failed = list(
+            SubscriptionPeriod.objects.filter(
+                subscription__customer_ref=sub.customer_ref, status=PeriodStatus.FAILED
+            ).values_list("pk", flat=True)
+        )
+        if sub.status == SubscriptionStatus.UNPAID:
+            # The buyer came back: dunning ended, so bill the period that was given up.
+            last = sub.periods.filter(status=PeriodStatus.ABANDONED).order_by("-number").first()
+            if last is not None:
+                SubscriptionPeriod.objects.filter(pk=last.pk).update(status=PeriodStatus.FAILED)
+                Subscription.objects.filter(pk=sub.pk).update(status=SubscriptionStatus.PAST_DUE)
+                failed.append(last.pk)
+    made = None
+    for period_id in failed:
+        made = retry_charge(period_id=period_id, now=now, immediate=True) or made
+    return made
+
+
+# --- emails ---------------------------------------------------------------------------------
+
+
+def notice_queue(*, sub: Subscription, key: str, kind: str) -> None:
+    """Queue an email once per (subscription, key), with the change that causes it."""
+    notice, created = Notice.objects.get_or_create(
+        subscription=sub, key=key[:60], defaults={"kind": kind}
+    )
+    if created:
+        enqueue("subscriptions.notice_send", notice_id=notice.pk)
+
+
+def expiry_reminders_queue(*, now: dt.datetime) -> int:
+    """A reminder for each running subscription whose card expires within the store's window
+    (30 days by default), once per card expiry."""
+    days = DunningSettings.current().expiry_reminder_days
+    horizon = (now + dt.timedelta(days=days)).date()
+    made = 0
+    candidates = Subscription.objects.filter(
+        status__in=BILLED_STATUSES + (SubscriptionStatus.PAST_DUE,),
+        card_exp_year__gt=0,
+        card_exp_month__gt=0,
+    ).exclude(pk__in=quarantined_pks(LOOP_EXPIRY))
+
+    def remind(sub: Subscription) -> bool:
+        # A card is valid through the last day of its expiry month.
+        year, month = sub.card_exp_year, sub.card_exp_month
+        last_day = dt.date(year + (month // 12), month % 12 + 1, 1) - dt.timedelta(days=1)
+        if last_day > horizon or last_day < now.date():
+            return False
+        with transaction.atomic():
+            notice_queue(sub=sub, key=f"expiry:{year}-{month:02d}", kind="card_expiring")
+        return True
+
+    run = each_record(LOOP_EXPIRY, candidates, remind, key=lambda s: s.pk)
+    made = sum(1 for r in run.results if r)
+    return made
+
+
+def subscription_refund_last(*, subscription_id: int, actor, requested_by: str):
+    """The creator refunds the latest paid renewal in full (tax included, as charged); the
+    ledger's refund ends the subscription and its access (on_ledger_entry). A period paid by
+    the checkout is refunded from the order instead. Raises SubscriptionRefused."""
+    from audit.services import audit_record
+
+    sub = Subscription.objects.get(pk=subscription_id)
+    period = (
+        sub.periods.filter(status=PeriodStatus.PAID, paid_by_order=False)
+        .order_by("-number")
+        .first()
+    )
+    if period is None:
+        raise SubscriptionRefused(
+            "No renewal of this subscription has been paid; refund its order instead."
+        )
+    try:
+        refund = payments.refund_create(
+            reference=sub.reference,
+            line_key=orderkeys.subscription_line_key(sub.pk, period.number),
+            amount=None,
+            reason="last payment refunded by the creator",
+            requested_by=requested_by,
+            idempotency_key=f"subrefund_{sub.pk}_{period.number}",
+        )
+    except payments.RefundRefused as exc:
+        raise SubscriptionRefused(str(exc)) from exc
+    with transaction.atomic():
+        audit_record(
+            request_or_actor=actor,
+            action="subscriptions.refund_last",
+            obj=sub,
+            changes={"period": period.number, "amount": [None, refund.amount]},
+            summary=f"Refunded period {period.number} of subscription {sub.pk}",
+        )
+    return refund
