@@ -236,6 +236,9 @@ def brand_publish(*, actor=None) -> Brand:
                 changes=changes,
                 summary="Published the store's brand",
             )
+        # Dropped now and again after the commit: a reader that filled the cache from the old
+        # row in between does not keep it.
+        cache.delete(CACHE_KEY)
         transaction.on_commit(lambda: cache.delete(CACHE_KEY))
     return brand_from_row(draft)
 
