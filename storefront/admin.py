@@ -29,6 +29,7 @@ from storefront.models import (
     Testimonial,
 )
 from storefront.media import ImageRefused, image_check, image_store
+from storefront.services.showcase import product_showcase_refresh
 from storefront.services.refunds import (
     RefundOutcome,
     RefundRefused,
@@ -106,6 +107,10 @@ class ProductAdmin(AuditedAdminMixin, admin.ModelAdmin):
     ordering = ["ladder_position", "pk"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [ProductImageInline, TestimonialInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        product_showcase_refresh(product_id=form.instance.pk)
 
 
 class OrderLineInline(admin.TabularInline):

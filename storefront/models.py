@@ -39,6 +39,10 @@ class Product(models.Model):
     benefits = models.TextField(blank=True, help_text="What the buyer gets out of it, one per line.")
     included = models.TextField(blank=True, help_text="What is in the package, one item per line.")
     video_url = models.URLField(blank=True, help_text="Optional link to a short preview video.")
+    # What the hosted pages show of the ProductImage and Testimonial rows, copied here by
+    # services.showcase.product_showcase_refresh whenever they change (the admin's only write
+    # path), so a page shows pictures and quotes without another query.
+    showcase = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,6 +68,33 @@ class Product(models.Model):
     @property
     def anchor(self) -> Money | None:
         return Money(self.anchor_amount, self.currency) if self.anchor_amount else None
+
+    @property
+    def pictures(self) -> list:
+        from storefront.media import Picture
+
+        return [
+            Picture.from_record(item["record"], alt=item["alt"])
+            for item in (self.showcase or {}).get("images", [])
+        ]
+
+    @property
+    def lead_picture(self):
+        pictures = self.pictures
+        return pictures[0] if pictures else None
+
+    @property
+    def thumb_picture(self):
+        from storefront.media import Picture
+
+        images = (self.showcase or {}).get("images", [])
+        if not images:
+            return None
+        return Picture.from_record(images[0]["record"], alt=images[0]["alt"], display_width=96)
+
+    @property
+    def quotes(self) -> list[dict]:
+        return (self.showcase or {}).get("testimonials", [])
 
     @property
     def benefit_list(self) -> list[str]:

@@ -43,15 +43,3 @@ def order_primary_attempt(*, order_id: int) -> ChargeAttempt | None:
         purpose=orderkeys.order_purpose(order_id, orderkeys.PRIMARY)
     ).first()
 
-
-def product_lead_image(*, product_id: int):
-    """The first picture of a product (checkout, the upsell page), or None: one query."""
-    from storefront.models import ProductImage
-
-    return ProductImage.objects.filter(product_id=product_id).order_by("position", "pk").first()
-
-
-def product_page_get(*, slug: str, include_drafts: bool = False) -> Product | None:
-    """A product with its pictures and testimonials (three queries, whatever their number)."""
-    products = Product.objects.all() if include_drafts else product_list_active()
-    return products.filter(slug=slug).prefetch_related("images", "testimonials").first()

@@ -30,7 +30,7 @@ def store_index(request):
         request,
         "storefront/index.html",
         {
-            "products": selectors.product_list_active().prefetch_related("images"),
+            "products": selectors.product_list_active(),
             "creator": request.tenant,
             "store": StoreSettings.current(),
             "payments_blocked": payments_block_reason(),
@@ -42,7 +42,7 @@ def store_index(request):
 
 @require_GET
 def product_detail(request, slug: str):
-    product = selectors.product_page_get(slug=slug)
+    product = selectors.product_get_active(slug=slug)
     if product is None:
         raise Http404("This product is not available.")
     response = render(
@@ -109,7 +109,6 @@ def _checkout_context(
     return {
         "creator": request.tenant,
         "product": product,
-        "product_image": selectors.product_lead_image(product_id=product.pk),
         "bump": bump,
         "form": form,
         "quote": quote,

@@ -260,9 +260,7 @@ def brand_preview(request, page: str):
                 "store": store,
             },
         )
-    product = selectors.product_page_get(
-        slug=request.GET.get("product", ""), include_drafts=True
-    )
+    product = Product.objects.filter(slug=request.GET.get("product", "")).first()
     if product is None:
         return render(
             request,
@@ -280,7 +278,6 @@ def brand_preview(request, page: str):
         from storefront.views import _checkout_context
 
         context = _checkout_context(request, product, CheckoutForm(), add_bump=False)
-        context["product_image"] = selectors.product_lead_image(product_id=product.pk)
         context["preview"] = True
         return render(request, "storefront/checkout.html", context)
     return _upsell_preview(request, product, store)
@@ -326,7 +323,6 @@ def _upsell_preview(request, product: Product, store: StoreSettings):
             "step": SimpleNamespace(stage="offer", token="preview", client_secret=""),
             "decision": decision,
             "offer": offer,
-            "offer_image": selectors.product_lead_image(product_id=offer.product_id),
             "thanks_url": "#",
             "primary_settled": True,
             "stripe_js_url": settings.STRIPE_JS_URL,

@@ -12,7 +12,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 from core.boundary import json_endpoint
 from core.ratelimit import rate_limit
 from core.security import payment_page
-from storefront import selectors
 from storefront.models import StoreSettings
 from storefront.services import upsell
 from storefront.services.upsell import OfferRefused
@@ -63,9 +62,6 @@ def upsell_offer(request, token: str):
             "step": step,
             "decision": decision,
             "offer": decision.offer if decision else None,
-            "offer_image": selectors.product_lead_image(product_id=decision.offer.product_id)
-            if decision and step.stage == "offer"
-            else None,
             "thanks_url": thanks,
             "primary_settled": order.status == "paid",
             "stripe_js_url": settings.STRIPE_JS_URL,

@@ -16,6 +16,7 @@ from PIL import Image, ImageFile
 
 from storefront import media
 from storefront.models import Product, ProductImage
+from storefront.services.showcase import product_showcase_refresh
 from tests import images
 from tests.factories import ProductFactory
 
@@ -122,6 +123,7 @@ def test_pictures_below_the_first_are_lazy(owner, media_root):
             alt=f"picture {position}",
             variants=media.image_store(checked),
         )
+    product_showcase_refresh(product_id=product.pk)
     page = Client(HTTP_HOST="t1.localhost").get("/p/course/").content.decode()
     imgs = re.findall(r"<img [^>]*>", page)
     assert len(imgs) == 2
