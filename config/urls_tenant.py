@@ -6,7 +6,7 @@ from django.urls import include, path
 from analytics import views as analytics_views
 from payments import urls as payments_urls
 from payments import views_connect
-from storefront import views_onboarding
+from storefront import views_brand, views_onboarding
 from tenants import views as tenants_views
 from tenants import views_domains
 
@@ -21,6 +21,8 @@ urlpatterns = [
     path("admin/payouts/connect/", views_connect.payouts_connect, name="store-payouts-connect"),
     path("admin/payouts/refresh/", views_connect.payouts_refresh, name="store-payouts-refresh"),
     path("admin/payouts/return/", views_connect.payouts_return, name="store-payouts-return"),
+    path("admin/brand/", views_brand.brand_page, name="store-brand"),
+    path("admin/brand/preview/<str:page>/", views_brand.brand_preview, name="store-brand-preview"),
     path("admin/domains/", views_domains.domains_page, name="store-domains"),
     path("admin/domains/<int:pk>/check/", views_domains.domain_check, name="store-domain-check"),
     path("admin/domains/<int:pk>/remove/", views_domains.domain_remove, name="store-domain-remove"),

@@ -66,7 +66,9 @@ def stripe_origins() -> dict[str, tuple[str, ...]]:
     return {"script-src": (js_origin,), "frame-src": local, "connect-src": local}
 
 
-def content_security_policy(*, nonce: str, payment_page: bool) -> str:
+def content_security_policy(
+    *, nonce: str, payment_page: bool, framed_by_self: bool = False, frames_self: bool = False
+) -> str:
     directives: dict[str, list[str]] = {
         "default-src": ["'self'"],
         "script-src": ["'self'", f"'nonce-{nonce}'"],
@@ -82,6 +84,10 @@ def content_security_policy(*, nonce: str, payment_page: bool) -> str:
         "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
     }
+    if framed_by_self:  # the store admin's preview frames (same origin only)
+        directives["frame-ancestors"] = ["'self'"]
+    if frames_self:  # the store admin's page that shows those frames
+        directives["frame-src"] = ["'self'"]
     if payment_page:
         for directive, origins in stripe_origins().items():
             kept = [v for v in directives[directive] if v != "'none'"]
@@ -113,6 +119,34 @@ def payment_page(view: Callable) -> Callable:
     return wrapped
 
 
+_FRAMED_BY_SELF_ATTR = "csp_framed_by_self"
+_FRAMES_SELF_ATTR = "csp_frames_self"
+
+
+def framed_by_self(view: Callable) -> Callable:
+    """A page the same origin may show in a frame (the admin's brand preview), never another."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        setattr(response, _FRAMED_BY_SELF_ATTR, True)
+        return response
+
+    return wrapped
+
+
+def frames_self(view: Callable) -> Callable:
+    """A page that shows same-origin frames (`frame-src 'self'`)."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        setattr(response, _FRAMES_SELF_ATTR, True)
+        return response
+
+    return wrapped
+
+
 class SecurityHeadersMiddleware:
     """Adds CSP, nosniff, Referrer-Policy, Permissions-Policy and frame protection.
 
@@ -128,15 +162,19 @@ class SecurityHeadersMiddleware:
         request.csp_nonce = secrets.token_urlsafe(16)
         response = self.get_response(request)
         payment = is_payment_page(request, response)
+        framed = getattr(response, _FRAMED_BY_SELF_ATTR, False)
         response.headers["Content-Security-Policy"] = content_security_policy(
-            nonce=request.csp_nonce, payment_page=payment
+            nonce=request.csp_nonce,
+            payment_page=payment,
+            framed_by_self=framed,
+            frames_self=getattr(response, _FRAMES_SELF_ATTR, False),
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = REFERRER_POLICY
         response.headers["Permissions-Policy"] = (
             PAYMENT_PAGE_PERMISSIONS_POLICY if payment else PERMISSIONS_POLICY
         )
-        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Frame-Options"] = "SAMEORIGIN" if framed else "DENY"
         return response
 
 

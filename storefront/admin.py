@@ -23,15 +23,79 @@ from storefront.models import (
     Order,
     OrderLine,
     Product,
+    ProductImage,
     StoreSettings,
     TaxRate,
+    Testimonial,
 )
+from storefront.media import ImageRefused, image_check, image_store
+from storefront.services.showcase import product_showcase_refresh
 from storefront.services.refunds import (
     RefundOutcome,
     RefundRefused,
     order_line_refund,
     order_refund_all,
 )
+
+
+class ProductImageForm(forms.ModelForm):
+    """A picture is uploaded once and stored resized (storefront.media); the alt text is
+    required. A refused file (too large, too many pixels, animated, damaged, SVG, not an
+    image) is an error at the field and nothing is stored."""
+
+    upload = forms.FileField(
+        required=False,
+        label="Picture",
+        help_text="PNG, JPEG, WebP or AVIF; at most 8 MB and 40 megapixels; no animation, no SVG.",
+    )
+
+    class Meta:
+        model = ProductImage
+        fields = ["upload", "alt", "position"]
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("upload")
+        if upload:
+            try:
+                self.checked = image_check(upload)
+            except ImageRefused as exc:
+                self.add_error("upload", str(exc))
+        elif not self.instance.variants:
+            self.add_error("upload", "Choose a picture to upload.")
+        return data
+
+    def save(self, commit=True):
+        checked = getattr(self, "checked", None)
+        if checked is not None:
+            self.instance.variants = image_store(checked)
+        return super().save(commit=commit)
+
+
+class ProductImageInline(admin.TabularInline):
+    model = ProductImage
+    form = ProductImageForm
+    extra = 1
+    fields = ["shown", "upload", "alt", "position"]
+    readonly_fields = ["shown"]
+
+    @admin.display(description="Now")
+    def shown(self, image: ProductImage):
+        picture = image.picture(display_width=96) if image.pk else None
+        if picture is None:
+            return "—"
+        return format_html(
+            '<img src="{}" alt="{}" width="96" height="{}">',
+            picture.src,
+            picture.alt,
+            round(96 * picture.height / picture.width),
+        )
+
+
+class TestimonialInline(admin.StackedInline):
+    model = Testimonial
+    extra = 0
+    fields = ["quote", "author", "position"]
 
 
 @admin.register(Product)
@@ -42,6 +106,11 @@ class ProductAdmin(AuditedAdminMixin, admin.ModelAdmin):
     search_fields = ["name", "slug"]
     ordering = ["ladder_position", "pk"]
     prepopulated_fields = {"slug": ["name"]}
+    inlines = [ProductImageInline, TestimonialInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        product_showcase_refresh(product_id=form.instance.pk)
 
 
 class OrderLineInline(admin.TabularInline):

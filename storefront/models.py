@@ -34,6 +34,15 @@ class Product(models.Model):
     deliverable_url = models.URLField(blank=True)
     deliverable_file = models.FileField(upload_to="deliverables/", blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    # What the product page says besides the description (one item per line), and an optional
+    # link to a short preview video (opened on the video site: no third-party frame here).
+    benefits = models.TextField(blank=True, help_text="What the buyer gets out of it, one per line.")
+    included = models.TextField(blank=True, help_text="What is in the package, one item per line.")
+    video_url = models.URLField(blank=True, help_text="Optional link to a short preview video.")
+    # What the hosted pages show of the ProductImage and Testimonial rows, copied here by
+    # services.showcase.product_showcase_refresh whenever they change (the admin's only write
+    # path), so a page shows pictures and quotes without another query.
+    showcase = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -60,6 +69,83 @@ class Product(models.Model):
     def anchor(self) -> Money | None:
         return Money(self.anchor_amount, self.currency) if self.anchor_amount else None
 
+    @property
+    def pictures(self) -> list:
+        from storefront.media import Picture
+
+        return [
+            Picture.from_record(item["record"], alt=item["alt"])
+            for item in (self.showcase or {}).get("images", [])
+        ]
+
+    @property
+    def lead_picture(self):
+        pictures = self.pictures
+        return pictures[0] if pictures else None
+
+    @property
+    def thumb_picture(self):
+        from storefront.media import Picture
+
+        images = (self.showcase or {}).get("images", [])
+        if not images:
+            return None
+        return Picture.from_record(images[0]["record"], alt=images[0]["alt"], display_width=96)
+
+    @property
+    def quotes(self) -> list[dict]:
+        return (self.showcase or {}).get("testimonials", [])
+
+    @property
+    def benefit_list(self) -> list[str]:
+        return [line.strip() for line in self.benefits.splitlines() if line.strip()]
+
+    @property
+    def included_list(self) -> list[str]:
+        return [line.strip() for line in self.included.splitlines() if line.strip()]
+
+
+class ProductImage(models.Model):
+    """A picture of a product, stored as resized copies (storefront.media); the first by
+    position is the one checkout and the upsell page show."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
+    position = models.PositiveSmallIntegerField(default=0)
+    # Required: a picture a screen-reader user cannot hear about is not shown to anyone.
+    alt = models.CharField(
+        max_length=200, help_text="What the picture shows, for people who cannot see it."
+    )
+    variants = models.JSONField(default=dict)  # storefront.media.image_store's record
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(alt=""), name="productimage_alt_required")
+        ]
+
+    def __str__(self) -> str:
+        return self.alt
+
+    def picture(self, display_width: int = 0):
+        from storefront.media import Picture
+
+        return Picture.from_record(self.variants, alt=self.alt, display_width=display_width)
+
+
+class Testimonial(models.Model):
+    """Words a real buyer said, entered by the creator (shown as written, with the name)."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="testimonials")
+    position = models.PositiveSmallIntegerField(default=0)
+    quote = models.TextField(max_length=600)
+    author = models.CharField(max_length=100, help_text="Who said it, e.g. “Ana, a student”.")
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.author}: {self.quote[:40]}"
+
 
 class StoreSettings(models.Model):
     """One row per store (tenant): how prices and receipts behave."""
@@ -82,6 +168,50 @@ class StoreSettings(models.Model):
         except cls.DoesNotExist:
             settings, _ = cls.objects.get_or_create(pk=1)
             return settings
+
+
+class StoreBrand(models.Model):
+    """The store's look: two rows, the draft the creator edits and previews, and the published
+    one buyers see (storefront.branding; "Publish" copies the draft over it)."""
+
+    class Stage(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    class Typeface(models.TextChoices):
+        SYSTEM = "system", "System (no download)"
+        INTER = "inter", "Inter (sans-serif)"
+        LORA = "lora", "Lora (serif)"
+        ATKINSON = "atkinson", "Atkinson Hyperlegible (for readability)"
+
+    class Scheme(models.TextChoices):
+        LIGHT = "light", "Light"
+        DARK = "dark", "Dark"
+
+    stage = models.CharField(max_length=10, choices=Stage.choices, unique=True)
+    accent_color = models.CharField(max_length=7, default="#0b57d0")
+    typeface = models.CharField(max_length=10, choices=Typeface.choices, default="system")
+    scheme = models.CharField(max_length=5, choices=Scheme.choices, default="light")
+    logo = models.JSONField(default=dict, blank=True)  # storefront.media record, or {}
+    logo_alt = models.CharField(max_length=120, blank=True)
+    creator_name = models.CharField(max_length=100, blank=True)
+    creator_photo = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(accent_color__regex=r"^#[0-9a-f]{6}$"),
+                name="storebrand_accent_hex",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(logo={}) | ~models.Q(logo_alt=""),
+                name="storebrand_logo_has_alt",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_stage_display()} brand"
 
 
 class TaxRate(models.Model):

@@ -1,10 +1,12 @@
 from django.urls import path
 
-from storefront import views, views_upsell
+from storefront import views, views_brand, views_upsell
 
 urlpatterns = [
     path("", views.store_index, name="store-index"),
     path("p/<slug:slug>/", views.product_detail, name="product-detail"),
+    path("brand/<str:name>.css", views_brand.brand_stylesheet, name="brand-stylesheet"),
+    path("m/img/<str:name>", views_brand.media_image, name="media-image"),
     path("checkout/<slug:slug>/", views.checkout_page, name="checkout"),
     path("checkout/<slug:slug>/quote", views.checkout_quote, name="checkout-quote"),
     path("checkout/<slug:slug>/start", views.checkout_start, name="checkout-start"),

@@ -266,3 +266,23 @@ def celery_worker_process(live_tenant, redis_url, tmp_path):
 
 # One definition of the browser and live-server fixtures for every directory (see the module).
 from tests.browser_support import browser, live_server_port, live_url, page  # noqa: E402,F401
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """Uploads go to a folder of this test's own (and are gone with it). django-tenants' storage
+    caches the media root it first saw, so that cache is dropped on the way in and out."""
+    from pathlib import Path
+
+    from django.core.files.storage import default_storage
+    from django.utils.functional import empty
+
+    def forget():
+        if default_storage._wrapped is empty:
+            default_storage._setup()
+        default_storage._wrapped.__dict__.pop("relative_media_root", None)
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    forget()
+    yield Path(settings.MEDIA_ROOT)
+    forget()  # the settings fixture then puts MEDIA_ROOT back

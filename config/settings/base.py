@@ -139,6 +139,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "core.security.csp_nonce",
+                "storefront.context_processors.brand",
             ],
         },
     },

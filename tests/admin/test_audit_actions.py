@@ -32,6 +32,13 @@ def _product_form(product: Product, **overrides) -> dict:
         "deliverable_url": product.deliverable_url,
         "status": product.status,
         "refund_terms": product.refund_terms,
+        # The inlines' management forms, as the admin's page sends them (no pictures or
+        # testimonials added).
+        **{
+            f"{prefix}-{key}": value
+            for prefix in ("images", "testimonials")
+            for key, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"))
+        },
     }
     data.update(overrides)
     return data
