@@ -9,7 +9,7 @@ never the other way round. Renewals are payments' ChargeAttempts keyed by
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
 from subscriptions import periods
@@ -95,10 +95,16 @@ class DunningSettings(models.Model):
 
     @classmethod
     def current(cls) -> DunningSettings:
-        """The store's row (made by migration 0002, so in every cloned schema); if someone
-        deleted it, the defaults, unsaved: read paths must not race to create it."""
+        """The store's row (made by migration 0002, so in every cloned schema); made again
+        with the defaults if it was deleted (a savepoint: two makers race safely)."""
         row = cls.objects.filter(pk=1).first()
-        return row or cls(pk=1, retry_days=list(cls.DEFAULT_RETRY_DAYS))
+        if row is not None:
+            return row
+        try:
+            with transaction.atomic():
+                return cls.objects.create(pk=1, retry_days=list(cls.DEFAULT_RETRY_DAYS))
+        except IntegrityError:
+            return cls.objects.get(pk=1)
 
     @property
     def schedule(self) -> tuple[int, ...]:

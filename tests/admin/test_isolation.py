@@ -191,6 +191,23 @@ def _rows(mark: str, n: int) -> None:
             amount=920,
             currency="USD",
         )
+        from subscriptions.models import DunningSettings, Plan, Subscription
+
+        DunningSettings.current()
+        Plan.objects.create(product=core, kind="subscription", interval_unit="month")
+        Subscription.objects.create(
+            customer=customer,
+            product=core,
+            kind="subscription",
+            interval_unit="month",
+            interval_count=1,
+            amount=4000,
+            currency="USD",
+            anchor=now,
+            customer_ref="cus",
+            payment_method_ref="pm",
+            end_reason=tag,
+        )
     settings_row = StoreSettings.current()
     settings_row.support_email = f"help-{mark}@example.com"
     settings_row.save()

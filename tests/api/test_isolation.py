@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from analytics.models import Experiment
 from analytics.services import event_append
@@ -23,6 +24,7 @@ MARKERS = [
     "tr_BONLYTRANSFER",
     "order:b-only-charge",
     "b-only-disabled-reason",
+    "b-only-end-reason",
 ]
 
 
@@ -82,7 +84,23 @@ def store_b(tenant, other_tenant):
         charges_enabled=True,
         disabled_reason="b-only-disabled-reason",
     )
+    from subscriptions.models import Subscription
+
+    subscription = Subscription.objects.create(
+        customer=customer,
+        product=product,
+        kind="subscription",
+        interval_unit="month",
+        interval_count=1,
+        amount=4900,
+        currency="USD",
+        anchor=timezone.now(),
+        customer_ref="cus_b",
+        payment_method_ref="pm_b",
+        end_reason="b-only-end-reason",  # a marker the public shape carries
+    )
     ids = {
+        "subscriptions": subscription.pk,
         "products": product.pk,
         "transfers": transfer.pk,
         "offers": offer.pk,
@@ -162,6 +180,10 @@ def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(
     assert Experiment.objects.get(pk=store_b["experiments"]).status == "draft"
     assert Experiment.objects.count() == 1
     assert not AuditEntry.objects.filter(actor_kind="api_key").exists()
+    from subscriptions.models import Subscription
+
+    b_subscription = Subscription.objects.get(pk=store_b["subscriptions"])
+    assert b_subscription.status == "active" and not b_subscription.cancel_at_period_end
 
 
 def test_store_a_key_on_its_own_host_never_sees_store_b_objects(api_for, write_key, store_b):
