@@ -9,7 +9,12 @@ from api.filters import not_found
 from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
 from payments.api.views import PayoutViewSet, TransferViewSet
-from storefront.api.views import CustomerViewSet, OrderViewSet, ProductViewSet
+from storefront.api.views import (
+    CustomerViewSet,
+    OrderViewSet,
+    PrivacyRequestViewSet,
+    ProductViewSet,
+)
 
 router = SimpleRouter()
 router.register("products", ProductViewSet, basename="api-product")
@@ -21,6 +26,7 @@ router.register("experiments", ExperimentViewSet, basename="api-experiment")
 router.register("metrics", MetricViewSet, basename="api-metric")
 router.register("payouts", PayoutViewSet, basename="api-payout")
 router.register("transfers", TransferViewSet, basename="api-transfer")
+router.register("privacy-requests", PrivacyRequestViewSet, basename="api-privacy-request")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -68,7 +68,14 @@ class StoreSettings(models.Model):
         default=False, help_text="Prices already include tax (common in the EU and UK)."
     )
     statement_descriptor = models.CharField(max_length=22, default="CREATOR STORE")
-    support_email = models.EmailField(blank=True)
+    support_email = models.EmailField(
+        blank=True, help_text="Buyers' replies to receipts and follow-ups go here (Reply-To)."
+    )
+    sender_name = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="The From name on the store's emails; empty means the store's name.",
+    )
 
     def __str__(self) -> str:
         return "Store settings"
@@ -114,6 +121,8 @@ class Customer(models.Model):
         "payments.GatewayCustomer", null=True, blank=True, on_delete=models.SET_NULL
     )
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # Set by an erasure (storefront.privacy): `email` is then a pseudonym at erased.invalid.
+    erased_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -316,3 +325,54 @@ class FollowUpSend(models.Model):
 
     def __str__(self) -> str:
         return f"follow-up {self.step}/{self.offer_id} to {self.customer_id} ({self.status})"
+
+
+class PrivacyRequestKind(models.TextChoices):
+    EXPORT = "export", "Export (a copy of the buyer's data)"
+    ERASURE = "erasure", "Erasure (pseudonymise the buyer)"
+
+
+class PrivacyRequestState(models.TextChoices):
+    RECEIVED = "received", "Received"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed (will be retried)"
+
+
+class PrivacyRequestChannel(models.TextChoices):
+    ADMIN = "admin", "Store admin"
+    API = "api", "Partner API"
+    BUYER = "buyer", "Buyer's signed link"
+
+
+class PrivacyRequest(models.Model):
+    """A buyer's request to export or erase what the store holds on their address
+    (storefront.privacy). The address itself is kept only until the request is done (an
+    export also keeps its result for `PRIVACY_EXPORT_KEEP_DAYS`); `email_digest` stays, so the
+    creator can still see which requests concerned one address without holding it."""
+
+    kind = models.CharField(max_length=8, choices=PrivacyRequestKind.choices)
+    channel = models.CharField(max_length=8, choices=PrivacyRequestChannel.choices)
+    email = models.EmailField(blank=True)  # emptied when done (erasure) or when pruned (export)
+    email_digest = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(
+        max_length=10, choices=PrivacyRequestState.choices, default=PrivacyRequestState.RECEIVED
+    )
+    requested_by = models.CharField(max_length=150, blank=True)  # staff user, API key, "buyer"
+    requested_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    # What was found and changed, by table ({"storefront.order": 2, …}): for the creator.
+    summary = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)  # the export document, until pruned
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(state="done") | models.Q(done_at__isnull=False),
+                name="privacyrequest_done_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.state})"

@@ -20,6 +20,7 @@ from storefront.attribution import attribution_capture, attribution_read, page_v
 from storefront.forms import CheckoutForm, QuoteForm
 from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine, StoreSettings
 from storefront.pricing import Jurisdiction, quote_checkout
+from storefront.privacy.services import privacy_link_token
 from storefront.services import checkout as checkout_service
 from storefront.services import receipts
 
@@ -311,11 +312,17 @@ def order_thanks(request, token: str):
         if paid
         else {}
     )
+    privacy_url = (
+        reverse("privacy-page", args=[privacy_link_token(order=order, schema=schema)])
+        if paid
+        else ""
+    )
     return render(
         request,
         "storefront/thanks.html",
         {
             "creator": request.tenant,
+            "privacy_url": privacy_url,
             "order": order,
             "lines": lines,
             "paid": paid,

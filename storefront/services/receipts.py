@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from django.conf import settings
+import logging
+
 from django.core import signing
-from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine
+from storefront.services import mail
+
+logger = logging.getLogger(__name__)
 
 DOWNLOAD_MAX_AGE = 7 * 24 * 3600  # a delivery link is valid for a week
 _SALT = "storefront.download"
@@ -51,12 +54,15 @@ def receipt_send(*, order_id: int) -> bool:
                 "total": sum(line.total_amount for line in lines),
             },
         )
-        send_mail(
-            f"Your receipt for order {order.token[:8]}",
-            body,
-            settings.DEFAULT_FROM_EMAIL,
-            [order.customer.email],
+        message = mail.store_message(
+            subject=f"Your receipt for order {order.token[:8]}",
+            body=body,
+            to=order.customer.email,
         )
+        if message is None:  # the address bounced or complained before: nothing is sent
+            logger.info("receipt for order %s not sent: %s", order.pk, mail.SUPPRESSED)
+            return False
+        message.send(fail_silently=False)
     except Exception:
         Order.objects.filter(pk=order_id, receipt_sent_at=claimed_at).update(receipt_sent_at=None)
         raise
