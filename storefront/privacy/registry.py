@@ -322,7 +322,15 @@ REGISTRY: dict[str, Entry] = {
         ),
         Entry(
             "partners.webhookdelivery",
-            lambda s: _mentions(WebhookDelivery.objects.all(), {"payload": True}, s),
+            lambda s: WebhookDelivery.objects.filter(
+                Q(payload__customer_id__in=s.customer_ids)
+                | Q(payload__order_id__in=s.order_ids)
+                | Q(
+                    pk__in=_mentions(WebhookDelivery.objects.all(), {"payload": True}, s).values(
+                        "pk"
+                    )
+                )
+            ),
             _scrub(WebhookDelivery, {"payload": True}),
             "stored payloads of webhooks sent to partners: the address is replaced (and "
             "deliveries are pruned after RETENTION_DELIVERY_LOG_DAYS)",
@@ -344,6 +352,8 @@ EXEMPT: dict[str, str] = {
     "tenants.mailsuppression": "keeps only a keyed digest of an address (core.identity)",
     "tenants.sendingdomain": "the creator's sending domain; no buyer data",
     "partners.webhooksubscription": "a partner's endpoint; no buyer data",
+    "analytics.visitorfirstday": "counts of visitors per day; no visitor in it",
+    "storefront.storesettings": "the store's own support address, not a buyer's",
 }
 
 _NAME_RE = re.compile(r"email|customer|visitor|payload|response_body")
@@ -358,7 +368,11 @@ def needs_declaration(model: type[models.Model]) -> bool:
         if _NAME_RE.search(model_field.name):
             return True
         target = getattr(model_field, "related_model", None)
-        if target is not None and target._meta.label_lower in _PERSONAL_TARGETS:
+        if isinstance(target, str):  # a lazy reference not resolved yet ("app.Model")
+            label = target.lower()
+        else:
+            label = target._meta.label_lower if target is not None else ""
+        if label in _PERSONAL_TARGETS:
             return True
     return False
 

@@ -55,6 +55,8 @@ def privacy_request_create(
     knows the address: nothing here looks it up."""
     address = email_key(email or "")
     try:
+        if len(address) > 254:  # RFC 5321's limit, and the column's
+            raise ValidationError("too long")
         validate_email(address)
     except ValidationError:
         raise PrivacyRequestRefused("Enter a valid email address, like name@example.com.") from None
@@ -185,11 +187,11 @@ def erasure_scope():
     with transaction.atomic(durable=True):
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL {ERASURE_SETTING} = 'on'")
-        try:
-            yield
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL {ERASURE_SETTING} = 'off'")
+        yield
+        # On an error the transaction (or the caller's savepoint) rolls back, and a SET LOCAL
+        # with it; on success it is switched off before anything else runs in it.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL {ERASURE_SETTING} = 'off'")
 
 
 def data_erase(*, email: str, request: PrivacyRequest) -> dict[str, int]:
