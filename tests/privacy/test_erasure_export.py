@@ -5,7 +5,6 @@ stored payload and no log line of the run holds the address, and the ledger adds
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,10 +22,10 @@ from core.logging import RedactSecretsFilter
 from partners import services as partners
 from partners.models import WebhookDelivery, WebhookSubscription
 from payments.models import GatewayCustomer, LedgerEntry, SavedPaymentMethod
-from storefront.models import Customer, FollowUpSend, Order, OrderLine, PrivacyRequest
 from storefront import tasks
+from storefront.models import Customer, FollowUpSend, Order, OrderLine, PrivacyRequest
 from storefront.privacy import services as privacy
-from storefront.privacy.registry import REGISTRY, needs_declaration
+from storefront.privacy.registry import needs_declaration
 from tests.upsell.helpers import buy, make_catalog, offer_token
 
 pytestmark = [pytest.mark.gateway]

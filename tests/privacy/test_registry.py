@@ -28,31 +28,31 @@ def test_every_entry_that_keeps_rows_says_why():
 
 @isolate_apps("storefront")
 def test_a_new_model_with_a_customer_email_visitor_or_payload_field_is_caught_until_declared():
-    class GiftCard(models.Model):
+    class GiftCard(models.Model):  # noqa: DJ008 - a throw-away model
         recipient_email = models.EmailField()
 
         class Meta:
             app_label = "storefront"
 
-    class Review(models.Model):
+    class Review(models.Model):  # noqa: DJ008 - a throw-away model
         author = models.ForeignKey("storefront.Customer", on_delete=models.CASCADE)
 
         class Meta:
             app_label = "storefront"
 
-    class Invoice(models.Model):
+    class Invoice(models.Model):  # noqa: DJ008 - a throw-away model
         order = models.ForeignKey("storefront.Order", on_delete=models.CASCADE)
 
         class Meta:
             app_label = "storefront"
 
-    class Hook(models.Model):
+    class Hook(models.Model):  # noqa: DJ008 - a throw-away model
         payload = models.JSONField()
 
         class Meta:
             app_label = "storefront"
 
-    class Coupon(models.Model):
+    class Coupon(models.Model):  # noqa: DJ008 - a throw-away model
         code = models.CharField(max_length=20)
 
         class Meta:

@@ -14,8 +14,8 @@ from audit.models import AuditEntry
 from audit.services import audit_record
 from partners import services as partners
 from partners.models import ApiKey
-from storefront.models import Customer, PrivacyRequest
 from storefront import tasks
+from storefront.models import Customer, PrivacyRequest
 from storefront.privacy import services as privacy
 from tests.followups.helpers import catalog, paid_order
 
