@@ -109,6 +109,18 @@ def card_setup_retrieve(*, setup_ref: str) -> SetupResult:
     return get_gateway().setup_retrieve(setup_ref)
 
 
+def card_country(*, payment_method_ref: str) -> str:
+    """The card's issuing country (ISO code) as the gateway reports it, or "" when unknown
+    (tax evidence: a missing answer is no evidence, never an error)."""
+    read = getattr(get_gateway(), "payment_method_country", None)
+    if read is None:
+        return ""
+    try:
+        return (read(payment_method_ref) or "").upper()[:2]
+    except (GatewayUnavailable, GatewayRejected):
+        return ""
+
+
 def card_attach(*, customer: GatewayCustomer, payment_method_ref: str) -> None:
     """Attach the collected card to the buyer's gateway customer (GatewayRejected: declined)."""
     get_gateway().payment_method_attach(

@@ -151,6 +151,11 @@ class StripeGateway:
             payment_method_ref=pm,
         )
 
+    def payment_method_country(self, payment_method_ref: str) -> str:
+        method = self._call(self.client.v1.payment_methods.retrieve, payment_method_ref)
+        card = _get(method, "card")
+        return (_get(card, "country", "") or "") if card is not None else ""
+
     def payment_method_attach(self, *, payment_method_ref: str, customer_ref: str) -> None:
         try:
             self._call(

@@ -71,6 +71,18 @@ class StoreSettings(models.Model):
     support_email = models.EmailField(
         blank=True, help_text="Buyers' replies to receipts and follow-ups go here (Reply-To)."
     )
+    tax_country = models.CharField(
+        max_length=2,
+        blank=True,
+        help_text="Where the store is registered for VAT (ISO code, e.g. IE); empty if outside "
+        "the EU. A business buyer with a valid VAT ID from another EU country pays no VAT "
+        "(reverse charge).",
+    )
+    eu_vat_evidence = models.BooleanField(
+        default=False,
+        help_text="The store charges EU VAT on digital sales (OSS): when the card's country "
+        "and the declared country disagree, the buyer confirms their country before paying.",
+    )
     sender_name = models.CharField(
         max_length=80,
         blank=True,
@@ -163,6 +175,11 @@ class Order(models.Model):
     country = models.CharField(max_length=2)
     region = models.CharField(max_length=10, blank=True)
     tax_evidence = models.JSONField(default=dict, blank=True)
+    # A business buyer's EU VAT ID, as checked (storefront.tax.vat); reverse_charge when VIES
+    # confirmed it and the buyer is in another EU country than the store: no VAT charged, and
+    # the invoice states the reverse charge (storefront.tax.providers.REVERSE_CHARGE_NOTE).
+    vat_id = models.CharField(max_length=20, blank=True)
+    reverse_charge = models.BooleanField(default=False)
     # Attribution carried from the first page view.
     visitor_id = models.CharField(max_length=64, blank=True)
     utm_source = models.CharField(max_length=100, blank=True)
@@ -212,6 +229,7 @@ class OrderLine(models.Model):
     tax_inclusive = models.BooleanField()
     tax_country = models.CharField(max_length=2)
     tax_region = models.CharField(max_length=10, blank=True)
+    reverse_charge = models.BooleanField(default=False)  # the order's, when the line was made
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
