@@ -155,6 +155,10 @@ class PaymentGateway(Protocol):
 
     def payment_method_attach(self, *, payment_method_ref: str, customer_ref: str) -> None: ...
 
+    # A buyer's erasure: the gateway's copy of their address is replaced by the pseudonym
+    # (optional for a gateway: without it payments.services.gateway_customer_redact is a no-op).
+    def customer_redact(self, customer_ref: str, *, email: str) -> None: ...
+
     # The card's issuing country (tax evidence). Optional for a gateway: without it the
     # order's evidence has no card country (payments.services.card_country).
     def payment_method_country(self, payment_method_ref: str) -> str: ...

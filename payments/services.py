@@ -109,6 +109,14 @@ def card_setup_retrieve(*, setup_ref: str) -> SetupResult:
     return get_gateway().setup_retrieve(setup_ref)
 
 
+def gateway_customer_redact(*, customer: GatewayCustomer, email: str) -> None:
+    """Replace the gateway's copy of a buyer's address (their erasure). Raises
+    GatewayUnavailable / GatewayRejected so the caller retries before writing anything."""
+    redact = getattr(get_gateway(), "customer_redact", None)
+    if redact is not None:
+        redact(customer.gateway_ref, email=email)
+
+
 def card_country(*, payment_method_ref: str) -> str:
     """The card's issuing country (ISO code) as the gateway reports it, or "" when unknown
     (tax evidence: a missing answer is no evidence, never an error)."""

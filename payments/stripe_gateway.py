@@ -151,6 +151,10 @@ class StripeGateway:
             payment_method_ref=pm,
         )
 
+    def customer_redact(self, customer_ref: str, *, email: str) -> None:
+        # Idempotent by nature (sets the same value again), so it needs no key.
+        self._call_strict(self.client.v1.customers.update, customer_ref, params={"email": email})
+
     def payment_method_country(self, payment_method_ref: str) -> str:
         method = self._call(self.client.v1.payment_methods.retrieve, payment_method_ref)
         card = _get(method, "card")

@@ -147,11 +147,15 @@ def _erase_customers(subject: Subject) -> int:
     return count
 
 
+def gateway_customer_pseudonym(subject: Subject, pk: int) -> str:
+    return f"erased-{subject.digest[:16]}-g{pk}@{ERASED_DOMAIN}"
+
+
 def _erase_gateway_customers(subject: Subject) -> int:
     count = 0
     for pk in subject.gateway_customer_ids:
         count += GatewayCustomer.objects.filter(pk=pk).update(
-            email=f"erased-{subject.digest[:16]}-g{pk}@{ERASED_DOMAIN}"
+            email=gateway_customer_pseudonym(subject, pk)
         )
     return count
 
@@ -247,7 +251,8 @@ REGISTRY: dict[str, Entry] = {
             "payments.gatewaycustomer",
             lambda s: GatewayCustomer.objects.filter(pk__in=s.gateway_customer_ids),
             _erase_gateway_customers,
-            "the row stays (charges refer to its gateway reference) with a pseudonym",
+            "the row stays (charges refer to its gateway reference) with a pseudonym; the "
+            "gateway's copy of the address is replaced first (services.data_erase)",
         ),
         Entry(
             "payments.savedpaymentmethod",

@@ -20,6 +20,7 @@ from audit.services import Actor, audit_record
 from core.identity import email_digest, email_key
 from core.tasks import enqueue
 from partners.models import DeliveryStatus, WebhookDelivery
+from payments import services as payments
 from payments.models import GatewayCustomer, WebhookEvent
 from storefront.models import (
     Customer,
@@ -29,7 +30,7 @@ from storefront.models import (
     PrivacyRequestKind,
     PrivacyRequestState,
 )
-from storefront.privacy.registry import REGISTRY, Subject
+from storefront.privacy.registry import REGISTRY, Subject, gateway_customer_pseudonym
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,12 @@ def data_erase(*, email: str, request: PrivacyRequest) -> dict[str, int]:
     forget its address, in one transaction."""
     subject = subject_for(email)
     changed: dict[str, int] = {}
+    # The gateway's copy first, outside any transaction: if the gateway is down the task
+    # retries and nothing here has changed yet; setting the same pseudonym again is harmless.
+    for customer in GatewayCustomer.objects.filter(pk__in=subject.gateway_customer_ids):
+        payments.gateway_customer_redact(
+            customer=customer, email=gateway_customer_pseudonym(subject, customer.pk)
+        )
     with erasure_scope():
         locked = PrivacyRequest.objects.select_for_update().get(pk=request.pk)
         if locked.state == PrivacyRequestState.DONE:

@@ -26,6 +26,7 @@ from storefront import tasks
 from storefront.models import Customer, FollowUpSend, Order, OrderLine, PrivacyRequest
 from storefront.privacy import services as privacy
 from storefront.privacy.registry import needs_declaration
+from tests.payments import helpers as h
 from tests.upsell.helpers import buy, make_catalog, offer_token
 
 pytestmark = [pytest.mark.gateway]
@@ -252,6 +253,11 @@ def test_export_holds_every_row_about_the_buyer_and_erasure_leaves_the_address_n
 
     customer = Customer.objects.get(pk=order.customer_id)
     assert customer.email.endswith("@erased.invalid") and customer.erased_at
+    # The gateway's copy of the address is replaced too.
+    gateway_customer = GatewayCustomer.objects.get(pk=customer.gateway_customer_id)
+    at_gateway = h.sdk().v1.customers.retrieve(gateway_customer.gateway_ref)
+    assert at_gateway.email == gateway_customer.email
+    assert gateway_customer.email.endswith("@erased.invalid")
     assert customer.unsubscribed_at is not None
     assert not SavedPaymentMethod.objects.filter(customer__email__endswith="erased.invalid")
     assert not FollowUpSend.objects.filter(customer=customer, status="scheduled").exists()

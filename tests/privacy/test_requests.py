@@ -238,3 +238,39 @@ def test_the_creator_asks_in_the_admin_and_sees_each_request_with_its_state(tena
     )
     assert refused.status_code == 200 and "valid email" in refused.content.decode()
     assert PrivacyRequest.objects.count() == 1
+
+
+def test_an_erasure_with_the_gateway_down_changes_nothing_and_succeeds_when_retried(
+    tenant, monkeypatch
+):
+    from payments import services as payment_services
+    from payments.gateway import GatewayUnavailable
+    from payments.models import GatewayCustomer
+
+    core, _, _ = catalog()
+    order = paid_order("gw@example.com", core)
+    gateway_customer = GatewayCustomer.objects.create(email="gw@example.com", gateway_ref="cus_1")
+    Customer.objects.filter(pk=order.customer_id).update(gateway_customer=gateway_customer)
+    redacted = []
+
+    class Gateway:
+        down = True
+
+        def customer_redact(self, ref, *, email):
+            if Gateway.down:
+                raise GatewayUnavailable("timeout")
+            redacted.append((ref, email))
+
+    monkeypatch.setattr(payment_services, "get_gateway", lambda: Gateway())
+    request = _create("gw@example.com", kind="erasure")
+    with pytest.raises(GatewayUnavailable):
+        privacy.privacy_request_process(request_id=request.pk)
+    request.refresh_from_db()
+    assert request.state == "failed" and request.error == "GatewayUnavailable"
+    assert Customer.objects.get(pk=order.customer_id).email == "gw@example.com"
+    assert GatewayCustomer.objects.get().email == "gw@example.com"
+
+    Gateway.down = False
+    assert privacy.privacy_request_process(request_id=request.pk).state == "done"
+    assert redacted == [("cus_1", GatewayCustomer.objects.get().email)]
+    assert GatewayCustomer.objects.get().email.endswith("@erased.invalid")
