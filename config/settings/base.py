@@ -248,6 +248,14 @@ RETENTION_GATEWAY_WEBHOOK_DAYS = env.int("RETENTION_GATEWAY_WEBHOOK_DAYS", defau
 RETENTION_DELIVERY_LOG_DAYS = env.int("RETENTION_DELIVERY_LOG_DAYS", default=30)
 PRIVACY_EXPORT_KEEP_DAYS = env.int("PRIVACY_EXPORT_KEEP_DAYS", default=7)
 
+# --- Tax (storefront.tax) ------------------------------------------------------------------
+# The engine that decides rates (a dotted path to a TaxProvider; empty: the creator's rate
+# table), the VIES client for EU VAT IDs, and an optional GeoIP country database (none is
+# shipped; without it the IP address is no evidence).
+TAX_PROVIDER = env("TAX_PROVIDER", default="")
+VIES_CLIENT = env("VIES_CLIENT", default="")
+GEOIP_DATABASE = env("GEOIP_DATABASE", default="")
+
 # Failed partner API authentications per client address and store before a 429 (core.ratelimit).
 API_AUTH_FAILURE_RATE = env("API_AUTH_FAILURE_RATE", default="20/m")
 
