@@ -33,6 +33,7 @@ from storefront.models import (
     FollowUpSend,
     Order,
     OrderLine,
+    PrivacyRequest,
     Product,
     StoreSettings,
     TaxRate,
@@ -190,6 +191,13 @@ def _rows(mark: str, n: int) -> None:
             fee=80,
             amount=920,
             currency="USD",
+        )
+        PrivacyRequest.objects.create(
+            kind="export",
+            channel="admin",
+            email=f"privacy-{tag}@example.com",
+            email_digest=tag,
+            requested_by=f"staff-{tag}",
         )
     settings_row = StoreSettings.current()
     settings_row.support_email = f"help-{mark}@example.com"

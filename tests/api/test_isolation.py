@@ -11,7 +11,7 @@ from analytics.services import event_append
 from audit.models import AuditEntry
 from offers.models import Offer
 from payments.models import ChargeAttempt, PayoutAccount, Refund, TransferAttempt
-from storefront.models import Customer, Order, OrderLine, Product
+from storefront.models import Customer, Order, OrderLine, PrivacyRequest, Product
 from tests.factories import OfferFactory, ProductFactory
 
 MARKERS = [
@@ -82,7 +82,17 @@ def store_b(tenant, other_tenant):
         charges_enabled=True,
         disabled_reason="b-only-disabled-reason",
     )
+    privacy = PrivacyRequest.objects.create(
+        kind="export",
+        channel="api",
+        email="b-buyer@t2.example",
+        email_digest="b",
+        state="done",
+        done_at=order.created_at,
+        result={"email": "b-buyer@t2.example", "data": {}},
+    )
     ids = {
+        "privacy-requests": privacy.pk,
         "products": product.pk,
         "transfers": transfer.pk,
         "offers": offer.pk,
@@ -162,6 +172,7 @@ def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(
     assert Experiment.objects.get(pk=store_b["experiments"]).status == "draft"
     assert Experiment.objects.count() == 1
     assert not AuditEntry.objects.filter(actor_kind="api_key").exists()
+    assert PrivacyRequest.objects.count() == 1  # no request made in B's store by A's key
 
 
 def test_store_a_key_on_its_own_host_never_sees_store_b_objects(api_for, write_key, store_b):

@@ -198,6 +198,23 @@ def test_the_admin_page_shows_the_records_and_checks_them(store, client_for, mon
     assert client.post("/admin/email-sender/999/check/").status_code == 404
 
 
+def test_another_stores_sending_domain_cannot_be_checked_or_removed_from_this_store(
+    store, other_tenant, client_for
+):
+    with schema_context("public"):
+        theirs = sending.sending_domain_add(
+            creator=Creator.objects.get(pk=other_tenant.pk), domain="mail.other.example"
+        )
+    user = get_user_model().objects.create_superuser("sender-owner2", "o@example.com", "pw")
+    client = client_for(HOST)
+    client.force_login(user)
+    assert client.post(f"/admin/email-sender/{theirs.pk}/check/").status_code == 404
+    assert client.post(f"/admin/email-sender/{theirs.pk}/remove/").status_code == 404
+    assert b"mail.other.example" not in client.get("/admin/email-sender/").content
+    with schema_context("public"):
+        assert SendingDomain.objects.filter(pk=theirs.pk).exists()
+
+
 # --- bounces and complaints ----------------------------------------------------------------
 
 
