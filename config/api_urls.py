@@ -9,7 +9,12 @@ from api.filters import not_found
 from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
 from payments.api.views import PayoutViewSet, TransferViewSet
-from storefront.api.views import CustomerViewSet, OrderViewSet, ProductViewSet
+from storefront.api.views import (
+    CustomerViewSet,
+    OrderViewSet,
+    PrivacyRequestViewSet,
+    ProductViewSet,
+)
 from subscriptions.api.views import SubscriptionViewSet
 
 router = SimpleRouter()
@@ -23,6 +28,7 @@ router.register("metrics", MetricViewSet, basename="api-metric")
 router.register("payouts", PayoutViewSet, basename="api-payout")
 router.register("transfers", TransferViewSet, basename="api-transfer")
 router.register("subscriptions", SubscriptionViewSet, basename="api-subscription")
+router.register("privacy-requests", PrivacyRequestViewSet, basename="api-privacy-request")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

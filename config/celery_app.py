@@ -77,4 +77,16 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
         "args": ("analytics.rollups_refresh",),
     },
+    # Stores' sending domains re-checked, and the bounce mailbox read (tenants.mailevents).
+    "tenants-mail-upkeep": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("tenants.mail_upkeep",),
+    },
+    # Retention: stored gateway webhook events, partner delivery logs and old exports pruned.
+    "storefront-retention-prune": {
+        "task": "core.tasks.fan_out",
+        "schedule": 3600.0,
+        "args": ("storefront.retention_prune",),
+    },
 }

@@ -7,7 +7,7 @@ from core import views as core_views
 from payments import urls as payments_urls
 from payments import views_connect
 from tenants import views as tenants_views
-from tenants import views_domains
+from tenants import views_domains, views_mail
 
 urlpatterns = [
     path("", core_views.platform_landing, name="platform-landing"),
@@ -17,5 +17,6 @@ urlpatterns = [
     # Caddy's on_demand_tls `ask` (no trailing slash: Caddy does not follow redirects).
     path("tls/ask", views_domains.tls_ask, name="tls-ask"),
     path("webhooks/stripe-connect/", views_connect.connect_webhook, name="stripe-connect-webhook"),
+    path("webhooks/mail/", views_mail.mail_events_webhook, name="mail-events-webhook"),
     path("", include(payments_urls.public_urlpatterns)),
 ]

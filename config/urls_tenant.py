@@ -8,7 +8,7 @@ from payments import urls as payments_urls
 from payments import views_connect
 from storefront import views_brand, views_onboarding
 from tenants import views as tenants_views
-from tenants import views_domains
+from tenants import views_domains, views_sending
 
 urlpatterns = [
     # Before the admin include so the admin catch-all does not swallow it; staff only.
@@ -26,6 +26,17 @@ urlpatterns = [
     path("admin/domains/", views_domains.domains_page, name="store-domains"),
     path("admin/domains/<int:pk>/check/", views_domains.domain_check, name="store-domain-check"),
     path("admin/domains/<int:pk>/remove/", views_domains.domain_remove, name="store-domain-remove"),
+    path("admin/email-sender/", views_sending.sending_page, name="store-sending"),
+    path(
+        "admin/email-sender/<int:pk>/check/",
+        views_sending.sending_check,
+        name="store-sending-check",
+    ),
+    path(
+        "admin/email-sender/<int:pk>/remove/",
+        views_sending.sending_remove,
+        name="store-sending-remove",
+    ),
     path("admin/", admin.site.urls),
     path("", include(payments_urls.tenant_urlpatterns)),
     path("api/v1/", include("config.api_urls")),

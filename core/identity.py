@@ -71,3 +71,16 @@ def domain_key(value: str) -> str:
         return host.encode("idna").decode("ascii")
     except UnicodeError:
         return host  # not a valid host name: the caller's validation refuses it
+
+
+def email_digest(value: str) -> str:
+    """A keyed digest of a buyer's address (HMAC-SHA256 of `email_key` under a key derived
+    from SECRET_KEY): what lists that must outlive an erasure keep (mail suppressions, the
+    privacy requests' log) so they can recognise the address without holding it."""
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    key = hashlib.sha256(b"core.identity.email_digest:" + settings.SECRET_KEY.encode()).digest()
+    return hmac.new(key, email_key(value).encode("utf-8"), hashlib.sha256).hexdigest()

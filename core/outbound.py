@@ -44,6 +44,7 @@ class OutboundResponse:
     status: int | None
     error: str = ""
     refused: bool = False
+    body: bytes = b""  # only when the caller asked for it (keep_body), at most 64 KiB
 
     @property
     def ok(self) -> bool:
@@ -189,9 +190,15 @@ def _error_kind(exc: BaseException) -> str:
 
 
 def outbound_post(
-    url: str, *, body: bytes, headers: Mapping[str, str], timeout: float
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    keep_body: bool = False,
 ) -> OutboundResponse:
-    """POST `body` to `url` if its target is allowed; never follows a redirect."""
+    """POST `body` to `url` if its target is allowed; never follows a redirect. The answer's
+    body is returned only with `keep_body` (an API we read, e.g. VIES; never a partner's)."""
     try:
         target = outbound_target(url)
     except OutboundRefused as exc:
@@ -210,7 +217,7 @@ def outbound_post(
                 conn.request("POST", target.path, body=body, headers=dict(headers))
                 response = conn.getresponse()
                 status = response.status
-                response.read(64 * 1024)  # drain a little; the body is never recorded
+                answer = response.read(64 * 1024)  # drain a little; recorded only if asked
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 return OutboundResponse(None, _error_kind(exc))  # maybe sent: never twice
         finally:
@@ -219,5 +226,5 @@ def outbound_post(
             return OutboundResponse(status, f"HTTP {status}: redirects are not followed")
         if not 200 <= status < 300:
             return OutboundResponse(status, f"HTTP {status}")
-        return OutboundResponse(status)
+        return OutboundResponse(status, body=answer if keep_body else b"")
     return OutboundResponse(None, error)

@@ -109,6 +109,26 @@ def card_setup_retrieve(*, setup_ref: str) -> SetupResult:
     return get_gateway().setup_retrieve(setup_ref)
 
 
+def gateway_customer_redact(*, customer: GatewayCustomer, email: str) -> None:
+    """Replace the gateway's copy of a buyer's address (their erasure). Raises
+    GatewayUnavailable / GatewayRejected so the caller retries before writing anything."""
+    redact = getattr(get_gateway(), "customer_redact", None)
+    if redact is not None:
+        redact(customer.gateway_ref, email=email)
+
+
+def card_country(*, payment_method_ref: str) -> str:
+    """The card's issuing country (ISO code) as the gateway reports it, or "" when unknown
+    (tax evidence: a missing answer is no evidence, never an error)."""
+    read = getattr(get_gateway(), "payment_method_country", None)
+    if read is None:
+        return ""
+    try:
+        return (read(payment_method_ref) or "").upper()[:2]
+    except (GatewayUnavailable, GatewayRejected):
+        return ""
+
+
 def card_attach(*, customer: GatewayCustomer, payment_method_ref: str) -> None:
     """Attach the collected card to the buyer's gateway customer (GatewayRejected: declined)."""
     get_gateway().payment_method_attach(

@@ -160,6 +160,15 @@ class StripeGateway:
             return None
         return month, year
 
+    def customer_redact(self, customer_ref: str, *, email: str) -> None:
+        # Idempotent by nature (sets the same value again), so it needs no key.
+        self._call_strict(self.client.v1.customers.update, customer_ref, params={"email": email})
+
+    def payment_method_country(self, payment_method_ref: str) -> str:
+        method = self._call(self.client.v1.payment_methods.retrieve, payment_method_ref)
+        card = _get(method, "card")
+        return (_get(card, "country", "") or "") if card is not None else ""
+
     def payment_method_attach(self, *, payment_method_ref: str, customer_ref: str) -> None:
         try:
             self._call(

@@ -15,6 +15,9 @@ class CheckoutForm(forms.Form):
         label="Country", choices=sorted(COUNTRIES.items(), key=lambda c: c[1]), initial="US"
     )
     region = forms.CharField(label="State or region (optional)", max_length=10, required=False)
+    vat_id = forms.CharField(
+        label="VAT number (businesses in the EU, optional)", max_length=30, required=False
+    )
     bump = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     add_bump = forms.BooleanField(required=False)
     save_card = forms.BooleanField(required=False, initial=True)

@@ -36,7 +36,9 @@ class Product(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     # What the product page says besides the description (one item per line), and an optional
     # link to a short preview video (opened on the video site: no third-party frame here).
-    benefits = models.TextField(blank=True, help_text="What the buyer gets out of it, one per line.")
+    benefits = models.TextField(
+        blank=True, help_text="What the buyer gets out of it, one per line."
+    )
     included = models.TextField(blank=True, help_text="What is in the package, one item per line.")
     video_url = models.URLField(blank=True, help_text="Optional link to a short preview video.")
     # What the hosted pages show of the ProductImage and Testimonial rows, copied here by
@@ -154,7 +156,26 @@ class StoreSettings(models.Model):
         default=False, help_text="Prices already include tax (common in the EU and UK)."
     )
     statement_descriptor = models.CharField(max_length=22, default="CREATOR STORE")
-    support_email = models.EmailField(blank=True)
+    support_email = models.EmailField(
+        blank=True, help_text="Buyers' replies to receipts and follow-ups go here (Reply-To)."
+    )
+    tax_country = models.CharField(
+        max_length=2,
+        blank=True,
+        help_text="Where the store is registered for VAT (ISO code, e.g. IE); empty if outside "
+        "the EU. A business buyer with a valid VAT ID from another EU country pays no VAT "
+        "(reverse charge).",
+    )
+    eu_vat_evidence = models.BooleanField(
+        default=False,
+        help_text="The store charges EU VAT on digital sales (OSS): when the card's country "
+        "and the declared country disagree, the buyer confirms their country before paying.",
+    )
+    sender_name = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="The From name on the store's emails; empty means the store's name.",
+    )
 
     def __str__(self) -> str:
         return "Store settings"
@@ -244,6 +265,8 @@ class Customer(models.Model):
         "payments.GatewayCustomer", null=True, blank=True, on_delete=models.SET_NULL
     )
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # Set by an erasure (storefront.privacy): `email` is then a pseudonym at erased.invalid.
+    erased_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -284,6 +307,11 @@ class Order(models.Model):
     country = models.CharField(max_length=2)
     region = models.CharField(max_length=10, blank=True)
     tax_evidence = models.JSONField(default=dict, blank=True)
+    # A business buyer's EU VAT ID, as checked (storefront.tax.vat); reverse_charge when VIES
+    # confirmed it and the buyer is in another EU country than the store: no VAT charged, and
+    # the invoice states the reverse charge (storefront.tax.providers.REVERSE_CHARGE_NOTE).
+    vat_id = models.CharField(max_length=20, blank=True)
+    reverse_charge = models.BooleanField(default=False)
     # Attribution carried from the first page view.
     visitor_id = models.CharField(max_length=64, blank=True)
     utm_source = models.CharField(max_length=100, blank=True)
@@ -333,6 +361,7 @@ class OrderLine(models.Model):
     tax_inclusive = models.BooleanField()
     tax_country = models.CharField(max_length=2)
     tax_region = models.CharField(max_length=10, blank=True)
+    reverse_charge = models.BooleanField(default=False)  # the order's, when the line was made
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -446,3 +475,54 @@ class FollowUpSend(models.Model):
 
     def __str__(self) -> str:
         return f"follow-up {self.step}/{self.offer_id} to {self.customer_id} ({self.status})"
+
+
+class PrivacyRequestKind(models.TextChoices):
+    EXPORT = "export", "Export (a copy of the buyer's data)"
+    ERASURE = "erasure", "Erasure (pseudonymise the buyer)"
+
+
+class PrivacyRequestState(models.TextChoices):
+    RECEIVED = "received", "Received"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed (will be retried)"
+
+
+class PrivacyRequestChannel(models.TextChoices):
+    ADMIN = "admin", "Store admin"
+    API = "api", "Partner API"
+    BUYER = "buyer", "Buyer's signed link"
+
+
+class PrivacyRequest(models.Model):
+    """A buyer's request to export or erase what the store holds on their address
+    (storefront.privacy). The address itself is kept only until the request is done (an
+    export also keeps its result for `PRIVACY_EXPORT_KEEP_DAYS`); `email_digest` stays, so the
+    creator can still see which requests concerned one address without holding it."""
+
+    kind = models.CharField(max_length=8, choices=PrivacyRequestKind.choices)
+    channel = models.CharField(max_length=8, choices=PrivacyRequestChannel.choices)
+    email = models.EmailField(blank=True)  # emptied when done (erasure) or when pruned (export)
+    email_digest = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(
+        max_length=10, choices=PrivacyRequestState.choices, default=PrivacyRequestState.RECEIVED
+    )
+    requested_by = models.CharField(max_length=150, blank=True)  # staff user, API key, "buyer"
+    requested_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    # What was found and changed, by table ({"storefront.order": 2, …}): for the creator.
+    summary = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)  # the export document, until pruned
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(state="done") | models.Q(done_at__isnull=False),
+                name="privacyrequest_done_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.state})"

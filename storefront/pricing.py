@@ -6,16 +6,24 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from core.money import Money
-from storefront.models import LineKind, Product, StoreSettings, TaxRate
+from storefront.models import LineKind, Product, StoreSettings
+from storefront.tax.providers import TaxPlace, tax_provider
 
 
 @dataclass(frozen=True)
 class Jurisdiction:
     country: str  # ISO 3166-1 alpha-2, upper case
     region: str = ""
+    reverse_charge: bool = False  # a B2B sale with a valid EU VAT ID (storefront.tax)
 
     def evidence(self, *, source: str) -> dict[str, str]:
         return {"country": self.country, "region": self.region, "source": source}
+
+    @classmethod
+    def for_order(cls, order) -> Jurisdiction:
+        """Every later line of an order (offers, cross-sells, renewals) is taxed from the
+        order's own evidence and B2B decision, never asked again."""
+        return cls(order.country, order.region, order.reverse_charge)
 
 
 @dataclass(frozen=True)
@@ -67,17 +75,14 @@ def split_tax(
     return price, tax, price + tax
 
 
-def tax_rate_for(jurisdiction: Jurisdiction) -> tuple[Decimal, str]:
-    """The region's rate if the creator set one, else the country's, else zero."""
-    by_region = {
-        r.region: (r.rate, r.name)
-        for r in TaxRate.objects.filter(
-            country=jurisdiction.country, region__in=["", jurisdiction.region]
-        )
-    }
-    if jurisdiction.region and jurisdiction.region in by_region:
-        return by_region[jurisdiction.region]
-    return by_region.get("", (Decimal(0), "Tax"))
+def tax_rate_for(jurisdiction: Jurisdiction, product: Product | None = None) -> tuple[Decimal, str]:
+    """The rate and its name from the store's tax provider (storefront.tax; by default the
+    creator's rate table: the region's rate, else the country's, else zero)."""
+    answer = tax_provider().rate_for(
+        place=TaxPlace(jurisdiction.country, jurisdiction.region, jurisdiction.reverse_charge),
+        product=product,
+    )
+    return answer.rate, answer.name
 
 
 def price_line(
@@ -109,7 +114,7 @@ def quote_checkout(
     *, product: Product, bump=None, jurisdiction: Jurisdiction, store: StoreSettings | None = None
 ) -> Quote:
     store = store or StoreSettings.current()
-    rate, name = tax_rate_for(jurisdiction)
+    rate, name = tax_rate_for(jurisdiction, product)
     inclusive = store.prices_include_tax
     lines = [
         price_line(
@@ -143,7 +148,7 @@ def offer_line_price(
     """A one-click offer's line (upsell, downsell, cross-sell) at the offer's price, taxed for
     the buyer's jurisdiction as the store sets prices; with the tax's name."""
     store = store or StoreSettings.current()
-    rate, name = tax_rate_for(jurisdiction)
+    rate, name = tax_rate_for(jurisdiction, offer.product)
     line = price_line(
         kind=kind,
         product=offer.product,

@@ -51,3 +51,25 @@ def followup_send(*, send_id: int) -> bool:
 )
 def followups_send_due() -> int:
     return followups.followups_send_due()
+
+
+@tenant_task(
+    name="storefront.privacy_request_process",
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def privacy_request_process(*, request_id: int) -> str:
+    from storefront.privacy.services import privacy_request_process as process
+
+    request = process(request_id=request_id)
+    return request.state if request else "missing"
+
+
+@tenant_task(name="storefront.retention_prune")
+def retention_prune() -> dict:
+    """Periodic (per tenant via core.tasks.fan_out): stored webhook payloads and delivery logs
+    past their retention are deleted (storefront.privacy)."""
+    from storefront.privacy.services import retention_prune as prune
+
+    return prune()

@@ -30,3 +30,9 @@ urlpatterns += [
     path("f/<str:signed>/accept", views_followups.followup_accept, name="followup-accept"),
     path("u/<str:signed>", views_followups.followup_unsubscribe, name="followup-unsubscribe"),
 ]
+
+from storefront import views_privacy  # noqa: E402
+
+urlpatterns += [
+    path("privacy/<str:signed>", views_privacy.privacy_page, name="privacy-page"),
+]

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.boundary import json_endpoint
-from core.ratelimit import rate_limit
+from core.ratelimit import client_ip, rate_limit
 from core.security import payment_page
 from offers.experiments import buyer_key
 from payments.connect import payments_block_reason
@@ -20,6 +20,7 @@ from storefront.attribution import attribution_capture, attribution_read, page_v
 from storefront.forms import CheckoutForm, QuoteForm
 from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine, StoreSettings
 from storefront.pricing import Jurisdiction, quote_checkout
+from storefront.privacy.services import privacy_link_token
 from storefront.services import checkout as checkout_service
 from storefront.services import receipts
 
@@ -217,6 +218,8 @@ def checkout_start(request, slug: str):
             save_card=form.cleaned_data["save_card"],
             attribution=checkout_service.Attribution.from_mapping(attribution_read(request)),
             expected_total=form.cleaned_data["expected_total"],
+            vat_id=form.cleaned_data["vat_id"],
+            client_ip=client_ip(request),
         )
     except checkout_service.CheckoutError as exc:
         return JsonResponse({"error": exc.message, "fields": {exc.field: exc.message}}, status=400)
@@ -251,7 +254,20 @@ def _attempt_payload(order_token: str, attempt: ChargeAttempt) -> tuple[dict, in
 def checkout_pay(request, token: str):
     try:
         attempt = checkout_service.checkout_pay(
-            order_token=token, setup_ref=request.POST.get("setup_intent", "")
+            order_token=token,
+            setup_ref=request.POST.get("setup_intent", ""),
+            confirm_country=request.POST.get("confirm_country", ""),
+        )
+    except checkout_service.CountryToConfirm as exc:
+        # Nothing is charged: the page asks the buyer and pays again with confirm_country.
+        return JsonResponse(
+            {
+                "status": "confirm_country",
+                "error": exc.message,
+                "country": exc.declared,
+                "other_country": exc.other,
+            },
+            status=409,
         )
     except checkout_service.CheckoutError as exc:
         return JsonResponse({"status": "error", "error": exc.message}, status=400)
@@ -311,11 +327,17 @@ def order_thanks(request, token: str):
         if paid
         else {}
     )
+    privacy_url = (
+        reverse("privacy-page", args=[privacy_link_token(order=order, schema=schema)])
+        if paid
+        else ""
+    )
     return render(
         request,
         "storefront/thanks.html",
         {
             "creator": request.tenant,
+            "privacy_url": privacy_url,
             "order": order,
             "lines": lines,
             "paid": paid,

@@ -3,6 +3,8 @@
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
+from core.fields import SealedCharField
+
 
 class Creator(TenantMixin):
     slug = models.SlugField(max_length=63, unique=True)  # the store's subdomain (tenants.names)
@@ -126,3 +128,63 @@ class CustomDomain(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain} ({'verified' if self.verified_at else 'pending'})"
+
+
+class SendingDomain(models.Model):
+    """A domain a creator sends the store's email from (`mail.shop.example.com`), once its SPF
+    and DKIM records are published (tenants.sending). Until verified, mail goes out from the
+    platform's address with the store's name; after, from `<local part>@<domain>`, signed with
+    this row's DKIM key. The private key is sealed at rest like webhook secrets."""
+
+    creator = models.ForeignKey(Creator, on_delete=models.CASCADE, related_name="sending_domains")
+    domain = models.CharField(max_length=253)  # core.identity.domain_key form
+    local_part = models.CharField(max_length=64, default="store")
+    dkim_selector = models.CharField(max_length=63)
+    # A 2048-bit RSA key in PEM (≈1.7 kB; sealed, ≈2.4 kB).
+    dkim_private_key = SealedCharField(max_length=4000, editable=False)
+    dkim_public_key = models.TextField()  # base64 DER (SubjectPublicKeyInfo), the DNS `p=`
+    created_at = models.DateTimeField(auto_now_add=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            # One sending domain per store: the From address is not a choice per message.
+            models.UniqueConstraint(fields=["creator"], name="tenants_sendingdomain_one_per_store"),
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(verified_at__isnull=False),
+                name="tenants_sendingdomain_verified_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({'verified' if self.verified_at else 'pending'})"
+
+    @property
+    def from_address(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+
+class MailSuppression(models.Model):
+    """An address the platform must not mail again: a hard bounce or a spam complaint reported
+    by the mail provider (tenants.mailevents). Platform-wide, because every store's mail leaves
+    through the same provider and one address's reputation is shared.
+
+    Only a keyed digest of the address is kept (core.identity.email_digest), never the address:
+    a buyer's erasure must leave no copy of it, and the list must still work afterwards."""
+
+    class Reason(models.TextChoices):
+        BOUNCE = "bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+
+    address_digest = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    source = models.CharField(max_length=20)  # "webhook" or "mailbox"
+    detail = models.CharField(max_length=300, blank=True)  # the provider's diagnostic, redacted
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.address_digest[:12]}…"

@@ -34,3 +34,15 @@ def custom_domains_verify() -> int:
 
     with schema_context(get_public_schema_name()):
         return custom_domains_verify_pending()
+
+
+@platform_task(name="tenants.mail_upkeep")
+def mail_upkeep() -> dict[str, int]:
+    """Re-check stores' sending domains (a removed record falls back to the platform's address)
+    and read the bounce mailbox, if one is configured. Safe twice at once: a report is applied
+    by whoever reads it first (its suppression is unique) and moved aside."""
+    from tenants.mailevents import mailbox_collect
+    from tenants.sending import sending_domains_verify_all
+
+    with schema_context(get_public_schema_name()):
+        return {"sending_domains": sending_domains_verify_all(), "suppressed": mailbox_collect()}

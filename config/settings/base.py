@@ -249,6 +249,29 @@ SIGNUP_MIN_FILL_SECONDS = env.float("SIGNUP_MIN_FILL_SECONDS", default=3.0)
 # --- Email --------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=f"store@{PLATFORM_DOMAIN}")
+# Stores' own sending domains (tenants.sending): the SPF mechanism their TXT record includes
+# (the mail provider's or the platform's relays) and the DKIM selector prefix.
+MAIL_SPF_INCLUDE = env("MAIL_SPF_INCLUDE", default=f"_spf.{PLATFORM_DOMAIN}")
+MAIL_DKIM_SELECTOR_PREFIX = env("MAIL_DKIM_SELECTOR_PREFIX", default="sf")
+# Bounces and complaints (tenants.mailevents): the mail provider's webhook is signed with this
+# secret (empty: the webhook refuses everything); a Maildir of DSN/ARF reports may be read too.
+MAIL_EVENTS_SECRET = env("MAIL_EVENTS_SECRET", default="")
+MAIL_BOUNCE_MAILDIR = env("MAIL_BOUNCE_MAILDIR", default="")
+
+# --- Privacy and retention (storefront.privacy) -------------------------------------------
+# Stored gateway webhook events and outbound partner deliveries are deleted after this many
+# days (beat: storefront.retention_prune); an export's document is kept this many days.
+RETENTION_GATEWAY_WEBHOOK_DAYS = env.int("RETENTION_GATEWAY_WEBHOOK_DAYS", default=90)
+RETENTION_DELIVERY_LOG_DAYS = env.int("RETENTION_DELIVERY_LOG_DAYS", default=30)
+PRIVACY_EXPORT_KEEP_DAYS = env.int("PRIVACY_EXPORT_KEEP_DAYS", default=7)
+
+# --- Tax (storefront.tax) ------------------------------------------------------------------
+# The engine that decides rates (a dotted path to a TaxProvider; empty: the creator's rate
+# table), the VIES client for EU VAT IDs, and an optional GeoIP country database (none is
+# shipped; without it the IP address is no evidence).
+TAX_PROVIDER = env("TAX_PROVIDER", default="")
+VIES_CLIENT = env("VIES_CLIENT", default="")
+GEOIP_DATABASE = env("GEOIP_DATABASE", default="")
 
 # Failed partner API authentications per client address and store before a 429 (core.ratelimit).
 API_AUTH_FAILURE_RATE = env("API_AUTH_FAILURE_RATE", default="20/m")

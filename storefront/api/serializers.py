@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from core import orderkeys
 from payments.models import Refund
-from storefront.models import Customer, Order, OrderLine, Product
+from storefront.models import Customer, Order, OrderLine, PrivacyRequest, Product
 
 
 class ProductOut(serializers.ModelSerializer):
@@ -185,3 +185,21 @@ class RefundOut(serializers.ModelSerializer):
 
     def get_order_id(self, obj: Refund) -> int | None:
         return orderkeys.order_reference_parse(obj.reference)
+
+
+class PrivacyRequestIn(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    kind = serializers.ChoiceField(choices=["export", "erasure"])
+
+
+class PrivacyRequestOut(serializers.ModelSerializer):
+    export = serializers.SerializerMethodField(
+        help_text="The export document once an export is done (until pruned); else null."
+    )
+
+    class Meta:
+        model = PrivacyRequest
+        fields = ["id", "kind", "channel", "state", "requested_at", "done_at", "export"]
+
+    def get_export(self, obj) -> dict | None:
+        return obj.result if obj.kind == "export" else None

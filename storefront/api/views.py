@@ -20,12 +20,15 @@ from storefront.api.serializers import (
     CustomerOut,
     LadderIn,
     OrderOut,
+    PrivacyRequestIn,
+    PrivacyRequestOut,
     ProductIn,
     ProductOut,
     RefundIn,
     RefundOut,
 )
-from storefront.models import Customer, Order, OrderStatus, Product
+from storefront.models import Customer, Order, OrderStatus, PrivacyRequest, Product
+from storefront.privacy import services as privacy
 from storefront.services.refunds import RefundRefused, order_line_refund
 
 
@@ -214,5 +217,48 @@ class OrderViewSet(ReadOnly):
                 raise ApiError("refund_refused", str(exc), status_code=409) from exc
             [refund] = outcome.refunds
             return Response(RefundOut(refund).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, self, perform)
+
+
+class PrivacyRequestViewSet(ReadOnly):
+    """Buyers' data requests: `POST` an export or an erasure for an address (a write key and an
+    Idempotency-Key), then read its state; a done export carries its document. The answer is
+    the same whether or not the store knows the address."""
+
+    serializer_class = PrivacyRequestOut
+    ordering_fields = ["requested_at", "id"]
+    ordering = ["-requested_at", "-id"]
+    filterset_fields = ["kind", "state"]
+
+    def get_queryset(self):
+        return PrivacyRequest.objects.all()
+
+    def get_serializer_class(self):
+        return PrivacyRequestIn if self.action == "create" else PrivacyRequestOut
+
+    @extend_schema(
+        request=PrivacyRequestIn,
+        responses={202: PrivacyRequestOut},
+        parameters=[IDEMPOTENCY_HEADER],
+        description="Record an export or erasure request for a buyer's address; it runs in "
+        "the background. Needs a write key and an Idempotency-Key header.",
+    )
+    def create(self, request, *args, **kwargs):
+        def perform(_gateway_key: str) -> Response:
+            data = PrivacyRequestIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            try:
+                row = privacy.privacy_request_create(
+                    email=data.validated_data["email"],
+                    kind=data.validated_data["kind"],
+                    channel="api",
+                    requested_by=str(request.user),
+                    actor=actor_of(request),
+                )
+            except privacy.PrivacyRequestRefused as exc:
+                raise ApiError("invalid_email", str(exc), fields={"email": [str(exc)]}) from exc
+            row.refresh_from_db()
+            return Response(PrivacyRequestOut(row).data, status=status.HTTP_202_ACCEPTED)
 
         return idempotent(request, self, perform)

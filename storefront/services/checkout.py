@@ -24,6 +24,7 @@ from storefront.countries import COUNTRIES
 from storefront.models import Customer, Order, OrderLine, OrderStatus, Product
 from storefront.pricing import Jurisdiction, Quote, quote_checkout
 from storefront.services.orders import event_fields_for, order_status_move
+from storefront.tax.evidence import evidence_conflict, ip_country
 
 CONSENT_TEXT = (
     "Save my card with the payment provider so I can add offers with one click. "
@@ -78,6 +79,58 @@ def jurisdiction_parse(*, country: str, region: str = "") -> Jurisdiction:
     return Jurisdiction(country, region)
 
 
+@dataclass(frozen=True)
+class BusinessBuyer:
+    """A VAT ID as checked: reverse charge only when VIES confirmed it and the buyer is in
+    another EU country than the store; VIES down means a consumer sale, recorded as such."""
+
+    vat_id: str = ""
+    status: str = ""  # "valid", "vies_unavailable"
+    consultation: str = ""
+    reverse_charge: bool = False
+
+    def evidence(self) -> dict[str, str]:
+        if not self.vat_id:
+            return {}
+        return {
+            "vat_id": self.vat_id,
+            "vat_id_status": self.status,
+            "vies_consultation": self.consultation,
+            "reverse_charge": "yes" if self.reverse_charge else "no",
+        }
+
+
+def business_buyer_check(*, vat_id: str, country: str) -> BusinessBuyer:
+    """Check a VAT ID given at checkout (format and check digit, then VIES). Raises
+    CheckoutError for a malformed number or one VIES says is not registered."""
+    from storefront.models import StoreSettings
+    from storefront.tax import vat
+
+    if not (vat_id or "").strip():
+        return BusinessBuyer()
+    try:
+        parsed = vat.vat_id_parse(vat_id, country=country)
+    except vat.VatIdInvalid as exc:
+        raise CheckoutError("vat_id", str(exc)) from exc
+    try:
+        answer = vat.vies_client().check(parsed)
+    except vat.ViesUnavailable:
+        return BusinessBuyer(vat_id=str(parsed), status="vies_unavailable")
+    if not answer.valid:
+        raise CheckoutError(
+            "vat_id",
+            f"{parsed} is not registered for VAT in the EU (VIES). Check it, or leave the "
+            "field empty to buy as a consumer.",
+        )
+    seller = StoreSettings.current().tax_country
+    return BusinessBuyer(
+        vat_id=str(parsed),
+        status="valid",
+        consultation=answer.consultation,
+        reverse_charge=country != seller,
+    )
+
+
 def bump_shown(*, product: Product, visitor_key: str) -> OfferPresentation:
     """The bump this buyer sees: under a running experiment, their arm's version of it, or
     none at all in the no-offer control."""
@@ -111,6 +164,7 @@ def _quote(
     country: str,
     region: str,
     visitor_key: str,
+    reverse_charge: bool = False,
 ) -> tuple[Product, OfferPresentation, Offer | None, Quote]:
     product = selectors.product_get_active(slug=product_slug)
     if product is None:
@@ -123,8 +177,11 @@ def _quote(
             raise CheckoutError("bump", "That add-on is not available with this product.")
         if bump.currency != product.currency:
             raise CheckoutError("bump", "That add-on is priced in another currency.")
+    place = jurisdiction_parse(country=country, region=region)
     quote = quote_checkout(
-        product=product, bump=bump, jurisdiction=jurisdiction_parse(country=country, region=region)
+        product=product,
+        bump=bump,
+        jurisdiction=Jurisdiction(place.country, place.region, reverse_charge),
     )
     if quote.total.amount == 0:
         # A free trial with no setup fee: nothing to charge today (not supported by the hosted
@@ -152,17 +209,29 @@ def checkout_start(
     save_card: bool,
     attribution: Attribution,
     expected_total: int | None,
+    vat_id: str = "",
+    client_ip: str | None = None,
 ) -> StartedCheckout:
     """Create the pending order and a card-setup intent. Nothing is charged here."""
     _refuse_if_not_accepting()
     email = email_key(email)
+    place = jurisdiction_parse(country=country, region=region)
+    business = business_buyer_check(vat_id=vat_id, country=place.country)
     product, shown, bump, quote = _quote(
         product_slug=product_slug,
         bump_offer_id=bump_offer_id,
         country=country,
         region=region,
         visitor_key=buyer_key(visitor_id=attribution.visitor_id, email=email),
+        reverse_charge=business.reverse_charge,
     )
+    evidence = {
+        **quote.jurisdiction.evidence(source="buyer_declared_billing_country"),
+        "declared_country": quote.jurisdiction.country,
+        **business.evidence(),
+    }
+    if found := ip_country(client_ip):
+        evidence["ip_country"] = found
     if expected_total is not None and expected_total != quote.total.amount:
         raise CheckoutError(
             "total", f"The total changed to {quote.total}. Please review it and pay again."
@@ -187,7 +256,9 @@ def checkout_start(
             currency=quote.currency,
             country=quote.jurisdiction.country,
             region=quote.jurisdiction.region,
-            tax_evidence=quote.jurisdiction.evidence(source="buyer_declared_billing_country"),
+            tax_evidence=evidence,
+            vat_id=business.vat_id,
+            reverse_charge=business.reverse_charge,
             visitor_id=attribution.visitor_id,
             utm_source=attribution.source,
             utm_medium=attribution.medium,
@@ -212,6 +283,7 @@ def checkout_start(
                     tax_inclusive=line.inclusive,
                     tax_country=quote.jurisdiction.country,
                     tax_region=quote.jurisdiction.region,
+                    reverse_charge=quote.jurisdiction.reverse_charge,
                 )
                 for line in quote.lines
             ]
@@ -262,7 +334,49 @@ def _fail(order: Order, reason: str) -> None:
             event_append(EventName.CHECKOUT_FAILED, reason=reason, **event_fields_for(order))
 
 
-def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
+class CountryToConfirm(CheckoutError):
+    """The location evidence disagrees: the buyer confirms their country before paying."""
+
+    def __init__(self, *, declared: str, other: str, source: str):
+        from storefront.countries import COUNTRIES
+
+        what = "card was issued" if source == "card_country" else "connection is"
+        super().__init__(
+            "country_confirm",
+            f"Your {what} in {COUNTRIES.get(other, other)}, but you chose "
+            f"{COUNTRIES.get(declared, declared)}. Please confirm that you live in "
+            f"{COUNTRIES.get(declared, declared)}; tax is charged where you live.",
+        )
+        self.declared, self.other = declared, other
+
+
+def _location_evidence(order: Order, payment_method_ref: str, confirm_country: str) -> None:
+    """Add the card's issuing country to the order's evidence; if the store collects EU VAT
+    and the evidence disagrees, the buyer's confirmation is needed (and recorded)."""
+    from django.utils import timezone
+
+    from storefront.models import StoreSettings
+
+    evidence = dict(order.tax_evidence or {})
+    evidence.setdefault("declared_country", order.country)
+    card = payments.card_country(payment_method_ref=payment_method_ref)
+    if card:
+        evidence["card_country"] = card
+    conflict = evidence_conflict(evidence)
+    evidence["conflict"] = conflict
+    if conflict and StoreSettings.current().eu_vat_evidence:
+        if confirm_country != order.country:
+            Order.objects.filter(pk=order.pk).update(tax_evidence=evidence)
+            raise CountryToConfirm(
+                declared=order.country, other=evidence[conflict], source=conflict
+            )
+        evidence["confirmed_by_buyer"] = order.country
+        evidence["confirmed_at"] = timezone.now().isoformat()
+    Order.objects.filter(pk=order.pk).update(tax_evidence=evidence)
+    order.tax_evidence = evidence
+
+
+def checkout_pay(*, order_token: str, setup_ref: str, confirm_country: str = "") -> ChargeAttempt:
     """Charge core + bump (+ tax) in one payment with the card the buyer just set up."""
     _refuse_if_not_accepting()
     order = _pending_order(order_token)
@@ -292,6 +406,7 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
         raise CheckoutError(
             "card", "Payments are unavailable right now. Please try again."
         ) from exc
+    _location_evidence(order, setup.payment_method_ref, (confirm_country or "").upper())
     if order.card_saved:
         payments.vault_save(
             customer=gateway_customer,

@@ -71,6 +71,7 @@ def post_purchase_line_create(*, order: Order, kind: str, offer, frozen, currenc
                 tax_inclusive=bool(frozen.tax_inclusive),
                 tax_country=order.country,
                 tax_region=order.region,
+                reverse_charge=order.reverse_charge,
             )
     except IntegrityError:
         return False

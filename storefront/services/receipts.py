@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from django.conf import settings
+import logging
+
 from django.core import signing
-from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine
 from subscriptions.notices import manage_url
+from storefront.services import mail
+
+logger = logging.getLogger(__name__)
 
 DOWNLOAD_MAX_AGE = 7 * 24 * 3600  # a delivery link is valid for a week
 _SALT = "storefront.download"
@@ -54,12 +57,15 @@ def receipt_send(*, order_id: int) -> bool:
                 "subscriptions_url": manage_url(customer_id=order.customer_id),
             },
         )
-        send_mail(
-            f"Your receipt for order {order.token[:8]}",
-            body,
-            settings.DEFAULT_FROM_EMAIL,
-            [order.customer.email],
+        message = mail.store_message(
+            subject=f"Your receipt for order {order.token[:8]}",
+            body=body,
+            to=order.customer.email,
         )
+        if message is None:  # the address bounced or complained before: nothing is sent
+            logger.info("receipt for order %s not sent: %s", order.pk, mail.SUPPRESSED)
+            return False
+        message.send(fail_silently=False)
     except Exception:
         Order.objects.filter(pk=order_id, receipt_sent_at=claimed_at).update(receipt_sent_at=None)
         raise

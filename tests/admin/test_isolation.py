@@ -33,6 +33,7 @@ from storefront.models import (
     FollowUpSend,
     Order,
     OrderLine,
+    PrivacyRequest,
     Product,
     StoreSettings,
     TaxRate,
@@ -207,6 +208,13 @@ def _rows(mark: str, n: int) -> None:
             customer_ref="cus",
             payment_method_ref="pm",
             end_reason=tag,
+        )
+        PrivacyRequest.objects.create(
+            kind="export",
+            channel="admin",
+            email=f"privacy-{tag}@example.com",
+            email_digest=tag,
+            requested_by=f"staff-{tag}",
         )
     settings_row = StoreSettings.current()
     settings_row.support_email = f"help-{mark}@example.com"

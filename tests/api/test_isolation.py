@@ -12,7 +12,7 @@ from analytics.services import event_append
 from audit.models import AuditEntry
 from offers.models import Offer
 from payments.models import ChargeAttempt, PayoutAccount, Refund, TransferAttempt
-from storefront.models import Customer, Order, OrderLine, Product
+from storefront.models import Customer, Order, OrderLine, PrivacyRequest, Product
 from tests.factories import OfferFactory, ProductFactory
 
 MARKERS = [
@@ -99,8 +99,18 @@ def store_b(tenant, other_tenant):
         payment_method_ref="pm_b",
         end_reason="b-only-end-reason",  # a marker the public shape carries
     )
+    privacy = PrivacyRequest.objects.create(
+        kind="export",
+        channel="api",
+        email="b-buyer@t2.example",
+        email_digest="b",
+        state="done",
+        done_at=order.created_at,
+        result={"email": "b-buyer@t2.example", "data": {}},
+    )
     ids = {
         "subscriptions": subscription.pk,
+        "privacy-requests": privacy.pk,
         "products": product.pk,
         "transfers": transfer.pk,
         "offers": offer.pk,
@@ -184,6 +194,7 @@ def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(
 
     b_subscription = Subscription.objects.get(pk=store_b["subscriptions"])
     assert b_subscription.status == "active" and not b_subscription.cancel_at_period_end
+    assert PrivacyRequest.objects.count() == 1  # no request made in B's store by A's key
 
 
 def test_store_a_key_on_its_own_host_never_sees_store_b_objects(api_for, write_key, store_b):

@@ -319,7 +319,72 @@ def _custom_domains_verify(ctx):
     return None, check
 
 
+def _retention_prune(ctx):
+    """A stored gateway event and a partner delivery past their retention, one of each not."""
+    from partners.models import WebhookDelivery, WebhookSubscription
+    from payments.models import WebhookEvent
+
+    old = timezone.now() - dt.timedelta(days=400)
+    for n, when in (("old", old), ("new", timezone.now())):
+        event = WebhookEvent.objects.create(
+            event_id=f"evt_{n}", event_type="x", object_type="y", object_id="z"
+        )
+        WebhookEvent.objects.filter(pk=event.pk).update(received_at=when, processed_at=when)
+    sub = WebhookSubscription.objects.create(url="https://partner.example/h", secret="s" * 32)
+    for n, when in (("old", old), ("new", timezone.now())):
+        delivery = WebhookDelivery.objects.create(
+            subscription=sub,
+            event_id=n,
+            event_name="x",
+            payload={},
+            status="succeeded",
+            next_attempt_at=when,
+        )
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(created_at=when)
+
+    def check(results):
+        assert sorted(r["gateway_webhook_events"] for r in results) == [0, 1]
+        assert sorted(r["webhook_deliveries"] for r in results) == [0, 1]
+        assert list(WebhookEvent.objects.values_list("event_id", flat=True)) == ["evt_new"]
+        assert list(WebhookDelivery.objects.values_list("event_id", flat=True)) == ["new"]
+
+    return ctx["tenant"], check
+
+
+def _mail_upkeep(ctx):
+    """A delivery report in the bounce mailbox: read once, one suppression."""
+    from tenants.models import MailSuppression
+
+    tmp = ctx["request"].getfixturevalue("tmp_path")
+    for sub in ("new", "cur", "tmp"):
+        (tmp / sub).mkdir()
+    (tmp / "new" / "1.dsn").write_bytes(
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+        b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx\n\n"
+        b"Final-Recipient: rfc822; twice@example.com\nAction: failed\nStatus: 5.1.1\n\n--b--\n"
+    )
+    ctx["request"].getfixturevalue("settings").MAIL_BOUNCE_MAILDIR = str(tmp)
+    connection.set_schema_to_public()
+
+    def cleanup():
+        connection.set_schema_to_public()
+        MailSuppression.objects.all().delete()
+
+    ctx["request"].addfinalizer(cleanup)
+
+    def check(results):
+        connection.set_schema_to_public()
+        assert sorted(r["suppressed"] for r in results) == [0, 1]
+        assert MailSuppression.objects.count() == 1
+        assert [p.name for p in (tmp / "new").iterdir()] == []
+        assert len(list((tmp / "cur").iterdir())) == 1
+
+    return None, check
+
+
 SCENARIOS = {
+    "storefront.retention_prune": _retention_prune,
+    "tenants.mail_upkeep": _mail_upkeep,
     "tenants.spares_refill": _spares_refill,
     "tenants.custom_domains_verify": _custom_domains_verify,
     "analytics.rollups_refresh": _rollups,

@@ -86,7 +86,7 @@ def _price(send: FollowUpSend) -> PricedLine:
     line, _ = offer_line_price(
         kind=LineKind.CROSS_SELL,
         offer=send.offer,
-        jurisdiction=Jurisdiction(send.order.country, send.order.region),
+        jurisdiction=Jurisdiction.for_order(send.order),
     )
     return line
 

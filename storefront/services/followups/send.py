@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
@@ -34,6 +33,7 @@ from storefront.models import (
     Order,
     StoreSettings,
 )
+from storefront.services import mail
 from storefront.services.followups.common import (
     _ACCEPT_SALT,
     _UNSUBSCRIBE_SALT,
@@ -72,7 +72,9 @@ def skip_reason(send: FollowUpSend) -> str:
     """Why this email must not go out now ('' when it may)."""
     order, customer = send.order, send.customer
     if customer.unsubscribed_at is not None:
-        return "unsubscribed"
+        return "erased" if customer.erased_at is not None else "unsubscribed"
+    if mail.address_suppressed(customer.email):
+        return mail.SUPPRESSED  # a hard bounce or a complaint (tenants.mailevents)
     if order.status not in OWNED_ORDER_STATUSES:
         return "order_not_paid"
     if not send.offer.is_active or send.offer.product.status != "active":
@@ -167,7 +169,7 @@ def _framing(send: FollowUpSend) -> Framing:
     return Framing(subject=subject, headline=headline, benefit=offer.benefit)
 
 
-def _message(send: FollowUpSend, schema: str) -> EmailMultiAlternatives:
+def _message(send: FollowUpSend, schema: str) -> mail.StoreEmail | None:
     base = _base_url()
     one_click = _one_click_possible(send)
     link = (
@@ -190,11 +192,11 @@ def _message(send: FollowUpSend, schema: str) -> EmailMultiAlternatives:
         "store": StoreSettings.current(),
     }
     domain = base.split("://", 1)[1]
-    message = EmailMultiAlternatives(
+    message = mail.store_message(
         subject=framing.subject,
         body=render_to_string("storefront/email/followup.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[send.customer.email],
+        html=render_to_string("storefront/email/followup.html", context),
+        to=send.customer.email,
         headers={
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058
@@ -202,9 +204,6 @@ def _message(send: FollowUpSend, schema: str) -> EmailMultiAlternatives:
             "Message-ID": f"<followup-{schema}-{send.pk}@{domain}>",
             "X-Followup-Id": f"{schema}:{send.pk}",
         },
-    )
-    message.attach_alternative(
-        render_to_string("storefront/email/followup.html", context), "text/html"
     )
     send.link_kind = "accept" if one_click else "checkout"
     return message
@@ -233,6 +232,11 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
             )
             return False
         message = _message(send, schema)
+        if message is None:  # suppressed since skip_reason looked
+            FollowUpSend.objects.filter(pk=send_id).update(
+                status=FollowUpStatus.SKIPPED, skipped_reason=mail.SUPPRESSED
+            )
+            return False
     # The claim is committed: a duplicate task, or this one retried, finds nothing to claim.
     try:
         message.send(fail_silently=False)

@@ -97,7 +97,7 @@ def _present(*, order: Order, offer: Offer, kind: str, variant: str = "") -> Off
     """Create the decision row for `offer` (price and tax frozen as shown) and log the display.
     None when a cap refuses it (the database decides, so concurrent orders cannot both pass)."""
     line, tax_name = offer_line_price(
-        kind=kind, offer=offer, jurisdiction=Jurisdiction(order.country, order.region)
+        kind=kind, offer=offer, jurisdiction=Jurisdiction.for_order(order)
     )
     now = timezone.now()
     cap = offer.customer_cap if kind == OfferKind.UPSELL else None

@@ -141,7 +141,16 @@
     }).then(function (setup) {
       if (setup.error) throw new Error(setup.error.message || "Your card could not be saved.");
       if (!setup.setupIntent || setup.setupIntent.status !== "succeeded") throw new Error("Your card could not be verified.");
-      return post(started.pay_url, {setup_intent: setup.setupIntent.id});
+      started.setupId = setup.setupIntent.id;
+      return post(started.pay_url, {setup_intent: started.setupId});
+    }).then(function (r) {
+      // The card's country disagrees with the chosen one: nothing is charged until the buyer
+      // confirms where they live (EU VAT evidence); then the same payment is sent again.
+      if (r.status === "confirm_country") {
+        if (!window.confirm(r.error)) throw new Error("Choose the country you live in, then pay again.");
+        return post(started.pay_url, {setup_intent: started.setupId, confirm_country: r.country});
+      }
+      return r;
     }).then(function (r) { return finish(r, started.confirm_url); })
       .catch(function (err) {
         if (err) showError(err.message || "The payment did not go through.", "card");
