@@ -4,6 +4,7 @@ from django.db import models
 
 from core import orderkeys
 from core.money import Money
+from storefront.storage import deliverable_storage
 
 
 class Product(models.Model):
@@ -31,8 +32,25 @@ class Product(models.Model):
         default="Refundable within 30 days of purchase.",
         help_text="Shown before the buyer pays, on the receipt and the thank-you page.",
     )
-    deliverable_url = models.URLField(blank=True)
-    deliverable_file = models.FileField(upload_to="deliverables/", blank=True)
+    deliverable_url = models.URLField(
+        blank=True,
+        help_text="An external link handed out after the same checks as a file. The other "
+        "site must protect it itself; prefer uploading the file.",
+    )
+    # Kept in a private root (storefront/storage.py), never under a public media URL.
+    deliverable_file = models.FileField(
+        upload_to="deliverables/", blank=True, storage=deliverable_storage
+    )
+    download_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Downloads allowed per purchase; empty for no limit.",
+    )
+    license_keys = models.BooleanField(
+        default=False,
+        help_text="Give each purchase its own license key (on the order page and the receipt; "
+        "partners verify it through the API).",
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -69,6 +87,14 @@ class StoreSettings(models.Model):
     )
     statement_descriptor = models.CharField(max_length=22, default="CREATOR STORE")
     support_email = models.EmailField(blank=True)
+    # The seller on invoices and credit notes (frozen into each document when it is issued).
+    seller_name = models.CharField(
+        max_length=200, blank=True, help_text="Legal name on invoices; the store's name if empty."
+    )
+    seller_address = models.TextField(blank=True, help_text="Postal address on invoices.")
+    seller_tax_id = models.CharField(
+        max_length=40, blank=True, verbose_name="seller VAT / tax ID", help_text="On invoices."
+    )
 
     def __str__(self) -> str:
         return "Store settings"
@@ -316,3 +342,13 @@ class FollowUpSend(models.Model):
 
     def __str__(self) -> str:
         return f"follow-up {self.step}/{self.offer_id} to {self.customer_id} ({self.status})"
+
+
+# Delivery and documents (issue: protected delivery, order page, invoices). Kept in their own
+# module; imported here so Django finds them.
+from storefront.delivery_models import (  # noqa: E402, F401
+    CreditNote,
+    DocumentCounter,
+    Invoice,
+    LineAccess,
+)
