@@ -9,6 +9,7 @@ from api.filters import not_found
 from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
 from payments.api.views import PayoutViewSet, TransferViewSet
+from storefront.api.licenses import LicenseViewSet
 from storefront.api.views import CustomerViewSet, OrderViewSet, ProductViewSet
 
 router = SimpleRouter()
@@ -21,6 +22,7 @@ router.register("experiments", ExperimentViewSet, basename="api-experiment")
 router.register("metrics", MetricViewSet, basename="api-metric")
 router.register("payouts", PayoutViewSet, basename="api-payout")
 router.register("transfers", TransferViewSet, basename="api-transfer")
+router.register("licenses", LicenseViewSet, basename="api-license")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

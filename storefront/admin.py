@@ -18,8 +18,11 @@ from payments.models import Refund, RefundStatus
 from payments.services import ledger_line_totals
 from storefront.models import (
     OWNED_ORDER_STATUSES,
+    CreditNote,
     Customer,
     FollowUpSend,
+    Invoice,
+    LineAccess,
     Order,
     OrderLine,
     Product,
@@ -378,3 +381,33 @@ class FollowUpSendAdmin(ReadOnlyAdmin):
     date_hierarchy = "due_at"
     list_select_related = ["customer", "offer"]
     exclude = ["nonce"]  # signed into the email's accept link
+
+
+# --- delivery and documents ----------------------------------------------------------------
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    """Issued invoices, one per successful payment. Read only: frozen when issued, numbered
+    by the store's counter (storefront.services.invoices)."""
+
+    list_display = ["__str__", "order", "issued_at", "total_amount", "currency"]
+    search_fields = ["order__token", "order__customer__email"]
+    date_hierarchy = "issued_at"
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdmin):
+    """Credit notes, one per refund, against the refunded payment's invoice. Read only."""
+
+    list_display = ["__str__", "invoice", "refund_ref", "issued_at", "total_amount", "currency"]
+    search_fields = ["refund_ref", "invoice__order__token"]
+
+
+@admin.register(LineAccess)
+class LineAccessAdmin(ReadOnlyAdmin):
+    """Downloads counted per purchased line and its license key. Read only: whether a key or
+    a download still works follows the line's payment (refunds, disputes)."""
+
+    list_display = ["line", "downloads", "last_download_at", "license_key", "created_at"]
+    search_fields = ["license_key", "line__order__token", "line__order__customer__email"]
