@@ -4,6 +4,7 @@ invoice and credit-note PDFs, and the magic-link list of a buyer's purchases."""
 from __future__ import annotations
 
 import mimetypes
+import os
 from urllib.parse import quote
 
 from django.conf import settings
@@ -122,7 +123,9 @@ def _is_resume(request) -> bool:
 def _file_response(line: OrderLine) -> HttpResponse:
     field = line.product.deliverable_file
     storage, name = field.storage, field.name
-    filename = name.rsplit("/", 1)[-1]
+    # Named after the product, not the stored name (which may carry a de-duplicating suffix).
+    extension = os.path.splitext(name)[1]
+    filename = f"{line.product.slug}{extension}"
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     header = settings.DELIVERY_ACCEL_HEADER
     if header:
