@@ -46,8 +46,10 @@ class Product(models.Model):
         blank=True,
         help_text="Downloads allowed per purchase; empty for no limit.",
     )
+    # db_default too: rows inserted by raw SQL (clones, analytics fixtures) need no value.
     license_keys = models.BooleanField(
         default=False,
+        db_default=False,
         help_text="Give each purchase its own license key (on the order page and the receipt; "
         "partners verify it through the API).",
     )

@@ -51,7 +51,11 @@ def _order_page(request, token: str, *, thanks: bool):
         else ""
     )
     states = delivery.line_states(order=order, lines=lines) if paid else {}
-    access = delivery.order_access_ensure(order=order) if paid else {}
+    # Access rows matter only for a limit or a license key: most pages skip the query.
+    counted = any(
+        line.product.download_limit is not None or line.product.license_keys for line in lines
+    )
+    access = delivery.order_access_ensure(order=order, lines=lines) if paid and counted else {}
     downloads, keys, remaining = {}, {}, {}
     for line in lines:
         if states.get(line.pk) != LineState.ACTIVE:

@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='product',
             name='license_keys',
-            field=models.BooleanField(default=False, help_text='Give each purchase its own license key (on the order page and the receipt; partners verify it through the API).'),
+            field=models.BooleanField(db_default=False, default=False, help_text='Give each purchase its own license key (on the order page and the receipt; partners verify it through the API).'),
         ),
         migrations.AddField(
             model_name='storesettings',
