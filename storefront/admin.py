@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.utils.html import format_html, format_html_join
 
 from audit.admin import AuditedAdminMixin
@@ -37,8 +38,19 @@ from storefront.services.refunds import (
 )
 
 
+class PrivateFileInput(forms.ClearableFileInput):
+    """The current deliverable by name, without a link: it has no public URL (its storage's
+    url() refuses), and the stock widget would link it."""
+
+    template_name = "storefront/widgets/private_file_input.html"
+
+    def is_initial(self, value):
+        return bool(value and getattr(value, "name", None))
+
+
 @admin.register(Product)
 class ProductAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    formfield_overrides = {models.FileField: {"widget": PrivateFileInput}}
     list_display = ["name", "tier", "ladder_position", "price_amount", "currency", "status"]
     list_editable = ["ladder_position"]
     list_filter = ["tier", "status"]

@@ -292,3 +292,36 @@ def test_a_link_is_bound_to_its_store_schema(course):
     token = delivery.download_token(line=line, schema=connection.schema_name)
     assert delivery.download_check(token=token, schema="t1").line_id == line.pk
     assert delivery.download_check(token=token, schema="t2").line_id is None
+
+
+def test_the_store_admin_shows_the_private_file_by_name_and_takes_a_new_upload(
+    course, client_for
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = client_for("t1.localhost")
+    assert client.login(username="owner", password="owner-pass-123")
+    url = f"/admin/storefront/product/{course.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert course.deliverable_file.name in html and "/media/" not in html
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "deliverable_file"}
+    data.update(
+        {
+            "deliverable_file": SimpleUploadedFile("v2.pdf", b"%PDF-1.4 v2"),
+            "download_limit": "5",
+            "license_keys": "on",
+        }
+    )
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    course.refresh_from_db()
+    try:
+        assert course.download_limit == 5 and course.license_keys
+        assert course.deliverable_file.name.startswith("deliverables/v2")
+        path = os.path.join(settings.DELIVERABLES_ROOT, "t1", course.deliverable_file.name)
+        assert os.path.isfile(path)
+    finally:
+        course.deliverable_file.storage.delete(course.deliverable_file.name)
