@@ -294,9 +294,7 @@ def test_a_link_is_bound_to_its_store_schema(course):
     assert delivery.download_check(token=token, schema="t2").line_id is None
 
 
-def test_the_store_admin_shows_the_private_file_by_name_and_takes_a_new_upload(
-    course, client_for
-):
+def test_the_store_admin_shows_the_private_file_by_name_and_takes_a_new_upload(course, client_for):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     client = client_for("t1.localhost")
