@@ -9,6 +9,7 @@ from api.filters import not_found
 from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
 from payments.api.views import PayoutViewSet, TransferViewSet
+from storefront.api.licenses import LicenseViewSet
 from storefront.api.views import (
     CustomerViewSet,
     OrderViewSet,
@@ -29,6 +30,7 @@ router.register("payouts", PayoutViewSet, basename="api-payout")
 router.register("transfers", TransferViewSet, basename="api-transfer")
 router.register("subscriptions", SubscriptionViewSet, basename="api-subscription")
 router.register("privacy-requests", PrivacyRequestViewSet, basename="api-privacy-request")
+router.register("licenses", LicenseViewSet, basename="api-license")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

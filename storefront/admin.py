@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.utils.html import format_html, format_html_join
 
 from audit.admin import AuditedAdminMixin
@@ -16,10 +17,14 @@ from core.admin_readonly import ReadOnlyAdmin
 from core.money import Money
 from payments.models import Refund, RefundStatus
 from payments.services import ledger_line_totals
+from storefront.media import ImageRefused, image_check, image_store
 from storefront.models import (
     OWNED_ORDER_STATUSES,
+    CreditNote,
     Customer,
     FollowUpSend,
+    Invoice,
+    LineAccess,
     Order,
     OrderLine,
     PrivacyRequest,
@@ -31,14 +36,13 @@ from storefront.models import (
     TaxRate,
     Testimonial,
 )
-from storefront.media import ImageRefused, image_check, image_store
-from storefront.services.showcase import product_showcase_refresh
 from storefront.services.refunds import (
     RefundOutcome,
     RefundRefused,
     order_line_refund,
     order_refund_all,
 )
+from storefront.services.showcase import product_showcase_refresh
 
 
 class ProductImageForm(forms.ModelForm):
@@ -101,8 +105,19 @@ class TestimonialInline(admin.StackedInline):
     fields = ["quote", "author", "position"]
 
 
+class PrivateFileInput(forms.ClearableFileInput):
+    """The current deliverable by name, without a link: it has no public URL (its storage's
+    url() refuses), and the stock widget would link it."""
+
+    template_name = "storefront/widgets/private_file_input.html"
+
+    def is_initial(self, value):
+        return bool(value and getattr(value, "name", None))
+
+
 @admin.register(Product)
 class ProductAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    formfield_overrides = {models.FileField: {"widget": PrivateFileInput}}
     list_display = ["name", "tier", "ladder_position", "price_amount", "currency", "status"]
     list_editable = ["ladder_position"]
     list_filter = ["tier", "status"]
@@ -567,3 +582,33 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
         response = JsonResponse(row.result, json_dumps_params={"indent": 2})
         response["Content-Disposition"] = f'attachment; filename="export-{pk}.json"'
         return response
+
+
+# --- delivery and documents ----------------------------------------------------------------
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    """Issued invoices, one per successful payment. Read only: frozen when issued, numbered
+    by the store's counter (storefront.services.invoices)."""
+
+    list_display = ["__str__", "order", "issued_at", "total_amount", "currency"]
+    search_fields = ["order__token", "order__customer__email"]
+    date_hierarchy = "issued_at"
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdmin):
+    """Credit notes, one per refund, against the refunded payment's invoice. Read only."""
+
+    list_display = ["__str__", "invoice", "refund_ref", "issued_at", "total_amount", "currency"]
+    search_fields = ["refund_ref", "invoice__order__token"]
+
+
+@admin.register(LineAccess)
+class LineAccessAdmin(ReadOnlyAdmin):
+    """Downloads counted per purchased line and its license key. Read only: whether a key or
+    a download still works follows the line's payment (refunds, disputes)."""
+
+    list_display = ["line", "downloads", "last_download_at", "license_key", "created_at"]
+    search_fields = ["license_key", "line__order__token", "line__order__customer__email"]

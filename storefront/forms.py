@@ -32,3 +32,11 @@ class QuoteForm(forms.Form):
     region = forms.CharField(max_length=10, required=False)
     bump = forms.IntegerField(required=False, min_value=1)
     add_bump = forms.BooleanField(required=False)
+
+
+class PurchasesLinkForm(forms.Form):
+    email = forms.EmailField(
+        label="Email you bought with",
+        max_length=254,
+        error_messages={"invalid": "Enter a valid email address, like name@example.com."},
+    )

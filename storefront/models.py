@@ -4,6 +4,7 @@ from django.db import models
 
 from core import orderkeys
 from core.money import Money
+from storefront.storage import deliverable_storage
 
 
 class Product(models.Model):
@@ -31,8 +32,27 @@ class Product(models.Model):
         default="Refundable within 30 days of purchase.",
         help_text="Shown before the buyer pays, on the receipt and the thank-you page.",
     )
-    deliverable_url = models.URLField(blank=True)
-    deliverable_file = models.FileField(upload_to="deliverables/", blank=True)
+    deliverable_url = models.URLField(
+        blank=True,
+        help_text="An external link handed out after the same checks as a file. The other "
+        "site must protect it itself; prefer uploading the file.",
+    )
+    # Kept in a private root (storefront/storage.py), never under a public media URL.
+    deliverable_file = models.FileField(
+        upload_to="deliverables/", blank=True, storage=deliverable_storage
+    )
+    download_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Downloads allowed per purchase; empty for no limit.",
+    )
+    # db_default too: rows inserted by raw SQL (clones, analytics fixtures) need no value.
+    license_keys = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Give each purchase its own license key (on the order page and the receipt; "
+        "partners verify it through the API).",
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     # What the product page says besides the description (one item per line), and an optional
     # link to a short preview video (opened on the video site: no third-party frame here).
@@ -175,6 +195,14 @@ class StoreSettings(models.Model):
         max_length=80,
         blank=True,
         help_text="The From name on the store's emails; empty means the store's name.",
+    )
+    # The seller on invoices and credit notes (frozen into each document when it is issued).
+    seller_name = models.CharField(
+        max_length=200, blank=True, help_text="Legal name on invoices; the store's name if empty."
+    )
+    seller_address = models.TextField(blank=True, help_text="Postal address on invoices.")
+    seller_tax_id = models.CharField(
+        max_length=40, blank=True, verbose_name="seller VAT / tax ID", help_text="On invoices."
     )
 
     def __str__(self) -> str:
@@ -526,3 +554,13 @@ class PrivacyRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.state})"
+
+
+# Delivery and documents (issue: protected delivery, order page, invoices). Kept in their own
+# module; imported here so Django finds them.
+from storefront.delivery_models import (  # noqa: E402, F401
+    CreditNote,
+    DocumentCounter,
+    Invoice,
+    LineAccess,
+)

@@ -1,7 +1,7 @@
 """Storefront tasks: load ids, call one service. Safe to run twice."""
 
 from core.tasks import tenant_task
-from storefront.services import followups, receipts, upsell
+from storefront.services import buyer_links, delivery, followups, invoices, receipts, upsell
 
 
 @tenant_task(
@@ -9,6 +9,36 @@ from storefront.services import followups, receipts, upsell
 )
 def send_receipt(*, order_id: int) -> bool:
     return receipts.receipt_send(order_id=order_id)
+
+
+# Documents after a payment or a refund. Each is issued once (unique per payment / refund,
+# under the order's lock), so running a task twice changes nothing.
+@tenant_task(name="storefront.order_documents", autoretry_for=(OSError,), retry_backoff=True)
+def order_documents(*, order_id: int) -> int:
+    """Invoices for the order's succeeded payments, and its lines' access rows (license keys)."""
+    from storefront.models import Order
+
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        return 0
+    issued = invoices.order_invoices_issue(order_id=order_id)
+    delivery.order_access_ensure(order=order)
+    return len(issued)
+
+
+@tenant_task(name="storefront.credit_note_issue", autoretry_for=(OSError,), retry_backoff=True)
+def credit_note_issue(*, refund_ref: str) -> bool:
+    return invoices.credit_note_issue(refund_ref=refund_ref) is not None
+
+
+@tenant_task(
+    name="storefront.purchases_link_send",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def purchases_link_send(*, email: str) -> bool:
+    return buyer_links.purchases_link_send(email=email)
 
 
 # acks_late + reject on a lost worker: a worker killed mid-task must not lose the only

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from storefront import views, views_brand, views_upsell
+from storefront import views, views_brand, views_orders, views_upsell
 
 urlpatterns = [
     path("", views.store_index, name="store-index"),
@@ -13,8 +13,17 @@ urlpatterns = [
     path("o/<str:token>/pay", views.checkout_pay, name="checkout-pay"),
     path("o/<str:token>/confirm", views.checkout_confirm, name="checkout-confirm"),
     path("o/<str:token>/next", views.order_next, name="order-next"),
-    path("o/<str:token>/thanks", views.order_thanks, name="order-thanks"),
-    path("d/<str:signed>", views.line_download, name="line-download"),
+    path("o/<str:token>/thanks", views_orders.order_thanks, name="order-thanks"),
+    path("o/<str:token>/", views_orders.order_page, name="order-page"),
+    path("o/<str:token>/invoices/<int:number>.pdf", views_orders.invoice_pdf, name="invoice-pdf"),
+    path(
+        "o/<str:token>/credit-notes/<int:number>.pdf",
+        views_orders.credit_note_pdf,
+        name="credit-note-pdf",
+    ),
+    path("d/<str:signed>", views_orders.line_download, name="line-download"),
+    path("purchases/", views_orders.purchases_request, name="purchases-request"),
+    path("purchases/<str:signed>", views_orders.purchases_list, name="purchases-list"),
     path("o/<str:token>/offer", views_upsell.upsell_offer, name="upsell-offer"),
     path("o/<str:token>/offer/status", views_upsell.upsell_status, name="upsell-status"),
     path("o/<str:token>/offer/accept", views_upsell.upsell_accept, name="upsell-accept"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,11 +17,9 @@ from payments.models import AttemptStatus, ChargeAttempt
 from storefront import selectors
 from storefront.attribution import attribution_capture, attribution_read, page_view_note
 from storefront.forms import CheckoutForm, QuoteForm
-from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine, StoreSettings
+from storefront.models import Order, StoreSettings
 from storefront.pricing import Jurisdiction, quote_checkout
-from storefront.privacy.services import privacy_link_token
 from storefront.services import checkout as checkout_service
-from storefront.services import receipts
 
 
 @require_GET
@@ -302,93 +299,3 @@ def order_next(request, token: str):
     order = _order_or_404(token)
     url = upsell.next_step_url(order=order)
     return HttpResponseRedirect(url or reverse("order-thanks", args=[token]))
-
-
-@require_GET
-def order_thanks(request, token: str):
-    order = _order_or_404(token)
-    lines = list(order.lines.select_related("product"))
-    schema = connection.schema_name
-    state = selectors.order_payment_state(order=order)
-    paid = state == selectors.PaymentState.PAID
-    core = next((line.product for line in lines if line.kind == "core"), None)
-    retry_url = (
-        reverse("checkout", args=[core.slug])
-        if core is not None and core.status == core.Status.ACTIVE
-        else ""
-    )
-    downloads = (
-        {
-            line.pk: reverse(
-                "line-download", args=[receipts.download_token(line=line, schema=schema)]
-            )
-            for line in lines
-        }
-        if paid
-        else {}
-    )
-    privacy_url = (
-        reverse("privacy-page", args=[privacy_link_token(order=order, schema=schema)])
-        if paid
-        else ""
-    )
-    return render(
-        request,
-        "storefront/thanks.html",
-        {
-            "creator": request.tenant,
-            "privacy_url": privacy_url,
-            "order": order,
-            "lines": lines,
-            "paid": paid,
-            "state": state,
-            "retry_url": retry_url,
-            "downloads": downloads,
-            "total": sum(line.total_amount for line in lines),
-            "tax": sum(line.tax_amount for line in lines),
-            "store": StoreSettings.current(),
-            "separate_charges": sum(1 for line in lines if line.kind not in ("core", "bump")),
-        },
-    )
-
-
-@require_GET
-def line_download(request, signed: str):
-    line_id = receipts.download_check(token=signed, schema=connection.schema_name)
-    line = (
-        OrderLine.objects.select_related("product", "order").filter(pk=line_id).first()
-        if line_id
-        else None
-    )
-    if line is not None and line.order.status in OWNED_ORDER_STATUSES:
-        from storefront.services.subscribe import line_access_allowed
-
-        if not line_access_allowed(line):
-            return render(
-                request,
-                "storefront/error.html",
-                {
-                    "title": "This subscription has ended",
-                    "message": "Access to this content stopped when the subscription was "
-                    "cancelled, refunded or left unpaid. Open your subscriptions from your "
-                    "latest receipt to restart it.",
-                },
-                status=403,
-            )
-    if line is None or line.order.status not in OWNED_ORDER_STATUSES:
-        return render(
-            request,
-            "storefront/error.html",
-            {
-                "title": "This download link is not valid",
-                "message": "The link has expired or is not for this store. "
-                "Open your order page for a fresh one.",
-            },
-            status=403,
-        )
-    product = line.product
-    if product.deliverable_file:
-        return HttpResponseRedirect(product.deliverable_file.url)
-    if product.deliverable_url:
-        return HttpResponseRedirect(product.deliverable_url)
-    raise Http404("Nothing to download for this product.")

@@ -165,6 +165,17 @@ MEDIA_URL = "/media/"
 # Uploaded files land under MEDIA_ROOT/<schema>/…: one creator's files never share a path
 # with another's.
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
+# Product deliverables: a private root, outside MEDIA_ROOT and anything a URL maps to
+# (storefront/storage.py). Files leave only through the download view, after the line's check.
+DELIVERABLES_ROOT = env("DELIVERABLES_ROOT", default=str(BASE_DIR / ".local" / "deliverables"))
+# How the download view hands a file over. Empty: Django streams it (development, tests).
+# "X-Accel-Redirect" (nginx, or Caddy's reverse_proxy handle_response): the response carries
+# DELIVERY_ACCEL_PREFIX + "<schema>/<file>", an internal location aliased to DELIVERABLES_ROOT.
+# "X-Sendfile" (Apache mod_xsendfile, lighttpd): the header carries the file's absolute path.
+DELIVERY_ACCEL_HEADER = env("DELIVERY_ACCEL_HEADER", default="")
+DELIVERY_ACCEL_PREFIX = env("DELIVERY_ACCEL_PREFIX", default="/_deliverables/")
+# Seconds a download link on the order page stays valid (the page makes fresh ones).
+DELIVERY_LINK_MAX_AGE = env.int("DELIVERY_LINK_MAX_AGE", default=600)
 STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

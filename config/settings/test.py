@@ -15,6 +15,7 @@ STORAGES["staticfiles"] = {  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 MEDIA_ROOT = env("MEDIA_ROOT", default="/tmp/storefront-test-media")
+DELIVERABLES_ROOT = env("DELIVERABLES_ROOT", default="/tmp/storefront-test-deliverables")
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # A broker that is down must fail the send at once (the outbox keeps the row), not after
 # kombu's default connection retries of several seconds.

@@ -203,3 +203,24 @@ class PrivacyRequestOut(serializers.ModelSerializer):
 
     def get_export(self, obj) -> dict | None:
         return obj.result if obj.kind == "export" else None
+
+
+class LicenseVerifyIn(serializers.Serializer):
+    key = serializers.CharField(
+        max_length=64, help_text="The license key, as the buyer has it (case and dashes free)."
+    )
+
+
+class LicenseOut(serializers.Serializer):
+    """A license key this store issued and whether it may be used now: `valid` is true only
+    while the line that paid for it is paid, not refunded and not charged back (`status`
+    says which)."""
+
+    key = serializers.CharField()
+    valid = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=["active", "unpaid", "refunded", "disputed"])
+    product = serializers.CharField(source="product_slug", help_text="The product's slug.")
+    product_name = serializers.CharField()
+    order = serializers.CharField(source="order_token", help_text="The order's public token.")
+    line_id = serializers.IntegerField()
+    issued_at = serializers.DateTimeField()

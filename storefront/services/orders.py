@@ -88,6 +88,9 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
         return
     order_id, what = parsed
     order = Order.objects.select_for_update().get(pk=order_id)
+    if attempt.status == AttemptStatus.SUCCEEDED:
+        # Its invoice and the lines' license keys, after commit (never in the money path).
+        enqueue("storefront.order_documents", order_id=order.pk)
     if what == "primary":
         _primary_outcome(order, attempt)
     elif what == "cross_sell":  # a follow-up email's one-click accept
@@ -139,6 +142,7 @@ def on_ledger_entry(entry: LedgerEntry) -> None:
     order_status_sync_from_ledger(order=order)
     fields = event_fields_for(order)
     if entry.kind == LedgerKind.REFUND:
+        enqueue("storefront.credit_note_issue", refund_ref=entry.gateway_ref)
         event_append(
             EventName.REFUND_ISSUED,
             amount=entry.amount,

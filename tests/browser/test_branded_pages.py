@@ -151,7 +151,11 @@ def test_each_branded_page_keeps_our_code_within_30_kb_never_shifts_and_reports_
             context.close()
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"branded-page-weight-{spec.key}.json").write_text(json.dumps(report, indent=1))
-    over = {k: v["own_html_css_js_bytes"] for k, v in report.items() if v["own_html_css_js_bytes"] > BUDGET_BYTES}
+    over = {
+        k: v["own_html_css_js_bytes"]
+        for k, v in report.items()
+        if v["own_html_css_js_bytes"] > BUDGET_BYTES
+    }
     assert over == {}, json.dumps(report, indent=1)
     shifted = {k: v["shifts"] for k, v in report.items() if v["layout_shift"] != 0}
     assert shifted == {}, shifted

@@ -31,7 +31,9 @@ QUERY_BUDGET = {
     "checkout": 5,
     "upsell": 4,
     "downsell": 3,
-    "thank-you": 3,
+    # + each line's state (its refunds) and the invoices; + the access rows when a product
+    # has a download limit or license keys, and credit notes when there are invoices.
+    "thank-you": 5,
     "follow-up-offer": 6,
     "unsubscribe": 4,
     "error-404": 1,

@@ -11,7 +11,7 @@ from django_tenants.utils import tenant_context
 from core.money import Money
 from storefront.models import Order, OrderLine, OrderStatus, StoreSettings
 from storefront.pricing import Jurisdiction, quote_checkout, split_tax, tax_rate_for
-from storefront.services import receipts
+from storefront.services import delivery, receipts
 from storefront.services.orders import IllegalTransition, order_status_move
 from tests.factories import OfferFactory, ProductFactory, TaxRateFactory
 
@@ -160,10 +160,10 @@ def test_delivery_links_are_signed_expiring_and_bound_to_the_store(
 ):
     order = _order(OrderStatus.PAID)
     line = order.lines.get()
-    token = receipts.download_token(line=line, schema=connection.schema_name)
-    assert receipts.download_check(token=token, schema="t1") == line.pk
-    assert receipts.download_check(token=token, schema="t2") is None
-    assert receipts.download_check(token=token + "x", schema="t1") is None
+    token = delivery.download_token(line=line, schema=connection.schema_name)
+    assert delivery.download_check(token=token, schema="t1").line_id == line.pk
+    assert delivery.download_check(token=token, schema="t2").line_id is None
+    assert delivery.download_check(token=token + "x", schema="t1").line_id is None
 
     client = client_for("t1.localhost")
     response = client.get(f"/d/{token}")
@@ -175,7 +175,7 @@ def test_delivery_links_are_signed_expiring_and_bound_to_the_store(
 
 def test_a_delivery_link_for_an_unpaid_order_is_refused(tenant, client_for):
     order = _order(OrderStatus.PENDING)
-    token = receipts.download_token(line=order.lines.get(), schema="t1")
+    token = delivery.download_token(line=order.lines.get(), schema="t1")
     response = client_for("t1.localhost").get(f"/d/{token}")
     assert response.status_code == 403 and b"not valid" in response.content
 

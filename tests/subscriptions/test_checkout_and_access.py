@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from core.money import Money
 from payments.models import ChargeAttempt, LedgerEntry
-from storefront.services import receipts, refunds
+from storefront.services import delivery, refunds
 from subscriptions import services
 from subscriptions.models import Plan, Subscription, SubscriptionStatus
 from tests import gateway_helpers as gw
@@ -124,7 +124,7 @@ def test_upgrade_to_annual_accepted_with_one_click_charges_once_and_ends_the_mon
 def _download(client, order):
     line = order.lines.get(kind="core")
     return client.get(
-        reverse("line-download", args=[receipts.download_token(line=line, schema="t1")])
+        reverse("line-download", args=[delivery.download_token(line=line, schema="t1")])
     )
 
 
