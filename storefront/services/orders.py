@@ -33,7 +33,20 @@ def order_status_move(*, order: Order, to: str, **extra) -> bool:
         order.status = to
         for key, value in extra.items():
             setattr(order, key, value)
+        if order.coupon_code:
+            _coupon_follows_status(order=order, to=to)
     return bool(updated)
+
+
+def _coupon_follows_status(*, order: Order, to: str) -> None:
+    """A failed order gives its coupon use back; a payment that succeeds after the order was
+    marked failed takes it again (offers.coupons). Same transaction as the move."""
+    from offers.coupons import coupon_rehold, coupon_release
+
+    if to == OrderStatus.FAILED:
+        coupon_release(order_id=order.pk)
+    elif to == OrderStatus.PAID:
+        coupon_rehold(order_id=order.pk)
 
 
 def event_fields_for(order: Order) -> dict:
