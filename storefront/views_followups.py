@@ -64,3 +64,14 @@ def followup_unsubscribe(request, signed: str):
     return render(
         request, "storefront/unsubscribe.html", {"creator": request.tenant, "email": customer.email}
     )
+
+
+@rate_limit("recover", per_address="30/m")
+@require_http_methods(["GET"])
+def checkout_recover(request, signed: str):
+    """A reminder's link: back to the checkout it came from, prefilled (a GET changes nothing)."""
+    try:
+        url = followups.recovery_checkout_url(signed=signed, schema=connection.schema_name)
+    except followups.RecoveryRefused as exc:
+        return _refused(request, exc)
+    return HttpResponseRedirect(url)

@@ -19,8 +19,9 @@ a stable Message-ID (`<followup-<schema>-<row id>@…>`) so a receiving server o
 collapse such a duplicate. Everything short of that window sends exactly once.
 
 The package: `schedule` (which offer, when), `send` (eligibility, links, the claimed send,
-unsubscribing), `accept` (the email's offer page, the one-click charge and its outcome), and
-`common` (what they share). Every public name is importable from here, as before the split.
+unsubscribing), `accept` (the email's offer page, the one-click charge and its outcome),
+`common` (what they share), and `recovery` (abandoned-checkout reminders: a second sequence
+through the same rows, sending and cap). Every public name is importable from here.
 """
 
 from storefront.services.followups.accept import (
@@ -30,6 +31,14 @@ from storefront.services.followups.accept import (
     on_cross_sell_outcome,
 )
 from storefront.services.followups.common import ACCEPT_MAX_AGE, FollowUpRefused
+from storefront.services.followups.recovery import (
+    RecoveryRefused,
+    recovery_checkout_url,
+    recovery_order_id,
+    recovery_token,
+    reminders_schedule,
+    reminders_stop_on_purchase,
+)
 from storefront.services.followups.schedule import (
     DEFAULT_DELAYS_HOURS,
     MAX_STEPS,
@@ -59,6 +68,7 @@ __all__ = [
     "FollowUpOffer",
     "FollowUpRefused",
     "Framing",
+    "RecoveryRefused",
     "UndeliverableEmail",
     "accept_token",
     "claim_stale_after",
@@ -72,6 +82,11 @@ __all__ = [
     "followups_schedule",
     "followups_send_due",
     "on_cross_sell_outcome",
+    "recovery_checkout_url",
+    "recovery_order_id",
+    "recovery_token",
+    "reminders_schedule",
+    "reminders_stop_on_purchase",
     "skip_reason",
     "unsubscribe_token",
 ]
