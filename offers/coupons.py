@@ -57,9 +57,13 @@ def code_normalize(raw: str | None) -> str:
     return code
 
 
-def coupon_find(*, code: str, now: dt.datetime | None = None) -> Coupon:
+def coupon_find(*, code: str, now: dt.datetime | None = None, redeeming: bool = False) -> Coupon:
     """The store's live coupon for `code` (any case), with its product ids in one query.
-    Raises CouponRefused for an unknown, paused, not yet started, expired or used-up code."""
+    Raises CouponRefused for an unknown, paused, not yet started, expired or used-up code.
+
+    `redeeming`: the caller redeems it next, and the database's answer there is the one that
+    counts (a use this buyer's own abandoned checkout holds is given back first), so a count
+    read here is not held against them."""
     code = code_normalize(code)
     if not code:
         raise CouponRefused("unknown", "Enter a coupon code.")
@@ -79,7 +83,11 @@ def coupon_find(*, code: str, now: dt.datetime | None = None) -> Coupon:
         )
     if coupon.ends_at and coupon.ends_at <= now:
         raise CouponRefused("expired", f"The coupon {coupon.code} has expired.")
-    if coupon.max_redemptions is not None and coupon.times_redeemed >= coupon.max_redemptions:
+    if (
+        not redeeming
+        and coupon.max_redemptions is not None
+        and coupon.times_redeemed >= coupon.max_redemptions
+    ):
         raise CouponRefused("exhausted", f"The coupon {coupon.code} has been used up.")
     coupon.product_ids = [pk for pk in coupon.product_ids if pk is not None]
     return coupon

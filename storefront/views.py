@@ -22,7 +22,8 @@ from storefront.forms import CheckoutForm, QuoteForm
 from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine, StoreSettings
 from storefront.pricing import Jurisdiction, bump_within_guardrail, quote_checkout
 from storefront.services import checkout as checkout_service
-from storefront.services import followups, receipts
+from storefront.services import receipts
+from storefront.services.followups import recovery
 
 
 @require_GET
@@ -290,7 +291,7 @@ def checkout_start(request, slug: str):
             expected_total=form.cleaned_data["expected_total"],
             coupon_code=form.cleaned_data["coupon"],
             remind=form.cleaned_data["remind"],
-            recovered_from_id=followups.recovery_order_id(
+            recovered_from_id=recovery.recovery_order_id(
                 signed=form.cleaned_data["recovery"], schema=connection.schema_name
             ),
         )

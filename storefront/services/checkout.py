@@ -111,13 +111,13 @@ def checkout_quote(
     return product, bump, quote
 
 
-def coupon_for_checkout(*, code: str) -> Coupon | None:
+def coupon_for_checkout(*, code: str, redeeming: bool = False) -> Coupon | None:
     """The coupon for a code the buyer typed or followed a link with (None for no code);
     CheckoutError on the coupon field when it cannot be used."""
     if not (code or "").strip():
         return None
     try:
-        return coupon_find(code=code)
+        return coupon_find(code=code, redeeming=redeeming)
     except CouponRefused as exc:
         raise CheckoutError("coupon", exc.message) from exc
 
@@ -130,11 +130,12 @@ def _quote(
     region: str,
     visitor_key: str,
     coupon_code: str = "",
+    redeeming: bool = False,
 ) -> tuple[Product, OfferPresentation, Offer | None, Quote]:
     product = selectors.product_get_active(slug=product_slug)
     if product is None:
         raise CheckoutError("product", "This product is not available.")
-    coupon = coupon_for_checkout(code=coupon_code)
+    coupon = coupon_for_checkout(code=coupon_code, redeeming=redeeming)
     shown = bump_shown(product=product, visitor_key=visitor_key)
     bump = None
     if bump_offer_id is not None:
@@ -189,6 +190,7 @@ def checkout_start(
         region=region,
         visitor_key=buyer_key(visitor_id=attribution.visitor_id, email=email),
         coupon_code=coupon_code,
+        redeeming=True,
     )
     if expected_total is not None and expected_total != quote.total.amount:
         raise CheckoutError(

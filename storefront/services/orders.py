@@ -124,7 +124,9 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
             from storefront.services import followups
 
             followups.followups_schedule(order=order, paid_at=order.paid_at)
-            followups.reminders_stop_on_purchase(order=order)
+            from storefront.services.followups.recovery import reminders_stop_on_purchase
+
+            reminders_stop_on_purchase(order=order)
     elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
         if order_status_move(order=order, to=OrderStatus.FAILED):
             event_append(

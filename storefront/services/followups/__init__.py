@@ -21,7 +21,8 @@ collapse such a duplicate. Everything short of that window sends exactly once.
 The package: `schedule` (which offer, when), `send` (eligibility, links, the claimed send,
 unsubscribing), `accept` (the email's offer page, the one-click charge and its outcome),
 `common` (what they share), and `recovery` (abandoned-checkout reminders: a second sequence
-through the same rows, sending and cap). Every public name is importable from here.
+through the same rows, sending and cap; imported from its module). Every other public name
+is importable from here, as before the split.
 """
 
 from storefront.services.followups.accept import (
@@ -31,14 +32,6 @@ from storefront.services.followups.accept import (
     on_cross_sell_outcome,
 )
 from storefront.services.followups.common import ACCEPT_MAX_AGE, FollowUpRefused
-from storefront.services.followups.recovery import (
-    RecoveryRefused,
-    recovery_checkout_url,
-    recovery_order_id,
-    recovery_token,
-    reminders_schedule,
-    reminders_stop_on_purchase,
-)
 from storefront.services.followups.schedule import (
     DEFAULT_DELAYS_HOURS,
     MAX_STEPS,
@@ -68,7 +61,6 @@ __all__ = [
     "FollowUpOffer",
     "FollowUpRefused",
     "Framing",
-    "RecoveryRefused",
     "UndeliverableEmail",
     "accept_token",
     "claim_stale_after",
@@ -82,11 +74,6 @@ __all__ = [
     "followups_schedule",
     "followups_send_due",
     "on_cross_sell_outcome",
-    "recovery_checkout_url",
-    "recovery_order_id",
-    "recovery_token",
-    "reminders_schedule",
-    "reminders_stop_on_purchase",
     "skip_reason",
     "unsubscribe_token",
 ]
