@@ -295,9 +295,16 @@ class Coupon(models.Model):
         verbose_name_plural = "coupons"
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(Upper("code"), name="coupon_code_unique_ci"),
+            models.UniqueConstraint(
+                Upper("code"),
+                name="coupon_code_unique_ci",
+                violation_error_message="A coupon with this code already exists (codes "
+                "ignore case).",
+            ),
             models.CheckConstraint(
-                condition=Q(code__regex=r"^[A-Za-z0-9_-]{1,40}$"), name="coupon_code_chars"
+                condition=Q(code__regex=r"^[A-Za-z0-9_-]{1,40}$"),
+                name="coupon_code_chars",
+                violation_error_message="A code has only letters, digits, - and _.",
             ),
             models.CheckConstraint(
                 condition=(

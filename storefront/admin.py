@@ -349,7 +349,13 @@ class TaxRateAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 @admin.register(StoreSettings)
 class StoreSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["__str__", "prices_include_tax", "statement_descriptor", "support_email"]
+    list_display = [
+        "__str__",
+        "prices_include_tax",
+        "statement_descriptor",
+        "support_email",
+        "recovery_enabled",
+    ]
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and not StoreSettings.objects.exists()
@@ -365,7 +371,9 @@ class FollowUpSendAdmin(ReadOnlyAdmin):
 
     list_display = [
         "customer",
+        "sequence",
         "offer",
+        "product",
         "step",
         "due_at",
         "status",
@@ -373,8 +381,8 @@ class FollowUpSendAdmin(ReadOnlyAdmin):
         "skipped_reason",
         "accepted_at",
     ]
-    list_filter = ["status", "step", "skipped_reason", "due_at", "offer"]
+    list_filter = ["sequence", "status", "step", "skipped_reason", "due_at", "offer"]
     search_fields = ["customer__email", "order__token"]
     date_hierarchy = "due_at"
-    list_select_related = ["customer", "offer"]
+    list_select_related = ["customer", "offer", "product"]
     exclude = ["nonce"]  # signed into the email's accept link
