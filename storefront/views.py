@@ -401,6 +401,7 @@ def order_thanks(request, token: str):
             "downloads": downloads,
             "total": sum(line.total_amount for line in lines),
             "tax": sum(line.tax_amount for line in lines),
+            "discount": sum(line.discount_amount for line in lines),
             "store": StoreSettings.current(),
             "separate_charges": sum(1 for line in lines if line.kind not in ("core", "bump")),
         },

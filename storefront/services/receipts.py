@@ -49,6 +49,7 @@ def receipt_send(*, order_id: int) -> bool:
                 "order": order,
                 "lines": lines,
                 "total": sum(line.total_amount for line in lines),
+                "discount": sum(line.discount_amount for line in lines),
             },
         )
         send_mail(

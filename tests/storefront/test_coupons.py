@@ -5,6 +5,7 @@ and every refusal with a clear message and nothing written."""
 import datetime as dt
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -13,6 +14,7 @@ from core.money import Money
 from offers.models import Coupon, CouponCustomerUse, CouponKind, CouponRedemption
 from payments.models import LedgerEntry, LedgerKind
 from storefront.models import Customer, LineKind, Order, OrderStatus
+from storefront.services import receipts
 from storefront.services.refunds import order_line_refund
 from tests import gateway_helpers as gw
 from tests.catalog import catalog
@@ -80,6 +82,14 @@ def test_a_percent_coupon_discounts_core_and_bump_taxes_the_rest_and_charges_exa
     assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 1
     initiated = Event.objects.get(order_id=order.pk, name="checkout_initiated")
     assert initiated.properties == {"coupon": "SPRING20"}
+    # The discount is its own line on the order page and the receipt.
+    thanks = client.get(f"/o/{order.token}/thanks").content.decode()
+    assert "Discount with coupon SPRING20, included above" in thanks and "−$11.60" in thanks
+    mail.outbox = []
+    assert receipts.receipt_send(order_id=order.pk)
+    [receipt] = mail.outbox
+    assert "Discount with coupon SPRING20: -$11.60" in receipt.body
+    assert "Total charged: $55.22" in receipt.body
 
 
 def test_a_fixed_coupon_is_split_across_lines_in_proportion_and_a_named_product_only_gets_its_own(
