@@ -144,7 +144,7 @@ def _checkout_context(
         if form.is_bound:  # a no-JavaScript "Update total" with a bad place: say so at the field
             field_errors[exc.field] = exc.message
     try:
-        coupon = checkout_service.coupon_for_checkout(code=coupon_code)
+        coupon = checkout_service.coupon_for_checkout(code=coupon_code, product=product)
     except checkout_service.CheckoutError as exc:
         coupon, field_errors["coupon"] = None, exc.message
     if not bump_within_guardrail(product=product, bump=bump, coupon=coupon):
@@ -193,7 +193,8 @@ def _checkout_context(
 @require_http_methods(["GET", "POST"])
 def checkout_page(request, slug: str):
     """The checkout form. A POST here (without JavaScript) recomputes totals for the bump."""
-    product = selectors.product_get_active(slug=slug)
+    coupon_code = _coupon_code(request, request.POST if request.method == "POST" else None)
+    product = selectors.product_get_active(slug=slug, coupon_code=coupon_code)
     if product is None:
         raise Http404("This product is not available.")
     blocked = payments_block_reason()
@@ -237,7 +238,7 @@ def checkout_page(request, slug: str):
         form,
         add_bump=add_bump,
         visitor_key=_visitor_key(request, attribution),
-        coupon_code=_coupon_code(request, request.POST if request.method == "POST" else None),
+        coupon_code=coupon_code,
     )
     response = render(request, "storefront/checkout.html", context)
     if cookie_holder is not None:

@@ -23,7 +23,7 @@ _Product = Coupon._meta.get_field("products").related_model
 
 
 class CouponOut(serializers.ModelSerializer):
-    product_ids = serializers.SerializerMethodField()
+    product_ids = serializers.PrimaryKeyRelatedField(source="products", many=True, read_only=True)
 
     class Meta:
         model = Coupon
@@ -44,9 +44,6 @@ class CouponOut(serializers.ModelSerializer):
             "active",
             "created_at",
         ]
-
-    def get_product_ids(self, coupon: Coupon) -> list[int]:
-        return sorted(p.pk for p in coupon.products.all())
 
 
 class CouponIn(serializers.ModelSerializer):

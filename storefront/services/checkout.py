@@ -13,7 +13,7 @@ from analytics.services import event_append
 from core import orderkeys
 from core.identity import email_key
 from core.money import Money
-from offers.coupons import CouponRefused, coupon_find, coupon_redeem
+from offers.coupons import CouponRefused, coupon_find, coupon_from_data, coupon_redeem
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Coupon, CouponRedemption, Offer
 from offers.selectors import bump_for_product
@@ -111,13 +111,19 @@ def checkout_quote(
     return product, bump, quote
 
 
-def coupon_for_checkout(*, code: str, redeeming: bool = False) -> Coupon | None:
+def coupon_for_checkout(
+    *, code: str, redeeming: bool = False, product: Product | None = None
+) -> Coupon | None:
     """The coupon for a code the buyer typed or followed a link with (None for no code);
-    CheckoutError on the coupon field when it cannot be used."""
+    CheckoutError on the coupon field when it cannot be used. A `product` read by
+    selectors.product_get_active with this code carries the coupon already."""
     if not (code or "").strip():
         return None
+    found = {}
+    if product is not None and hasattr(product, "coupon_data"):
+        found["loaded"] = coupon_from_data(product.coupon_data)
     try:
-        return coupon_find(code=code, redeeming=redeeming)
+        return coupon_find(code=code, redeeming=redeeming, **found)
     except CouponRefused as exc:
         raise CheckoutError("coupon", exc.message) from exc
 
@@ -132,10 +138,10 @@ def _quote(
     coupon_code: str = "",
     redeeming: bool = False,
 ) -> tuple[Product, OfferPresentation, Offer | None, Quote]:
-    product = selectors.product_get_active(slug=product_slug)
+    product = selectors.product_get_active(slug=product_slug, coupon_code=coupon_code)
     if product is None:
         raise CheckoutError("product", "This product is not available.")
-    coupon = coupon_for_checkout(code=coupon_code, redeeming=redeeming)
+    coupon = coupon_for_checkout(code=coupon_code, redeeming=redeeming, product=product)
     shown = bump_shown(product=product, visitor_key=visitor_key)
     bump = None
     if bump_offer_id is not None:
