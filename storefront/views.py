@@ -71,11 +71,8 @@ def _coupon_code(request, data=None) -> str:
     ?coupon= link's, else the one a link on another store page left."""
     if data is not None:
         return (data.get("coupon") or "").strip()[:40]
-    for source in (request.GET, request.COOKIES):
-        code = (source.get("coupon") or "").strip()
-        if code:
-            return code[:40]
-    return ""
+    code = (request.GET.get("coupon") or request.COOKIES.get(COUPON_COOKIE) or "").strip()
+    return code[:40]
 
 
 def _coupon_remember(request, response) -> None:

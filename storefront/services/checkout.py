@@ -31,8 +31,8 @@ CONSENT_TEXT = (
     "The store never sees the card number."
 )
 REMINDER_TEXT = (
-    "If I don't finish, email me up to two reminders with a link back to this checkout. "
-    "Every email has an unsubscribe link."
+    "If I don't finish, send me up to two reminders with a link back to this checkout. "
+    "Each has a one-click unsubscribe link."
 )
 
 

@@ -299,3 +299,16 @@ def test_the_upsell_guardrail_reads_the_discounted_cart(shop, client_for, stripe
     assert _pay(other, fine).json()["status"] == "paid"
     assert other.get(f"/o/{fine['order']}/next")["Location"].endswith("/offer")
     assert offer_token(other, Order.objects.get(token=fine["order"]))
+
+
+def test_a_coupon_link_on_the_product_page_is_applied_at_checkout_and_can_be_removed(
+    shop, client_for, stripe_api_base
+):
+    CouponFactory(code="SPRING20")
+    client = client_for(HOST)
+    client.get("/p/course/?coupon=SPRING20")
+    page = client.get("/checkout/course/").content.decode()
+    assert 'value="SPRING20"' in page and "Discount (SPRING20, 20% off)" in page
+    # The buyer empties the field and updates the total (no JavaScript): no discount.
+    cleared = client.post("/checkout/course/", {"country": "DE", "coupon": ""}).content.decode()
+    assert "Discount (SPRING20" not in cleared
