@@ -137,6 +137,7 @@ def _quote(
     visitor_key: str,
     coupon_code: str = "",
     redeeming: bool = False,
+    store: StoreSettings | None = None,
 ) -> tuple[Product, OfferPresentation, Offer | None, Quote]:
     product = selectors.product_get_active(slug=product_slug, coupon_code=coupon_code)
     if product is None:
@@ -154,7 +155,9 @@ def _quote(
             raise CheckoutError("bump", "That add-on is not available with this coupon.")
     jurisdiction = jurisdiction_parse(country=country, region=region)
     try:
-        quote = quote_checkout(product=product, bump=bump, jurisdiction=jurisdiction, coupon=coupon)
+        quote = quote_checkout(
+            product=product, bump=bump, jurisdiction=jurisdiction, coupon=coupon, store=store
+        )
     except CouponRefused as exc:
         raise CheckoutError("coupon", exc.message) from exc
     return product, shown, bump, quote
@@ -189,6 +192,7 @@ def checkout_start(
     stops them."""
     _refuse_if_not_accepting()
     email = email_key(email)
+    store = StoreSettings.current()
     product, shown, bump, quote = _quote(
         product_slug=product_slug,
         bump_offer_id=bump_offer_id,
@@ -197,6 +201,7 @@ def checkout_start(
         visitor_key=buyer_key(visitor_id=attribution.visitor_id, email=email),
         coupon_code=coupon_code,
         redeeming=True,
+        store=store,
     )
     if expected_total is not None and expected_total != quote.total.amount:
         raise CheckoutError(
@@ -210,7 +215,6 @@ def checkout_start(
         ) from exc
 
     offered_bump = shown.offer  # None in the no-offer control: never offered, never logged
-    store = StoreSettings.current()
     try:
         with transaction.atomic():
             order = _order_create(
@@ -404,17 +408,10 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
         )
     lines = list(order.lines.all())
     total = sum(line.total_amount for line in lines)
-    # Under the order's lock, still pending: a newer checkout of this buyer's that took back
-    # its coupon (_supersede_held_coupon) and this Pay cannot both go ahead.
+
     # attempt_get_or_create absorbs the race of two submits: both get the one attempt.
-    with transaction.atomic():
-        status = Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
-        if status != OrderStatus.PENDING:
-            existing = selectors.order_primary_attempt(order_id=order.pk)
-            if existing is not None:  # the other submit of a double click got there first
-                return existing
-            raise CheckoutError("order", "This checkout is closed. Please start again.")
-        attempt, _ = payments.attempt_get_or_create(
+    def create() -> tuple[ChargeAttempt, bool]:
+        return payments.attempt_get_or_create(
             purpose=orderkeys.order_purpose(order.pk, orderkeys.PRIMARY),
             reference=order.reference,
             amount=Money(total, order.currency),
@@ -423,6 +420,21 @@ def checkout_pay(*, order_token: str, setup_ref: str) -> ChargeAttempt:
             off_session=False,
             allocation={line.line_key: line.total_amount for line in lines},
         )
+
+    if not order.coupon_code:
+        attempt, _ = create()
+        return payments.attempt_execute(attempt_id=attempt.pk)
+    # With a coupon: under the order's lock and still pending, so a newer checkout of this
+    # buyer's that took its coupon use back (_supersede_held_coupon) and this Pay cannot both
+    # go ahead.
+    with transaction.atomic():
+        status = Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
+        if status != OrderStatus.PENDING:
+            existing = selectors.order_primary_attempt(order_id=order.pk)
+            if existing is not None:  # the other submit of a double click got there first
+                return existing
+            raise CheckoutError("order", "This checkout is closed. Please start again.")
+        attempt, _ = create()
     return payments.attempt_execute(attempt_id=attempt.pk)
 
 

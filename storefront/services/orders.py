@@ -124,9 +124,8 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
             from storefront.services import followups
 
             followups.followups_schedule(order=order, paid_at=order.paid_at)
-            from storefront.services.followups.recovery import reminders_stop_on_purchase
-
-            reminders_stop_on_purchase(order=order)
+            # Reminders for what this order bought are skipped when they fall due
+            # (recovery_skip_reason): no extra statement on the payment's path.
     elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
         if order_status_move(order=order, to=OrderStatus.FAILED):
             event_append(

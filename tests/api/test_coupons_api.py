@@ -113,3 +113,36 @@ def test_a_read_key_cannot_create_and_another_store_sees_none_of_them(
     other = api_for("t2.localhost", theirs)
     assert other.get("/api/v1/coupons/").json()["results"] == []
     assert other.get(f"/api/v1/coupons/{mine.pk}/").status_code == 404
+
+
+def test_an_order_shows_its_coupon_and_each_lines_discount(api_for, read_key):
+    from storefront.models import Customer, Order, OrderLine
+    from tests.factories import ProductFactory
+
+    product = ProductFactory()
+    order = Order.objects.create(
+        token="with-coupon",
+        customer=Customer.objects.create(email="c@example.com"),
+        currency="USD",
+        country="US",
+        coupon_code="SPRING20",
+    )
+    OrderLine.objects.create(
+        order=order,
+        kind="core",
+        product=product,
+        description="x",
+        discount_amount=980,
+        net_amount=3920,
+        tax_amount=0,
+        total_amount=3920,
+        currency="USD",
+        tax_rate=0,
+        tax_inclusive=False,
+        tax_country="US",
+    )
+    body = api_for(HOST, read_key).get(f"/api/v1/orders/{order.pk}/").json()
+    assert body["coupon_code"] == "SPRING20" and body["recovered_from_id"] is None
+    assert [(line["discount_amount"], line["total_amount"]) for line in body["lines"]] == [
+        (980, 3920)
+    ]

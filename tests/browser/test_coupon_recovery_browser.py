@@ -113,11 +113,11 @@ def test_a_reminder_email_leads_the_buyer_back_to_a_completed_purchase(
     assert back.status == OrderStatus.PAID and back.recovered_from_id == left.pk
     assert back.utm_medium in ("recovery", "")  # first-click attribution may keep the first
     assert _intents_by_purpose(back) == {f"order:{back.pk}:primary": (5831, "succeeded")}
-    # Bought: the second reminder is never sent.
+    # Three days on, the paid order's own follow-ups go out through the same job; the second
+    # reminder is skipped: the buyer has bought.
+    followups.followups_send_due(now=timezone.now() + dt.timedelta(days=3))
     second = FollowUpSend.objects.get(order=left, step=2)
     assert (second.status, second.skipped_reason) == ("skipped", "purchased")
-    # Three days on, the paid order's own follow-ups go out through the same job; no reminder.
-    followups.followups_send_due(now=timezone.now() + dt.timedelta(days=3))
     recovery_ids = {
         f"t1:{pk}"
         for pk in FollowUpSend.objects.filter(sequence="recovery").values_list("pk", flat=True)

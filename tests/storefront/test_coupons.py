@@ -312,3 +312,24 @@ def test_a_coupon_link_on_the_product_page_is_applied_at_checkout_and_can_be_rem
     # The buyer empties the field and updates the total (no JavaScript): no discount.
     cleared = client.post("/checkout/course/", {"country": "DE", "coupon": ""}).content.decode()
     assert "Discount (SPRING20" not in cleared
+
+
+def test_a_payment_that_succeeds_after_the_order_failed_takes_its_coupon_use_again(shop):
+    from offers.coupons import coupon_redeem
+    from storefront.services.orders import order_status_move
+
+    coupon = CouponFactory(code="LATE", max_redemptions=1)
+    buyer = Customer.objects.create(email="late@example.com")
+    order = Order.objects.create(
+        token="late", customer=buyer, currency="USD", country="DE", coupon_code="LATE"
+    )
+    coupon_redeem(coupon=coupon, order_id=order.pk, customer_id=buyer.pk, amount=Money(980, "USD"))
+    assert order_status_move(order=order, to=OrderStatus.FAILED)
+    assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 0
+    assert order_status_move(order=order, to=OrderStatus.FAILED) is False  # nothing twice
+    assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 0
+    # The gateway's late answer: paid after all, at the discounted price. The use is held again.
+    assert order_status_move(order=order, to=OrderStatus.PAID, paid_at=timezone.now())
+    assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 1
+    assert CouponCustomerUse.objects.get(coupon=coupon, customer=buyer).uses == 1
+    assert CouponRedemption.objects.get(order=order).released_at is None

@@ -7,8 +7,8 @@ store's reminder coupon. They are FollowUpSend rows (`sequence="recovery"`), so 
 claimed, sent, retried and unsubscribed exactly as the cross-sell follow-ups are, by the same
 periodic job (`storefront.followups_send_due`), and the database holds the same cap: one row
 per buyer, product and step, so at most two reminders per buyer and product however many
-checkouts they leave. Paying stops them (the rows are skipped when the order is paid, and the
-send checks again); so does an unsubscribe.
+checkouts they leave. Paying stops them (a reminder falling due for a product the buyer now
+owns is skipped as "purchased"); so does an unsubscribe (its rows are skipped at once).
 
 The link is signed (schema, row, nonce) and opens a redirect to the prefilled checkout; the
 new order records which checkout it recovered (`Order.recovered_from`), which is what the
@@ -28,7 +28,6 @@ from storefront.models import (
     OWNED_ORDER_STATUSES,
     EmailSequence,
     FollowUpSend,
-    FollowUpStatus,
     LineKind,
     Order,
     OrderLine,
@@ -72,17 +71,6 @@ def reminders_schedule(*, order: Order, product: Product, store: StoreSettings) 
     ]
     created = FollowUpSend.objects.bulk_create(rows, ignore_conflicts=True)
     return len([r for r in created if r.pk])
-
-
-def reminders_stop_on_purchase(*, order: Order) -> int:
-    """The order is paid: the buyer's scheduled reminders for what it bought are not sent."""
-    products = OrderLine.objects.filter(order=order).values("product_id")
-    return FollowUpSend.objects.filter(
-        sequence=EmailSequence.RECOVERY,
-        customer_id=order.customer_id,
-        status=FollowUpStatus.SCHEDULED,
-        product_id__in=products,
-    ).update(status=FollowUpStatus.SKIPPED, skipped_reason="purchased")
 
 
 def recovery_skip_reason(send: FollowUpSend) -> str:
