@@ -18,7 +18,7 @@ from analytics import charts, selectors
 from analytics.experiments import experiment_report
 from analytics.models import Experiment, ExperimentStatus
 from analytics.rollups import rollups_refresh
-from analytics.selectors import DIRECT, LTV_DAYS, MetricFilter, source_param
+from analytics.selectors import DIRECT, LTV_DAYS, MetricFilter, conversion, source_param
 from core.replica import replica_reads
 
 GLOSSARY = Path(settings.BASE_DIR) / "docs" / "metrics.md"
@@ -178,6 +178,8 @@ def _views(f: MetricFilter) -> dict[str, tuple[list[str], Any]]:
             ["occurred_at", "offer_id", "reason", "properties"],
             lambda: selectors.alerts(f),
         ),
+        "coupons": (conversion.COUPON_COLUMNS, lambda: conversion.coupon_performance(f)),
+        "recovery": (conversion.RECOVERY_COLUMNS, lambda: conversion.recovery_performance(f)),
     }
 
 

@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from analytics.api.views import EventViewSet, MetricViewSet
 from api.filters import not_found
+from offers.api.coupons import CouponViewSet
 from offers.api.experiments import ExperimentViewSet
 from offers.api.views import OfferViewSet
 from payments.api.views import PayoutViewSet, TransferViewSet
@@ -21,6 +22,7 @@ from subscriptions.api.views import SubscriptionViewSet
 router = SimpleRouter()
 router.register("products", ProductViewSet, basename="api-product")
 router.register("offers", OfferViewSet, basename="api-offer")
+router.register("coupons", CouponViewSet, basename="api-coupon")
 router.register("customers", CustomerViewSet, basename="api-customer")
 router.register("orders", OrderViewSet, basename="api-order")
 router.register("events", EventViewSet, basename="api-event")

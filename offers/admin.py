@@ -20,7 +20,7 @@ from audit.admin import AuditedAdminMixin
 from audit.services import actor_resolve
 from core.admin_readonly import ReadOnlyAdmin
 from offers.experiments import experiment_start, experiment_stop
-from offers.models import Offer, OfferDecision
+from offers.models import Coupon, CouponRedemption, Offer, OfferDecision
 from offers.services import offer_pause, offer_price_check, offer_resume
 
 
@@ -342,3 +342,62 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         actor = actor_resolve(request)
         count = sum(experiment_stop(actor=actor, experiment=e) for e in queryset)
         self.message_user(request, f"Stopped {count} experiment(s).")
+
+
+@admin.register(Coupon)
+class CouponAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Coupons with their limits. The counts are the database's (offers.coupons): read only
+    here, so a staff edit cannot hand out uses the limit refused."""
+
+    list_display = [
+        "code",
+        "describe",
+        "applies_to_all",
+        "starts_at",
+        "ends_at",
+        "times_redeemed",
+        "max_redemptions",
+        "max_per_customer",
+        "active",
+    ]
+    list_filter = ["active", "kind", "applies_to_all"]
+    search_fields = ["code"]
+    filter_horizontal = ["products"]
+    readonly_fields = ["times_redeemed", "created_at"]
+    fields = [
+        "code",
+        "kind",
+        "percent_off",
+        "amount_off",
+        "currency",
+        "applies_to_all",
+        "products",
+        "starts_at",
+        "ends_at",
+        "max_redemptions",
+        "max_per_customer",
+        "active",
+        "times_redeemed",
+        "created_at",
+    ]
+
+    @admin.display(description="discount")
+    def describe(self, coupon: Coupon) -> str:
+        return coupon.describe
+
+    def has_delete_permission(self, request, obj=None):
+        # A used coupon stays (its redemptions refer to it); untick "active" instead.
+        if obj is not None and obj.redemptions.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(CouponRedemption)
+class CouponRedemptionAdmin(ReadOnlyAdmin):
+    """Which order used which coupon, for how much; released uses were given back (the order
+    failed, or the buyer started a new checkout)."""
+
+    list_display = ["code", "order", "customer", "amount", "currency", "created_at", "released_at"]
+    list_filter = ["code", "created_at"]
+    search_fields = ["code", "customer__email", "order__token"]
+    list_select_related = ["order", "customer"]

@@ -10,7 +10,8 @@ from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from core.money import Money
 
@@ -232,3 +233,174 @@ class OfferDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.offer_id} for order {self.order_id} [{self.status}]"
+
+
+class CouponKind(models.TextChoices):
+    PERCENT = "percent", "Percent off"
+    FIXED = "fixed", "Fixed amount off"
+
+
+class Coupon(models.Model):
+    """A discount code for the checkout: a percentage or a fixed amount off the whole order
+    (core product and bump) or off the named products only, between two dates.
+
+    Both redemption limits are held by the database inside the order's transaction
+    (offers.coupons.coupon_redeem): `times_redeemed` moves with one conditional UPDATE that
+    refuses to pass `max_redemptions`, and each buyer's uses live in CouponCustomerUse, moved
+    by one INSERT … ON CONFLICT DO UPDATE … WHERE uses < limit. A pending checkout holds its
+    use until it fails or the same buyer starts again; a paid one keeps it."""
+
+    code = models.CharField(
+        max_length=40,
+        help_text="What the buyer types or the ?coupon= link carries; letters, digits, - and _. "
+        "Matched without regard to case.",
+    )
+    kind = models.CharField(max_length=8, choices=CouponKind.choices, default=CouponKind.PERCENT)
+    percent_off = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="For a percent coupon: e.g. 20.00 for 20% off.",
+    )
+    amount_off = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="For a fixed coupon: minor units (cents) off, in the coupon's currency.",
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    applies_to_all = models.BooleanField(
+        default=True,
+        verbose_name="whole order",
+        help_text="Off the whole order (core product and bump); untick to name the products.",
+    )
+    products = models.ManyToManyField(
+        "storefront.Product",
+        blank=True,
+        related_name="coupons",
+        help_text="When not the whole order: the products it takes money off.",
+    )
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="Empty: valid at once.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    max_redemptions = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Uses in total; empty for no limit."
+    )
+    max_per_customer = models.PositiveIntegerField(
+        null=True, blank=True, default=1, help_text="Uses per buyer (email); empty for no limit."
+    )
+    times_redeemed = models.PositiveIntegerField(default=0, editable=False)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "coupon"
+        verbose_name_plural = "coupons"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                Upper("code"),
+                name="coupon_code_unique_ci",
+                violation_error_message="A coupon with this code already exists (codes "
+                "ignore case).",
+            ),
+            models.CheckConstraint(
+                condition=Q(code__regex=r"^[A-Za-z0-9_-]{1,40}$"),
+                name="coupon_code_chars",
+                violation_error_message="A code has only letters, digits, - and _.",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="percent", percent_off__gt=0, percent_off__lte=100, amount_off=None)
+                    | Q(kind="fixed", amount_off__gt=0, percent_off=None)
+                ),
+                name="coupon_kind_has_its_value",
+            ),
+            models.CheckConstraint(
+                condition=Q(starts_at=None) | Q(ends_at=None) | Q(ends_at__gt=F("starts_at")),
+                name="coupon_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_redemptions=None) | Q(max_redemptions__gt=0),
+                name="coupon_max_redemptions_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_per_customer=None) | Q(max_per_customer__gt=0),
+                name="coupon_max_per_customer_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def describe(self) -> str:
+        if self.kind == CouponKind.PERCENT:
+            return f"{self.percent_off.normalize():f}% off"
+        return f"{Money(self.amount_off or 0, self.currency)} off"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.kind == CouponKind.PERCENT:
+            if self.percent_off is None or not (0 < self.percent_off <= 100):
+                errors["percent_off"] = ["Enter a percentage above 0 and at most 100."]
+            if self.amount_off is not None:
+                errors["amount_off"] = ["A percent coupon has no fixed amount; leave it empty."]
+        elif self.kind == CouponKind.FIXED:
+            if not self.amount_off:
+                errors["amount_off"] = ["Enter the amount off in minor units (cents)."]
+            if self.percent_off is not None:
+                errors["percent_off"] = ["A fixed coupon has no percentage; leave it empty."]
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = ["The end must come after the start."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class CouponRedemption(models.Model):
+    """One order's use of a coupon, written in the order's transaction. `released_at` is set
+    when the order failed or was replaced by the buyer's next checkout: its use is given back."""
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="redemptions")
+    order = models.OneToOneField(
+        "storefront.Order", on_delete=models.CASCADE, related_name="coupon_redemption"
+    )
+    customer = models.ForeignKey("storefront.Customer", on_delete=models.CASCADE, related_name="+")
+    code = models.CharField(max_length=40)  # as applied, for receipts and the dashboard
+    # The discount on the order in minor units of `currency` (before tax where prices exclude
+    # it): the sum of its lines' discount_amount.
+    amount = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "coupon redemption"
+        verbose_name_plural = "coupon redemptions"
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["coupon", "created_at"], name="couponredemption_coupon_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} on order {self.order_id}"
+
+
+class CouponCustomerUse(models.Model):
+    """How many uses of a coupon one buyer holds: the per-buyer limit's counter, one row per
+    (coupon, customer), moved only by conditional SQL in offers.coupons."""
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("storefront.Customer", on_delete=models.CASCADE, related_name="+")
+    uses = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "coupon use per buyer"
+        verbose_name_plural = "coupon uses per buyer"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["coupon", "customer"], name="couponcustomeruse_one_per_buyer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.uses} use(s) of coupon {self.coupon_id} by customer {self.customer_id}"

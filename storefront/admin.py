@@ -443,6 +443,7 @@ class StoreSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "statement_descriptor",
         "sender_name",
         "support_email",
+        "recovery_enabled",
     ]
 
     def has_add_permission(self, request):
@@ -459,7 +460,9 @@ class FollowUpSendAdmin(ReadOnlyAdmin):
 
     list_display = [
         "customer",
+        "sequence",
         "offer",
+        "product",
         "step",
         "due_at",
         "status",
@@ -467,10 +470,10 @@ class FollowUpSendAdmin(ReadOnlyAdmin):
         "skipped_reason",
         "accepted_at",
     ]
-    list_filter = ["status", "step", "skipped_reason", "due_at", "offer"]
+    list_filter = ["sequence", "status", "step", "skipped_reason", "due_at", "offer"]
     search_fields = ["customer__email", "order__token"]
     date_hierarchy = "due_at"
-    list_select_related = ["customer", "offer"]
+    list_select_related = ["customer", "offer", "product"]
     exclude = ["nonce"]  # signed into the email's accept link
 
 

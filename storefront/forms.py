@@ -21,6 +21,12 @@ class CheckoutForm(forms.Form):
     bump = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     add_bump = forms.BooleanField(required=False)
     save_card = forms.BooleanField(required=False, initial=True)
+    # The buyer's consent to abandoned-checkout reminders (checkout.REMINDER_TEXT); off unless
+    # they tick it.
+    remind = forms.BooleanField(required=False)
+    coupon = forms.CharField(label="Coupon code", max_length=40, required=False)
+    # The signed reminder link the buyer came back through (storefront.services.followups).
+    recovery = forms.CharField(max_length=400, required=False, widget=forms.HiddenInput)
     expected_total = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
     def bump_offer_id(self) -> int | None:
@@ -30,6 +36,7 @@ class CheckoutForm(forms.Form):
 class QuoteForm(forms.Form):
     country = forms.ChoiceField(choices=list(COUNTRIES.items()))
     region = forms.CharField(max_length=10, required=False)
+    coupon = forms.CharField(max_length=40, required=False)
     bump = forms.IntegerField(required=False, min_value=1)
     add_bump = forms.BooleanField(required=False)
 

@@ -204,6 +204,28 @@ class StoreSettings(models.Model):
     seller_tax_id = models.CharField(
         max_length=40, blank=True, verbose_name="seller VAT / tax ID", help_text="On invoices."
     )
+    # Abandoned-checkout reminders: to buyers who gave their email at checkout, agreed to a
+    # reminder there, and did not pay (storefront.services.followups.recovery).
+    recovery_enabled = models.BooleanField(
+        default=True,
+        verbose_name="send abandoned-checkout reminders",
+        help_text="Only to buyers who ticked the reminder box at checkout.",
+    )
+    recovery_delays_hours = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="reminder delays (hours)",
+        help_text="Hours after the checkout for reminder 1 and 2, e.g. [1, 24] (the default).",
+    )
+    recovery_coupon = models.ForeignKey(
+        "offers.Coupon",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="reminder coupon",
+        help_text="Optional: a coupon the reminder's link applies at checkout.",
+    )
 
     def __str__(self) -> str:
         return "Store settings"
@@ -350,6 +372,14 @@ class Order(models.Model):
     variant = models.CharField(max_length=40, blank=True)
     setup_ref = models.CharField(max_length=100, blank=True)  # the gateway SetupIntent
     card_saved = models.BooleanField(default=False)  # the buyer consented to the vault
+    # The buyer ticked "remind me" at checkout (the consent text is checkout.REMINDER_TEXT).
+    reminder_consent = models.BooleanField(default=False)
+    # The coupon applied (as typed, canonical case); the discount is on each line.
+    coupon_code = models.CharField(max_length=40, blank=True)
+    # The abandoned checkout whose reminder brought the buyer back to this one.
+    recovered_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="recoveries"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     receipt_sent_at = models.DateTimeField(null=True, blank=True)
@@ -380,7 +410,10 @@ class OrderLine(models.Model):
     product = models.ForeignKey(Product, on_delete=models.PROTECT)
     offer = models.ForeignKey("offers.Offer", null=True, blank=True, on_delete=models.PROTECT)
     description = models.CharField(max_length=200)
-    # All minor units in the order's currency. net + tax = total, always.
+    # All minor units in the order's currency. net + tax = total, always: the amounts after
+    # the coupon's discount, which is kept here (in the price's terms: tax included when the
+    # store's prices include it) so a refund of the line is of what was actually paid.
+    discount_amount = models.PositiveIntegerField(default=0)
     net_amount = models.PositiveIntegerField()
     tax_amount = models.PositiveIntegerField()
     total_amount = models.PositiveIntegerField()
@@ -443,8 +476,14 @@ class FollowUpStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped (not sent)"
 
 
+class EmailSequence(models.TextChoices):
+    CROSS_SELL = "cross_sell", "Follow-up cross-sell"
+    RECOVERY = "recovery", "Abandoned-checkout reminder"
+
+
 class FollowUpSend(models.Model):
-    """One follow-up cross-sell email for one customer, offer and step (1 or 2).
+    """One follow-up email for one customer and step (1 or 2): a cross-sell for an offer, or
+    an abandoned-checkout reminder for a product (`sequence`).
 
     The row is the cap: unique (customer, offer, step), so a buyer gets at most two emails per
     offer sequence whatever orders, tasks or workers run concurrently. It exists before the
@@ -454,9 +493,19 @@ class FollowUpSend(models.Model):
     stable Message-ID so a receiver can collapse the rare duplicate (see services.followups).
     """
 
+    sequence = models.CharField(
+        max_length=10, choices=EmailSequence.choices, default=EmailSequence.CROSS_SELL
+    )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="followups")
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="followups")
-    offer = models.ForeignKey("offers.Offer", on_delete=models.PROTECT, related_name="+")
+    # A cross-sell's offer; empty for a reminder.
+    offer = models.ForeignKey(
+        "offers.Offer", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A reminder's product (the abandoned checkout's core product); empty for a cross-sell.
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     step = models.PositiveSmallIntegerField()
     due_at = models.DateTimeField()
     status = models.CharField(
@@ -491,6 +540,18 @@ class FollowUpSend(models.Model):
                 fields=["customer", "offer", "step"],
                 name="followupsend_one_per_customer_offer_step",
             ),
+            # The same cap for reminders: at most two per buyer and product, however many
+            # checkouts they leave (a row per step, refused by the database past that).
+            models.UniqueConstraint(
+                fields=["customer", "product", "step"],
+                condition=models.Q(sequence="recovery"),
+                name="followupsend_one_reminder_per_customer_product_step",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(sequence="cross_sell", offer__isnull=False)
+                | models.Q(sequence="recovery", product__isnull=False, offer__isnull=True),
+                name="followupsend_sequence_has_its_subject",
+            ),
             models.CheckConstraint(
                 condition=models.Q(step__in=[1, 2]), name="followupsend_step_1_or_2"
             ),
@@ -502,7 +563,8 @@ class FollowUpSend(models.Model):
         indexes = [models.Index(fields=["status", "due_at"], name="followupsend_due_idx")]
 
     def __str__(self) -> str:
-        return f"follow-up {self.step}/{self.offer_id} to {self.customer_id} ({self.status})"
+        subject = self.offer_id if self.sequence == EmailSequence.CROSS_SELL else "reminder"
+        return f"follow-up {self.step}/{subject} to {self.customer_id} ({self.status})"
 
 
 class PrivacyRequestKind(models.TextChoices):

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from core.money import Money
+from offers.coupons import CouponLine, CouponRefused, coupon_discounts
+from offers.models import Coupon
+from offers.services import offer_price_check
 from storefront.models import LineKind, Product, StoreSettings
 from storefront.tax.providers import TaxPlace, tax_provider
 
@@ -37,6 +40,14 @@ class PricedLine:
     total: Money
     rate: Decimal
     inclusive: bool
+    # Taken off the price by a coupon, in the price's terms (tax included when the store's
+    # prices include it); `net`, `tax` and `total` are of the discounted price.
+    discount_amount: int = 0
+
+    @property
+    def price_after_discount(self) -> Money:
+        """What the store's price became: the total where prices include tax, else the net."""
+        return self.total if self.inclusive else self.net
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,11 @@ class Quote:
     lines: tuple[PricedLine, ...]
     jurisdiction: Jurisdiction
     tax_name: str
+    coupon: Coupon | None = None
+
+    @property
+    def discount(self) -> Money:
+        return Money(sum(line.discount_amount for line in self.lines), self.currency)
 
     @property
     def currency(self) -> str:
@@ -94,9 +110,15 @@ def price_line(
     description: str,
     rate: Decimal,
     inclusive: bool,
+    discount: int = 0,
 ) -> PricedLine:
-    net, tax, total = split_tax(price=price, rate_percent=rate, inclusive=inclusive)
-    return PricedLine(kind, product, offer_id, description, net, tax, total, rate, inclusive)
+    """One line, taxed on its price less any discount: tax follows what the buyer pays."""
+    net, tax, total = split_tax(
+        price=price - Money(discount, price.currency), rate_percent=rate, inclusive=inclusive
+    )
+    return PricedLine(
+        kind, product, offer_id, description, net, tax, total, rate, inclusive, discount
+    )
 
 
 def first_payment(*, product: Product, price: Money) -> Money:
@@ -111,35 +133,43 @@ def first_payment(*, product: Product, price: Money) -> Money:
 
 
 def quote_checkout(
-    *, product: Product, bump=None, jurisdiction: Jurisdiction, store: StoreSettings | None = None
+    *,
+    product: Product,
+    bump=None,
+    jurisdiction: Jurisdiction,
+    store: StoreSettings | None = None,
+    coupon: Coupon | None = None,
 ) -> Quote:
+    """The checkout's lines (core, and the bump if taken), less the coupon's discount, taxed
+    on what is left. Raises offers.coupons.CouponRefused when the coupon cannot apply."""
     store = store or StoreSettings.current()
     rate, name = tax_rate_for(jurisdiction, product)
     inclusive = store.prices_include_tax
+    # A subscription or payment plan is priced (and discounted) on its first payment.
+    items = [(LineKind.CORE, product, first_payment(product=product, price=product.price), None)]
+    if bump is not None:
+        price = first_payment(product=bump.product, price=bump.price)
+        items.append((LineKind.BUMP, bump.product, price, bump.pk))
+    discounts = [0] * len(items)
+    if coupon is not None:
+        discounts = coupon_discounts(
+            coupon=coupon,
+            lines=[CouponLine(item.pk, item.name, price) for _, item, price, _ in items],
+        )
     lines = [
         price_line(
-            kind=LineKind.CORE,
-            product=product,
-            price=first_payment(product=product, price=product.price),
-            offer_id=None,
-            description=product.name,
+            kind=kind,
+            product=item,
+            price=price,
+            offer_id=offer_id,
+            description=item.name,
             rate=rate,
             inclusive=inclusive,
+            discount=discount,
         )
+        for (kind, item, price, offer_id), discount in zip(items, discounts, strict=True)
     ]
-    if bump is not None:
-        lines.append(
-            price_line(
-                kind=LineKind.BUMP,
-                product=bump.product,
-                price=first_payment(product=bump.product, price=bump.price),
-                offer_id=bump.pk,
-                description=bump.product.name,
-                rate=rate,
-                inclusive=inclusive,
-            )
-        )
-    return Quote(tuple(lines), jurisdiction, name)
+    return Quote(tuple(lines), jurisdiction, name, coupon if any(discounts) else None)
 
 
 def offer_line_price(
@@ -159,3 +189,28 @@ def offer_line_price(
         inclusive=store.prices_include_tax,
     )
     return line, name
+
+
+def bump_within_guardrail(*, product: Product, bump, coupon: Coupon | None) -> bool:
+    """The bump's pricing guardrail on the discounted cart: at its price after the coupon, it
+    is at most half of the core product's price after the coupon (offers.services), unless
+    the creator allowed a high price. Without a coupon the offer's own check (made when it was
+    saved, against the core price) already holds."""
+    if coupon is None or bump is None or bump.allow_high_price:
+        return True
+    try:
+        core_off, bump_off = coupon_discounts(
+            coupon=coupon,
+            lines=[
+                CouponLine(product.pk, product.name, product.price),
+                CouponLine(bump.product_id, bump.product.name, bump.price),
+            ],
+        )
+    except CouponRefused:
+        return True  # the coupon itself is refused where it is applied
+    check = offer_price_check(
+        offer_price=bump.price - Money(bump_off, bump.currency),
+        core_price=product.price,
+        cart_total=product.price - Money(core_off, product.currency),
+    )
+    return not check.refusal

@@ -3,6 +3,7 @@
 from django.db.models import QuerySet
 
 from core import orderkeys
+from offers.coupons import CODE_RE, coupon_subquery
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront.models import Order, OrderStatus, Product
 
@@ -11,8 +12,15 @@ def product_list_active() -> QuerySet[Product]:
     return Product.objects.filter(status=Product.Status.ACTIVE)
 
 
-def product_get_active(*, slug: str) -> Product | None:
-    return product_list_active().filter(slug=slug).first()
+def product_get_active(*, slug: str, coupon_code: str = "") -> Product | None:
+    """The active product; with `coupon_code`, the coupon is read in the same query
+    (`product.coupon_data`, for offers.coupons.coupon_from_data): a checkout with a coupon
+    costs no more queries than one without."""
+    products = product_list_active().filter(slug=slug)
+    code = (coupon_code or "").strip()
+    if code and CODE_RE.fullmatch(code):
+        products = products.annotate(coupon_data=coupon_subquery(code))
+    return products.first()
 
 
 class PaymentState:

@@ -38,6 +38,7 @@ urlpatterns += [
     path("f/<str:signed>", views_followups.followup_offer, name="followup-offer"),
     path("f/<str:signed>/accept", views_followups.followup_accept, name="followup-accept"),
     path("u/<str:signed>", views_followups.followup_unsubscribe, name="followup-unsubscribe"),
+    path("r/<str:signed>", views_followups.checkout_recover, name="checkout-recover"),
 ]
 
 from storefront import views_privacy  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import connection
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.boundary import json_endpoint
 from core.ratelimit import client_ip, rate_limit
 from core.security import payment_page
+from offers.coupons import CouponRefused
 from offers.experiments import buyer_key
 from payments.connect import payments_block_reason
 from payments.models import AttemptStatus, ChargeAttempt
@@ -18,8 +20,9 @@ from storefront import selectors
 from storefront.attribution import attribution_capture, attribution_read, page_view_note
 from storefront.forms import CheckoutForm, QuoteForm
 from storefront.models import Order, StoreSettings
-from storefront.pricing import Jurisdiction, quote_checkout
+from storefront.pricing import Jurisdiction, bump_within_guardrail, quote_checkout
 from storefront.services import checkout as checkout_service
+from storefront.services.followups import recovery
 
 
 @require_GET
@@ -35,6 +38,7 @@ def store_index(request):
         },
     )
     page_view_note(request, attribution_capture(request, response))
+    _coupon_remember(request, response)
     return response
 
 
@@ -54,11 +58,39 @@ def product_detail(request, slug: str):
         },
     )
     page_view_note(request, attribution_capture(request, response), product_id=product.pk)
+    _coupon_remember(request, response)
     return response
 
 
+COUPON_COOKIE = "sf_coupon"
+
+
+def _coupon_code(request, data=None) -> str:
+    """The code in the checkout's coupon field when the form was sent (empty: none), else a
+    ?coupon= link's, else the one a link on another store page left."""
+    if data is not None:
+        return (data.get("coupon") or "").strip()[:40]
+    code = (request.GET.get("coupon") or request.COOKIES.get(COUPON_COOKIE) or "").strip()
+    return code[:40]
+
+
+def _coupon_remember(request, response) -> None:
+    """A ?coupon= link on any store page carries its code to the checkout (a plain cookie: it
+    holds nothing the buyer could not type; the checkout checks it like a typed code)."""
+    code = (request.GET.get("coupon") or "").strip()[:40]
+    if code:
+        response.set_cookie(
+            COUPON_COOKIE, code, max_age=7 * 24 * 3600, httponly=True, samesite="Lax"
+        )
+
+
 def _quote_payload(quote) -> dict:
+    coupon = quote.coupon
     return {
+        "coupon": coupon.code if coupon else "",
+        "coupon_label": f"Discount ({coupon.code}, {coupon.describe})" if coupon else "",
+        "discount": quote.discount.amount,
+        "discount_display": f"−{quote.discount}" if coupon else "",
         "currency": quote.currency,
         "lines": [
             {
@@ -86,7 +118,14 @@ def _visitor_key(request, attribution: dict | None = None) -> str:
 
 
 def _checkout_context(
-    request, product, form, *, add_bump: bool, error: str = "", visitor_key: str = ""
+    request,
+    product,
+    form,
+    *,
+    add_bump: bool,
+    error: str = "",
+    visitor_key: str = "",
+    coupon_code: str = "",
 ):
     shown = checkout_service.bump_shown(product=product, visitor_key=visitor_key)
     bump = shown.offer  # the buyer's experiment arm of it; None in the no-offer control
@@ -100,10 +139,26 @@ def _checkout_context(
         jurisdiction = Jurisdiction("US")
         if form.is_bound:  # a no-JavaScript "Update total" with a bad place: say so at the field
             field_errors[exc.field] = exc.message
+    try:
+        coupon = checkout_service.coupon_for_checkout(code=coupon_code, product=product)
+    except checkout_service.CheckoutError as exc:
+        coupon, field_errors["coupon"] = None, exc.message
+    if not bump_within_guardrail(product=product, bump=bump, coupon=coupon):
+        bump = None  # too dear next to the discounted cart: not offered with this coupon
     store = StoreSettings.current()
-    quote = quote_checkout(
-        product=product, bump=bump if add_bump else None, jurisdiction=jurisdiction, store=store
-    )
+    try:
+        quote = quote_checkout(
+            product=product,
+            bump=bump if add_bump else None,
+            jurisdiction=jurisdiction,
+            store=store,
+            coupon=coupon,
+        )
+    except CouponRefused as exc:
+        field_errors["coupon"] = exc.message
+        quote = quote_checkout(
+            product=product, bump=bump if add_bump else None, jurisdiction=jurisdiction, store=store
+        )
     return {
         "creator": request.tenant,
         "product": product,
@@ -115,6 +170,10 @@ def _checkout_context(
         "stripe_js_url": settings.STRIPE_JS_URL,
         "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         "consent_text": checkout_service.CONSENT_TEXT,
+        "reminder_text": checkout_service.REMINDER_TEXT,
+        "coupon_value": coupon_code,
+        "remind_checked": data.get("remind") in ("on", "true", "1"),
+        "recovery_value": data.get("recovery", "") if form.is_bound else "",
         "field_errors": field_errors,
         "region_value": region if field_errors.get("region") else jurisdiction.region,
         "error": error
@@ -130,7 +189,8 @@ def _checkout_context(
 @require_http_methods(["GET", "POST"])
 def checkout_page(request, slug: str):
     """The checkout form. A POST here (without JavaScript) recomputes totals for the bump."""
-    product = selectors.product_get_active(slug=slug)
+    coupon_code = _coupon_code(request, request.POST if request.method == "POST" else None)
+    product = selectors.product_get_active(slug=slug, coupon_code=coupon_code)
     if product is None:
         raise Http404("This product is not available.")
     blocked = payments_block_reason()
@@ -147,10 +207,14 @@ def checkout_page(request, slug: str):
         form = CheckoutForm(request.POST)
         add_bump = request.POST.get("add_bump") in ("on", "true", "1")
     else:
-        # A follow-up email links here with the buyer's details: prefill, never trust.
+        # A follow-up or reminder email links here with the buyer's details: prefill, never
+        # trust (the reminder's signed token is checked again when the checkout starts).
         prefill = {
             "email": request.GET.get("email", "")[:254],
             "country": request.GET.get("country", "US")[:2].upper(),
+            "region": request.GET.get("region", "")[:10],
+            "remind": request.GET.get("remind", ""),
+            "recovery": request.GET.get("recovery", "")[:400],
         }
         form = (
             CheckoutForm(data=prefill)
@@ -165,11 +229,17 @@ def checkout_page(request, slug: str):
         cookie_holder = HttpResponse()
         attribution = attribution_capture(request, cookie_holder)
     context = _checkout_context(
-        request, product, form, add_bump=add_bump, visitor_key=_visitor_key(request, attribution)
+        request,
+        product,
+        form,
+        add_bump=add_bump,
+        visitor_key=_visitor_key(request, attribution),
+        coupon_code=coupon_code,
     )
     response = render(request, "storefront/checkout.html", context)
     if cookie_holder is not None:
         response.cookies.update(cookie_holder.cookies)
+    _coupon_remember(request, response)
     return response
 
 
@@ -187,6 +257,7 @@ def checkout_quote(request, slug: str):
             country=form.cleaned_data["country"],
             region=form.cleaned_data["region"],
             visitor_key=_visitor_key(request),
+            coupon_code=form.cleaned_data["coupon"],
         )
     except checkout_service.CheckoutError as exc:
         return JsonResponse({"error": exc.message, "field": exc.field}, status=400)
@@ -217,6 +288,11 @@ def checkout_start(request, slug: str):
             expected_total=form.cleaned_data["expected_total"],
             vat_id=form.cleaned_data["vat_id"],
             client_ip=client_ip(request),
+            coupon_code=form.cleaned_data["coupon"],
+            remind=form.cleaned_data["remind"],
+            recovered_from_id=recovery.recovery_order_id(
+                signed=form.cleaned_data["recovery"], schema=connection.schema_name
+            ),
         )
     except checkout_service.CheckoutError as exc:
         return JsonResponse({"error": exc.message, "fields": {exc.field: exc.message}}, status=400)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 from core.ratelimit import rate_limit
 from storefront.models import StoreSettings
 from storefront.services import followups
-from storefront.services.followups import FollowUpRefused
+from storefront.services.followups import FollowUpRefused, recovery
 
 
 def _refused(request, exc: FollowUpRefused):
@@ -64,3 +64,14 @@ def followup_unsubscribe(request, signed: str):
     return render(
         request, "storefront/unsubscribe.html", {"creator": request.tenant, "email": customer.email}
     )
+
+
+@rate_limit("recover", per_address="30/m")
+@require_http_methods(["GET"])
+def checkout_recover(request, signed: str):
+    """A reminder's link: back to the checkout it came from, prefilled (a GET changes nothing)."""
+    try:
+        url = recovery.recovery_checkout_url(signed=signed, schema=connection.schema_name)
+    except recovery.RecoveryRefused as exc:
+        return _refused(request, exc)
+    return HttpResponseRedirect(url)

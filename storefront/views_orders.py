@@ -97,6 +97,7 @@ def _order_page(request, token: str, *, thanks: bool):
             "invoices": invoices,
             "total": sum(line.total_amount for line in lines),
             "tax": sum(line.tax_amount for line in lines),
+            "discount": sum(line.discount_amount for line in lines),
             "store": StoreSettings.current(),
             "separate_charges": sum(1 for line in lines if line.kind not in ("core", "bump")),
         },

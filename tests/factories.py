@@ -2,7 +2,7 @@
 
 import factory
 
-from offers.models import Offer, OfferKind
+from offers.models import Coupon, CouponKind, Offer, OfferKind
 from storefront.models import Product, TaxRate
 
 
@@ -40,3 +40,21 @@ class TaxRateFactory(factory.django.DjangoModelFactory):
     region = ""
     rate = "19.000"
     name = "VAT"
+
+
+class CouponFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Coupon
+        skip_postgeneration_save = True
+
+    code = factory.Sequence(lambda n: f"SAVE{n}")
+    kind = CouponKind.PERCENT
+    percent_off = "20.00"
+    currency = "USD"
+    applies_to_all = True
+    max_per_customer = 1
+
+    @factory.post_generation
+    def products(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.products.set(extracted)

@@ -340,6 +340,7 @@ SPECTACULAR_SETTINGS = {
         "OfferKindEnum": "offers.models.OfferKind",
         "OfferStatusEnum": "offers.models.Offer.Status",
         "ProductStatusEnum": "storefront.models.Product.Status",
+        "CouponKindEnum": "offers.models.CouponKind",
         "RefundStatusEnum": "payments.models.RefundStatus",
         "EventNameEnum": "analytics.models.EventName",
         "ExperimentKindEnum": "analytics.models.ExperimentKind",

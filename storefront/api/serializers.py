@@ -107,6 +107,7 @@ class OrderLineOut(serializers.ModelSerializer):
             "product_id",
             "offer_id",
             "description",
+            "discount_amount",
             "net_amount",
             "tax_amount",
             "total_amount",
@@ -122,6 +123,8 @@ class OrderLineOut(serializers.ModelSerializer):
 class OrderOut(serializers.ModelSerializer):
     customer = CustomerOut()
     lines = OrderLineOut(many=True)
+    # The abandoned checkout a reminder brought this order back from, if any.
+    recovered_from_id = serializers.IntegerField(allow_null=True, read_only=True)
 
     class Meta:
         model = Order
@@ -137,6 +140,8 @@ class OrderOut(serializers.ModelSerializer):
             "utm_medium",
             "utm_campaign",
             "variant",
+            "coupon_code",
+            "recovered_from_id",
             "created_at",
             "paid_at",
             "lines",

@@ -13,22 +13,27 @@ from analytics.services import event_append
 from core import orderkeys
 from core.identity import email_key
 from core.money import Money
+from offers.coupons import CouponRefused, coupon_find, coupon_from_data, coupon_redeem
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
-from offers.models import Offer
+from offers.models import Coupon, CouponRedemption, Offer
 from offers.selectors import bump_for_product
 from payments import services as payments
 from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import ChargeAttempt
 from storefront import selectors
 from storefront.countries import COUNTRIES
-from storefront.models import Customer, Order, OrderLine, OrderStatus, Product
-from storefront.pricing import Jurisdiction, Quote, quote_checkout
+from storefront.models import Customer, Order, OrderLine, OrderStatus, Product, StoreSettings
+from storefront.pricing import Jurisdiction, Quote, bump_within_guardrail, quote_checkout
 from storefront.services.orders import event_fields_for, order_status_move
 from storefront.tax.evidence import evidence_conflict, ip_country
 
 CONSENT_TEXT = (
     "Save my card with the payment provider so I can add offers with one click. "
     "The store never sees the card number."
+)
+REMINDER_TEXT = (
+    "If I don't finish, send me up to two reminders with a link back to this checkout. "
+    "Each has a one-click unsubscribe link."
 )
 
 
@@ -144,6 +149,7 @@ def checkout_quote(
     country: str,
     region: str = "",
     visitor_key: str = "",
+    coupon_code: str = "",
 ) -> tuple[Product, Offer | None, Quote]:
     """Validate what the buyer asked for and price it. Writes nothing but the buyer's
     experiment assignment (sticky, once)."""
@@ -153,8 +159,26 @@ def checkout_quote(
         country=country,
         region=region,
         visitor_key=visitor_key,
+        coupon_code=coupon_code,
     )
     return product, bump, quote
+
+
+def coupon_for_checkout(
+    *, code: str, redeeming: bool = False, product: Product | None = None
+) -> Coupon | None:
+    """The coupon for a code the buyer typed or followed a link with (None for no code);
+    CheckoutError on the coupon field when it cannot be used. A `product` read by
+    selectors.product_get_active with this code carries the coupon already."""
+    if not (code or "").strip():
+        return None
+    found = {}
+    if product is not None and hasattr(product, "coupon_data"):
+        found["loaded"] = coupon_from_data(product.coupon_data)
+    try:
+        return coupon_find(code=code, redeeming=redeeming, **found)
+    except CouponRefused as exc:
+        raise CheckoutError("coupon", exc.message) from exc
 
 
 def _quote(
@@ -165,10 +189,14 @@ def _quote(
     region: str,
     visitor_key: str,
     reverse_charge: bool = False,
+    coupon_code: str = "",
+    redeeming: bool = False,
+    store: StoreSettings | None = None,
 ) -> tuple[Product, OfferPresentation, Offer | None, Quote]:
-    product = selectors.product_get_active(slug=product_slug)
+    product = selectors.product_get_active(slug=product_slug, coupon_code=coupon_code)
     if product is None:
         raise CheckoutError("product", "This product is not available.")
+    coupon = coupon_for_checkout(code=coupon_code, redeeming=redeeming, product=product)
     shown = bump_shown(product=product, visitor_key=visitor_key)
     bump = None
     if bump_offer_id is not None:
@@ -177,13 +205,20 @@ def _quote(
             raise CheckoutError("bump", "That add-on is not available with this product.")
         if bump.currency != product.currency:
             raise CheckoutError("bump", "That add-on is priced in another currency.")
+        if not bump_within_guardrail(product=product, bump=bump, coupon=coupon):
+            raise CheckoutError("bump", "That add-on is not available with this coupon.")
     place = jurisdiction_parse(country=country, region=region)
-    quote = quote_checkout(
-        product=product,
-        bump=bump,
-        jurisdiction=Jurisdiction(place.country, place.region, reverse_charge),
-    )
-    if quote.total.amount == 0:
+    try:
+        quote = quote_checkout(
+            product=product,
+            bump=bump,
+            jurisdiction=Jurisdiction(place.country, place.region, reverse_charge),
+            coupon=coupon,
+            store=store,
+        )
+    except CouponRefused as exc:
+        raise CheckoutError("coupon", exc.message) from exc
+    if quote.total.amount == 0 and quote.coupon is None:
         # A free trial with no setup fee: nothing to charge today (not supported by the hosted
         # checkout yet; docs/subscriptions.md).
         raise CheckoutError(
@@ -211,12 +246,21 @@ def checkout_start(
     expected_total: int | None,
     vat_id: str = "",
     client_ip: str | None = None,
+    coupon_code: str = "",
+    remind: bool = False,
+    recovered_from_id: int | None = None,
 ) -> StartedCheckout:
-    """Create the pending order and a card-setup intent. Nothing is charged here."""
+    """Create the pending order and a card-setup intent. Nothing is charged here.
+
+    With a coupon, its use is taken in the order's transaction (offers.coupons.coupon_redeem):
+    past either limit the database refuses it and nothing of the order is written. With the
+    buyer's consent (`remind`), the abandoned-checkout reminders are scheduled with it; paying
+    stops them."""
     _refuse_if_not_accepting()
     email = email_key(email)
     place = jurisdiction_parse(country=country, region=region)
     business = business_buyer_check(vat_id=vat_id, country=place.country)
+    store = StoreSettings.current()
     product, shown, bump, quote = _quote(
         product_slug=product_slug,
         bump_offer_id=bump_offer_id,
@@ -224,6 +268,9 @@ def checkout_start(
         region=region,
         visitor_key=buyer_key(visitor_id=attribution.visitor_id, email=email),
         reverse_charge=business.reverse_charge,
+        coupon_code=coupon_code,
+        redeeming=True,
+        store=store,
     )
     evidence = {
         **quote.jurisdiction.evidence(source="buyer_declared_billing_country"),
@@ -244,81 +291,153 @@ def checkout_start(
         ) from exc
 
     offered_bump = shown.offer  # None in the no-offer control: never offered, never logged
-    with transaction.atomic():
-        customer, _ = Customer.objects.get_or_create(
-            email=email, defaults={"gateway_customer": gateway_customer}
-        )
-        if customer.gateway_customer_id != gateway_customer.pk:
-            Customer.objects.filter(pk=customer.pk).update(gateway_customer=gateway_customer)
-        order = Order.objects.create(
-            token=secrets.token_urlsafe(16),
-            customer=customer,
-            currency=quote.currency,
-            country=quote.jurisdiction.country,
-            region=quote.jurisdiction.region,
-            tax_evidence=evidence,
-            vat_id=business.vat_id,
-            reverse_charge=business.reverse_charge,
-            visitor_id=attribution.visitor_id,
-            utm_source=attribution.source,
-            utm_medium=attribution.medium,
-            utm_campaign=attribution.campaign,
-            referrer=attribution.referrer,
-            card_saved=save_card,
-            variant=shown.variant,
-        )
-        OrderLine.objects.bulk_create(
-            [
-                OrderLine(
-                    order=order,
-                    kind=line.kind,
-                    product=line.product,
-                    offer_id=line.offer_id,
-                    description=line.description,
-                    net_amount=line.net.amount,
-                    tax_amount=line.tax.amount,
-                    total_amount=line.total.amount,
-                    currency=line.total.currency,
-                    tax_rate=line.rate,
-                    tax_inclusive=line.inclusive,
-                    tax_country=quote.jurisdiction.country,
-                    tax_region=quote.jurisdiction.region,
-                    reverse_charge=quote.jurisdiction.reverse_charge,
+    try:
+        with transaction.atomic():
+            order = _order_create(
+                quote=quote,
+                email=email,
+                gateway_customer=gateway_customer,
+                evidence=evidence,
+                vat_id=business.vat_id,
+                attribution=attribution,
+                save_card=save_card,
+                variant=shown.variant,
+                remind=remind and store.recovery_enabled,
+                recovered_from_id=recovered_from_id,
+            )
+            if remind and store.recovery_enabled:
+                from storefront.services.followups.recovery import reminders_schedule
+
+                reminders_schedule(order=order, product=product, store=store)
+            fields = event_fields_for(order)
+            event_append(
+                EventName.CHECKOUT_INITIATED,
+                product_id=product.pk,
+                amount=quote.total.amount,
+                **({"properties": {"coupon": quote.coupon.code}} if quote.coupon else {}),
+                **fields,
+            )
+            if offered_bump is not None:
+                event_append(
+                    EventName.BUMP_OFFERED,
+                    offer_id=offered_bump.pk,
+                    product_id=offered_bump.product_id,
+                    **fields,
                 )
-                for line in quote.lines
-            ]
-        )
-        fields = event_fields_for(order)
-        event_append(
-            EventName.CHECKOUT_INITIATED, product_id=product.pk, amount=quote.total.amount, **fields
-        )
-        if offered_bump is not None:
-            event_append(
-                EventName.BUMP_OFFERED,
-                offer_id=offered_bump.pk,
-                product_id=offered_bump.product_id,
-                **fields,
-            )
-        if bump is not None:
-            event_append(
-                EventName.BUMP_ACCEPTED,
-                offer_id=bump.pk,
-                product_id=bump.product_id,
-                amount=bump.price_amount,
-                **fields,
-            )
+            if bump is not None:
+                event_append(
+                    EventName.BUMP_ACCEPTED,
+                    offer_id=bump.pk,
+                    product_id=bump.product_id,
+                    amount=bump.price_amount,
+                    **fields,
+                )
+    except CouponRefused as exc:
+        raise CheckoutError("coupon", exc.message) from exc
     try:
         setup = payments.card_setup_create(
             customer=gateway_customer, idempotency_key=f"setup_{order.token}"
         )
     except (GatewayUnavailable, GatewayRejected) as exc:
-        order_status_move(order=order, to=OrderStatus.FAILED)
+        with transaction.atomic():
+            order_status_move(order=order, to=OrderStatus.FAILED)
         raise CheckoutError(
             "card", "Payments are unavailable right now. Please try again."
         ) from exc
     Order.objects.filter(pk=order.pk).update(setup_ref=setup.setup_ref)
     order.setup_ref = setup.setup_ref
     return StartedCheckout(order, setup.client_secret, quote)
+
+
+def _supersede_held_coupon(*, customer: Customer, coupon_id: int) -> None:
+    """The buyer starts a new checkout with a coupon an earlier checkout of theirs still holds
+    (they closed the tab, or came back from a reminder): that checkout, if nothing was sent to
+    the gateway for it, is closed and gives its use back, so the per-buyer limit counts
+    purchases, not attempts. Locks the old order first: its Pay (checkout_pay) takes the same
+    lock before it commits a charge attempt, so one of the two wins."""
+    held = CouponRedemption.objects.filter(
+        customer=customer, coupon_id=coupon_id, released_at=None, order__status=OrderStatus.PENDING
+    ).values_list("order_id", flat=True)
+    for old in Order.objects.select_for_update().filter(
+        pk__in=list(held), status=OrderStatus.PENDING
+    ):
+        if selectors.order_primary_attempt(order_id=old.pk) is None:
+            order_status_move(order=old, to=OrderStatus.FAILED)
+
+
+def _order_create(
+    *,
+    quote: Quote,
+    email: str,
+    gateway_customer,
+    evidence: dict,
+    vat_id: str,
+    attribution: Attribution,
+    save_card: bool,
+    variant: str,
+    remind: bool,
+    recovered_from_id: int | None,
+) -> Order:
+    """The pending order, its lines and its coupon use: inside the caller's transaction."""
+    customer, _ = Customer.objects.get_or_create(
+        email=email, defaults={"gateway_customer": gateway_customer}
+    )
+    if customer.gateway_customer_id != gateway_customer.pk:
+        Customer.objects.filter(pk=customer.pk).update(gateway_customer=gateway_customer)
+    if quote.coupon is not None:
+        _supersede_held_coupon(customer=customer, coupon_id=quote.coupon.pk)
+    if (
+        recovered_from_id is not None
+        and not Order.objects.filter(pk=recovered_from_id, customer=customer).exists()
+    ):
+        recovered_from_id = None  # a reminder is credited only for its own buyer
+    order = Order.objects.create(
+        token=secrets.token_urlsafe(16),
+        customer=customer,
+        currency=quote.currency,
+        country=quote.jurisdiction.country,
+        region=quote.jurisdiction.region,
+        tax_evidence=evidence,
+        vat_id=vat_id,
+        reverse_charge=quote.jurisdiction.reverse_charge,
+        visitor_id=attribution.visitor_id,
+        utm_source=attribution.source,
+        utm_medium=attribution.medium,
+        utm_campaign=attribution.campaign,
+        referrer=attribution.referrer,
+        card_saved=save_card,
+        variant=variant,
+        reminder_consent=remind,
+        coupon_code=quote.coupon.code if quote.coupon else "",
+        recovered_from_id=recovered_from_id,
+    )
+    OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                kind=line.kind,
+                product=line.product,
+                offer_id=line.offer_id,
+                description=line.description,
+                discount_amount=line.discount_amount,
+                net_amount=line.net.amount,
+                tax_amount=line.tax.amount,
+                total_amount=line.total.amount,
+                currency=line.total.currency,
+                tax_rate=line.rate,
+                tax_inclusive=line.inclusive,
+                tax_country=quote.jurisdiction.country,
+                tax_region=quote.jurisdiction.region,
+                reverse_charge=quote.jurisdiction.reverse_charge,
+            )
+            for line in quote.lines
+        ]
+    )
+    if quote.coupon is not None:
+        coupon_redeem(
+            coupon=quote.coupon, order_id=order.pk, customer_id=customer.pk, amount=quote.discount
+        )
+    return order
 
 
 def _pending_order(token: str) -> Order:
@@ -415,16 +534,33 @@ def checkout_pay(*, order_token: str, setup_ref: str, confirm_country: str = "")
         )
     lines = list(order.lines.all())
     total = sum(line.total_amount for line in lines)
+
     # attempt_get_or_create absorbs the race of two submits: both get the one attempt.
-    attempt, _ = payments.attempt_get_or_create(
-        purpose=orderkeys.order_purpose(order.pk, orderkeys.PRIMARY),
-        reference=order.reference,
-        amount=Money(total, order.currency),
-        customer_ref=gateway_customer.gateway_ref,
-        payment_method_ref=setup.payment_method_ref,
-        off_session=False,
-        allocation={line.line_key: line.total_amount for line in lines},
-    )
+    def create() -> tuple[ChargeAttempt, bool]:
+        return payments.attempt_get_or_create(
+            purpose=orderkeys.order_purpose(order.pk, orderkeys.PRIMARY),
+            reference=order.reference,
+            amount=Money(total, order.currency),
+            customer_ref=gateway_customer.gateway_ref,
+            payment_method_ref=setup.payment_method_ref,
+            off_session=False,
+            allocation={line.line_key: line.total_amount for line in lines},
+        )
+
+    if not order.coupon_code:
+        attempt, _ = create()
+        return payments.attempt_execute(attempt_id=attempt.pk)
+    # With a coupon: under the order's lock and still pending, so a newer checkout of this
+    # buyer's that took its coupon use back (_supersede_held_coupon) and this Pay cannot both
+    # go ahead.
+    with transaction.atomic():
+        status = Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
+        if status != OrderStatus.PENDING:
+            existing = selectors.order_primary_attempt(order_id=order.pk)
+            if existing is not None:  # the other submit of a double click got there first
+                return existing
+            raise CheckoutError("order", "This checkout is closed. Please start again.")
+        attempt, _ = create()
     return payments.attempt_execute(attempt_id=attempt.pk)
 
 

@@ -33,7 +33,20 @@ def order_status_move(*, order: Order, to: str, **extra) -> bool:
         order.status = to
         for key, value in extra.items():
             setattr(order, key, value)
+        if order.coupon_code:
+            _coupon_follows_status(order=order, to=to)
     return bool(updated)
+
+
+def _coupon_follows_status(*, order: Order, to: str) -> None:
+    """A failed order gives its coupon use back; a payment that succeeds after the order was
+    marked failed takes it again (offers.coupons). Same transaction as the move."""
+    from offers.coupons import coupon_rehold, coupon_release
+
+    if to == OrderStatus.FAILED:
+        coupon_release(order_id=order.pk)
+    elif to == OrderStatus.PAID:
+        coupon_rehold(order_id=order.pk)
 
 
 def event_fields_for(order: Order) -> dict:
@@ -121,6 +134,8 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
             from storefront.services import followups
 
             followups.followups_schedule(order=order, paid_at=order.paid_at)
+            # Reminders for what this order bought are skipped when they fall due
+            # (recovery_skip_reason): no extra statement on the payment's path.
     elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
         if order_status_move(order=order, to=OrderStatus.FAILED):
             event_append(

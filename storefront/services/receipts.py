@@ -77,6 +77,7 @@ def receipt_send(*, order_id: int) -> bool:
                 "order_url": order_page_url(order),
                 "license_keys": keys,
                 "invoices": invoices,
+                "discount": sum(line.discount_amount for line in lines),
             },
         )
         message = mail.store_message(

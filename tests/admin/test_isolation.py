@@ -15,7 +15,7 @@ from analytics.models import Event, Experiment
 from audit.models import AuditEntry
 from audit.services import Actor, audit_record
 from core.models import LoopFailure
-from offers.models import Offer, OfferDecision
+from offers.models import Coupon, CouponRedemption, Offer, OfferDecision
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
 from payments.models import (
     ChargeAttempt,
@@ -75,6 +75,15 @@ def _rows(mark: str, n: int) -> None:
             tax_country="US",
         )
         TaxRate.objects.create(country="DE", region=f"R{i}", rate="19.000", name=f"VAT {tag}")
+        coupon = Coupon.objects.create(code=f"C{tag}", percent_off="10.00")
+        CouponRedemption.objects.create(
+            coupon=coupon,
+            order=order,
+            customer=customer,
+            code=f"C{tag}",
+            amount=400,
+            currency="USD",
+        )
         FollowUpSend.objects.create(
             customer=customer,
             order=order,

@@ -10,10 +10,10 @@ from django.utils import timezone
 from analytics.models import Experiment
 from analytics.services import event_append
 from audit.models import AuditEntry
-from offers.models import Offer
+from offers.models import Coupon, Offer
 from payments.models import ChargeAttempt, PayoutAccount, Refund, TransferAttempt
 from storefront.models import Customer, Order, OrderLine, PrivacyRequest, Product
-from tests.factories import OfferFactory, ProductFactory
+from tests.factories import CouponFactory, OfferFactory, ProductFactory
 
 MARKERS = [
     "b-secret-product",
@@ -25,6 +25,7 @@ MARKERS = [
     "order:b-only-charge",
     "b-only-disabled-reason",
     "b-only-end-reason",
+    "BONLYCOUPON",
 ]
 
 
@@ -34,6 +35,7 @@ def store_b(tenant, other_tenant):
     connection.set_tenant(other_tenant)
     product = ProductFactory(slug="b-secret-product", name="B product")
     offer = OfferFactory(trigger_product=product, headline="B-ONLY-HEADLINE")
+    coupon = CouponFactory(code="BONLYCOUPON", max_redemptions=5)
     customer = Customer.objects.create(email="b-buyer@t2.example")
     order = Order.objects.create(
         token="tokenofstoreb", customer=customer, currency="USD", country="US", status="paid"
@@ -119,6 +121,7 @@ def store_b(tenant, other_tenant):
         "events": event.pk,
         "line": line.pk,
         "experiments": experiment.pk,
+        "coupons": coupon.pk,
     }
     connection.set_tenant(tenant)
     yield ids
@@ -189,6 +192,8 @@ def test_store_a_key_on_store_b_host_gets_nothing_on_any_route(
     assert Product.objects.count() == 2  # B's product and its offer's add-on: nothing added
     assert Experiment.objects.get(pk=store_b["experiments"]).status == "draft"
     assert Experiment.objects.count() == 1
+    coupon = Coupon.objects.get()  # B's only coupon, unchanged
+    assert (coupon.code, coupon.max_redemptions, coupon.active) == ("BONLYCOUPON", 5, True)
     assert not AuditEntry.objects.filter(actor_kind="api_key").exists()
     from subscriptions.models import Subscription
 

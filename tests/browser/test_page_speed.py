@@ -12,10 +12,11 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from storefront.models import FollowUpSend
+from storefront.models import FollowUpSend, Product
 from storefront.services import followups
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.tour import CORE, HOST, buy, demo_catalog, offer_token
+from tests.factories import CouponFactory
 
 pytestmark = [pytest.mark.gateway]
 
@@ -29,6 +30,9 @@ QUERY_BUDGET = {
     "store-index": 2,
     "product": 2,
     "checkout": 5,
+    # With a coupon applied (from a ?coupon= link): no more than without one.
+    "checkout-coupon": 5,
+    "checkout-coupon-products": 5,
     "upsell": 4,
     "downsell": 3,
     # + each line's state (its refunds) and the invoices; + the access rows when a product
@@ -51,6 +55,7 @@ def _business_queries(context) -> list[str]:
 @pytest.fixture
 def pages(tenant, stripe_api_base):
     catalog = demo_catalog()
+    core = Product.objects.get(slug=CORE)
     # A browser's User-Agent, so the product and store pages count their view as they do for a
     # buyer (after the first request, the view is already counted: one Redis SET NX).
     client = Client(HTTP_HOST=HOST, HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0")
@@ -59,10 +64,14 @@ def pages(tenant, stripe_api_base):
     second = buy(client, email="speed-decliner@example.com")
     client.post(f"/o/{second.token}/offer/decline", {"token": offer_token(client, second)})
     send = FollowUpSend.objects.filter(order=first).order_by("step").first()
+    CouponFactory(code="SPEED20")
+    CouponFactory(code="CORE10", percent_off="10.00", applies_to_all=False, products=[core])
     return client, {
         "store-index": "/",
         "product": f"/p/{CORE}/",
         "checkout": f"/checkout/{CORE}/",
+        "checkout-coupon": f"/checkout/{CORE}/?coupon=SPEED20",
+        "checkout-coupon-products": f"/checkout/{CORE}/?coupon=CORE10",
         "upsell": f"/o/{first.token}/offer",
         "downsell": f"/o/{second.token}/offer",
         "thank-you": f"/o/{first.token}/thanks",
@@ -98,6 +107,12 @@ def test_each_buyer_page_runs_a_bounded_number_of_queries_and_its_server_time_is
             "queries": len(sql),
             "sql": [q[:100] for q in sql],
         }
+    # The coupon pages did apply their coupon (the budget is for that page, not an error).
+    assert "Discount (SPEED20, 20% off)" in client.get(paths["checkout-coupon"]).content.decode()
+    assert (
+        "Discount (CORE10, 10% off)"
+        in client.get(paths["checkout-coupon-products"]).content.decode()
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "page-speed.json").write_text(json.dumps(figures, indent=1))
     # The best of nine runs is the page's own cost (timeit's convention); the median, kept in

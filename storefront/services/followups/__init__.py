@@ -19,8 +19,10 @@ a stable Message-ID (`<followup-<schema>-<row id>@…>`) so a receiving server o
 collapse such a duplicate. Everything short of that window sends exactly once.
 
 The package: `schedule` (which offer, when), `send` (eligibility, links, the claimed send,
-unsubscribing), `accept` (the email's offer page, the one-click charge and its outcome), and
-`common` (what they share). Every public name is importable from here, as before the split.
+unsubscribing), `accept` (the email's offer page, the one-click charge and its outcome),
+`common` (what they share), and `recovery` (abandoned-checkout reminders: a second sequence
+through the same rows, sending and cap; imported from its module). Every other public name
+is importable from here, as before the split.
 """
 
 from storefront.services.followups.accept import (

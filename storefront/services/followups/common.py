@@ -28,10 +28,10 @@ def _owns_product(customer_id: int, product_id: int) -> bool:
     ).exists()
 
 
-def _email_fields(order: Order, step: int) -> dict:
+def _email_fields(order: Order, step: int, *, sequence: str = "cross_sell") -> dict:
     return {
         **event_fields_for(order),
         "source": "email",
-        "medium": "followup",
-        "campaign": f"cross_sell:{step}",
+        "medium": "recovery" if sequence == "recovery" else "followup",
+        "campaign": f"{sequence}:{step}",
     }

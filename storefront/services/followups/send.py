@@ -27,6 +27,7 @@ from payments.models import AttemptStatus
 from storefront.models import (
     OWNED_ORDER_STATUSES,
     Customer,
+    EmailSequence,
     FollowUpSend,
     FollowUpStatus,
     LineKind,
@@ -70,6 +71,10 @@ def _took_an_offer(order: Order) -> bool:
 
 def skip_reason(send: FollowUpSend) -> str:
     """Why this email must not go out now ('' when it may)."""
+    if send.sequence == EmailSequence.RECOVERY:
+        from storefront.services.followups.recovery import recovery_skip_reason
+
+        return recovery_skip_reason(send)
     order, customer = send.order, send.customer
     if customer.unsubscribed_at is not None:
         return "erased" if customer.erased_at is not None else "unsubscribed"
@@ -169,7 +174,41 @@ def _framing(send: FollowUpSend) -> Framing:
     return Framing(subject=subject, headline=headline, benefit=offer.benefit)
 
 
+def _recovery_message(send: FollowUpSend, schema: str) -> mail.StoreEmail | None:
+    """An abandoned-checkout reminder: the same headers, unsubscribe and Message-ID rules."""
+    from storefront.services.followups.recovery import recovery_message_context
+
+    base = _base_url()
+    unsubscribe = base + reverse(
+        "followup-unsubscribe",
+        args=[unsubscribe_token(customer_id=send.customer_id, schema=schema)],
+    )
+    context = {
+        "send": send,
+        **recovery_message_context(send, schema, base),
+        "unsubscribe_url": unsubscribe,
+        "store": StoreSettings.current(),
+    }
+    domain = base.split("://", 1)[1]
+    message = mail.store_message(
+        subject=context["subject"],
+        body=render_to_string("storefront/email/recovery.txt", context),
+        html=render_to_string("storefront/email/recovery.html", context),
+        to=send.customer.email,
+        headers={
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Message-ID": f"<followup-{schema}-{send.pk}@{domain}>",
+            "X-Followup-Id": f"{schema}:{send.pk}",
+        },
+    )
+    send.link_kind = "checkout"
+    return message
+
+
 def _message(send: FollowUpSend, schema: str) -> mail.StoreEmail | None:
+    if send.sequence == EmailSequence.RECOVERY:
+        return _recovery_message(send, schema)
     base = _base_url()
     one_click = _one_click_possible(send)
     link = (
@@ -222,9 +261,9 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
     with transaction.atomic():
         if not _claim(send_id, now):
             return False
-        send = FollowUpSend.objects.select_related("order", "customer", "offer__product").get(
-            pk=send_id
-        )
+        send = FollowUpSend.objects.select_related(
+            "order", "customer", "offer__product", "product"
+        ).get(pk=send_id)
         reason = skip_reason(send)
         if reason:
             FollowUpSend.objects.filter(pk=send_id).update(
@@ -249,17 +288,18 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
         FollowUpSend.objects.filter(pk=send_id, status=FollowUpStatus.SENDING).update(
             status=FollowUpStatus.SENT, sent_at=timezone.now(), link_kind=send.link_kind
         )
+        recovery = send.sequence == EmailSequence.RECOVERY
         event_append(
             EventName.EMAIL_SENT,
             offer_id=send.offer_id,
-            product_id=send.offer.product_id,
+            product_id=send.product_id if recovery else send.offer.product_id,
             properties={
-                "sequence": "cross_sell",
+                "sequence": send.sequence,
                 "step": send.step,
                 "link": send.link_kind,
                 "followup_id": send.pk,
             },
-            **_email_fields(send.order, send.step),
+            **_email_fields(send.order, send.step, sequence=send.sequence),
         )
     return True
 

@@ -13,9 +13,11 @@ from django.utils import timezone
 
 from analytics.models import EventName
 from analytics.services import event_append
+from core.money import Money
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import DecisionStatus, Offer, OfferDecision, OfferKind
 from offers.selectors import downsell_for_upsell, upsell_for_product
+from offers.services import offer_price_check
 from payments import services as payments
 from payments.models import AttemptStatus
 from storefront.models import OWNED_ORDER_STATUSES, LineKind, Order, OrderLine, OrderStatus
@@ -47,7 +49,29 @@ def _offer_fits(order: Order, offer: Offer | None) -> bool:
         offer is not None
         and offer.currency == order.currency
         and not _owns_product(order, offer.product_id)
+        and _within_discounted_cart(order, offer)
     )
+
+
+def _within_discounted_cart(order: Order, offer: Offer) -> bool:
+    """The pricing guardrail on what the buyer actually paid: with a coupon, the cart is the
+    checkout's lines after the discount (a line's price is its total where prices include
+    tax, else its net), so an upsell the creator priced at half the full cart is not pushed
+    at a buyer whose cart the coupon made smaller. Without a coupon the offer's own check
+    against the core price (made when it was saved) holds."""
+    if not order.coupon_code or offer.allow_high_price:
+        return True
+    lines = order.lines.filter(kind__in=[LineKind.CORE, LineKind.BUMP])
+    cart = sum(line.total_amount if line.tax_inclusive else line.net_amount for line in lines)
+    core = next((line for line in lines if line.kind == LineKind.CORE), None)
+    if core is None or cart <= 0:
+        return False
+    check = offer_price_check(
+        offer_price=offer.price,
+        core_price=Money(core.net_amount + core.discount_amount, order.currency),
+        cart_total=Money(cart, order.currency),
+    )
+    return not check.refusal
 
 
 def _can_offer(order: Order) -> bool:

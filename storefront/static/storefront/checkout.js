@@ -12,7 +12,8 @@
   var quoting = 0;
   var quoteSeq = 0;
 
-  var FIELDS = {email: "id_email", country: "id_country", region: "id_region", card: "card-element"};
+  var FIELDS = {email: "id_email", country: "id_country", region: "id_region", coupon: "id_coupon",
+                card: "card-element"};
   var LOAD_FAILED = "The card form could not load, so you cannot pay yet and nothing has been charged. " +
                     "Check your connection and reload the page.";
 
@@ -63,7 +64,8 @@
   }
 
   function refreshQuote() {
-    var params = new URLSearchParams({country: form.country.value, region: form.region.value});
+    var params = new URLSearchParams({country: form.country.value, region: form.region.value,
+                                      coupon: form.coupon ? form.coupon.value.trim() : ""});
     var bump = form.querySelector("input[name=bump]");
     if (bump) { params.set("bump", bump.value); params.set("add_bump", document.getElementById("id_add_bump").checked ? "on" : ""); }
     // The buyer must not pay a total that is still being recomputed.
@@ -84,6 +86,12 @@
           var b = document.createElement("td"); b.className = "amount"; b.textContent = l.total_display;
           tr.appendChild(a); tr.appendChild(b); rows.appendChild(tr);
         });
+        var discountRow = document.getElementById("discount-line");
+        if (discountRow) {
+          discountRow.hidden = !q.coupon;
+          document.getElementById("discount-label").textContent = q.coupon_label || "";
+          document.getElementById("discount").textContent = q.discount_display || "";
+        }
         document.getElementById("tax").textContent = q.tax_display;
         document.getElementById("tax-name").textContent = q.tax_name;
         document.getElementById("total").textContent = q.total_display;
@@ -93,7 +101,7 @@
       })
       .finally(function () { quoting -= 1; if (!quoting && stripe && !busy) payButton.disabled = false; });
   }
-  ["id_add_bump", "id_country", "id_region"].forEach(function (id) {
+  ["id_add_bump", "id_country", "id_region", "id_coupon"].forEach(function (id) {
     var el = document.getElementById(id);
     if (el) el.addEventListener("change", refreshQuote);
   });
@@ -130,6 +138,8 @@
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
+    // "Apply" (or Enter in the coupon field) re-prices the order; only Pay pays.
+    if (ev.submitter && ev.submitter.id === "apply-coupon") { refreshQuote(); return; }
     if (busy || !stripe) return;
     busy = true; payButton.disabled = true; clearErrors();
     statusLine.textContent = "Processing…";
