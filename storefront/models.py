@@ -70,6 +70,10 @@ class StoreSettings(models.Model):
     statement_descriptor = models.CharField(max_length=22, default="CREATOR STORE")
     support_email = models.EmailField(blank=True)
 
+    class Meta:
+        verbose_name = "store settings"
+        verbose_name_plural = "store settings"
+
     def __str__(self) -> str:
         return "Store settings"
 
@@ -298,6 +302,8 @@ class FollowUpSend(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "follow-up email"
+        verbose_name_plural = "follow-up emails"
         ordering = ["due_at", "pk"]
         constraints = [
             models.UniqueConstraint(
