@@ -29,7 +29,9 @@ class Link:
 
     name: str
     url_name: str
-    model: str  # "app_label.ModelName": the view permission that shows this link
+    # "app_label.ModelName": the view permission that shows this link; "" = every staff user
+    # (pages whose view checks only is_staff today: give both a permission together).
+    model: str
     query: str = ""  # appended to the URL: "?kind__exact=chargeback", "#money-days"
     dom_id: str = ""
 
@@ -91,8 +93,8 @@ SECTIONS: tuple[Section, ...] = (
         "Insights",
         "What your offers really earn",
         (
-            Link("Dashboard", "analytics-dashboard", "analytics.Event", dom_id="dashboard-link"),
-            Link("What each figure means", "analytics-glossary", "analytics.Event"),
+            Link("Dashboard", "analytics-dashboard", "", dom_id="dashboard-link"),
+            Link("What each figure means", "analytics-glossary", ""),
         ),
     ),
     Section(
@@ -102,7 +104,7 @@ SECTIONS: tuple[Section, ...] = (
         (
             "storefront.StoreSettings",
             "storefront.TaxRate",
-            Link("Domains", "store-domains", "storefront.StoreSettings", dom_id="domains-link"),
+            Link("Domains", "store-domains", "", dom_id="domains-link"),
             "auth.User",
             "auth.Group",
             "partners.ApiKey",
@@ -220,9 +222,10 @@ class StoreAdminSite(admin.AdminSite):
         return result
 
     def _link_row(self, request, link: Link) -> dict[str, Any] | None:
-        app_label, model_name = link.model.split(".")
-        if not request.user.has_perm(f"{app_label}.view_{model_name.lower()}"):
-            return None
+        if link.model:
+            app_label, model_name = link.model.split(".")
+            if not request.user.has_perm(f"{app_label}.view_{model_name.lower()}"):
+                return None
         try:
             url = reverse(link.url_name, current_app=self.name)
         except NoReverseMatch:  # a store-only page, on the platform's admin
