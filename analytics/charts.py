@@ -89,9 +89,10 @@ def line_chart(
             f'<text x="{left - 6}" y="{y:.1f}" text-anchor="end" font-size="11">'
             f"{escape(y_format(value))}</text>"
         )
-    every = max(1, math.ceil(len(x_labels) / 8))  # at most ~8 labels: they never overlap
+    # At most ~8 labels, counted back from the last so the newest day is always named.
+    every = max(1, math.ceil(len(x_labels) / 8))
     for i, label in enumerate(x_labels):
-        if i % every and i != len(x_labels) - 1:
+        if (len(x_labels) - 1 - i) % every:
             continue
         x, _ = xy(i, lo)
         parts.append(
@@ -105,6 +106,11 @@ def line_chart(
         )
         parts.append(
             f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"></polyline>'
+        )
+        # A dot per point: a series with one value (one day of sales) is still seen.
+        parts.extend(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"></circle>'
+            for x, y in (xy(i, v) for i, v in enumerate(ys) if v is not None)
         )
         parts.append(
             f'<text x="{left + plot_w + 10}" y="{top_pad + 14 * n + 8}" font-size="11" '

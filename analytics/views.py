@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
@@ -259,7 +260,9 @@ def _context(request: HttpRequest, f: MetricFilter, views, data) -> dict[str, An
 
     has_visits = any(r["visitors"] for r in funnel)
     return {
-        "title": "Insights",
+        # The admin's header, sidebar and section navigation (storefront/admin_site.py).
+        **admin.site.each_context(request),
+        "title": "Insights: what your offers really earn",
         "filter": f,
         "params": request.GET,
         "data": data,
@@ -335,6 +338,7 @@ def glossary(request: HttpRequest) -> HttpResponse:
         request,
         "analytics/glossary.html",
         {
+            **admin.site.each_context(request),
             "title": "What each figure means",
             "text": GLOSSARY.read_text(encoding="utf-8"),
         },

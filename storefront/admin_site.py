@@ -140,6 +140,10 @@ SECTIONS: tuple[Section, ...] = (
     ),
 )
 
+# How a model is named in its section when its own plural would not say what it is to a
+# creator (Django's auth models are the store's team).
+ROW_NAMES = {"auth.User": "Team members", "auth.Group": "Roles (permission groups)"}
+
 # Where an app's models go when SECTIONS does not name them (a new model lands here).
 APP_SECTIONS = {
     "storefront": "sell",
@@ -190,7 +194,11 @@ class StoreAdminSite(admin.AdminSite):
         """The app list regrouped: one dict per non-empty section, in Django's app-list shape
         (name, app_label, app_url, models) so the stock templates and the sidebar render it."""
         apps = self._build_app_dict(request)
-        by_label = {m["model"]._meta.label: m for app in apps.values() for m in app["models"]}
+        by_label = {
+            m["model"]._meta.label: {**m, "name": ROW_NAMES.get(m["model"]._meta.label, m["name"])}
+            for app in apps.values()
+            for m in app["models"]
+        }
         built = {s.slug: _Built(s) for s in SECTIONS}
         placed: set[str] = set()
         for section in SECTIONS:
@@ -202,7 +210,7 @@ class StoreAdminSite(admin.AdminSite):
                 elif entry in by_label:
                     built[section.slug].rows.append(by_label[entry])
                     placed.add(entry)
-        for label in sorted(by_label.keys() - placed, key=lambda lb: by_label[lb]["name"]):
+        for label in sorted(by_label.keys() - placed, key=lambda lb: str(by_label[lb]["name"])):
             built[section_of(label)].rows.append(by_label[label])
         result = []
         for slug, b in built.items():
