@@ -70,8 +70,7 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "kind",
         "trigger_product",
         "product",
-        "price_amount",
-        "currency",
+        "price",  # Offer.price: Money, shown in its currency
         "status",
         "paused_reason",
         "price_check",

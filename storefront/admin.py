@@ -71,7 +71,8 @@ class SourceFilter(admin.SimpleListFilter):
 
 @admin.register(Product)
 class ProductAdmin(LabelledListEditableMixin, AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "tier", "ladder_position", "price_amount", "currency", "status"]
+    # Product.price is Money: shown in its currency, never minor units.
+    list_display = ["name", "tier", "ladder_position", "price", "status"]
     list_editable = ["ladder_position"]
     list_filter = ["tier", "status"]
     search_fields = ["name", "slug"]
@@ -88,16 +89,28 @@ class OrderLineInline(admin.TabularInline):
         "product",
         "offer",
         "description",
-        "net_amount",
-        "tax_amount",
-        "total_amount",
-        "currency",
+        "net",
+        "tax",
+        "total",
         "tax_rate",
     ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    # Amounts in the order's currency ("€9.00"), never minor units.
+    @admin.display(description="net")
+    def net(self, line: OrderLine) -> str:
+        return Money(line.net_amount, line.currency).format()
+
+    @admin.display(description="tax")
+    def tax(self, line: OrderLine) -> str:
+        return Money(line.tax_amount, line.currency).format()
+
+    @admin.display(description="total")
+    def total(self, line: OrderLine) -> str:
+        return Money(line.total_amount, line.currency).format()
 
 
 # --- refunds ---------------------------------------------------------------------------------
