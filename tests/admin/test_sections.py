@@ -190,3 +190,15 @@ def test_links_name_a_real_page_and_a_real_model():
                     assert issubclass(apps.get_model(entry.model), models.Model)
             else:
                 apps.get_model(entry)  # raises on a typo
+
+
+def test_breadcrumbs_name_the_section_not_the_app(tenant, client_for):
+    client = client_for("t1.localhost")
+    assert client.login(username="owner", password="owner-pass-123")
+    ledger = client.get("/admin/payments/ledgerentry/").content.decode()
+    assert '<a href="/admin/section/technical/">Technical records (for support)</a>' in ledger
+    product = client.get("/admin/storefront/product/add/").content.decode()
+    assert '<a href="/admin/section/sell/">Sell</a>' in product
+    assert '<a href="/admin/storefront/">Storefront</a>' not in product
+    refunds = client.get("/admin/payments/refund/").content.decode()
+    assert '<a href="/admin/section/money/">Money</a>' in refunds
