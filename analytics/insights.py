@@ -13,6 +13,7 @@ from typing import Any
 from analytics import selectors
 from analytics.experiments import ExperimentReport, experiment_report
 from analytics.models import Experiment, ExperimentStatus
+from analytics.rollups import rollups_refresh
 from analytics.selectors import MetricFilter
 from analytics.stats import SequentialResult
 from core.money import Money
@@ -119,48 +120,72 @@ def net_ltv_lift(cohorts: list[dict[str, Any]]) -> int | None:
     return int((takers - others).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def _offer_row(
+    offer: dict[str, Any], f: MetricFilter, takes: dict[int, Any], money_rows: dict[int, Any]
+) -> dict[str, Any]:
+    oid = offer["offer"]
+    t = takes.get(oid, {})
+    m = money_rows.get(oid, {})
+    lift = net_ltv_lift(
+        selectors.cohort_ltv(
+            MetricFilter(
+                start=f.start, end=f.end, offer_id=oid, product_id=f.product_id, source=f.source
+            )
+        )
+    )
+    charged = m.get("charged_amount", 0)
+    returned = m.get("refunded_amount", 0) + m.get("charged_back_amount", 0)
+    return {
+        **offer,
+        "offered": t.get("offered", 0),
+        "taken": t.get("taken", 0),
+        "take_rate": t.get("rate"),
+        "revenue": charged,
+        "returned": returned,
+        "net_revenue": charged - returned,
+        "refund_rate": m.get("refund_rate"),
+        "net_ltv_lift": lift,
+    }
+
+
+def _offer_money(f: MetricFilter) -> dict[int, dict[str, Any]]:
+    # One row per (kind, offer) and an offer has one kind: one row per offer.
+    return {r["offer_id"]: r for r in selectors.refund_rates(f, by="offer") if r["offer_id"]}
+
+
 def offer_leaderboard(f: MetricFilter) -> list[dict[str, Any]]:
     """One row per offer: state, take rate, revenue, refunds, net revenue, refund rate and net
     LTV lift, best net revenue first. Offers never shown in the range are listed last."""
     takes = {r["offer"]: r for r in selectors.take_rates(f, by="offer")}
-    money_rows: dict[int, dict[str, Any]] = {}
-    for r in selectors.refund_rates(f, by="offer"):
-        if r["offer_id"] is None:
-            continue
-        money_rows[r["offer_id"]] = r  # one kind per offer
-    rows = []
-    for offer in selectors.offer_states():
-        oid = offer["offer"]
-        t = takes.get(oid, {})
-        m = money_rows.get(oid, {})
-        lift = net_ltv_lift(
-            selectors.cohort_ltv(
-                MetricFilter(
-                    start=f.start,
-                    end=f.end,
-                    offer_id=oid,
-                    product_id=f.product_id,
-                    source=f.source,
-                )
-            )
-        )
-        charged = m.get("charged_amount", 0)
-        returned = m.get("refunded_amount", 0) + m.get("charged_back_amount", 0)
-        rows.append(
-            {
-                **offer,
-                "offered": t.get("offered", 0),
-                "taken": t.get("taken", 0),
-                "take_rate": t.get("rate"),
-                "revenue": charged,
-                "returned": returned,
-                "net_revenue": charged - returned,
-                "refund_rate": m.get("refund_rate"),
-                "net_ltv_lift": lift,
-            }
-        )
+    money_rows = _offer_money(f)
+    rows = [_offer_row(offer, f, takes, money_rows) for offer in selectors.offer_states()]
     rows.sort(key=lambda r: (r["offered"] == 0, -r["net_revenue"], r["offer"]))
     return rows
+
+
+def offer_summary(offer_id: int, currency: str) -> str:
+    """One offer's row of the leaderboard, all time, in a sentence (the offer's admin page).
+    Folds what was written since the last refresh first, as the dashboard does."""
+    rollups_refresh()
+    f = MetricFilter(offer_id=offer_id)
+    states = [o for o in selectors.offer_states() if o["offer"] == offer_id]
+    if not states:
+        return "–"
+    takes = {r["offer"]: r for r in selectors.take_rates(f, by="offer")}
+    r = _offer_row(states[0], f, takes, _offer_money(f))
+    if not r["offered"]:
+        return "Not shown to a paying buyer yet."
+    lift = (
+        "net LTV lift: not enough data yet"
+        if r["net_ltv_lift"] is None
+        else f"net LTV lift {money(r['net_ltv_lift'], currency)}"
+    )
+    return (
+        f"Shown on {r['offered']} paid order{'s' if r['offered'] != 1 else ''}, taken on "
+        f"{r['taken']} ({percent(r['take_rate'])}); revenue {money(r['revenue'], currency)}, "
+        f"refunded or disputed {money(r['returned'], currency)}, net "
+        f"{money(r['net_revenue'], currency)}; refund rate {percent(r['refund_rate'])}; {lift}."
+    )
 
 
 def _points(value: float) -> str:

@@ -221,3 +221,22 @@ def test_experiments_read_in_plain_words():
     assert behind.startswith("“A” is ahead by 2–6 points")
     flat = insights.plain_words(report(1500, 1500, 0.0, -0.01, 0.01, False))
     assert flat.startswith("No clear winner")
+
+
+def test_an_offers_page_says_what_it_earns_as_the_oracle_counts_it(workload, owner_client):  # noqa: F811
+    from decimal import ROUND_HALF_UP, Decimal
+
+    for offer in Offer.objects.all():
+        f = MetricFilter(offer_id=offer.pk)
+        takes = {r["offer"]: r for r in selectors.take_rates_direct(f, by="offer")}
+        page = owner_client.get(f"/admin/offers/offer/{offer.pk}/change/").content.decode()
+        t = takes.get(offer.pk)
+        if not t:
+            assert "Not shown to a paying buyer yet." in page
+            continue
+        [m] = [r for r in selectors.refund_rates_direct(f, by="offer") if r["offer_id"]]
+        rate = f"{(t['rate'] * 100).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+        earns = page[page.index("What it earns") :][:600]
+        assert f"taken on {t['taken']} ({rate})" in earns, earns
+        assert f"revenue {Money(m['charged_amount'], 'USD').format()}" in page
+        assert f'href="/admin/analytics/dashboard/?offer={offer.pk}"' in page
