@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib import admin
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 
@@ -252,8 +253,6 @@ class StoreAdminSite(admin.AdminSite):
     def section_index(self, request, slug: str):
         found = [s for s in self.sections(request) if s["app_label"] == slug]
         if not found:
-            from django.http import Http404
-
             raise Http404("No such section, or nothing in it you may see.")
         context = {
             **self.each_context(request),
@@ -266,6 +265,8 @@ class StoreAdminSite(admin.AdminSite):
         return TemplateResponse(request, "admin/app_index.html", context)
 
     def index(self, request, extra_context=None):
-        from storefront.admin_home import home_context  # reads every app: only when asked
+        # Imported here: this class is built while the admin autodiscovers the apps' admin
+        # modules, and the home's reads (payments, offers, analytics) need not load with it.
+        from storefront.admin_home import home_context
 
         return super().index(request, {**home_context(request), **(extra_context or {})})
