@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 
-from analytics import charts, selectors
+from analytics import charts, insights, selectors
 from analytics.experiments import experiment_report
 from analytics.models import Experiment, ExperimentStatus
 from analytics.rollups import rollups_refresh
@@ -46,14 +46,6 @@ def _parse_filter(params) -> MetricFilter:
         product_id=number("product"),
         source=source_param(params.get("source", "").strip()[:100]),
     )
-
-
-def _pct(value: Decimal | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def _cents(value: int | None) -> str:
-    return "–" if value is None else f"{value / 100:,.2f}"  # display only
 
 
 def _experiment_rows() -> list[dict[str, Any]]:
@@ -211,8 +203,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             return _csv(export, columns, load())
     with replica_reads():  # on a configured replica once it has the refresh (core/replica.py)
         data = {name: load() for name, (_, load) in views.items()}
-    funnel = data["funnel"]
+    return render(request, "analytics/dashboard.html", _context(request, f, views, data))
+
+
+def _context(request: HttpRequest, f: MetricFilter, views, data) -> dict[str, Any]:
+    """Everything the page shows, formatted: money in its currency, rates as percentages."""
+    funnel = insights.funnel_rows(data["funnel"])
+    currency, days = insights.revenue_days(f)
     cohorts = data["cohorts"]
+    cohort_currency = currency or _store_currency(data)
     ltv_series = [
         (
             f"{r['cohort']:%Y-%m} {'takers' if r['taker'] else 'non-takers'}",
@@ -220,39 +219,143 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         )
         for r in cohorts[-8:]
     ]
-    context = {
-        "title": "Analytics",
+    leaderboard = insights.offer_leaderboard(f)
+    order_value = [
+        {
+            **r,
+            **{
+                f"{k}_text": insights.money(r[k], r["currency"])
+                for k in (
+                    "gross",
+                    "net",
+                    "aov",
+                    "net_aov",
+                    "revenue_per_session",
+                    "net_revenue_per_session",
+                    "revenue_per_visitor",
+                    "net_revenue_per_visitor",
+                )
+            },
+        }
+        for r in data["order_value"]
+    ]
+    for row in leaderboard:
+        row["currency"] = cohort_currency
+        for k in ("revenue", "returned", "net_revenue", "net_ltv_lift"):
+            row[f"{k}_text"] = insights.money(row[k], cohort_currency)
+        row["take_rate_text"] = insights.percent(row["take_rate"])
+        row["refund_rate_text"] = insights.percent(row["refund_rate"])
+    for row in cohorts:
+        for d in LTV_DAYS:
+            row[f"ltv{d}_text"] = insights.money(row[f"ltv{d}"], cohort_currency)
+        row["repeat_rate_text"] = insights.percent(row["repeat_rate"])
+    refunds_kind = [
+        {
+            **r,
+            "refund_rate_text": insights.percent(r["refund_rate"]),
+            "chargeback_rate_text": insights.percent(r["chargeback_rate"]),
+            "refunded_text": insights.money(r["refunded_amount"], cohort_currency),
+            "charged_text": insights.money(r["charged_amount"], cohort_currency),
+        }
+        for r in data["refunds_kind"]
+    ]
+
+    coupons = [
+        {
+            **r,
+            "take_rate_text": insights.percent(r["take_rate"]),
+            **{
+                f"{k}_text": insights.money(r[k], r["currency"])
+                for k in ("discount", "gross", "net")
+            },
+        }
+        for r in data["coupons"]
+    ]
+    recovery = [
+        {
+            **r,
+            "recovery_rate_text": insights.percent(r["recovery_rate"]),
+            **{f"{k}_text": insights.money(r[k], r["currency"]) for k in ("gross", "net")},
+        }
+        for r in data["recovery"]
+    ]
+
+    def money_axis(value: float) -> str:
+        return insights.money(round(value), currency or cohort_currency)
+
+    has_visits = any(r["visitors"] for r in funnel)
+    return {
+        # The admin's header, sidebar and section navigation (storefront/admin_site.py).
+        **admin.site.each_context(request),
+        "title": "Insights: what your offers really earn",
         "filter": f,
         "params": request.GET,
         "data": data,
         "exports": list(views),
+        "funnel": funnel,
+        "has_visits": has_visits,
+        "coupons": coupons,
+        "recovery": recovery,
         "funnel_chart": charts.bar_chart(
-            title="Funnel: visitors at each step",
-            labels=[r["step"] for r in funnel],
+            title="Funnel: visitors at each step, with the share of the step before",
+            labels=[r["name"] for r in funnel],
             values=[r["visitors"] for r in funnel],
-        ),
-        "offer_chart": charts.bar_chart(
-            title="Take rate per offer",
-            labels=[f"offer {r['offer']}" for r in data["take_rates_offer"]],
-            values=[float(r["rate"] or 0) for r in data["take_rates_offer"]],
-            value_text=[_pct(r["rate"]) for r in data["take_rates_offer"]],
-        ),
-        "source_chart": charts.bar_chart(
-            title="Take rate per source",
-            labels=[r["source"] for r in data["take_rates_source"]],
-            values=[float(r["rate"] or 0) for r in data["take_rates_source"]],
-            value_text=[_pct(r["rate"]) for r in data["take_rates_source"]],
-        ),
+            value_text=[
+                f"{r['visitors']:,}"
+                + (f" · {insights.percent(r['conversion'])}" if r["conversion"] is not None else "")
+                for r in funnel
+            ],
+            label_width=190,
+        )
+        if has_visits
+        else "",
+        "order_value": order_value,
+        "currency": currency,
+        "days": [
+            {
+                **d,
+                "gross_text": insights.money(d["gross"], currency),
+                "net_text": insights.money(d["net"], currency),
+                "aov_text": insights.money(d["aov"], currency),
+            }
+            for d in days
+        ],
+        "revenue_chart": charts.line_chart(
+            title=f"Revenue and net revenue per day ({currency})",
+            x_labels=[f"{d['day']:%b %d}" for d in days],
+            series=[("revenue", [d["gross"] for d in days]), ("net", [d["net"] for d in days])],
+            y_format=money_axis,
+        )
+        if days
+        else "",
+        "aov_chart": charts.line_chart(
+            title=f"Average order value per day ({currency})",
+            x_labels=[f"{d['day']:%b %d}" for d in days],
+            series=[("AOV", [d["aov"] for d in days])],
+            y_format=money_axis,
+        )
+        if days
+        else "",
+        "leaderboard": leaderboard,
+        "refunds_kind": refunds_kind,
+        "cohorts": cohorts,
         "ltv_chart": charts.line_chart(
             title="Net LTV by cohort (days since first purchase)",
             x_labels=["0"] + [str(d) for d in LTV_DAYS],
             series=ltv_series,
-            y_format=_cents,
-        ),
+            y_format=lambda v: insights.money(round(v), cohort_currency),
+        )
+        if any(v for _, ys in ltv_series for v in ys if v)
+        else "",
+        "experiments": insights.experiment_cards(),
         "now": timezone.now(),
         "direct": DIRECT,
     }
-    return render(request, "analytics/dashboard.html", context)
+
+
+def _store_currency(data) -> str:
+    rows = data["order_value"]
+    return rows[0]["currency"] if rows else "USD"
 
 
 @staff_member_required
@@ -262,6 +365,7 @@ def glossary(request: HttpRequest) -> HttpResponse:
         request,
         "analytics/glossary.html",
         {
+            **admin.site.each_context(request),
             "title": "What each figure means",
             "text": GLOSSARY.read_text(encoding="utf-8"),
         },

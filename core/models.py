@@ -54,7 +54,7 @@ class LoopFailure(models.Model):
 
     class Meta:
         verbose_name = "record needing attention"
-        verbose_name_plural = "needs attention"
+        verbose_name_plural = "records needing attention"
         constraints = [
             models.UniqueConstraint(
                 fields=["schema_name", "loop", "record_id"], name="loopfailure_unique_record"

@@ -11,9 +11,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from analytics import insights
 from analytics.experiments import experiment_planned_sample
 from analytics.models import Experiment, ExperimentStatus
 from audit.admin import AuditedAdminMixin
@@ -70,8 +71,7 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "kind",
         "trigger_product",
         "product",
-        "price_amount",
-        "currency",
+        "price",  # Offer.price: Money, shown in its currency
         "status",
         "paused_reason",
         "price_check",
@@ -79,7 +79,7 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ["kind", "status"]
     search_fields = ["headline"]
     list_select_related = ["trigger_product", "product"]
-    readonly_fields = ["status", "paused_reason", "price_check"]
+    readonly_fields = ["status", "paused_reason", "price_check", "performance"]
     # offer_pause and offer_resume write their own audit rows ("offers.offer.pause").
     audit_self_recorded_actions = ("pause", "resume")
     actions = ["pause", "resume"]
@@ -105,6 +105,20 @@ class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
             check.refusal
             or check.warning
             or (f"{check.percent_of_core}% of the core price: within the sweet spot.")
+        )
+
+    @admin.display(description="what it earns")
+    def performance(self, offer: Offer) -> str:
+        """The offer's line of the insights page's offer table, all time (analytics.insights)."""
+        if offer is None or offer.pk is None:
+            return "Shown here once buyers see the offer."
+        summary = insights.offer_summary(offer.pk, offer.currency)
+        try:
+            dashboard = reverse("analytics-dashboard")
+        except NoReverseMatch:  # not on a store's domain
+            return summary
+        return format_html(
+            '{} <a href="{}?offer={}">See it on the insights page</a>', summary, dashboard, offer.pk
         )
 
     def save_model(self, request, obj, form, change):

@@ -139,6 +139,8 @@ class LedgerEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "ledger entry"
+        verbose_name_plural = "ledger entries"
         constraints = [
             models.UniqueConstraint(
                 fields=["kind", "gateway_ref", "line_key"], name="ledger_unique_gateway_object"
@@ -213,6 +215,8 @@ class Mismatch(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "reconciliation mismatch"
+        verbose_name_plural = "reconciliation mismatches"
         constraints = [
             models.UniqueConstraint(fields=["kind", "gateway_ref"], name="mismatch_unique")
         ]
@@ -375,6 +379,8 @@ class PayoutEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = "payout entry"
+        verbose_name_plural = "payout entries"
         constraints = [
             models.UniqueConstraint(fields=["kind", "gateway_ref"], name="payout_unique_object")
         ]

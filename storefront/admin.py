@@ -115,10 +115,46 @@ class PrivateFileInput(forms.ClearableFileInput):
         return bool(value and getattr(value, "name", None))
 
 
+class LabelledListEditableMixin:
+    """list_editable inputs get an accessible name ("Ladder position of Photo basics"): the
+    stock changelist gives them none (axe: label)."""
+
+    def get_changelist_form(self, request, **kwargs):
+        base = super().get_changelist_form(request, **kwargs)
+
+        class Labelled(base):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                for field in self.fields.values():
+                    label = f"{str(field.label).capitalize()} of {self.instance}"
+                    field.widget.attrs.setdefault("aria-label", label)
+
+        return Labelled
+
+
+class SourceFilter(admin.SimpleListFilter):
+    """The order's attribution source, with visits without one named "(direct)" (the stock
+    filter shows them as an empty link)."""
+
+    title = "source"
+    parameter_name = "utm_source"
+
+    def lookups(self, request, model_admin):
+        sources = Order.objects.order_by("utm_source").values_list("utm_source", flat=True)
+        return [(s or "(direct)", s or "(direct)") for s in sources.distinct()[:50]]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(utm_source="" if value == "(direct)" else value)
+
+
 @admin.register(Product)
-class ProductAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class ProductAdmin(LabelledListEditableMixin, AuditedAdminMixin, admin.ModelAdmin):
     formfield_overrides = {models.FileField: {"widget": PrivateFileInput}}
-    list_display = ["name", "tier", "ladder_position", "price_amount", "currency", "status"]
+    # Product.price is Money: shown in its currency, never minor units.
+    list_display = ["name", "tier", "ladder_position", "price", "status"]
     list_editable = ["ladder_position"]
     list_filter = ["tier", "status"]
     search_fields = ["name", "slug"]
@@ -140,16 +176,28 @@ class OrderLineInline(admin.TabularInline):
         "product",
         "offer",
         "description",
-        "net_amount",
-        "tax_amount",
-        "total_amount",
-        "currency",
+        "net",
+        "tax",
+        "total",
         "tax_rate",
     ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    # Amounts in the order's currency ("€9.00"), never minor units.
+    @admin.display(description="net")
+    def net(self, line: OrderLine) -> str:
+        return Money(line.net_amount, line.currency).format()
+
+    @admin.display(description="tax")
+    def tax(self, line: OrderLine) -> str:
+        return Money(line.tax_amount, line.currency).format()
+
+    @admin.display(description="total")
+    def total(self, line: OrderLine) -> str:
+        return Money(line.total_amount, line.currency).format()
 
 
 # --- refunds ---------------------------------------------------------------------------------
@@ -245,7 +293,7 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "created_at",
         "paid_at",
     ]
-    list_filter = ["status", "utm_source", "created_at"]
+    list_filter = ["status", SourceFilter, "created_at"]
     search_fields = ["token", "customer__email"]
     date_hierarchy = "created_at"
     inlines = [OrderLineInline]

@@ -227,6 +227,10 @@ class StoreSettings(models.Model):
         help_text="Optional: a coupon the reminder's link applies at checkout.",
     )
 
+    class Meta:
+        verbose_name = "store settings"
+        verbose_name_plural = "store settings"
+
     def __str__(self) -> str:
         return "Store settings"
 
@@ -534,6 +538,8 @@ class FollowUpSend(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "follow-up email"
+        verbose_name_plural = "follow-up emails"
         ordering = ["due_at", "pk"]
         constraints = [
             models.UniqueConstraint(

@@ -102,6 +102,7 @@ def _tables() -> dict[str, str]:
         "osum": _t("analytics.OrderSummary"),
         "lsum": _t("analytics.OfferLineSummary"),
         "csum": _t("analytics.CustomerSummary"),
+        "offer": _t("offers.Offer"),
     }
 
 
@@ -212,6 +213,13 @@ ORDER_VALUE_COLUMNS = """
     round((gross - returned)::numeric / nullif(sessions, 0))::bigint AS net_revenue_per_session,
     round(gross::numeric / nullif(visitors, 0))::bigint AS revenue_per_visitor,
     round((gross - returned)::numeric / nullif(visitors, 0))::bigint AS net_revenue_per_visitor
+"""
+
+# Per (day, currency) over (orders, gross, returned): the revenue-over-time series.
+ORDER_VALUE_DAY_COLUMNS = """
+    day, currency, orders, gross, gross - returned AS net,
+    round(gross::numeric / nullif(orders, 0))::bigint AS aov,
+    round((gross - returned)::numeric / nullif(orders, 0))::bigint AS net_aov
 """
 
 TAKE_RATE_COLUMNS = """

@@ -16,6 +16,7 @@ from analytics.selectors.common import (
     FUNNEL_STEPS,
     LTV_DAYS,
     ORDER_VALUE_COLUMNS,
+    ORDER_VALUE_DAY_COLUMNS,
     REFUND_COLUMNS,
     REFUND_GROUPS,
     TAKE_RATE_COLUMNS,
@@ -136,6 +137,24 @@ def order_value(f: MetricFilter) -> list[dict[str, Any]]:
         ORDER BY currency
         """,
         [seen["sessions"], seen["visitors"]] + w.params,
+    )
+
+
+def order_value_by_day(f: MetricFilter) -> list[dict[str, Any]]:
+    """Per UTC day paid and currency: orders, gross, net, AOV (see `order_value_by_day_direct`)."""
+    w = _Where()
+    w.add("entries > 0")
+    _summary_filters(w, f, time="paid_at", offers="offer_ids")
+    return _rows(
+        f"""
+        SELECT {ORDER_VALUE_DAY_COLUMNS}
+        FROM (SELECT (paid_at AT TIME ZONE 'UTC')::date AS day, currency, count(*) AS orders,
+                     sum(charged)::bigint AS gross,
+                     sum(refunded + charged_back)::bigint AS returned
+              FROM {{osum}} WHERE {w.sql} GROUP BY 1, 2) m
+        ORDER BY day, currency
+        """,
+        w.params,
     )
 
 

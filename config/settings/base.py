@@ -45,7 +45,11 @@ TENANT_APPS = [
     "partners",
 ]
 INSTALLED_APPS = (
-    list(SHARED_APPS)
+    # The admin with the store's site (storefront/admin_config.py), same app label.
+    [
+        "storefront.admin_config.StoreAdminConfig" if a == "django.contrib.admin" else a
+        for a in SHARED_APPS
+    ]
     + [a for a in TENANT_APPS if a not in SHARED_APPS]
     + [
         "rest_framework",

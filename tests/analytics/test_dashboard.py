@@ -20,7 +20,7 @@ def test_the_dashboard_renders_charts_for_staff(hand_store, staff_client):
     page = staff_client.get(URL)
     assert page.status_code == 200
     html = page.content.decode()
-    assert html.count('<svg role="img"') == 4  # funnel, take per offer, take per source, LTV curves
+    assert html.count('<svg role="img"') == 4  # funnel, revenue per day, AOV per day, LTV curves
     assert "Net LTV by purchase-month cohort" in html and "2026-01 takers" in html
     assert "<polyline" in html
     assert "key_reused" in html
