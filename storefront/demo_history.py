@@ -158,18 +158,23 @@ def _memory_gateway() -> Iterator[MemoryGateway]:
 
 
 def _anchor(today: dt.date) -> dt.date:
-    """Day 0 of the history: kept from the first seeding (an order's day is in its visitor
-    id), so later runs count the same days."""
-    order = (
-        Order.objects.filter(visitor_id__startswith=VISITOR_PREFIX)
-        .order_by("pk")
-        .only("visitor_id", "created_at")
+    """Day 0 of the history: kept from the first seeding, so later runs count the same days.
+    A day's first visitor (`demo-<day>-0`) looks at a page early that day: the date of any
+    such view, less its day, is day 0."""
+    first = (
+        Event.objects.filter(
+            name=EventName.PAGE_VIEWED,
+            visitor_id__startswith=VISITOR_PREFIX,
+            visitor_id__endswith="-0",
+        )
+        .order_by("occurred_at")
+        .values_list("visitor_id", "occurred_at")
         .first()
     )
-    if order is None:
+    if first is None:
         return today - dt.timedelta(days=DAYS)
-    day = int(order.visitor_id.split("-")[1])
-    return order.created_at.date() - dt.timedelta(days=day)
+    visitor_id, occurred_at = first
+    return occurred_at.date() - dt.timedelta(days=int(visitor_id.split("-")[1]))
 
 
 def _day_done(day: int) -> bool:

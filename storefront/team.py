@@ -10,8 +10,8 @@ Roles are Django groups with permissions in the store's own schema (auth is a te
   offers, products, API keys, webhooks, payouts, domains or store settings (the admin
   answers 403: the permissions are missing, not only the links).
 
-The groups' permissions are written from `ROLE_PERMISSIONS` whenever a role is given, so a
-store's groups follow the code. An invitation's link is signed (schema, row, nonce) and
+The groups' permissions are written from `SUPPORT_PERMISSIONS` and `_MANAGED_APPS` whenever
+a role is given, so a store's groups follow the code. An invitation's link is signed (schema, row, nonce) and
 expires after `INVITATION_DAYS`; accepting it sets the member's password, once.
 """
 
@@ -263,8 +263,17 @@ def member_role_change(*, actor_user, request, member, role: str | None) -> bool
         raise TeamRefused("Only the owner and managers can change the team.")
     if member.pk == actor_user.pk:
         raise TeamRefused("You cannot change your own role: ask another owner.")
+    User = get_user_model()
     with transaction.atomic():
-        member = type(member).objects.select_for_update().get(pk=member.pk)
+        # Every owner's row, in one order, then the actor afresh: two owners demoting each
+        # other at once are serialised here, and the second finds it is no owner any more.
+        list(User.objects.select_for_update().filter(is_superuser=True).order_by("pk"))
+        actor_user = User.objects.get(pk=actor_user.pk)
+        if role is not None:
+            _check_grant(actor_user=actor_user, role=role)
+        elif not _may_manage_team(actor_user):
+            raise TeamRefused("Only the owner and managers can change the team.")
+        member = User.objects.select_for_update().get(pk=member.pk)
         before = user_role(member)
         if before == StaffRole.OWNER and not actor_user.is_superuser:
             raise TeamRefused("Only an owner can change an owner's role.")

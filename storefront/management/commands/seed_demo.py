@@ -3,7 +3,7 @@ upsell, downsell and follow-up cross-sell, and a few tax rates (idempotent)."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
 from offers.models import Offer, OfferKind
@@ -104,6 +104,11 @@ class Command(BaseCommand):
             action="store_true",
             help="only the catalog: skip the 90 days of orders (storefront/demo_history.py)",
         )
+        parser.add_argument(
+            "--history-only",
+            action="store_true",
+            help="only the history, in an existing demo store (bin/run runs it in the background)",
+        )
         parser.add_argument("--days", type=int, default=None, help="days of history (90)")
 
     def handle(self, *args, **opts):
@@ -111,6 +116,12 @@ class Command(BaseCommand):
         public_tenant_ensure(domain=base)
         domain = f"demo.{base}"
         creator = Creator.objects.filter(slug="demo").first()
+        if opts["history_only"]:
+            if creator is None:
+                raise CommandError("There is no demo store yet: run seed_demo first.")
+            with tenant_context(creator):
+                self._history(opts["days"])
+            return
         if creator is None:
             self.stdout.write("Creating the demo creator…")
             creator = creator_create(
