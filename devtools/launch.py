@@ -67,6 +67,7 @@ def run() -> int:
         "\n"
         f"  Storefront:  http://demo.{domain}:{port}/\n"
         f"  Admin:       http://demo.{domain}:{port}/admin/   login: owner / demo-store-2026\n"
+        f"               support role: support@demo.example / demo-support-2026\n"
         f"  Platform:    http://{domain}:{port}/\n"
         f"  Sign up:     http://{domain}:{port}/signup/   (mails go to this console)\n",
         flush=True,

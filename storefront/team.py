@@ -11,8 +11,9 @@ Roles are Django groups with permissions in the store's own schema (auth is a te
   answers 403: the permissions are missing, not only the links).
 
 The groups' permissions are written from `SUPPORT_PERMISSIONS` and `_MANAGED_APPS` whenever
-a role is given, so a store's groups follow the code. An invitation's link is signed (schema, row, nonce) and
-expires after `INVITATION_DAYS`; accepting it sets the member's password, once.
+a role is given, so a store's groups follow the code. An invitation's link is signed
+(schema, row, nonce) and expires after `INVITATION_DAYS`; accepting it sets the member's
+password, once.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ DEMO_OFFERS = [
         "Refundable within 30 days.",
     ),
 ]
+DEMO_SUPPORT = ("support@demo.example", "demo-support-2026")  # login, password
 DEMO_TAX = [
     ("DE", "", "19.000", "VAT"),
     ("GB", "", "20.000", "VAT"),
@@ -138,6 +139,7 @@ class Command(BaseCommand):
             user.set_password(opts["password"])
             user.save(update_fields=["password"])
             self.catalog(domain)
+            self._team()
             self._payouts(domain)
             if not opts["no_history"]:
                 self._history(opts["days"])
@@ -175,6 +177,21 @@ class Command(BaseCommand):
                 country=country, region=region, defaults={"rate": rate, "name": name}
             )
         self.stdout.write(f"  offers: {len(DEMO_OFFERS)}, tax rates: {len(DEMO_TAX)}")
+
+    def _team(self) -> None:
+        """A support member to try the role with (storefront/team.py): orders and refunds
+        up to the store's limit, 403 on offers, keys, payouts and settings."""
+        from storefront import team
+        from storefront.models import StaffRole
+
+        User = get_user_model()
+        member = User.objects.filter(username=DEMO_SUPPORT[0]).first()
+        if member is None:
+            member = User.objects.create_user(
+                username=DEMO_SUPPORT[0], email=DEMO_SUPPORT[0], password=DEMO_SUPPORT[1]
+            )
+            team._role_apply(member, StaffRole.SUPPORT)
+        self.stdout.write(f"  team: owner, and {DEMO_SUPPORT[0]} (support)")
 
     def _history(self, days: int | None) -> None:
         from storefront.demo_history import DAYS, demo_history_seed
