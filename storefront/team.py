@@ -133,11 +133,8 @@ def invitation_create(*, actor_user, request, email: str, role: str, accept_url)
     except ValidationError as exc:
         raise TeamRefused("Enter a valid email address.") from exc
     email = email_key(email)
-    if (
-        get_user_model()
-        .objects.filter(Q(email__iexact=email) | Q(username__iexact=email))
-        .filter(is_active=True)
-    ):
+    members = get_user_model().objects.filter(is_active=True, is_staff=True)
+    if members.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists():
         raise TeamRefused(f"{email} is already a member of this store's team.")
     with transaction.atomic():
         invitation = StaffInvitation.objects.create(

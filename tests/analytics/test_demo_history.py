@@ -47,25 +47,46 @@ def _counts() -> dict[str, int]:
     }
 
 
-@pytest.fixture
-def seeded(live_tenant):
-    from analytics import pageviews
+@pytest.fixture(scope="module")
+def seeded(django_db_setup, django_db_blocker):
+    """Seeded once for the module, committed in t1 (as live_tenant does, then undone)."""
+    from django.db import connection
 
-    pageviews.local_state_clear()
-    Command(stdout=io.StringIO()).catalog("t1.localhost")
-    # Connected, as the demo is: each settled charge is transferred to the creator.
-    PayoutAccount.objects.create(
-        idempotency_key="demo-test-account",
-        account_ref="acct_demotest",
-        charges_enabled=True,
-        payouts_enabled=True,
-        details_submitted=True,
-    )
-    lines: list[str] = []
-    result = demo_history_seed(days=DAYS, progress=lines.append)
-    assert result.days_seeded == DAYS and not result.skipped
-    assert lines and lines[-1].startswith(f"  history: day {DAYS}/{DAYS}")
-    return result
+    from analytics import pageviews
+    from tests.conftest import TENANTS, _creator, _max_user_id, committed_data_clear
+
+    with django_db_blocker.unblock():
+        users_before = {slug: _max_user_id(slug) for slug in TENANTS}
+        connection.set_tenant(_creator("t1"))
+        try:
+            pageviews.local_state_clear()
+            Command(stdout=io.StringIO()).catalog("t1.localhost")
+            # Connected, as the demo is: each settled charge is transferred to the creator.
+            PayoutAccount.objects.create(
+                idempotency_key="demo-test-account",
+                account_ref="acct_demotest",
+                charges_enabled=True,
+                payouts_enabled=True,
+                details_submitted=True,
+            )
+            lines: list[str] = []
+            result = demo_history_seed(days=DAYS, progress=lines.append)
+            assert result.days_seeded == DAYS and not result.skipped
+            assert lines and lines[-1].startswith(f"  history: day {DAYS}/{DAYS}")
+            yield result
+        finally:
+            committed_data_clear(users_before)
+            pageviews.local_state_clear()
+
+
+@pytest.fixture
+def in_t1(seeded):
+    from django.db import connection
+
+    from tests.conftest import _creator
+
+    connection.set_tenant(_creator("t1"))
+    return seeded
 
 
 def _filters(result) -> list[MetricFilter]:
@@ -80,7 +101,8 @@ def _filters(result) -> list[MetricFilter]:
     ]
 
 
-def test_every_dashboard_figure_equals_its_direct_oracle_on_the_seeded_demo(seeded):
+def test_every_dashboard_figure_equals_its_direct_oracle_on_the_seeded_demo(in_t1):
+    seeded = in_t1
     assert seeded.orders >= 10
     for f in _filters(seeded):
         assert selectors.funnel(f) == selectors.funnel_direct(f), f
@@ -112,7 +134,7 @@ def test_every_dashboard_figure_equals_its_direct_oracle_on_the_seeded_demo(seed
     assert {r["source"] for r in data["take_rates_source"]} >= {"instagram", DIRECT}
 
 
-def test_the_seeded_demo_tells_the_story_through_the_real_services(seeded):
+def test_the_seeded_demo_tells_the_story_through_the_real_services(in_t1):
     experiment = Experiment.objects.get()
     assert experiment.status == ExperimentStatus.STOPPED
     assert experiment.started_at < experiment.stopped_at
@@ -136,7 +158,7 @@ def test_the_seeded_demo_tells_the_story_through_the_real_services(seeded):
     assert PayoutEntry.objects.count() >= charges  # the payout ledger has each transfer
 
 
-def test_seeding_the_demo_again_adds_nothing(seeded):
+def test_seeding_the_demo_again_adds_nothing(in_t1):
     before = _counts()
     again = demo_history_seed(days=DAYS, progress=lambda line: None)
     assert again.skipped and again.orders == 0
