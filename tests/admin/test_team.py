@@ -234,6 +234,11 @@ def test_a_manager_cannot_demote_or_remove_the_owner_and_the_store_keeps_an_owne
     ]
     assert changes == [["support", "manager"], ["manager", None]]
     assert _client(support).get("/admin/storefront/order/").status_code == 302  # to login
+    # Off the team, not gone: they can be invited again.
+    assert (
+        owner_client.post("/admin/team/", {"email": support.email, "role": "support"}).status_code
+        == 302
+    )
 
 
 def test_two_owners_demoting_each_other_leave_one_owner(tenant):
