@@ -430,6 +430,8 @@ def demo_history_seed(
                     f"({time.monotonic() - started:.1f} s)"
                 )
         result.orders = history.orders
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = DEFAULT")
     rollups_refresh()
     result.seconds = time.monotonic() - started
     return result
