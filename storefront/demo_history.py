@@ -6,12 +6,12 @@ store could have produced.
 Rates are those of the design card and the strategy article: a checkout bump taken by ~22 %
 of buyers (10–30 %), the upsell right after the purchase by ~38 % (30–50 %), its downsell by
 ~20 % of those who declined, the follow-up email's offer by ~9 % (5–15 %), refunds of a few
-percent, more on the one add-on priced above half of its cart (which the creator paused on
-day 60), and a finished headline test on the upsell (days 15–50).
+percent, several times more on the one add-on priced above half of its cart (which the
+creator paused on day 60), and a finished headline test on the upsell (days 15–50).
 
-Payments go to an in-process gateway (`payments.memory_gateway.MemoryGateway`): hundreds of
-orders take seconds, not the minutes the local Stripe server would need (it rewrites its
-whole state file on every object). The background tasks those services queue (transfers to
+Payments go to an in-process gateway (`payments.memory_gateway.MemoryGateway`), which costs
+nothing per call; the local Stripe server rewrites its whole state file on every object it
+stores, a cost that grows with every order of the history. The background tasks those services queue (transfers to
 the creator, reversals, receipts, offers released by the gate) run in this process as they
 are sent, under the same clock, so the history leaves nothing for the workers.
 
@@ -245,7 +245,7 @@ class _History:
             offer_pause(
                 actor=self.owner,
                 offer=self.high_price,
-                reason="Refunds on this add-on passed 20 %: priced above half of the cart.",
+                reason="Refunded far more often than the other add-ons: above half of the cart.",
             )
         self.experiment.refresh_from_db()
         self.high_price.refresh_from_db()
