@@ -11,9 +11,10 @@ creator paused on day 60), and a finished headline test on the upsell (days 15â€
 
 Payments go to an in-process gateway (`payments.memory_gateway.MemoryGateway`), which costs
 nothing per call; the local Stripe server rewrites its whole state file on every object it
-stores, a cost that grows with every order of the history. The background tasks those services queue (transfers to
-the creator, reversals, receipts, offers released by the gate) run in this process as they
-are sent, under the same clock, so the history leaves nothing for the workers.
+stores, a cost that grows with every order of the history. The background tasks those
+services queue (transfers to the creator, reversals, receipts, offers released by the gate)
+run in this process as they are sent, under the same clock, so the history leaves nothing
+for the workers.
 
 Idempotent: every visitor has a deterministic id (`demo-<day>-<n>`); a visitor whose order
 exists is skipped, and a day whose first page view is in the event log is done. Days are
