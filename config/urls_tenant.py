@@ -6,7 +6,7 @@ from django.urls import include, path
 from analytics import views as analytics_views
 from payments import urls as payments_urls
 from payments import views_connect
-from storefront import views_brand, views_onboarding
+from storefront import views_brand, views_onboarding, views_team
 from tenants import views as tenants_views
 from tenants import views_domains, views_sending
 
@@ -37,6 +37,15 @@ urlpatterns = [
         views_sending.sending_remove,
         name="store-sending-remove",
     ),
+    # The team (storefront/team.py): owners and managers only; the join link is public.
+    path("admin/team/", views_team.team_page, name="store-team"),
+    path("admin/team/<int:user_id>/role/", views_team.team_role, name="store-team-role"),
+    path(
+        "admin/team/invitations/<int:pk>/revoke/",
+        views_team.team_invitation_revoke,
+        name="store-team-revoke",
+    ),
+    path("admin/join/<str:token>/", views_team.team_join, name="store-team-join"),
     path("admin/", admin.site.urls),
     path("", include(payments_urls.tenant_urlpatterns)),
     path("api/v1/", include("config.api_urls")),

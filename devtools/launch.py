@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from devtools import services
 
@@ -42,7 +43,8 @@ def run() -> int:
     env.setdefault("EMAIL_URL", "consolemail://")
     print("[run] migrating every schema…", flush=True)
     _manage(env, "migrate_schemas", "--noinput")
-    _manage(env, "seed_demo")
+    # The catalog now (seconds); the 90 days of history in the background below.
+    _manage(env, "seed_demo", "--no-history")
     if env.get("STRIPE_API_BASE", "").startswith("http://127.0.0.1"):
         try:
             services.localstripe_register_webhook(
@@ -65,14 +67,60 @@ def run() -> int:
         "\n"
         f"  Storefront:  http://demo.{domain}:{port}/\n"
         f"  Admin:       http://demo.{domain}:{port}/admin/   login: owner / demo-store-2026\n"
+        f"               support role: support@demo.example / demo-support-2026\n"
         f"  Platform:    http://{domain}:{port}/\n"
         f"  Sign up:     http://{domain}:{port}/signup/   (mails go to this console)\n",
         flush=True,
     )
-    honcho = subprocess.Popen(
-        [sys.executable, "-m", "honcho", "start", "-f", "Procfile"], cwd=ROOT, env=env
+    return _run_with_history(env)
+
+
+def _honcho(env: dict[str, str], *names: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "honcho", "start", "-f", "Procfile", *names], cwd=ROOT, env=env
     )
-    return _supervise(honcho)
+
+
+def _run_with_history(env: dict[str, str]) -> int:
+    """Serve at once; seed the demo's history (storefront/demo_history.py) beside the web
+    server, and start the worker and beat when it is done.
+
+    The history is charged through an in-process gateway with the clock set in the past, so
+    the periodic jobs must not see it half-made (reconciliation would re-read a seeded
+    payment caught in flight from the local Stripe server, which never saw it). The web
+    server is safe beside it; a purchase made meanwhile waits in the outbox for the worker.
+    A second start finds the history there and starts everything within a second."""
+    web = _honcho(env, "web")
+    seeding: subprocess.Popen | None = subprocess.Popen(
+        [sys.executable, "manage.py", "seed_demo", "--history-only"], cwd=ROOT, env=env
+    )
+    workers: subprocess.Popen | None = None
+    stopping: list[int] = []
+
+    def alive() -> list[subprocess.Popen]:
+        return [p for p in (web, seeding, workers) if p is not None and p.poll() is None]
+
+    def forward(signum, _frame):
+        stopping.append(signum)
+        for child in alive():
+            child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        if stopping or web.poll() is not None or (workers and workers.poll() is not None):
+            if not stopping:
+                forward(signal.SIGTERM, None)
+            for child in (web, seeding, workers):
+                if child is not None:
+                    child.wait()
+            return web.returncode or 0
+        if seeding is not None and seeding.poll() is not None:
+            if seeding.returncode:
+                print("[run] seeding the demo's history failed (see above)", flush=True)
+            seeding = None
+            workers = _honcho(env, "worker", "beat")
+        time.sleep(0.2)
 
 
 def _supervise(child: subprocess.Popen) -> int:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from core.permissions import staff_permission_required
 from payments import connect
 from payments.gateway import GatewayRejected, GatewayUnavailable
 
@@ -42,21 +42,21 @@ def _onboarding_redirect(request):
     return HttpResponseRedirect(url)
 
 
-@staff_member_required
+@staff_permission_required("payments.view_payoutaccount")
 @require_POST
 def payouts_connect(request):
     """ "Connect payouts" on the checklist: a fresh onboarding link on every click."""
     return _onboarding_redirect(request)
 
 
-@staff_member_required
+@staff_permission_required("payments.view_payoutaccount")
 @require_GET
 def payouts_refresh(request):
     """The gateway sends the creator here when a link expired or was used: make a new one."""
     return _onboarding_redirect(request)
 
 
-@staff_member_required
+@staff_permission_required("payments.view_payoutaccount")
 @require_GET
 def payouts_return(request):
     """Back from onboarding: re-read the account now rather than wait for the webhook."""

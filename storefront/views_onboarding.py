@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from core.permissions import staff_permission_required
 from payments.selectors import money_days
 from payments.transfers import store_fee
 from storefront.onboarding import onboarding_checklist
@@ -17,7 +17,7 @@ from tenants import signup
 MONEY_DAYS = 14  # the money table on the page: the last two weeks
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @require_GET
 def getting_started(request):
     items = onboarding_checklist(creator=request.tenant)
@@ -42,7 +42,7 @@ def getting_started(request):
     )
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @require_POST
 def store_preview(request):
     signup.store_preview_mark(creator=request.tenant)

@@ -6,7 +6,6 @@ Thin views: `tenants.domains` does the work.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponse, HttpResponseNotFound, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from core.identity import domain_key
+from core.permissions import staff_permission_required
 from tenants import domains
 from tenants.dns import default_resolver
 from tenants.models import Creator, CustomDomain
@@ -24,7 +24,7 @@ def _creator(request) -> Creator:
     return Creator.objects.get(pk=request.tenant.pk)  # a fresh row, not the routing cache's
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @require_http_methods(["GET", "POST"])
 def domains_page(request):
     """List the store's custom domains with their state and DNS records; add one."""
@@ -56,7 +56,7 @@ def _own_row(request, pk: int) -> CustomDomain | None:
     return CustomDomain.objects.filter(pk=pk, creator_id=request.tenant.pk).first()
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @require_POST
 def domain_check(request, pk: int):
     """ "Check now": ask DNS once instead of waiting for the periodic check."""
@@ -72,7 +72,7 @@ def domain_check(request, pk: int):
     return HttpResponseRedirect(reverse("store-domains"))
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @require_POST
 def domain_remove(request, pk: int):
     with schema_context(get_public_schema_name()):

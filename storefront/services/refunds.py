@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.http import HttpRequest
 
 from audit.services import audit_record
 from core.money import Money
@@ -16,10 +17,11 @@ from payments.services import (
     LineTax,
     RefundLine,
     RefundRefused,
+    ledger_line_totals,
     refund_create,
     refund_create_for_order,
 )
-from storefront.models import Order, OrderLine
+from storefront.models import Order, OrderLine, StoreSettings
 
 __all__ = ["RefundOutcome", "RefundRefused", "order_line_refund", "order_refund_all"]
 
@@ -56,6 +58,46 @@ def _audit(*, actor, order: Order, refunds: list[Refund], channel: str) -> None:
             )
 
 
+def _acting_user(actor):
+    """The staff member behind `actor` (a request or a user), or None (an API key, a task)."""
+    if isinstance(actor, HttpRequest):
+        actor = getattr(actor, "user", None)
+    if getattr(actor, "is_authenticated", False):
+        return actor
+    return None
+
+
+def _left(order: Order, line_key: str | None = None) -> tuple[int, int]:
+    """(refunded so far on the order, left to refund on `line_key` or on every line)."""
+    totals = ledger_line_totals(reference=order.reference)
+    refunded = sum(t["refund"] for t in totals.values())
+    left = sum(
+        max(t["charge"] - t["refund"] - t["chargeback"], 0)
+        for key, t in totals.items()
+        if line_key is None or key == line_key
+    )
+    return refunded, left
+
+
+def refund_limit_check(*, actor, order: Order, amount: int) -> None:
+    """Support staff (no `storefront.refund_above_limit`) may take an order's refunds up to
+    the store's `support_refund_limit` in all; beyond it a manager or the owner decides.
+    Counted per order, so splitting a refund in parts does not get around it. Raises
+    RefundRefused with the reason. API keys and the store's own tasks are not staff: their
+    limits are the key's scope and the ledger's."""
+    user = _acting_user(actor)
+    if user is None or user.has_perm("storefront.refund_above_limit"):
+        return
+    limit = StoreSettings.current().support_refund_limit
+    refunded, _ = _left(order)
+    if refunded + amount > limit:
+        raise RefundRefused(
+            f"refunds above {Money(limit, order.currency)} per order need a manager or the "
+            f"owner (the store's support refund limit): this one would bring "
+            f"{order.reference}'s refunds to {Money(refunded + amount, order.currency)}"
+        )
+
+
 def order_line_refund(
     *,
     order: Order,
@@ -72,6 +114,9 @@ def order_line_refund(
     if line.order_id != order.pk:
         raise RefundRefused(f"{line.line_key} is not a line of {order.reference}")
     repeat = Refund.objects.filter(idempotency_key=idempotency_key).exists()
+    if not repeat:
+        wanted = amount.amount if amount is not None else _left(order, line.line_key)[1]
+        refund_limit_check(actor=actor, order=order, amount=wanted)
     refund = refund_create(
         reference=order.reference,
         line_key=line.line_key,
@@ -98,6 +143,8 @@ def order_refund_all(
     """Refund everything left on every line of `order` (tax reversed in proportion per line).
     Raises RefundRefused when nothing is left."""
     repeat = Refund.objects.filter(idempotency_key__startswith=f"{idempotency_key}:").exists()
+    if not repeat:
+        refund_limit_check(actor=actor, order=order, amount=_left(order)[1])
     lines = [RefundLine(line.line_key, _line_tax(line)) for line in order.lines.all()]
     refunds = refund_create_for_order(
         reference=order.reference,

@@ -181,10 +181,12 @@ def test_a_store_settings_change_in_the_admin_is_audited(owner_client):
             "prices_include_tax": "on",
             "statement_descriptor": "PHOTO STORE",
             "support_email": "help@t1.example",
+            "support_refund_limit": "2500",
         },
     )
     assert response.status_code == 302, response.content[:1500]
     entry = audited("storefront.storesettings.change", object_id=settings_row.pk)
+    assert entry.changes["support_refund_limit"] == [5000, 2500]
     assert entry.changes["prices_include_tax"] == [False, True]
     assert entry.changes["statement_descriptor"] == ["CREATOR STORE", "PHOTO STORE"]
 

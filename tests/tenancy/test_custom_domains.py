@@ -293,7 +293,11 @@ def test_the_ask_endpoint_refuses_undecodable_or_missing_input_without_a_500(db,
 # --- the store admin's Domains page -------------------------------------------------------------
 @pytest.fixture
 def staff_client(tenant, hosts, client_for):
+    from storefront.team import _role_apply
+
+    # A manager: the Domains page needs the store-settings permission (support gets 403).
     user = get_user_model().objects.create_user("domains-admin", password="pw", is_staff=True)
+    _role_apply(user, "manager")
     client = client_for("t1.localhost")
     client.force_login(user)
     return client

@@ -3,7 +3,7 @@ upsell, downsell and follow-up cross-sell, and a few tax rates (idempotent)."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
 from offers.models import Offer, OfferKind
@@ -46,6 +46,7 @@ DEMO_OFFERS = [
         "Refundable within 30 days.",
     ),
 ]
+DEMO_SUPPORT = ("support@demo.example", "demo-support-2026")  # login, password
 DEMO_TAX = [
     ("DE", "", "19.000", "VAT"),
     ("GB", "", "20.000", "VAT"),
@@ -99,12 +100,29 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--password", default="demo-store-2026")
+        parser.add_argument(
+            "--no-history",
+            action="store_true",
+            help="only the catalog: skip the 90 days of orders (storefront/demo_history.py)",
+        )
+        parser.add_argument(
+            "--history-only",
+            action="store_true",
+            help="only the history, in an existing demo store (bin/run runs it in the background)",
+        )
+        parser.add_argument("--days", type=int, default=None, help="days of history (90)")
 
     def handle(self, *args, **opts):
         base = settings.PLATFORM_DOMAIN
         public_tenant_ensure(domain=base)
         domain = f"demo.{base}"
         creator = Creator.objects.filter(slug="demo").first()
+        if opts["history_only"]:
+            if creator is None:
+                raise CommandError("There is no demo store yet: run seed_demo first.")
+            with tenant_context(creator):
+                self._history(opts["days"])
+            return
         if creator is None:
             self.stdout.write("Creating the demo creator…")
             creator = creator_create(
@@ -120,38 +138,78 @@ class Command(BaseCommand):
             user = get_user_model().objects.get(username="owner")
             user.set_password(opts["password"])
             user.save(update_fields=["password"])
-            total = len(DEMO_LADDER)
-            for i, (slug, name, tier, pos, price, anchor, desc) in enumerate(DEMO_LADDER, 1):
-                Product.objects.update_or_create(
-                    slug=slug,
-                    defaults={
-                        "name": name,
-                        "tier": tier,
-                        "ladder_position": pos,
-                        "price_amount": price,
-                        "anchor_amount": anchor,
-                        "currency": "USD",
-                        "description": desc,
-                        "status": Product.Status.ACTIVE,
-                        "deliverable_url": f"https://{domain}/downloads/{slug}.zip",
-                    },
-                )
-                self.stdout.write(f"  [{i}/{total}] product {slug}")
-            self._offers()
-            StoreSettings.objects.update_or_create(
-                pk=1,
+            self.catalog(domain)
+            self._team()
+            self._payouts(domain)
+            if not opts["no_history"]:
+                self._history(opts["days"])
+        self.stdout.write(self.style.SUCCESS(f"Demo store ready at {domain}"))
+
+    def catalog(self, domain: str) -> None:
+        """The ladder, its offers, store settings and tax rates (in the current schema)."""
+        total = len(DEMO_LADDER)
+        for i, (slug, name, tier, pos, price, anchor, desc) in enumerate(DEMO_LADDER, 1):
+            Product.objects.update_or_create(
+                slug=slug,
                 defaults={
-                    "statement_descriptor": "DEMO PHOTOGRAPHY",
-                    "support_email": "help@demo.example",
+                    "name": name,
+                    "tier": tier,
+                    "ladder_position": pos,
+                    "price_amount": price,
+                    "anchor_amount": anchor,
+                    "currency": "USD",
+                    "description": desc,
+                    "status": Product.Status.ACTIVE,
+                    "deliverable_url": f"https://{domain}/downloads/{slug}.zip",
                 },
             )
-            for country, region, rate, name in DEMO_TAX:
-                TaxRate.objects.update_or_create(
-                    country=country, region=region, defaults={"rate": rate, "name": name}
-                )
-            self.stdout.write(f"  offers: {len(DEMO_OFFERS)}, tax rates: {len(DEMO_TAX)}")
-            self._payouts(domain)
-        self.stdout.write(self.style.SUCCESS(f"Demo store ready at {domain}"))
+            self.stdout.write(f"  [{i}/{total}] product {slug}")
+        self._offers()
+        StoreSettings.objects.update_or_create(
+            pk=1,
+            defaults={
+                "statement_descriptor": "DEMO PHOTOGRAPHY",
+                "support_email": "help@demo.example",
+            },
+        )
+        for country, region, rate, name in DEMO_TAX:
+            TaxRate.objects.update_or_create(
+                country=country, region=region, defaults={"rate": rate, "name": name}
+            )
+        self.stdout.write(f"  offers: {len(DEMO_OFFERS)}, tax rates: {len(DEMO_TAX)}")
+
+    def _team(self) -> None:
+        """A support member to try the role with (storefront/team.py): orders and refunds
+        up to the store's limit, 403 on offers, keys, payouts and settings."""
+        from storefront import team
+        from storefront.models import StaffRole
+
+        User = get_user_model()
+        member = User.objects.filter(username=DEMO_SUPPORT[0]).first()
+        if member is None:
+            member = User.objects.create_user(
+                username=DEMO_SUPPORT[0], email=DEMO_SUPPORT[0], password=DEMO_SUPPORT[1]
+            )
+            team._role_apply(member, StaffRole.SUPPORT)
+        self.stdout.write(f"  team: owner, and {DEMO_SUPPORT[0]} (support)")
+
+    def _history(self, days: int | None) -> None:
+        from storefront.demo_history import DAYS, demo_history_seed
+
+        days = days or DAYS
+        self.stdout.write(f"  history: {days} days of orders, through the store's services…")
+        self.stdout.flush()
+
+        def progress(line: str) -> None:
+            self.stdout.write(line)
+            self.stdout.flush()
+
+        result = demo_history_seed(days=days, progress=progress)
+        if not result.skipped:
+            self.stdout.write(
+                f"  history: {result.days_seeded} days, {result.orders} paid orders "
+                f"in {result.seconds:.1f} s"
+            )
 
     def _payouts(self, domain: str) -> None:
         """The demo store starts verified (an operator's store) and connected: its account at

@@ -1,0 +1,165 @@
+"""The demo's history (storefront/demo_history.py), seeded over a short span into a committed
+store: every figure of the dashboard equals its `*_direct` oracle on it, the story it tells
+is there (a finished experiment, a paused offer, refunds, follow-up takers, transfers), and
+seeding again adds nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from django.test import Client
+
+from analytics import selectors
+from analytics.models import Event, Experiment, ExperimentStatus
+from analytics.selectors import DIRECT, MetricFilter
+from core.models import OutboxMessage
+from offers.models import Offer
+from payments.models import (
+    ChargeAttempt,
+    LedgerEntry,
+    PayoutAccount,
+    PayoutEntry,
+    Refund,
+    TransferAttempt,
+)
+from storefront.demo_history import demo_history_seed
+from storefront.management.commands.seed_demo import Command
+from storefront.models import FollowUpSend, Order, OrderLine
+
+pytestmark = pytest.mark.slow
+
+DAYS = 9  # the whole story, shortened: experiment on days 2–5, the pause on day 6
+
+
+def _counts() -> dict[str, int]:
+    return {
+        "orders": Order.objects.count(),
+        "lines": OrderLine.objects.count(),
+        "attempts": ChargeAttempt.objects.count(),
+        "ledger": LedgerEntry.objects.count(),
+        "refunds": Refund.objects.count(),
+        "events": Event.objects.count(),
+        "followups": FollowUpSend.objects.count(),
+        "experiments": Experiment.objects.count(),
+        "offers": Offer.objects.count(),
+    }
+
+
+@pytest.fixture(scope="module")
+def seeded(django_db_setup, django_db_blocker):
+    """Seeded once for the module, committed in t1 (as live_tenant does, then undone)."""
+    from django.db import connection
+
+    from analytics import pageviews
+    from tests.conftest import TENANTS, _creator, _max_user_id, committed_data_clear
+
+    with django_db_blocker.unblock():
+        users_before = {slug: _max_user_id(slug) for slug in TENANTS}
+        connection.set_tenant(_creator("t1"))
+        try:
+            pageviews.local_state_clear()
+            Command(stdout=io.StringIO()).catalog("t1.localhost")
+            # Connected, as the demo is: each settled charge is transferred to the creator.
+            PayoutAccount.objects.create(
+                idempotency_key="demo-test-account",
+                account_ref="acct_demotest",
+                charges_enabled=True,
+                payouts_enabled=True,
+                details_submitted=True,
+            )
+            lines: list[str] = []
+            result = demo_history_seed(days=DAYS, progress=lines.append)
+            assert result.days_seeded == DAYS and not result.skipped
+            assert lines and lines[-1].startswith(f"  history: day {DAYS}/{DAYS}")
+            yield result
+        finally:
+            committed_data_clear(users_before)
+            pageviews.local_state_clear()
+
+
+@pytest.fixture
+def in_t1(seeded):
+    from django.db import connection
+
+    from tests.conftest import _creator
+
+    connection.set_tenant(_creator("t1"))
+    return seeded
+
+
+def _filters(result) -> list[MetricFilter]:
+    offers = list(Offer.objects.values_list("pk", flat=True))
+    sources = ["instagram", "newsletter", "ads", ""]  # "": direct traffic
+    first = Order.objects.order_by("created_at").first().created_at
+    return [
+        MetricFilter(),
+        *[MetricFilter(source=s) for s in sources],
+        *[MetricFilter(offer_id=o) for o in offers],
+        MetricFilter(start=first.replace(hour=0, minute=0) + dt.timedelta(days=4)),
+    ]
+
+
+def test_every_dashboard_figure_equals_its_direct_oracle_on_the_seeded_demo(in_t1):
+    seeded = in_t1
+    assert seeded.orders >= 10
+    for f in _filters(seeded):
+        assert selectors.funnel(f) == selectors.funnel_direct(f), f
+        assert selectors.traffic(f) == selectors.traffic_direct(f), f
+        assert selectors.order_value(f) == selectors.order_value_direct(f), f
+        for by in ("offer", "source"):
+            assert selectors.take_rates(f, by=by) == selectors.take_rates_direct(f, by=by), f
+        for by in ("offer", "kind"):
+            assert selectors.refund_rates(f, by=by) == selectors.refund_rates_direct(f, by=by), f
+        assert selectors.cohort_ltv(f) == selectors.cohort_ltv_direct(f), f
+
+    # The dashboard page itself shows those figures (it reads the read models).
+    owner = Client(HTTP_HOST="t1.localhost")
+    assert owner.login(username="owner", password="owner-pass-123")
+    page = owner.get("/admin/analytics/dashboard/")
+    assert page.status_code == 200
+    data, f = page.context["data"], MetricFilter()
+    assert data["funnel"] == selectors.funnel_direct(f)
+    assert data["traffic"] == [selectors.traffic_direct(f)]
+    assert data["order_value"] == selectors.order_value_direct(f)
+    assert data["take_rates_offer"] == selectors.take_rates_direct(f, by="offer")
+    assert data["take_rates_source"] == selectors.take_rates_direct(f, by="source")
+    assert data["refunds"] == selectors.refund_rates_direct(f, by="offer")
+    assert data["refunds_kind"] == selectors.refund_rates_direct(f, by="kind")
+    assert data["cohorts"] == selectors.cohort_ltv_direct(f)
+    # Not an empty store: page views, several sources, every kind of line.
+    [value] = data["order_value"]
+    assert value["orders"] == seeded.orders and value["visitors"] > 4 * seeded.orders
+    assert {r["source"] for r in data["take_rates_source"]} >= {"instagram", DIRECT}
+
+
+def test_the_seeded_demo_tells_the_story_through_the_real_services(in_t1):
+    experiment = Experiment.objects.get()
+    assert experiment.status == ExperimentStatus.STOPPED
+    assert experiment.started_at < experiment.stopped_at
+    paused = Offer.objects.get(status=Offer.Status.PAUSED)
+    assert paused.allow_high_price and paused.paused_reason
+    kinds = set(OrderLine.objects.values_list("kind", flat=True))
+    assert {"core", "bump", "upsell"} <= kinds
+    assert Refund.objects.filter(status="succeeded").exists()
+    assert Event.objects.filter(name="email_sent").exists()
+    # History, not today: orders spread over the days, each charge's ledger row with it.
+    days = {o.created_at.date() for o in Order.objects.all()}
+    assert len(days) >= DAYS - 2
+    for attempt in ChargeAttempt.objects.filter(status="succeeded"):
+        entry = LedgerEntry.objects.filter(gateway_ref=attempt.gateway_ref, kind="charge").first()
+        assert entry is not None and abs((entry.created_at - attempt.created_at).days) <= 1
+    # Nothing is left for the workers: every task ran while seeding.
+    assert not OutboxMessage.objects.filter(schema_name="t1", dispatched_at__isnull=True).exists()
+    charges = ChargeAttempt.objects.filter(status="succeeded").count()
+    assert TransferAttempt.objects.filter(status="succeeded").count() == charges
+    assert not TransferAttempt.objects.exclude(status="succeeded").exists()
+    assert PayoutEntry.objects.count() >= charges  # the payout ledger has each transfer
+
+
+def test_seeding_the_demo_again_adds_nothing(in_t1):
+    before = _counts()
+    again = demo_history_seed(days=DAYS, progress=lambda line: None)
+    assert again.skipped and again.orders == 0
+    assert _counts() == before
