@@ -61,8 +61,26 @@ class SubscriptionRefused(ValueError):
 # --- price types --------------------------------------------------------------------------
 
 
+_PLAN_CACHE_SECONDS = 300
+
+
+def plan_cache_key(product_id: int) -> str:
+    return f"subscriptions:plan:{int(product_id)}"  # the cache's key function adds the schema
+
+
 def plan_for(product_id: int) -> Plan | None:
-    return Plan.objects.filter(product_id=product_id).first()
+    """The product's plan, or None (one-time). Cached (Plan.save/delete clear it): every
+    checkout, offer and follow-up page prices its lines through it, within their query
+    budgets (tests/browser/test_page_speed.py)."""
+    from django.core.cache import cache
+
+    key = plan_cache_key(product_id)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached or None
+    plan = Plan.objects.filter(product_id=product_id).first()
+    cache.set(key, plan or False, _PLAN_CACHE_SECONDS)
+    return plan
 
 
 @dataclass(frozen=True)
