@@ -84,8 +84,15 @@ class Plan(models.Model):
 
         # After commit too: a reader between the write and the commit may cache the old plan.
         key = plan_cache_key(self.product_id)
-        cache.delete(key)
-        transaction.on_commit(lambda: cache.delete(key))
+
+        def forget() -> None:
+            try:
+                cache.delete(key)
+            except Exception:  # an unreachable cache holds nothing we could serve stale
+                pass
+
+        forget()
+        transaction.on_commit(forget)
 
 
 class FinalAction(models.TextChoices):

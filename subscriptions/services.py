@@ -75,11 +75,18 @@ def plan_for(product_id: int) -> Plan | None:
     from django.core.cache import cache
 
     key = plan_cache_key(product_id)
-    cached = cache.get(key)
+    try:
+        cached = cache.get(key)
+    except Exception:  # the cache is an optimisation: its outage must not fail a payment
+        logger.warning("plan cache unavailable; reading product %s's plan", product_id)
+        return Plan.objects.filter(product_id=product_id).first()
     if cached is not None:
         return cached or None
     plan = Plan.objects.filter(product_id=product_id).first()
-    cache.set(key, plan or False, _PLAN_CACHE_SECONDS)
+    try:
+        cache.set(key, plan or False, _PLAN_CACHE_SECONDS)
+    except Exception:
+        logger.warning("plan cache unavailable; product %s's plan not cached", product_id)
     return plan
 
 
