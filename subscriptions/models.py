@@ -68,6 +68,32 @@ class Plan(models.Model):
             return f"{self.instalments} instalments, {every}"
         return f"subscription, {every}"
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        self._forget()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        self._forget()
+        return result
+
+    def _forget(self) -> None:
+        from django.core.cache import cache
+
+        from subscriptions.services import plan_cache_key
+
+        # After commit too: a reader between the write and the commit may cache the old plan.
+        key = plan_cache_key(self.product_id)
+
+        def forget() -> None:
+            try:
+                cache.delete(key)
+            except Exception:  # an unreachable cache holds nothing we could serve stale
+                pass
+
+        forget()
+        transaction.on_commit(forget)
+
 
 class FinalAction(models.TextChoices):
     CANCEL = "cancel", "Cancel the subscription"

@@ -61,8 +61,33 @@ class SubscriptionRefused(ValueError):
 # --- price types --------------------------------------------------------------------------
 
 
+_PLAN_CACHE_SECONDS = 300
+
+
+def plan_cache_key(product_id: int) -> str:
+    return f"subscriptions:plan:{int(product_id)}"  # the cache's key function adds the schema
+
+
 def plan_for(product_id: int) -> Plan | None:
-    return Plan.objects.filter(product_id=product_id).first()
+    """The product's plan, or None (one-time). Cached (Plan.save/delete clear it): every
+    checkout, offer and follow-up page prices its lines through it, within their query
+    budgets (tests/browser/test_page_speed.py)."""
+    from django.core.cache import cache
+
+    key = plan_cache_key(product_id)
+    try:
+        cached = cache.get(key)
+    except Exception:  # the cache is an optimisation: its outage must not fail a payment
+        logger.warning("plan cache unavailable; reading product %s's plan", product_id)
+        return Plan.objects.filter(product_id=product_id).first()
+    if cached is not None:
+        return cached or None
+    plan = Plan.objects.filter(product_id=product_id).first()
+    try:
+        cache.set(key, plan or False, _PLAN_CACHE_SECONDS)
+    except Exception:
+        logger.warning("plan cache unavailable; product %s's plan not cached", product_id)
+    return plan
 
 
 @dataclass(frozen=True)

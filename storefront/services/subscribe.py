@@ -33,20 +33,20 @@ def subscriptions_start_for_lines(*, order: Order, lines: list[OrderLine]) -> li
     started: list[Subscription] = []
     method = None
     for line in lines:
-        plan = subscriptions.plan_for(line.product_id)
-        if plan is None:
-            continue
-        if method is None:
-            method = payments.vault_method_for(email=order.customer.email)
-        net, tax, total = split_tax(
-            price=_recurring_price(line),
-            rate_percent=line.tax_rate,
-            inclusive=line.tax_inclusive,
-        )
         try:
             # A savepoint per line: this runs inside the transaction recording a real payment,
             # which must never be rolled back by a failure here (logged for the creator).
             with transaction.atomic():
+                plan = subscriptions.plan_for(line.product_id)
+                if plan is None:
+                    continue
+                if method is None:
+                    method = payments.vault_method_for(email=order.customer.email)
+                net, tax, total = split_tax(
+                    price=_recurring_price(line),
+                    rate_percent=line.tax_rate,
+                    inclusive=line.tax_inclusive,
+                )
                 replaces = None
                 if line.kind in ("upsell", "downsell", "cross_sell"):
                     replaces = (

@@ -196,3 +196,34 @@ def test_a_chargeback_on_a_renewal_ends_it(tenant, client_for):
     )
     sub.refresh_from_db()
     assert sub.status == SubscriptionStatus.CANCELED and sub.end_reason == "chargeback"
+
+
+def test_a_failure_starting_the_subscription_never_undoes_the_recorded_payment(
+    tenant, client_for, monkeypatch
+):
+    from subscriptions import services as subscription_services
+
+    def broken(**kwargs):
+        raise RuntimeError("subscriptions are broken today")
+
+    core, *_ = make_catalog(with_downsell=False)
+    monthly(core)
+    monkeypatch.setattr(subscription_services, "subscription_start", broken)
+    order = buy(client_for(HOST))  # asserts the order is paid
+    assert Subscription.objects.count() == 0
+    assert LedgerEntry.objects.filter(reference=order.reference, kind="charge").count() == 1
+
+
+def test_the_plan_cache_follows_plan_changes(tenant):
+    from subscriptions.services import plan_for
+    from tests.factories import ProductFactory
+
+    product = ProductFactory()
+    assert plan_for(product.pk) is None
+    plan = monthly(product)
+    assert plan_for(product.pk).pk == plan.pk
+    plan.interval_unit = "year"
+    plan.save()
+    assert plan_for(product.pk).interval_unit == "year"
+    plan.delete()
+    assert plan_for(product.pk) is None
