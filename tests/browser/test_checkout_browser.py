@@ -60,3 +60,29 @@ def test_a_declining_card_shows_an_error_and_leaves_no_paid_order(
     error.filter(has_text="declined").wait_for(timeout=15000)
     assert not Order.objects.filter(status=OrderStatus.PAID).exists()
     assert all(i.status != "succeeded" for i in gw.payment_intents())
+
+
+def test_a_card_from_another_country_is_confirmed_by_the_buyer_before_the_charge(
+    page, live_url, catalog, stripe_api_base
+):
+    """The store collects EU VAT; the local gateway's cards are French and the buyer says
+    Germany: the page asks, nothing is charged before the answer, then one charge."""
+    from storefront.models import StoreSettings
+
+    StoreSettings.current()
+    StoreSettings.objects.filter(pk=1).update(eu_vat_evidence=True, tax_country="IE")
+    asked = []
+
+    def answer(dialog):
+        asked.append((dialog.message, len(gw.payment_intents())))
+        dialog.accept()
+
+    page.on("dialog", answer)
+    _checkout(page, live_url, gw.CARD_OK, bump=False)
+    page.wait_for_url("**/thanks", timeout=15000)
+    [(message, charges_when_asked)] = asked
+    assert "France" in message and "Germany" in message and charges_when_asked == 0
+    order = Order.objects.get(customer__email="browser-buyer@example.com")
+    assert order.status == OrderStatus.PAID
+    assert order.tax_evidence["confirmed_by_buyer"] == "DE"
+    assert [(i.amount, i.status) for i in gw.payment_intents()] == [(5831, "succeeded")]

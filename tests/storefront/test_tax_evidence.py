@@ -307,3 +307,36 @@ def test_another_tax_engine_plugs_in_through_the_setting(shop, client_for, setti
     settings.TAX_PROVIDER = "tests.storefront.test_tax_evidence.FlatTen"
     quote = client_for(HOST).get("/checkout/course/quote", {"country": "FR"}).json()
     assert quote["total"] == 4900 + 490
+
+
+class FakeGeoIp:
+    """A GeoIP database stand-in (none is shipped): every address is in Austria."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def country(self, ip):
+        return "AT" if ip else ""
+
+
+def test_with_a_geoip_database_the_ip_country_is_evidence_too(
+    shop, client_for, card_from, settings, stripe_api_base
+):
+    settings.GEOIP_DATABASE = "/nonexistent/country.mmdb"
+    settings.GEOIP_CLASS = "tests.storefront.test_tax_evidence.FakeGeoIp"
+    card_from("DE")
+    _store(eu_vat_evidence=True, tax_country="IE")
+    client = client_for(HOST)
+    started = _start(client)
+    order, asked = _pay(client, started)
+    assert asked.status_code == 409 and "connection is in Austria" in asked.json()["error"]
+    order.refresh_from_db()
+    assert order.tax_evidence["ip_country"] == "AT" and order.tax_evidence["card_country"] == "DE"
+    assert gw.payment_intents() == []
+
+
+def test_without_a_geoip_database_no_ip_country_is_recorded(shop, client_for, stripe_api_base):
+    client = client_for(HOST)
+    order, paid = _pay(client, _start(client))
+    order.refresh_from_db()
+    assert "ip_country" not in order.tax_evidence
