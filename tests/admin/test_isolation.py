@@ -29,8 +29,11 @@ from payments.models import (
     WebhookEvent,
 )
 from storefront.models import (
+    CreditNote,
     Customer,
     FollowUpSend,
+    Invoice,
+    LineAccess,
     Order,
     OrderLine,
     PrivacyRequest,
@@ -61,7 +64,7 @@ def _rows(mark: str, n: int) -> None:
         order = Order.objects.create(
             token=f"order{tag}", customer=customer, currency="USD", country="US", utm_source=tag
         )
-        OrderLine.objects.create(
+        line = OrderLine.objects.create(
             order=order,
             kind="core",
             product=core,
@@ -133,6 +136,28 @@ def _rows(mark: str, n: int) -> None:
             amount=4000,
             currency="USD",
             attempt=attempt,
+        )
+        LineAccess.objects.create(line=line, license_key=f"KEY-{tag}")
+        invoice = Invoice.objects.create(
+            number=1000 + i,
+            order=order,
+            attempt=attempt,
+            issued_at=now,
+            currency="USD",
+            net_amount=4000,
+            tax_amount=0,
+            total_amount=4000,
+            buyer={"email": tag},
+        )
+        CreditNote.objects.create(
+            number=1000 + i,
+            invoice=invoice,
+            refund_ref=f"re_{tag}",
+            issued_at=now,
+            currency="USD",
+            net_amount=100,
+            tax_amount=0,
+            total_amount=100,
         )
         Refund.objects.create(
             idempotency_key=f"ref-{tag}",
