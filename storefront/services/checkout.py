@@ -22,7 +22,15 @@ from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import ChargeAttempt
 from storefront import selectors
 from storefront.countries import COUNTRIES
-from storefront.models import Customer, Order, OrderLine, OrderStatus, Product, StoreSettings
+from storefront.models import (
+    Customer,
+    LineKind,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    StoreSettings,
+)
 from storefront.pricing import Jurisdiction, Quote, bump_within_guardrail, quote_checkout
 from storefront.services.orders import event_fields_for, order_status_move
 from storefront.tax.evidence import evidence_conflict, ip_country
@@ -325,11 +333,13 @@ def checkout_start(
                     **fields,
                 )
             if bump is not None:
+                bump_line = next(line for line in quote.lines if line.kind == LineKind.BUMP)
                 event_append(
                     EventName.BUMP_ACCEPTED,
                     offer_id=bump.pk,
                     product_id=bump.product_id,
-                    amount=bump.price_amount,
+                    # The bump's price as the buyer took it: less the coupon's share.
+                    amount=bump.price_amount - bump_line.discount_amount,
                     **fields,
                 )
     except CouponRefused as exc:

@@ -81,7 +81,8 @@ def test_a_percent_coupon_discounts_core_and_bump_taxes_the_rest_and_charges_exa
     assert (redemption.amount, redemption.released_at) == (1160, None)
     assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 1
     initiated = Event.objects.get(order_id=order.pk, name="checkout_initiated")
-    assert initiated.properties == {"coupon": "SPRING20"}
+    assert initiated.properties == {"coupon": "SPRING20"} and initiated.amount == 5522
+    assert Event.objects.get(order_id=order.pk, name="bump_accepted").amount == 720
     # The discount is its own line on the order page and the receipt.
     thanks = client.get(f"/o/{order.token}/thanks").content.decode()
     assert "Discount with coupon SPRING20, included above" in thanks and "−$11.60" in thanks
