@@ -35,6 +35,7 @@ class Link:
     model: str
     query: str = ""  # appended to the URL: "?kind__exact=chargeback", "#money-days"
     dom_id: str = ""
+    perm: str = ""  # a permission the page's view requires ("storefront.manage_team")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ SECTIONS: tuple[Section, ...] = (
         "Products, the offer ladder, experiments and follow-up emails",
         (
             "storefront.Product",
+            "subscriptions.Plan",
             "offers.Offer",
+            "offers.Coupon",
             "analytics.Experiment",
             "storefront.FollowUpSend",
         ),
@@ -62,7 +65,16 @@ SECTIONS: tuple[Section, ...] = (
         "orders",
         "Orders and customers",
         "Who bought what, refunds line by line",
-        ("storefront.Order", "storefront.Customer"),
+        (
+            "storefront.Order",
+            "storefront.Customer",
+            "subscriptions.Subscription",
+            "storefront.Invoice",
+            "storefront.CreditNote",
+            "storefront.LineAccess",
+            "offers.CouponRedemption",
+            "storefront.PrivacyRequest",
+        ),
     ),
     Section(
         "money",
@@ -105,8 +117,16 @@ SECTIONS: tuple[Section, ...] = (
         (
             "storefront.StoreSettings",
             "storefront.TaxRate",
+            "subscriptions.DunningSettings",
             Link("Domains", "store-domains", "", dom_id="domains-link"),
-            Link("Email sender", "store-sending", "", dom_id="sending-link"),
+            Link(
+                "Email sender",
+                "store-sending",
+                "",
+                dom_id="sending-link",
+                perm="storefront.change_storesettings",
+            ),
+            Link("Team", "store-team", "", dom_id="team-link", perm="storefront.manage_team"),
             "auth.User",
             "auth.Group",
             "partners.ApiKey",
@@ -236,6 +256,8 @@ class StoreAdminSite(admin.AdminSite):
             app_label, model_name = link.model.split(".")
             if not request.user.has_perm(f"{app_label}.view_{model_name.lower()}"):
                 return None
+        if link.perm and not request.user.has_perm(link.perm):
+            return None
         try:
             url = reverse(link.url_name, current_app=self.name)
         except NoReverseMatch:  # a store-only page, on the platform's admin

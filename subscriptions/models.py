@@ -116,6 +116,10 @@ class DunningSettings(models.Model):
 
     DEFAULT_RETRY_DAYS = (1, 3, 5, 7)
 
+    class Meta:
+        verbose_name = "dunning settings"
+        verbose_name_plural = "dunning settings"
+
     def __str__(self) -> str:
         return "Dunning settings"
 

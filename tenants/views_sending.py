@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponseNotFound, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from core.permissions import staff_permission_required
 from tenants import sending
 from tenants.dns import default_resolver
 from tenants.models import Creator, SendingDomain
@@ -22,7 +22,7 @@ def _creator(request) -> Creator:
     return Creator.objects.get(pk=request.tenant.pk)
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @require_http_methods(["GET", "POST"])
 def sending_page(request):
     creator = _creator(request)
@@ -65,7 +65,7 @@ def _own_row(request, pk: int) -> SendingDomain | None:
         return SendingDomain.objects.filter(pk=pk, creator_id=request.tenant.pk).first()
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @require_POST
 def sending_check(request, pk: int):
     row = _own_row(request, pk)
@@ -80,7 +80,7 @@ def sending_check(request, pk: int):
     return HttpResponseRedirect(reverse("store-sending"))
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @require_POST
 def sending_remove(request, pk: int):
     with schema_context(get_public_schema_name()):
