@@ -16,6 +16,7 @@ from core.admin_readonly import ReadOnlyAdmin
 from core.money import Money
 from payments.models import Refund, RefundStatus
 from payments.services import ledger_line_totals
+from storefront.media import ImageRefused, image_check, image_store
 from storefront.models import (
     OWNED_ORDER_STATUSES,
     Customer,
@@ -28,14 +29,13 @@ from storefront.models import (
     TaxRate,
     Testimonial,
 )
-from storefront.media import ImageRefused, image_check, image_store
-from storefront.services.showcase import product_showcase_refresh
 from storefront.services.refunds import (
     RefundOutcome,
     RefundRefused,
     order_line_refund,
     order_refund_all,
 )
+from storefront.services.showcase import product_showcase_refresh
 
 
 class ProductImageForm(forms.ModelForm):

@@ -133,7 +133,7 @@ class Brand:
 
     @property
     def css_path(self) -> str:
-        """"" for the default look: store.css has it, and the page makes one request less."""
+        """ "" for the default look: store.css has it, and the page makes one request less."""
         if (self.accent, self.typeface, self.scheme) == ("#0b57d0", "system", "light"):
             return ""
         return f"/brand/{self.accent[1:]}-{self.typeface}-{self.scheme}.css"

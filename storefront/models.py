@@ -36,7 +36,9 @@ class Product(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     # What the product page says besides the description (one item per line), and an optional
     # link to a short preview video (opened on the video site: no third-party frame here).
-    benefits = models.TextField(blank=True, help_text="What the buyer gets out of it, one per line.")
+    benefits = models.TextField(
+        blank=True, help_text="What the buyer gets out of it, one per line."
+    )
     included = models.TextField(blank=True, help_text="What is in the package, one item per line.")
     video_url = models.URLField(blank=True, help_text="Optional link to a short preview video.")
     # What the hosted pages show of the ProductImage and Testimonial rows, copied here by

@@ -42,4 +42,3 @@ def order_primary_attempt(*, order_id: int) -> ChargeAttempt | None:
     return ChargeAttempt.objects.filter(
         purpose=orderkeys.order_purpose(order_id, orderkeys.PRIMARY)
     ).first()
-

@@ -32,7 +32,11 @@ CLS_SCRIPT = """async () => {
   const seen = [];
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      if (!e.hadRecentInput) { total += e.value; seen.push([e.value, e.sources.map((s) => s.node ? (s.node.id || s.node.className || s.node.nodeName) : '?')]); }
+      if (e.hadRecentInput) continue;
+      total += e.value;
+      const nodes = e.sources.map((s) => s.node ? (s.node.id || s.node.className
+                                                   || s.node.nodeName) : '?');
+      seen.push([e.value, nodes]);
     }
   }).observe({type: 'layout-shift', buffered: true});
   // Scroll through the page so every lazy picture loads, then let it settle.
@@ -40,7 +44,8 @@ CLS_SCRIPT = """async () => {
     window.scrollTo(0, y);
     await new Promise((r) => setTimeout(r, 60));
   }
-  await Promise.all([...document.images].map((i) => i.complete ? null : new Promise((r) => { i.onload = i.onerror = r; })));
+  await Promise.all([...document.images].map((i) => i.complete ? null
+    : new Promise((r) => { i.onload = i.onerror = r; })));
   await document.fonts.ready;
   await new Promise((r) => setTimeout(r, 300));
   return {total, seen, images: document.images.length,
@@ -151,7 +156,11 @@ def test_each_branded_page_keeps_our_code_within_30_kb_never_shifts_and_reports_
             context.close()
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"branded-page-weight-{spec.key}.json").write_text(json.dumps(report, indent=1))
-    over = {k: v["own_html_css_js_bytes"] for k, v in report.items() if v["own_html_css_js_bytes"] > BUDGET_BYTES}
+    over = {
+        k: v["own_html_css_js_bytes"]
+        for k, v in report.items()
+        if v["own_html_css_js_bytes"] > BUDGET_BYTES
+    }
     assert over == {}, json.dumps(report, indent=1)
     shifted = {k: v["shifts"] for k, v in report.items() if v["layout_shift"] != 0}
     assert shifted == {}, shifted

@@ -181,7 +181,10 @@ def test_checkout_shows_the_creators_name_and_the_upsell_preview_renders(owner, 
     for page in ("index", "product", "checkout", "upsell"):
         response = owner.get(f"/admin/brand/preview/{page}/?product=course")
         assert response.status_code == 200, page
-    assert "Add the presets" in owner.get("/admin/brand/preview/upsell/?product=course").content.decode()
+    assert (
+        "Add the presets"
+        in owner.get("/admin/brand/preview/upsell/?product=course").content.decode()
+    )
 
 
 def test_only_the_stores_staff_see_the_brand_page_and_previews(tenant, product):
