@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
+from django.core.mail import EmailMultiAlternatives
+from django.db import connection
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from storefront import branding
 from storefront.models import OWNED_ORDER_STATUSES, Order, OrderLine
 
 DOWNLOAD_MAX_AGE = 7 * 24 * 3600  # a delivery link is valid for a week
@@ -43,20 +45,26 @@ def receipt_send(*, order_id: int) -> bool:
     try:
         order = Order.objects.select_related("customer").get(pk=order_id)
         lines = list(order.lines.all())
-        body = render_to_string(
-            "storefront/email/receipt.txt",
-            {
-                "order": order,
-                "lines": lines,
-                "total": sum(line.total_amount for line in lines),
-            },
-        )
-        send_mail(
+        brand = branding.brand_published()
+        context = {
+            "order": order,
+            "lines": lines,
+            "total": sum(line.total_amount for line in lines),
+            # The store's brand in the HTML part: its accent, name and the creator's name.
+            "brand": brand,
+            "on_accent": branding.on_accent(brand.accent),
+            "store_name": getattr(connection.tenant, "display_name", ""),
+        }
+        message = EmailMultiAlternatives(
             f"Your receipt for order {order.token[:8]}",
-            body,
+            render_to_string("storefront/email/receipt.txt", context),
             settings.DEFAULT_FROM_EMAIL,
             [order.customer.email],
         )
+        message.attach_alternative(
+            render_to_string("storefront/email/receipt.html", context), "text/html"
+        )
+        message.send()
     except Exception:
         Order.objects.filter(pk=order_id, receipt_sent_at=claimed_at).update(receipt_sent_at=None)
         raise

@@ -138,7 +138,7 @@ def test_a_receipt_that_fails_to_send_is_handed_back_and_sent_by_the_retry(tenan
     def smtp_down(*args, **kwargs):
         raise OSError("connection refused")
 
-    monkeypatch.setattr(receipts, "send_mail", smtp_down)
+    monkeypatch.setattr(receipts.EmailMultiAlternatives, "send", smtp_down)
     with pytest.raises(OSError):
         receipts.receipt_send(order_id=order.pk)
     order.refresh_from_db()
