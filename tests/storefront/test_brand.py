@@ -128,6 +128,7 @@ def test_a_draft_is_previewed_but_buyers_see_it_only_once_published(owner, produ
     admin_page = owner.get("/admin/brand/")
     assert "frame-src 'self'" in admin_page["Content-Security-Policy"]
     body = admin_page.content.decode()
+    assert 'href="/admin/brand/"' in owner.get("/admin/").content.decode()  # found from home
     assert 'id="preview-phone" width="375"' in body and 'id="preview-desktop" width="1280"' in body
 
     published = owner.post("/admin/brand/", {"action": "publish"})
