@@ -363,8 +363,11 @@ class Recorder:
 class Client:
     """One buyer's browser session behind the TLS proxy: cookies, Host, X-Forwarded-*."""
 
-    def __init__(self, port: int, recorder: Recorder, address: str, timeout: float = 60):
+    def __init__(
+        self, port: int, recorder: Recorder, address: str, timeout: float = 60, host: str = HOST
+    ):
         self.port, self.recorder, self.address, self.timeout = port, recorder, address, timeout
+        self.host = host
         self.cookies: dict[str, str] = {}
         self.conn: http.client.HTTPConnection | None = None
 
@@ -372,7 +375,7 @@ class Client:
         self, name: str, method: str, path: str, form: dict | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         headers = {
-            "Host": HOST,
+            "Host": self.host,
             "X-Forwarded-Proto": "https",
             "X-Forwarded-For": self.address,
             "User-Agent": "bench",
@@ -384,8 +387,8 @@ class Client:
             form = dict(form, csrfmiddlewaretoken=self.cookies.get("csrftoken", ""))
             body = urllib.parse.urlencode(form)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            headers["Origin"] = f"https://{HOST}"
-            headers["Referer"] = f"https://{HOST}/"
+            headers["Origin"] = f"https://{self.host}"
+            headers["Referer"] = f"https://{self.host}/"
         started = time.perf_counter()
         for attempt in (1, 2):
             try:

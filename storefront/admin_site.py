@@ -118,6 +118,13 @@ SECTIONS: tuple[Section, ...] = (
             "storefront.StoreSettings",
             "storefront.TaxRate",
             "subscriptions.DunningSettings",
+            Link(
+                "Brand and preview",
+                "store-brand",
+                "",
+                dom_id="brand-link",
+                perm="storefront.change_storesettings",
+            ),
             Link("Domains", "store-domains", "", dom_id="domains-link"),
             Link(
                 "Email sender",

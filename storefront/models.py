@@ -57,15 +57,23 @@ class Product(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     # What the product page says besides the description (one item per line), and an optional
     # link to a short preview video (opened on the video site: no third-party frame here).
+    # Database defaults too: a process still on the previous release (mid-deploy) and raw
+    # inserts that do not name these columns still write valid rows.
     benefits = models.TextField(
-        blank=True, help_text="What the buyer gets out of it, one per line."
+        blank=True, db_default="", help_text="What the buyer gets out of it, one per line."
     )
-    included = models.TextField(blank=True, help_text="What is in the package, one item per line.")
-    video_url = models.URLField(blank=True, help_text="Optional link to a short preview video.")
+    included = models.TextField(
+        blank=True, db_default="", help_text="What is in the package, one item per line."
+    )
+    video_url = models.URLField(
+        blank=True, db_default="", help_text="Optional link to a short preview video."
+    )
     # What the hosted pages show of the ProductImage and Testimonial rows, copied here by
     # services.showcase.product_showcase_refresh whenever they change (the admin's only write
     # path), so a page shows pictures and quotes without another query.
-    showcase = models.JSONField(default=dict, blank=True, editable=False)
+    showcase = models.JSONField(
+        default=dict, db_default=models.Value({}, models.JSONField()), blank=True, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -16,7 +16,6 @@ from types import SimpleNamespace
 
 from django import forms
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -24,6 +23,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.services import audit_diff, audit_record, model_snapshot
+from core.permissions import staff_permission_required
 from core.security import framed_by_self, frames_self
 from storefront import branding, selectors
 from storefront.forms import CheckoutForm
@@ -161,7 +161,7 @@ PREVIEW_PAGES = {
 }
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @frames_self
 @require_http_methods(["GET", "POST"])
 def brand_page(request):
@@ -240,7 +240,7 @@ def _form_for(draft: StoreBrand) -> BrandForm:
     )
 
 
-@staff_member_required
+@staff_permission_required("storefront.change_storesettings")
 @framed_by_self
 @require_GET
 def brand_preview(request, page: str):

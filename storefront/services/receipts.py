@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from storefront import branding
 from storefront.models import OWNED_ORDER_STATUSES, Order
 from storefront.services import mail
 from subscriptions.notices import manage_url
@@ -66,23 +67,26 @@ def receipt_send(*, order_id: int) -> bool:
             and access[line.pk].license_key
             and states[line.pk] == LineState.ACTIVE
         ]
-        body = render_to_string(
-            "storefront/email/receipt.txt",
-            {
-                "order": order,
-                "lines": lines,
-                "total": sum(line.total_amount for line in lines),
-                # Signed link to the buyer's subscriptions in this store (subscriptions.notices).
-                "subscriptions_url": manage_url(customer_id=order.customer_id),
-                "order_url": order_page_url(order),
-                "license_keys": keys,
-                "invoices": invoices,
-                "discount": sum(line.discount_amount for line in lines),
-            },
-        )
+        brand = branding.brand_published()
+        context = {
+            "order": order,
+            "lines": lines,
+            "total": sum(line.total_amount for line in lines),
+            # Signed link to the buyer's subscriptions in this store (subscriptions.notices).
+            "subscriptions_url": manage_url(customer_id=order.customer_id),
+            "order_url": order_page_url(order),
+            "license_keys": keys,
+            "invoices": invoices,
+            "discount": sum(line.discount_amount for line in lines),
+            # The store's brand in the HTML part: its accent, name and the creator's name.
+            "brand": brand,
+            "on_accent": branding.on_accent(brand.accent),
+            "store_name": getattr(connection.tenant, "display_name", ""),
+        }
         message = mail.store_message(
             subject=f"Your receipt for order {order.token[:8]}",
-            body=body,
+            body=render_to_string("storefront/email/receipt.txt", context),
+            html=render_to_string("storefront/email/receipt.html", context),
             to=order.customer.email,
         )
         if message is None:  # the address bounced or complained before: nothing is sent

@@ -75,7 +75,8 @@ def cover(title: str, spec: BrandSpec, *, width: int = 1600, height: int = 1000)
     for y in range(height):
         t = y / height
         draw.line(
-            [(0, y), (width, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom))
+            [(0, y), (width, y)],
+            fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)),
         )
     for i, r in enumerate((420, 300, 180)):
         draw.ellipse(
@@ -92,7 +93,7 @@ def cover(title: str, spec: BrandSpec, *, width: int = 1600, height: int = 1000)
 
 def logo(spec: BrandSpec) -> bytes:
     ink = tuple(int(spec.accent[i : i + 2], 16) for i in (1, 3, 5))
-    image = Image.new("RGBA", (640, 144), (0, 0, 0, 0))
+    image = Image.new("RGBA", (820, 144), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
     draw.ellipse([8, 16, 120, 128], outline=ink + (255,), width=12)
     draw.ellipse([44, 52, 84, 92], fill=ink + (255,))

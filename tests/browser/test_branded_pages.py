@@ -32,7 +32,11 @@ CLS_SCRIPT = """async () => {
   const seen = [];
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      if (!e.hadRecentInput) { total += e.value; seen.push([e.value, e.sources.map((s) => s.node ? (s.node.id || s.node.className || s.node.nodeName) : '?')]); }
+      if (e.hadRecentInput) continue;
+      total += e.value;
+      const nodes = e.sources.map((s) => s.node ? (s.node.id || s.node.className
+                                                   || s.node.nodeName) : '?');
+      seen.push([e.value, nodes]);
     }
   }).observe({type: 'layout-shift', buffered: true});
   // Scroll through the page so every lazy picture loads, then let it settle.
@@ -40,7 +44,8 @@ CLS_SCRIPT = """async () => {
     window.scrollTo(0, y);
     await new Promise((r) => setTimeout(r, 60));
   }
-  await Promise.all([...document.images].map((i) => i.complete ? null : new Promise((r) => { i.onload = i.onerror = r; })));
+  await Promise.all([...document.images].map((i) => i.complete ? null
+    : new Promise((r) => { i.onload = i.onerror = r; })));
   await document.fonts.ready;
   await new Promise((r) => setTimeout(r, 300));
   return {total, seen, images: document.images.length,

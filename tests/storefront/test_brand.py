@@ -128,6 +128,7 @@ def test_a_draft_is_previewed_but_buyers_see_it_only_once_published(owner, produ
     admin_page = owner.get("/admin/brand/")
     assert "frame-src 'self'" in admin_page["Content-Security-Policy"]
     body = admin_page.content.decode()
+    assert 'href="/admin/brand/"' in owner.get("/admin/").content.decode()  # found from home
     assert 'id="preview-phone" width="375"' in body and 'id="preview-desktop" width="1280"' in body
 
     published = owner.post("/admin/brand/", {"action": "publish"})
@@ -194,3 +195,23 @@ def test_only_the_stores_staff_see_the_brand_page_and_previews(tenant, product):
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert anonymous.post("/admin/brand/", {"action": "publish"}).status_code == 302
     assert not StoreBrand.objects.filter(stage="published").exists()
+
+
+def test_the_receipt_email_wears_the_published_brand(owner, product):
+    from django.core import mail
+
+    from storefront.models import Customer
+    from storefront.services import receipts
+    from tests.orders import at, make_order
+
+    owner.post("/admin/brand/", _brand_form(creator_name="Mara Lind"))
+    owner.post("/admin/brand/", {"action": "publish"})
+    customer = Customer.objects.create(email="buyer@example.com")
+    order, _ = make_order(
+        customer, visitor="v1", source="", paid_at=at(3, 1), lines=[("core", product, None, 4900)]
+    )
+    assert receipts.receipt_send(order_id=order.pk) is True
+    html, mime = mail.outbox[0].alternatives[0]
+    assert mime == "text/html"
+    assert "#7a1fa2" in html and "Mara Lind" in html
+    assert "Total charged" in mail.outbox[0].body  # the plain-text part stays

@@ -231,3 +231,28 @@ def test_a_stores_pictures_are_not_served_on_another_stores_domain(owner, media_
 )
 def test_only_resized_picture_names_are_served(tenant, media_root, name):
     assert Client(HTTP_HOST="t1.localhost").get(f"/m/img/{name}").status_code == 404
+
+
+def test_a_picture_deleted_in_the_admin_leaves_the_page(owner, media_root):
+    product = ProductFactory(slug="course", status=Product.Status.ACTIVE)
+    _post(owner, product, upload=images.upload(images.photo_bytes(900, 600)), alt="Cover")
+    image = ProductImage.objects.get(product=product)
+    assert "<picture>" in Client(HTTP_HOST="t1.localhost").get("/p/course/").content.decode()
+    form = _product_form(
+        product,
+        **{
+            "images-INITIAL_FORMS": "1",
+            "images-0-id": str(image.pk),
+            "images-0-product": str(product.pk),
+            "images-0-alt": "Cover",
+            "images-0-DELETE": "on",
+            "testimonials-TOTAL_FORMS": "0",
+        },
+    )
+    response = owner.post(f"/admin/storefront/product/{product.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not ProductImage.objects.exists()
+    product.refresh_from_db()
+    assert product.showcase["images"] == []
+    assert [t["author"] for t in product.showcase["testimonials"]] == ["Ana, a student"]
+    assert "<picture>" not in Client(HTTP_HOST="t1.localhost").get("/p/course/").content.decode()

@@ -24,6 +24,7 @@ from core.loops import each_record, quarantined_pks
 from offers.models import DecisionStatus, OfferDecision, OfferKind
 from payments import services as payments
 from payments.models import AttemptStatus
+from storefront import branding
 from storefront.models import (
     OWNED_ORDER_STATUSES,
     Customer,
@@ -221,6 +222,7 @@ def _message(send: FollowUpSend, schema: str) -> mail.StoreEmail | None:
         args=[unsubscribe_token(customer_id=send.customer_id, schema=schema)],
     )
     framing = _framing(send)
+    brand = branding.brand_published()
     context = {
         "send": send,
         "offer": send.offer,
@@ -229,6 +231,8 @@ def _message(send: FollowUpSend, schema: str) -> mail.StoreEmail | None:
         "one_click": one_click,
         "unsubscribe_url": unsubscribe,
         "store": StoreSettings.current(),
+        "brand": brand,
+        "on_accent": branding.on_accent(brand.accent),
     }
     domain = base.split("://", 1)[1]
     message = mail.store_message(
