@@ -70,3 +70,18 @@ def money_days(*, since: dt.date, until: dt.date | None = None) -> list[MoneyDay
         MoneyDay(day=day, currency=currency, **values)
         for (day, currency), values in sorted(days.items(), reverse=True)
     ]
+
+
+def ledger_line_totals(*, reference: str) -> dict[str, dict[str, int]]:
+    """Per line: charged, refunded and disputed minor units, from the ledger."""
+    rows = (
+        LedgerEntry.objects.filter(reference=reference)
+        .values("line_key", "kind")
+        .annotate(total=Sum("amount"))
+    )
+    totals: dict[str, dict[str, int]] = {}
+    for row in rows:
+        totals.setdefault(row["line_key"], {k: 0 for k in LedgerKind.values})[row["kind"]] = row[
+            "total"
+        ]
+    return totals

@@ -43,6 +43,7 @@ from payments.models import (
     RefundStatus,
     SavedPaymentMethod,
 )
+from payments.selectors import ledger_line_totals  # noqa: F401 (callers import it from here)
 
 logger = logging.getLogger(__name__)
 
@@ -336,24 +337,6 @@ def attempt_refresh(*, attempt_id: int) -> ChargeAttempt:
         found.sort(key=lambda r: r.status != PaymentStatus.SUCCEEDED)
         return attempt_record_result(attempt_id=attempt.pk, result=found[0])
     return attempt
-
-
-# --- ledger reads ----------------------------------------------------------------------------
-
-
-def ledger_line_totals(*, reference: str) -> dict[str, dict[str, int]]:
-    """Per line: charged, refunded and disputed minor units, from the ledger."""
-    rows = (
-        LedgerEntry.objects.filter(reference=reference)
-        .values("line_key", "kind")
-        .annotate(total=Sum("amount"))
-    )
-    totals: dict[str, dict[str, int]] = {}
-    for row in rows:
-        totals.setdefault(row["line_key"], {k: 0 for k in LedgerKind.values})[row["kind"]] = row[
-            "total"
-        ]
-    return totals
 
 
 # --- refunds ---------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """The creator's catalog: products on an ordered ladder (entry → companion → premium)."""
 
-from django.conf import settings
 from django.db import models
 
 from core import orderkeys
@@ -259,50 +258,6 @@ class StoreSettings(models.Model):
         except cls.DoesNotExist:
             settings, _ = cls.objects.get_or_create(pk=1)
             return settings
-
-
-class StoreBrand(models.Model):
-    """The store's look: two rows, the draft the creator edits and previews, and the published
-    one buyers see (storefront.branding; "Publish" copies the draft over it)."""
-
-    class Stage(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        PUBLISHED = "published", "Published"
-
-    class Typeface(models.TextChoices):
-        SYSTEM = "system", "System (no download)"
-        INTER = "inter", "Inter (sans-serif)"
-        LORA = "lora", "Lora (serif)"
-        ATKINSON = "atkinson", "Atkinson Hyperlegible (for readability)"
-
-    class Scheme(models.TextChoices):
-        LIGHT = "light", "Light"
-        DARK = "dark", "Dark"
-
-    stage = models.CharField(max_length=10, choices=Stage.choices, unique=True)
-    accent_color = models.CharField(max_length=7, default="#0b57d0")
-    typeface = models.CharField(max_length=10, choices=Typeface.choices, default="system")
-    scheme = models.CharField(max_length=5, choices=Scheme.choices, default="light")
-    logo = models.JSONField(default=dict, blank=True)  # storefront.media record, or {}
-    logo_alt = models.CharField(max_length=120, blank=True)
-    creator_name = models.CharField(max_length=100, blank=True)
-    creator_photo = models.JSONField(default=dict, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(accent_color__regex=r"^#[0-9a-f]{6}$"),
-                name="storebrand_accent_hex",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(logo={}) | ~models.Q(logo_alt=""),
-                name="storebrand_logo_has_alt",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_stage_display()} brand"
 
 
 class TaxRate(models.Model):
@@ -589,100 +544,19 @@ class FollowUpSend(models.Model):
         return f"follow-up {self.step}/{subject} to {self.customer_id} ({self.status})"
 
 
-class PrivacyRequestKind(models.TextChoices):
-    EXPORT = "export", "Export (a copy of the buyer's data)"
-    ERASURE = "erasure", "Erasure (pseudonymise the buyer)"
-
-
-class PrivacyRequestState(models.TextChoices):
-    RECEIVED = "received", "Received"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed (will be retried)"
-
-
-class PrivacyRequestChannel(models.TextChoices):
-    ADMIN = "admin", "Store admin"
-    API = "api", "Partner API"
-    BUYER = "buyer", "Buyer's signed link"
-
-
-class PrivacyRequest(models.Model):
-    """A buyer's request to export or erase what the store holds on their address
-    (storefront.privacy). The address itself is kept only until the request is done (an
-    export also keeps its result for `PRIVACY_EXPORT_KEEP_DAYS`); `email_digest` stays, so the
-    creator can still see which requests concerned one address without holding it."""
-
-    kind = models.CharField(max_length=8, choices=PrivacyRequestKind.choices)
-    channel = models.CharField(max_length=8, choices=PrivacyRequestChannel.choices)
-    email = models.EmailField(blank=True)  # emptied when done (erasure) or when pruned (export)
-    email_digest = models.CharField(max_length=64, db_index=True)
-    state = models.CharField(
-        max_length=10, choices=PrivacyRequestState.choices, default=PrivacyRequestState.RECEIVED
-    )
-    requested_by = models.CharField(max_length=150, blank=True)  # staff user, API key, "buyer"
-    requested_at = models.DateTimeField(auto_now_add=True)
-    done_at = models.DateTimeField(null=True, blank=True)
-    # What was found and changed, by table ({"storefront.order": 2, …}): for the creator.
-    summary = models.JSONField(default=dict, blank=True)
-    result = models.JSONField(null=True, blank=True)  # the export document, until pruned
-    error = models.CharField(max_length=300, blank=True)
-
-    class Meta:
-        ordering = ["-requested_at", "-pk"]
-        constraints = [
-            models.CheckConstraint(
-                condition=~models.Q(state="done") | models.Q(done_at__isnull=False),
-                name="privacyrequest_done_has_time",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk} ({self.state})"
-
-
-# Delivery and documents (issue: protected delivery, order page, invoices). Kept in their own
-# module; imported here so Django finds them.
+# Kept in their own modules (this one stays under 600 lines); imported here so Django finds
+# them and `from storefront.models import …` keeps working.
+from storefront.brand_models import StoreBrand  # noqa: E402, F401
 from storefront.delivery_models import (  # noqa: E402, F401
     CreditNote,
     DocumentCounter,
     Invoice,
     LineAccess,
 )
-
-
-class StaffRole(models.TextChoices):
-    """The store's team roles (storefront/team.py maps them to groups and permissions)."""
-
-    OWNER = "owner", "Owner"
-    MANAGER = "manager", "Manager"
-    SUPPORT = "support", "Support"
-
-
-class StaffInvitation(models.Model):
-    """An email invitation to join the store's admin with a role. The emailed link is signed
-    and names this row and its nonce; accepting it sets the new member's password and moves
-    `accepted_at` from NULL once (a conditional UPDATE), so a link works one time only."""
-
-    email = models.EmailField()
-    role = models.CharField(max_length=10, choices=StaffRole.choices)
-    nonce = models.CharField(max_length=32, unique=True)
-    invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        permissions = [
-            ("manage_team", "Can invite staff and change their roles"),
-            ("refund_above_limit", "Can refund beyond the support refund limit"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.email} as {self.get_role_display()}"
+from storefront.privacy_models import (  # noqa: E402, F401
+    PrivacyRequest,
+    PrivacyRequestChannel,
+    PrivacyRequestKind,
+    PrivacyRequestState,
+)
+from storefront.team_models import StaffInvitation, StaffRole  # noqa: E402, F401
