@@ -29,7 +29,7 @@ from analytics.models import (
 )
 from audit.models import AuditEntry
 from core import orderkeys
-from offers.models import OfferDecision
+from offers.models import CouponCustomerUse, CouponRedemption, OfferDecision
 from partners.models import IdempotencyRecord, WebhookDelivery
 from payments.models import (
     ChargeAttempt,
@@ -39,13 +39,16 @@ from payments.models import (
     SavedPaymentMethod,
 )
 from storefront.models import (
+    CreditNote,
     Customer,
     FollowUpSend,
     FollowUpStatus,
+    Invoice,
     Order,
     OrderLine,
     PrivacyRequest,
 )
+from subscriptions.models import Subscription
 
 ERASED_DOMAIN = "erased.invalid"  # RFC 2606: can never be a real mailbox
 
@@ -189,6 +192,25 @@ def _erase_privacy_requests(subject: Subject) -> int:
         .exclude(email="", result=None)
         .update(email="", result=None)
     )
+
+
+def _erase_subscriptions(subject: Subject) -> int:
+    """A buyer who asked to be erased is not billed again: running subscriptions end now
+    (through the status machine, so the history and partners' webhook record it)."""
+    from django.utils import timezone
+
+    from subscriptions.models import Subscription, SubscriptionStatus
+    from subscriptions.services import subscription_status_move
+
+    ended = 0
+    running = Subscription.objects.filter(customer_id__in=subject.customer_ids).exclude(
+        status__in=[SubscriptionStatus.CANCELED, SubscriptionStatus.COMPLETED]
+    )
+    for sub in running:
+        ended += subscription_status_move(
+            sub=sub, to=SubscriptionStatus.CANCELED, end_reason="erased", ended_at=timezone.now()
+        )
+    return ended
 
 
 def _visitor_rows(model):
@@ -341,6 +363,41 @@ REGISTRY: dict[str, Entry] = {
             "deliveries are pruned after RETENTION_DELIVERY_LOG_DAYS)",
         ),
         Entry(
+            "offers.couponredemption",
+            lambda s: CouponRedemption.objects.filter(
+                Q(customer_id__in=s.customer_ids) | Q(order_id__in=s.order_ids)
+            ),
+            None,
+            "which order used which code and how much it took off: accounting records that "
+            "refer to the pseudonymised customer; nothing personal in them",
+        ),
+        Entry(
+            "offers.couponcustomeruse",
+            lambda s: CouponCustomerUse.objects.filter(customer_id__in=s.customer_ids),
+            None,
+            "a count of the buyer's uses of a code (its per-buyer limit); nothing personal",
+        ),
+        Entry(
+            "storefront.invoice",
+            lambda s: Invoice.objects.filter(order_id__in=s.order_ids),
+            _scrub(Invoice, {"buyer": True}),
+            "invoices are tax records: number, amounts, tax lines, the buyer's country and VAT "
+            "ID stay; the buyer's address on them is replaced",
+        ),
+        Entry(
+            "storefront.creditnote",
+            lambda s: CreditNote.objects.filter(invoice__order_id__in=s.order_ids),
+            _scrub(CreditNote, {"buyer": True}),
+            "credit notes, the same rule as invoices",
+        ),
+        Entry(
+            "subscriptions.subscription",
+            lambda s: Subscription.objects.filter(customer_id__in=s.customer_ids),
+            _erase_subscriptions,
+            "the subscription's periods, amounts and history stay (they are the billing "
+            "record); a running one ends now, so the buyer is never charged again",
+        ),
+        Entry(
             "partners.idempotencyrecord",
             lambda s: _mentions(IdempotencyRecord.objects.all(), {"response_body": True}, s),
             _scrub(IdempotencyRecord, {"response_body": True}),
@@ -359,9 +416,11 @@ EXEMPT: dict[str, str] = {
     "partners.webhooksubscription": "a partner's endpoint; no buyer data",
     "analytics.visitorfirstday": "counts of visitors per day; no visitor in it",
     "storefront.storesettings": "the store's own support address, not a buyer's",
+    "storefront.staffinvitation": "invitations to the creator's team (staff), not buyers",
+    "offers.coupon": "max_per_customer is a setting, not a customer",
 }
 
-_NAME_RE = re.compile(r"email|customer|visitor|payload|response_body")
+_NAME_RE = re.compile(r"email|customer|visitor|payload|response_body|buyer")
 _PERSONAL_TARGETS = {"storefront.customer", "storefront.order", "payments.gatewaycustomer"}
 
 
