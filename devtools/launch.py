@@ -160,12 +160,14 @@ def parallel_args(pytest_args: list[str], env: dict[str, str]) -> list[str]:
 
     Most of a test's wall time is spent waiting (on PostgreSQL, localstripe, a browser, a
     worker process), so three processes on two cores finish in about half the time of one.
-    A run of chosen tests (any argument that is not an option) stays in one process unless
+    A run of chosen tests (an argument naming a file or folder) stays in one process unless
     `-n` is given: starting the workers costs a few seconds. `TEST_WORKERS=0` runs the suite
     in one process. tests/parallel.py gives each worker its own localstripe, Redis database
     and media folder.
     """
-    chosen = any(not arg.startswith("-") for arg in pytest_args)
+    chosen = any(
+        not arg.startswith("-") and os.path.exists(arg.split("::", 1)[0]) for arg in pytest_args
+    )
     asked = any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in pytest_args)
     workers = int(env.get("TEST_WORKERS", "3"))
     if chosen or asked or workers <= 0:

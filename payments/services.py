@@ -377,16 +377,20 @@ def refund_create(
     requested_by: str = "",
     idempotency_key: str | None = None,
     line_tax: LineTax | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> Refund:
     """Refund part or all of one line (None: everything left on it). The amount is reserved
     under a lock on the line's charge rows before the gateway call, so concurrent refunds
-    can never exceed the charge. Raises RefundRefused with the reason when it would."""
+    can never exceed the charge. Raises RefundRefused with the reason when it would, or when
+    `guard` (the caller's own limit, run first in the reservation's transaction) does."""
     key = idempotency_key or f"ref_{uuid.uuid4().hex}"
     existing = Refund.objects.filter(idempotency_key=key).first()
     if existing:
         return existing
     try:
         with transaction.atomic():
+            if guard is not None:
+                guard()
             refund = _refund_reserve(
                 reference=reference,
                 line_key=line_key,
@@ -408,6 +412,7 @@ def refund_create_for_order(
     reason: str = "",
     requested_by: str = "",
     idempotency_key: str | None = None,
+    guard: Callable[[], None] | None = None,
 ) -> list[Refund]:
     """Refund everything still refundable on each of the order's lines (tax included in line
     totals, so tax is reversed in proportion). All lines are reserved in one transaction
@@ -419,6 +424,8 @@ def refund_create_for_order(
     if not existing:
         try:
             with transaction.atomic():
+                if guard is not None:  # as in refund_create
+                    guard()
                 for line in sorted(lines, key=lambda ln: ln.line_key):  # one lock order
                     try:
                         with transaction.atomic():

@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Sum
 from django.http import HttpRequest
 
 from audit.services import audit_record
 from core.money import Money
-from payments.models import Refund
+from payments.models import Refund, RefundStatus
 from payments.services import (
     LineTax,
     RefundLine,
@@ -79,17 +80,30 @@ def _left(order: Order, line_key: str | None = None) -> tuple[int, int]:
     return refunded, left
 
 
-def refund_limit_check(*, actor, order: Order, amount: int) -> None:
+def refund_limit_check(*, actor, order: Order, amount: int | None) -> None:
     """Support staff (no `storefront.refund_above_limit`) may take an order's refunds up to
     the store's `support_refund_limit` in all; beyond it a manager or the owner decides.
     Counted per order, so splitting a refund in parts does not get around it. Raises
     RefundRefused with the reason. API keys and the store's own tasks are not staff: their
-    limits are the key's scope and the ledger's."""
+    limits are the key's scope and the ledger's.
+
+    Runs as the refund's `guard`, inside the transaction that reserves it, holding the
+    order's row lock: two refunds of one order at once are counted one after the other, and
+    refunds reserved but not yet at the gateway count too. `amount` None: all that is left."""
     user = _acting_user(actor)
     if user is None or user.has_perm("storefront.refund_above_limit"):
         return
+    Order.objects.select_for_update().filter(pk=order.pk).values_list("pk", flat=True).get()
     limit = StoreSettings.current().support_refund_limit
-    refunded, _ = _left(order)
+    refunded, left = _left(order)
+    pending = (
+        Refund.objects.filter(
+            reference=order.reference, status__in=[RefundStatus.CREATED, RefundStatus.IN_FLIGHT]
+        ).aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    refunded += pending
+    amount = max(left - pending, 0) if amount is None else amount
     if refunded + amount > limit:
         raise RefundRefused(
             f"refunds above {Money(limit, order.currency)} per order need a manager or the "
@@ -114,10 +128,13 @@ def order_line_refund(
     if line.order_id != order.pk:
         raise RefundRefused(f"{line.line_key} is not a line of {order.reference}")
     repeat = Refund.objects.filter(idempotency_key=idempotency_key).exists()
-    if not repeat:
+
+    def guard() -> None:
         wanted = amount.amount if amount is not None else _left(order, line.line_key)[1]
         refund_limit_check(actor=actor, order=order, amount=wanted)
+
     refund = refund_create(
+        guard=None if repeat else guard,
         reference=order.reference,
         line_key=line.line_key,
         amount=amount,
@@ -143,10 +160,9 @@ def order_refund_all(
     """Refund everything left on every line of `order` (tax reversed in proportion per line).
     Raises RefundRefused when nothing is left."""
     repeat = Refund.objects.filter(idempotency_key__startswith=f"{idempotency_key}:").exists()
-    if not repeat:
-        refund_limit_check(actor=actor, order=order, amount=_left(order)[1])
     lines = [RefundLine(line.line_key, _line_tax(line)) for line in order.lines.all()]
     refunds = refund_create_for_order(
+        guard=None if repeat else lambda: refund_limit_check(actor=actor, order=order, amount=None),
         reference=order.reference,
         lines=lines,
         reason=reason,

@@ -40,7 +40,7 @@ def test_a_new_model_with_a_customer_email_visitor_or_payload_field_is_caught_un
         class Meta:
             app_label = "storefront"
 
-    class Invoice(models.Model):  # noqa: DJ008 - a throw-away model
+    class PackingSlip(models.Model):  # noqa: DJ008 - a throw-away model
         order = models.ForeignKey("storefront.Order", on_delete=models.CASCADE)
 
         class Meta:
@@ -58,10 +58,10 @@ def test_a_new_model_with_a_customer_email_visitor_or_payload_field_is_caught_un
         class Meta:
             app_label = "storefront"
 
-    assert undeclared([GiftCard, Review, Invoice, Hook, Coupon]) == [
+    assert undeclared([GiftCard, Review, PackingSlip, Hook, Coupon]) == [
         "storefront.giftcard",
         "storefront.hook",
-        "storefront.invoice",
+        "storefront.packingslip",
         "storefront.review",
     ]
     assert not needs_declaration(Coupon)
