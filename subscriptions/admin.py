@@ -33,6 +33,13 @@ class PlanAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "instalments",
     )
 
+    def has_delete_permission(self, request, obj=None):
+        # A plan with subscribers stays: whether their downloads may be served is read from
+        # their subscription only for products that have a plan (storefront.services.subscribe).
+        if obj is not None and obj.product.subscriptions.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 class PeriodInline(admin.TabularInline):
     model = SubscriptionPeriod

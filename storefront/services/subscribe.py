@@ -86,7 +86,11 @@ def subscriptions_start_for_lines(*, order: Order, lines: list[OrderLine]) -> li
 def line_access_allowed(line: OrderLine) -> bool:
     """Whether a paid line's deliverable may be served now: a subscription's only while it is
     running or in its grace period (past due); a one-time line always (its order's status is
-    the caller's check)."""
+    the caller's check). A line of a product with no plan asks nothing of the database (the
+    plan lookup is cached): the order page stays within its query budget. A product's plan
+    cannot be deleted while it has subscribers (subscriptions/admin.py)."""
+    if subscriptions.plan_for(line.product_id) is None:
+        return True
     sub = (
         Subscription.objects.filter(order_id=line.order_id, line_key=line.line_key)
         .only("status")

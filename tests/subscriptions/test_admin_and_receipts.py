@@ -92,3 +92,19 @@ def test_every_receipt_links_to_the_buyers_subscriptions_and_the_page_cancels_an
         "cancel_confirmed",
         "resume_confirmed",
     ]
+
+
+def test_a_plan_with_subscribers_cannot_be_deleted_and_one_without_can(tenant, staff):
+    """Downloads of a subscription are checked against it only for products with a plan
+    (storefront.services.subscribe.line_access_allowed): the plan must outlive its
+    subscribers."""
+    from subscriptions.models import Plan
+
+    taken = plan(price=1500, name="Club")
+    start(taken, started_at=at(2027, 1, 31))
+    unused = plan(price=900, name="Unsold club")
+    url = "/admin/subscriptions/plan/{}/delete/"
+    assert staff.get(url.format(taken.pk)).status_code == 403
+    assert staff.post(url.format(taken.pk), {"post": "yes"}).status_code == 403
+    assert staff.post(url.format(unused.pk), {"post": "yes"}).status_code == 302
+    assert list(Plan.objects.values_list("pk", flat=True)) == [taken.pk]
