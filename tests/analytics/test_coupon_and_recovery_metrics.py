@@ -96,7 +96,12 @@ def test_coupon_figures_are_net_of_the_discount_and_of_refunds(
     assert coupon_performance(later) == []
 
     page = staff_client.get(URL).content.decode()
-    assert "<td>SPRING20</td><td>USD</td><td>3</td><td>2</td>" in page
+    # The dashboard shows the row formatted: rates in percent, money in its currency.
+    assert (
+        '<th scope="row">SPRING20</th><td class="num">3</td><td class="num">2</td>'
+        '<td class="num">66.7%</td><td class="num">$19.60</td><td class="num">$93.30</td>'
+        '<td class="num">$89.30</td>'
+    ) in page
     export = staff_client.get(URL, {"export": "coupons"}).content.decode()
     assert list(csv.reader(io.StringIO(export)))[1] == [
         "SPRING20",
@@ -143,4 +148,4 @@ def test_recovered_orders_and_their_revenue_are_counted_once(
     [after] = recovery_performance(MetricFilter())
     assert (after["gross"], after["net"]) == (5831, 0)
     page = staff_client.get(URL).content.decode()
-    assert "Abandoned-checkout recovery" in page and "<td>0.5000</td>" in page
+    assert "Abandoned-checkout recovery" in page and '<td class="num">50.0%</td>' in page

@@ -311,6 +311,12 @@ def test_the_store_admin_shows_the_private_file_by_name_and_takes_a_new_upload(c
             "deliverable_file": SimpleUploadedFile("v2.pdf", b"%PDF-1.4 v2"),
             "download_limit": "5",
             "license_keys": "on",
+            # The pictures' and testimonials' inlines, empty, as the page sends them.
+            **{
+                f"{prefix}-{key}": value
+                for prefix in ("images", "testimonials")
+                for key, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"))
+            },
         }
     )
     saved = client.post(url, data)
