@@ -210,7 +210,7 @@ def _context(request: HttpRequest, f: MetricFilter, views, data) -> dict[str, An
     """Everything the page shows, formatted: money in its currency, rates as percentages."""
     funnel = insights.funnel_rows(data["funnel"])
     currency, days = insights.revenue_days(f)
-    cohorts = data["cohorts"]
+    cohorts = [dict(r) for r in data["cohorts"]]  # formatted copies: `data` stays as read
     cohort_currency = currency or _store_currency(data)
     ltv_series = [
         (

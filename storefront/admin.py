@@ -73,7 +73,7 @@ class ProductImageForm(forms.ModelForm):
         return super().save(commit=commit)
 
 
-class ProductImageInline(admin.TabularInline):
+class ProductImageInline(admin.StackedInline):  # stacked: every input has its label (axe)
     model = ProductImage
     form = ProductImageForm
     extra = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from django.conf import settings
@@ -9,6 +10,9 @@ from fpdf import FPDF
 
 from core.money import Money
 from storefront.delivery_models import CreditNote, Invoice
+
+# fpdf2's font subsetting logs a line per glyph table at INFO: not ours to keep.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 # A Unicode TrueType font if the machine has one (Debian's fonts-dejavu-core); otherwise the
 # PDF core font, which knows only Latin-1, with anything else replaced.
