@@ -20,7 +20,8 @@ class CheckoutForm(forms.Form):
     )
     bump = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     add_bump = forms.BooleanField(required=False)
-    save_card = forms.BooleanField(required=False, initial=True)
+    # Unticked until the buyer ticks it: consent to keep the card is never assumed (docs).
+    save_card = forms.BooleanField(required=False, initial=False)
     # The buyer's consent to abandoned-checkout reminders (checkout.REMINDER_TEXT); off unless
     # they tick it.
     remind = forms.BooleanField(required=False)

@@ -219,7 +219,7 @@ def checkout_page(request, slug: str):
         form = (
             CheckoutForm(data=prefill)
             if prefill["email"]
-            else CheckoutForm(initial={"country": "US", "save_card": True})
+            else CheckoutForm(initial={"country": "US"})
         )
         add_bump = request.GET.get("bump") == "1"
     # The visitor id decides the experiment arm, so a first visit gets its cookie made

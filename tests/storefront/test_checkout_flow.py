@@ -1,5 +1,7 @@
 """Checkout over the real localstripe: one payment for core + bump + tax, vault, bad input."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -173,3 +175,16 @@ def test_the_checkout_posts_run_a_bounded_number_of_queries(catalog, client_for,
     assert 5 <= len(pay_queries) <= 25, "\n".join(q[:110] for q in pay_queries)
     assert any(q.startswith('INSERT INTO "storefront_order"') for q in start_queries)
     assert any(q.startswith('INSERT INTO "payments_chargeattempt"') for q in pay_queries)
+
+
+def test_no_box_on_the_checkout_page_starts_ticked(catalog, client_for):
+    """Consent is never assumed (docs/architecture.md, "Pages that sell, without tricks"):
+    neither the card-saving box nor the bump nor the reminder box is ticked for the buyer,
+    also when a reminder's link prefills the page."""
+    client = client_for("t1.localhost")
+    for path in ("/checkout/course/", "/checkout/course/?email=a%40b.example&country=DE"):
+        page = client.get(path)
+        assert page.status_code == 200
+        boxes = re.findall(r'<input[^>]*type="checkbox"[^>]*>', page.content.decode())
+        assert len(boxes) >= 2, boxes  # the bump and the card-saving box at least
+        assert [box for box in boxes if re.search(r"\schecked\b", box)] == [], path
