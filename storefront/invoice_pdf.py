@@ -10,6 +10,7 @@ from fpdf import FPDF
 
 from core.money import Money
 from storefront.delivery_models import CreditNote, Invoice
+from storefront.tax.providers import REVERSE_CHARGE_NOTE
 
 # fpdf2's font subsetting logs a line per glyph table at INFO: not ours to keep.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -152,4 +153,20 @@ def document_pdf(document: Invoice | CreditNote) -> bytes:
         (_amount(sign * document.total_amount, currency), 25, "R"),
         bold=True,
     )
+    statements = document_statements(document)
+    if statements:
+        pdf.ln(4)
+        pdf.font(9)
+    for text in statements:
+        pdf.multi_cell(0, 5, pdf.text_of(text), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def document_statements(document: Invoice | CreditNote) -> list[str]:
+    """What the document must say below its totals: the reverse-charge statement when the
+    buyer's valid EU VAT ID meant no VAT was charged (storefront/tax/providers.py)."""
+    if document.buyer.get("reverse_charge") or any(
+        line.get("reverse_charge") for line in document.lines
+    ):
+        return [REVERSE_CHARGE_NOTE]
+    return []

@@ -61,8 +61,11 @@ def _buyer(order: Order) -> dict:
         "email": order.customer.email,
         "country": order.country,
         "region": order.region,
-        # Optional: a buyer's VAT ID where checkout recorded one in the tax evidence.
-        "vat_id": str(evidence.get("vat_id", "") or "")[:40],
+        # A business buyer's VAT ID (checked at checkout: Order.vat_id), else one the tax
+        # evidence recorded.
+        "vat_id": str(order.vat_id or evidence.get("vat_id", "") or "")[:40],
+        # A valid EU VAT ID from another country: no VAT charged, and the invoice says why.
+        "reverse_charge": bool(order.reverse_charge),
     }
 
 
@@ -80,6 +83,7 @@ def _line_row(line: OrderLine, tax_names: dict) -> dict:
         "tax_rate": str(line.tax_rate),
         "tax_name": tax_names[place],
         "tax_inclusive": line.tax_inclusive,
+        "reverse_charge": line.reverse_charge,
     }
 
 

@@ -96,6 +96,26 @@ def test_the_buyer_vat_id_from_the_tax_evidence_is_on_the_invoice(tenant):
     assert invoice.buyer["vat_id"] == "FR40303265045"
 
 
+def test_a_reverse_charged_sale_states_it_and_the_buyers_vat_id_on_the_invoice(tenant):
+    """A business buyer with a valid VAT ID from another EU country (issue 22): the invoice
+    carries the VAT ID and the reverse-charge statement, in the frozen row and the PDF."""
+    from storefront.invoice_pdf import document_pdf, document_statements
+    from storefront.tax.providers import REVERSE_CHARGE_NOTE
+
+    order = paid_order(products=[ProductFactory()])
+    type(order).objects.filter(pk=order.pk).update(vat_id="DE136695976", reverse_charge=True)
+    order.lines.update(reverse_charge=True)
+    invoice = invoices.invoice_issue(attempt_id=_attempt_id(order))
+    assert invoice.buyer["vat_id"] == "DE136695976" and invoice.buyer["reverse_charge"] is True
+    assert all(line["reverse_charge"] for line in invoice.lines)
+    assert document_statements(invoice) == [REVERSE_CHARGE_NOTE]
+    assert document_pdf(invoice).startswith(b"%PDF-")  # drawn below the totals
+    plain = paid_order(products=[ProductFactory()], email="consumer@example.com")
+    consumer = invoices.invoice_issue(attempt_id=_attempt_id(plain))
+    assert consumer.buyer["reverse_charge"] is False and document_statements(consumer) == []
+    assert "Article 196" in REVERSE_CHARGE_NOTE
+
+
 def test_a_rolled_back_issue_gives_its_number_back(tenant):
     product = ProductFactory()
     first, second = paid_order(products=[product]), paid_order(products=[product])
