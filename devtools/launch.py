@@ -159,7 +159,7 @@ def parallel_args(pytest_args: list[str], env: dict[str, str]) -> list[str]:
     """The whole suite runs in `TEST_WORKERS` processes (pytest-xdist; 3 unless set).
 
     Most of a test's wall time is spent waiting (on PostgreSQL, localstripe, a browser, a
-    worker process), so three processes on two cores finish in about half the time of one.
+    worker process), so three processes share two cores well (figures: docs/testing.md).
     A run of chosen tests (an argument naming a file or folder) stays in one process unless
     `-n` is given: starting the workers costs a few seconds. `TEST_WORKERS=0` runs the suite
     in one process. tests/parallel.py gives each worker its own localstripe, Redis database

@@ -71,6 +71,7 @@ def card_from(monkeypatch):
 
 def _store(**fields) -> None:
     StoreSettings.current()  # the row exists (a committing test elsewhere may have emptied it)
+    StoreSettings.current()  # the row exists: a committing test may have emptied the table
     assert StoreSettings.objects.filter(pk=1).update(**fields) == 1
 
 
