@@ -91,58 +91,36 @@ class SubscriptionAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def _each(self, request, queryset, fn, done: str) -> None:
+    def _each(self, request, queryset, change, done: str) -> None:
+        """`change(subscription_id=…, by=…)` on each selected subscription, refusals reported."""
         changed = 0
         for sub in queryset:
             try:
-                changed += bool(fn(sub))
+                changed += bool(change(subscription_id=sub.pk, by=request.user.get_username()))
             except services.SubscriptionRefused as exc:
                 messages.warning(request, f"{sub}: {exc.message}")
         messages.info(request, f"{changed} subscription(s) {done}.")
 
     @admin.action(description="Cancel now (access stops, nothing more is charged)")
     def cancel_now(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda s: services.subscription_cancel_now(
-                subscription_id=s.pk, by=request.user.get_username()
-            ),
-            "cancelled",
-        )
+        self._each(request, queryset, services.subscription_cancel_now, "cancelled")
 
     @admin.action(description="Pause (no charges, no access)")
     def pause(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda s: services.subscription_pause(
-                subscription_id=s.pk, by=request.user.get_username()
-            ),
-            "paused",
-        )
+        self._each(request, queryset, services.subscription_pause, "paused")
 
     @admin.action(description="Restart paused subscriptions")
     def unpause(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda s: services.subscription_unpause(
-                subscription_id=s.pk, by=request.user.get_username()
-            ),
-            "restarted",
-        )
+        self._each(request, queryset, services.subscription_unpause, "restarted")
 
     @admin.action(description="Refund the last payment (ends the subscription)")
     def refund_last(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda s: services.subscription_refund_last(
-                subscription_id=s.pk, actor=request, requested_by=request.user.get_username()
-            ),
-            "refunded",
-        )
+        def refund(*, subscription_id: int, by: str):
+            return services.subscription_refund_last(
+                subscription_id=subscription_id, actor=request, requested_by=by
+            )
+
+        self._each(request, queryset, refund, "refunded")
 
 
 @admin.register(DunningSettings)
