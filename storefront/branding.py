@@ -158,6 +158,54 @@ class Brand:
 DEFAULT = Brand()
 
 
+def paper_accent(accent: str) -> str:
+    """The accent as text on white paper (the PDF invoice, an email's body): itself when it
+    reads there, else the nearest darker shade that does (a dark store's light accent would
+    not), else the page's ink."""
+    if HEX.match(accent or "") and contrast(accent, BACKGROUND["light"]) >= AA_TEXT:
+        return accent
+    return accent_suggestion(accent, "light") if HEX.match(accent or "") else INK["light"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LogoFile:
+    """One stored raster rendition of the logo, for places without <picture> (email, PDF)."""
+
+    name: str  # the storage name, e.g. img/<digest>-320.png
+    width: int  # the size to show it at, in CSS px (within the box asked for)
+    height: int
+
+    @property
+    def path(self) -> str:
+        return f"/m/{self.name}"  # storefront.views_brand.media_image serves it
+
+
+def logo_file(brand: Brand, *, max_width: int, max_height: int) -> LogoFile | None:
+    """The PNG or JPEG rendition of the brand's logo sharp at twice `max_width` (AVIF and WebP
+    are not shown by every mail client or PDF reader), and its size fitted into the box.
+    None without a logo or with a record that names nothing image_store could have written."""
+    from storefront.media import FOLDER, is_variant_name
+
+    record = brand.logo or {}
+    try:
+        widths = sorted(int(w) for w in record["widths"])
+        width, height = int(record["width"]), int(record["height"])
+        name = f"{record['digest']}-{{}}.{record['fallback']}"
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not widths or width <= 0 or height <= 0:
+        return None
+    chosen = next((w for w in widths if w >= 2 * max_width), widths[-1])
+    if not is_variant_name(name.format(chosen)):
+        return None
+    scale = min(max_width / width, max_height / height, 1)
+    return LogoFile(
+        name=f"{FOLDER}/{name.format(chosen)}",
+        width=max(1, round(width * scale)),
+        height=max(1, round(height * scale)),
+    )
+
+
 def brand_from_row(row) -> Brand:
     return Brand(
         accent=row.accent_color,

@@ -1,16 +1,38 @@
-"""Invoices and credit notes as PDF (fpdf2, pure Python), drawn from the frozen document."""
+"""Invoices and credit notes as PDF (fpdf2, pure Python), drawn from the frozen document.
+
+The letterhead wears the store's published brand (storefront.branding): the logo's stored PNG
+or JPEG rendition, the store's name, and the accent for the title, headings and rules (as
+`paper_accent`: a shade that reads on white paper). The figures, parties and statements are
+the frozen document's; the look follows the brand published when the PDF is drawn, so a
+re-downloaded invoice carries today's logo and the same content. A logo that is missing or
+cannot be decoded is left out (the store's name stands alone): an invoice is never refused
+for its decoration.
+"""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 
 from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import connection
 from fpdf import FPDF
+from PIL import Image
 
 from core.money import Money
+from storefront import branding
 from storefront.delivery_models import CreditNote, Invoice
 from storefront.tax.providers import REVERSE_CHARGE_NOTE
+
+logger = logging.getLogger(__name__)
+
+# The logo's box on the letterhead, in mm (the rendition is picked sharp at about 270 dpi).
+LOGO_BOX_MM = (60.0, 16.0)
+_LOGO_BOX_PX = (320, 85)
+_MM_PER_PX = LOGO_BOX_MM[0] / _LOGO_BOX_PX[0]
+_INK = (26, 26, 26)
 
 # fpdf2's font subsetting logs a line per glyph table at INFO: not ours to keep.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -50,6 +72,7 @@ class _Pdf(FPDF):
         else:
             self.family, self.unicode = "helvetica", False
         self.set_auto_page_break(auto=True, margin=15)
+        self.accent: tuple[int, int, int] = _INK
 
     def text_of(self, value: object) -> str:
         text = str(value or "")
@@ -66,17 +89,82 @@ class _Pdf(FPDF):
             self.cell(width, 6, self.text_of(text), align=align)
         self.ln(6)
 
+    def heading(self, text: str, *, size: float, width: float = 0, **kwargs) -> None:
+        """Bold, in the brand's accent; the ink comes back for what follows."""
+        self.set_text_color(*self.accent)
+        self.font(size, bold=True)
+        self.cell(width, size * 0.55, self.text_of(text), **kwargs)
+        self.set_text_color(*_INK)
 
-def document_pdf(document: Invoice | CreditNote) -> bytes:
-    """The document as PDF bytes; the same document always draws the same content."""
+    def rule(self, weight: float = 0.6) -> None:
+        self.set_draw_color(*self.accent)
+        self.set_line_width(weight)
+        self.line(self.l_margin, self.get_y(), self.w - self.r_margin, self.get_y())
+
+
+def _rgb(hex_color: str) -> tuple[int, int, int]:
+    return tuple(int(hex_color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def _logo(brand: branding.Brand) -> tuple[Image.Image, float, float] | None:
+    """The decoded logo and its size in mm, or None (no logo, file gone, or damaged)."""
+    found = branding.logo_file(brand, max_width=_LOGO_BOX_PX[0], max_height=_LOGO_BOX_PX[1])
+    if found is None:
+        return None
+    try:
+        with default_storage.open(found.name, "rb") as handle:
+            data = handle.read(8 * 1024 * 1024 + 1)
+        if len(data) > 8 * 1024 * 1024:
+            raise ValueError("logo rendition too large")
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        if image.mode not in ("RGB", "RGBA", "L"):
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        logger.warning("invoice drawn without the logo %s: %s", found.name, exc)
+        return None
+    return image, found.width * _MM_PER_PX, found.height * _MM_PER_PX
+
+
+def _letterhead(pdf: _Pdf, brand: branding.Brand, store_name: str) -> None:
+    """The logo at the left (if it can be drawn), the store's name, an accent rule below."""
+    top = pdf.get_y()
+    logo = _logo(brand)
+    band = 9.0
+    if logo is not None:
+        image, width, height = logo
+        pdf.image(image, x=pdf.l_margin, y=top, w=width, h=height)
+        band = max(band, height)
+    if store_name:
+        pdf.set_xy(pdf.l_margin, top + (band - 9.0) / 2)
+        pdf.heading(store_name, size=13, align="R" if logo else "L")
+    pdf.set_y(top + band + 2)
+    pdf.rule(0.8)
+    pdf.ln(5)
+
+
+def document_pdf(
+    document: Invoice | CreditNote,
+    *,
+    brand: branding.Brand | None = None,
+    store_name: str | None = None,
+) -> bytes:
+    """The document as PDF bytes; the same document and brand always draw the same content.
+    `brand` and `store_name` default to the current store's published brand and name."""
     is_credit = isinstance(document, CreditNote)
+    seller, buyer = document.seller, document.buyer
+    brand = brand or branding.brand_published()
+    if store_name is None:
+        store_name = getattr(getattr(connection, "tenant", None), "display_name", "") or ""
     pdf = _Pdf()
+    pdf.accent = _rgb(branding.paper_accent(brand.accent))
+    pdf.set_text_color(*_INK)
     pdf.set_title(document.display_number)
     pdf.set_creation_date(document.issued_at)
     pdf.add_page()
-    seller, buyer = document.seller, document.buyer
-    pdf.font(18, bold=True)
-    pdf.cell(0, 10, "Credit note" if is_credit else "Invoice", new_x="LMARGIN", new_y="NEXT")
+    _letterhead(pdf, brand, store_name or str(seller.get("name") or ""))
+    pdf.heading("Credit note" if is_credit else "Invoice", size=18)
+    pdf.ln(10)
     pdf.font(10)
     meta = [
         ("Number", document.display_number),
@@ -91,8 +179,7 @@ def document_pdf(document: Invoice | CreditNote) -> bytes:
     pdf.ln(4)
 
     top = pdf.get_y()
-    pdf.font(10, bold=True)
-    pdf.cell(90, 6, "From", new_x="LMARGIN", new_y="NEXT")
+    pdf.heading("From", size=10, width=90, new_x="LMARGIN", new_y="NEXT")
     pdf.font(10)
     seller_lines = [seller.get("name"), *str(seller.get("address") or "").splitlines()]
     if seller.get("tax_id"):
@@ -104,8 +191,7 @@ def document_pdf(document: Invoice | CreditNote) -> bytes:
             pdf.cell(90, 5, pdf.text_of(text), new_x="LMARGIN", new_y="NEXT")
     bottom = pdf.get_y()
     pdf.set_xy(110, top)
-    pdf.font(10, bold=True)
-    pdf.cell(90, 6, "To", new_x="LEFT", new_y="NEXT")
+    pdf.heading("To", size=10, width=90, new_x="LEFT", new_y="NEXT")
     pdf.font(10)
     place = "-".join(p for p in (buyer.get("country"), buyer.get("region")) if p)
     buyer_lines = [buyer.get("email"), place]
@@ -126,6 +212,7 @@ def document_pdf(document: Invoice | CreditNote) -> bytes:
         ("Total", widths[4], "R"),
         bold=True,
     )
+    pdf.rule(0.4)
     sign = -1 if is_credit else 1
     taxes: dict[tuple[str, str], list[int]] = {}
     for line in document.lines:
@@ -140,7 +227,9 @@ def document_pdf(document: Invoice | CreditNote) -> bytes:
         bucket = taxes.setdefault((rate, line.get("tax_name", "Tax")), [0, 0])
         bucket[0] += line["net"]
         bucket[1] += line["tax"]
-    pdf.ln(3)
+    pdf.ln(1)
+    pdf.rule(0.4)
+    pdf.ln(2)
     for (rate, _name), (net, tax) in sorted(taxes.items()):
         pdf.row(
             (f"{rate} on {_amount(sign * net, currency)}", sum(widths[:4]), "R"),
