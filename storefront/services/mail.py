@@ -7,6 +7,9 @@
   platform.
 - An address suppressed after a hard bounce or a complaint (tenants.mailevents) is not mailed:
   `store_message` returns None and the caller records why.
+- Every HTML part extends one template, storefront/email/_base.html: the store's logo (or
+  name), its accent and the creator's name, from `brand_context`. The plain-text parts are
+  written apart and carry no brand.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import connection
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from storefront import branding
 from storefront.models import StoreSettings
 from tenants.mailevents import is_suppressed
 from tenants.sending import Sender, dkim_sign, sender_for
@@ -79,3 +83,25 @@ def store_message(
     if html:
         message.attach_alternative(html, "text/html")
     return message
+
+
+# The logo's box in an email's header, in CSS px; the rendition is sharp at twice its width.
+EMAIL_LOGO_BOX = (200, 56)
+
+
+def brand_context(*, base_url: str) -> dict:
+    """What storefront/email/_base.html needs: the published brand, the store's name (the
+    logo's alt text), and the logo as an absolute URL to its PNG or JPEG rendition with its
+    width and height (mail clients show neither AVIF nor WebP reliably, nor `srcset`)."""
+    brand = branding.brand_published()
+    store_name = getattr(getattr(connection, "tenant", None), "display_name", "") or ""
+    found = branding.logo_file(brand, max_width=EMAIL_LOGO_BOX[0], max_height=EMAIL_LOGO_BOX[1])
+    logo = None
+    if found is not None:
+        logo = {"url": base_url + found.path, "width": found.width, "height": found.height}
+    return {
+        "brand": brand,
+        "on_accent": branding.on_accent(brand.accent),
+        "store_name": store_name or brand.logo_alt,
+        "logo": logo,
+    }

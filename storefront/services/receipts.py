@@ -11,7 +11,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from storefront import branding
 from storefront.models import OWNED_ORDER_STATUSES, Order
 from storefront.services import mail
 from subscriptions.notices import manage_url
@@ -67,7 +66,6 @@ def receipt_send(*, order_id: int) -> bool:
             and access[line.pk].license_key
             and states[line.pk] == LineState.ACTIVE
         ]
-        brand = branding.brand_published()
         context = {
             "order": order,
             "lines": lines,
@@ -78,10 +76,8 @@ def receipt_send(*, order_id: int) -> bool:
             "license_keys": keys,
             "invoices": invoices,
             "discount": sum(line.discount_amount for line in lines),
-            # The store's brand in the HTML part: its accent, name and the creator's name.
-            "brand": brand,
-            "on_accent": branding.on_accent(brand.accent),
-            "store_name": getattr(connection.tenant, "display_name", ""),
+            # The store's brand in the HTML part (storefront/email/_base.html).
+            **mail.brand_context(base_url=store_base_url()),
         }
         message = mail.store_message(
             subject=f"Your receipt for order {order.token[:8]}",

@@ -10,10 +10,10 @@ import zlib
 import pytest
 from django.core.files.storage import default_storage
 
-from storefront import branding, invoice_pdf, media
-from storefront.models import StoreBrand
+from storefront import branding, invoice_pdf
 from storefront.services import invoices
 from tests import images
+from tests.brand_support import publish_brand
 from tests.delivery.test_invoices import _attempt_id
 from tests.delivery_support import paid_order
 from tests.factories import ProductFactory
@@ -37,26 +37,6 @@ def _rg(hex_color: str) -> bytes:
     return (" ".join(parts) + " rg").encode()
 
 
-def _publish(*, accent="#7a1fa2", scheme="light", logo: bool = True) -> StoreBrand:
-    record = {}
-    if logo:
-        data = images.photo_bytes(820, 144, "PNG", color=(122, 31, 162))
-        record = media.image_store(
-            media.image_check(images.upload(data, "logo.png", "image/png")),
-            widths=(160, 320, 640),
-        )
-    StoreBrand.objects.filter(stage="draft").delete()
-    StoreBrand.objects.create(
-        stage="draft",
-        accent_color=accent,
-        scheme=scheme,
-        logo=record,
-        logo_alt="Lumen Photo School" if logo else "",
-    )
-    branding.brand_publish()
-    return StoreBrand.objects.get(stage="published")
-
-
 @pytest.fixture
 def invoice(tenant):
     order = paid_order(products=[ProductFactory(name="Photo course")])
@@ -70,7 +50,7 @@ def core_font(monkeypatch):
 
 
 def test_the_invoice_draws_the_published_logo_accent_and_store_name(invoice, media_root, core_font):
-    _publish()
+    publish_brand()
     pdf = invoice_pdf.document_pdf(invoice)
     # The logo: one image XObject, the 640 px PNG rendition (sharp in a 60 mm box), with its
     # transparency as a soft mask when it has any.
@@ -85,7 +65,7 @@ def test_the_invoice_draws_the_published_logo_accent_and_store_name(invoice, med
 
 
 def test_a_dark_stores_light_accent_is_darkened_to_read_on_paper(invoice, media_root, core_font):
-    _publish(accent="#7fd8c4", scheme="dark", logo=False)
+    publish_brand(accent="#7fd8c4", scheme="dark", logo=False)
     paper = branding.paper_accent("#7fd8c4")
     assert paper != "#7fd8c4" and branding.contrast(paper, "#ffffff") >= branding.AA_TEXT
     drawn = _operators(invoice_pdf.document_pdf(invoice))
@@ -106,7 +86,7 @@ def test_without_a_published_brand_the_invoice_has_the_default_accent_and_no_ima
 def test_a_logo_that_cannot_be_read_leaves_it_out_and_the_invoice_is_still_drawn(
     invoice, media_root, core_font, damage
 ):
-    published = _publish()
+    published = publish_brand()
     found = branding.logo_file(
         branding.brand_published(), max_width=invoice_pdf._LOGO_BOX_PX[0], max_height=85
     )
@@ -131,7 +111,7 @@ def test_the_receipt_attaches_the_branded_invoice(invoice, media_root):
 
     from storefront.services import receipts
 
-    _publish()
+    publish_brand()
     assert receipts.receipt_send(order_id=invoice.order_id) is True
     [(name, content, mime)] = mail.outbox[0].attachments
     assert mime == "application/pdf" and name == f"{invoice.display_number}.pdf"

@@ -24,7 +24,6 @@ from core.loops import each_record, quarantined_pks
 from offers.models import DecisionStatus, OfferDecision, OfferKind
 from payments import services as payments
 from payments.models import AttemptStatus
-from storefront import branding
 from storefront.models import (
     OWNED_ORDER_STATUSES,
     Customer,
@@ -189,6 +188,7 @@ def _recovery_message(send: FollowUpSend, schema: str) -> mail.StoreEmail | None
         **recovery_message_context(send, schema, base),
         "unsubscribe_url": unsubscribe,
         "store": StoreSettings.current(),
+        **mail.brand_context(base_url=base),
     }
     domain = base.split("://", 1)[1]
     message = mail.store_message(
@@ -222,7 +222,6 @@ def _message(send: FollowUpSend, schema: str) -> mail.StoreEmail | None:
         args=[unsubscribe_token(customer_id=send.customer_id, schema=schema)],
     )
     framing = _framing(send)
-    brand = branding.brand_published()
     context = {
         "send": send,
         "offer": send.offer,
@@ -231,8 +230,7 @@ def _message(send: FollowUpSend, schema: str) -> mail.StoreEmail | None:
         "one_click": one_click,
         "unsubscribe_url": unsubscribe,
         "store": StoreSettings.current(),
-        "brand": brand,
-        "on_accent": branding.on_accent(brand.accent),
+        **mail.brand_context(base_url=base),
     }
     domain = base.split("://", 1)[1]
     message = mail.store_message(
