@@ -25,7 +25,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.gateway]
 
 # Pages that show a picture of a product (the rest show the logo, or nothing on Django's
 # bare error pages, which render without the store's context).
-PICTURED = {"store-index", "product", "checkout", "upsell", "downsell"}
+PICTURED = {"store-index", "product", "checkout", "upsell", "downsell", "follow-up-offer"}
+# Pages that show the offered product's thumbnail beside its benefit (the same include).
+OFFER_PICTURED = {"upsell", "downsell", "follow-up-offer"}
 
 CLS_SCRIPT = """async () => {
   let total = 0;
@@ -78,6 +80,8 @@ def test_every_branded_page_has_no_axe_violations_at_phone_and_desktop_width(
             page.wait_for_load_state("networkidle")
             if name in PICTURED:
                 assert page.locator("picture img").count() >= 1, name
+            if name in OFFER_PICTURED:
+                assert page.locator(".offer-intro picture img.thumb").count() == 1, name
             if name in tour.pages:  # the store's own pages wear the brand
                 assert page.evaluate("document.documentElement.className") == (
                     f"scheme-{spec.scheme}"

@@ -256,3 +256,33 @@ def test_a_picture_deleted_in_the_admin_leaves_the_page(owner, media_root):
     assert product.showcase["images"] == []
     assert [t["author"] for t in product.showcase["testimonials"]] == ["Ana, a student"]
     assert "<picture>" not in Client(HTTP_HOST="t1.localhost").get("/p/course/").content.decode()
+
+
+def test_the_follow_up_offer_page_shows_the_offers_picture_like_the_upsell_page(tenant, media_root):
+    """The email's landing page: the offered product's picture, with the same include as the
+    checkout and upsell pages (srcset per format, sizes, width and height: no layout shift)."""
+    from storefront.models import FollowUpSend
+    from storefront.services import followups
+    from tests.followups.helpers import catalog, paid_order
+
+    core, _, cross = catalog()
+    order = paid_order("buyer@example.com", core)
+    checked = media.image_check(images.upload(images.photo_bytes(1200, 800)))
+    ProductImage.objects.create(
+        product=cross.product, alt="The presets on a laptop", variants=media.image_store(checked)
+    )
+    product_showcase_refresh(product_id=cross.product.pk)
+    send = FollowUpSend.objects.filter(order=order, offer=cross).order_by("step").first()
+    page = (
+        Client(HTTP_HOST="t1.localhost")
+        .get("/f/" + followups.accept_token(send=send, schema="t1"))
+        .content.decode()
+    )
+    assert 'data-stage="offer"' in page
+    picture = re.search(r'<div class="offer-intro"><picture>.*?</picture>', page, re.S).group(0)
+    digest = ProductImage.objects.get(product=cross.product).variants["digest"]
+    # A 96 px thumbnail: only the smallest copy sharp at twice its width is offered.
+    assert f'<source type="image/avif" srcset="/m/img/{digest}-320.avif 320w"' in picture
+    assert '<source type="image/webp" srcset="' in picture and 'sizes="96px"' in picture
+    assert 'alt="The presets on a laptop" width="1200" height="800" class="thumb"' in picture
+    assert 'fetchpriority="high"' in picture  # above the fold, like the upsell's
