@@ -126,12 +126,15 @@ def _checkout_context(
     error: str = "",
     visitor_key: str = "",
     coupon_code: str = "",
+    place: Jurisdiction | None = None,
 ):
+    """`place`: the buyer's location to price for before one is posted (the admin's preview
+    names a sample buyer's); a posted country and region win over it."""
     shown = checkout_service.bump_shown(product=product, visitor_key=visitor_key)
     bump = shown.offer  # the buyer's experiment arm of it; None in the no-offer control
     data = form.data if form.is_bound else {}
-    country = data.get("country") or "US"
-    region = data.get("region") or ""
+    country = data.get("country") or (place.country if place else "US")
+    region = data.get("region") or (place.region if place else "")
     field_errors: dict[str, str] = {}
     try:
         jurisdiction = checkout_service.jurisdiction_parse(country=country, region=region)

@@ -26,9 +26,12 @@ from audit.services import audit_diff, audit_record, model_snapshot
 from core.permissions import staff_permission_required
 from core.security import framed_by_self, frames_self
 from storefront import branding, selectors
+from storefront.countries import COUNTRIES
 from storefront.forms import CheckoutForm
 from storefront.media import ImageRefused, image_check, image_store, is_variant_name
 from storefront.models import Product, StoreBrand, StoreSettings
+from storefront.pricing import Jurisdiction, offer_line_price
+from storefront.services.checkout import CheckoutError, jurisdiction_parse
 
 YEAR = 365 * 24 * 3600
 _CSS_NAME = re.compile(r"^([0-9a-f]{6})-([a-z]+)-(light|dark)$")
@@ -202,7 +205,12 @@ def brand_page(request):
     products = list(Product.objects.order_by("ladder_position", "pk"))
     page = request.GET.get("page") if request.GET.get("page") in PREVIEW_PAGES else "product"
     slug = request.GET.get("product") or (products[0].slug if products else "")
-    preview_url = reverse("store-brand-preview", args=[page]) + (f"?product={slug}" if slug else "")
+    store = StoreSettings.current()
+    country = request.GET.get("country", "")
+    if country not in COUNTRIES:
+        country = store.tax_country if store.tax_country in COUNTRIES else "US"
+    query = f"?country={country}" + (f"&product={slug}" if slug else "")
+    preview_url = reverse("store-brand-preview", args=[page]) + query
     published = StoreBrand.objects.filter(stage="published").first()
     return render(
         request,
@@ -219,6 +227,8 @@ def brand_page(request):
             "pages": PREVIEW_PAGES,
             "page": page,
             "slug": slug,
+            "countries": COUNTRIES,
+            "country": country,
             "preview_url": preview_url,
             "title": "Brand and preview",
             "site_header": "Store admin",
@@ -250,6 +260,15 @@ def brand_preview(request, page: str):
         raise Http404("No such page.")
     request.brand_preview = branding.brand_from_row(branding.brand_draft_get())
     store = StoreSettings.current()
+    try:
+        place = preview_place(request, store)
+    except CheckoutError as exc:
+        return render(
+            request,
+            "storefront/error.html",
+            {"title": "No such place to preview", "message": exc.message},
+            status=400,
+        )
     if page == "index":
         return render(
             request,
@@ -277,13 +296,28 @@ def brand_preview(request, page: str):
     if page == "checkout":
         from storefront.views import _checkout_context
 
-        context = _checkout_context(request, product, CheckoutForm(), add_bump=False)
+        context = _checkout_context(request, product, CheckoutForm(), add_bump=False, place=place)
         context["preview"] = True
         return render(request, "storefront/checkout.html", context)
-    return _upsell_preview(request, product, store)
+    return _upsell_preview(request, product, store, place)
 
 
-def _upsell_preview(request, product: Product, store: StoreSettings):
+def preview_place(request, store: StoreSettings) -> Jurisdiction:
+    """The sample buyer's location the checkout and upsell previews are taxed for: the
+    `country` (and `region`) asked for, else the store's own tax country, else the checkout's
+    default. The live pages tax each buyer for the place they gave at checkout."""
+    default = store.tax_country if store.tax_country in COUNTRIES else "US"
+    return jurisdiction_parse(
+        country=request.GET.get("country") or default, region=request.GET.get("region", "")
+    )
+
+
+def place_label(place: Jurisdiction) -> str:
+    name = COUNTRIES.get(place.country, place.country)
+    return f"{name} ({place.region})" if place.region else name
+
+
+def _upsell_preview(request, product: Product, store: StoreSettings, place: Jurisdiction):
     from offers.models import Offer, OfferKind
 
     offer = (
@@ -302,16 +336,20 @@ def _upsell_preview(request, product: Product, store: StoreSettings):
             },
             status=404,
         )
-    price = offer.price
+    # Priced as the live page prices it (offer_line_price, as the decision row is made in
+    # storefront.services.upsell.present), for the sample buyer's place instead of an order's.
+    line, tax_name = offer_line_price(
+        kind=OfferKind.UPSELL, offer=offer, jurisdiction=place, store=store
+    )
     decision = SimpleNamespace(
         kind="upsell",
-        net_amount=price.amount,
-        tax_amount=0,
-        total_amount=price.amount,
-        currency=price.currency,
-        tax_name="Tax",
-        tax_rate=0,
-        tax_inclusive=False,
+        net_amount=line.net.amount,
+        tax_amount=line.tax.amount,
+        total_amount=line.total.amount,
+        currency=line.total.currency,
+        tax_name=tax_name,
+        tax_rate=line.rate,
+        tax_inclusive=line.inclusive,
         offer=offer,
     )
     return render(
@@ -329,5 +367,6 @@ def _upsell_preview(request, product: Product, store: StoreSettings):
             "stripe_publishable_key": "",
             "store": store,
             "preview": True,
+            "preview_place": place_label(place),
         },
     )

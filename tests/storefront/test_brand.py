@@ -4,6 +4,8 @@ draft, previewed at phone and desktop width, and only then published to buyers."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -215,3 +217,47 @@ def test_the_receipt_email_wears_the_published_brand(owner, product):
     assert mime == "text/html"
     assert "#7a1fa2" in html and "Mara Lind" in html
     assert "Total charged" in mail.outbox[0].body  # the plain-text part stays
+
+
+def test_the_upsell_preview_is_taxed_as_the_live_page_for_the_sample_buyer_it_names(owner, product):
+    """The live page taxes the upsell for the order's place (offer_line_price); the preview
+    does the same for a sample buyer's country, says which, and refuses an unknown one."""
+    from storefront.models import StoreSettings
+    from storefront.pricing import Jurisdiction, offer_line_price
+    from tests.factories import TaxRateFactory
+
+    TaxRateFactory(country="DE", rate="19.000", name="VAT")
+    offer = OfferFactory(
+        kind=OfferKind.UPSELL,
+        trigger_product=product,
+        product=ProductFactory(slug="presets"),
+        price_amount=1900,
+        headline="Add the presets",
+    )
+    live, name = offer_line_price(kind="upsell", offer=offer, jurisdiction=Jurisdiction("DE"))
+    assert (live.tax.amount, name) == (361, "VAT")
+
+    def tax_cell(query: str) -> tuple[str, str]:
+        response = owner.get(f"/admin/brand/preview/upsell/?product=course{query}")
+        assert response.status_code == 200
+        html = response.content.decode()
+        row = re.search(r"<th scope=\"row\">([^<]*)</th>\s*<td[^>]*id=\"offer-tax\">([^<]*)<", html)
+        note = re.search(r'id="preview-tax">([^<]*)<', html).group(1)
+        return row.group(1) + " = " + row.group(2), note
+
+    row, note = tax_cell("&country=DE")
+    assert row.startswith("VAT 19%") and "3.61" in row, row
+    assert note.startswith("Preview: tax as for a buyer in Germany.")
+    row, note = tax_cell("&country=US")
+    assert "0.00" in row and "buyer in United States" in note
+    StoreSettings.current()  # the row exists: a committing test may have emptied the table
+    StoreSettings.objects.update(tax_country="DE")
+    row, note = tax_cell("")  # no country asked: the store's own
+    assert "3.61" in row and "buyer in Germany" in note
+    refused = owner.get("/admin/brand/preview/upsell/?product=course&country=XX")
+    assert refused.status_code == 400
+    assert "Choose the country you live in." in refused.content.decode()
+    # The admin's page offers the choice and passes it to both frames.
+    admin = owner.get("/admin/brand/?page=upsell&product=course&country=FR").content.decode()
+    assert 'id="id_preview_country"' in admin and 'value="FR" selected' in admin
+    assert "/admin/brand/preview/upsell/?country=FR&amp;product=course" in admin
