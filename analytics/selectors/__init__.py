@@ -50,12 +50,6 @@ from analytics.selectors.direct import (
     traffic_direct,
 )
 from analytics.selectors.experiments import experiment_arm_stats
-from analytics.selectors.recurring import mrr_movements, plan_completion, trial_conversion
-from analytics.selectors.recurring_direct import (
-    mrr_movements_direct,
-    plan_completion_direct,
-    trial_conversion_direct,
-)
 from analytics.selectors.readmodels import (
     cohort_ltv,
     funnel,
@@ -64,6 +58,12 @@ from analytics.selectors.readmodels import (
     refund_rates,
     take_rates,
     traffic,
+)
+from analytics.selectors.recurring import mrr_movements, plan_completion, trial_conversion
+from analytics.selectors.recurring_direct import (
+    mrr_movements_direct,
+    plan_completion_direct,
+    trial_conversion_direct,
 )
 
 __all__ = [

@@ -10,7 +10,6 @@ from typing import Any
 from django.utils import timezone
 
 from analytics.models import Event, EventName
-from core import orderkeys
 from analytics.selectors.common import (
     ACCEPTED,
     DIRECT,
@@ -32,6 +31,7 @@ from analytics.selectors.common import (
     ledger_matches_order,
     step_sql,
 )
+from core import orderkeys
 
 
 def funnel_direct(f: MetricFilter) -> list[dict[str, Any]]:

@@ -232,3 +232,64 @@ def test_mrr_churn_trials_and_plans_equal_their_oracles_and_the_hand_computed_hi
         ("2027-01-01", 2, 1, 1, 0, 0, _d("0.5"), _d("0.5"), 30000, 20000),
         ("2027-03-01", 1, 0, 0, 0, 1, None, None, 15000, 10000),
     ]
+
+
+def test_cohort_ltv_counts_renewals_net_of_refunds_and_chargebacks(tenant, client_for):
+    """Two subscribers bought through the hosted checkout (49.00 + 19 % VAT = 58.31 a
+    month). X's first renewal (day 31) is refunded 10.00 on day 36, which ends it; Y renews
+    on days 31 and 59 and the second renewal is charged back on day 74."""
+    from analytics.rollups import rollups_rebuild, rollups_refresh
+    from subscriptions.models import Plan
+    from tests.upsell.helpers import buy, make_catalog
+
+    core, *_ = make_catalog(with_downsell=False)
+    Plan.objects.create(product=core, kind="subscription", interval_unit="month", interval_count=1)
+    client = client_for("t1.localhost")
+    with time_machine.travel(at(2027, 1, 5, 12), tick=False) as traveller:
+        buy(client, email="x@example.com")
+        traveller.move_to(at(2027, 1, 5, 12) + dt.timedelta(minutes=5))
+        buy(client, email="y@example.com")
+        x, y = Subscription.objects.order_by("pk")
+        traveller.move_to(at(2027, 2, 5, 13))
+        services.renewals_run(now=at(2027, 2, 5, 13))
+        traveller.move_to(at(2027, 2, 10, 12))
+        entry = renewal_entry(x, 1)
+        payments.refund_create(
+            reference=entry.reference, line_key=entry.line_key, amount=Money(1000, "USD")
+        )
+        traveller.move_to(at(2027, 3, 5, 13))
+        services.renewals_run(now=at(2027, 3, 5, 13))
+        traveller.move_to(at(2027, 3, 20, 12))
+        entry = renewal_entry(y, 2)
+        payments._ledger_add(
+            kind=LedgerKind.CHARGEBACK,
+            gateway_ref="dp_y",
+            reference=entry.reference,
+            line_key=entry.line_key,
+            amount=entry.amount,
+            currency="USD",
+        )
+    x.refresh_from_db()
+    y.refresh_from_db()
+    assert (x.end_reason, y.end_reason) == ("refunded", "chargeback")
+    assert (x.periods.count(), y.periods.count()) == (2, 3)
+
+    as_of = at(2027, 6, 1, 0)
+    expected = {
+        "cohort": dt.date(2027, 1, 1),
+        "taker": False,
+        "buyers": 2,
+        "ltv30": 5831,  # the checkout only: each first renewal is on day 31
+        "matured30": 2,
+        "ltv60": 14078,  # (5831 + 5831 − 1000 + 5831 × 3) ÷ 2 = 14077.5, half up
+        "matured60": 2,
+        "ltv90": 11162,  # (10662 + 17493 − 5831) ÷ 2
+        "matured90": 2,
+        "repeat_buyers": 0,
+        "repeat_rate": _d("0"),
+    }
+    rollups_refresh()
+    assert selectors.cohort_ltv_direct(ALL, as_of=as_of) == [expected]
+    assert selectors.cohort_ltv(ALL, as_of=as_of) == [expected]
+    rollups_rebuild()
+    assert selectors.cohort_ltv(ALL, as_of=as_of) == [expected]
