@@ -5,7 +5,9 @@ numbers worked out by hand below, so a wrong oracle fails too."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
@@ -13,7 +15,7 @@ import time_machine
 from django.db import transaction
 
 from analytics import selectors
-from analytics.selectors import MetricFilter
+from analytics.selectors import MetricFilter, recurring
 from core.money import Money
 from payments import services as payments
 from payments.models import LedgerEntry, LedgerKind
@@ -131,6 +133,46 @@ def build_history(traveller) -> dict[str, Subscription]:
 
 
 AS_OF = at(2027, 5, 20, 0)
+URL = "/admin/analytics/dashboard/"
+
+
+def _dashboard_shows_the_panel(client_for) -> None:
+    """The creator's panel and CSVs on 20 May 2027: the selectors' numbers, in dollars."""
+    from tests.analytics.conftest import staff_client_make
+
+    client = staff_client_make(client_for)
+    html = client.get(URL).content.decode()
+    assert 'id="h-subscriptions"' in html and 'aria-label="MRR per month (chart)"' in html
+    assert "MRR at the end of May 2027 (so far): <strong>$93.33</strong> from 4 subscribers" in html
+    assert '<td class="num">$40.00</td>' in html  # January's new MRR
+    assert '<td class="num">-32.1%</td>' in html  # April's net revenue churn
+    assert '<td class="num">$300.00</td>' in html  # plans scheduled in January
+    assert 'id="empty-subscriptions"' not in html
+    for name, columns in (
+        ("mrr", recurring.MRR_COLUMNS),
+        ("trials", recurring.TRIAL_COLUMNS),
+        ("payment_plans", recurring.PLAN_COLUMNS),
+    ):
+        response = client.get(URL, {"export": name})
+        assert response["Content-Type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(response.content.decode())))
+        assert rows[0] == columns
+    rows = list(csv.DictReader(io.StringIO(client.get(URL, {"export": "mrr"}).content.decode())))
+    assert [(r["month"], r["new"], r["churned"], r["mrr_end"]) for r in rows] == [
+        ("2027-01-01", "4000", "0", "4000"),
+        ("2027-02-01", "9333", "3000", "10333"),
+        ("2027-03-01", "0", "2000", "9333"),
+        ("2027-04-01", "0", "0", "12333"),
+        ("2027-05-01", "0", "0", "9333"),
+    ]
+
+
+def test_the_panel_says_what_to_do_when_there_are_no_subscriptions(tenant, client_for):
+    from tests.analytics.conftest import staff_client_make
+
+    html = staff_client_make(client_for).get(URL).content.decode()
+    assert 'id="empty-subscriptions"' in html and "Subscriptions → Plans" in html
+    assert 'id="empty-trials"' in html and 'id="empty-plans"' in html
 
 
 def _d(value: str) -> Decimal:
@@ -148,9 +190,13 @@ EXPECTED_MRR = [
 ]
 
 
-def test_mrr_churn_trials_and_plans_equal_their_oracles_and_the_hand_computed_history(tenant):
+def test_mrr_churn_trials_and_plans_equal_their_oracles_and_the_hand_computed_history(
+    tenant, client_for
+):
     with time_machine.travel(at(2027, 1, 10, 11), tick=False) as traveller:
         subs = build_history(traveller)
+        traveller.move_to(AS_OF)
+        _dashboard_shows_the_panel(client_for)
     # The history happened as planned.
     assert (subs["A1"].status, subs["A1"].end_reason) == ("canceled", "refunded")
     assert (subs["C"].status, subs["C"].end_reason) == ("canceled", "chargeback")
