@@ -167,6 +167,36 @@ def _dashboard_shows_the_panel(client_for) -> None:
     ]
 
 
+def _the_partner_api_answers_the_same(client_for) -> None:
+    from partners.models import ApiKey
+    from partners.services import api_key_create
+
+    token = api_key_create(name="reader", scope=ApiKey.Scope.READ).token
+    api = client_for("t1.localhost")
+    got = api.get("/api/v1/metrics/subscriptions/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert got.status_code == 200, got.content
+    body = got.json()
+    assert [(r["month"], r["mrr_end"], r["net_revenue_churn_rate"]) for r in body["mrr"]] == [
+        ("2027-01-01", 4000, None),
+        ("2027-02-01", 10333, "0.7500"),
+        ("2027-03-01", 9333, "0.0968"),
+        ("2027-04-01", 12333, "-0.3214"),
+        ("2027-05-01", 9333, "0.2432"),
+    ]
+    assert body["trials"][0]["conversion_rate"] == "0.5000"
+    assert [(r["completed"], r["defaulted"], r["in_progress"]) for r in body["payment_plans"]] == [
+        (1, 1, 0),
+        (0, 0, 1),
+    ]
+    april = api.get(
+        "/api/v1/metrics/subscriptions/",
+        {"start": "2027-04-01T00:00:00Z", "end": "2027-05-01T00:00:00Z"},
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    ).json()
+    assert [(r["month"], r["reactivation"]) for r in april["mrr"]] == [("2027-04-01", 3000)]
+    assert april["trials"] == [] and april["payment_plans"] == []
+
+
 def test_the_panel_says_what_to_do_when_there_are_no_subscriptions(tenant, client_for):
     from tests.analytics.conftest import staff_client_make
 
@@ -197,6 +227,7 @@ def test_mrr_churn_trials_and_plans_equal_their_oracles_and_the_hand_computed_hi
         subs = build_history(traveller)
         traveller.move_to(AS_OF)
         _dashboard_shows_the_panel(client_for)
+        _the_partner_api_answers_the_same(client_for)
     # The history happened as planned.
     assert (subs["A1"].status, subs["A1"].end_reason) == ("canceled", "refunded")
     assert (subs["C"].status, subs["C"].end_reason) == ("canceled", "chargeback")
