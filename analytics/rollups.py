@@ -1,10 +1,12 @@
 """Keeping the dashboard's read models current: drain the change queue, recompute what changed.
 
 Triggers (migration 0004) queue the id of each new event and of each order whose paid time,
-lines or ledger changed, inside the writer's transaction. `rollups_refresh` takes the queued
-ids (DELETE … RETURNING, so a row is taken by exactly one refresh) and, in the same
-transaction, adds the new events to the daily counters and first-visit sets and recomputes the
-changed orders' and their buyers' summaries from the source tables. A recompute is a pure
+lines or ledger changed, inside the writer's transaction; since 0007 also the buyer of a
+subscription whose ledger changed (a renewal, its refund or chargeback: their cohort LTV).
+`rollups_refresh` takes the queued ids (DELETE … RETURNING, so a row is taken by exactly one
+refresh) and, in the same transaction, adds the new events to the daily counters and
+first-visit sets and recomputes the changed orders' and their buyers' summaries from the
+source tables. A recompute is a pure
 function of the source rows, so replays, out-of-order writes and back-dated rows cannot drift.
 
 Concurrency: refreshes of one schema take a transaction-level advisory lock, so they run one

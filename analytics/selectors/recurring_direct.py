@@ -42,7 +42,7 @@ def _periods() -> dict[int, list[dict[str, Any]]]:
     return by_sub
 
 
-def _counted(sub: dict[str, Any], p: dict[str, Any]) -> bool:
+def _counted(p: dict[str, Any]) -> bool:
     return p["status"] != GIVEN_UP
 
 
@@ -50,7 +50,7 @@ def _in_mrr_before(sub: dict[str, Any], periods: list[dict[str, Any]], t: dt.dat
     """Whether the subscription was in MRR in the moment before `t`."""
     if sub["ended_at"] is not None and sub["ended_at"] < t:
         return False
-    return any(p["starts_at"] < t <= p["ends_at"] for p in periods if _counted(sub, p))
+    return any(p["starts_at"] < t <= p["ends_at"] for p in periods if _counted(p))
 
 
 def mrr_movements_direct(
@@ -64,7 +64,7 @@ def mrr_movements_direct(
     first_at: dict[tuple[int, str], dt.datetime] = {}
     for s in subs:
         for p in periods[s["id"]]:
-            if _counted(s, p) and (s["ended_at"] is None or s["ended_at"] > p["starts_at"]):
+            if _counted(p) and (s["ended_at"] is None or s["ended_at"] > p["starts_at"]):
                 key = (s["customer_id"], s["currency"])
                 first_at[key] = min(first_at.get(key, p["starts_at"]), p["starts_at"])
 
