@@ -6,8 +6,8 @@ subscription whose ledger changed (a renewal, its refund or chargeback: their co
 `rollups_refresh` takes the queued ids (DELETE … RETURNING, so a row is taken by exactly one
 refresh) and, in the same transaction, adds the new events to the daily counters and
 first-visit sets and recomputes the changed orders' and their buyers' summaries from the
-source tables. A recompute is a pure
-function of the source rows, so replays, out-of-order writes and back-dated rows cannot drift.
+source tables. A recompute is a pure function of the source rows, so replays, out-of-order
+writes and back-dated rows cannot drift.
 
 Concurrency: refreshes of one schema take a transaction-level advisory lock, so they run one
 after another; writers never wait (the queue has no unique key). A queue row is visible only

@@ -370,3 +370,59 @@ def test_cohort_ltv_counts_renewals_net_of_refunds_and_chargebacks(tenant, clien
     assert selectors.cohort_ltv(ALL, as_of=as_of) == [expected]
     rollups_rebuild()
     assert selectors.cohort_ltv(ALL, as_of=as_of) == [expected]
+
+
+def test_every_interval_is_normalised_to_a_month_before_tax(tenant):
+    """Rows made directly (no gateway): one buyer per subscription, each with one period that
+    covers 1 July 2027, so June's closing MRR is each one's monthly value."""
+    from storefront.models import Customer
+    from subscriptions.models import SubscriptionPeriod
+    from subscriptions.periods import period_bounds
+    from tests.factories import ProductFactory
+
+    anchor = at(2027, 6, 20)
+    cases = [
+        # unit, count, amount (tax included), tax, kind, expected monthly value
+        ("day", 1, 100, 0, "subscription", 3042),  # 100 × 365 / 12 = 3041.67
+        ("week", 2, 2000, 0, "subscription", 4333),  # 2000 × 52 / 24 = 4333.33
+        ("month", 3, 9000, 0, "subscription", 3000),
+        ("month", 1, 1190, 190, "subscription", 1000),  # 19 % VAT is not revenue
+        ("year", 1, 6006, 0, "subscription", 501),  # 500.5, half up
+        ("month", 1, 5000, 0, "instalments", 0),  # a payment plan is never MRR
+    ]
+    product = ProductFactory()
+    for n, (unit, count, amount, tax, kind, _) in enumerate(cases):
+        sub = Subscription.objects.create(
+            customer=Customer.objects.create(email=f"n{n}@example.com"),
+            product=product,
+            kind=kind,
+            interval_unit=unit,
+            interval_count=count,
+            instalments=3 if kind == "instalments" else None,
+            amount=amount,
+            tax_amount=tax,
+            currency="USD",
+            anchor=anchor,
+        )
+        # Enough periods to cover 1 July (a day's period is one day long).
+        number = 0
+        while True:
+            starts, ends = period_bounds(anchor=anchor, unit=unit, count=count, n=number)
+            SubscriptionPeriod.objects.create(
+                subscription=sub,
+                number=number,
+                starts_at=starts,
+                ends_at=ends,
+                amount=amount,
+                status="paid",
+            )
+            if ends >= at(2027, 7, 1, 0):
+                break
+            number += 1
+    july = MetricFilter(start=at(2027, 6, 1, 0), end=at(2027, 7, 1, 0))
+    rows = selectors.mrr_movements(july, as_of=at(2027, 8, 1, 0))
+    assert rows == selectors.mrr_movements_direct(july, as_of=at(2027, 8, 1, 0))
+    expected = sum(c[-1] for c in cases)
+    assert [(r["month"], r["new"], r["mrr_end"], r["customers_end"]) for r in rows] == [
+        (dt.date(2027, 6, 1), expected, expected, 5)
+    ]
