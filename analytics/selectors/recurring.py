@@ -128,12 +128,17 @@ def mrr_movements(f: MetricFilter, *, as_of: dt.datetime | None = None) -> list[
                        AS mrr
             FROM {{sub}} s WHERE s.kind = 'subscription' {product}
         ),
-        -- The MRR in effect just before each instant: period (starts, ends] and not ended.
+        -- The periods in effect just before each instant: (starts, ends]. Materialized: each
+        -- period meets the few instants once, before the join to its subscription.
+        covered AS MATERIALIZED (
+            SELECT i.t, p.subscription_id
+            FROM {{period}} p JOIN instants i ON p.starts_at < i.t AND i.t <= p.ends_at
+            WHERE p.status <> %s
+        ),
         snap AS (
-            SELECT i.t, s.customer_id, s.currency, sum(s.mrr)::bigint AS mrr
-            FROM instants i
-            JOIN {{period}} p ON p.starts_at < i.t AND i.t <= p.ends_at AND p.status <> %s
-            JOIN subs s ON s.id = p.subscription_id AND (s.ended_at IS NULL OR s.ended_at >= i.t)
+            SELECT c.t, s.customer_id, s.currency, sum(s.mrr)::bigint AS mrr
+            FROM covered c
+            JOIN subs s ON s.id = c.subscription_id AND (s.ended_at IS NULL OR s.ended_at >= c.t)
             GROUP BY 1, 2, 3
         ),
         firsts AS (
