@@ -53,10 +53,10 @@ PLAN_COLUMNS = [
     "scheduled",
     "collected",
 ]
-# Days or weeks per year for each interval unit: a period's price × this ÷ (12 × count) is its
-# monthly value.
+# Intervals of each unit in a year: a price × this ÷ (12 × interval count) is its monthly value.
 PER_YEAR = {"day": 365, "week": 52, "month": 12, "year": 1}
-# Periods that count: paid, or still being collected (dunning has not given up on them).
+# The one billed period that is not MRR: dunning gave up on it. Paid periods count, and so do
+# those still being collected (a past-due renewal is still revenue the creator expects).
 GIVEN_UP = "abandoned"
 
 
