@@ -327,6 +327,7 @@ def test_cohort_ltv_counts_renewals_net_of_refunds_and_chargebacks(tenant, clien
         traveller.move_to(at(2027, 1, 5, 12) + dt.timedelta(minutes=5))
         buy(client, email="y@example.com")
         x, y = Subscription.objects.order_by("pk")
+        rollups_refresh()  # the orders are folded in: what follows is queued by buyer alone
         traveller.move_to(at(2027, 2, 5, 13))
         services.renewals_run(now=at(2027, 2, 5, 13))
         traveller.move_to(at(2027, 2, 10, 12))
@@ -365,6 +366,10 @@ def test_cohort_ltv_counts_renewals_net_of_refunds_and_chargebacks(tenant, clien
         "repeat_buyers": 0,
         "repeat_rate": _d("0"),
     }
+    from analytics.models import RollupQueue
+
+    queued = set(RollupQueue.objects.values_list("kind", "ref"))
+    assert queued == {("c", x.customer_id), ("c", y.customer_id)}
     rollups_refresh()
     assert selectors.cohort_ltv_direct(ALL, as_of=as_of) == [expected]
     assert selectors.cohort_ltv(ALL, as_of=as_of) == [expected]
