@@ -21,6 +21,7 @@ def views(f: MetricFilter) -> dict[str, tuple[list[str], Any]]:
         "mrr": (recurring.MRR_COLUMNS, lambda: recurring.mrr_movements(f)),
         "trials": (recurring.TRIAL_COLUMNS, lambda: recurring.trial_conversion(f)),
         "payment_plans": (recurring.PLAN_COLUMNS, lambda: recurring.plan_completion(f)),
+        "renewal_revenue": (recurring.RENEWAL_COLUMNS, lambda: recurring.renewal_revenue(f)),
     }
 
 
@@ -78,5 +79,15 @@ def panel(data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                 "collected_text": insights.money(r["collected"], r["currency"]),
             }
             for r in data["payment_plans"]
+        ],
+        "renewal_revenue": [
+            {
+                **r,
+                **{
+                    f"{k}_text": insights.money(r[k], r["currency"])
+                    for k in ("charged", "refunded", "charged_back", "net")
+                },
+            }
+            for r in data["renewal_revenue"]
         ],
     }

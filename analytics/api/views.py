@@ -252,10 +252,20 @@ class PlanCohortOut(serializers.Serializer):
     collected = serializers.IntegerField(help_text="Instalments paid, before refunds.")
 
 
+class RenewalMonthOut(serializers.Serializer):
+    month = serializers.DateField(help_text="Month of the ledger entries (UTC).")
+    currency = serializers.CharField()
+    charged = serializers.IntegerField(help_text="Renewals and instalments charged, minor units.")
+    refunded = serializers.IntegerField()
+    charged_back = serializers.IntegerField()
+    net = serializers.IntegerField(help_text="charged − refunded − charged_back.")
+
+
 class SubscriptionMetricsOut(serializers.Serializer):
     mrr = MrrMonthOut(many=True)
     trials = TrialCohortOut(many=True)
     payment_plans = PlanCohortOut(many=True)
+    renewal_revenue = RenewalMonthOut(many=True)
 
 
 def _metric(query: type[serializers.Serializer], out: serializers.Serializer, about: str):
@@ -341,7 +351,8 @@ class MetricViewSet(viewsets.GenericViewSet):
         SubscriptionMetricsOut,
         "Subscriptions: MRR and its movements per month and currency (months in the range; "
         "product_id filters; offer_id and source do not apply), logo and revenue churn, trial "
-        "conversion and payment-plan completion by month started.",
+        "conversion and payment-plan completion by month started, and what renewals and "
+        "instalments collected per month, net of refunds and chargebacks.",
     )
     @action(detail=False, methods=["get"])
     def subscriptions(self, request):
@@ -352,6 +363,7 @@ class MetricViewSet(viewsets.GenericViewSet):
                     "mrr": selectors.mrr_movements(f),
                     "trials": selectors.trial_conversion(f),
                     "payment_plans": selectors.plan_completion(f),
+                    "renewal_revenue": selectors.renewal_revenue(f),
                 }
             ).data
         )

@@ -59,10 +59,16 @@ from analytics.selectors.readmodels import (
     take_rates,
     traffic,
 )
-from analytics.selectors.recurring import mrr_movements, plan_completion, trial_conversion
+from analytics.selectors.recurring import (
+    mrr_movements,
+    plan_completion,
+    renewal_revenue,
+    trial_conversion,
+)
 from analytics.selectors.recurring_direct import (
     mrr_movements_direct,
     plan_completion_direct,
+    renewal_revenue_direct,
     trial_conversion_direct,
 )
 
@@ -97,6 +103,8 @@ __all__ = [
     "refund_rates",
     "refund_rates_direct",
     "reliability",
+    "renewal_revenue",
+    "renewal_revenue_direct",
     "source_param",
     "step_sql",
     "take_rates",

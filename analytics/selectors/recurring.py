@@ -19,6 +19,7 @@ from typing import Any
 from django.utils import timezone
 
 from analytics.selectors.common import MetricFilter, _rows
+from core import orderkeys
 
 MRR_COLUMNS = [
     "month",
@@ -53,6 +54,7 @@ PLAN_COLUMNS = [
     "scheduled",
     "collected",
 ]
+RENEWAL_COLUMNS = ["month", "currency", "charged", "refunded", "charged_back", "net"]
 # Intervals of each unit in a year: a price × this ÷ (12 × interval count) is its monthly value.
 PER_YEAR = {"day": 365, "week": 52, "month": 12, "year": 1}
 # The one billed period that is not MRR: dunning gave up on it. Paid periods count, and so do
@@ -277,6 +279,46 @@ def plan_completion(f: MetricFilter) -> list[dict[str, Any]]:
                    AS default_rate,
                sum(scheduled)::bigint AS scheduled, sum(got)::bigint AS collected
         FROM c GROUP BY cohort, currency ORDER BY cohort, currency
+        """,
+        params,
+    )
+
+
+def renewal_revenue(f: MetricFilter) -> list[dict[str, Any]]:
+    """Per month (of the ledger entry, in [start, end)) and currency: what our own billing
+    collected, i.e. the ledger's rows referenced "sub:<id>" (renewals, instalments after the
+    first, a trial's first period): charged, refunded, charged back, and net = charged −
+    refunded − charged back. A first payment made at checkout is the order's revenue, not here.
+    """
+    w, params = ["TRUE"], []
+    if f.start:
+        w.append("le.created_at >= %s")
+        params.append(f.start)
+    if f.end:
+        w.append("le.created_at < %s")
+        params.append(f.end)
+    if f.product_id:
+        w.append("s.product_id = %s")
+        params.append(f.product_id)
+    return _rows(
+        f"""
+        SELECT month, currency, charged, refunded, charged_back,
+               charged - refunded - charged_back AS net
+        FROM (
+            SELECT date_trunc('month', le.created_at AT TIME ZONE 'UTC')::date AS month,
+                   le.currency,
+                   coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0)::bigint
+                       AS charged,
+                   coalesce(sum(le.amount) FILTER (WHERE le.kind = 'refund'), 0)::bigint
+                       AS refunded,
+                   coalesce(sum(le.amount) FILTER (WHERE le.kind = 'chargeback'), 0)::bigint
+                       AS charged_back
+            FROM {{ledger}} le
+            JOIN {{sub}} s ON le.reference = {orderkeys.subscription_reference_sql("s.id")}
+            WHERE {" AND ".join(w)}
+            GROUP BY 1, 2
+        ) m
+        ORDER BY month, currency
         """,
         params,
     )

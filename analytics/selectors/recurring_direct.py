@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from analytics.selectors.common import MetricFilter, _rows
 from analytics.selectors.recurring import GIVEN_UP, PER_YEAR, mrr_months
+from core import orderkeys
 
 
 def _share(part: int, whole: int) -> Decimal | None:
@@ -217,3 +218,34 @@ def plan_completion_direct(f: MetricFilter) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def renewal_revenue_direct(f: MetricFilter) -> list[dict[str, Any]]:
+    """`recurring.renewal_revenue`, ledger row by ledger row (references parsed in Python)."""
+    products = {s["id"]: s["product_id"] for s in _rows("SELECT id, product_id FROM {sub}", [])}
+    sums: dict[tuple[dt.date, str], dict[str, int]] = {}
+    field = {"charge": "charged", "refund": "refunded", "chargeback": "charged_back"}
+    for le in _rows("SELECT * FROM {ledger} ORDER BY id", []):
+        sub_id = orderkeys.subscription_reference_parse(le["reference"])
+        if sub_id is None or sub_id not in products:
+            continue
+        if f.product_id and products[sub_id] != f.product_id:
+            continue
+        made = le["created_at"].astimezone(dt.UTC)
+        if (f.start and made < f.start) or (f.end and made >= f.end):
+            continue
+        row = sums.setdefault(
+            (dt.date(made.year, made.month, 1), le["currency"]),
+            {"charged": 0, "refunded": 0, "charged_back": 0},
+        )
+        if le["kind"] in field:
+            row[field[le["kind"]]] += le["amount"]
+    return [
+        {
+            "month": month,
+            "currency": currency,
+            **r,
+            "net": r["charged"] - r["refunded"] - r["charged_back"],
+        }
+        for (month, currency), r in sorted(sums.items())
+    ]

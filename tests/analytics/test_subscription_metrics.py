@@ -148,10 +148,12 @@ def _dashboard_shows_the_panel(client_for) -> None:
     assert '<td class="num">-32.1%</td>' in html  # April's net revenue churn
     assert '<td class="num">$300.00</td>' in html  # plans scheduled in January
     assert 'id="empty-subscriptions"' not in html
+    assert '<td class="num">$120.00</td>' in html  # March's renewals, net of the dispute
     for name, columns in (
         ("mrr", recurring.MRR_COLUMNS),
         ("trials", recurring.TRIAL_COLUMNS),
         ("payment_plans", recurring.PLAN_COLUMNS),
+        ("renewal_revenue", recurring.RENEWAL_COLUMNS),
     ):
         response = client.get(URL, {"export": name})
         assert response["Content-Type"].startswith("text/csv")
@@ -195,6 +197,7 @@ def _the_partner_api_answers_the_same(client_for) -> None:
     ).json()
     assert [(r["month"], r["reactivation"]) for r in april["mrr"]] == [("2027-04-01", 3000)]
     assert april["trials"] == [] and april["payment_plans"] == []
+    assert [r["net"] for r in april["renewal_revenue"]] == [13000]
 
 
 def test_the_panel_says_what_to_do_when_there_are_no_subscriptions(tenant, client_for):
@@ -203,6 +206,7 @@ def test_the_panel_says_what_to_do_when_there_are_no_subscriptions(tenant, clien
     html = staff_client_make(client_for).get(URL).content.decode()
     assert 'id="empty-subscriptions"' in html and "Subscriptions → Plans" in html
     assert 'id="empty-trials"' in html and 'id="empty-plans"' in html
+    assert 'id="empty-renewals"' in html
 
 
 def _d(value: str) -> Decimal:
@@ -297,6 +301,25 @@ def test_mrr_churn_trials_and_plans_equal_their_oracles_and_the_hand_computed_hi
             "conversion_rate": _d("0.5"),
         }
     ]
+
+    # Renewals billed by us (helper starts have no order: a first paid period has no ledger
+    # row): Feb A1 30 + C 20 (its trial's first period) + E 3 × 10 + G 50, A1's refunded;
+    # Mar F1 30 + C 20 + E 4 × 10 + G 50, C's charged back; Apr F1 30 + E 5 × 10 + I 50;
+    # May A2 30 + E 2 × 10.
+    collected = selectors.renewal_revenue(ALL)
+    assert collected == selectors.renewal_revenue_direct(ALL)
+    assert [
+        (str(r["month"]), r["charged"], r["refunded"], r["charged_back"], r["net"])
+        for r in collected
+    ] == [
+        ("2027-02-01", 13000, 3000, 0, 10000),
+        ("2027-03-01", 14000, 0, 2000, 12000),
+        ("2027-04-01", 13000, 0, 0, 13000),
+        ("2027-05-01", 5000, 0, 0, 5000),
+    ]
+    march = MetricFilter(start=at(2027, 3, 1, 0), end=at(2027, 4, 1, 0))
+    assert selectors.renewal_revenue(march) == selectors.renewal_revenue_direct(march)
+    assert [r["net"] for r in selectors.renewal_revenue(march)] == [12000]
 
     plans = selectors.plan_completion(ALL)
     assert plans == selectors.plan_completion_direct(ALL)
