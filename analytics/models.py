@@ -217,6 +217,7 @@ class RollupQueue(models.Model):
     class Kind(models.TextChoices):
         EVENT = "e"
         ORDER = "o"
+        CUSTOMER = "c"  # a buyer whose subscriptions' ledger changed (their LTV)
 
     kind = models.CharField(max_length=1, choices=Kind.choices)
     ref = models.BigIntegerField()

@@ -1,11 +1,13 @@
 """Keeping the dashboard's read models current: drain the change queue, recompute what changed.
 
 Triggers (migration 0004) queue the id of each new event and of each order whose paid time,
-lines or ledger changed, inside the writer's transaction. `rollups_refresh` takes the queued
-ids (DELETE … RETURNING, so a row is taken by exactly one refresh) and, in the same
-transaction, adds the new events to the daily counters and first-visit sets and recomputes the
-changed orders' and their buyers' summaries from the source tables. A recompute is a pure
-function of the source rows, so replays, out-of-order writes and back-dated rows cannot drift.
+lines or ledger changed, inside the writer's transaction; since 0007 also the buyer of a
+subscription whose ledger changed (a renewal, its refund or chargeback: their cohort LTV).
+`rollups_refresh` takes the queued ids (DELETE … RETURNING, so a row is taken by exactly one
+refresh) and, in the same transaction, adds the new events to the daily counters and
+first-visit sets and recomputes the changed orders' and their buyers' summaries from the
+source tables. A recompute is a pure function of the source rows, so replays, out-of-order
+writes and back-dated rows cannot drift.
 
 Concurrency: refreshes of one schema take a transaction-level advisory lock, so they run one
 after another; writers never wait (the queue has no unique key). A queue row is visible only
@@ -53,6 +55,8 @@ def _tables() -> dict[str, str]:
         "osum": _t("analytics.OrderSummary"),
         "lsum": _t("analytics.OfferLineSummary"),
         "csum": _t("analytics.CustomerSummary"),
+        # Renewals count in a buyer's LTV: their subscriptions, read by name (above us).
+        "sub": _t("subscriptions.Subscription"),
     }
 
 
@@ -204,6 +208,7 @@ CREATE TEMP TABLE IF NOT EXISTS _cust (id bigint PRIMARY KEY) ON COMMIT DROP;
 TRUNCATE _cust;
 INSERT INTO _cust SELECT DISTINCT customer_id FROM {order} WHERE id IN (SELECT id FROM _ord)
 ON CONFLICT DO NOTHING;
+INSERT INTO _cust SELECT id FROM _qc ON CONFLICT DO NOTHING;
 DELETE FROM {csum} WHERE customer_id IN (SELECT id FROM _cust);
 INSERT INTO {csum} (customer_id, first_order_id, first_at, source, core_product_id,
                     first_offer_ids, first_took, net30, net60, net90, second_paid_at)
@@ -222,8 +227,12 @@ FROM (
     ORDER BY o.customer_id, o.paid_at, o.id
 ) f CROSS JOIN LATERAL (
     SELECT {windows}
-    FROM {order} p JOIN {ledger} le ON le.reference = {p_ref}
-    WHERE p.customer_id = f.customer_id AND p.paid_at IS NOT NULL
+    FROM {ledger} le
+    WHERE le.reference IN (
+        SELECT {p_ref} FROM {order} p
+        WHERE p.customer_id = f.customer_id AND p.paid_at IS NOT NULL
+        UNION ALL
+        SELECT {sub_ref} FROM {sub} s WHERE s.customer_id = f.customer_id)
 ) m;
 """
 
@@ -250,6 +259,7 @@ def _keys(sql: str) -> str:
         .replace("{order_ref}", orderkeys.order_reference_sql("o.id"))
         .replace("{p_ref}", orderkeys.order_reference_sql("p.id"))
         .replace("{s_ref}", orderkeys.order_reference_sql("s.order_id"))
+        .replace("{sub_ref}", orderkeys.subscription_reference_sql("s.id"))
         .replace("{order_re}", orderkeys.ORDER_REFERENCE_RE.replace("{", "{{").replace("}", "}}"))
         .replace("{ref_order_id}", orderkeys.order_id_from_reference_sql("reference"))
         .replace("{offered}", names(OFFERED))
@@ -261,6 +271,8 @@ def _keys(sql: str) -> str:
 _ORD_TEMP = """
 CREATE TEMP TABLE IF NOT EXISTS _ord (id bigint PRIMARY KEY) ON COMMIT DROP;
 TRUNCATE _ord;
+CREATE TEMP TABLE IF NOT EXISTS _qc (id bigint PRIMARY KEY) ON COMMIT DROP;
+TRUNCATE _qc;
 """
 
 
@@ -288,6 +300,14 @@ def rollups_refresh() -> dict[str, int]:
             FROM {event} e WHERE e.id IN (SELECT ref FROM taken)"""),
         )
         events = cursor.rowcount
+        # Buyers whose subscriptions' ledger changed (a renewal, its refund or chargeback).
+        _run(
+            cursor,
+            """
+            WITH taken AS (DELETE FROM {queue} WHERE kind = 'c' RETURNING ref)
+            INSERT INTO _qc SELECT DISTINCT ref FROM taken""",
+        )
+        buyers = cursor.rowcount
         # An offer shown or accepted after the order was paid changes its take figures.
         _run(
             cursor,
@@ -300,7 +320,7 @@ def rollups_refresh() -> dict[str, int]:
         orders = cursor.fetchone()[0]
         if events:
             _events_add(cursor)
-        if orders:
+        if orders or buyers:
             _orders_recompute(cursor)
     return {"events": events, "orders": orders}
 
@@ -425,11 +445,16 @@ _REBUILD = [
             FROM {osum} s WINDOW w AS (PARTITION BY customer_id ORDER BY paid_at, order_id)
         ),
         firsts AS (SELECT * FROM ranked WHERE n = 1),
+        refs AS (
+            SELECT customer_id, {s_ref} AS reference FROM {osum} s
+            UNION ALL
+            SELECT customer_id, {sub_ref} FROM {sub} s
+        ),
         nets AS (
-            SELECT s.customer_id, {windows}
-            FROM {osum} s JOIN firsts f USING (customer_id)
-            JOIN {ledger} le ON le.reference = {s_ref}
-            GROUP BY s.customer_id
+            SELECT r.customer_id, {windows}
+            FROM refs r JOIN firsts f USING (customer_id)
+            JOIN {ledger} le ON le.reference = r.reference
+            GROUP BY r.customer_id
         )
         SELECT f.customer_id, f.order_id, f.paid_at, f.source, f.core_product_id, f.offer_ids,
                EXISTS (SELECT 1 FROM {line} l WHERE l.order_id = f.order_id

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 
-from analytics import charts, insights, selectors
+from analytics import charts, insights, recurring_panel, selectors
 from analytics.experiments import experiment_report
 from analytics.models import Experiment, ExperimentStatus
 from analytics.rollups import rollups_refresh
@@ -172,6 +172,8 @@ def _views(f: MetricFilter) -> dict[str, tuple[list[str], Any]]:
         ),
         "coupons": (conversion.COUPON_COLUMNS, lambda: conversion.coupon_performance(f)),
         "recovery": (conversion.RECOVERY_COLUMNS, lambda: conversion.recovery_performance(f)),
+        # Subscriptions: MRR and its movements, trial conversion, payment-plan completion.
+        **recurring_panel.views(f),
     }
 
 
@@ -348,6 +350,7 @@ def _context(request: HttpRequest, f: MetricFilter, views, data) -> dict[str, An
         if any(v for _, ys in ltv_series for v in ys if v)
         else "",
         "experiments": insights.experiment_cards(),
+        "subs": recurring_panel.panel(data),
         "now": timezone.now(),
         "direct": DIRECT,
     }

@@ -113,6 +113,11 @@ def subscription_reference_parse(reference: str) -> int | None:
     return int(tail)
 
 
+def subscription_reference_sql(subscription_id: str) -> str:
+    """SQL for subscription_reference(<subscription id column>)."""
+    return f"('{SUBSCRIPTION}:' || {subscription_id})"
+
+
 def subscription_purpose(subscription_id: int, period: int, attempt_try: int = 1) -> str:
     """The charge attempt for one try at one period: "sub:7:3:1"."""
     if period < 0 or attempt_try < 1:

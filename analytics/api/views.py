@@ -204,6 +204,70 @@ class ReliabilityOut(serializers.Serializer):
     events = serializers.IntegerField()
 
 
+class MrrMonthOut(serializers.Serializer):
+    month = serializers.DateField(help_text="First day of the month (UTC).")
+    currency = serializers.CharField()
+    mrr_start = serializers.IntegerField(help_text="Minor units, before tax, at the start.")
+    new = serializers.IntegerField()
+    expansion = serializers.IntegerField()
+    reactivation = serializers.IntegerField()
+    contraction = serializers.IntegerField()
+    churned = serializers.IntegerField()
+    mrr_end = serializers.IntegerField(
+        help_text="At the month's end (now, for this month): mrr_start + new + expansion + "
+        "reactivation − contraction − churned."
+    )
+    customers_start = serializers.IntegerField()
+    new_customers = serializers.IntegerField()
+    reactivated_customers = serializers.IntegerField()
+    churned_customers = serializers.IntegerField()
+    customers_end = serializers.IntegerField()
+    logo_churn_rate = _rate(help_text="churned_customers ÷ customers_start.")
+    revenue_churn_rate = _rate(help_text="(churned + contraction) ÷ mrr_start.")
+    net_revenue_churn_rate = _rate(
+        help_text="(churned + contraction − expansion − reactivation) ÷ mrr_start."
+    )
+
+
+class TrialCohortOut(serializers.Serializer):
+    cohort = serializers.DateField(help_text="Month the trials started.")
+    trials = serializers.IntegerField()
+    converted = serializers.IntegerField(help_text="The first period after the trial paid.")
+    pending = serializers.IntegerField(help_text="Still in trial, being collected or paused.")
+    lost = serializers.IntegerField(help_text="Cancelled or unpaid before paying.")
+    conversion_rate = _rate(help_text="converted ÷ (converted + lost).")
+
+
+class PlanCohortOut(serializers.Serializer):
+    cohort = serializers.DateField(help_text="Month the payment plans started.")
+    currency = serializers.CharField()
+    plans = serializers.IntegerField()
+    completed = serializers.IntegerField(help_text="Every instalment paid.")
+    defaulted = serializers.IntegerField(help_text="Dunning gave up on an instalment.")
+    cancelled = serializers.IntegerField(help_text="Ended otherwise before the last one.")
+    in_progress = serializers.IntegerField()
+    completion_rate = _rate(help_text="completed ÷ (completed + defaulted + cancelled).")
+    default_rate = _rate(help_text="defaulted ÷ (completed + defaulted + cancelled).")
+    scheduled = serializers.IntegerField(help_text="instalments × amount, minor units.")
+    collected = serializers.IntegerField(help_text="Instalments paid, before refunds.")
+
+
+class RenewalMonthOut(serializers.Serializer):
+    month = serializers.DateField(help_text="Month of the ledger entries (UTC).")
+    currency = serializers.CharField()
+    charged = serializers.IntegerField(help_text="Renewals and instalments charged, minor units.")
+    refunded = serializers.IntegerField()
+    charged_back = serializers.IntegerField()
+    net = serializers.IntegerField(help_text="charged − refunded − charged_back.")
+
+
+class SubscriptionMetricsOut(serializers.Serializer):
+    mrr = MrrMonthOut(many=True)
+    trials = TrialCohortOut(many=True)
+    payment_plans = PlanCohortOut(many=True)
+    renewal_revenue = RenewalMonthOut(many=True)
+
+
 def _metric(query: type[serializers.Serializer], out: serializers.Serializer, about: str):
     return extend_schema(parameters=[query], responses=out, filters=False, description=about)
 
@@ -281,6 +345,28 @@ class MetricViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"], url_path="cohort-ltv")
     def cohort_ltv(self, request):
         return Response(CohortOut(selectors.cohort_ltv(self._filter()[0]), many=True).data)
+
+    @_metric(
+        MetricQuery,
+        SubscriptionMetricsOut,
+        "Subscriptions: MRR and its movements per month and currency (months in the range; "
+        "product_id filters; offer_id and source do not apply), logo and revenue churn, trial "
+        "conversion and payment-plan completion by month started, and what renewals and "
+        "instalments collected per month, net of refunds and chargebacks.",
+    )
+    @action(detail=False, methods=["get"])
+    def subscriptions(self, request):
+        f = self._filter()[0]
+        return Response(
+            SubscriptionMetricsOut(
+                {
+                    "mrr": selectors.mrr_movements(f),
+                    "trials": selectors.trial_conversion(f),
+                    "payment_plans": selectors.plan_completion(f),
+                    "renewal_revenue": selectors.renewal_revenue(f),
+                }
+            ).data
+        )
 
     @_metric(MetricQuery, TimeToChargeOut, "Seconds from upsell accept to charge: p50, p95.")
     @action(detail=False, methods=["get"], url_path="time-to-charge")

@@ -8,6 +8,9 @@ every source, "" = direct traffic). What each figure means: docs/metrics.md.
   compare the read models with, plus the metrics that always read the source tables.
 - `readmodels`: the same metrics over the read models analytics/rollups.py keeps.
 - `experiments`: per-arm figures of an experiment.
+- `recurring`: subscription figures (MRR and its movements, churn, trial conversion,
+  payment-plan completion) over the subscriptions app's tables; `recurring_direct` is their
+  oracle, recomputed in Python.
 
 Analytics is the lowest app (DESIGN.md, "Layers"): it may not import storefront, offers or
 payments. Their tables are read with raw SQL, the table names taken from the app registry
@@ -56,6 +59,18 @@ from analytics.selectors.readmodels import (
     take_rates,
     traffic,
 )
+from analytics.selectors.recurring import (
+    mrr_movements,
+    plan_completion,
+    renewal_revenue,
+    trial_conversion,
+)
+from analytics.selectors.recurring_direct import (
+    mrr_movements_direct,
+    plan_completion_direct,
+    renewal_revenue_direct,
+    trial_conversion_direct,
+)
 
 __all__ = [
     "ACCEPTED",
@@ -73,6 +88,8 @@ __all__ = [
     "experiment_arm_stats",
     "funnel",
     "funnel_direct",
+    "mrr_movements",
+    "mrr_movements_direct",
     "ledger_matches_line",
     "offer_risk_window",
     "order_value",
@@ -80,10 +97,14 @@ __all__ = [
     "order_value_by_day_direct",
     "offer_states",
     "order_value_direct",
+    "plan_completion",
+    "plan_completion_direct",
     "rate",
     "refund_rates",
     "refund_rates_direct",
     "reliability",
+    "renewal_revenue",
+    "renewal_revenue_direct",
     "source_param",
     "step_sql",
     "take_rates",
@@ -91,4 +112,6 @@ __all__ = [
     "time_to_charge",
     "traffic",
     "traffic_direct",
+    "trial_conversion",
+    "trial_conversion_direct",
 ]

@@ -103,6 +103,9 @@ def _tables() -> dict[str, str]:
         "lsum": _t("analytics.OfferLineSummary"),
         "csum": _t("analytics.CustomerSummary"),
         "offer": _t("offers.Offer"),
+        # Subscriptions (above analytics in the layers: read by name, like the others).
+        "sub": _t("subscriptions.Subscription"),
+        "period": _t("subscriptions.SubscriptionPeriod"),
     }
 
 

@@ -31,6 +31,7 @@ from analytics.selectors.common import (
     ledger_matches_order,
     step_sql,
 )
+from core import orderkeys
 
 
 def funnel_direct(f: MetricFilter) -> list[dict[str, Any]]:
@@ -224,7 +225,8 @@ def cohort_ltv_direct(f: MetricFilter, *, as_of: dt.datetime | None = None) -> l
 
     A buyer's cohort is the month of their first paid order; a *taker* took an offer on that
     first order (any bump/upsell/downsell/cross-sell line, or the filtered offer's line).
-    LTV at N days = charges − refunds − chargebacks on all their orders, counted when the
+    LTV at N days = charges − refunds − chargebacks on all their orders and on their
+    subscriptions' renewals and instalments (ledger references "sub:<id>"), counted when the
     ledger entry is at most N days after the first purchase, averaged over the buyers whose
     N days have passed by `as_of` (others would drag the average down). Repeat rate = buyers
     with a second paid order by `as_of`. Date range and filters apply to the first order.
@@ -269,10 +271,17 @@ def cohort_ltv_direct(f: MetricFilter, *, as_of: dt.datetime | None = None) -> l
             FROM firsts b JOIN {{order}} fo ON fo.id = b.first_order_id
             WHERE {w.sql}
         ),
+        -- What the buyer paid for: their paid orders and their subscriptions' renewals.
+        owned AS (
+            SELECT o.customer_id, {orderkeys.order_reference_sql("o.id")} AS reference
+            FROM paid o
+            UNION ALL
+            SELECT s.customer_id, {orderkeys.subscription_reference_sql("s.id")} FROM {{sub}} s
+        ),
         money AS (
             SELECT b.customer_id, {windows}
-            FROM buyers b JOIN paid o ON o.customer_id = b.customer_id
-            JOIN {{ledger}} le ON {ledger_matches_order("le", "o.id")}
+            FROM buyers b JOIN owned w ON w.customer_id = b.customer_id
+            JOIN {{ledger}} le ON le.reference = w.reference
             GROUP BY b.customer_id
         ),
         repeaters AS (

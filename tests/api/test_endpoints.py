@@ -395,6 +395,7 @@ def test_metrics_answer_with_the_selectors_figures_and_honour_the_filters(api_fo
         "refund-rates",
         "cohort-ltv",
         "time-to-charge",
+        "subscriptions",
     ):
         assert api.get(f"/api/v1/metrics/{path}/").status_code == 200, path
     assert api.get("/api/v1/metrics/take-rates/", {"by": "source"}).status_code == 200
