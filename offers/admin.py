@@ -20,6 +20,7 @@ from analytics.models import Experiment, ExperimentStatus
 from audit.admin import AuditedAdminMixin
 from audit.services import actor_resolve
 from core.admin_readonly import ReadOnlyAdmin
+from core.money_forms import MoneyAdminMixin
 from offers.experiments import experiment_start, experiment_stop
 from offers.models import Coupon, CouponRedemption, Offer, OfferDecision
 from offers.services import offer_pause, offer_price_check, offer_resume
@@ -64,8 +65,9 @@ class PauseForm(forms.Form):
 
 
 @admin.register(Offer)
-class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class OfferAdmin(MoneyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     form = OfferForm
+    money_fields = {"price_amount": "currency"}
     list_display = [
         "headline",
         "kind",
@@ -359,7 +361,7 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Coupon)
-class CouponAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class CouponAdmin(MoneyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Coupons with their limits. The counts are the database's (offers.coupons): read only
     here, so a staff edit cannot hand out uses the limit refused."""
 
@@ -377,6 +379,7 @@ class CouponAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ["active", "kind", "applies_to_all"]
     search_fields = ["code"]
     filter_horizontal = ["products"]
+    money_fields = {"amount_off": "currency"}
     readonly_fields = ["times_redeemed", "created_at"]
     fields = [
         "code",
