@@ -174,6 +174,19 @@ def test_seeding_the_demo_again_adds_nothing(in_t1):
     assert _counts() == before
 
 
+def test_every_seeded_payment_is_demo_data_and_a_second_run_marks_what_an_older_seed_left(
+    in_t1,
+):
+    paid = ChargeAttempt.objects.filter(status="succeeded")
+    assert paid.exists() and not paid.filter(demo=False).exists()
+    assert all(ref.startswith("pi_demo") for ref in paid.values_list("gateway_ref", flat=True))
+    # A store seeded before the mark existed: the next start marks its history.
+    older = list(paid.order_by("pk").values_list("pk", flat=True)[:3])
+    ChargeAttempt.objects.filter(pk__in=older).update(demo=False)
+    assert demo_history_seed(days=DAYS, progress=lambda line: None).skipped
+    assert not paid.filter(demo=False).exists()
+
+
 class _NoGateway:
     """Any call to the payment gateway fails the test: the seeded history has none."""
 
