@@ -276,3 +276,35 @@ def test_the_support_refund_limit_is_typed_in_the_stores_currency(owner_client):
     assert response.status_code == 200
     assert "Enter an amount in USD, e.g. 12.50." in response.content.decode()
     assert StoreSettings.current().support_refund_limit == 5000
+
+
+def test_a_price_test_takes_its_arm_prices_in_the_offers_currency(owner_client):
+    from analytics.models import Experiment, ExperimentStatus
+    from tests.admin.test_store_admin_pages import _experiment_form
+
+    offer = OfferFactory(price_amount=1900)
+    variants = '{"a": {"price_amount": "19.00"}, "b": {"price_amount": "24.50"}}'
+    saved = owner_client.post(
+        "/admin/analytics/experiment/add/",
+        _experiment_form(offer, kind="structural", variants=variants),
+    )
+    assert saved.status_code == 302, saved.content[:2000]
+    experiment = Experiment.objects.get()
+    assert experiment.variants == {"a": {"price_amount": 1900}, "b": {"price_amount": 2450}}
+    page = owner_client.get(f"/admin/analytics/experiment/{experiment.pk}/change/")
+    assert "24.50" in page.content.decode() and "2450" not in page.content.decode()
+
+    refused = owner_client.post(
+        f"/admin/analytics/experiment/{experiment.pk}/change/",
+        _experiment_form(
+            offer, kind="structural", variants='{"a": {}, "b": {"price_amount": "2.505"}}'
+        ),
+    )
+    assert refused.status_code == 200
+    assert "at most 2 decimal places" in refused.content.decode()
+    assert Experiment.objects.get().variants["b"] == {"price_amount": 2450}
+
+    # Once started, the arms are read only and still shown in dollars.
+    Experiment.objects.filter(pk=experiment.pk).update(status=ExperimentStatus.RUNNING)
+    page = owner_client.get(f"/admin/analytics/experiment/{experiment.pk}/change/").content.decode()
+    assert "$24.50" in page and 'name="variants"' not in page
