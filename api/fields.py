@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+# The API's money is integer minor units (the admin's forms take major units instead).
+MINOR_UNITS = "Integer minor units of the currency: 1250 is 12.50 USD, or ¥1,250 in JPY."
+MINOR_UNITS_OUT = {"help_text": MINOR_UNITS}
+
 _original = serializers.CharField.to_internal_value
 
 

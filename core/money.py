@@ -14,6 +14,16 @@ class CurrencyMismatch(ValueError):
     pass
 
 
+def currency_exponent(currency: str) -> int:
+    """Digits after the decimal point in `currency` (ISO 4217): 2 for USD, 0 for JPY, 3 for KWD."""
+    return _EXPONENTS.get(currency, 2)
+
+
+def currency_symbol(currency: str) -> str:
+    """The sign written before an amount ("$", "€"), or "" where we show the code instead."""
+    return _SYMBOLS.get(currency, "")
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: int  # minor units (cents): never a float
@@ -67,7 +77,7 @@ class Money:
 
     @property
     def exponent(self) -> int:
-        return _EXPONENTS.get(self.currency, 2)
+        return currency_exponent(self.currency)
 
     def format(self) -> str:
         exp = self.exponent

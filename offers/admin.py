@@ -7,6 +7,8 @@ The Experiment model lives in analytics, but starting and stopping one are offer
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -20,6 +22,8 @@ from analytics.models import Experiment, ExperimentStatus
 from audit.admin import AuditedAdminMixin
 from audit.services import actor_resolve
 from core.admin_readonly import ReadOnlyAdmin
+from core.money import Money
+from core.money_forms import MoneyAdminMixin, MoneyField, major_text
 from offers.experiments import experiment_start, experiment_stop
 from offers.models import Coupon, CouponRedemption, Offer, OfferDecision
 from offers.services import offer_pause, offer_price_check, offer_resume
@@ -64,8 +68,9 @@ class PauseForm(forms.Form):
 
 
 @admin.register(Offer)
-class OfferAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class OfferAdmin(MoneyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     form = OfferForm
+    money_fields = {"price_amount": "currency"}
     list_display = [
         "headline",
         "kind",
@@ -206,7 +211,27 @@ def _plan_text(experiment: Experiment) -> str:
     )
 
 
+def _variant_prices(variants, convert):
+    """`variants` with each arm's "price_amount" passed through `convert` (a copy)."""
+    if not isinstance(variants, dict):
+        return variants
+    return {
+        arm: {**fields, "price_amount": convert(fields["price_amount"])}
+        if isinstance(fields, dict) and "price_amount" in fields
+        else fields
+        for arm, fields in variants.items()
+    }
+
+
+def _offer_currency(offer_id) -> str:
+    offer = Offer.objects.filter(pk=offer_id).only("currency").first() if offer_id else None
+    return offer.currency if offer is not None else "USD"
+
+
 class ExperimentForm(forms.ModelForm):
+    """An arm's "price_amount" is typed like every price in the admin, in the offer's currency
+    ("17.50"), and stored in minor units as the storefront applies it."""
+
     offer_id = forms.TypedChoiceField(label="Offer", coerce=int)
 
     class Meta:
@@ -224,13 +249,41 @@ class ExperimentForm(forms.ModelForm):
         ]
         help_texts = {
             "variants": 'Arm name → the fields that differ, e.g. {"a": {"headline": "Complete '
-            'your kit"}, "b": {"headline": "Add the workbook"}}.',
+            'your kit"}, "b": {"headline": "Add the workbook"}}; a price test: {"a": '
+            '{"price_amount": "19.00"}, "b": {"price_amount": "24.00"}}, in the offer\'s '
+            "currency.",
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "offer_id" in self.fields:
             self.fields["offer_id"].choices = [(o.pk, str(o)) for o in Offer.objects.order_by("pk")]
+        if "variants" in self.fields and not self.is_bound:
+            currency = _offer_currency(self.initial.get("offer_id"))
+            self.initial["variants"] = _variant_prices(
+                self.initial.get("variants"),
+                lambda v: major_text(v, currency) if isinstance(v, int) else v,
+            )
+
+    def clean_variants(self):
+        variants = self.cleaned_data.get("variants")
+        field = MoneyField(currency=_offer_currency(self.cleaned_data.get("offer_id")), min_minor=1)
+        problems: list[str] = []
+
+        def to_minor(value):
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                problems.append('Give each price as text, e.g. "19.00".')
+                return value
+            try:
+                return field.clean(str(value))
+            except forms.ValidationError as exc:
+                problems.extend(exc.messages)
+                return value
+
+        variants = _variant_prices(variants, to_minor)
+        if problems:
+            raise forms.ValidationError([f"price_amount: {p}" for p in problems])
+        return variants
 
     def clean(self):
         data = super().clean()
@@ -271,7 +324,7 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
             fixed += [
                 "offer_id",
                 "kind",
-                "variants",
+                "variants_shown",
                 "control_no_offer",
                 "baseline_rate",
                 "min_detectable_effect",
@@ -279,6 +332,21 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
                 "power",
             ]
         return fixed
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if obj is not None and obj.status != ExperimentStatus.DRAFT:
+            exclude.append("variants")  # shown read only, prices in the currency
+        return exclude
+
+    @admin.display(description="variants")
+    def variants_shown(self, experiment: Experiment) -> str:
+        currency = _offer_currency(experiment.offer_id)
+        shown = _variant_prices(
+            experiment.variants,
+            lambda v: str(Money(v, currency)) if isinstance(v, int) else v,
+        )
+        return json.dumps(shown, ensure_ascii=False)
 
     @admin.display(description="arms")
     def arm_list(self, experiment: Experiment) -> str:
@@ -359,7 +427,7 @@ class ExperimentAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Coupon)
-class CouponAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class CouponAdmin(MoneyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Coupons with their limits. The counts are the database's (offers.coupons): read only
     here, so a staff edit cannot hand out uses the limit refused."""
 
@@ -377,6 +445,7 @@ class CouponAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ["active", "kind", "applies_to_all"]
     search_fields = ["code"]
     filter_horizontal = ["products"]
+    money_fields = {"amount_off": "currency"}
     readonly_fields = ["times_redeemed", "created_at"]
     fields = [
         "code",

@@ -41,7 +41,10 @@ class Offer(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="downsells"
     )
-    price_amount = models.PositiveIntegerField(help_text="Offer price in minor units (cents).")
+    # Minor units; the admin shows and takes major units (core.money_forms).
+    price_amount = models.PositiveIntegerField(
+        verbose_name="price", help_text="What the buyer pays for the offer, in its currency."
+    )
     currency = models.CharField(max_length=3, default="USD")
     headline = models.CharField(max_length=200)
     benefit = models.CharField(max_length=300, help_text="The immediate benefit, in one line.")
@@ -266,7 +269,7 @@ class Coupon(models.Model):
     amount_off = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="For a fixed coupon: minor units (cents) off, in the coupon's currency.",
+        help_text="For a fixed coupon: the amount off, in the coupon's currency.",
     )
     currency = models.CharField(max_length=3, default="USD")
     applies_to_all = models.BooleanField(
@@ -347,7 +350,7 @@ class Coupon(models.Model):
                 errors["amount_off"] = ["A percent coupon has no fixed amount; leave it empty."]
         elif self.kind == CouponKind.FIXED:
             if not self.amount_off:
-                errors["amount_off"] = ["Enter the amount off in minor units (cents)."]
+                errors["amount_off"] = ["Enter the amount off, e.g. 5.00."]
             if self.percent_off is not None:
                 errors["percent_off"] = ["A fixed coupon has no percentage; leave it empty."]
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:

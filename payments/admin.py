@@ -17,8 +17,16 @@ from payments.services import mismatches_resolve
 
 @admin.register(ChargeAttempt)
 class ChargeAttemptAdmin(ReadOnlyAdmin):
-    list_display = ["purpose", "amount", "currency", "status", "off_session", "created_at"]
-    list_filter = ["status", "off_session"]
+    list_display = [
+        "purpose",
+        "amount",
+        "currency",
+        "status",
+        "off_session",
+        "demo",
+        "created_at",
+    ]
+    list_filter = ["status", "off_session", "demo"]
     search_fields = ["purpose", "reference", "gateway_ref"]
     exclude = ["client_secret"]
 

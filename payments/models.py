@@ -95,6 +95,16 @@ class ChargeAttempt(models.Model):
     decline_code = models.CharField(max_length=100, blank=True)
     message = models.CharField(max_length=300, blank=True)
     sends = models.PositiveIntegerField(default=0)  # gateway calls made with this key
+    # Set by the demo's seeder alone (payments.demo.demo_attempts_mark), on the payments its
+    # in-process gateway made: no gateway holds them, so their refunds are answered here.
+    demo = models.BooleanField(
+        default=False,
+        db_default=False,
+        editable=False,
+        verbose_name="demo data",
+        help_text="Seeded demo history: paid in the demo's in-process gateway, not at the "
+        "payment gateway. Its refunds are recorded without a gateway call.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -302,7 +302,7 @@ def payment_refunds_sync(*, payment_ref: str) -> None:
         # The refund overtook the payment's own outcome: record the charge first, or the
         # refund would have no lines to land on.
         payment_sync(payment_ref=payment_ref, with_refunds=False)
-    gateway_refunds = get_gateway().refunds_list(payment_ref=payment_ref)
+    gateway_refunds = get_gateway(paid_by=payment_ref).refunds_list(payment_ref=payment_ref)
     for refund in gateway_refunds:
         key = refund.metadata.get("refund", "")
         row = Refund.objects.filter(gateway_ref=refund.refund_ref).first()

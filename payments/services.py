@@ -524,7 +524,7 @@ def refund_execute(*, refund_id: int, allow_resend: bool = False) -> Refund:
     if not claimed:
         return refund
     try:
-        result = get_gateway().refund_create(
+        result = get_gateway(paid_by=refund.payment_ref).refund_create(
             payment_ref=refund.payment_ref,
             amount=Money(refund.amount, refund.currency),
             idempotency_key=refund.idempotency_key,

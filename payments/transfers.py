@@ -415,7 +415,7 @@ def reversal_execute(
     if not claimed:
         return row
     try:
-        result = get_gateway().transfer_reversal_create(
+        result = get_gateway(paid_by=row.transfer.gateway_ref).transfer_reversal_create(
             transfer_ref=row.transfer.gateway_ref,
             amount=Money(row.amount, row.currency),
             idempotency_key=row.idempotency_key,
@@ -479,7 +479,8 @@ def reversal_reconcile(*, reversal_id: int, grace: timedelta = IN_FLIGHT_GRACE) 
         return row
     if row.sent_at is not None and row.sent_at > timezone.now() - grace:
         return row
-    for found in get_gateway().transfer_reversals_list(transfer_ref=row.transfer.gateway_ref):
+    gateway = get_gateway(paid_by=row.transfer.gateway_ref)
+    for found in gateway.transfer_reversals_list(transfer_ref=row.transfer.gateway_ref):
         if found.metadata.get("transfer_reversal") == row.idempotency_key:
             return reversal_record(reversal_id=row.pk, result=found)
     return reversal_execute(reversal_id=row.pk, allow_resend=True, expected_sends=row.sends)

@@ -5,7 +5,6 @@ audited (AuditedAdminMixin; each refund as its own "payments.refund.issue" row).
 from __future__ import annotations
 
 import secrets
-from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,8 +14,11 @@ from django.utils.html import format_html, format_html_join
 from audit.admin import AuditedAdminMixin
 from core.admin_readonly import ReadOnlyAdmin
 from core.money import Money
-from payments.models import Refund, RefundStatus
+from core.money_forms import MoneyAdminMixin, MoneyField
+from payments.demo import DEMO_MARK
+from payments.models import ChargeAttempt, Refund, RefundStatus
 from payments.services import ledger_line_totals
+from storefront.admin_home import store_currency
 from storefront.media import ImageRefused, image_check, image_store
 from storefront.models import (
     OWNED_ORDER_STATUSES,
@@ -145,8 +147,10 @@ class SourceFilter(admin.SimpleListFilter):
 
 
 @admin.register(Product)
-class ProductAdmin(LabelledListEditableMixin, AuditedAdminMixin, admin.ModelAdmin):
+class ProductAdmin(MoneyAdminMixin, LabelledListEditableMixin, AuditedAdminMixin, admin.ModelAdmin):
     formfield_overrides = {models.FileField: {"widget": PrivateFileInput}}
+    money_fields = {"price_amount": "currency", "anchor_amount": "currency"}
+    money_default_currency = staticmethod(store_currency)
     # Product.price is Money: shown in its currency, never minor units.
     list_display = ["name", "tier", "ladder_position", "price", "status"]
     list_editable = ["ladder_position"]
@@ -228,15 +232,11 @@ class RefundLinesForm(_RefundKeyForm):
         for order in orders:
             left = _left_to_refund(order)
             for line in order.lines.all():
-                exponent = Money(0, line.currency).exponent
                 name = f"amount_{line.pk}"
-                self.fields[name] = forms.DecimalField(
-                    required=False,
-                    min_value=Decimal(0),
-                    decimal_places=exponent,
-                    label=f"{order} · {line}",
-                    max_digits=12,
+                self.fields[name] = MoneyField(
+                    required=False, currency=line.currency, label=f"{order} · {line}"
                 )
+                self.fields[name].widget.attrs["aria-label"] = f"Refund now on {order} · {line}"
                 self.rows.append(
                     {
                         "order": order,
@@ -253,10 +253,9 @@ class RefundLinesForm(_RefundKeyForm):
     def refunds(self) -> list[tuple[Order, OrderLine, Money]]:
         wanted = []
         for row in self.rows:
-            value = self.cleaned_data.get(row["field"])
-            if value:
+            minor = self.cleaned_data.get(row["field"])
+            if minor:
                 line = row["line"]
-                minor = int(value.scaleb(Money(0, line.currency).exponent))
                 wanted.append((row["order"], line, Money(minor, line.currency)))
         return wanted
 
@@ -296,13 +295,25 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
     audit_self_recorded_actions = ("refund_lines", "refund_in_full")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Order._meta.fields] + ["refunds"]
+        return [f.name for f in Order._meta.fields] + ["payment", "refunds"]
 
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="payment")
+    def payment(self, order: Order) -> str:
+        attempts = ChargeAttempt.objects.filter(reference=order.reference)
+        if attempts.filter(demo=True).exists():
+            return (
+                "Demo data: seeded history, paid in the demo's in-process gateway, not at the "
+                "payment gateway. Refunds work as for any order and count in the figures; "
+                "they are recorded without a gateway call."
+            )
+        refs = attempts.exclude(gateway_ref="").values_list("gateway_ref", flat=True)
+        return ", ".join(refs) or "not charged"
 
     @admin.display(description="refunds")
     def refunds(self, order: Order):
@@ -446,7 +457,8 @@ class OrderAdmin(AuditedAdminMixin, admin.ModelAdmin):
         for refund in outcome.refunds:
             amount = Money(refund.amount, refund.currency)
             if refund.status == RefundStatus.SUCCEEDED:
-                messages.success(request, f"{order}: refunded {amount} on {refund.line_key}.")
+                demo = " (demo data: no gateway call)" if DEMO_MARK in refund.gateway_ref else ""
+                messages.success(request, f"{order}: refunded {amount} on {refund.line_key}{demo}.")
             elif refund.status == RefundStatus.FAILED:
                 messages.error(
                     request,
@@ -478,7 +490,10 @@ class TaxRateAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StoreSettings)
-class StoreSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class StoreSettingsAdmin(MoneyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
+    # The limit applies to every order; it is typed in the currency most products use.
+    money_fields = {"support_refund_limit": ""}
+    money_default_currency = staticmethod(store_currency)
     list_display = [
         "__str__",
         "prices_include_tax",

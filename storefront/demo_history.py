@@ -11,10 +11,13 @@ creator paused on day 60), and a finished headline test on the upsell (days 15â€
 
 Payments go to an in-process gateway (`payments.memory_gateway.MemoryGateway`), which costs
 nothing per call; the local Stripe server rewrites its whole state file on every object it
-stores, a cost that grows with every order of the history. The background tasks those
-services queue (transfers to the creator, reversals, receipts, offers released by the gate)
-run in this process as they are sent, under the same clock, so the history leaves nothing
-for the workers.
+stores, a cost that grows with every order of the history. So no gateway holds them: each
+one's attempt is marked as demo data (`ChargeAttempt.demo`, set here alone), and a refund of a
+seeded order from the admin is then recorded without a gateway call (payments.demo).
+
+The background tasks those services queue (transfers to the creator, reversals, receipts,
+offers released by the gate) run in this process as they are sent, under the same clock, so
+the history leaves nothing for the workers.
 
 Idempotent: every visitor has a deterministic id (`demo-<day>-<n>`); a visitor whose order
 exists is skipped, and a day whose first page view is in the event log is done. Days are
@@ -40,12 +43,15 @@ from django.utils import timezone
 from analytics.models import Event, EventName, Experiment, ExperimentKind, ExperimentStatus
 from analytics.pageviews import page_view_record, page_views_flush
 from analytics.rollups import rollups_refresh
+from core import orderkeys
 from core.money import Money
 from offers.experiments import buyer_key, experiment_start, experiment_stop
 from offers.models import Offer, OfferKind
 from offers.services import offer_pause
 from payments import gateway as gateway_module
+from payments.demo import demo_attempts_mark
 from payments.memory_gateway import CARD_DECLINE, CARD_OK, MemoryGateway
+from payments.models import ChargeAttempt
 from storefront.models import FollowUpSend, FollowUpStatus, Order, OrderLine, OrderStatus, Product
 from storefront.services import followups
 from storefront.services.checkout import (
@@ -178,6 +184,20 @@ def _anchor(today: dt.date) -> dt.date:
     return occurred_at.date() - dt.timedelta(days=int(visitor_id.split("-")[1]))
 
 
+def _seeded_payments_mark() -> int:
+    """Mark the demo visitors' payments made by an in-process gateway (`pi_demo<n>`, its ids)
+    that an earlier version of the seeder left unmarked, so their refunds work too."""
+    orders = Order.objects.filter(visitor_id__startswith=VISITOR_PREFIX).values_list(
+        "pk", flat=True
+    )
+    refs = ChargeAttempt.objects.filter(
+        demo=False,
+        reference__in=[orderkeys.order_reference(pk) for pk in orders],
+        gateway_ref__regex=r"^pi_demo[0-9]+$",
+    ).values_list("gateway_ref", flat=True)
+    return demo_attempts_mark(gateway_refs=list(refs))
+
+
 def _day_done(day: int) -> bool:
     return Event.objects.filter(
         name=EventName.PAGE_VIEWED, visitor_id=f"{VISITOR_PREFIX}{day}-0"
@@ -202,6 +222,7 @@ class _History:
         self.experiment = self._experiment()
         self.orders = 0
         self.emails: list[str] = []
+        self.marked: set[str] = set()
 
     # --- the store's own moves --------------------------------------------------------------
     def _high_price_offer(self) -> Offer:
@@ -272,6 +293,9 @@ class _History:
         if n == 0 or rng.random() >= RATES["checkout"]:
             return  # visitor 0 only looks: their page view marks the day as done
         self.buy(rng, visitor_id=visitor_id, product=product, source=source, at=at)
+        # What the in-process gateway charged for this buyer (checkout, offers, follow-up).
+        demo_attempts_mark(gateway_refs=self.gateway.payments.keys() - self.marked)
+        self.marked |= self.gateway.payments.keys()
 
     def buy(self, rng, *, visitor_id: str, product: Product, source: str, at: dt.datetime):
         country, region = _pick(rng, COUNTRIES)
@@ -387,6 +411,7 @@ def demo_history_seed(
     today = real_now.date()
     anchor = _anchor(today)
     todo = [d for d in range(days) if anchor + dt.timedelta(days=d) < today and not _day_done(d)]
+    _seeded_payments_mark()
     if not todo:
         result.skipped = True
         progress("  history: already seeded, nothing to add")

@@ -23,10 +23,17 @@ class Product(models.Model):
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.ENTRY)
     # Position on the creator's ladder: lower rungs first. Offers climb the ladder.
     ladder_position = models.PositiveIntegerField(default=0)
-    price_amount = models.PositiveIntegerField(help_text="Price in minor units (cents).")
+    # Money columns hold minor units; the admin shows and takes major units (core.money_forms).
+    price_amount = models.PositiveIntegerField(
+        verbose_name="price", help_text="What buyers pay, in the product's currency."
+    )
     currency = models.CharField(max_length=3, default="USD")
-    # Optional "was" price shown struck through; minor units, same currency.
-    anchor_amount = models.PositiveIntegerField(null=True, blank=True)
+    anchor_amount = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        verbose_name="was price",
+        help_text="Optional: a former price shown struck through, in the same currency.",
+    )
     refund_terms = models.CharField(
         max_length=300,
         default="Refundable within 30 days of purchase.",
@@ -239,7 +246,7 @@ class StoreSettings(models.Model):
     # in all; a refund that would take the order past it is refused with the reason.
     support_refund_limit = models.PositiveIntegerField(
         default=5000,
-        help_text="Most the support role may refund on one order, in cents (5000 = 50.00).",
+        help_text="Most the support role may refund on one order in all (default 50.00).",
     )
 
     class Meta:

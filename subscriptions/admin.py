@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from audit.admin import AuditedAdminMixin
+from core.money_forms import MoneyAdminMixin
 from subscriptions import services
 from subscriptions.models import (
     DunningSettings,
@@ -17,12 +18,13 @@ from subscriptions.models import (
 
 
 @admin.register(Plan)
-class PlanAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class PlanAdmin(MoneyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     """The price per period is the product's price (or the offer's): changing it applies to
     new subscribers only, because each subscription keeps the amount it was sold at."""
 
     list_display = ("product", "kind", "interval_count", "interval_unit", "trial_days")
     list_filter = ("kind", "interval_unit")
+    money_fields = {"setup_fee_amount": "product.currency"}
     fields = (
         "product",
         "kind",

@@ -43,7 +43,11 @@ class Plan(models.Model):
     interval_count = models.PositiveSmallIntegerField(default=1)
     trial_days = models.PositiveSmallIntegerField(default=0)
     # Charged once with the first payment; minor units in the product's currency.
-    setup_fee_amount = models.PositiveIntegerField(default=0)
+    setup_fee_amount = models.PositiveIntegerField(
+        default=0,
+        verbose_name="setup fee",
+        help_text="Charged once with the first payment, in the product's currency.",
+    )
     # Payment plans only: how many instalments in all (the first included).
     instalments = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

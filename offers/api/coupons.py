@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from api.auth import actor_of
 from api.errors import ApiError
+from api.fields import MINOR_UNITS, MINOR_UNITS_OUT
 from api.schema import IDEMPOTENCY_HEADER
 from audit.services import audited_create, audited_update
 from offers.coupons import CODE_RE
@@ -44,6 +45,7 @@ class CouponOut(serializers.ModelSerializer):
             "active",
             "created_at",
         ]
+        extra_kwargs = {"amount_off": MINOR_UNITS_OUT}
 
 
 class CouponIn(serializers.ModelSerializer):
@@ -58,7 +60,7 @@ class CouponIn(serializers.ModelSerializer):
         max_digits=5, decimal_places=2, required=False, allow_null=True
     )
     amount_off = serializers.IntegerField(
-        min_value=1, max_value=2**31 - 1, required=False, allow_null=True
+        min_value=1, max_value=2**31 - 1, required=False, allow_null=True, help_text=MINOR_UNITS
     )
     currency = serializers.RegexField(r"^[A-Z]{3}\Z", required=False, trim_whitespace=False)
     product_ids = serializers.PrimaryKeyRelatedField(

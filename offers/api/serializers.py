@@ -3,6 +3,7 @@ storefront: the product model is reached through the foreign key)."""
 
 from rest_framework import serializers
 
+from api.fields import MINOR_UNITS, MINOR_UNITS_OUT
 from offers.models import Offer, OfferKind
 
 _Product = Offer._meta.get_field("product").related_model
@@ -34,6 +35,7 @@ class OfferOut(serializers.ModelSerializer):
             "customer_cap_hours",
             "created_at",
         ]
+        extra_kwargs = {"price_amount": MINOR_UNITS_OUT}
 
 
 class OfferWithWarnings(OfferOut):
@@ -57,7 +59,7 @@ class OfferIn(serializers.ModelSerializer):
         required=False,
         allow_null=True,
     )
-    price_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    price_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text=MINOR_UNITS)
     # \Z and no trimming: "USD\n" is not a currency (the schema's pattern agrees).
     currency = serializers.RegexField(r"^[A-Z]{3}\Z", required=False, trim_whitespace=False)
     followup_delays_hours = serializers.ListField(

@@ -3,6 +3,7 @@ units plus an ISO currency code."""
 
 from rest_framework import serializers
 
+from api.fields import MINOR_UNITS, MINOR_UNITS_OUT
 from core import orderkeys
 from payments.models import Refund
 from storefront.models import Customer, Order, OrderLine, PrivacyRequest, Product
@@ -24,6 +25,7 @@ class ProductOut(serializers.ModelSerializer):
             "status",
             "created_at",
         ]
+        extra_kwargs = {"price_amount": MINOR_UNITS_OUT, "anchor_amount": MINOR_UNITS_OUT}
 
 
 class ProductIn(serializers.ModelSerializer):
@@ -34,9 +36,9 @@ class ProductIn(serializers.ModelSerializer):
     # DRF's trimming would both let it through, and the schema says otherwise).
     slug = serializers.RegexField(r"^[-a-zA-Z0-9_]+\Z", max_length=80, trim_whitespace=False)
     ladder_position = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
-    price_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    price_amount = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text=MINOR_UNITS)
     anchor_amount = serializers.IntegerField(
-        min_value=1, max_value=2**31 - 1, required=False, allow_null=True
+        min_value=1, max_value=2**31 - 1, required=False, allow_null=True, help_text=MINOR_UNITS
     )
     currency = serializers.RegexField(r"^[A-Z]{3}\Z", required=False, trim_whitespace=False)
 

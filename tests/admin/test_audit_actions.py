@@ -8,6 +8,7 @@ import json
 import pytest
 
 from audit.models import AuditEntry
+from core.money_forms import major_text
 from offers.models import Offer
 from partners.models import ApiKey, WebhookSubscription
 from payments.models import Refund, RefundStatus
@@ -41,6 +42,9 @@ def _product_form(product: Product, **overrides) -> dict:
         },
     }
     data.update(overrides)
+    for name in ("price_amount", "anchor_amount"):  # typed as the creator types them: "49.00"
+        if isinstance(data[name], int):
+            data[name] = major_text(data[name], data["currency"])
     return data
 
 
@@ -70,6 +74,8 @@ def _offer_form(offer: Offer | None = None, **overrides) -> dict:
             customer_cap_hours=offer.customer_cap_hours,
         )
     data.update(overrides)
+    if isinstance(data["price_amount"], int):  # typed as the creator types it: "9.00"
+        data["price_amount"] = major_text(data["price_amount"], data["currency"])
     return data
 
 
@@ -181,7 +187,7 @@ def test_a_store_settings_change_in_the_admin_is_audited(owner_client):
             "prices_include_tax": "on",
             "statement_descriptor": "PHOTO STORE",
             "support_email": "help@t1.example",
-            "support_refund_limit": "2500",
+            "support_refund_limit": "25.00",
         },
     )
     assert response.status_code == 302, response.content[:1500]

@@ -72,7 +72,7 @@ def test_changing_a_coupon_in_the_admin_is_audited_and_its_count_is_not_editable
         ({"code": "spring20"}, "A coupon with this code already exists (codes ignore case)."),
         ({"code": "two words"}, "A code has only letters, digits, - and _."),
         ({"percent_off": "120"}, "Enter a percentage above 0 and at most 100."),
-        ({"kind": "fixed", "percent_off": ""}, "Enter the amount off in minor units (cents)."),
+        ({"kind": "fixed", "percent_off": ""}, "Enter the amount off, e.g. 5.00."),
         (
             {
                 "starts_at_0": "2026-06-01",

@@ -147,7 +147,7 @@ def test_a_refund_the_gateway_refuses_is_shown_as_an_error_and_audited_as_failed
         def refund_create(self, **kwargs):
             raise GatewayRejected("charge_already_refunded")
 
-    monkeypatch.setattr(services, "get_gateway", lambda: Refusing())
+    monkeypatch.setattr(services, "get_gateway", lambda **_: Refusing())
     done = _post(
         owner_client,
         "refund_lines",

@@ -47,6 +47,19 @@ def _counts() -> dict[str, int]:
     }
 
 
+def demo_catalog_connected(*, account: str) -> None:
+    """The demo's catalog on t1, connected as the demo is: each settled charge is transferred
+    to the creator (so a refund takes the creator's share back)."""
+    Command(stdout=io.StringIO()).catalog("t1.localhost")
+    PayoutAccount.objects.create(
+        idempotency_key=f"{account}-key",
+        account_ref=account,
+        charges_enabled=True,
+        payouts_enabled=True,
+        details_submitted=True,
+    )
+
+
 @pytest.fixture(scope="module")
 def seeded(django_db_setup, django_db_blocker):
     """Seeded once for the module, committed in t1 (as live_tenant does, then undone)."""
@@ -60,15 +73,7 @@ def seeded(django_db_setup, django_db_blocker):
         connection.set_tenant(_creator("t1"))
         try:
             pageviews.local_state_clear()
-            Command(stdout=io.StringIO()).catalog("t1.localhost")
-            # Connected, as the demo is: each settled charge is transferred to the creator.
-            PayoutAccount.objects.create(
-                idempotency_key="demo-test-account",
-                account_ref="acct_demotest",
-                charges_enabled=True,
-                payouts_enabled=True,
-                details_submitted=True,
-            )
+            demo_catalog_connected(account="acct_demotest")
             lines: list[str] = []
             result = demo_history_seed(days=DAYS, progress=lines.append)
             assert result.days_seeded == DAYS and not result.skipped
@@ -101,9 +106,7 @@ def _filters(result) -> list[MetricFilter]:
     ]
 
 
-def test_every_dashboard_figure_equals_its_direct_oracle_on_the_seeded_demo(in_t1):
-    seeded = in_t1
-    assert seeded.orders >= 10
+def _figures_equal_their_oracles(seeded) -> None:
     for f in _filters(seeded):
         assert selectors.funnel(f) == selectors.funnel_direct(f), f
         assert selectors.traffic(f) == selectors.traffic_direct(f), f
@@ -113,6 +116,12 @@ def test_every_dashboard_figure_equals_its_direct_oracle_on_the_seeded_demo(in_t
         for by in ("offer", "kind"):
             assert selectors.refund_rates(f, by=by) == selectors.refund_rates_direct(f, by=by), f
         assert selectors.cohort_ltv(f) == selectors.cohort_ltv_direct(f), f
+
+
+def test_every_dashboard_figure_equals_its_direct_oracle_on_the_seeded_demo(in_t1):
+    seeded = in_t1
+    assert seeded.orders >= 10
+    _figures_equal_their_oracles(seeded)
 
     # The dashboard page itself shows those figures (it reads the read models).
     owner = Client(HTTP_HOST="t1.localhost")
@@ -163,3 +172,108 @@ def test_seeding_the_demo_again_adds_nothing(in_t1):
     again = demo_history_seed(days=DAYS, progress=lambda line: None)
     assert again.skipped and again.orders == 0
     assert _counts() == before
+
+
+def test_every_seeded_payment_is_demo_data_and_a_second_run_marks_what_an_older_seed_left(
+    in_t1,
+):
+    paid = ChargeAttempt.objects.filter(status="succeeded")
+    assert paid.exists() and not paid.filter(demo=False).exists()
+    assert all(ref.startswith("pi_demo") for ref in paid.values_list("gateway_ref", flat=True))
+    # A store seeded before the mark existed: the next start marks its history.
+    older = list(paid.order_by("pk").values_list("pk", flat=True)[:3])
+    ChargeAttempt.objects.filter(pk__in=older).update(demo=False)
+    assert demo_history_seed(days=DAYS, progress=lambda line: None).skipped
+    assert not paid.filter(demo=False).exists()
+
+
+class _NoGateway:
+    """Any call to the payment gateway fails the test: the seeded history has none."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the gateway was called ({name}) for demo data")
+
+
+def test_a_seeded_order_refunded_from_the_admin_is_refunded_and_counted_without_a_gateway(
+    in_t1,
+):
+    from payments import gateway as gateway_module
+    from payments.models import ReversalStatus, TransferReversal
+    from payments.transfers import reverse_for_cause
+
+    seeded = in_t1
+    refunded = set(Refund.objects.values_list("reference", flat=True))
+    order = (
+        Order.objects.filter(status="paid", lines__kind="bump")
+        .exclude(pk__in=[int(r.split(":")[1]) for r in refunded])
+        .order_by("pk")
+        .first()
+    )
+    assert order is not None
+    assert ChargeAttempt.objects.filter(reference=order.reference, demo=True).exists()
+    assert not ChargeAttempt.objects.filter(demo=False, status="succeeded").exists()
+    net_before = {r["currency"]: r["net"] for r in selectors.order_value_direct(MetricFilter())}
+
+    owner = Client(HTTP_HOST="t1.localhost")
+    assert owner.login(username="owner", password="owner-pass-123")
+    page = owner.get(f"/admin/storefront/order/{order.pk}/change/").content.decode()
+    assert "Demo data: seeded history" in page
+    changelist = "/admin/storefront/order/"
+    picked = {"action": "refund_in_full", "_selected_action": [order.pk], "index": 0}
+    key = owner.post(changelist, picked).context["form"]["refund_key"].value()
+    gateway_module.use_gateway(_NoGateway())
+    try:
+        done = owner.post(
+            changelist,
+            {**picked, "apply": "Yes", "refund_key": key, "reason": "changed my mind"},
+            follow=True,
+        )
+    finally:
+        gateway_module.use_gateway(None)
+    told = [str(m) for m in done.context["messages"]]
+    assert told and all("demo data: no gateway call" in m for m in told), told
+
+    rows = list(Refund.objects.filter(reference=order.reference))
+    assert len(rows) == order.lines.count() >= 2
+    assert all(r.status == "succeeded" and "_demo_" in r.gateway_ref for r in rows)
+    order.refresh_from_db()
+    assert order.status == "refunded"
+    total = sum(r.amount for r in rows)
+    assert total == sum(line.total_amount for line in order.lines.all())
+    # The creator's share is taken back from the seeded transfer, also without a gateway
+    # (the task the refund queued, run here as a worker would).
+    gateway_module.use_gateway(_NoGateway())
+    try:
+        for row in rows:
+            reverse_for_cause(kind="refund", gateway_ref=row.gateway_ref)
+    finally:
+        gateway_module.use_gateway(None)
+    reversals = TransferReversal.objects.filter(transfer__charge_attempt__reference=order.reference)
+    assert reversals.exists()
+    assert set(reversals.values_list("status", flat=True)) == {ReversalStatus.SUCCEEDED}
+
+    # The figures moved by exactly the refund, and equal their oracles: on the dashboard,
+    # on the home (each page brings the read models current first) and in every selector.
+    net_after = {r["currency"]: r["net"] for r in selectors.order_value_direct(MetricFilter())}
+    assert net_after[order.currency] == net_before[order.currency] - total
+    dashboard = owner.get("/admin/analytics/dashboard/").context["data"]
+    assert dashboard["order_value"] == selectors.order_value_direct(MetricFilter())
+    assert dashboard["refunds"] == selectors.refund_rates_direct(MetricFilter(), by="offer")
+    assert dashboard["refunds_kind"] == selectors.refund_rates_direct(MetricFilter(), by="kind")
+    assert dashboard["cohorts"] == selectors.cohort_ltv_direct(MetricFilter())
+    _figures_equal_their_oracles(seeded)
+    home = owner.get("/admin/").context
+    # Nothing for the creator to chase: no refused take-back, no mismatch.
+    assert {a.key for a in home["attention"]} <= {"paused_offers"}, home["attention"]
+    for figures in home["sales"]:
+        p = figures["period"]
+        for start, end, key in (
+            (p.start, p.end, "net"),
+            (p.compare_start, p.compare_end, "previous_net"),
+        ):
+            direct = {
+                r["currency"]: r["net"]
+                for r in selectors.order_value_direct(MetricFilter(start=start, end=end))
+            }
+            for row in figures["rows"]:
+                assert row[key] == direct.get(row["currency"], 0), (p, key)

@@ -22,6 +22,7 @@ from django_tenants.utils import tenant_context
 from playwright.sync_api import expect
 
 from core.models import LoopFailure, OutboxMessage
+from core.money_forms import major_text
 from tests.browser.conftest import fill_card
 from tests.browser.test_signup_browser import _mail_to, smtp  # noqa: F401 (fixture)
 from tests.followups.smtp import text_of
@@ -101,14 +102,16 @@ def _sign_up_and_connect(page, platform: str, store: str, mail) -> None:
 
 
 def _add_product(page, *, name: str, slug: str, price: int, tier: str) -> None:
-    """On the product add form: fill it and save and add another (prices in minor units)."""
+    """On the product add form: fill it and save and add another (`price` in minor units,
+    typed in dollars as a creator types it)."""
     page.get_by_label("Name").fill(name)
     # The slug is prepopulated from the name (when the name field loses focus): replace it.
     page.get_by_label("Slug").focus()
     page.get_by_label("Slug").fill(slug)
     expect(page.get_by_label("Slug")).to_have_value(slug)
     page.locator("#id_tier").select_option(tier)
-    page.get_by_label("Price amount").fill(str(price))
+    expect(page.locator(".money-input").first).to_contain_text("USD")
+    page.locator("#id_price_amount").fill(major_text(price, "USD"))
     page.get_by_label("Deliverable url").fill(f"https://files.example/{slug}.zip")
     page.locator("#id_status").select_option("active")
     page.locator("input[name=_addanother]").click()
@@ -116,12 +119,13 @@ def _add_product(page, *, name: str, slug: str, price: int, tier: str) -> None:
 
 
 def _add_offer(page, store: str, *, kind: str, product: str, price: int, **texts: str) -> None:
-    """On the offer add form: the offer on "Photo course" (prices in minor units)."""
+    """On the offer add form: the offer on "Photo course" (`price` in minor units, typed in
+    dollars)."""
     page.goto(f"{store}/admin/offers/offer/add/")
     page.locator("#id_kind").select_option(kind)
     page.locator("#id_trigger_product").select_option(label="Photo course")
     page.locator("#id_product").select_option(label=product)
-    page.locator("#id_price_amount").fill(str(price))
+    page.locator("#id_price_amount").fill(major_text(price, "USD"))
     for field, value in texts.items():
         page.locator(f"#id_{field}").fill(value)
     page.locator("input[name=_save]").click()

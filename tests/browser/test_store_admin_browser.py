@@ -55,6 +55,21 @@ def _audit(context, live_url: str, pages: dict[str, str], *, shots: bool, width:
     return found
 
 
+def audit_at_both_widths(browser, live_url, shown, audited_only, on_desktop) -> dict:
+    """axe on every page at 1280 and 375 px, screenshots of `shown`, then `on_desktop(context)`
+    (the page's own checks) once. Returns {page @ width: violations}."""
+    violations: dict[str, list] = {}
+    for width, viewport in VIEWPORTS.items():
+        context = browser.new_context(viewport=viewport, bypass_csp=True)
+        _login(context, live_url)
+        violations |= _audit(context, live_url, shown, shots=True, width=width)
+        violations |= _audit(context, live_url, audited_only, shots=False, width=width)
+        if width == "desktop":
+            on_desktop(context)
+        context.close()
+    return violations
+
+
 def test_the_store_admin_reads_at_a_glance_and_passes_axe_at_desktop_and_phone_widths(
     browser, live_url, live_tenant, stripe_api_base
 ):
@@ -94,24 +109,21 @@ def test_the_store_admin_reads_at_a_glance_and_passes_axe_at_desktop_and_phone_w
         "offer-add": "/admin/offers/offer/add/",
         "settings-section": "/admin/section/settings/",
     }
-    for width, viewport in VIEWPORTS.items():
-        context = browser.new_context(viewport=viewport, bypass_csp=True)
-        _login(context, live_url)
-        violations |= _audit(context, live_url, shown, shots=True, width=width)
-        violations |= _audit(context, live_url, audited_only, shots=False, width=width)
-        if width == "desktop":
-            page = context.new_page()
-            page.goto(live_url + "/admin/")
-            text = page.inner_text("#content-main")
-            for section in ("Sell", "Orders and customers", "Money", "Insights", "Settings"):
-                assert section.upper() in text.upper()
-            assert "Sales, net of refunds" in text and "Needs attention" in text
-            page.goto(live_url + "/admin/analytics/dashboard/")
-            assert page.locator("#offer-leaderboard tbody tr").count() == Offer.objects.count()
-            assert page.locator("svg[role=img]").count() >= 3
-            assert "minor units" not in page.content()
-            page.goto(live_url + shown["order-refunded"])
-            assert "Refund" in page.inner_text("#content")
-            page.close()
-        context.close()
+
+    def checks(context) -> None:
+        page = context.new_page()
+        page.goto(live_url + "/admin/")
+        text = page.inner_text("#content-main")
+        for section in ("Sell", "Orders and customers", "Money", "Insights", "Settings"):
+            assert section.upper() in text.upper()
+        assert "Sales, net of refunds" in text and "Needs attention" in text
+        page.goto(live_url + "/admin/analytics/dashboard/")
+        assert page.locator("#offer-leaderboard tbody tr").count() == Offer.objects.count()
+        assert page.locator("svg[role=img]").count() >= 3
+        assert "minor units" not in page.content()
+        page.goto(live_url + shown["order-refunded"])
+        assert "Refund" in page.inner_text("#content")
+        page.close()
+
+    violations |= audit_at_both_widths(browser, live_url, shown, audited_only, checks)
     assert violations == {}, json.dumps(violations, indent=1)

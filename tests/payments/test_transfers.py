@@ -141,7 +141,7 @@ def test_a_transfer_lost_on_the_way_is_sent_again_with_the_same_key_once(tenant,
             raise GatewayUnavailable("connection reset before the gateway got it")
 
     with monkeypatch.context() as patched:
-        patched.setattr(transfers, "get_gateway", lambda: LostOnTheWay())
+        patched.setattr(transfers, "get_gateway", lambda **_: LostOnTheWay())
         row = transfer_for_charge(charge_attempt_id=charge.pk)
     assert row.status == TransferStatus.IN_FLIGHT and _transfers_to(account) == []
     settled = transfers.transfer_reconcile(transfer_id=row.pk, grace=timedelta(0))

@@ -261,7 +261,7 @@ def test_an_erasure_with_the_gateway_down_changes_nothing_and_succeeds_when_retr
                 raise GatewayUnavailable("timeout")
             redacted.append((ref, email))
 
-    monkeypatch.setattr(payment_services, "get_gateway", lambda: Gateway())
+    monkeypatch.setattr(payment_services, "get_gateway", lambda **_: Gateway())
     request = _create("gw@example.com", kind="erasure")
     with pytest.raises(GatewayUnavailable):
         privacy.privacy_request_process(request_id=request.pk)

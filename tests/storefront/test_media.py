@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 from PIL import Image, ImageFile
 
+from core.money_forms import major_text
 from storefront import media
 from storefront.models import Product, ProductImage
 from storefront.services.showcase import product_showcase_refresh
@@ -39,7 +40,7 @@ def _product_form(product: Product, *, upload=None, alt: str = "", **extra) -> d
         "description": product.description,
         "tier": product.tier,
         "ladder_position": product.ladder_position,
-        "price_amount": product.price_amount,
+        "price_amount": major_text(product.price_amount, product.currency),
         "currency": product.currency,
         "refund_terms": product.refund_terms,
         "status": product.status,

@@ -64,7 +64,7 @@ def card_from(monkeypatch):
                 real.payment_method_country(payment_method_ref)  # the real call still works
                 return country
 
-        monkeypatch.setattr(payment_services, "get_gateway", lambda: Issued())
+        monkeypatch.setattr(payment_services, "get_gateway", lambda **_: Issued())
 
     return use
 

@@ -127,7 +127,7 @@ def _transfers_reconcile(ctx):
             raise GatewayUnavailable("connection reset before the gateway got it")
 
     with ctx["monkeypatch"].context() as patched:
-        patched.setattr(transfers, "get_gateway", lambda: LostOnTheWay())
+        patched.setattr(transfers, "get_gateway", lambda **_: LostOnTheWay())
         row = transfers.transfer_for_charge(charge_attempt_id=attempt.pk)
     assert row.status == TransferStatus.IN_FLIGHT
     TransferAttempt.objects.update(sent_at=timezone.now() - dt.timedelta(minutes=10))
