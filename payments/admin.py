@@ -187,3 +187,31 @@ class PayoutEntryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "kind", "reference", "gross", "fee", "amount", "currency"]
     list_filter = ["kind"]
     search_fields = ["reference", "gateway_ref"]
+
+
+from core.money import Money  # noqa: E402
+from payments.models import Dispute  # noqa: E402
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    """The store's disputes as the gateway last reported them (payments.disputes). Read only:
+    evidence is submitted in the gateway's dashboard; the money is in the ledger."""
+
+    list_display = [
+        "gateway_ref",
+        "status",
+        "evidence_due_by",
+        "disputed",
+        "reason",
+        "reference",
+        "opened_at",
+        "closed_at",
+    ]
+    list_filter = ["status", "reason"]
+    search_fields = ["gateway_ref", "payment_ref", "reference"]
+    date_hierarchy = "opened_at"
+
+    @admin.display(description="amount", ordering="amount")
+    def disputed(self, obj: Dispute) -> str:
+        return Money(obj.amount, obj.currency).format()
