@@ -201,7 +201,7 @@ class DisputeAdmin(ReadOnlyAdmin):
     list_display = [
         "gateway_ref",
         "status",
-        "evidence_due_by",
+        "evidence_due",
         "disputed",
         "reason",
         "reference",
@@ -211,6 +211,13 @@ class DisputeAdmin(ReadOnlyAdmin):
     list_filter = ["status", "reason"]
     search_fields = ["gateway_ref", "payment_ref", "reference"]
     date_hierarchy = "opened_at"
+
+    @admin.display(description="evidence due by", ordering="evidence_due_by")
+    def evidence_due(self, obj: Dispute) -> str:
+        if obj.evidence_due_by is None:
+            return "—"
+        due = f"{obj.evidence_due_by:%-d %b %Y %H:%M} UTC"
+        return due if obj.is_open else f"{due} (closed)"
 
     @admin.display(description="amount", ordering="amount")
     def disputed(self, obj: Dispute) -> str:

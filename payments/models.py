@@ -158,13 +158,13 @@ class DisputeStatus(models.TextChoices):
     """Stripe's dispute statuses. warning_* are inquiries (no money moves); won and lost are
     final."""
 
-    WARNING_NEEDS_RESPONSE = "warning_needs_response"
-    WARNING_UNDER_REVIEW = "warning_under_review"
-    WARNING_CLOSED = "warning_closed"
-    NEEDS_RESPONSE = "needs_response"
-    UNDER_REVIEW = "under_review"
-    WON = "won"
-    LOST = "lost"
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry closed"
+    NEEDS_RESPONSE = "needs_response", "Needs response"
+    UNDER_REVIEW = "under_review", "Under review"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
 
 
 DISPUTE_OPEN_STATUSES = (
