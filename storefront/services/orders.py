@@ -104,6 +104,8 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
     if attempt.status == AttemptStatus.SUCCEEDED:
         # Its invoice and the lines' license keys, after commit (never in the money path).
         enqueue("storefront.order_documents", order_id=order.pk)
+        if what != orderkeys.PRIMARY:  # a one-click charge: its own receipt and invoice
+            enqueue("storefront.send_charge_receipt", attempt_id=attempt.pk)
     if what == "primary":
         _primary_outcome(order, attempt)
     elif what == "cross_sell":  # a follow-up email's one-click accept
