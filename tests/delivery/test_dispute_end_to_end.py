@@ -123,6 +123,8 @@ def test_a_lost_dispute_ends_access_and_the_admin_showed_it_open_with_its_due_da
     home = owner.get("/admin/").content.decode()
     assert "1 open dispute: the next response is due by" in home
     assert f"{due:%-d %b %Y} ({dispute_ref})" in home
+    link = re.search(r'id="attention-open_disputes"><a href="([^"]+)"', home).group(1)
+    assert dispute_ref in owner.get(link.replace("&amp;", "&")).content.decode()
     listed = owner.get("/admin/payments/dispute/").content.decode()
     (row,) = [r for r in listed.split("<tr") if dispute_ref in r]
     assert "Needs response" in row and f"{due:%-d %b %Y %H:%M} UTC" in row
