@@ -183,7 +183,8 @@ FROM {order} o CROSS JOIN LATERAL (
     SELECT count(*) AS entries,
            coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0) AS charged,
            coalesce(sum(le.amount) FILTER (WHERE le.kind = 'refund'), 0) AS refunded,
-           coalesce(sum(le.amount) FILTER (WHERE le.kind = 'chargeback'), 0) AS charged_back
+           coalesce(sum(CASE le.kind WHEN 'chargeback' THEN le.amount ELSE -le.amount END)
+                FILTER (WHERE le.kind IN ('chargeback', 'reinstated')), 0) AS charged_back
     FROM {ledger} le WHERE le.reference = {order_ref}
 ) m
 WHERE o.id IN (SELECT id FROM _ord) AND o.paid_at IS NOT NULL;
@@ -199,7 +200,8 @@ FROM {line} l JOIN {order} o ON o.id = l.order_id
 CROSS JOIN LATERAL (
     SELECT sum(le.amount) FILTER (WHERE le.kind = 'charge') AS charged,
            sum(le.amount) FILTER (WHERE le.kind = 'refund') AS refunded,
-           sum(le.amount) FILTER (WHERE le.kind = 'chargeback') AS charged_back
+           sum(CASE le.kind WHEN 'chargeback' THEN le.amount ELSE -le.amount END)
+                FILTER (WHERE le.kind IN ('chargeback', 'reinstated')) AS charged_back
     FROM {ledger} le WHERE {line_match}
 ) m
 WHERE l.order_id IN (SELECT id FROM _ord) AND o.paid_at IS NOT NULL;
@@ -239,7 +241,8 @@ FROM (
 
 def _orders_recompute(cursor) -> None:
     windows = ", ".join(
-        f"coalesce(sum(CASE WHEN le.kind = 'charge' THEN le.amount ELSE -le.amount END) "
+        "coalesce(sum(CASE WHEN le.kind IN ('charge', 'reinstated') THEN le.amount "
+        "ELSE -le.amount END) "
         f"FILTER (WHERE le.created_at < f.paid_at + interval '{d} days'), 0) AS net{d}"
         for d in LTV_DAYS
     )
@@ -372,7 +375,8 @@ _REBUILD = [
             SELECT {ref_order_id} AS order_id, count(*) AS entries,
                    coalesce(sum(amount) FILTER (WHERE kind = 'charge'), 0) AS charged,
                    coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refunded,
-                   coalesce(sum(amount) FILTER (WHERE kind = 'chargeback'), 0) AS charged_back
+                   coalesce(sum(CASE kind WHEN 'chargeback' THEN amount ELSE -amount END)
+                FILTER (WHERE kind IN ('chargeback', 'reinstated')), 0) AS charged_back
             FROM {ledger} WHERE reference ~ '{order_re}' GROUP BY 1
         ),
         offered AS (
@@ -420,7 +424,8 @@ _REBUILD = [
             SELECT reference, line_key,
                    sum(amount) FILTER (WHERE kind = 'charge') AS charged,
                    sum(amount) FILTER (WHERE kind = 'refund') AS refunded,
-                   sum(amount) FILTER (WHERE kind = 'chargeback') AS charged_back
+                   sum(CASE kind WHEN 'chargeback' THEN amount ELSE -amount END)
+                FILTER (WHERE kind IN ('chargeback', 'reinstated')) AS charged_back
             FROM {ledger} GROUP BY reference, line_key
         ),
         core AS (
@@ -473,7 +478,8 @@ def rollups_rebuild(*, progress: Progress | None = None) -> dict[str, int]:
 
     page_views_flush()
     windows = ", ".join(
-        f"coalesce(sum(CASE WHEN le.kind = 'charge' THEN le.amount ELSE -le.amount END) "
+        "coalesce(sum(CASE WHEN le.kind IN ('charge', 'reinstated') THEN le.amount "
+        "ELSE -le.amount END) "
         f"FILTER (WHERE le.created_at < f.paid_at + interval '{d} days'), 0) AS net{d}"
         for d in LTV_DAYS
     )

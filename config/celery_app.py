@@ -53,6 +53,13 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
         "args": ("subscriptions.renew_due",),
     },
+    # Coupon uses held by checkouts left unpaid past COUPON_HOLD_MINUTES go back to the
+    # coupon (storefront.services.coupon_holds): one conditional UPDATE each, run twice = once.
+    "coupon-holds-release": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("storefront.coupon_holds_release",),
+    },
     # Pause offers whose refunds or chargebacks spike against their baseline.
     "offers-guardrails": {
         "task": "core.tasks.fan_out",

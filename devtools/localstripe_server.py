@@ -14,6 +14,7 @@ from localstripe import resources
 from localstripe.server import app
 
 from devtools.localstripe_connect import install as install_connect
+from devtools.localstripe_disputes import install as install_disputes
 
 
 def main() -> None:
@@ -39,6 +40,7 @@ def main() -> None:
     else:
         store.dump_to_disk = lambda: None  # type: ignore[method-assign]
     install_connect(app)  # the Connect subset localstripe lacks (devtools/localstripe_connect.py)
+    install_disputes(app)  # card disputes, which it lacks too (devtools/localstripe_disputes.py)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
 

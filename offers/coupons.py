@@ -5,9 +5,12 @@ one-click offers after it. Redeeming happens inside the transaction that creates
 (storefront.services.checkout): one conditional UPDATE moves the coupon's total, one
 INSERT … ON CONFLICT DO UPDATE … WHERE moves the buyer's count, so under any concurrency the
 database refuses the use past either limit and the whole order is rolled back with it. A
-failed order, or a pending one the buyer replaced with a new checkout, gives its use back
-(`coupon_release`); a payment that succeeds late takes it again (`coupon_rehold`), even past
-the limit, because the money has then been charged at the discounted price.
+failed order, a pending one the buyer replaced with a new checkout, or one left unpaid past
+the hold time (storefront.services.coupon_holds), gives its use back (`coupon_release`); a
+Pay on a checkout whose use was given back takes it again within the limits or is refused
+before any charge (`coupon_reclaim`); a payment that succeeds late takes it again
+(`coupon_rehold`), even past the limit, because the money has then been charged at the
+discounted price.
 """
 
 from __future__ import annotations
@@ -240,7 +243,20 @@ def coupon_redeem(
     transaction: a refusal raises CouponRefused and the caller's rollback writes nothing."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("coupon_redeem must run inside the order's transaction")
-    now = now or timezone.now()
+    _use_take(coupon=coupon, customer_id=customer_id, now=now or timezone.now())
+    return CouponRedemption.objects.create(
+        coupon_id=coupon.pk,
+        order_id=order_id,
+        customer_id=customer_id,
+        code=coupon.code,
+        amount=amount.amount,
+        currency=amount.currency,
+    )
+
+
+def _use_take(*, coupon: Coupon, customer_id: int, now: dt.datetime) -> None:
+    """One use of the coupon's total and of the buyer's count, each by a conditional
+    statement the database decides; CouponRefused (and the caller's rollback) past a limit."""
     taken = (
         Coupon.objects.filter(pk=coupon.pk, active=True)
         .filter(Q(starts_at=None) | Q(starts_at__lte=now))
@@ -276,31 +292,24 @@ def coupon_redeem(
             + (f" {coupon.max_per_customer} times" if coupon.max_per_customer > 1 else "")
             + ".",
         )
-    return CouponRedemption.objects.create(
-        coupon_id=coupon.pk,
-        order_id=order_id,
-        customer_id=customer_id,
-        code=coupon.code,
-        amount=amount.amount,
-        currency=amount.currency,
-    )
 
 
-def coupon_release(*, order_id: int, now: dt.datetime | None = None) -> bool:
-    """Give the order's use back (it failed, or the buyer started again). Once per order:
-    the conditional UPDATE on the redemption decides, so a repeat releases nothing."""
+def coupon_release(
+    *, order_id: int, now: dt.datetime | None = None, unless_paid: bool = False
+) -> bool:
+    """Give the order's use back (it failed, the buyer started again, or the checkout was
+    left unpaid too long). Once per order: the conditional UPDATE on the redemption decides,
+    so a repeat releases nothing; with `unless_paid` it also matches only while the order
+    has no paid_at, so it can never release a paid order's use."""
     now = now or timezone.now()
     with transaction.atomic():
-        row = (
-            CouponRedemption.objects.filter(order_id=order_id, released_at=None)
-            .values("pk", "coupon_id", "customer_id")
-            .first()
-        )
+        rows = CouponRedemption.objects.filter(order_id=order_id, released_at=None)
+        if unless_paid:
+            rows = rows.filter(order__paid_at__isnull=True)
+        row = rows.values("pk", "coupon_id", "customer_id").first()
         if row is None:
             return False
-        if not CouponRedemption.objects.filter(pk=row["pk"], released_at=None).update(
-            released_at=now
-        ):
+        if not rows.filter(pk=row["pk"]).update(released_at=now):
             return False
         Coupon.objects.filter(pk=row["coupon_id"], times_redeemed__gt=0).update(
             times_redeemed=F("times_redeemed") - 1
@@ -329,3 +338,24 @@ def coupon_rehold(*, order_id: int) -> bool:
             coupon_id=row["coupon_id"], customer_id=row["customer_id"]
         ).update(uses=F("uses") + 1)
     return True
+
+
+def coupon_reclaim(*, order_id: int, now: dt.datetime | None = None) -> bool:
+    """The buyer pays a checkout whose held use was given back (left unpaid too long): take
+    the use again, within the limits as at redemption (CouponRefused when it has been used
+    up, expired or paused meanwhile). Inside the caller's transaction, before the charge: a
+    refusal rolls back everything and nothing is charged. False if nothing was released."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("coupon_reclaim must run inside the order's transaction")
+    row = CouponRedemption.objects.filter(order_id=order_id, released_at__isnull=False).first()
+    if row is None:
+        return False
+    coupon = Coupon.objects.filter(pk=row.coupon_id).first()
+    if coupon is None:
+        raise CouponRefused("unknown", f"The coupon code {row.code} is no longer valid.")
+    _use_take(coupon=coupon, customer_id=row.customer_id, now=now or timezone.now())
+    return bool(
+        CouponRedemption.objects.filter(pk=row.pk, released_at__isnull=False).update(
+            released_at=None
+        )
+    )

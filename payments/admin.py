@@ -195,3 +195,38 @@ class PayoutEntryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "kind", "reference", "gross", "fee", "amount", "currency"]
     list_filter = ["kind"]
     search_fields = ["reference", "gateway_ref"]
+
+
+from core.money import Money  # noqa: E402
+from payments.models import Dispute  # noqa: E402
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    """The store's disputes as the gateway last reported them (payments.disputes). Read only:
+    evidence is submitted in the gateway's dashboard; the money is in the ledger."""
+
+    list_display = [
+        "gateway_ref",
+        "status",
+        "evidence_due",
+        "disputed",
+        "reason",
+        "reference",
+        "opened_at",
+        "closed_at",
+    ]
+    list_filter = ["status", "reason"]
+    search_fields = ["gateway_ref", "payment_ref", "reference"]
+    date_hierarchy = "opened_at"
+
+    @admin.display(description="evidence due by", ordering="evidence_due_by")
+    def evidence_due(self, obj: Dispute) -> str:
+        if obj.evidence_due_by is None:
+            return "—"
+        due = f"{obj.evidence_due_by:%-d %b %Y %H:%M} UTC"
+        return due if obj.is_open else f"{due} (closed)"
+
+    @admin.display(description="amount", ordering="amount")
+    def disputed(self, obj: Dispute) -> str:
+        return Money(obj.amount, obj.currency).format()

@@ -98,6 +98,11 @@ class DisputeResult:
     amount: Money
     status: str  # needs_response, under_review, won, lost, ...
     reason: str = ""
+    evidence_due_by: int | None = None  # unix time
+    # Whether the gateway took the disputed funds from the balance, and gave them back (a
+    # won dispute). None: the gateway did not say; the status decides (payments.disputes).
+    funds_withdrawn: bool | None = None
+    funds_reinstated: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class MemoryGateway:
         self.transfers: dict[str, dict] = {}
         self.reversals: dict[str, dict] = {}
         self.accounts: dict[str, ConnectedAccount] = {}
+        self.disputes: dict[str, DisputeResult] = {}  # set by tests: what the bank opened
 
     def _id(self, kind: str) -> str:
         return f"{kind}_{self._prefix}{next(self._ids):06d}"
@@ -211,7 +212,9 @@ class MemoryGateway:
         return payment["charge"] if payment else None
 
     def dispute_retrieve(self, dispute_ref: str) -> DisputeResult:
-        raise GatewayRejected(f"No such dispute: {dispute_ref}")
+        if dispute_ref not in self.disputes:
+            raise GatewayRejected(f"No such dispute: {dispute_ref}")
+        return self.disputes[dispute_ref]
 
     def event_parse(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent:
         raise GatewayRejected("The in-memory gateway sends no webhooks")

@@ -130,6 +130,9 @@ class LedgerKind(models.TextChoices):
     CHARGE = "charge"
     REFUND = "refund"
     CHARGEBACK = "chargeback"
+    # A won dispute's money coming back (Stripe's funds_reinstated): it cancels the
+    # chargeback of the same dispute, line by line. Signed like a charge.
+    REINSTATED = "reinstated", "chargeback reversed (dispute won)"
 
 
 class LedgerEntry(models.Model):
@@ -159,6 +162,64 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency} {self.line_key}"
+
+
+class DisputeStatus(models.TextChoices):
+    """Stripe's dispute statuses. warning_* are inquiries (no money moves); won and lost are
+    final."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry closed"
+    NEEDS_RESPONSE = "needs_response", "Needs response"
+    UNDER_REVIEW = "under_review", "Under review"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+
+
+DISPUTE_OPEN_STATUSES = (
+    DisputeStatus.WARNING_NEEDS_RESPONSE,
+    DisputeStatus.WARNING_UNDER_REVIEW,
+    DisputeStatus.NEEDS_RESPONSE,
+    DisputeStatus.UNDER_REVIEW,
+)
+DISPUTE_FINAL_STATUSES = (DisputeStatus.WON, DisputeStatus.LOST, DisputeStatus.WARNING_CLOSED)
+
+
+class Dispute(models.Model):
+    """One gateway dispute of a payment, as last read from the gateway (payments.disputes).
+
+    The money is in the ledger (a CHARGEBACK when the funds are withdrawn, a REINSTATED when
+    a won dispute gives them back); this row is the dispute's lifecycle for the creator: its
+    status, reason and the date by which evidence is due. Unique per gateway dispute, so
+    replayed and reordered webhooks update one row; a final status never moves again."""
+
+    gateway_ref = models.CharField(max_length=100, unique=True)
+    payment_ref = models.CharField(max_length=100)
+    reference = models.CharField(max_length=80, db_index=True)  # the order's (or renewal's)
+    attempt = models.ForeignKey(ChargeAttempt, null=True, blank=True, on_delete=models.PROTECT)
+    # The disputed amount per line key, allocated like the ledger's chargeback entries.
+    lines = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=24, choices=DisputeStatus.choices)
+    reason = models.CharField(max_length=60, blank=True)
+    amount = models.PositiveIntegerField()  # minor units
+    currency = models.CharField(max_length=3)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        verbose_name = "dispute (chargeback)"
+        verbose_name_plural = "disputes (chargebacks)"
+
+    def __str__(self) -> str:
+        return f"dispute {self.gateway_ref} [{self.status}]"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in DISPUTE_OPEN_STATUSES
 
 
 class RefundStatus(models.TextChoices):

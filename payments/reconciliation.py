@@ -48,7 +48,6 @@ from payments.services import (
     refund_execute,
     refund_record,
 )
-from payments.transfers import on_dispute_lost
 
 logger = logging.getLogger(__name__)
 
@@ -342,40 +341,6 @@ def refund_reconcile(*, refund_id: int) -> Refund:
     return refund
 
 
-# --- disputes --------------------------------------------------------------------------------
-
-
-def dispute_sync(*, dispute_ref: str) -> bool:
-    """Re-read a dispute; record a chargeback over the payment's lines in proportion to what
-    each was charged. True if the ledger has it (now or already)."""
-    dispute = get_gateway().dispute_retrieve(dispute_ref)
-    if not dispute.payment_ref or dispute.status.startswith("warning_"):
-        return False  # an inquiry moves no money
-    if not _payment_lines(dispute.payment_ref, lock=False):
-        payment_sync(payment_ref=dispute.payment_ref)  # the dispute overtook the payment
-    with transaction.atomic():
-        charges = _payment_lines(dispute.payment_ref, lock=True)
-        if not charges:
-            return False
-        if not LedgerEntry.objects.filter(
-            kind=LedgerKind.CHARGEBACK, gateway_ref=dispute_ref
-        ).exists():
-            weights = {c.line_key: c.amount for c in charges}
-            amount = min(dispute.amount.amount, sum(weights.values()))
-            for line_key, part in allocate(amount, weights).items():
-                _ledger_add(
-                    kind=LedgerKind.CHARGEBACK,
-                    gateway_ref=dispute_ref,
-                    reference=charges[0].reference,
-                    line_key=line_key,
-                    amount=part,
-                    currency=charges[0].currency,
-                )
-        if dispute.status == "lost":  # the creator's share goes back (payments.transfers)
-            on_dispute_lost(dispute_ref=dispute_ref)
-    return True
-
-
 # --- the periodic run ------------------------------------------------------------------------
 
 
@@ -387,6 +352,7 @@ class ReconcileReport:
     refunds: int = 0
     payments: int = 0
     events: int = 0
+    disputes: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -433,6 +399,9 @@ def reconcile_run(
             _reconcile_refunds(report, now, in_flight_grace)
             _reconcile_recent_payments(report, now, lookback)
             _reconcile_webhook_backlog(report, now, in_flight_grace)
+            from payments.disputes import disputes_reconcile  # it builds on this module
+
+            disputes_reconcile(report=report)
         except GatewayUnavailable as exc:
             # Nothing is lost: every open row stays as it is for the next run.
             logger.warning("reconciliation stopped, gateway unavailable: %s", exc)

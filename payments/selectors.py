@@ -56,6 +56,9 @@ def money_days(*, since: dt.date, until: dt.date | None = None) -> list[MoneyDay
         LedgerKind.CHARGEBACK: "disputes",
     }
     for row in ledger:
+        if row["kind"] == LedgerKind.REINSTATED:  # a won dispute gives its chargeback back
+            add(row["day"], row["currency"], "disputes", -row["total"])
+            continue
         add(row["day"], row["currency"], field_of[row["kind"]], row["total"])
     payouts = (
         window(PayoutEntry.objects.all())
@@ -73,7 +76,8 @@ def money_days(*, since: dt.date, until: dt.date | None = None) -> list[MoneyDay
 
 
 def ledger_line_totals(*, reference: str) -> dict[str, dict[str, int]]:
-    """Per line: charged, refunded and disputed minor units, from the ledger."""
+    """Per line: charged, refunded and disputed minor units, from the ledger. "chargeback" is
+    net of won disputes' reinstatements (what disputes hold now); "reinstated" is also given."""
     rows = (
         LedgerEntry.objects.filter(reference=reference)
         .values("line_key", "kind")
@@ -84,4 +88,6 @@ def ledger_line_totals(*, reference: str) -> dict[str, dict[str, int]]:
         totals.setdefault(row["line_key"], {k: 0 for k in LedgerKind.values})[row["kind"]] = row[
             "total"
         ]
+    for line in totals.values():
+        line[LedgerKind.CHARGEBACK] -= line[LedgerKind.REINSTATED]
     return totals

@@ -476,12 +476,10 @@ def _refund_reserve(
         .aggregate(total=Sum("amount"))["total"]
         or 0
     )
-    # A chargeback already took that money back: it cannot be refunded as well.
+    # A chargeback already took that money back: it cannot be refunded as well (unless a won
+    # dispute reinstated it).
     disputed = (
-        LedgerEntry.objects.filter(
-            reference=reference, line_key=line_key, kind=LedgerKind.CHARGEBACK
-        ).aggregate(total=Sum("amount"))["total"]
-        or 0
+        ledger_line_totals(reference=reference).get(line_key, {}).get(LedgerKind.CHARGEBACK, 0)
     )
     available = max(charged - reserved - disputed, 0)
     currency = charges[0].currency

@@ -375,7 +375,7 @@ class StripeGateway:
         return pi if isinstance(pi, str) or pi is None else _get(pi, "id")
 
     def dispute_retrieve(self, dispute_ref: str) -> DisputeResult:
-        # localstripe has no disputes: tests stand in for this one call (see tests/payments).
+        # localstripe has no disputes of its own: devtools/localstripe_disputes.py adds them.
         dispute = self._call_strict(self.client.v1.disputes.retrieve, dispute_ref)
         pi = _get(dispute, "payment_intent")
         if pi is not None and not isinstance(pi, str):
@@ -393,6 +393,8 @@ class StripeGateway:
             ),
             status=_get(dispute, "status", ""),
             reason=_get(dispute, "reason", ""),
+            evidence_due_by=_get(_get(dispute, "evidence_details", {}), "due_by"),
+            **_dispute_funds(_get(dispute, "balance_transactions")),
         )
 
     # --- webhooks ---------------------------------------------------------------------------
@@ -564,3 +566,15 @@ class StripeGateway:
             amount_reversed=int(_get(transfer, "amount_reversed", 0) or 0),
             metadata={str(k): str(v) for k, v in _plain(_get(transfer, "metadata", {})).items()},
         )
+
+
+def _dispute_funds(transactions: Any) -> dict[str, bool | None]:
+    """A dispute's balance transactions: a negative one took the funds, a positive one gave
+    them back. Absent (an expanded list we did not get): None, the status decides."""
+    if transactions is None:
+        return {"funds_withdrawn": None, "funds_reinstated": None}
+    amounts = [int(_get(t, "amount", 0)) for t in transactions]
+    return {
+        "funds_withdrawn": any(a < 0 for a in amounts),
+        "funds_reinstated": any(a > 0 for a in amounts),
+    }

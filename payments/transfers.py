@@ -136,17 +136,24 @@ def _causes(charge: ChargeAttempt) -> dict[str, tuple[int, str]]:
         LedgerEntry.objects.filter(
             reference=charge.reference,
             line_key__in=list(charge.allocation),
-            kind__in=[LedgerKind.REFUND, LedgerKind.CHARGEBACK],
+            kind__in=[LedgerKind.REFUND, LedgerKind.CHARGEBACK, LedgerKind.REINSTATED],
         )
         .values("kind", "gateway_ref")
         .annotate(total=Sum("amount"))
         .order_by("kind", "gateway_ref")
     )
-    return {_cause(r["kind"], r["gateway_ref"]): (r["total"], r["gateway_ref"]) for r in rows}
+    causes: dict[str, tuple[int, str]] = {}
+    for r in rows:
+        # A won dispute's reinstatement cancels its chargeback: nothing was taken back.
+        sign = -1 if r["kind"] == LedgerKind.REINSTATED else 1
+        cause = _cause(r["kind"], r["gateway_ref"])
+        causes[cause] = (causes.get(cause, (0, ""))[0] + sign * r["total"], r["gateway_ref"])
+    return {cause: value for cause, value in causes.items() if value[0] > 0}
 
 
 def _cause(kind: str, gateway_ref: str) -> str:
-    return f"{'dispute' if kind == LedgerKind.CHARGEBACK else 'refund'}:{gateway_ref}"
+    disputed = kind in (LedgerKind.CHARGEBACK, LedgerKind.REINSTATED)
+    return f"{'dispute' if disputed else 'refund'}:{gateway_ref}"
 
 
 def _transfer_row_create(
@@ -554,7 +561,7 @@ def on_ledger_entry(entry: LedgerEntry) -> None:
 
 
 def on_dispute_lost(*, dispute_ref: str) -> None:
-    """Called by reconciliation.dispute_sync (in its transaction) when the gateway says a
+    """Called by disputes.dispute_sync (in its transaction) when the gateway says a
     dispute is lost: the creator's share of the chargeback is taken back."""
     if not _payouts_connected():
         return

@@ -17,9 +17,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.tasks import enqueue
+from payments.disputes import dispute_sync
 from payments.gateway import get_gateway
 from payments.models import WebhookEvent
-from payments.reconciliation import dispute_sync, payment_refunds_sync, payment_sync
+from payments.reconciliation import payment_refunds_sync, payment_sync
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from core.models import LoopFailure
 from core.money import Money
 from offers.models import Offer
 from payments.models import (
-    LedgerEntry,
-    LedgerKind,
+    DISPUTE_OPEN_STATUSES,
+    Dispute,
+    DisputeStatus,
     Mismatch,
     ReversalStatus,
     TransferAttempt,
@@ -146,19 +147,33 @@ class Attention:
     url: str
 
 
-# Each check: (key, model whose view permission shows it, count, text, url name, query).
+# Each check: (key, model whose view permission shows it, count, text, url name, query); the
+# text is a format with {s} for the plural, or a function of the count that writes it all.
 # Add a line here for anything else that needs the creator (renewals in dunning, …).
-AttentionCheck = tuple[str, str, Callable[[], int], str, str, str]
+AttentionCheck = tuple[str, str, Callable[[], int], str | Callable[[int], str], str, str]
 
 
-def _disputes() -> int:
-    since = timezone.now() - dt.timedelta(days=DISPUTE_WINDOW_DAYS)
-    return (
-        LedgerEntry.objects.filter(kind=LedgerKind.CHARGEBACK, created_at__gte=since)
-        .values("gateway_ref")
-        .distinct()
-        .count()
+def _open_disputes() -> int:
+    return Dispute.objects.filter(status__in=DISPUTE_OPEN_STATUSES).count()
+
+
+def _open_disputes_text(n: int) -> str:
+    """ "2 open disputes: the next response is due 3 Dec 2026 (dp_…)"."""
+    first = (
+        Dispute.objects.filter(status__in=DISPUTE_OPEN_STATUSES, evidence_due_by__isnull=False)
+        .order_by("evidence_due_by")
+        .first()
     )
+    text = f"{n} open dispute{'' if n == 1 else 's'}"
+    if first is not None:
+        due = first.evidence_due_by.strftime("%-d %b %Y")
+        text += f": the next response is due by {due} ({first.gateway_ref})"
+    return text
+
+
+def _lost_disputes() -> int:
+    since = timezone.now() - dt.timedelta(days=DISPUTE_WINDOW_DAYS)
+    return Dispute.objects.filter(status=DisputeStatus.LOST, closed_at__gte=since).count()
 
 
 ATTENTION_CHECKS: list[AttentionCheck] = [
@@ -179,12 +194,20 @@ ATTENTION_CHECKS: list[AttentionCheck] = [
         "?status__exact=paused",
     ),
     (
+        "open_disputes",
+        "payments.Dispute",
+        _open_disputes,
+        _open_disputes_text,
+        "admin:payments_dispute_changelist",
+        "?status__in=" + ",".join(DISPUTE_OPEN_STATUSES),
+    ),
+    (
         "disputes",
-        "payments.LedgerEntry",
-        _disputes,
+        "payments.Dispute",
+        _lost_disputes,
         f"dispute{{s}} lost in the last {DISPUTE_WINDOW_DAYS} days",
-        "admin:payments_ledgerentry_changelist",
-        "?kind__exact=chargeback",
+        "admin:payments_dispute_changelist",
+        "?status__exact=lost",
     ),
     (
         "failed_payouts",
@@ -228,7 +251,8 @@ def attention_items(user) -> list[Attention]:
             url = reverse(url_name) + query
         except NoReverseMatch:
             url = ""
-        items.append(Attention(key, n, f"{n} " + text.format(s="" if n == 1 else "s"), url))
+        said = text(n) if callable(text) else f"{n} " + text.format(s="" if n == 1 else "s")
+        items.append(Attention(key, n, said, url))
     return items
 
 

@@ -82,12 +82,7 @@ SECTIONS: tuple[Section, ...] = (
         "Refunds, disputes, payouts and reconciliation",
         (
             "payments.Refund",
-            Link(
-                "Disputes (chargebacks)",
-                "admin:payments_ledgerentry_changelist",
-                "payments.LedgerEntry",
-                "?kind__exact=chargeback",
-            ),
+            "payments.Dispute",
             Link(
                 "Money per day",
                 "store-getting-started",

@@ -103,6 +103,9 @@ class Invoice(_Document):
     attempt = models.OneToOneField(
         "payments.ChargeAttempt", on_delete=models.PROTECT, related_name="invoice"
     )
+    # When the invoice was claimed for an email (the receipt, or a one-click charge's own
+    # confirmation): each invoice is emailed once (storefront.services.receipts).
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(_Document.Meta):
         verbose_name = "invoice"

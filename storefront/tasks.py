@@ -11,6 +11,16 @@ def send_receipt(*, order_id: int) -> bool:
     return receipts.receipt_send(order_id=order_id)
 
 
+@tenant_task(
+    name="storefront.send_charge_receipt",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_charge_receipt(*, attempt_id: int) -> bool:
+    return receipts.charge_receipt_send(attempt_id=attempt_id)
+
+
 # Documents after a payment or a refund. Each is issued once (unique per payment / refund,
 # under the order's lock), so running a task twice changes nothing.
 @tenant_task(name="storefront.order_documents", autoretry_for=(OSError,), retry_backoff=True)
@@ -103,3 +113,12 @@ def retention_prune() -> dict:
     from storefront.privacy.services import retention_prune as prune
 
     return prune()
+
+
+@tenant_task(name="storefront.coupon_holds_release")
+def coupon_holds_release() -> int:
+    """Periodic (per tenant via core.tasks.fan_out): coupon uses held by checkouts left
+    unpaid past COUPON_HOLD_MINUTES are given back."""
+    from storefront.services import coupon_holds
+
+    return coupon_holds.coupon_holds_release()

@@ -52,3 +52,36 @@ def authenticate(payment_ref: str, client_secret: str, success: bool = True) -> 
         method="POST",
     )
     urllib.request.urlopen(req, timeout=5).close()
+
+
+def _post(path: str, fields: dict) -> dict:
+    import json
+    import urllib.parse
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{os.environ['STRIPE_API_BASE']}{path}",
+        data=urllib.parse.urlencode(fields).encode(),
+        headers={"Authorization": "Bearer sk_test_local"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def dispute_open(payment_ref: str, *, amount: int | None = None, evidence_days: int = 7) -> str:
+    """The buyer's bank disputes the payment (devtools/localstripe_disputes.py): its id."""
+    fields = {"payment_intent": payment_ref, "evidence_days": evidence_days}
+    if amount is not None:
+        fields["amount"] = amount
+    return _post("/_config/disputes", fields)["id"]
+
+
+def dispute_submit(dispute_ref: str) -> None:
+    """The creator submits evidence (the real SDK call): under review."""
+    _client().v1.disputes.update(dispute_ref, params={"submit": True})
+
+
+def dispute_decide(dispute_ref: str, status: str) -> None:
+    """The bank decides: won (the funds come back) or lost."""
+    _post(f"/_config/disputes/{dispute_ref}/decide", {"status": status})

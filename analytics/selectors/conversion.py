@@ -54,7 +54,8 @@ def coupon_performance(f: MetricFilter) -> list[dict[str, Any]]:
         money AS (
             SELECT s.id,
                    coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0) AS gross,
-                   coalesce(sum(le.amount) FILTER (WHERE le.kind <> 'charge'), 0) AS returned
+                   coalesce(sum(CASE le.kind WHEN 'reinstated' THEN -le.amount ELSE le.amount END)
+                FILTER (WHERE le.kind <> 'charge'), 0) AS returned
             FROM started s JOIN {{ledger}} le ON {ledger_matches_order("le", "s.id")}
             WHERE s.paid GROUP BY s.id
         )
@@ -97,7 +98,8 @@ def recovery_performance(f: MetricFilter) -> list[dict[str, Any]]:
         recovered AS (
             SELECT o.currency, count(DISTINCT o.id) AS orders,
                    coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0) AS gross,
-                   coalesce(sum(le.amount) FILTER (WHERE le.kind <> 'charge'), 0) AS returned
+                   coalesce(sum(CASE le.kind WHEN 'reinstated' THEN -le.amount ELSE le.amount END)
+                FILTER (WHERE le.kind <> 'charge'), 0) AS returned
             FROM {{order}} o LEFT JOIN {{ledger}} le ON {ledger_matches_order("le", "o.id")}
             WHERE {back.sql} GROUP BY o.currency
         )

@@ -81,7 +81,8 @@ def order_value_direct(f: MetricFilter) -> list[dict[str, Any]]:
             SELECT le.currency,
                    count(DISTINCT le.reference) AS orders,
                    coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0) AS gross,
-                   coalesce(sum(le.amount) FILTER (WHERE le.kind <> 'charge'), 0) AS returned
+                   coalesce(sum(CASE le.kind WHEN 'reinstated' THEN -le.amount ELSE le.amount END)
+                FILTER (WHERE le.kind <> 'charge'), 0) AS returned
             FROM paid JOIN {{ledger}} le ON {ledger_matches_order("le", "paid.id")}
             GROUP BY le.currency
         )
@@ -112,7 +113,8 @@ def order_value_by_day_direct(f: MetricFilter) -> list[dict[str, Any]]:
             SELECT paid.day, le.currency,
                    count(DISTINCT le.reference) AS orders,
                    coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0)::bigint AS gross,
-                   coalesce(sum(le.amount) FILTER (WHERE le.kind <> 'charge'), 0)::bigint
+                   coalesce(sum(CASE le.kind WHEN 'reinstated' THEN -le.amount ELSE le.amount END)
+                FILTER (WHERE le.kind <> 'charge'), 0)::bigint
                        AS returned
             FROM paid JOIN {{ledger}} le ON {ledger_matches_order("le", "paid.id")}
             GROUP BY paid.day, le.currency
@@ -192,7 +194,8 @@ def _line_money_direct(f: MetricFilter) -> tuple[str, list[Any]]:
         SELECT l.id, l.kind, l.offer_id,
                coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0) AS charged,
                coalesce(sum(le.amount) FILTER (WHERE le.kind = 'refund'), 0) AS refunded,
-               coalesce(sum(le.amount) FILTER (WHERE le.kind = 'chargeback'), 0)
+               coalesce(sum(CASE le.kind WHEN 'chargeback' THEN le.amount ELSE -le.amount END)
+                FILTER (WHERE le.kind IN ('chargeback', 'reinstated')), 0)
                    AS charged_back
         FROM {{line}} l JOIN {{order}} o ON o.id = l.order_id
         LEFT JOIN {{ledger}} le ON {ledger_matches_line("le", "l")}
@@ -237,7 +240,7 @@ def cohort_ltv_direct(f: MetricFilter, *, as_of: dt.datetime | None = None) -> l
     _order_filters(w, MetricFilter(source=f.source, product_id=f.product_id), order="fo")
     taker_line = "tl.kind <> 'core'" if not f.offer_id else "tl.offer_id = %s"
     windows = ",\n".join(
-        f"sum(CASE WHEN le.kind = 'charge' THEN le.amount ELSE -le.amount END) "
+        f"sum(CASE WHEN le.kind IN ('charge', 'reinstated') THEN le.amount ELSE -le.amount END) "
         f"FILTER (WHERE le.created_at < b.first_at + interval '{d} days') AS net{d}"
         for d in LTV_DAYS
     )

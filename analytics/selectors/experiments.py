@@ -31,7 +31,8 @@ def experiment_arm_stats(experiment: Experiment) -> list[dict[str, Any]]:
         per_visitor AS (
             SELECT orders.visitor_id, count(DISTINCT orders.id) AS paid_orders,
                    coalesce(sum(le.amount) FILTER (WHERE le.kind = 'charge'), 0) AS gross,
-                   coalesce(sum(le.amount) FILTER (WHERE le.kind <> 'charge'), 0) AS returned
+                   coalesce(sum(CASE le.kind WHEN 'reinstated' THEN -le.amount ELSE le.amount END)
+                FILTER (WHERE le.kind <> 'charge'), 0) AS returned
             FROM orders LEFT JOIN {{ledger}} le ON {ledger_matches_order("le", "orders.id")}
             GROUP BY orders.visitor_id
         )

@@ -180,6 +180,10 @@ DELIVERY_ACCEL_HEADER = env("DELIVERY_ACCEL_HEADER", default="")
 DELIVERY_ACCEL_PREFIX = env("DELIVERY_ACCEL_PREFIX", default="/_deliverables/")
 # Seconds a download link on the order page stays valid (the page makes fresh ones).
 DELIVERY_LINK_MAX_AGE = env.int("DELIVERY_LINK_MAX_AGE", default=600)
+# How long a checkout that was never paid holds a use of a limited coupon before the use is
+# given back (storefront.services.coupon_holds, from beat); a later Pay takes it again if any
+# is left.
+COUPON_HOLD_MINUTES = env.int("COUPON_HOLD_MINUTES", default=60)
 STORAGES = {
     "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

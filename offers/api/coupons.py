@@ -5,6 +5,7 @@ count is the database's and read only."""
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from drf_spectacular.utils import extend_schema
@@ -147,8 +148,29 @@ def _audited_save(*, actor, instance: Coupon | None, data: dict) -> Coupon:
     return coupon
 
 
+class _TrueOrFalse(forms.NullBooleanField):
+    """`true` / `false` (or 1 / 0) only: django-filter's default also reads "null" and
+    "unknown" as no filter, answering a typo with every coupon instead of a 400."""
+
+    widget = forms.TextInput  # the raw value, not NullBooleanSelect's reading of it
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        key = value.strip().lower() if isinstance(value, str) else value
+        found = {"true": True, "1": True, True: True, "false": False, "0": False, False: False}
+        if key not in found:
+            raise forms.ValidationError("Use true or false.", code="invalid")
+        return found[key]
+
+
+class _TrueOrFalseFilter(django_filters.BooleanFilter):
+    field_class = _TrueOrFalse
+
+
 class CouponFilter(django_filters.FilterSet):
     code = django_filters.CharFilter(lookup_expr="iexact")
+    active = _TrueOrFalseFilter()
 
     class Meta:
         model = Coupon

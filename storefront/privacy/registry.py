@@ -33,6 +33,7 @@ from offers.models import CouponCustomerUse, CouponRedemption, OfferDecision
 from partners.models import IdempotencyRecord, WebhookDelivery
 from payments.models import (
     ChargeAttempt,
+    Dispute,
     GatewayCustomer,
     LedgerEntry,
     Refund,
@@ -299,6 +300,13 @@ REGISTRY: dict[str, Entry] = {
             lambda s: Refund.objects.filter(reference__in=s.references),
             None,
             "refunds are ledger records",
+        ),
+        Entry(
+            "payments.dispute",
+            lambda s: Dispute.objects.filter(reference__in=s.references),
+            None,
+            "disputes are ledger records (the gateway's references, amount, reason and dates; "
+            "nothing personal)",
         ),
         Entry(
             "analytics.event",

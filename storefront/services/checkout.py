@@ -32,6 +32,7 @@ from storefront.models import (
     StoreSettings,
 )
 from storefront.pricing import Jurisdiction, Quote, bump_within_guardrail, quote_checkout
+from storefront.services import coupon_holds
 from storefront.services.orders import event_fields_for, order_status_move
 from storefront.tax.evidence import evidence_conflict, ip_country
 
@@ -570,6 +571,10 @@ def checkout_pay(*, order_token: str, setup_ref: str, confirm_country: str = "")
             if existing is not None:  # the other submit of a double click got there first
                 return existing
             raise CheckoutError("order", "This checkout is closed. Please start again.")
+        try:  # left open past the hold time, the checkout gave its use back: take it again
+            coupon_holds.coupon_hold_reclaim(order_id=order.pk)
+        except CouponRefused as exc:
+            raise CheckoutError("coupon", exc.message) from exc
         attempt, _ = create()
     return payments.attempt_execute(attempt_id=attempt.pk)
 

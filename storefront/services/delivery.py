@@ -3,8 +3,10 @@ downloads counted per line against the product's limit, and license keys.
 
 Access follows money. A line may be used while its order is paid and the line itself has not
 been refunded in full (refunds count from the moment they are reserved, before the gateway
-call, and stop counting if the gateway refuses them) and no chargeback has been recorded
-against it (the ledger records one when a dispute takes the money; access ends then). Nothing
+call, and stop counting if the gateway refuses them) and no dispute holds money of it. The
+ledger records a chargeback when a dispute's funds are withdrawn (Stripe does so when it
+opens): access is suspended then; a won dispute's reinstatement cancels the chargeback and
+access comes back; a lost one keeps it, so access has ended (payments.disputes). Nothing
 here is a flag someone sets: it is read from the order, the refunds and the ledger on every
 check, so a refund made through the admin, the API or at the gateway (reconciliation) ends
 access the same way.
@@ -45,7 +47,14 @@ def line_states(*, order: Order, lines: list[OrderLine] | None = None) -> dict[i
     """Per line id of `order`: LineState.ACTIVE, or why it cannot be used any more."""
     lines = list(order.lines.all()) if lines is None else lines
     if order.status == OrderStatus.REFUNDED:
-        return {line.pk: LineState.REFUNDED for line in lines}
+        # All of it was returned: by refunds, or by a dispute the buyer's bank holds or won.
+        ledger = ledger_line_totals(reference=order.reference)
+        return {
+            line.pk: LineState.DISPUTED
+            if ledger.get(line.line_key, {}).get(LedgerKind.CHARGEBACK, 0) > 0
+            else LineState.REFUNDED
+            for line in lines
+        }
     if order.status not in OWNED_ORDER_STATUSES:
         return {line.pk: LineState.UNPAID for line in lines}
     reserved = {

@@ -104,6 +104,8 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
     if attempt.status == AttemptStatus.SUCCEEDED:
         # Its invoice and the lines' license keys, after commit (never in the money path).
         enqueue("storefront.order_documents", order_id=order.pk)
+        if what != orderkeys.PRIMARY:  # a one-click charge: its own receipt and invoice
+            enqueue("storefront.send_charge_receipt", attempt_id=attempt.pk)
     if what == "primary":
         _primary_outcome(order, attempt)
     elif what == "cross_sell":  # a follow-up email's one-click accept
@@ -147,7 +149,8 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
 
 
 def on_ledger_entry(entry: LedgerEntry) -> None:
-    """A refund or chargeback landed: re-derive the order's status from the ledger."""
+    """A refund, chargeback or reinstatement landed: re-derive the order's status from the
+    ledger."""
     order_id = orderkeys.order_reference_parse(entry.reference)
     if order_id is None:
         return
@@ -164,7 +167,7 @@ def on_ledger_entry(entry: LedgerEntry) -> None:
             properties={"line": entry.line_key},
             **fields,
         )
-    elif entry.kind == LedgerKind.CHARGEBACK:
+    elif entry.kind == LedgerKind.CHARGEBACK:  # the funds were withdrawn for a dispute
         event_append(
             EventName.CHARGEBACK_OPENED,
             amount=entry.amount,
@@ -174,11 +177,29 @@ def on_ledger_entry(entry: LedgerEntry) -> None:
 
 
 def order_status_sync_from_ledger(*, order: Order) -> None:
-    """Paid / partially refunded / refunded is derived from the ledger, never set by hand."""
+    """Paid / partially refunded / refunded is derived from the ledger, never set by hand.
+    Chargebacks count net of won disputes (ledger_line_totals)."""
     totals = ledger_line_totals(reference=order.reference)
     charged = sum(t[LedgerKind.CHARGE] for t in totals.values())
     returned = sum(t[LedgerKind.REFUND] + t[LedgerKind.CHARGEBACK] for t in totals.values())
-    if charged == 0 or returned == 0:
+    if charged == 0:
         return
-    target = OrderStatus.REFUNDED if returned >= charged else OrderStatus.PARTIALLY_REFUNDED
-    order_status_move(order=order, to=target)
+    if returned == 0:
+        target = OrderStatus.PAID
+    elif returned >= charged:
+        target = OrderStatus.REFUNDED
+    else:
+        target = OrderStatus.PARTIALLY_REFUNDED
+    if target == order.status:
+        return
+    if target != OrderStatus.PAID and order_status_move(order=order, to=target):
+        return
+    # Less returned than the status says: a won dispute gave its chargeback back. Not a move
+    # in ORDER_TRANSITIONS (nothing else may take an order back to paid); only the ledger
+    # handler makes it, in the transaction recording the reinstatement.
+    returned_statuses = {OrderStatus.REFUNDED: 2, OrderStatus.PARTIALLY_REFUNDED: 1}
+    rank = {**returned_statuses, OrderStatus.PAID: 0}
+    reinstated = any(t[LedgerKind.REINSTATED] for t in totals.values())
+    if reinstated and order.status in returned_statuses and rank[target] < rank[order.status]:
+        if Order.objects.filter(pk=order.pk, status=order.status).update(status=target):
+            order.status = target

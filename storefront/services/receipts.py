@@ -1,5 +1,5 @@
 """Receipts: one email per paid order, with a link to the order page, the license keys and the
-checkout payment's invoice attached."""
+checkout payment's invoice attached; and one per later one-click charge with its invoice."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from storefront.models import OWNED_ORDER_STATUSES, Order
+from core import orderkeys
+from payments.models import ChargeAttempt
+from storefront.models import OWNED_ORDER_STATUSES, Invoice, Order
 from storefront.services import mail
 from subscriptions.notices import manage_url
 
@@ -55,6 +57,11 @@ def receipt_send(*, order_id: int) -> bool:
     ).update(receipt_sent_at=claimed_at)
     if not claimed:
         return False
+    # Each invoice is emailed once: the ones a one-click charge's confirmation has not sent.
+    Invoice.objects.filter(pk__in=[i.pk for i in invoices], emailed_at__isnull=True).update(
+        emailed_at=claimed_at
+    )
+    invoices = list(Invoice.objects.filter(pk__in=[i.pk for i in invoices], emailed_at=claimed_at))
     try:
         order = Order.objects.select_related("customer").get(pk=order_id)
         lines = list(order.lines.select_related("product"))
@@ -95,5 +102,63 @@ def receipt_send(*, order_id: int) -> bool:
         message.send(fail_silently=False)
     except Exception:
         Order.objects.filter(pk=order_id, receipt_sent_at=claimed_at).update(receipt_sent_at=None)
+        Invoice.objects.filter(order_id=order_id, emailed_at=claimed_at).update(emailed_at=None)
+        raise
+    return True
+
+
+def charge_receipt_send(*, attempt_id: int) -> bool:
+    """A one-click charge after the checkout (upsell, downsell, cross-sell) gets its own
+    short receipt with its invoice attached, once. The invoice row is the claim: a
+    conditional UPDATE of its emailed_at, committed before SMTP and handed back if sending
+    fails (the task retries). If the order's receipt went out after the charge, it carried
+    this invoice already and claimed it: nothing more is sent."""
+    from storefront.invoice_pdf import document_pdf
+    from storefront.services.delivery import order_access_ensure
+    from storefront.services.invoices import invoice_issue
+
+    attempt = ChargeAttempt.objects.filter(pk=attempt_id).first()
+    parsed = orderkeys.order_purpose_parse(attempt.purpose) if attempt else None
+    if parsed is None or parsed[1] == orderkeys.PRIMARY:
+        return False  # the checkout's payment is in the order's receipt
+    invoice = invoice_issue(attempt_id=attempt_id)
+    if invoice is None:
+        return False
+    claimed_at = timezone.now()
+    if not Invoice.objects.filter(pk=invoice.pk, emailed_at__isnull=True).update(
+        emailed_at=claimed_at
+    ):
+        return False
+    try:
+        order = Order.objects.select_related("customer").get(pk=invoice.order_id)
+        keys = [row["line_key"] for row in invoice.lines]
+        lines = [line for line in order.lines.select_related("product") if line.line_key in keys]
+        access = order_access_ensure(order=order, lines=lines)
+        context = {
+            "order": order,
+            "lines": lines,
+            "invoice": invoice,
+            "total": invoice.total_amount,
+            "order_url": order_page_url(order),
+            "license_keys": [
+                (line.description, access[line.pk].license_key)
+                for line in lines
+                if line.pk in access and access[line.pk].license_key
+            ],
+            **mail.brand_context(base_url=store_base_url()),
+        }
+        message = mail.store_message(
+            subject=f"Your receipt for {lines[0].description if lines else 'your purchase'}",
+            body=render_to_string("storefront/email/charge_receipt.txt", context),
+            html=render_to_string("storefront/email/charge_receipt.html", context),
+            to=order.customer.email,
+        )
+        if message is None:  # the address bounced or complained before: nothing is sent
+            logger.info("charge receipt %s not sent: %s", attempt_id, mail.SUPPRESSED)
+            return False
+        message.attach(f"{invoice.display_number}.pdf", document_pdf(invoice), "application/pdf")
+        message.send(fail_silently=False)
+    except Exception:
+        Invoice.objects.filter(pk=invoice.pk, emailed_at=claimed_at).update(emailed_at=None)
         raise
     return True

@@ -20,7 +20,6 @@ from subscriptions.services.billing import (
     expiry_reminders_queue,
     notice_queue,
     on_attempt_outcome,
-    on_ledger_entry,
     plan_cache_key,
     plan_for,
     plan_price,
@@ -39,6 +38,7 @@ from subscriptions.services.changes import (
     subscription_resume,
     subscription_unpause,
 )
+from subscriptions.services.endings import on_dispute_closed, on_ledger_entry
 
 __all__ = [
     "LOOP_EXPIRY",
@@ -51,6 +51,7 @@ __all__ = [
     "expiry_reminders_queue",
     "notice_queue",
     "on_attempt_outcome",
+    "on_dispute_closed",
     "on_ledger_entry",
     "plan_cache_key",
     "plan_for",

@@ -24,7 +24,7 @@ from core.money import Money
 from core.tasks import enqueue
 from payments import services as payments
 from payments.gateway import GatewayAuthFailed, GatewayUnavailable
-from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
+from payments.models import AttemptStatus, ChargeAttempt
 from subscriptions.models import (
     BILLED_STATUSES,
     SUBSCRIPTION_TRANSITIONS,
@@ -532,30 +532,6 @@ def _dunning_end(sub: Subscription, now: dt.datetime) -> None:
             end_reason="dunning",
         )
         notice_queue(sub=sub, key="canceled", kind="canceled_unpaid")
-
-
-def on_ledger_entry(entry: LedgerEntry) -> None:
-    """A refund or chargeback on a subscription's payment ends its access: a renewal's
-    ("sub:<id>") or the order line that started it."""
-    if entry.kind not in (LedgerKind.REFUND, LedgerKind.CHARGEBACK):
-        return
-    sub_id = orderkeys.subscription_reference_parse(entry.reference)
-    if sub_id is not None:
-        subs = Subscription.objects.filter(pk=sub_id)
-    else:
-        order_id = orderkeys.order_reference_parse(entry.reference)
-        if order_id is None:
-            return
-        subs = Subscription.objects.filter(order_id=order_id, line_key=entry.line_key)
-    reason = "refunded" if entry.kind == LedgerKind.REFUND else "chargeback"
-    for sub in subs.select_for_update():
-        subscription_status_move(
-            sub=sub,
-            to=SubscriptionStatus.CANCELED,
-            ended_at=timezone.now(),
-            next_charge_at=None,
-            end_reason=reason,
-        )
 
 
 # --- emails ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from offers.models import Coupon, CouponRedemption, Offer, OfferDecision
 from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
 from payments.models import (
     ChargeAttempt,
+    Dispute,
     LedgerEntry,
     Mismatch,
     PayoutAccount,
@@ -168,6 +169,15 @@ def _rows(mark: str, n: int) -> None:
             currency="USD",
         )
         Mismatch.objects.create(kind="amount", gateway_ref=f"pi_{tag}", reference=tag, detail=tag)
+        Dispute.objects.create(
+            gateway_ref=f"dp_{tag}",
+            payment_ref=f"pi_{tag}",
+            reference=f"order:{tag}",
+            attempt=attempt,
+            status="needs_response",
+            amount=4000,
+            currency="USD",
+        )
         WebhookEvent.objects.create(
             event_id=f"evt_{tag}",
             event_type="charge.succeeded",

@@ -154,9 +154,9 @@ def test_a_user_sees_only_the_sections_and_links_their_view_permissions_allow(te
         "Insights": ["Dashboard", "What each figure means"],
         "Settings": ["Domains"],
     }
-    # The ledger's disputes link needs the ledger's view permission.
+    # The disputes list needs its own view permission.
     clerk.user_permissions.add(
-        Permission.objects.get(codename="view_ledgerentry", content_type__app_label="payments")
+        Permission.objects.get(codename="view_dispute", content_type__app_label="payments")
     )
     clerk = get_user_model().objects.get(pk=clerk.pk)
     money = next(s for s in admin.site.get_app_list(_request(clerk)) if s["name"] == "Money")

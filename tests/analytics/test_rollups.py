@@ -209,3 +209,20 @@ def test_whole_day_filters_use_the_counters_and_part_days_the_events(hand_store,
     f = MetricFilter(end=dt.datetime(2026, 1, 12, hours, tzinfo=dt.UTC))
     assert selectors.funnel(f) == selectors.funnel_direct(f)
     assert selectors.take_rates(f) == selectors.take_rates_direct(f)
+
+
+def test_a_won_dispute_nets_to_zero_in_every_figure_and_the_read_models_agree(hand_store):
+    """A chargeback and the reinstatement of a won dispute (payments.disputes) on a paid line:
+    every metric, read model and direct query alike, is what it was before the dispute."""
+    before = {(name, str(f)): _both(name, f)[0] for f in _filters(hand_store) for name in METRICS}
+    line = hand_store.orders[0].lines.get(kind="core")
+    ledger(line, "chargeback", line.total_amount, at(2, 3))
+    rollups_refresh()
+    _assert_all_match(hand_store)
+    disputed = selectors.order_value(MetricFilter())
+    assert disputed != before[("order_value", str(MetricFilter()))]  # the chargeback shows
+    ledger(line, "reinstated", line.total_amount, at(2, 3, hour=18))
+    rollups_refresh()
+    _assert_all_match(hand_store)
+    after = {(name, str(f)): _both(name, f)[0] for f in _filters(hand_store) for name in METRICS}
+    assert after == before

@@ -146,3 +146,16 @@ def test_an_order_shows_its_coupon_and_each_lines_discount(api_for, read_key):
     assert [(line["discount_amount"], line["total_amount"]) for line in body["lines"]] == [
         (980, 3920)
     ]
+
+
+def test_the_active_filter_takes_true_or_false_and_refuses_anything_else(api_for, read_key):
+    CouponFactory(code="ON")
+    CouponFactory(code="OFF", active=False)
+    reader = api_for(HOST, read_key)
+    for value, codes in (("true", ["ON"]), ("false", ["OFF"]), ("1", ["ON"])):
+        response = reader.get("/api/v1/coupons/", {"active": value})
+        assert [c["code"] for c in response.json()["results"]] == codes, value
+    for value in ("null", "unknown", "yes please"):
+        response = reader.get("/api/v1/coupons/", {"active": value})
+        assert response.status_code == 400, value
+        assert "true or false" in json.dumps(response.json())

@@ -124,7 +124,7 @@ def test_the_checkout_reminder_extends_the_same_base_with_the_accent_button(tena
 def test_every_buyer_html_email_extends_the_one_base():
     folder = Path(settings.BASE_DIR) / "templates" / "storefront" / "email"
     htmls = sorted(p.name for p in folder.glob("*.html") if not p.name.startswith("_"))
-    assert htmls == ["followup.html", "receipt.html", "recovery.html"]
+    assert htmls == ["charge_receipt.html", "followup.html", "receipt.html", "recovery.html"]
     for name in htmls:
         assert (folder / name).read_text().startswith('{% extends "storefront/email/_base.html" %}')
 

@@ -142,9 +142,11 @@ def connected_account() -> str:
 
 
 def disputing_gateway(api_base: str):
-    """The localstripe-backed gateway with disputes stood in for (localstripe has none): set
-    `.disputes[ref]` to what `dispute_retrieve` answers. A generator for a fixture to yield
-    from: installed for the test, removed after."""
+    """The localstripe-backed gateway with disputes stood in for: set `.disputes[ref]` to what
+    `dispute_retrieve` answers (a status the test chooses at any moment, e.g. to replay a
+    stale read; the local Stripe's own disputes, devtools/localstripe_disputes.py, are read
+    through the real SDK in tests/payments/test_disputes.py). A generator for a fixture to
+    yield from: installed for the test, removed after."""
     from payments.gateway import DisputeResult, use_gateway
     from payments.stripe_gateway import StripeGateway
 

@@ -309,9 +309,15 @@ def _direct_money_days(since: dt.date) -> dict[tuple[dt.date, str], dict[str, in
         day = entry.created_at.astimezone(dt.UTC).date()
         if day < since:
             continue
-        field = {"charge": "gross", "refund": "refunds", "chargeback": "disputes"}[entry.kind]
+        field = {
+            "charge": "gross",
+            "refund": "refunds",
+            "chargeback": "disputes",
+            "reinstated": "disputes",
+        }[entry.kind]
+        sign = -1 if entry.kind == "reinstated" else 1  # a won dispute gives its money back
         row = days.setdefault((day, entry.currency), dict.fromkeys(FIELDS, 0))
-        row[field] += entry.amount
+        row[field] += sign * entry.amount
     for entry in PayoutEntry.objects.all():
         day = entry.created_at.astimezone(dt.UTC).date()
         if day < since:

@@ -176,9 +176,11 @@ def test_a_refund_of_the_order_line_that_started_it_ends_it(tenant, client_for):
     assert ChargeAttempt.objects.filter(reference=sub.reference).count() == 0
 
 
-def test_a_chargeback_on_a_renewal_ends_it(tenant, client_for):
-    from payments.models import LedgerKind
-    from payments.services import _ledger_add
+def test_a_dispute_on_a_renewal_ends_it_only_when_lost(tenant, client_for):
+    """Through the local Stripe's disputes and the real SDK: an open dispute withdraws the
+    renewal's money (ledger) but the subscription runs on; the bank's loss cancels it."""
+    from payments.disputes import dispute_sync
+    from payments.models import Dispute, LedgerKind
 
     core, *_ = make_catalog(with_downsell=False)
     monthly(core)
@@ -186,16 +188,18 @@ def test_a_chargeback_on_a_renewal_ends_it(tenant, client_for):
     sub = Subscription.objects.get()
     services.renewals_run(now=sub.next_charge_at)
     entry = LedgerEntry.objects.get(reference=sub.reference)
-    _ledger_add(
-        kind=LedgerKind.CHARGEBACK,
-        gateway_ref="dp_lost",
-        reference=sub.reference,
-        line_key=entry.line_key,
-        amount=entry.amount,
-        currency="USD",
-    )
+    dispute_ref = gw.dispute_open(entry.gateway_ref)
+    assert dispute_sync(dispute_ref=dispute_ref)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert LedgerEntry.objects.get(kind=LedgerKind.CHARGEBACK).amount == entry.amount
+    gw.dispute_decide(dispute_ref, "lost")
+    dispute_sync(dispute_ref=dispute_ref)
+    dispute_sync(dispute_ref=dispute_ref)  # a replay
     sub.refresh_from_db()
     assert sub.status == SubscriptionStatus.CANCELED and sub.end_reason == "chargeback"
+    assert Dispute.objects.get().status == "lost"
+    assert LedgerEntry.objects.filter(kind=LedgerKind.CHARGEBACK).count() == 1
 
 
 def test_a_failure_starting_the_subscription_never_undoes_the_recorded_payment(

@@ -382,6 +382,32 @@ def _mail_upkeep(ctx):
     return None, check
 
 
+def _coupon_holds(ctx):
+    from django.test import Client
+
+    from offers.models import Coupon, CouponRedemption
+    from storefront.models import Order
+    from tests.catalog import catalog
+    from tests.factories import CouponFactory
+
+    catalog(bump=False)
+    coupon = CouponFactory(code="HELD", max_redemptions=5)
+    started = Client(HTTP_HOST=HOST).post(
+        "/checkout/course/start",
+        {"email": "left@example.com", "country": "DE", "coupon": "HELD"},
+    )
+    assert started.status_code == 200, started.content
+    Order.objects.update(created_at=timezone.now() - dt.timedelta(hours=2))
+    assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 1
+
+    def check(results):
+        assert sorted(results) == [0, 1]  # released by one run, found released by the other
+        assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 0
+        assert CouponRedemption.objects.get().released_at is not None
+
+    return ctx["tenant"], check
+
+
 SCENARIOS = {
     "storefront.retention_prune": _retention_prune,
     "tenants.mail_upkeep": _mail_upkeep,
@@ -395,6 +421,7 @@ SCENARIOS = {
     "storefront.flag_abandoned_confirmations": _flag_abandoned,
     "offers.guardrails_enforce": _guardrails,
     "subscriptions.renew_due": _subscriptions_renew,
+    "storefront.coupon_holds_release": _coupon_holds,
 }
 
 
