@@ -217,17 +217,20 @@ def subscription_start(
 # --- billing a period ----------------------------------------------------------------------
 
 
-def _attempt_for(sub: Subscription, period: SubscriptionPeriod) -> ChargeAttempt:
+def _attempt_for(
+    sub: Subscription, period: SubscriptionPeriod, *, new_period: bool = False
+) -> ChargeAttempt:
     """The attempt for the period's current try; the caller holds the subscription's lock.
 
     Looked up before inserting: payments records an outcome holding the attempt's row and
     then takes the subscription's lock (on_attempt_outcome), and an INSERT whose unique check
     meets that row's uncommitted new version would wait for it while we hold the
     subscription: a deadlock. Attempts are only created under the subscription's lock, so
-    when the lookup finds none, nobody else is inserting it.
+    when the lookup finds none, nobody else is inserting it. A period this transaction has
+    just made (`new_period`) has no attempt yet: no lookup.
     """
     purpose = orderkeys.subscription_purpose(sub.pk, period.number, period.tries)
-    existing = ChargeAttempt.objects.filter(purpose=purpose).first()
+    existing = None if new_period else ChargeAttempt.objects.filter(purpose=purpose).first()
     if existing is not None:
         return existing
     attempt, _ = payments.attempt_get_or_create(
@@ -278,14 +281,17 @@ def renewal_charge(*, subscription_id: int, now: dt.datetime | None = None) -> i
             _end_without_charge(sub, now)
             return None
         start, end = sub.period_bounds(n)
-        period, created = SubscriptionPeriod.objects.get_or_create(
-            subscription=sub,
-            number=n,
-            defaults={"starts_at": start, "ends_at": end, "amount": sub.amount},
-        )
+        # Periods are only made under the subscription's lock (here, and at its start), so a
+        # lookup then a plain INSERT (no savepoint) cannot race another maker.
+        period = SubscriptionPeriod.objects.filter(subscription=sub, number=n).first()
+        created = period is None
+        if created:
+            period = SubscriptionPeriod.objects.create(
+                subscription=sub, number=n, starts_at=start, ends_at=end, amount=sub.amount
+            )
         if period.status != PeriodStatus.DUE:
             return None  # failed (dunning retries it) or waiting for the buyer
-        attempt = _attempt_for(sub, period)
+        attempt = _attempt_for(sub, period, new_period=created)
         if created:
             _history(sub, "renewal", f"period {n} ({start:%Y-%m-%d}) charged {period.amount}")
     if attempt.status == AttemptStatus.CREATED:
@@ -487,8 +493,27 @@ def _period_paid(
         subscription_status_move(sub=sub, to=SubscriptionStatus.COMPLETED, ended_at=now)
     elif sub.status != SubscriptionStatus.ACTIVE:
         subscription_status_move(sub=sub, to=SubscriptionStatus.ACTIVE)
-    _publish(sub, "subscription.renewed", key=str(period.number))
-    notice_queue(sub=sub, key=f"paid:{period.number}", kind="renewal_receipt")
+    _renewed_queue(sub, period.number)
+
+
+def _renewed_queue(sub: Subscription, number: int) -> None:
+    """The receipt email and the `subscription.renewed` webhook of a paid period, in one
+    outbox message (subscriptions.renewed): one send to the broker per renewal. The notice
+    row is written by one upsert (no lookup, no savepoint); a period is paid once (under its
+    lock), and were its row there already, the send is claimed on the row, so still once."""
+    from subscriptions import public
+
+    notice = Notice.objects.bulk_create(
+        [Notice(subscription=sub, key=f"paid:{number}", kind="renewal_receipt")],
+        update_conflicts=True,
+        unique_fields=["subscription", "key"],
+        update_fields=["kind"],
+    )[0]
+    enqueue(
+        "subscriptions.renewed",
+        notice_id=notice.pk,
+        webhook=public.webhook_notice(sub=sub, event_type="subscription.renewed", key=str(number)),
+    )
 
 
 def _period_failed(

@@ -96,7 +96,7 @@
         document.getElementById("tax-name").textContent = q.tax_name;
         document.getElementById("total").textContent = q.total_display;
         document.getElementById("id_expected_total").value = q.total;
-        payButton.textContent = "Pay " + q.total_display;
+        payButton.textContent = q.total === 0 ? "Start free trial" : "Pay " + q.total_display;
         document.getElementById("total-status").textContent = "Total now " + q.total_display;
       })
       .finally(function () { quoting -= 1; if (!quoting && stripe && !busy) payButton.disabled = false; });
