@@ -21,7 +21,6 @@ from django.utils import timezone
 from core import orderkeys
 from core.loops import each_record, quarantined_pks
 from core.money import Money
-from core.tasks import enqueue
 from payments import services as payments
 from payments.gateway import GatewayAuthFailed, GatewayUnavailable
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
@@ -30,7 +29,6 @@ from subscriptions.models import (
     SUBSCRIPTION_TRANSITIONS,
     DunningSettings,
     FinalAction,
-    Notice,
     PeriodStatus,
     Plan,
     PlanKind,
@@ -39,13 +37,18 @@ from subscriptions.models import (
     SubscriptionPeriod,
     SubscriptionStatus,
 )
+from subscriptions.services.notify import (
+    LOOP_EXPIRY,
+    expiry_reminders_queue,
+    notice_queue,
+    renewed_queue,
+)
 
 logger = logging.getLogger(__name__)
 
 LOOP_RENEW = "subscriptions.renew"
 LOOP_RETRY = "subscriptions.retry"
 LOOP_RESUME = "subscriptions.resume"
-LOOP_EXPIRY = "subscriptions.expiry_reminders"
 _STOP = (GatewayUnavailable, GatewayAuthFailed)
 
 
@@ -493,27 +496,7 @@ def _period_paid(
         subscription_status_move(sub=sub, to=SubscriptionStatus.COMPLETED, ended_at=now)
     elif sub.status != SubscriptionStatus.ACTIVE:
         subscription_status_move(sub=sub, to=SubscriptionStatus.ACTIVE)
-    _renewed_queue(sub, period.number)
-
-
-def _renewed_queue(sub: Subscription, number: int) -> None:
-    """The receipt email and the `subscription.renewed` webhook of a paid period, in one
-    outbox message (subscriptions.renewed): one send to the broker per renewal. The notice
-    row is written by one upsert (no lookup, no savepoint); a period is paid once (under its
-    lock), and were its row there already, the send is claimed on the row, so still once."""
-    from subscriptions import public
-
-    notice = Notice.objects.bulk_create(
-        [Notice(subscription=sub, key=f"paid:{number}", kind="renewal_receipt")],
-        update_conflicts=True,
-        unique_fields=["subscription", "key"],
-        update_fields=["kind"],
-    )[0]
-    enqueue(
-        "subscriptions.renewed",
-        notice_id=notice.pk,
-        webhook=public.webhook_notice(sub=sub, event_type="subscription.renewed", key=str(number)),
-    )
+    renewed_queue(sub, period.number)
 
 
 def _period_failed(
@@ -581,42 +564,3 @@ def on_ledger_entry(entry: LedgerEntry) -> None:
             next_charge_at=None,
             end_reason=reason,
         )
-
-
-# --- emails ---------------------------------------------------------------------------------
-
-
-def notice_queue(*, sub: Subscription, key: str, kind: str) -> None:
-    """Queue an email once per (subscription, key), with the change that causes it."""
-    notice, created = Notice.objects.get_or_create(
-        subscription=sub, key=key[:60], defaults={"kind": kind}
-    )
-    if created:
-        enqueue("subscriptions.notice_send", notice_id=notice.pk)
-
-
-def expiry_reminders_queue(*, now: dt.datetime) -> int:
-    """A reminder for each running subscription whose card expires within the store's window
-    (30 days by default), once per card expiry."""
-    days = DunningSettings.current().expiry_reminder_days
-    horizon = (now + dt.timedelta(days=days)).date()
-    made = 0
-    candidates = Subscription.objects.filter(
-        status__in=BILLED_STATUSES + (SubscriptionStatus.PAST_DUE,),
-        card_exp_year__gt=0,
-        card_exp_month__gt=0,
-    ).exclude(pk__in=quarantined_pks(LOOP_EXPIRY))
-
-    def remind(sub: Subscription) -> bool:
-        # A card is valid through the last day of its expiry month.
-        year, month = sub.card_exp_year, sub.card_exp_month
-        last_day = dt.date(year + (month // 12), month % 12 + 1, 1) - dt.timedelta(days=1)
-        if last_day > horizon or last_day < now.date():
-            return False
-        with transaction.atomic():
-            notice_queue(sub=sub, key=f"expiry:{year}-{month:02d}", kind="card_expiring")
-        return True
-
-    run = each_record(LOOP_EXPIRY, candidates, remind, key=lambda s: s.pk)
-    made = sum(1 for r in run.results if r)
-    return made
