@@ -23,7 +23,6 @@ from storefront.models import Order, StoreSettings
 from storefront.pricing import Jurisdiction, bump_within_guardrail, quote_checkout
 from storefront.services import checkout as checkout_service
 from storefront.services.followups import recovery
-from storefront.services.free_trial import free_trial_only
 from storefront.services.subscribe import trial_terms
 
 
@@ -111,6 +110,7 @@ def _quote_payload(quote) -> dict:
         "tax_name": quote.tax_name,
         "total": quote.total.amount,
         "total_display": str(quote.total),
+        "trial_terms": trial_terms(quote=quote),
     }
 
 
@@ -173,7 +173,7 @@ def _checkout_context(
         "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         "consent_text": checkout_service.CONSENT_TEXT,
         # A free trial with nothing to pay today: what happens instead (and no "Pay 0").
-        "trial_terms": trial_terms(quote=quote, bump=bump) if free_trial_only(quote) else [],
+        "trial_terms": trial_terms(quote=quote),
         "reminder_text": checkout_service.REMINDER_TEXT,
         "coupon_value": coupon_code,
         "remind_checked": data.get("remind") in ("on", "true", "1"),

@@ -105,15 +105,23 @@ def _every(unit: str, count: int) -> str:
     return f"every {count} {unit}s" if count > 1 else f"every {unit}"
 
 
-def trial_terms(*, quote, bump=None) -> list[str]:
-    """What the checkout page says when a free trial is all there is to pay today: nothing
-    now, then each subscription's price (taxed as its line) when its trial ends."""
+def trial_terms(*, quote) -> list[str]:
+    """What the checkout page says when a free trial is all there is to pay today (else
+    nothing): each subscription's price (the offer's for a bump, taxed as its line) when its
+    trial ends."""
+    from offers.models import Offer
+    from storefront.services.free_trial import free_trial_only
+
+    if not free_trial_only(quote):
+        return []
     terms = []
     for line in quote.lines:
         plan = subscriptions.plan_for(line.product.pk)
         if plan is None or not plan.trial_days:
             continue
-        price = bump.price if line.offer_id is not None and bump is not None else line.product.price
+        price = line.product.price
+        if line.offer_id is not None:
+            price = Offer.objects.get(pk=line.offer_id).price
         _, _, total = split_tax(price=price, rate_percent=line.rate, inclusive=line.inclusive)
         terms.append(
             f"{line.description}: free for {plan.trial_days} days, then {total} "
