@@ -135,3 +135,14 @@ def test_a_paid_bump_with_a_free_trial_is_one_payment_and_the_trial_runs(tenant,
     assert order.lines.get(kind="core").total_amount == 0
     sub = Subscription.objects.get()
     assert sub.status == SubscriptionStatus.TRIALING and sub.product_id == core.pk
+
+
+def test_a_free_trial_order_gets_no_one_click_offer(tenant, client_for):
+    core, *_ = make_catalog(with_downsell=False)
+    trial(core)
+    client = client_for(HOST)
+    order = buy(client)  # the one-click box ticked: the card is saved for offers too
+    assert order.card_saved and order.status == OrderStatus.PAID
+    assert client.get(f"/o/{order.token}/next")["Location"].endswith("/thanks")
+    assert client.get(f"/o/{order.token}/offer").status_code in (302, 303, 404)
+    assert gw.payment_intents() == []
