@@ -33,7 +33,7 @@ from storefront.models import (
 )
 from storefront.pricing import Jurisdiction, Quote, bump_within_guardrail, quote_checkout
 from storefront.services.errors import CheckoutError
-from storefront.services.free_trial import refuse_zero_total, trial_start
+from storefront.services.free_trial import refuse_zero_total, trial_start, trial_still_offered
 from storefront.services.orders import event_fields_for, order_status_move
 from storefront.tax.evidence import evidence_conflict, ip_country
 
@@ -541,6 +541,11 @@ def checkout_pay(
     _location_evidence(order, setup.payment_method_ref, (confirm_country or "").upper())
     lines = list(order.lines.all())
     total = sum(line.total_amount for line in lines)
+    if total == 0 and not trial_still_offered(lines):
+        _fail(order, "terms_changed")
+        raise CheckoutError(
+            "product", "This free trial's terms changed. Nothing was charged; please start again."
+        )
     if order.card_saved or total == 0:
         # A free trial's card is saved for its first charge whatever the one-click box says
         # (the box still decides one-click offers: order.card_saved).

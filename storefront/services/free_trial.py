@@ -13,19 +13,26 @@ from storefront.pricing import Quote
 from storefront.services.errors import CheckoutError
 from storefront.services.orders import order_paid
 
-__all__ = ["free_trial_only", "refuse_zero_total", "trial_start"]
+__all__ = ["free_trial_only", "refuse_zero_total", "trial_start", "trial_still_offered"]
 
 
 def free_trial_only(quote: Quote) -> bool:
     """Nothing to pay today because every line is a free trial without a setup fee: the
     checkout collects and saves the card and charges nothing (checkout_pay)."""
+    return quote.total.amount == 0 and all(_trial(line.product.pk) for line in quote.lines)
+
+
+def _trial(product_id: int) -> bool:
     from subscriptions.services import plan_for
 
-    def trial(line) -> bool:
-        plan = plan_for(line.product.pk)
-        return plan is not None and plan.trial_days > 0 and not plan.setup_fee_amount
+    plan = plan_for(product_id)
+    return plan is not None and plan.trial_days > 0 and not plan.setup_fee_amount
 
-    return quote.total.amount == 0 and all(trial(line) for line in quote.lines)
+
+def trial_still_offered(lines) -> bool:
+    """At Pay, an order of 0 is still all free trials: the creator may have changed the plan
+    since the checkout started (its subscriptions would start on today's plan)."""
+    return all(_trial(line.product_id) for line in lines)
 
 
 def refuse_zero_total(quote: Quote, coupon: Coupon | None) -> None:

@@ -146,3 +146,19 @@ def test_a_free_trial_order_gets_no_one_click_offer(tenant, client_for):
     assert client.get(f"/o/{order.token}/next")["Location"].endswith("/thanks")
     assert client.get(f"/o/{order.token}/offer").status_code in (302, 303, 404)
     assert gw.payment_intents() == []
+
+
+def test_a_trial_whose_plan_changed_before_pay_is_refused_and_nothing_starts(tenant, client_for):
+    core, *_ = make_catalog(with_downsell=False)
+    plan = trial(core)
+    client = client_for(HOST)
+    body = _start(client).json()
+    order = Order.objects.get(token=body["order"])
+    gw.confirm_card_setup(order.setup_ref, gw.CARD_OK)
+    plan.trial_days = 0
+    plan.save()  # the creator ends the trial offer while the buyer is on the page
+    paid = client.post(body["pay_url"], {"setup_intent": order.setup_ref})
+    assert paid.status_code == 400 and "terms changed" in paid.json()["error"]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FAILED and Subscription.objects.count() == 0
+    assert gw.payment_intents() == [] and SavedPaymentMethod.objects.count() == 0
