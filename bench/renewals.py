@@ -145,7 +145,9 @@ class Accepts:
         n = 0
         while not done.is_set() and n < self.limit:
             n += 1
-            client = Client(HTTP_HOST=self.host)
+            # Each buyer from their own address, as on the internet (the per-address limits).
+            address = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+            client = Client(HTTP_HOST=self.host, REMOTE_ADDR=address)
             started = client.post(
                 "/checkout/course/start",
                 {"email": f"a{tag}-{n}@accept.example", "country": "US", "save_card": "on"},
