@@ -8,7 +8,13 @@ Subscriptions are seeded by PostgreSQL (INSERT … SELECT FROM generate_series),
 Stores are billed by `--threads` threads, one store at a time each (as workers take the
 fanned-out tasks). Prints renewals per second and the wall time, then checks every period was
 charged exactly once (the stub's charges per attempt key). The database is kept for reruns
-(`--reseed` makes the stores' subscriptions due again).
+(each run clears the stores' subscriptions and seeds them due again).
+
+In the same run, while the renewals are billed, one more thread plays buyers in the first
+store through the hosted pages in-process (Django's test client, the same stub): checkout
+start → pay → offer page → the one-click upsell accept, and times the accept POST (the
+one-click accept path). It stops when the renewals are done (`--accepts` caps it). Printed:
+accepts, their p50/p95 latency and what a renewal costs against an accept.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ def main() -> int:
     parser.add_argument("--stores", type=int, default=100)
     parser.add_argument("--per-store", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--accepts", type=int, default=2000, help="most one-click accepts")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if "bench" not in url.rsplit("/", 1)[-1]:
@@ -83,24 +90,149 @@ def main() -> int:
                 renewed[0] += run.renewed
         connection.close()
 
+    accepts = Accepts(_accept_store(stores[0]), limit=args.accepts)
+    done = threading.Event()
     started = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+    buyer = threading.Thread(target=accepts.run, args=(done,))
+    buyer.start()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.monotonic() - started
+    done.set()
+    buyer.join()
     stats = stub.stats()
     stub.stop()
     print(
         f"[bench] renewal run: {renewed[0]} renewals in {wall:.1f} s = "
-        f"{renewed[0] / wall:.0f} renewals/s ({args.threads} threads, {len(stores)} stores); "
-        f"gateway charges {stats['payment_intents']}, attempt keys charged twice "
-        f"{stats['attempt_keys_charged_twice']}",
+        f"{renewed[0] / wall:.1f} renewals/s ({args.threads} threads, {len(stores)} stores); "
+        f"gateway charges {stats['payment_intents']} (renewals + the buyers' checkouts and "
+        f"accepts), attempt keys charged twice {stats['attempt_keys_charged_twice']}",
         flush=True,
     )
-    ok = renewed[0] == total == stats["payment_intents"] and not stats["attempt_keys_charged_twice"]
+    per_renewal = wall * args.threads / max(renewed[0], 1)
+    print(accepts.report(per_renewal), flush=True)
+    charges = renewed[0] + accepts.charges
+    ok = (
+        renewed[0] == total
+        and charges == stats["payment_intents"]
+        and not stats["attempt_keys_charged_twice"]
+        and not accepts.errors
+    )
     return 0 if ok else 1
+
+
+class Accepts:
+    """Buyers of the first store through the hosted pages, in-process, one after another
+    while the renewals run: each buys the core product (one charge) and accepts the upsell
+    with one click (one more); the accept POST is timed."""
+
+    def __init__(self, host: str, *, limit: int) -> None:
+        self.host, self.limit = host, limit
+        self.latencies: list[float] = []
+        self.charges = 0
+        self.errors: list[str] = []
+
+    def run(self, done: threading.Event) -> None:
+        import re
+
+        from django.db import connection
+        from django.test import Client
+
+        tag = f"{int(time.time())}"
+        n = 0
+        while not done.is_set() and n < self.limit:
+            n += 1
+            # Each buyer from their own address, as on the internet (the per-address limits).
+            address = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+            client = Client(HTTP_HOST=self.host, REMOTE_ADDR=address)
+            started = client.post(
+                "/checkout/course/start",
+                {"email": f"a{tag}-{n}@accept.example", "country": "US", "save_card": "on"},
+            )
+            if started.status_code != 200:
+                self.errors.append(f"start {started.status_code}")
+                break
+            body = started.json()
+            setup = body["setup_client_secret"].split("_secret_")[0]
+            paid = client.post(body["pay_url"], {"setup_intent": setup}).json()
+            if paid.get("status") != "paid":
+                self.errors.append(f"pay {paid}")
+                break
+            self.charges += 1
+            order = body["order"]
+            page = client.get(f"/o/{order}/offer").content.decode()
+            found = re.search(r'name="token" value="([^"]+)"', page)
+            if found is None:
+                self.errors.append("no offer page")
+                break
+            t0 = time.perf_counter()
+            accepted = client.post(f"/o/{order}/offer/accept", {"token": found.group(1)})
+            self.latencies.append(time.perf_counter() - t0)
+            if accepted.status_code != 303:
+                self.errors.append(f"accept {accepted.status_code}")
+                break
+            self.charges += 1
+        connection.close()
+
+    def report(self, per_renewal: float) -> str:
+        if not self.latencies:
+            return f"[bench] one-click accepts: none measured {self.errors}"
+        ordered = sorted(self.latencies)
+        p50 = ordered[len(ordered) // 2]
+        p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+        mean = sum(ordered) / len(ordered)
+        return (
+            f"[bench] one-click accepts in the same run: {len(ordered)} accepts, "
+            f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, mean {mean * 1000:.0f} ms "
+            f"(= {1 / mean:.1f} accepts/s on one thread); a renewal took {per_renewal * 1000:.0f}"
+            f" ms of a thread = {per_renewal / mean:.2f}x a one-click accept"
+            + (f"; errors {self.errors}" if self.errors else "")
+        )
+
+
+def _accept_store(creator) -> str:
+    """The first store sells the bench catalog's core product with a one-click upsell, and
+    takes payments (its owner's email verified). Returns its host."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from offers.models import Offer, OfferKind
+    from storefront.models import Product
+    from tenants.models import Creator
+
+    Creator.objects.filter(pk=creator.pk, email_verified_at__isnull=True).update(
+        email_verified_at=timezone.now()
+    )
+    connection.set_tenant(Creator.objects.get(pk=creator.pk))
+    if not Product.objects.filter(slug="course").exists():
+
+        def product(slug, name, price, pos):
+            return Product.objects.create(
+                slug=slug,
+                name=name,
+                price_amount=price,
+                currency="USD",
+                status=Product.Status.ACTIVE,
+                ladder_position=pos,
+                description=name,
+                deliverable_url=f"https://files.example/{slug}.zip",
+            )
+
+        core = product("course", "Photo course", 4900, 1)
+        master = product("masterclass", "Editing masterclass", 2400, 3)
+        Offer.objects.create(
+            kind=OfferKind.UPSELL,
+            trigger_product=core,
+            product=master,
+            price_amount=1900,
+            headline="Add the masterclass",
+            benefit="Finish every photo in five minutes.",
+        )
+    connection.set_schema_to_public()
+    return f"{creator.slug}.localhost"
 
 
 def _store(slug: str):

@@ -23,6 +23,7 @@ from storefront.models import Order, StoreSettings
 from storefront.pricing import Jurisdiction, bump_within_guardrail, quote_checkout
 from storefront.services import checkout as checkout_service
 from storefront.services.followups import recovery
+from storefront.services.subscribe import trial_terms
 
 
 @require_GET
@@ -109,6 +110,7 @@ def _quote_payload(quote) -> dict:
         "tax_name": quote.tax_name,
         "total": quote.total.amount,
         "total_display": str(quote.total),
+        "trial_terms": trial_terms(quote=quote),
     }
 
 
@@ -173,6 +175,8 @@ def _checkout_context(
         "stripe_js_url": settings.STRIPE_JS_URL,
         "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         "consent_text": checkout_service.CONSENT_TEXT,
+        # A free trial with nothing to pay today: what happens instead (and no "Pay 0").
+        "trial_terms": trial_terms(quote=quote),
         "reminder_text": checkout_service.REMINDER_TEXT,
         "coupon_value": coupon_code,
         "remind_checked": data.get("remind") in ("on", "true", "1"),
@@ -311,8 +315,9 @@ def checkout_start(request, slug: str):
     )
 
 
-def _attempt_payload(order_token: str, attempt: ChargeAttempt) -> tuple[dict, int]:
-    if attempt.status == AttemptStatus.SUCCEEDED:
+def _attempt_payload(order_token: str, attempt: ChargeAttempt | None) -> tuple[dict, int]:
+    if attempt is None or attempt.status == AttemptStatus.SUCCEEDED:
+        # None: a free trial started with nothing to pay today (checkout_pay).
         return {"status": "paid", "next": reverse("order-next", args=[order_token])}, 200
     if attempt.status == AttemptStatus.REQUIRES_ACTION:
         return {"status": "requires_action", "client_secret": attempt.client_secret}, 200

@@ -42,13 +42,19 @@ def subscription_public(sub: Subscription) -> dict[str, Any]:
     }
 
 
+def webhook_notice(*, sub: Subscription, event_type: str, key: str = "") -> dict[str, Any]:
+    """The notice a change publishes (analytics.services.notice_deliver's arguments)."""
+    if event_type not in EVENTS:
+        raise ValueError(event_type)
+    return {
+        "name": event_type,
+        "payload": subscription_public(sub),
+        "key": f"{event_type}:{sub.pk}:{key or sub.status}",
+    }
+
+
 def publish(*, sub: Subscription, event_type: str, key: str = "") -> None:
     """Inside the transaction that made the change, once per change (`key` tells repeated
     kinds apart, e.g. the renewed period): partners derive the event id from it."""
-    if event_type not in EVENTS:
-        raise ValueError(event_type)
-    notice_publish(
-        event_type,
-        subscription_public(sub),
-        key=f"{event_type}:{sub.pk}:{key or sub.status}",
-    )
+    notice = webhook_notice(sub=sub, event_type=event_type, key=key)
+    notice_publish(notice["name"], notice["payload"], key=notice["key"])

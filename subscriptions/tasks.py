@@ -22,3 +22,22 @@ def renew_due() -> int:
 )
 def notice_send(*, notice_id: int) -> bool:
     return notices.notice_send(notice_id=notice_id)
+
+
+@tenant_task(
+    name="subscriptions.renewed",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=5,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def renewed(*, notice_id: int, webhook: dict) -> bool:
+    """A paid renewal's one message: the `subscription.renewed` webhook to the listeners
+    (they dedupe on its key), then the receipt email (claimed on its Notice row). A retry
+    after a failed send hands the webhook over again, deduped."""
+    from analytics.services import notice_deliver
+
+    notice_deliver(name=webhook["name"], payload=webhook["payload"], key=webhook["key"])
+    return notices.notice_send(notice_id=notice_id)

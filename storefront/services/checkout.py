@@ -33,6 +33,8 @@ from storefront.models import (
 )
 from storefront.pricing import Jurisdiction, Quote, bump_within_guardrail, quote_checkout
 from storefront.services import coupon_holds
+from storefront.services.errors import CheckoutError
+from storefront.services.free_trial import refuse_zero_total, trial_start, trial_still_offered
 from storefront.services.orders import event_fields_for, order_status_move
 from storefront.tax.evidence import evidence_conflict, ip_country
 
@@ -40,19 +42,14 @@ CONSENT_TEXT = (
     "Save my card with the payment provider so I can add offers with one click. "
     "The store never sees the card number."
 )
+TRIAL_CONSENT_TEXT = (
+    "Save my card with the payment provider to pay the subscription when the free trial "
+    "ends and each period after that, until I cancel."
+)
 REMINDER_TEXT = (
     "If I don't finish, send me up to two reminders with a link back to this checkout. "
     "Each has a one-click unsubscribe link."
 )
-
-
-class CheckoutError(ValueError):
-    """Bad input or a refused payment, with the form field it belongs to."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def _refuse_if_not_accepting() -> None:
@@ -226,13 +223,14 @@ def _quote(
             store=store,
         )
     except CouponRefused as exc:
+        if coupon is not None:  # a free trial has nothing for it to take off: say that
+            refuse_zero_total(
+                quote_checkout(product=product, bump=bump, jurisdiction=place, store=store),
+                coupon,
+            )
         raise CheckoutError("coupon", exc.message) from exc
-    if quote.total.amount == 0 and quote.coupon is None:
-        # A free trial with no setup fee: nothing to charge today (not supported by the hosted
-        # checkout yet; docs/subscriptions.md).
-        raise CheckoutError(
-            "product", "This free trial cannot be started here yet. Nothing was charged."
-        )
+    if quote.total.amount == 0:
+        refuse_zero_total(quote, coupon)
     return product, shown, bump, quote
 
 
@@ -506,13 +504,18 @@ def _location_evidence(order: Order, payment_method_ref: str, confirm_country: s
     order.tax_evidence = evidence
 
 
-def checkout_pay(*, order_token: str, setup_ref: str, confirm_country: str = "") -> ChargeAttempt:
-    """Charge core + bump (+ tax) in one payment with the card the buyer just set up."""
+def checkout_pay(
+    *, order_token: str, setup_ref: str, confirm_country: str = ""
+) -> ChargeAttempt | None:
+    """Charge core + bump (+ tax) in one payment with the card the buyer just set up. None:
+    a free trial with nothing to pay today, started without a payment (free_trial.py)."""
     _refuse_if_not_accepting()
     order = _pending_order(order_token)
     existing = selectors.order_primary_attempt(order_id=order.pk)
     if existing is not None:  # a double submit: answer with the one attempt there is
         return existing
+    if order.status == OrderStatus.PAID:  # a free trial's double submit: started already
+        return None
     if order.status != OrderStatus.PENDING:
         raise CheckoutError("order", "This checkout is closed. Please start again.")
     if not setup_ref or setup_ref != order.setup_ref:
@@ -537,14 +540,24 @@ def checkout_pay(*, order_token: str, setup_ref: str, confirm_country: str = "")
             "card", "Payments are unavailable right now. Please try again."
         ) from exc
     _location_evidence(order, setup.payment_method_ref, (confirm_country or "").upper())
-    if order.card_saved:
+    lines = list(order.lines.all())
+    total = sum(line.total_amount for line in lines)
+    if total == 0 and not trial_still_offered(lines):
+        _fail(order, "terms_changed")
+        raise CheckoutError(
+            "product", "This free trial's terms changed. Nothing was charged; please start again."
+        )
+    if order.card_saved or total == 0:
+        # A free trial's card is saved for its first charge whatever the one-click box says
+        # (the box still decides one-click offers: order.card_saved).
         payments.vault_save(
             customer=gateway_customer,
             payment_method_ref=setup.payment_method_ref,
-            consent_text=CONSENT_TEXT,
+            consent_text=CONSENT_TEXT if total else TRIAL_CONSENT_TEXT,
         )
-    lines = list(order.lines.all())
-    total = sum(line.total_amount for line in lines)
+    if total == 0:
+        trial_start(order, len(lines))
+        return None
 
     # attempt_get_or_create absorbs the race of two submits: both get the one attempt.
     def create() -> tuple[ChargeAttempt, bool]:

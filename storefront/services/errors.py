@@ -9,3 +9,12 @@ class BuyerRefused(Exception):
         self.status = status
         self.title = title
         self.message = message
+
+
+class CheckoutError(ValueError):
+    """Bad input or a refused payment, with the form field it belongs to."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message

@@ -118,26 +118,35 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
         upsell.on_post_purchase_outcome(order=order, attempt=attempt, what=what)
 
 
+def order_paid(*, order: Order, amount: int, lines: int, **properties) -> bool:
+    """The order is settled (inside the caller's transaction, the order's row locked): paid by
+    its primary charge, or a free trial's card-only checkout with nothing to pay today
+    (amount 0; storefront.services.checkout). Once: False if it was paid already."""
+    if not order_status_move(order=order, to=OrderStatus.PAID, paid_at=timezone.now()):
+        return False
+    event_append(
+        EventName.CHECKOUT_COMPLETED,
+        amount=amount,
+        properties={"lines": lines, **properties},
+        **event_fields_for(order),
+    )
+    enqueue("storefront.send_receipt", order_id=order.pk)
+    from storefront.services.subscribe import subscriptions_start_for_lines
+
+    subscriptions_start_for_lines(order=order, lines=list(order.lines.all()))
+    # Release anything waiting behind the settlement gate, after commit.
+    enqueue("storefront.release_gated_offers", order_id=order.pk)
+    from storefront.services import followups
+
+    followups.followups_schedule(order=order, paid_at=order.paid_at)
+    # Reminders for what this order bought are skipped when they fall due
+    # (recovery_skip_reason): no extra statement on the payment's path.
+    return True
+
+
 def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
     if attempt.status == AttemptStatus.SUCCEEDED:
-        if order_status_move(order=order, to=OrderStatus.PAID, paid_at=timezone.now()):
-            event_append(
-                EventName.CHECKOUT_COMPLETED,
-                amount=attempt.amount,
-                properties={"lines": len(attempt.allocation)},
-                **event_fields_for(order),
-            )
-            enqueue("storefront.send_receipt", order_id=order.pk)
-            from storefront.services.subscribe import subscriptions_start_for_lines
-
-            subscriptions_start_for_lines(order=order, lines=list(order.lines.all()))
-            # Release anything waiting behind the settlement gate, after commit.
-            enqueue("storefront.release_gated_offers", order_id=order.pk)
-            from storefront.services import followups
-
-            followups.followups_schedule(order=order, paid_at=order.paid_at)
-            # Reminders for what this order bought are skipped when they fall due
-            # (recovery_skip_reason): no extra statement on the payment's path.
+        order_paid(order=order, amount=attempt.amount, lines=len(attempt.allocation))
     elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
         if order_status_move(order=order, to=OrderStatus.FAILED):
             event_append(

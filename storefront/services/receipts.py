@@ -42,6 +42,7 @@ def receipt_send(*, order_id: int) -> bool:
     from storefront.invoice_pdf import document_pdf
     from storefront.services.delivery import LineState, line_states, order_access_ensure
     from storefront.services.invoices import order_invoices_issue
+    from storefront.services.subscribe import order_trials
 
     order = Order.objects.filter(pk=order_id, status__in=OWNED_ORDER_STATUSES).first()
     if order is None or order.receipt_sent_at is not None:
@@ -83,6 +84,8 @@ def receipt_send(*, order_id: int) -> bool:
             "license_keys": keys,
             "invoices": invoices,
             "discount": sum(line.discount_amount for line in lines),
+            # Free trials: nothing charged for them today, the first charge and its date.
+            "trials": order_trials(order=order),
             # The store's brand in the HTML part (storefront/email/_base.html).
             **mail.brand_context(base_url=store_base_url()),
         }

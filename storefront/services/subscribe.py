@@ -13,7 +13,7 @@ from payments import services as payments
 from storefront.models import Order, OrderLine
 from storefront.pricing import split_tax
 from subscriptions import services as subscriptions
-from subscriptions.models import ACCESS_STATUSES, Subscription
+from subscriptions.models import ACCESS_STATUSES, Subscription, SubscriptionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -99,3 +99,52 @@ def line_access_allowed(line: OrderLine) -> bool:
     if sub is None:
         return True
     return sub.status in ACCESS_STATUSES
+
+
+def _every(unit: str, count: int) -> str:
+    return f"every {count} {unit}s" if count > 1 else f"every {unit}"
+
+
+def trial_terms(*, quote) -> list[str]:
+    """What the checkout page says when a free trial is all there is to pay today (else
+    nothing): each subscription's price (the offer's for a bump, taxed as its line) when its
+    trial ends."""
+    from offers.models import Offer
+    from storefront.services.free_trial import free_trial_only
+
+    if not free_trial_only(quote):
+        return []
+    terms = []
+    for line in quote.lines:
+        plan = subscriptions.plan_for(line.product.pk)
+        if plan is None or not plan.trial_days:
+            continue
+        price = line.product.price
+        if line.offer_id is not None:
+            price = Offer.objects.get(pk=line.offer_id).price
+        _, _, total = split_tax(price=price, rate_percent=line.rate, inclusive=line.inclusive)
+        terms.append(
+            f"{line.description}: free for {plan.trial_days} days, then {total} "
+            f"{_every(plan.interval_unit, plan.interval_count)} until you cancel"
+        )
+    return terms
+
+
+def order_trials(*, order: Order) -> list[dict]:
+    """The order's subscriptions still in their free trial, for the receipt: nothing was
+    charged for them today, and their first charge comes when the trial ends."""
+    rows = (
+        Subscription.objects.filter(order_id=order.pk, trial_ends_at__isnull=False)
+        .filter(status=SubscriptionStatus.TRIALING)
+        .select_related("product")
+        .order_by("pk")
+    )
+    return [
+        {
+            "name": sub.product.name,
+            "amount": Money(sub.amount, sub.currency),
+            "first_charge_on": sub.trial_ends_at,
+            "every": _every(sub.interval_unit, sub.interval_count),
+        }
+        for sub in rows
+    ]

@@ -10,15 +10,12 @@ Periods are computed from the stored anchor (subscriptions/periods.py) and store
 """
 
 from subscriptions.services.billing import (
-    LOOP_EXPIRY,
     LOOP_RENEW,
     LOOP_RESUME,
     LOOP_RETRY,
     PlanPrice,
     RenewalRun,
     SubscriptionRefused,
-    expiry_reminders_queue,
-    notice_queue,
     on_attempt_outcome,
     plan_cache_key,
     plan_for,
@@ -39,6 +36,7 @@ from subscriptions.services.changes import (
     subscription_unpause,
 )
 from subscriptions.services.endings import on_dispute_closed, on_ledger_entry
+from subscriptions.services.notify import LOOP_EXPIRY, expiry_reminders_queue, notice_queue
 
 __all__ = [
     "LOOP_EXPIRY",

@@ -21,7 +21,6 @@ from django.utils import timezone
 from core import orderkeys
 from core.loops import each_record, quarantined_pks
 from core.money import Money
-from core.tasks import enqueue
 from payments import services as payments
 from payments.gateway import GatewayAuthFailed, GatewayUnavailable
 from payments.models import AttemptStatus, ChargeAttempt
@@ -30,7 +29,6 @@ from subscriptions.models import (
     SUBSCRIPTION_TRANSITIONS,
     DunningSettings,
     FinalAction,
-    Notice,
     PeriodStatus,
     Plan,
     PlanKind,
@@ -39,13 +37,18 @@ from subscriptions.models import (
     SubscriptionPeriod,
     SubscriptionStatus,
 )
+from subscriptions.services.notify import (
+    LOOP_EXPIRY,
+    expiry_reminders_queue,
+    notice_queue,
+    renewed_queue,
+)
 
 logger = logging.getLogger(__name__)
 
 LOOP_RENEW = "subscriptions.renew"
 LOOP_RETRY = "subscriptions.retry"
 LOOP_RESUME = "subscriptions.resume"
-LOOP_EXPIRY = "subscriptions.expiry_reminders"
 _STOP = (GatewayUnavailable, GatewayAuthFailed)
 
 
@@ -217,17 +220,20 @@ def subscription_start(
 # --- billing a period ----------------------------------------------------------------------
 
 
-def _attempt_for(sub: Subscription, period: SubscriptionPeriod) -> ChargeAttempt:
+def _attempt_for(
+    sub: Subscription, period: SubscriptionPeriod, *, new_period: bool = False
+) -> ChargeAttempt:
     """The attempt for the period's current try; the caller holds the subscription's lock.
 
     Looked up before inserting: payments records an outcome holding the attempt's row and
     then takes the subscription's lock (on_attempt_outcome), and an INSERT whose unique check
     meets that row's uncommitted new version would wait for it while we hold the
     subscription: a deadlock. Attempts are only created under the subscription's lock, so
-    when the lookup finds none, nobody else is inserting it.
+    when the lookup finds none, nobody else is inserting it. A period this transaction has
+    just made (`new_period`) has no attempt yet: no lookup.
     """
     purpose = orderkeys.subscription_purpose(sub.pk, period.number, period.tries)
-    existing = ChargeAttempt.objects.filter(purpose=purpose).first()
+    existing = None if new_period else ChargeAttempt.objects.filter(purpose=purpose).first()
     if existing is not None:
         return existing
     attempt, _ = payments.attempt_get_or_create(
@@ -278,14 +284,17 @@ def renewal_charge(*, subscription_id: int, now: dt.datetime | None = None) -> i
             _end_without_charge(sub, now)
             return None
         start, end = sub.period_bounds(n)
-        period, created = SubscriptionPeriod.objects.get_or_create(
-            subscription=sub,
-            number=n,
-            defaults={"starts_at": start, "ends_at": end, "amount": sub.amount},
-        )
+        # Periods are only made under the subscription's lock (here, and at its start), so a
+        # lookup then a plain INSERT (no savepoint) cannot race another maker.
+        period = SubscriptionPeriod.objects.filter(subscription=sub, number=n).first()
+        created = period is None
+        if created:
+            period = SubscriptionPeriod.objects.create(
+                subscription=sub, number=n, starts_at=start, ends_at=end, amount=sub.amount
+            )
         if period.status != PeriodStatus.DUE:
             return None  # failed (dunning retries it) or waiting for the buyer
-        attempt = _attempt_for(sub, period)
+        attempt = _attempt_for(sub, period, new_period=created)
         if created:
             _history(sub, "renewal", f"period {n} ({start:%Y-%m-%d}) charged {period.amount}")
     if attempt.status == AttemptStatus.CREATED:
@@ -487,8 +496,7 @@ def _period_paid(
         subscription_status_move(sub=sub, to=SubscriptionStatus.COMPLETED, ended_at=now)
     elif sub.status != SubscriptionStatus.ACTIVE:
         subscription_status_move(sub=sub, to=SubscriptionStatus.ACTIVE)
-    _publish(sub, "subscription.renewed", key=str(period.number))
-    notice_queue(sub=sub, key=f"paid:{period.number}", kind="renewal_receipt")
+    renewed_queue(sub, period.number)
 
 
 def _period_failed(
@@ -532,42 +540,3 @@ def _dunning_end(sub: Subscription, now: dt.datetime) -> None:
             end_reason="dunning",
         )
         notice_queue(sub=sub, key="canceled", kind="canceled_unpaid")
-
-
-# --- emails ---------------------------------------------------------------------------------
-
-
-def notice_queue(*, sub: Subscription, key: str, kind: str) -> None:
-    """Queue an email once per (subscription, key), with the change that causes it."""
-    notice, created = Notice.objects.get_or_create(
-        subscription=sub, key=key[:60], defaults={"kind": kind}
-    )
-    if created:
-        enqueue("subscriptions.notice_send", notice_id=notice.pk)
-
-
-def expiry_reminders_queue(*, now: dt.datetime) -> int:
-    """A reminder for each running subscription whose card expires within the store's window
-    (30 days by default), once per card expiry."""
-    days = DunningSettings.current().expiry_reminder_days
-    horizon = (now + dt.timedelta(days=days)).date()
-    made = 0
-    candidates = Subscription.objects.filter(
-        status__in=BILLED_STATUSES + (SubscriptionStatus.PAST_DUE,),
-        card_exp_year__gt=0,
-        card_exp_month__gt=0,
-    ).exclude(pk__in=quarantined_pks(LOOP_EXPIRY))
-
-    def remind(sub: Subscription) -> bool:
-        # A card is valid through the last day of its expiry month.
-        year, month = sub.card_exp_year, sub.card_exp_month
-        last_day = dt.date(year + (month // 12), month % 12 + 1, 1) - dt.timedelta(days=1)
-        if last_day > horizon or last_day < now.date():
-            return False
-        with transaction.atomic():
-            notice_queue(sub=sub, key=f"expiry:{year}-{month:02d}", kind="card_expiring")
-        return True
-
-    run = each_record(LOOP_EXPIRY, candidates, remind, key=lambda s: s.pk)
-    made = sum(1 for r in run.results if r)
-    return made

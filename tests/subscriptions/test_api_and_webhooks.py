@@ -8,7 +8,7 @@ from partners.models import ApiKey, WebhookDelivery, WebhookSubscription
 from partners.services import api_key_create
 from subscriptions import services
 from subscriptions.models import Subscription, SubscriptionStatus
-from tests.api.test_webhooks import _run_notices
+from tests.api import test_webhooks
 from tests.subscriptions.helpers import at, plan, start
 
 pytestmark = pytest.mark.gateway
@@ -21,6 +21,21 @@ def keys(tenant):
         api_key_create(name="w", scope=ApiKey.Scope.WRITE).token,
         api_key_create(name="r", scope=ApiKey.Scope.READ).token,
     )
+
+
+def _run_notices() -> int:
+    """The queued notices, then the renewals' messages (the renewed webhook and the receipt
+    in one, subscriptions.renewed), each once as the worker runs them."""
+    from subscriptions.tasks import renewed
+
+    ran = test_webhooks._run_notices()
+    for message in OutboxMessage.objects.filter(
+        task_name="subscriptions.renewed", dispatched_at__isnull=True
+    ).order_by("pk"):
+        renewed.apply(kwargs=message.kwargs, throw=True)
+        OutboxMessage.objects.filter(pk=message.pk).update(dispatched_at=message.created_at)
+        ran += 1
+    return ran
 
 
 class api:  # noqa: N801 - reads like the client it wraps

@@ -55,18 +55,6 @@ def test_a_setup_fee_is_part_of_the_first_payment_only(tenant, client_for):
     assert sub.amount == 5831
 
 
-def test_a_free_trial_without_a_setup_fee_is_refused_at_checkout_with_a_reason(tenant, client_for):
-    core, *_ = make_catalog(with_downsell=False)
-    monthly(core, trial_days=7)
-    response = client_for(HOST).post(
-        "/checkout/course/start",
-        {"email": "t@example.com", "country": "DE", "region": "", "save_card": "on"},
-    )
-    assert response.status_code == 400
-    assert "free trial" in response.content.decode()
-    assert Subscription.objects.count() == 0 and ChargeAttempt.objects.count() == 0
-
-
 def test_a_trial_with_a_setup_fee_charges_the_fee_now_and_the_first_period_when_it_ends(
     tenant, client_for
 ):

@@ -93,6 +93,10 @@ def _upsell_shown(order: Order) -> OfferPresentation:
     core = order.lines.filter(kind=LineKind.CORE).first()
     if core is None or not _can_offer(order):
         return OfferPresentation(None, "", {})
+    if core.total_amount == 0 and not order.lines.exclude(total_amount=0).exists():
+        # A free trial's card-only checkout: no payment to add a one-click charge to (the
+        # settlement gate waits for one), so no one-click offer (docs/subscriptions.md).
+        return OfferPresentation(None, "", {})
     offer = upsell_for_product(product_id=core.product_id)
     if not _offer_fits(order, offer):
         return OfferPresentation(None, "", {})

@@ -96,7 +96,11 @@
         document.getElementById("tax-name").textContent = q.tax_name;
         document.getElementById("total").textContent = q.total_display;
         document.getElementById("id_expected_total").value = q.total;
-        payButton.textContent = "Pay " + q.total_display;
+        payButton.textContent = q.total === 0 ? "Start free trial" : "Pay " + q.total_display;
+        var trial = (q.trial_terms || []).join("; ");
+        document.getElementById("trial-terms").textContent = trial;
+        document.getElementById("trial-pay-terms").hidden = !trial;
+        document.getElementById("pay-terms").hidden = !!trial;
         document.getElementById("total-status").textContent = "Total now " + q.total_display;
       })
       .finally(function () { quoting -= 1; if (!quoting && stripe && !busy) payButton.disabled = false; });
