@@ -15,7 +15,7 @@ from core.identity import email_key
 from core.money import Money
 from offers.coupons import CouponRefused, coupon_find, coupon_from_data, coupon_redeem
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
-from offers.models import Coupon, CouponRedemption, Offer
+from offers.models import Coupon, Offer
 from offers.selectors import bump_for_product
 from payments import services as payments
 from payments.gateway import GatewayRejected, GatewayUnavailable
@@ -358,22 +358,6 @@ def checkout_start(
     return StartedCheckout(order, setup.client_secret, quote)
 
 
-def _supersede_held_coupon(*, customer: Customer, coupon_id: int) -> None:
-    """The buyer starts a new checkout with a coupon an earlier checkout of theirs still holds
-    (they closed the tab, or came back from a reminder): that checkout, if nothing was sent to
-    the gateway for it, is closed and gives its use back, so the per-buyer limit counts
-    purchases, not attempts. Locks the old order first: its Pay (checkout_pay) takes the same
-    lock before it commits a charge attempt, so one of the two wins."""
-    held = CouponRedemption.objects.filter(
-        customer=customer, coupon_id=coupon_id, released_at=None, order__status=OrderStatus.PENDING
-    ).values_list("order_id", flat=True)
-    for old in Order.objects.select_for_update().filter(
-        pk__in=list(held), status=OrderStatus.PENDING
-    ):
-        if selectors.order_primary_attempt(order_id=old.pk) is None:
-            order_status_move(order=old, to=OrderStatus.FAILED)
-
-
 def _order_create(
     *,
     quote: Quote,
@@ -394,7 +378,7 @@ def _order_create(
     if customer.gateway_customer_id != gateway_customer.pk:
         Customer.objects.filter(pk=customer.pk).update(gateway_customer=gateway_customer)
     if quote.coupon is not None:
-        _supersede_held_coupon(customer=customer, coupon_id=quote.coupon.pk)
+        coupon_holds.coupon_hold_supersede(customer=customer, coupon_id=quote.coupon.pk)
     if (
         recovered_from_id is not None
         and not Order.objects.filter(pk=recovered_from_id, customer=customer).exists()
@@ -575,8 +559,8 @@ def checkout_pay(
         attempt, _ = create()
         return payments.attempt_execute(attempt_id=attempt.pk)
     # With a coupon: under the order's lock and still pending, so a newer checkout of this
-    # buyer's that took its coupon use back (_supersede_held_coupon) and this Pay cannot both
-    # go ahead.
+    # buyer's that took its coupon use back (coupon_holds.coupon_hold_supersede) and this Pay
+    # cannot both go ahead.
     with transaction.atomic():
         status = Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
         if status != OrderStatus.PENDING:

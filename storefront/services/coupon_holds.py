@@ -22,7 +22,8 @@ from core.loops import each_record, quarantined_pks
 from offers.coupons import CouponRefused, coupon_reclaim, coupon_release
 from offers.models import CouponRedemption
 from storefront import selectors
-from storefront.models import Order, OrderStatus
+from storefront.models import Customer, Order, OrderStatus
+from storefront.services.orders import order_status_move
 
 LOOP = "storefront.coupon_holds_release"
 BATCH = 500
@@ -78,3 +79,19 @@ def coupon_hold_reclaim(*, order_id: int) -> bool:
             f"{exc.message} This checkout was left open too long to keep it for you; "
             "please start again.",
         ) from exc
+
+
+def coupon_hold_supersede(*, customer: Customer, coupon_id: int) -> None:
+    """The buyer starts a new checkout with a coupon an earlier checkout of theirs still holds
+    (they closed the tab, or came back from a reminder): that checkout, if nothing was sent to
+    the gateway for it, is closed and gives its use back, so the per-buyer limit counts
+    purchases, not attempts. Locks the old order first: its Pay (checkout_pay) takes the same
+    lock before it commits a charge attempt, so one of the two wins."""
+    held = CouponRedemption.objects.filter(
+        customer=customer, coupon_id=coupon_id, released_at=None, order__status=OrderStatus.PENDING
+    ).values_list("order_id", flat=True)
+    for old in Order.objects.select_for_update().filter(
+        pk__in=list(held), status=OrderStatus.PENDING
+    ):
+        if selectors.order_primary_attempt(order_id=old.pk) is None:
+            order_status_move(order=old, to=OrderStatus.FAILED)
