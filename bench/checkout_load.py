@@ -201,20 +201,38 @@ def main() -> int:
                     f"p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']} (load {r['load']})"
                 )
 
-        base = Recorder()
+        # The minimal view, the product page and the checkout page with this generator, same
+        # concurrency, one after the other and the minimal view again at the end (the machine
+        # is shared: its load drifts).
+        local = threading.local()
+        pages = {}
+        for name, path in (
+            ("baseline", "/bench/minimal/"),
+            ("product_page", f"/p/{catalog['core']}/"),
+            ("checkout_page", f"/checkout/{catalog['core']}/"),
+            ("baseline_again", "/bench/minimal/"),
+        ):
+            page_rec = Recorder()
 
-        def minimal(i: int) -> None:
-            client = clients.setdefault(i % args.threads, Client(port, base, address(i)))
-            client.request("baseline", "GET", "/bench/minimal/")
+            def get(i: int, name=name, path=path, page_rec=page_rec) -> None:
+                if getattr(local, "rec", None) is not page_rec:
+                    local.rec, local.client = page_rec, Client(port, page_rec, address(i))
+                local.client.request(name, "GET", path)
 
-        clients: dict[int, Client] = {}
-        elapsed, _ = drive(minimal, threads=args.threads, seconds=8, max_iterations=200000)
-        results["baseline"] = base.summary(elapsed)["baseline"]
-        b = results["baseline"]
-        say(
-            f"baseline (this generator): {b['rps']:.0f} req/s, p50 {b['p50_ms']:.1f} ms, "
-            f"p99 {b['p99_ms']:.1f} ms"
-        )
+            elapsed, _ = drive(get, threads=args.threads, seconds=8, max_iterations=200000)
+            pages[name] = r = page_rec.summary(elapsed)[name]
+            r["load"] = _load()
+            say(
+                f"{name} (this generator, {args.threads} threads): {r['rps']:.0f} req/s, "
+                f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, statuses {r['statuses']} "
+                f"(load {r['load']})"
+            )
+        results["pages"] = pages
+        results["baseline"] = b = pages["baseline"]
+        minimal_rps = (pages["baseline"]["rps"] + pages["baseline_again"]["rps"]) / 2
+        for name in ("product_page", "checkout_page"):
+            pages[name]["of_minimal"] = pages[name]["rps"] / minimal_rps
+            say(f"{name}: {pages[name]['of_minimal']:.1%} of the minimal view (mean of both runs)")
 
         rec = Recorder()
         outcomes = {"paid": 0, "accepted": 0, "buyers": 0}
