@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import connections, models, router
 
 M = TypeVar("M", bound=models.Model)
 
@@ -21,7 +21,9 @@ def _columns(model: type[models.Model]) -> str:
 
 
 def _rows(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:
-    return list(model.objects.raw(sql, params))
+    # A write: on the write alias, never where a read router would send a raw query (the
+    # replica, inside core.replica.replica_reads).
+    return list(model.objects.raw(sql, params).using(router.db_for_write(model)))
 
 
 def update_returning(
@@ -46,6 +48,7 @@ def insert_returning(
     be e.g. `("email") DO UPDATE SET "x" = EXCLUDED."x"`, with `params` for its placeholders."""
     model = type(obj)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    connection = connections[router.db_for_write(model)]
     values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
     table = model._meta.db_table
     names = ", ".join(f'"{f.column}"' for f in fields)
