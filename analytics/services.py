@@ -12,8 +12,9 @@ from analytics.models import Event, EventName
 from core.tasks import enqueue
 
 # Apps above analytics (partners' webhooks) register here at start-up, so analytics imports
-# none of them. A listener gets (event name, payload) once the event's transaction commits.
-EventListener = Callable[[str, dict[str, Any]], None]
+# none of them. A listener gets the (event name, payload) pairs of a transaction once it
+# commits, all at once (one check of its own per transaction, not one per event).
+EventListener = Callable[[list[tuple[str, dict[str, Any]]]], None]
 _listeners: list[EventListener] = []
 
 
@@ -70,18 +71,33 @@ def event_payload(event: Event) -> dict[str, Any]:
     }
 
 
-def _notify(schema: str, name: str, payload: dict[str, Any]) -> None:
+def _notify(schema: str, events: list[tuple[str, dict[str, Any]]]) -> None:
     with schema_context(schema):
         for fn in list(_listeners):
-            fn(name, payload)
+            fn(events)
+
+
+def _notify_on_commit(events: list[Event]) -> None:
+    if _listeners and events:
+        schema = connection.schema_name
+        batch = [(str(event.name), event_payload(event)) for event in events]
+        transaction.on_commit(lambda: _notify(schema, batch), robust=True)
 
 
 def event_append(name: EventName | str, **fields: Any) -> Event:
     """Append one event. Call it inside the transaction that made the change it records."""
-    if name not in EventName.values:
-        raise ValueError(f"unknown event {name!r}")
-    event = Event.objects.create(name=name, **fields)
-    if _listeners:
-        schema, payload = connection.schema_name, event_payload(event)
-        transaction.on_commit(lambda: _notify(schema, str(name), payload), robust=True)
+    [event] = events_append([(name, fields)])
     return event
+
+
+def events_append(events: list[tuple[EventName | str, dict[str, Any]]]) -> list[Event]:
+    """Append several events with one INSERT (in order); listeners get them together."""
+    for name, _ in events:
+        if name not in EventName.values:
+            raise ValueError(f"unknown event {name!r}")
+    if len(events) == 1:
+        created = [Event.objects.create(name=events[0][0], **events[0][1])]
+    else:
+        created = Event.objects.bulk_create([Event(name=n, **f) for n, f in events])
+    _notify_on_commit(created)
+    return created

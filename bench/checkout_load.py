@@ -2,13 +2,18 @@
 gateway answered by a local stub at a fixed latency, so only our own cost is measured.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/storefront_bench_load \
-      .venv/bin/python -m bench.checkout_load [--workers 4] [--threads 8] [--seconds 30]
+      .venv/bin/python -m bench.checkout_load [--workers 2] [--gunicorn-threads 32] \
+        [--threads 16] [--seconds 30] [--wait-buyers 50] [--wait-gateway-ms 2000]
 
-Phases, one after the other on the same server: the baseline (a view that does nothing,
-behind the same middleware and tenant routing) and the product page with wrk, the baseline
-again with this script's own generator, then buyers walking product page → checkout page →
-start (with the bump) → pay → next → offer page → one-click accept. Prints requests/s and
-p50/p99 per endpoint and the ratio to the baseline; the database is dropped at the end.
+gunicorn runs as the Procfile does (gthread, `--gunicorn-threads` per worker; 0 = the old
+sync workers). Phases, one after the other on the same server: the baseline (a view that
+does nothing, behind the same middleware and tenant routing), the product page and the
+checkout page with wrk, the baseline again with this script's own generator, then buyers
+walking product page → checkout page → start (with the bump) → pay → next → offer page →
+one-click accept (the CPU time gunicorn's processes used is divided by the paid checkouts),
+and last the gateway slowed to `--wait-gateway-ms` while `--wait-buyers` buyers wait on it and
+a few browsers read the product page. Prints requests/s and p50/p99 per endpoint, the ratios
+to the baseline and the load average; the database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 from bench.harness import (
     HOST,
@@ -67,10 +74,82 @@ def wrk(port: int, path: str, seconds: int) -> dict:
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of gunicorn's master and its workers so far."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _waiting_phase(run: Run, port: int, catalog: dict, args) -> dict:
+    """`--wait-buyers` buyers stuck on a slow gateway while browsers read the product page."""
+    run.stub("POST", f"/delay?ms={args.wait_gateway_ms:g}")
+    buyers_rec, pages = Recorder(), Recorder()
+    stop = threading.Event()
+
+    def buyer(i: int) -> None:
+        client = Client(port, buyers_rec, address(200000 + i))
+        try:
+            buyer_flow(client, catalog, 200000 + i)
+        finally:
+            client.close()
+
+    def browse(k: int) -> None:
+        client = Client(port, pages, address(300000 + k))
+        while not stop.is_set():
+            client.request("product_page", "GET", f"/p/{catalog['core']}/")
+            time.sleep(0.02)
+        client.close()
+
+    waiting = threading.Thread(
+        target=drive,
+        args=(buyer,),
+        kwargs={"threads": args.wait_buyers, "seconds": args.wait_seconds, "max_iterations": 10**6},
+        daemon=True,
+    )
+    waiting.start()
+    time.sleep(min(3.0, args.wait_seconds / 4))  # the buyers reach the gateway first
+    browsers = [threading.Thread(target=browse, args=(k,), daemon=True) for k in range(4)]
+    started = time.perf_counter()
+    for t in browsers:
+        t.start()
+    load = _load()
+    time.sleep(max(1.0, args.wait_seconds - 3.0))
+    stop.set()
+    for t in browsers:
+        t.join(30)
+    elapsed = time.perf_counter() - started
+    waiting.join(args.wait_seconds + 120)
+    run.stub("POST", f"/delay?ms={args.gateway_ms:g}")
+    out = pages.summary(elapsed).get("product_page", {})
+    out["buyers_waiting"] = args.wait_buyers
+    out["gateway_ms"] = args.wait_gateway_ms
+    out["buyer_requests"] = sum(len(v) for v in buyers_rec.samples.values())
+    out["buyer_errors"] = buyers_rec.errors[:5]
+    out["load"] = load
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--gunicorn-threads", type=int, default=32, help="0: sync workers")
+    parser.add_argument("--threads", type=int, default=16, help="buyers (generator threads)")
+    parser.add_argument("--wait-buyers", type=int, default=50)
+    parser.add_argument("--wait-gateway-ms", type=float, default=2000)
+    parser.add_argument("--wait-seconds", type=float, default=15)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--max-buyers", type=int, default=5000)
     parser.add_argument("--gateway-ms", type=float, default=20)
@@ -83,6 +162,7 @@ def main() -> int:
     )
     results: dict = {
         "workers": args.workers,
+        "gunicorn_threads": args.gunicorn_threads,
         "threads": args.threads,
         "gateway_ms": args.gateway_ms,
         "cpus": os.cpu_count(),
@@ -90,10 +170,11 @@ def main() -> int:
     try:
         catalog = run.create_database()
         run.start_stub(args.gateway_ms)
-        port = run.start_gunicorn(args.workers)
+        port = run.start_gunicorn(args.workers, threads=args.gunicorn_threads)
+        model = f"gthread × {args.gunicorn_threads}" if args.gunicorn_threads else "sync"
         say(
-            f"gunicorn ({args.workers} workers, production settings) on 127.0.0.1:{port}; "
-            f"gateway stub at {args.gateway_ms:g} ms"
+            f"gunicorn ({args.workers} workers, {model}, production settings) on "
+            f"127.0.0.1:{port}; gateway stub at {args.gateway_ms:g} ms"
         )
 
         warm = Recorder()
@@ -110,27 +191,48 @@ def main() -> int:
             for name, path in (
                 ("baseline", "/bench/minimal/"),
                 ("product_page", f"/p/{catalog['core']}/"),
+                ("checkout_page", f"/checkout/{catalog['core']}/"),
+                ("baseline_again", "/bench/minimal/"),
             ):
                 results[f"wrk_{name}"] = r = wrk(port, path, 8)
+                r["load"] = _load()
                 say(
                     f"wrk {name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, "
-                    f"p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}"
+                    f"p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']} (load {r['load']})"
                 )
 
-        base = Recorder()
+        # The minimal view, the product page and the checkout page with this generator, same
+        # concurrency, one after the other and the minimal view again at the end (the machine
+        # is shared: its load drifts).
+        local = threading.local()
+        pages = {}
+        for name, path in (
+            ("baseline", "/bench/minimal/"),
+            ("product_page", f"/p/{catalog['core']}/"),
+            ("checkout_page", f"/checkout/{catalog['core']}/"),
+            ("baseline_again", "/bench/minimal/"),
+        ):
+            page_rec = Recorder()
 
-        def minimal(i: int) -> None:
-            client = clients.setdefault(i % args.threads, Client(port, base, address(i)))
-            client.request("baseline", "GET", "/bench/minimal/")
+            def get(i: int, name=name, path=path, page_rec=page_rec) -> None:
+                if getattr(local, "rec", None) is not page_rec:
+                    local.rec, local.client = page_rec, Client(port, page_rec, address(i))
+                local.client.request(name, "GET", path)
 
-        clients: dict[int, Client] = {}
-        elapsed, _ = drive(minimal, threads=args.threads, seconds=8, max_iterations=200000)
-        results["baseline"] = base.summary(elapsed)["baseline"]
-        b = results["baseline"]
-        say(
-            f"baseline (this generator): {b['rps']:.0f} req/s, p50 {b['p50_ms']:.1f} ms, "
-            f"p99 {b['p99_ms']:.1f} ms"
-        )
+            elapsed, _ = drive(get, threads=args.threads, seconds=8, max_iterations=200000)
+            pages[name] = r = page_rec.summary(elapsed)[name]
+            r["load"] = _load()
+            say(
+                f"{name} (this generator, {args.threads} threads): {r['rps']:.0f} req/s, "
+                f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, statuses {r['statuses']} "
+                f"(load {r['load']})"
+            )
+        results["pages"] = pages
+        results["baseline"] = b = pages["baseline"]
+        minimal_rps = (pages["baseline"]["rps"] + pages["baseline_again"]["rps"]) / 2
+        for name in ("product_page", "checkout_page"):
+            pages[name]["of_minimal"] = pages[name]["rps"] / minimal_rps
+            say(f"{name}: {pages[name]['of_minimal']:.1%} of the minimal view (mean of both runs)")
 
         rec = Recorder()
         outcomes = {"paid": 0, "accepted": 0, "buyers": 0}
@@ -146,14 +248,20 @@ def main() -> int:
             outcomes["accepted"] += result.accepted
 
         say(f"buyers: {args.threads} at a time for {args.seconds}s (at most {args.max_buyers})")
+        cpu_before = _cpu_seconds(run.gunicorn.pid)
         elapsed, _ = drive(
             buyer, threads=args.threads, seconds=args.seconds, max_iterations=args.max_buyers
         )
+        cpu = _cpu_seconds(run.gunicorn.pid) - cpu_before
+        results["flow_load"] = _load()
         results["flow"] = rec.summary(elapsed)
         results["flow_outcomes"] = {
             **outcomes,
             "seconds": elapsed,
             "checkouts_per_s": outcomes["paid"] / elapsed,
+            "paid_with_upsell_per_s": outcomes["accepted"] / elapsed,
+            "gunicorn_cpu_s": cpu,
+            "cpu_ms_per_paid_checkout": 1000 * cpu / max(1, outcomes["paid"]),
             "errors": rec.errors[:10],
         }
         results["gateway"] = run.stub("GET", "/stats")
@@ -187,7 +295,31 @@ def main() -> int:
                 f"wrk: product page {p['rps']:.0f} req/s = {p['rps'] / w['rps']:.1%} of the "
                 f"minimal view's {w['rps']:.0f} req/s"
             )
+        print(
+            f"paid checkouts with the upsell: {o['paid_with_upsell_per_s']:.1f}/s; gunicorn CPU "
+            f"{o['cpu_ms_per_paid_checkout']:.1f} ms per paid checkout "
+            f"(load {results['flow_load']})"
+        )
+        if "wrk_baseline" in results:
+            c = results["wrk_checkout_page"]
+            print(
+                f"wrk: checkout page {c['rps']:.0f} req/s = {c['rps'] / w['rps']:.1%} of the "
+                f"minimal view; the minimal view again at the end: "
+                f"{results['wrk_baseline_again']['rps']:.0f} req/s"
+            )
         print(f"gateway stub: {results['gateway']}")
+        if args.wait_buyers:
+            say(
+                f"slow gateway: {args.wait_gateway_ms:g} ms, {args.wait_buyers} buyers waiting, "
+                "4 browsers on the product page"
+            )
+            results["waiting"] = x = _waiting_phase(run, port, catalog, args)
+            print(
+                f"product page while {x['buyers_waiting']} buyers wait on a {x['gateway_ms']:g} ms "
+                f"gateway: {x.get('requests', 0)} requests, p50 {x.get('p50_ms', 0):.1f} ms, "
+                f"p99 {x.get('p99_ms', 0):.1f} ms, max {x.get('max_ms', 0):.1f} ms, statuses "
+                f"{x.get('statuses')} (load {x['load']}; buyer errors {x['buyer_errors']})"
+            )
     finally:
         out = ROOT / ".local" / "bench-checkout-load.json"
         out.parent.mkdir(exist_ok=True)

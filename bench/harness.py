@@ -191,8 +191,11 @@ class Run:
         conn.close()
         return json.loads(body)
 
-    def start_gunicorn(self, workers: int) -> int:
+    def start_gunicorn(self, workers: int, *, threads: int = 0) -> int:
+        """gunicorn with `workers` processes: sync workers, or with `threads` > 0 the shipped
+        serving model (gthread: that many threads per worker, docs/serving.md)."""
         port = free_port()
+        model = ["--worker-class", "gthread", "--threads", str(threads)] if threads else []
         proc = self.spawn(
             [
                 str(BIN / "gunicorn"),
@@ -201,6 +204,7 @@ class Run:
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
+                *model,
                 "--timeout",
                 "60",
                 "--access-logfile",
@@ -209,6 +213,8 @@ class Run:
                 "warning",
             ],
             "gunicorn.log",
+            WEB_CONCURRENCY=str(workers),
+            WEB_THREADS=str(max(threads, 1)),
         )
         wait_port(port, "gunicorn")
         self.gunicorn = proc

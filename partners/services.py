@@ -269,16 +269,44 @@ def webhook_dispatch(
     return created
 
 
-def on_event_committed(name: str, payload: dict[str, Any]) -> None:
-    """analytics listener: each committed funnel event becomes a webhook, if anyone wants it."""
-    if WebhookSubscription.objects.filter(is_active=True).exists():
-        webhook_dispatch(name, payload, event_id=webhook_event_id(payload.get("id")))
+_ANY_ACTIVE_KEY = "partners:webhooks-active"
+
+
+def webhooks_active_any() -> bool:
+    """Whether this store has an active webhook subscription, cached per change: most stores
+    have none, and every funnel event asks. Any save or delete of a subscription sets the
+    cached answer to True at once (partners.apps), so a cached "none" never hides a new
+    subscription; a stale True only costs the query below. "None" is kept briefly (60 s)
+    in case that write was lost; with the cache down the database answers."""
+    from django.core.cache import cache
+
+    cached = cache.get(_ANY_ACTIVE_KEY)
+    if cached is not None:
+        return bool(cached)
+    found = WebhookSubscription.objects.filter(is_active=True).exists()
+    cache.add(_ANY_ACTIVE_KEY, found, timeout=300 if found else 60)
+    return found
+
+
+def webhooks_changed(**_: Any) -> None:
+    """post_save / post_delete of a subscription (connected in partners.apps)."""
+    from django.core.cache import cache
+
+    cache.set(_ANY_ACTIVE_KEY, True, timeout=300)
+
+
+def on_event_committed(events: list[tuple[str, dict[str, Any]]]) -> None:
+    """analytics listener: each committed funnel event becomes a webhook, if anyone wants it
+    (one check for all the events of a transaction)."""
+    if webhooks_active_any():
+        for name, payload in events:
+            webhook_dispatch(name, payload, event_id=webhook_event_id(payload.get("id")))
 
 
 def on_notice_committed(name: str, payload: dict[str, Any], key: str) -> None:
     """analytics notice listener (payout account and transfer changes): the same webhook path,
     with the event id derived from the change's key, so one change is one delivery."""
-    if WebhookSubscription.objects.filter(is_active=True).exists():
+    if webhooks_active_any():
         webhook_dispatch(name, payload, event_id=webhook_event_id(key))
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.identity import email_key
 from core.money import Money
+from core.returning import insert_returning, update_returning
 from payments.gateway import (
     ChargeRequest,
     GatewayRejected,
@@ -30,20 +31,19 @@ from payments.gateway import (
     SetupResult,
     get_gateway,
 )
+from payments.mismatches import mismatch_record, mismatches_resolve  # noqa: F401 (callers)
 from payments.models import (
-    ATTEMPT_TRANSITIONS,
-    FINAL_ATTEMPT_STATUSES,
     AttemptStatus,
     ChargeAttempt,
     GatewayCustomer,
     LedgerEntry,
     LedgerKind,
-    Mismatch,
     Refund,
     RefundStatus,
-    SavedPaymentMethod,
 )
+from payments.recording import ATTEMPT_STATUS_FOR, record_checked, record_from_in_flight
 from payments.selectors import ledger_line_totals  # noqa: F401 (callers import it from here)
+from payments.vault import vault_method_for, vault_save  # noqa: F401 (callers)
 
 logger = logging.getLogger(__name__)
 
@@ -85,17 +85,6 @@ def gateway_customer_get_or_create(*, email: str) -> GatewayCustomer:
             return GatewayCustomer.objects.create(email=email, gateway_ref=ref)
     except IntegrityError:  # a concurrent checkout by the same buyer won the race
         return GatewayCustomer.objects.get(email=email)
-
-
-def vault_save(
-    *, customer: GatewayCustomer, payment_method_ref: str, consent_text: str
-) -> SavedPaymentMethod:
-    method, _ = SavedPaymentMethod.objects.get_or_create(
-        customer=customer,
-        gateway_ref=payment_method_ref,
-        defaults={"consent_text": consent_text[:300], "consent_at": timezone.now()},
-    )
-    return method
 
 
 def card_setup_create(*, customer: GatewayCustomer, idempotency_key: str) -> SetupResult:
@@ -142,15 +131,6 @@ def card_expiry(*, payment_method_ref: str) -> tuple[int, int] | None:
     return get_gateway().card_expiry(payment_method_ref)
 
 
-def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
-    return (
-        SavedPaymentMethod.objects.select_related("customer")
-        .filter(customer__email=email_key(email))
-        .order_by("-created_at")
-        .first()
-    )
-
-
 # --- charge attempts -----------------------------------------------------------------------
 
 
@@ -167,9 +147,11 @@ def attempt_get_or_create(
     """The one attempt for `purpose`, created and committed if new. Unique on purpose."""
     if sum(allocation.values()) != amount.amount:
         raise ValueError("allocation must add up to the amount")
-    try:
-        with transaction.atomic():
-            attempt = ChargeAttempt.objects.create(
+    # One statement: INSERT … ON CONFLICT DO NOTHING (committed, or in the caller's
+    # transaction); a conflict means the attempt for this purpose exists, and it is read.
+    with transaction.atomic(savepoint=False):  # as the claim: no commit after a dead client
+        attempt = insert_returning(
+            ChargeAttempt(
                 purpose=purpose,
                 idempotency_key=f"att_{uuid.uuid4().hex}",
                 reference=reference,
@@ -180,9 +162,10 @@ def attempt_get_or_create(
                 off_session=off_session,
                 allocation=dict(allocation),
             )
+        )
+    if attempt is not None:
         return attempt, True
-    except IntegrityError:
-        return ChargeAttempt.objects.get(purpose=purpose), False
+    return ChargeAttempt.objects.get(purpose=purpose), False
 
 
 def attempt_cancel(*, attempt_id: int, reason: str) -> bool:
@@ -199,23 +182,27 @@ def attempt_cancel(*, attempt_id: int, reason: str) -> bool:
 
 
 def _claim(attempt_id: int, *, allow_resend: bool) -> ChargeAttempt | None:
-    """Move the attempt to IN_FLIGHT with one conditional UPDATE; None if someone else has it."""
-    allowed = [AttemptStatus.CREATED] + ([AttemptStatus.IN_FLIGHT] if allow_resend else [])
+    """Move the attempt to IN_FLIGHT with one conditional UPDATE … RETURNING (committed on its
+    own, autocommit); None if someone else has it. A resend skips a row another resend holds."""
+    where = '"id" = %s AND "status" = %s'
+    params: list = [attempt_id, AttemptStatus.CREATED]
+    if allow_resend:
+        where = f'"id" IN (SELECT "id" FROM "{ChargeAttempt._meta.db_table}" WHERE {where} OR '
+        where += '("id" = %s AND "status" = %s) FOR UPDATE SKIP LOCKED)'
+        params += [attempt_id, AttemptStatus.IN_FLIGHT]
+    # In a transaction of its own, not autocommit: a process killed while its UPDATE waits for
+    # the row's lock must not leave a claim committed behind it (autocommit would commit the
+    # UPDATE when the lock comes, before the server notices the client is gone; the attempt
+    # would then sit IN_FLIGHT, never sent, until reconciliation). BEGIN/COMMIT are no extra
+    # statements.
     with transaction.atomic():
-        claimed = ChargeAttempt.objects.filter(pk=attempt_id, status__in=allowed)
-        if allow_resend:
-            claimed = claimed.select_for_update(skip_locked=True)
-        row = claimed.first()
-        if row is None:
-            return None
-        now = timezone.now()
-        count = ChargeAttempt.objects.filter(
-            pk=attempt_id, status=row.status, sends=row.sends
-        ).update(status=AttemptStatus.IN_FLIGHT, sends=row.sends + 1, sent_at=now)
-        if count != 1:
-            return None
-        row.status, row.sends, row.sent_at = AttemptStatus.IN_FLIGHT, row.sends + 1, now
-        return row
+        rows = update_returning(
+            ChargeAttempt,
+            assignments='"status" = %s, "sends" = "sends" + 1, "sent_at" = %s',
+            where=where,
+            params=[AttemptStatus.IN_FLIGHT, timezone.now(), *params],
+        )
+    return rows[0] if rows else None
 
 
 def attempt_execute(*, attempt_id: int, allow_resend: bool = False) -> ChargeAttempt:
@@ -263,46 +250,13 @@ def attempt_execute(*, attempt_id: int, allow_resend: bool = False) -> ChargeAtt
 
 def attempt_record_result(*, attempt_id: int, result: PaymentResult) -> ChargeAttempt:
     """Record a gateway outcome under a fresh lock; idempotent for a repeated outcome."""
+    new_status = ATTEMPT_STATUS_FOR[result.status]
     with transaction.atomic():
-        attempt = ChargeAttempt.objects.select_for_update().get(pk=attempt_id)
-        new_status = {
-            PaymentStatus.SUCCEEDED: AttemptStatus.SUCCEEDED,
-            PaymentStatus.PROCESSING: AttemptStatus.PROCESSING,
-            PaymentStatus.REQUIRES_ACTION: AttemptStatus.REQUIRES_ACTION,
-            PaymentStatus.DECLINED: AttemptStatus.DECLINED,
-            PaymentStatus.CANCELED: AttemptStatus.DECLINED,
-        }[result.status]
-        if result.payment_ref and attempt.gateway_ref and result.payment_ref != attempt.gateway_ref:
-            logger.error("attempt %s got a second payment %s", attempt.pk, result.payment_ref)
-            if result.status in (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING):
-                mismatch_record(
-                    kind=Mismatch.Kind.DUPLICATE_CHARGE,
-                    gateway_ref=result.payment_ref,
-                    reference=attempt.reference,
-                    detail=f"attempt {attempt.purpose} is recorded as {attempt.gateway_ref}; "
-                    f"the gateway also has {result.payment_ref} ({result.status}) for it",
-                )
-            return attempt
-        late_success = (
-            # The same payment re-read as succeeded after we saw it fail (e.g. the buyer
-            # retried 3-D Secure on it): the money was taken, so it must reach the ledger.
-            attempt.status == AttemptStatus.DECLINED
-            and new_status == AttemptStatus.SUCCEEDED
-            and bool(attempt.gateway_ref)
-            and result.payment_ref == attempt.gateway_ref
-        )
-        if attempt.status == new_status or (
-            new_status not in ATTEMPT_TRANSITIONS[attempt.status] and not late_success
-        ):
-            return attempt  # a replay, or a stale outcome arriving after a final one
-        attempt.status = new_status
-        attempt.gateway_ref = result.payment_ref or attempt.gateway_ref
-        attempt.client_secret = result.client_secret or attempt.client_secret
-        attempt.decline_code = (result.decline_code or "")[:100]
-        attempt.message = (result.message or "")[:300]
-        if new_status in FINAL_ATTEMPT_STATUSES:
-            attempt.finished_at = timezone.now()
-        attempt.save()
+        attempt = record_from_in_flight(attempt_id=attempt_id, to=new_status, result=result)
+        if attempt is None:
+            attempt, changed = record_checked(attempt_id, new_status, result)
+            if not changed:
+                return attempt  # a replay, a stale outcome, or a second payment (flagged)
         if new_status == AttemptStatus.SUCCEEDED:
             LedgerEntry.objects.bulk_create(
                 [
@@ -580,19 +534,3 @@ def _ledger_add(**fields) -> tuple[LedgerEntry, bool]:
         for handler in _ledger_handlers:
             handler(entry)
     return entry, created
-
-
-def mismatch_record(*, kind: str, gateway_ref: str, reference: str = "", detail: str) -> None:
-    """Flag something that does not add up, once per (kind, gateway object), race-free."""
-    Mismatch.objects.bulk_create(
-        [Mismatch(kind=kind, gateway_ref=gateway_ref, reference=reference, detail=detail[:2000])],
-        ignore_conflicts=True,
-    )
-
-
-def mismatches_resolve(*, ids: list[int]) -> int:
-    """Mark findings resolved. One conditional UPDATE: a finding already resolved keeps its
-    first resolution time."""
-    return Mismatch.objects.filter(pk__in=ids, resolved_at__isnull=True).update(
-        resolved_at=timezone.now()
-    )

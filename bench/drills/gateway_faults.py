@@ -3,7 +3,8 @@ load. Pages that do not need the gateway must never answer 500; afterwards recon
 settles every pending attempt, with zero double charges.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/storefront_bench_drill \
-      .venv/bin/python -m bench.drills.gateway_faults [--slow 15] [--down 15]
+      .venv/bin/python -m bench.drills.gateway_faults [--slow 15] [--down 15] \
+        [--workers 4] [--gunicorn-threads 0]     # e.g. --workers 2 --gunicorn-threads 32 (Procfile)
 
 gunicorn (production settings) + a Celery worker + the gateway stub, all on loopback; the
 machine's Redis (db 10 by default, BENCH_REDIS) is used, never stopped.
@@ -29,6 +30,8 @@ def main() -> int:
     parser.add_argument("--down", type=float, default=15, help="seconds refusing connections")
     parser.add_argument("--calm", type=float, default=10, help="seconds before, between, after")
     parser.add_argument("--buyers", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--gunicorn-threads", type=int, default=0, help="0: sync workers")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     server, db = db_name_from_env("storefront_bench_drill")
@@ -38,7 +41,7 @@ def main() -> int:
     try:
         catalog = run.create_database()
         run.start_stub(20)
-        port = run.start_gunicorn(4)
+        port = run.start_gunicorn(args.workers, threads=args.gunicorn_threads)
         run.start_worker(name="gateway-drill")
         run.django_setup()
         rec = Recorder()

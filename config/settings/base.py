@@ -83,7 +83,12 @@ DATABASES["default"]["ENGINE"] = "tenants.backend"
 # once; its requests beyond that are answered 503 + Retry-After, so the other half is always
 # free for the other stores. 0 turns the limit off.
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
-STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=max(1, WEB_CONCURRENCY // 2))
+# Threads per gunicorn worker (gthread, as the Procfile runs it; docs/serving.md):
+# slots = WEB_CONCURRENCY × WEB_THREADS. Set WEB_THREADS=1 for sync workers.
+WEB_THREADS = env.int("WEB_THREADS", default=32)
+STORE_MAX_IN_FLIGHT = env.int(
+    "STORE_MAX_IN_FLIGHT", default=max(1, WEB_CONCURRENCY * WEB_THREADS // 2)
+)
 # Entries of a process killed mid-request stop counting after this (gunicorn --timeout).
 STORE_IN_FLIGHT_TTL_SECONDS = env.int("STORE_IN_FLIGHT_TTL_SECONDS", default=60)
 STORE_BUSY_RETRY_AFTER_SECONDS = 1

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from analytics.models import EventName
-from analytics.services import event_append
+from analytics.services import event_append, events_append
 from core import orderkeys
 from core.identity import email_key
 from core.money import Money
+from core.returning import insert_returning
 from offers.coupons import CouponRefused, coupon_find, coupon_from_data, coupon_redeem
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Coupon, Offer
@@ -317,30 +318,23 @@ def checkout_start(
 
                 reminders_schedule(order=order, product=product, store=store)
             fields = event_fields_for(order)
-            event_append(
-                EventName.CHECKOUT_INITIATED,
-                product_id=product.pk,
-                amount=quote.total.amount,
-                **({"properties": {"coupon": quote.coupon.code}} if quote.coupon else {}),
-                **fields,
-            )
-            if offered_bump is not None:
-                event_append(
-                    EventName.BUMP_OFFERED,
-                    offer_id=offered_bump.pk,
-                    product_id=offered_bump.product_id,
-                    **fields,
+            coupon = {"properties": {"coupon": quote.coupon.code}} if quote.coupon else {}
+            events = [
+                (
+                    EventName.CHECKOUT_INITIATED,
+                    {"product_id": product.pk, "amount": quote.total.amount, **coupon, **fields},
                 )
+            ]
+            if offered_bump is not None:
+                offered = {"offer_id": offered_bump.pk, "product_id": offered_bump.product_id}
+                events.append((EventName.BUMP_OFFERED, {**offered, **fields}))
             if bump is not None:
                 bump_line = next(line for line in quote.lines if line.kind == LineKind.BUMP)
-                event_append(
-                    EventName.BUMP_ACCEPTED,
-                    offer_id=bump.pk,
-                    product_id=bump.product_id,
-                    # The bump's price as the buyer took it: less the coupon's share.
-                    amount=bump.price_amount - bump_line.discount_amount,
-                    **fields,
-                )
+                # The bump's price as the buyer took it: less the coupon's share.
+                taken = {"amount": bump.price_amount - bump_line.discount_amount}
+                taken |= {"offer_id": bump.pk, "product_id": bump.product_id}
+                events.append((EventName.BUMP_ACCEPTED, {**taken, **fields}))
+            events_append(events)  # one INSERT for the three
     except CouponRefused as exc:
         raise CheckoutError("coupon", exc.message) from exc
     try:
@@ -372,11 +366,12 @@ def _order_create(
     recovered_from_id: int | None,
 ) -> Order:
     """The pending order, its lines and its coupon use: inside the caller's transaction."""
-    customer, _ = Customer.objects.get_or_create(
-        email=email, defaults={"gateway_customer": gateway_customer}
+    # One statement for get-or-create and "point at this gateway customer": the buyer's row,
+    # locked until the order commits (a concurrent checkout by the same address waits).
+    customer = insert_returning(
+        Customer(email=email, gateway_customer=gateway_customer),
+        conflict='("email") DO UPDATE SET "gateway_customer_id" = EXCLUDED."gateway_customer_id"',
     )
-    if customer.gateway_customer_id != gateway_customer.pk:
-        Customer.objects.filter(pk=customer.pk).update(gateway_customer=gateway_customer)
     if quote.coupon is not None:
         coupon_holds.coupon_hold_supersede(customer=customer, coupon_id=quote.coupon.pk)
     if (

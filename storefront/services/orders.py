@@ -10,7 +10,8 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.services import event_append
 from core import orderkeys
-from core.tasks import enqueue
+from core.returning import update_returning
+from core.tasks import enqueue, enqueue_many
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
 from payments.services import ledger_line_totals
 from storefront.models import ORDER_TRANSITIONS, Order, OrderLine, OrderStatus
@@ -22,10 +23,14 @@ class IllegalTransition(Exception):
     pass
 
 
+def _allowed_from(to: str) -> list[str]:
+    return [s for s, targets in ORDER_TRANSITIONS.items() if to in targets]
+
+
 def order_status_move(*, order: Order, to: str, **extra) -> bool:
     """Move an order's status with one conditional UPDATE; False if another writer got there
     first or the move is not allowed from where the order stands."""
-    allowed_from = [s for s, targets in ORDER_TRANSITIONS.items() if to in targets]
+    allowed_from = _allowed_from(to)
     if not allowed_from:
         raise IllegalTransition(f"nothing moves to {to}")
     updated = Order.objects.filter(pk=order.pk, status__in=allowed_from).update(status=to, **extra)
@@ -100,15 +105,35 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
     if parsed is None:
         return
     order_id, what = parsed
+    # Its invoice and the lines' license keys, after commit (never in the money path).
+    documents = ("storefront.order_documents", {"order_id": order_id})
+    if what == "primary" and attempt.status == AttemptStatus.SUCCEEDED:
+        # The usual case in one statement: the move to PAID returns the order, locked.
+        moved = update_returning(
+            Order,
+            assignments='"status" = %s, "paid_at" = %s',
+            where='"id" = %s AND "status" = ANY(%s)',
+            params=[OrderStatus.PAID, timezone.now(), order_id, _allowed_from(OrderStatus.PAID)],
+        )
+        if moved:
+            if moved[0].coupon_code:
+                _coupon_follows_status(order=moved[0], to=OrderStatus.PAID)
+            _paid_effects(
+                moved[0],
+                amount=attempt.amount,
+                lines=len(attempt.allocation),
+                documents=documents,
+                properties={},
+            )
+            return
     order = Order.objects.select_for_update().get(pk=order_id)
-    if attempt.status == AttemptStatus.SUCCEEDED:
-        # Its invoice and the lines' license keys, after commit (never in the money path).
-        enqueue("storefront.order_documents", order_id=order.pk)
-        if what != orderkeys.PRIMARY:  # a one-click charge: its own receipt and invoice
-            enqueue("storefront.send_charge_receipt", attempt_id=attempt.pk)
     if what == "primary":
-        _primary_outcome(order, attempt)
-    elif what == "cross_sell":  # a follow-up email's one-click accept
+        _primary_outcome(order, attempt, documents)
+        return
+    if attempt.status == AttemptStatus.SUCCEEDED:
+        # A one-click charge: its documents, then its own receipt with its invoice.
+        enqueue_many([documents, ("storefront.send_charge_receipt", {"attempt_id": attempt.pk})])
+    if what == "cross_sell":  # a follow-up email's one-click accept
         from storefront.services import followups
 
         followups.on_cross_sell_outcome(order=order, attempt=attempt)
@@ -118,35 +143,25 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
         upsell.on_post_purchase_outcome(order=order, attempt=attempt, what=what)
 
 
-def order_paid(*, order: Order, amount: int, lines: int, **properties) -> bool:
+def order_paid(
+    *, order: Order, amount: int, lines: int, documents: tuple | None = None, **properties
+) -> bool:
     """The order is settled (inside the caller's transaction, the order's row locked): paid by
     its primary charge, or a free trial's card-only checkout with nothing to pay today
-    (amount 0; storefront.services.checkout). Once: False if it was paid already."""
+    (amount 0; storefront.services.free_trial). Once: False if it was paid already."""
     if not order_status_move(order=order, to=OrderStatus.PAID, paid_at=timezone.now()):
         return False
-    event_append(
-        EventName.CHECKOUT_COMPLETED,
-        amount=amount,
-        properties={"lines": lines, **properties},
-        **event_fields_for(order),
-    )
-    enqueue("storefront.send_receipt", order_id=order.pk)
-    from storefront.services.subscribe import subscriptions_start_for_lines
-
-    subscriptions_start_for_lines(order=order, lines=list(order.lines.all()))
-    # Release anything waiting behind the settlement gate, after commit.
-    enqueue("storefront.release_gated_offers", order_id=order.pk)
-    from storefront.services import followups
-
-    followups.followups_schedule(order=order, paid_at=order.paid_at)
-    # Reminders for what this order bought are skipped when they fall due
-    # (recovery_skip_reason): no extra statement on the payment's path.
+    _paid_effects(order, amount=amount, lines=lines, documents=documents, properties=properties)
     return True
 
 
-def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
+def _primary_outcome(order: Order, attempt: ChargeAttempt, documents: tuple) -> None:
     if attempt.status == AttemptStatus.SUCCEEDED:
-        order_paid(order=order, amount=attempt.amount, lines=len(attempt.allocation))
+        paid = order_paid(
+            order=order, amount=attempt.amount, lines=len(attempt.allocation), documents=documents
+        )
+        if not paid:
+            enqueue(documents[0], **documents[1])
     elif attempt.status in (AttemptStatus.DECLINED, AttemptStatus.CANCELED):
         if order_status_move(order=order, to=OrderStatus.FAILED):
             event_append(
@@ -155,6 +170,35 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt) -> None:
                 **event_fields_for(order),
             )
             enqueue("storefront.release_gated_offers", order_id=order.pk)
+
+
+def _paid_effects(
+    order: Order, *, amount: int, lines: int, documents: tuple | None, properties: dict
+) -> None:
+    """The order has just moved to PAID (in the recording transaction, the order locked)."""
+    event_append(
+        EventName.CHECKOUT_COMPLETED,
+        amount=amount,
+        properties={"lines": lines, **properties},
+        **event_fields_for(order),
+    )
+    # The documents (not for a free trial's order: nothing was charged), the receipt and the
+    # release of anything waiting behind the settlement gate: one outbox INSERT, after commit.
+    enqueue_many(
+        [
+            *([documents] if documents else []),
+            ("storefront.send_receipt", {"order_id": order.pk}),
+            ("storefront.release_gated_offers", {"order_id": order.pk}),
+        ]
+    )
+    from storefront.services import followups
+    from storefront.services.subscribe import subscriptions_start_for_lines
+
+    order_lines = list(order.lines.all())  # read once for both
+    subscriptions_start_for_lines(order=order, lines=order_lines)
+    followups.followups_schedule(order=order, paid_at=order.paid_at, lines=order_lines)
+    # Reminders for what this order bought are skipped when they fall due
+    # (recovery_skip_reason): no extra statement on the payment's path.
 
 
 def on_ledger_entry(entry: LedgerEntry) -> None:

@@ -34,12 +34,14 @@ def subscriptions_start_for_lines(*, order: Order, lines: list[OrderLine]) -> li
     method = None
     for line in lines:
         try:
+            # The plan first, outside the savepoint: it is cached (no statement), and a line
+            # with no plan, most of them, then costs no SAVEPOINT/RELEASE pair either.
+            plan = subscriptions.plan_for(line.product_id)
+            if plan is None:
+                continue
             # A savepoint per line: this runs inside the transaction recording a real payment,
             # which must never be rolled back by a failure here (logged for the creator).
             with transaction.atomic():
-                plan = subscriptions.plan_for(line.product_id)
-                if plan is None:
-                    continue
                 if method is None:
                     method = payments.vault_method_for(email=order.customer.email)
                 net, tax, total = split_tax(

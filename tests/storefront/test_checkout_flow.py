@@ -160,6 +160,13 @@ def _business_queries(context) -> list[str]:
 def test_the_checkout_posts_run_a_bounded_number_of_queries(catalog, client_for, stripe_api_base):
     core, bump = catalog
     client = client_for("t1.localhost")
+    # Measured warm, as bench/query_budgets.py does: the plans' cache filled (one statement
+    # per product the first time, none after) and the store's settings row there (a
+    # committing test before this one may have emptied the table).
+    from storefront.models import StoreSettings
+    from subscriptions.services import plan_for
+
+    plan_for(core.pk), plan_for(bump.product_id), StoreSettings.current()
     with CaptureQueriesContext(connection) as context:
         response = _start(client, bump=bump.pk, add_bump="on")
     # Read now: the next request resets the connection's query log.
@@ -171,8 +178,12 @@ def test_the_checkout_posts_run_a_bounded_number_of_queries(catalog, client_for,
         paid = client.post(response.json()["pay_url"], {"setup_intent": order.setup_ref})
     pay_queries = _business_queries(context)
     assert paid.json()["status"] == "paid"
-    assert 5 <= len(start_queries) <= 25, "\n".join(q[:110] for q in start_queries)
-    assert 5 <= len(pay_queries) <= 25, "\n".join(q[:110] for q in pay_queries)
+    # bench/README.md "Query budgets": start 12, pay 22 in the bench's store, where pay's
+    # on-commit work (outbox claim, webhook check) and a savepoint pair count; here the test's
+    # transaction never commits, savepoints are skipped, and this catalog reads the store's
+    # settings for the tax evidence and looks for a follow-up offer twice (no cross-sell).
+    assert 5 <= len(start_queries) <= 12, "\n".join(q[:110] for q in start_queries)
+    assert 5 <= len(pay_queries) <= 19, "\n".join(q[:110] for q in pay_queries)
     assert any(q.startswith('INSERT INTO "storefront_order"') for q in start_queries)
     assert any(q.startswith('INSERT INTO "payments_chargeattempt"') for q in pay_queries)
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from offers.models import Offer, OfferKind
 from offers.selectors import upsell_for_product
-from storefront.models import FollowUpSend, Order
+from storefront.models import FollowUpSend, LineKind, Order, OrderLine
 from storefront.services.followups.common import _core_line
 
 logger = logging.getLogger(__name__)
@@ -20,9 +20,13 @@ DEFAULT_DELAYS_HOURS = (24, 72)
 MAX_STEPS = 2
 
 
-def followup_offer_for(*, order: Order) -> Offer | None:
-    """The cross-sell offer for the order's core product, else its upsell offer (reframed)."""
-    core = _core_line(order)
+def followup_offer_for(*, order: Order, lines: list[OrderLine] | None = None) -> Offer | None:
+    """The cross-sell offer for the order's core product, else its upsell offer (reframed).
+    `lines`: the order's lines when the caller has read them already (no second read)."""
+    if lines is None:
+        core = _core_line(order)
+    else:
+        core = min((x for x in lines if x.kind == LineKind.CORE), key=lambda x: x.pk, default=None)
     if core is None:
         return None
     cross_sell = (
@@ -55,7 +59,9 @@ def followup_delays(offer: Offer) -> list[dt.timedelta]:
     return [dt.timedelta(hours=h) for h in sorted(hours)]
 
 
-def followups_schedule(*, order: Order, paid_at: dt.datetime | None = None) -> int:
+def followups_schedule(
+    *, order: Order, paid_at: dt.datetime | None = None, lines: list[OrderLine] | None = None
+) -> int:
     """Record the follow-up rows for a paid order (inside the payment's transaction).
 
     Never raises: it runs while a real payment is being recorded. A customer who already has a
@@ -63,7 +69,7 @@ def followups_schedule(*, order: Order, paid_at: dt.datetime | None = None) -> i
     """
     try:
         with transaction.atomic():
-            offer = followup_offer_for(order=order)
+            offer = followup_offer_for(order=order, lines=lines)
             if offer is None:
                 return 0
             base = paid_at or order.paid_at or timezone.now()

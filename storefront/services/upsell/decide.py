@@ -130,7 +130,18 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
             properties={"kind": kind},
             **event_fields_for(order),
         )
-    _release(order.pk)  # committed above: the gate opens now if the primary has settled
+    if primary.status == AttemptStatus.SUCCEEDED:
+        # Committed above, and the primary had settled when we read it in that transaction
+        # (a final status): the gate is open, so send this one attempt now, without the
+        # gate's re-reads. attempt_execute claims it once, whoever else tries.
+        try:
+            decision.attempt = payments.attempt_execute(attempt_id=attempt.pk)
+        except Exception:
+            # Stays IN_FLIGHT; reconciliation re-reads it from the gateway: never charged twice.
+            logger.exception("post-purchase attempt %s not recorded", attempt.pk)
+            decision.attempt.refresh_from_db()
+        return decision
+    _release(order.pk)  # the primary is still processing: the gate decides, now or at settling
     decision.attempt.refresh_from_db()
     return decision
 

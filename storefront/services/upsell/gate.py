@@ -77,7 +77,9 @@ def on_post_purchase_outcome(*, order: Order, attempt: ChargeAttempt, what: str)
     if what not in POST_PURCHASE:
         logger.error("unknown post-purchase purpose %s", attempt.purpose)
         return
-    decision = OfferDecision.objects.select_related("offer").filter(attempt=attempt).first()
+    decision = (
+        OfferDecision.objects.select_related("offer__product").filter(attempt=attempt).first()
+    )
     if decision is None:
         logger.error("attempt %s has no offer decision", attempt.purpose)
         return
