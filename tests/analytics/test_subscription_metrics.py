@@ -82,6 +82,7 @@ def build_history(traveller) -> dict[str, Subscription]:
             amount=entry.amount,
             currency="USD",
         )
+        dispute_lost(entry)  # decided the same day: the subscription ends (payments.disputes)
 
     events = {
         dt.date(2027, 1, 10): lambda now: subs.update(A1=start(p1, started_at=now, email="a@x.t")),
@@ -370,6 +371,7 @@ def test_cohort_ltv_counts_renewals_net_of_refunds_and_chargebacks(tenant, clien
             amount=entry.amount,
             currency="USD",
         )
+        dispute_lost(entry)  # decided the same day: the subscription ends
     x.refresh_from_db()
     y.refresh_from_db()
     assert (x.end_reason, y.end_reason) == ("refunded", "chargeback")
@@ -454,3 +456,21 @@ def test_every_interval_is_normalised_to_a_month_before_tax(tenant):
     assert [(r["month"], r["new"], r["mrr_end"], r["customers_end"]) for r in rows] == [
         (dt.date(2027, 6, 1), expected, expected, 5)
     ]
+
+
+def dispute_lost(entry) -> None:
+    """What payments.disputes does when the gateway says the dispute of `entry` is lost: the
+    subscription it paid for ends (an open dispute alone keeps it running)."""
+    from django.db import transaction
+
+    from payments.models import Dispute
+
+    lost = Dispute(
+        status="lost",
+        reference=entry.reference,
+        lines={entry.line_key: entry.amount},
+        amount=entry.amount,
+        currency=entry.currency,
+    )
+    with transaction.atomic():
+        services.on_dispute_closed(lost)
