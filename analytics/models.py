@@ -24,6 +24,9 @@ class EventName(models.TextChoices):
     EMAIL_SENT = "email_sent"
     REFUND_ISSUED = "refund_issued"
     CHARGEBACK_OPENED = "chargeback_opened"
+    # A dispute's outcome, once per dispute (payments.disputes claims it on the status move).
+    DISPUTE_WON = "dispute_won"
+    DISPUTE_LOST = "dispute_lost"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     OFFER_PAUSED = "offer_paused"
 

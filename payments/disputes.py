@@ -9,9 +9,11 @@ end in the same state:
 - funds withdrawn → one CHARGEBACK ledger entry per line (allocated by what each line was
   charged); funds reinstated (a won dispute) → one REINSTATED entry mirroring each of them,
   so the dispute nets to zero. Both are unique per (kind, dispute, line): a replay adds none;
-- the first time a dispute is seen won or lost, the registered dispute handlers run in the
-  same transaction (storefront: the order's status and event; subscriptions: a lost dispute
-  cancels the subscription), and a lost one takes back the creator's share (transfers).
+- the first time a dispute is seen won or lost (the row's move to that status, or its
+  creation with it, is the claim), the registered dispute handlers run in the same
+  transaction (storefront: the order's `dispute_won` / `dispute_lost` event; subscriptions: a
+  lost dispute cancels the subscription), and a lost one takes back the creator's share
+  (transfers).
 
 Access follows the ledger (storefront.services.delivery): it is suspended while the funds are
 withdrawn, restored when a win reinstates them, and ends for good when the dispute is lost.
@@ -146,15 +148,16 @@ def _row_record(
             Dispute.objects.filter(pk=row.pk).update(evidence_due_by=fields["evidence_due_by"])
         return row, False
     # Conditional, as every status move: only from an open status.
+    # The move that made it is the claim on the outcome (its handlers and events run once).
     closed = result.status in DISPUTE_FINAL_STATUSES
-    Dispute.objects.filter(pk=row.pk, status__in=DISPUTE_OPEN_STATUSES).update(
+    moved = Dispute.objects.filter(pk=row.pk, status__in=DISPUTE_OPEN_STATUSES).update(
         status=result.status[:24],
         closed_at=timezone.now() if closed else None,
         updated_at=timezone.now(),
         **fields,
     )
     row.refresh_from_db()
-    return row, row.status in (DisputeStatus.WON, DisputeStatus.LOST)
+    return row, bool(moved) and row.status in (DisputeStatus.WON, DisputeStatus.LOST)
 
 
 def disputes_reconcile(*, report) -> None:

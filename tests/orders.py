@@ -56,13 +56,14 @@ def make_order(customer, *, visitor, source, paid_at, lines, status="paid"):
     return order, made
 
 
-def ledger(line, kind, amount, when):
+def ledger(line, kind, amount, when, *, ref=None):
     """A back-dated ledger row, keyed exactly as payments keys it (the line's own key, from
     core/orderkeys.py): the hand-computed store needs months-old dates, which the real
-    checkout cannot make. Figures after real checkouts and refunds: test_honest_numbers.py."""
+    checkout cannot make. Figures after real checkouts and refunds: test_honest_numbers.py.
+    `ref`: the gateway ref (a dispute's chargeback and its reinstatement share one)."""
     entry = LedgerEntry.objects.create(
         kind=kind,
-        gateway_ref=f"{kind}_{line.pk}_{when:%m%d}",
+        gateway_ref=ref or f"{kind}_{line.pk}_{when:%m%d}",
         reference=line.order.reference,
         line_key=line.line_key,
         amount=amount,

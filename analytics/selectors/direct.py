@@ -371,7 +371,9 @@ def offer_risk_window(
     recent window [window_start, now) and in the baseline [baseline_start, window_start).
     Counted by when the ledger entry happened, so a spike shows up the day it happens. Every
     kind of offer line (bump, upsell, downsell, cross-sell) matches its ledger rows the same
-    way (`ledger_matches_line`)."""
+    way (`ledger_matches_line`). A chargeback whose dispute was won (a `reinstated` row of the
+    same dispute and line, recorded before `now`) is not counted: only disputes open or lost
+    are."""
     now = now or timezone.now()
     w = _Where()
     w.add("l.offer_id IS NOT NULL")
@@ -379,17 +381,27 @@ def offer_risk_window(
     if offer_id:
         w.add("l.offer_id = %s", offer_id)
     recent = "le.created_at >= %s"
+    chargeback = (
+        "le.kind = 'chargeback' AND NOT EXISTS (SELECT 1 FROM {ledger} won "
+        "WHERE won.kind = 'reinstated' AND won.gateway_ref = le.gateway_ref "
+        "AND won.reference = le.reference AND won.line_key = le.line_key "
+        "AND won.created_at < %s)"
+    )
     return _rows(
         f"""
         SELECT l.offer_id,
           count(DISTINCT l.id) FILTER (WHERE le.kind = 'charge' AND {recent}) AS recent_sold,
           count(DISTINCT l.id) FILTER (WHERE le.kind = 'refund' AND {recent}) AS recent_refunds,
-          count(*) FILTER (WHERE le.kind = 'chargeback' AND {recent}) AS recent_chargebacks,
+          count(*) FILTER (WHERE {chargeback} AND {recent}) AS recent_chargebacks,
           count(DISTINCT l.id) FILTER (WHERE le.kind = 'charge' AND NOT {recent}) AS base_sold,
           count(DISTINCT l.id) FILTER (WHERE le.kind = 'refund' AND NOT {recent}) AS base_refunds,
-          count(*) FILTER (WHERE le.kind = 'chargeback' AND NOT {recent}) AS base_chargebacks
+          count(*) FILTER (WHERE {chargeback} AND NOT {recent}) AS base_chargebacks
         FROM {{ledger}} le JOIN {{line}} l ON {ledger_matches_line("le", "l")}
         WHERE {w.sql} GROUP BY l.offer_id ORDER BY l.offer_id
         """,
-        [window_start] * 6 + w.params,
+        [window_start] * 2
+        + [now, window_start]
+        + [window_start] * 2
+        + [now, window_start]
+        + w.params,
     )

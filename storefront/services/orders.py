@@ -12,7 +12,14 @@ from analytics.services import event_append
 from core import orderkeys
 from core.returning import update_returning
 from core.tasks import enqueue, enqueue_many
-from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
+from payments.models import (
+    AttemptStatus,
+    ChargeAttempt,
+    Dispute,
+    DisputeStatus,
+    LedgerEntry,
+    LedgerKind,
+)
 from payments.services import ledger_line_totals
 from storefront.models import ORDER_TRANSITIONS, Order, OrderLine, OrderStatus
 
@@ -227,6 +234,24 @@ def on_ledger_entry(entry: LedgerEntry) -> None:
             properties={"line": entry.line_key},
             **fields,
         )
+
+
+def on_dispute_closed(dispute: Dispute) -> None:
+    """A dispute first seen won or lost (payments.disputes calls this once per dispute, in the
+    transaction that moved its row to the final status): the outcome's event, like
+    `chargeback_opened`, for an order's dispute."""
+    order_id = orderkeys.order_reference_parse(dispute.reference)
+    order = Order.objects.filter(pk=order_id).first() if order_id is not None else None
+    if order is None:
+        return
+    won = dispute.status == DisputeStatus.WON
+    event_append(
+        EventName.DISPUTE_WON if won else EventName.DISPUTE_LOST,
+        amount=dispute.amount,
+        reason=dispute.reason,
+        properties={"dispute": dispute.gateway_ref, "lines": sorted(dispute.lines)},
+        **event_fields_for(order),
+    )
 
 
 def order_status_sync_from_ledger(*, order: Order) -> None:

@@ -8,6 +8,7 @@ from django.core import mail
 from django.utils import timezone
 
 from analytics.models import Event, EventName
+from analytics.selectors import offer_risk_window
 from audit.models import AuditEntry
 from offers.guardrails import (
     GUARDRAILS_ACTOR,
@@ -110,3 +111,64 @@ def test_a_burst_of_chargebacks_pauses_the_offer(offer):
         ledger(line, "chargeback", 900, when + dt.timedelta(minutes=5))
     [breach] = guardrail_breaches()
     assert breach.code == "chargebacks" and "3 chargebacks" in breach.reason
+
+
+def _disputes(offer, outcomes, *, won_at=None):
+    """One order with `offer`'s bump per outcome, charged back a day ago; "won" adds the
+    dispute's reinstatement (same dispute ref and line, as payments.disputes records it),
+    at `won_at` if given. "lost" and "open" leave the chargeback alone."""
+    customer = Customer.objects.create(email=f"dp{Customer.objects.count()}@buyer.example")
+    for i, outcome in enumerate(outcomes):
+        when = NOW - dt.timedelta(days=1, hours=i)
+        _, (_, line) = make_order(
+            customer,
+            visitor=f"dp{customer.pk}-{i}",
+            source="ads",
+            paid_at=when,
+            lines=[
+                ("core", offer.trigger_product, None, 4900),
+                ("bump", offer.product, offer, 900),
+            ],
+        )
+        ref = f"dp_{line.pk}"
+        ledger(line, "chargeback", 900, when + dt.timedelta(minutes=5), ref=ref)
+        if outcome == "won":
+            ledger(line, "reinstated", 900, won_at or when + dt.timedelta(hours=1), ref=ref)
+
+
+def _risk(offer):
+    window_start = NOW - dt.timedelta(days=7)
+    [row] = offer_risk_window(
+        offer_id=offer.pk,
+        window_start=window_start,
+        baseline_start=window_start - dt.timedelta(days=90),
+        now=NOW,
+    )
+    return row
+
+
+def test_chargebacks_whose_disputes_were_won_do_not_pause_the_offer(offer):
+    _disputes(offer, ["won", "won", "won"])
+    assert _risk(offer)["recent_chargebacks"] == 0
+    assert guardrail_breaches(now=NOW) == []
+    assert offer_guardrails_enforce(now=NOW) == []
+    offer.refresh_from_db()
+    assert offer.status == Offer.Status.ACTIVE
+
+
+def test_a_won_dispute_leaves_the_count_as_without_it_and_a_lost_one_still_counts(offer):
+    _disputes(offer, ["lost", "open", "lost"])
+    without_won = _risk(offer)
+    _disputes(offer, ["won", "won"])
+    with_won = _risk(offer)
+    assert with_won["recent_chargebacks"] == without_won["recent_chargebacks"] == 3
+    assert with_won["recent_sold"] == without_won["recent_sold"] + 2
+    [breach] = guardrail_breaches(now=NOW)
+    assert breach.code == "chargebacks" and "3 chargebacks" in breach.reason
+
+
+def test_a_dispute_won_after_the_window_still_counted_then(offer):
+    # As of NOW the disputes were open: a reinstatement recorded later is not seen yet.
+    _disputes(offer, ["won"] * 3, won_at=NOW + dt.timedelta(hours=1))
+    assert _risk(offer)["recent_chargebacks"] == 3
+    assert [b.code for b in guardrail_breaches(now=NOW)] == ["chargebacks"]

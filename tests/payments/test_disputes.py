@@ -5,6 +5,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from analytics.models import Event
 from core.money import Money
 from payments.disputes import dispute_sync
 from payments.gateway import DisputeResult
@@ -94,3 +95,51 @@ def test_without_balance_transactions_the_status_decides_the_money(tenant, dispu
     dispute_sync(dispute_ref="dp_5")
     assert _kinds() == {"chargeback": attempt.amount}
     assert Dispute.objects.get().status == DisputeStatus.LOST
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+def test_a_dispute_outcome_is_one_event_however_often_and_late_it_is_heard(
+    tenant, disputing, paid, client_for, outcome
+):
+    order, attempt = paid
+    client = client_for("t1.localhost")
+    won = outcome == "won"
+
+    def hear(status: str, event_id: str, event_type: str) -> None:
+        _read(disputing, attempt, status, funds_withdrawn=True, funds_reinstated=won)
+        response = h.deliver(client, h.event(event_id, event_type, "dispute", "dp_5"))
+        assert response.status_code == 200, response.content
+        h.run_payment_tasks(tenant)
+
+    _read(disputing, attempt, "needs_response", funds_withdrawn=True, funds_reinstated=False)
+    hear("needs_response", "evt_dp_open", "charge.dispute.created")
+    hear(outcome, "evt_dp_closed", "charge.dispute.closed")
+    hear(outcome, "evt_dp_closed", "charge.dispute.closed")  # the same event delivered twice
+    hear(outcome, "evt_dp_closed_again", "charge.dispute.closed")  # a replay, another id
+    if won:
+        hear(outcome, "evt_dp_back", "charge.dispute.funds_reinstated")
+    for _ in range(2):  # re-read directly too (the reconciliation's path)
+        dispute_sync(dispute_ref="dp_5")
+    _read(disputing, attempt, "under_review", funds_withdrawn=True, funds_reinstated=False)
+    dispute_sync(dispute_ref="dp_5")  # a stale read processed last
+
+    name = f"dispute_{outcome}"
+    events = list(Event.objects.filter(name__in=["dispute_won", "dispute_lost"]))
+    assert [e.name for e in events] == [name]
+    [event] = events
+    assert (event.order_id, event.customer_id) == (order.pk, order.customer_id)
+    assert (event.amount, event.currency) == (attempt.amount, "USD")
+    assert event.reason == "product_not_received"
+    assert event.properties["dispute"] == "dp_5"
+    assert Event.objects.filter(name="chargeback_opened", order_id=order.pk).count() == 2
+    assert Dispute.objects.get().status == outcome
+
+
+def test_an_inquiry_closed_without_a_decision_is_no_outcome_event(tenant, disputing, paid):
+    _, attempt = paid
+    _read(disputing, attempt, "warning_needs_response")
+    dispute_sync(dispute_ref="dp_5")
+    _read(disputing, attempt, "warning_closed")
+    dispute_sync(dispute_ref="dp_5")
+    assert Dispute.objects.get().status == DisputeStatus.WARNING_CLOSED
+    assert not Event.objects.filter(name__in=["dispute_won", "dispute_lost"]).exists()
