@@ -158,22 +158,61 @@ def committed_data_clear(users_before: dict[str, int]) -> None:
 
 
 def truncate_tenant_tables(schema: str) -> None:
-    """Empty the product apps' tables, sessions and the admin log of one tenant schema."""
+    """Empty the product apps' tables, sessions and the admin log of one tenant schema, and
+    start their ids again at 1.
+
+    TRUNCATE of all ~60 tables costs 1.5 s (new files for every table and index), though a
+    test writes to a handful: only the tables that hold a row are truncated (CASCADE takes
+    the rows that point at them), and the id sequences a test moved (a rolled-back insert
+    moves one too) are set back to their start: the same end state as truncating all of them.
+    """
+    from django.db import transaction
+
+    tables = tenant_app_tables()
+    every = ", ".join(f'"{schema}"."{t}"' for t in tables)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # First the lock TRUNCATE takes on all of them: a request of the live server still
+        # writing finishes first, so what it wrote is seen below and emptied too.
+        cursor.execute(f"LOCK TABLE {every} IN ACCESS EXCLUSIVE MODE")
+        cursor.execute(
+            " UNION ALL ".join(f"""(SELECT '{t}' FROM "{schema}"."{t}" LIMIT 1)""" for t in tables)
+        )
+        holding = [row[0] for row in cursor.fetchall()]
+        if holding:
+            names = ", ".join(f'"{schema}"."{t}"' for t in holding)
+            cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        cursor.execute(
+            """SELECT format('%%I.%%I', s.schemaname, s.sequencename), s.start_value
+                 FROM pg_sequences s
+                 JOIN pg_class seq ON seq.relname = s.sequencename
+                 JOIN pg_namespace ns ON ns.oid = seq.relnamespace AND ns.nspname = s.schemaname
+                 JOIN pg_depend d ON d.objid = seq.oid AND d.classid = 'pg_class'::regclass
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                 JOIN pg_class tab ON tab.oid = d.refobjid
+                WHERE s.schemaname = %s AND s.last_value IS NOT NULL
+                  AND tab.relname = ANY(%s)""",
+            [schema, tables],
+        )
+        for sequence, start in cursor.fetchall():
+            cursor.execute("SELECT setval(%s, %s, false)", [sequence, start])
+        # Loop failures name the store's records by id (core/loops.py): with the ids
+        # restarted, a left-over row would quarantine the next test's record.
+        cursor.execute('DELETE FROM "public"."core_loopfailure" WHERE schema_name = %s', [schema])
+
+
+def tenant_app_tables() -> list[str]:
+    """The tables truncate_tenant_tables empties: the product apps', sessions, the admin log
+    (the owner user and permissions stay)."""
     from django.apps import apps
     from django.conf import settings
 
-    tables = ["django_session", "django_admin_log"]  # the owner user and permissions stay
+    tables = ["django_session", "django_admin_log"]
     for name in settings.TENANT_APPS:
         if name.startswith("django."):
             continue
         label = name.rsplit(".", 1)[-1]
         tables += [m._meta.db_table for m in apps.get_app_config(label).get_models()]
-    names = ", ".join(f'"{schema}"."{t}"' for t in tables)
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-        # Loop failures name the store's records by id (core/loops.py): with the ids
-        # restarted, a left-over row would quarantine the next test's record.
-        cursor.execute('DELETE FROM "public"."core_loopfailure" WHERE schema_name = %s', [schema])
+    return tables
 
 
 @pytest.fixture(scope="session")

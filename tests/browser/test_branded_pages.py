@@ -9,17 +9,16 @@ import json
 import pytest
 
 from tests.browser.branding_tour import BRANDS, brand_the_store
-from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_buyer_pages import (
     BUDGET_BYTES,
     EXPECTED_STATUS,
     SCREENSHOTS,
     VIEWPORTS,
     _all_pages,
-    _axe_path,
     _goto,
 )
 from tests.browser.tour import demo_catalog, tour_pages
+from tests.browser_support import ARTIFACTS, AXE_RUN, Network, axe_context
 
 pytestmark = [pytest.mark.browser, pytest.mark.gateway]
 
@@ -30,26 +29,33 @@ PICTURED = {"store-index", "product", "checkout", "upsell", "downsell", "follow-
 OFFER_PICTURED = {"upsell", "downsell", "follow-up-offer"}
 
 CLS_SCRIPT = """async () => {
+  // Two animation frames: the browser has laid out (and measured the shifts of) what changed.
+  const frames = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   let total = 0;
   const seen = [];
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
+  const take = (entries) => {
+    for (const e of entries) {
       if (e.hadRecentInput) continue;
       total += e.value;
       const nodes = e.sources.map((s) => s.node ? (s.node.id || s.node.className
                                                    || s.node.nodeName) : '?');
       seen.push([e.value, nodes]);
     }
-  }).observe({type: 'layout-shift', buffered: true});
-  // Scroll through the page so every lazy picture loads, then let it settle.
+  };
+  const observer = new PerformanceObserver((list) => take(list.getEntries()));
+  observer.observe({type: 'layout-shift', buffered: true});
+  // Scroll through the page so every lazy picture loads (each step is rendered, so the
+  // browser sees the pictures near it), then let it settle.
   for (let y = 0; y <= document.body.scrollHeight; y += 300) {
     window.scrollTo(0, y);
-    await new Promise((r) => setTimeout(r, 60));
+    await frames();
   }
   await Promise.all([...document.images].map((i) => i.complete ? null
     : new Promise((r) => { i.onload = i.onerror = r; })));
   await document.fonts.ready;
-  await new Promise((r) => setTimeout(r, 300));
+  await frames();  // the pictures and the fonts laid out: any shift they cause is recorded
+  take(observer.takeRecords());
+  observer.disconnect();
   return {total, seen, images: document.images.length,
           loaded: [...document.images].filter((i) => i.complete && i.naturalWidth > 0).length};
 }"""
@@ -67,17 +73,17 @@ def test_every_branded_page_has_no_axe_violations_at_phone_and_desktop_width(
     browser, live_url, branded
 ):
     spec, tour = branded
-    axe = _axe_path()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     violations: dict[str, list] = {}
     audited = []
     for width, viewport in VIEWPORTS.items():
-        context = browser.new_context(viewport=viewport, bypass_csp=True)
+        context = axe_context(browser, viewport, bypass_csp=True)
+        page = context.new_page()  # one tab: each page of the tour is a new document in it
+        network = Network(page)
         for name in _all_pages(tour):
-            page = context.new_page()
             response = _goto(page, live_url, tour, name)
             assert response.status == EXPECTED_STATUS.get(name, 200), (name, response.status)
-            page.wait_for_load_state("networkidle")
+            network.settle()
             if name in PICTURED:
                 assert page.locator("picture img").count() >= 1, name
             if name in OFFER_PICTURED:
@@ -86,8 +92,7 @@ def test_every_branded_page_has_no_axe_violations_at_phone_and_desktop_width(
                 assert page.evaluate("document.documentElement.className") == (
                     f"scheme-{spec.scheme}"
                 ), name
-            page.add_script_tag(path=str(axe))
-            result = page.evaluate("axe.run(document)")
+            result = page.evaluate(AXE_RUN)
             assert len(result["passes"]) >= 10, (name, "axe checked next to nothing")
             found = [
                 (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
@@ -99,7 +104,6 @@ def test_every_branded_page_has_no_axe_violations_at_phone_and_desktop_width(
             page.screenshot(
                 path=str(SCREENSHOTS / f"brand-{spec.key}-{name}-{width}.png"), full_page=True
             )
-            page.close()
         context.close()
     assert len(audited) == 2 * len(_all_pages(tour)) >= 2 * 15
     assert violations == {}, json.dumps(violations, indent=1)
@@ -125,10 +129,11 @@ def test_each_branded_page_keeps_our_code_within_30_kb_never_shifts_and_reports_
             page = context.new_page()
             responses = []
             page.on("response", lambda r, seen=responses: seen.append(r))
+            network = Network(page)
             page.goto(live_url + tour.pages[name])
-            page.wait_for_load_state("networkidle")
+            network.settle()
             cls = page.evaluate(CLS_SCRIPT)
-            page.wait_for_load_state("networkidle")
+            network.settle()
             own = [r for r in responses if r.url.startswith(live_url)]
             totals = {"own": 0, "images": 0, "fonts": 0}
             largest = (0, "")

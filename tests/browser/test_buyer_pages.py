@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
 from tests.browser.tour import demo_catalog, tour_pages
+from tests.browser_support import ARTIFACTS, AXE_RUN, Network, axe_context
+from tests.browser_support import axe_path as _axe_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.gateway]
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 375, "height": 667}}
 BUDGET_BYTES = 30 * 1024
@@ -33,14 +30,6 @@ EXPECTED_STATUS = {
 @pytest.fixture
 def tour(live_tenant, stripe_api_base):
     return tour_pages(demo_catalog())
-
-
-def _axe_path() -> Path:
-    if not AXE.exists():
-        if shutil.which("npm") is None:
-            pytest.skip("node_modules/axe-core is missing and npm is not installed")
-        pytest.fail("node_modules/axe-core is missing: run `npm ci` (bin/test does)")
-    return AXE
 
 
 def _goto(page, live_url: str, tour, name: str):
@@ -65,20 +54,18 @@ def _all_pages(tour) -> list[str]:
 def test_every_buyer_page_has_no_axe_violations_at_desktop_and_phone_widths(
     browser, live_url, tour
 ):
-    axe = _axe_path()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     violations: dict[str, list] = {}
     audited = []
     for width, viewport in VIEWPORTS.items():
-        # bypass_csp only so the injected axe script may run; the pages are served unchanged.
-        context = browser.new_context(viewport=viewport, bypass_csp=True)
+        # bypass_csp as when axe came in a script tag; the pages are served unchanged.
+        context = axe_context(browser, viewport, bypass_csp=True)
+        page = context.new_page()  # one tab: each page of the tour is a new document in it
         for name in _all_pages(tour):
-            page = context.new_page()
             response = _goto(page, live_url, tour, name)
             assert response.status == EXPECTED_STATUS.get(name, 200), (name, response.status)
             page.wait_for_load_state("load")
-            page.add_script_tag(path=str(axe))
-            result = page.evaluate("axe.run(document)")
+            result = page.evaluate(AXE_RUN)
             assert len(result["passes"]) >= 10, (name, "axe checked next to nothing")
             found = [
                 (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
@@ -88,7 +75,6 @@ def test_every_buyer_page_has_no_axe_violations_at_desktop_and_phone_widths(
                 violations[f"{name} @ {width}"] = found
             audited.append(f"{name} @ {width}")
             page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-            page.close()
         context.close()
     assert len(audited) == 2 * len(_all_pages(tour)) >= 2 * 15
     assert violations == {}, json.dumps(violations, indent=1)
@@ -110,7 +96,7 @@ def test_a_checkout_error_is_announced_tied_to_its_field_and_passes_axe(browser,
     assert "email-error" in email.get_attribute("aria-describedby").split()
     expect(email).to_be_focused()
     page.add_script_tag(path=str(axe))
-    assert page.evaluate("axe.run(document)")["violations"] == []
+    assert page.evaluate(AXE_RUN)["violations"] == []
     context.close()
 
 
@@ -161,8 +147,9 @@ def test_each_buyer_page_transfers_at_most_30_kb_of_our_own_html_css_and_js(
         page = context.new_page()
         responses = []
         page.on("response", lambda r, seen=responses: seen.append(r))
+        network = Network(page)
         page.goto(live_url + tour.pages[name])
-        page.wait_for_load_state("networkidle")
+        network.settle()
         own = [r for r in responses if r.url.startswith(live_url)]
         sizes = {r.url[len(live_url) :][:60]: r.request.sizes() for r in own}
         transferred = sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes.values())

@@ -13,35 +13,34 @@ from django.test import Client
 from offers.models import Offer, OfferKind
 from storefront.models import OrderLine
 from tests.analytics.workload import HOST, run_workload
-from tests.browser.test_buyer_pages import SCREENSHOTS, VIEWPORTS, _axe_path
+from tests.browser.test_buyer_pages import SCREENSHOTS, VIEWPORTS
+from tests.browser_support import AXE_RUN, axe_context
 
 pytestmark = [pytest.mark.browser, pytest.mark.gateway]
 
 OWNER, PASSWORD = "owner", "owner-pass-123"
 
 
-def _login(context, live_url: str) -> None:
+def _login(context, live_url: str):
+    """Log the owner in; returns the tab, where each page to audit is then opened in turn."""
     page = context.new_page()
     page.goto(f"{live_url}/admin/login/?next=/admin/")
     page.fill("#id_username", OWNER)
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     page.wait_for_url(f"{live_url}/admin/")
-    page.close()
+    return page
 
 
-def _audit(context, live_url: str, pages: dict[str, str], *, shots: bool, width: str):
+def _audit(page, live_url: str, pages: dict[str, str], *, shots: bool, width: str):
     """Open each page; axe it; screenshot it. Returns {page: violations}."""
-    axe = _axe_path()
     found: dict[str, list] = {}
     for name, path in pages.items():
-        page = context.new_page()
         response = page.goto(live_url + path)
         assert response.status == 200, (name, response.status)
         page.wait_for_load_state("load")
         assert "/admin/login/" not in page.url, name
-        page.add_script_tag(path=str(axe))
-        result = page.evaluate("axe.run(document)")
+        result = page.evaluate(AXE_RUN)
         assert len(result["passes"]) >= 10, (name, "axe checked next to nothing")
         bad = [
             (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
@@ -51,7 +50,6 @@ def _audit(context, live_url: str, pages: dict[str, str], *, shots: bool, width:
             found[f"{name} @ {width}"] = bad
         if shots:
             page.screenshot(path=str(SCREENSHOTS / f"admin-{name}-{width}.png"), full_page=True)
-        page.close()
     return found
 
 
@@ -60,10 +58,10 @@ def audit_at_both_widths(browser, live_url, shown, audited_only, on_desktop) -> 
     (the page's own checks) once. Returns {page @ width: violations}."""
     violations: dict[str, list] = {}
     for width, viewport in VIEWPORTS.items():
-        context = browser.new_context(viewport=viewport, bypass_csp=True)
-        _login(context, live_url)
-        violations |= _audit(context, live_url, shown, shots=True, width=width)
-        violations |= _audit(context, live_url, audited_only, shots=False, width=width)
+        context = axe_context(browser, viewport, bypass_csp=True)
+        page = _login(context, live_url)  # one tab for the tour
+        violations |= _audit(page, live_url, shown, shots=True, width=width)
+        violations |= _audit(page, live_url, audited_only, shots=False, width=width)
         if width == "desktop":
             on_desktop(context)
         context.close()
@@ -77,10 +75,10 @@ def test_the_store_admin_reads_at_a_glance_and_passes_axe_at_desktop_and_phone_w
     violations: dict[str, list] = {}
     # A fresh store first: the dashboard's empty states, not empty axes.
     for width, viewport in VIEWPORTS.items():
-        context = browser.new_context(viewport=viewport, bypass_csp=True)
-        _login(context, live_url)
+        context = axe_context(browser, viewport, bypass_csp=True)
+        page = _login(context, live_url)
         violations |= _audit(
-            context,
+            page,
             live_url,
             {"home-empty": "/admin/", "dashboard-empty": "/admin/analytics/dashboard/"},
             shots=True,

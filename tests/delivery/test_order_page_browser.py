@@ -13,6 +13,7 @@ from django.db import connection
 from core.models import OutboxMessage
 from storefront import tasks
 from storefront.models import Order, OrderStatus
+from tests.browser_support import AXE_RUN
 from tests.delivery_support import FILE_BYTES, file_remove, paid_order, product_with_file
 from tests.followups.smtp import text_of
 
@@ -33,7 +34,7 @@ def _axe_clean(page) -> None:
     if not AXE.exists():
         pytest.skip("node_modules/axe-core is missing (bin/test runs npm ci)")
     page.add_script_tag(path=str(AXE))
-    result = page.evaluate("axe.run(document)")
+    result = page.evaluate(AXE_RUN)
     assert result["violations"] == [], [v["id"] for v in result["violations"]]
 
 
