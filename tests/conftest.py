@@ -15,7 +15,7 @@ import os
 import urllib.request
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from devtools import services
 
@@ -64,20 +64,60 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker, django_db_createdb):
+def django_db_setup(
+    request, django_db_blocker, django_db_createdb, django_db_keepdb, django_db_modify_db_settings
+):
+    """The test database with tenants t1 and t2. In a parallel run each worker gets a copy of
+    one database built for the run (tests/dbtemplate.py); a single process builds its own."""
+    from django.conf import settings
+    from django.test.utils import setup_databases
+
+    from tests import dbtemplate
+
+    original = connection.settings_dict["NAME"]
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    with django_db_blocker.unblock():
+        if worker:
+
+            def build(name: str) -> None:
+                test_settings = connection.settings_dict.setdefault("TEST", {})
+                worker_name = test_settings.get("NAME")
+                test_settings["NAME"] = name
+                try:
+                    setup_databases(
+                        verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=()
+                    )
+                    session_tenants_ensure()
+                finally:
+                    test_settings["NAME"] = worker_name
+                    connections.close_all()
+
+            name = dbtemplate.worker_database(
+                connection, build=build, createdb=django_db_createdb, run_id=dbtemplate.run_id()
+            )
+            connection.close()
+            settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = name
+        else:
+            setup_databases(
+                verbosity=0,
+                interactive=False,
+                aliases={"default"},
+                serialized_aliases=(),
+                keepdb=not django_db_createdb,
+            )
+        session_tenants_ensure()
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            connection.creation.destroy_test_db(original, verbosity=0)
+
+
+def session_tenants_ensure() -> None:
+    """The public tenant and the session tenants t1 and t2, created if missing."""
     from tenants.models import Creator
     from tenants.services import creator_create, public_tenant_ensure
 
-    if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
-        # pytest-django sets up the test database only when a collected test asks for `db`;
-        # a run of only committing tests (live_tenant, a real worker) must get it too.
-        from django.test.utils import setup_databases
-
-        with django_db_blocker.unblock():
-            setup_databases(
-                verbosity=0, interactive=False, aliases={"default"}, keepdb=not django_db_createdb
-            )
-    with django_db_blocker.unblock(), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()):
         public_tenant_ensure(domain="localhost")
         for slug, host in TENANTS.items():
             if not Creator.objects.filter(slug=slug).exists():
@@ -92,7 +132,6 @@ def django_db_setup(django_db_setup, django_db_blocker, django_db_createdb):
                     owner_email=f"owner@{slug}.example",
                     password="owner-pass-123",
                 )
-    yield
 
 
 def _creator(slug: str):

@@ -70,3 +70,51 @@ def test_this_worker_is_on_its_own(settings):
     assert os.path.exists(
         os.path.join(os.path.dirname(__file__), "..", ".local", "logs", f"localstripe-{worker}.log")
     )
+
+
+def test_this_worker_has_a_copy_of_the_run_database_with_the_session_tenants(db):
+    """A worker's test database is a copy of the run's template (tests/dbtemplate.py), made
+    after the template had the migrations and the session tenants, their schemas, domains
+    and owners."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from tenants.models import Creator, Domain
+    from tests import dbtemplate
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_database(), shobj_description(oid, 'pg_database')"
+            " FROM pg_database WHERE datname = current_database()"
+        )
+        name, comment = cursor.fetchone()
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname IN ('t1', 't2') ORDER BY 1")
+        assert [row[0] for row in cursor.fetchall()] == ["t1", "t2"]
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        assert name.endswith(f"_{worker}")
+        base = name.removeprefix("test_").removesuffix(f"_{worker}")
+        template = dbtemplate.template_name(base, dbtemplate.template_key())
+        assert comment.startswith(f"copy of {template}")
+    assert set(Creator.objects.values_list("slug", flat=True)) >= {"t1", "t2"}
+    assert set(Domain.objects.values_list("domain", flat=True)) >= {"t1.localhost", "t2.localhost"}
+    for slug in ("t1", "t2"):
+        with schema_context(slug):
+            assert get_user_model().objects.filter(email=f"owner@{slug}.example").exists()
+
+
+def test_template_key_follows_the_migrations(tmp_path, monkeypatch):
+    """A changed migration file gives another template name: a stale template is never used."""
+    from tests import dbtemplate
+
+    (tmp_path / "app" / "migrations").mkdir(parents=True)
+    migration = tmp_path / "app" / "migrations" / "0001_initial.py"
+    migration.write_text("operations = []\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text("")
+    monkeypatch.setattr(dbtemplate, "ROOT", tmp_path)
+    before = dbtemplate.template_key()
+    assert dbtemplate.template_key() == before
+    migration.write_text("operations = ['changed']\n")
+    assert dbtemplate.template_key() != before
