@@ -104,8 +104,8 @@ def worker_database(
                 _drop_other_templates(cursor, database, keep=template)
         finally:
             cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [template])
-        copy_of = f"copy of {template} {run_id if createdb else ''}".strip()
-        if not createdb and _comment(cursor, worker_db) == copy_of:
+        copy_of = f"copy of {template} {run_id}".strip()
+        if not createdb and (_comment(cursor, worker_db) or "").startswith(f"copy of {template}"):
             return worker_db
         _drop(cursor, worker_db)
         _copy(cursor, template, worker_db)
