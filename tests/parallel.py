@@ -9,7 +9,8 @@ reads the settings. In a worker (`PYTEST_XDIST_WORKER` = gw0, gw1, …) it gives
   each test ends by clearing the cache, which is `FLUSHDB`, and the broker shares the database;
 - its own **media folder** (`MEDIA_ROOT` + `-gwN`).
 
-The test database needs nothing here: pytest-django already names it `test_<name>_gwN`.
+The test database needs nothing here: pytest-django names it `test_<name>_gwN`, and
+tests/conftest.py makes it a copy of the run's template (tests/dbtemplate.py).
 Outside xdist this module does nothing.
 """
 
