@@ -314,32 +314,49 @@ def test_database_url() -> str:
 test_database_url.__test__ = False  # a helper test modules import, not a test
 
 
-@pytest.fixture
-def celery_worker_process(live_tenant, redis_url, tmp_path):
-    """A real Celery worker process on the real broker and the test database; yields its Popen.
-
-    Tasks sent from this process go to the broker for the duration (not run eagerly). The
-    worker's log is at `proc.log_path`.
-    """
+@pytest.fixture(scope="module")
+def celery_worker_shared(django_db_setup, redis_url, tmp_path_factory):
+    """One real Celery worker process for a module's tests (`celery_worker_process`)."""
     from config.celery_app import app
     from tests.worker_support import worker_start, worker_stop
 
-    was_eager = app.conf.task_always_eager
     proc = worker_start(
         env={
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": redis_url,
             "CELERY_BROKER_URL": app.conf.broker_url,
         },
-        log_path=tmp_path / "worker.log",
+        log_path=tmp_path_factory.mktemp("worker") / "worker.log",
         name="test",
     )
-    app.conf.task_always_eager = False
     try:
         yield proc
     finally:
-        app.conf.task_always_eager = was_eager
         worker_stop(proc)
+
+
+@pytest.fixture
+def celery_worker_process(celery_worker_shared, live_tenant):
+    """A real Celery worker process on the real broker and the test database (started once per
+    module); yields this test's view of it: `log_path`, and `log_from`, where the log stood
+    when the test began (so a test reads only its own lines), and `poll()`.
+
+    Tasks sent from this process go to the broker for the duration (not run eagerly).
+    """
+    from types import SimpleNamespace
+
+    from config.celery_app import app
+
+    proc = celery_worker_shared
+    assert proc.poll() is None, proc.log_path.read_text(errors="replace")[-3000:]
+    was_eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        yield SimpleNamespace(
+            log_path=proc.log_path, log_from=proc.log_path.stat().st_size, poll=proc.poll
+        )
+    finally:
+        app.conf.task_always_eager = was_eager
 
 
 # One definition of the browser and live-server fixtures for every directory (see the module).

@@ -30,7 +30,8 @@ def _events(schema: str, source: str) -> int:
 
 
 def _worker_log(worker) -> str:
-    return worker.log_path.read_text(errors="replace")
+    """The worker's log lines written during this test (the worker serves the module)."""
+    return worker.log_path.read_bytes()[worker.log_from :].decode(errors="replace")
 
 
 @pytest.fixture

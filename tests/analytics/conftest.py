@@ -117,3 +117,73 @@ def hand_store_build() -> SimpleNamespace:
     # does); the figures in test_metrics.py must come out the same either way.
     rollups_refresh()
     return SimpleNamespace(core=core, bump=bump, upsell=upsell, orders=(o1, o2, o3, o4, o5, o6))
+
+
+@pytest.fixture(scope="class")
+def workload_shared(django_db_setup, django_db_blocker):
+    """The mixed workload (tests/analytics/workload.py), made once for a class of read-only
+    tests inside a transaction that is rolled back after the class. Each test runs in a
+    savepoint of it (pytest-django's `db` nests), so what a test writes (a rollups refresh,
+    a session) is undone before the next one; Redis and the page-view recorder's memory are
+    put back to the snapshot taken after the workload (`workload` below)."""
+    import os
+    import urllib.request
+
+    from django.db import connection, transaction
+    from django.test import Client
+    from django_redis import get_redis_connection
+
+    from analytics import pageviews
+    from tests.admin.conftest import OWNER_ADDRESS, OWNER_AGENT
+    from tests.analytics.workload import run_workload
+    from tests.conftest import _creator
+
+    req = urllib.request.Request(os.environ["STRIPE_API_BASE"] + "/_config/data", method="DELETE")
+    urllib.request.urlopen(req, timeout=5).close()
+    redis = get_redis_connection("default")
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer._from_testcase = True  # stands for the test's own transaction, as Django's do
+        outer.__enter__()
+        try:
+            connection.set_tenant(_creator("t1"))
+            redis.flushdb()
+            pageviews.local_state_clear()
+            owner = Client(
+                HTTP_HOST="t1.localhost", REMOTE_ADDR=OWNER_ADDRESS, HTTP_USER_AGENT=OWNER_AGENT
+            )
+            assert owner.login(username="owner", password="owner-pass-123")
+            w = run_workload(owner)
+            keys = {key: (redis.dump(key), redis.pttl(key)) for key in redis.keys("*")}
+            memory = (dict(pageviews._salts), dict(pageviews._seen))
+            yield w, keys, memory
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            connection.set_schema_to_public()
+            redis.flushdb()
+            pageviews.local_state_clear()
+
+
+@pytest.fixture
+def workload(workload_shared, tenant, _page_view_memory):
+    """This test's view of the shared workload: Redis and the recorder's memory as the
+    workload left them, and copies of its rows' objects (a test may refresh or change them)."""
+    import copy
+    import dataclasses
+
+    from django_redis import get_redis_connection
+
+    from analytics import pageviews
+
+    w, keys, (salts, seen) = workload_shared
+    redis = get_redis_connection("default")
+    redis.flushdb()
+    for key, (dumped, pttl) in keys.items():
+        redis.restore(key, max(pttl, 0), dumped)
+    pageviews._salts.update(salts)
+    pageviews._seen.update(seen)
+    owner = w.owner
+    mine = copy.deepcopy(dataclasses.replace(w, owner=None))
+    mine.owner = owner
+    return mine
