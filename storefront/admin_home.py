@@ -37,6 +37,7 @@ from payments.models import (
 )
 from storefront.models import Product
 from storefront.onboarding import onboarding_checklist
+from subscriptions.models import Subscription, SubscriptionStatus
 
 DISPUTE_WINDOW_DAYS = 30
 
@@ -149,7 +150,7 @@ class Attention:
 
 # Each check: (key, model whose view permission shows it, count, text, url name, query); the
 # text is a format with {s} for the plural, or a function of the count that writes it all.
-# Add a line here for anything else that needs the creator (renewals in dunning, …).
+# Add a line here for anything else that needs the creator.
 AttentionCheck = tuple[str, str, Callable[[], int], str | Callable[[int], str], str, str]
 
 
@@ -208,6 +209,14 @@ ATTENTION_CHECKS: list[AttentionCheck] = [
         f"dispute{{s}} lost in the last {DISPUTE_WINDOW_DAYS} days",
         "admin:payments_dispute_changelist",
         "?status__exact=lost",
+    ),
+    (
+        "dunning",
+        "subscriptions.Subscription",
+        lambda: Subscription.objects.filter(status=SubscriptionStatus.PAST_DUE).count(),
+        "subscription{s} in dunning: a renewal failed and is being retried",
+        "admin:subscriptions_subscription_changelist",
+        "?status__exact=" + SubscriptionStatus.PAST_DUE,
     ),
     (
         "failed_payouts",

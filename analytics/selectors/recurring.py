@@ -21,9 +21,8 @@ from django.utils import timezone
 from analytics.selectors.common import MetricFilter, _rows
 from core import orderkeys
 
-MRR_COLUMNS = [
-    "month",
-    "currency",
+# The amounts and counts of a month's MRR row (the oracle adds them up from zero).
+MRR_COUNTS = [
     "mrr_start",
     "new",
     "expansion",
@@ -36,6 +35,11 @@ MRR_COLUMNS = [
     "reactivated_customers",
     "churned_customers",
     "customers_end",
+]
+MRR_COLUMNS = [
+    "month",
+    "currency",
+    *MRR_COUNTS,
     "logo_churn_rate",
     "revenue_churn_rate",
     "net_revenue_churn_rate",

@@ -14,7 +14,7 @@ from typing import Any
 from django.utils import timezone
 
 from analytics.selectors.common import MetricFilter, _rows
-from analytics.selectors.recurring import GIVEN_UP, PER_YEAR, mrr_months
+from analytics.selectors.recurring import GIVEN_UP, MRR_COUNTS, PER_YEAR, mrr_months
 from core import orderkeys
 
 
@@ -82,26 +82,7 @@ def mrr_movements_direct(
         per_currency: dict[str, dict[str, int]] = {}
         for key in sorted(set(before) | set(after)):
             m0, m1 = before.get(key, 0), after.get(key, 0)
-            r = per_currency.setdefault(
-                key[1],
-                {
-                    k: 0
-                    for k in (
-                        "mrr_start",
-                        "new",
-                        "expansion",
-                        "reactivation",
-                        "contraction",
-                        "churned",
-                        "mrr_end",
-                        "customers_start",
-                        "new_customers",
-                        "reactivated_customers",
-                        "churned_customers",
-                        "customers_end",
-                    )
-                },
-            )
+            r = per_currency.setdefault(key[1], dict.fromkeys(MRR_COUNTS, 0))
             r["mrr_start"] += m0
             r["mrr_end"] += m1
             r["customers_start"] += m0 > 0

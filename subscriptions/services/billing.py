@@ -368,42 +368,41 @@ class RenewalRun:
     failed: int = 0
 
 
+def _each_due(loop: str, rows, order: str, charge, what: str) -> tuple[int, int]:
+    """Run `charge` on each due row (oldest first, quarantined ones left out) through
+    core.loops.each_record; returns (charged, failed)."""
+    due = rows.exclude(pk__in=quarantined_pks(loop)).order_by(order, "pk")
+    result = each_record(
+        loop,
+        list(due.values_list("pk", flat=True)),
+        charge,
+        label=lambda pk: f"{what} {pk}",
+        stop_on=_STOP,
+    )
+    return sum(1 for r in result.results if r), len(result.failed)
+
+
 def renewals_run(*, now: dt.datetime | None = None) -> RenewalRun:
     """The beat job for one store: unsent attempts, due renewals, due dunning retries, card
     expiry reminders. Each record goes through core.loops.each_record."""
     now = now or timezone.now()
     run = RenewalRun()
     _resume_open(now)
-    due = (
-        Subscription.objects.filter(status__in=BILLED_STATUSES, next_charge_at__lte=now)
-        .exclude(pk__in=quarantined_pks(LOOP_RENEW))
-        .order_by("next_charge_at", "pk")
-        .values_list("pk", flat=True)
-    )
-    result = each_record(
+    run.renewed, failed = _each_due(
         LOOP_RENEW,
-        list(due),
+        Subscription.objects.filter(status__in=BILLED_STATUSES, next_charge_at__lte=now),
+        "next_charge_at",
         lambda pk: renewal_charge(subscription_id=pk, now=now),
-        label=lambda pk: f"renewal of subscription {pk}",
-        stop_on=_STOP,
+        "renewal of subscription",
     )
-    run.renewed = sum(1 for r in result.results if r)
-    run.failed += len(result.failed)
-    retries = (
-        SubscriptionPeriod.objects.filter(status=PeriodStatus.FAILED, next_retry_at__lte=now)
-        .exclude(pk__in=quarantined_pks(LOOP_RETRY))
-        .order_by("next_retry_at", "pk")
-        .values_list("pk", flat=True)
-    )
-    result = each_record(
+    run.retried, failed_retries = _each_due(
         LOOP_RETRY,
-        list(retries),
+        SubscriptionPeriod.objects.filter(status=PeriodStatus.FAILED, next_retry_at__lte=now),
+        "next_retry_at",
         lambda pk: retry_charge(period_id=pk, now=now),
-        label=lambda pk: f"dunning retry of subscription period {pk}",
-        stop_on=_STOP,
+        "dunning retry of subscription period",
     )
-    run.retried = sum(1 for r in result.results if r)
-    run.failed += len(result.failed)
+    run.failed += failed + failed_retries
     _card_expiry_learn()
     expiry_reminders_queue(now=now)
     return run

@@ -5,6 +5,7 @@ import http.server
 import threading
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from core.models import OutboxMessage
@@ -488,3 +489,24 @@ def test_account_updated_is_sent_once_per_change_of_the_payout_state(receiver, t
     assert sent["type"] == "account.updated"
     assert sent["data"]["charges_enabled"] and sent["data"]["requirements_due"] == []
     assert "acct_w" not in str(sent)  # the state only: no account id, link or key
+
+
+def test_the_cached_no_subscribers_answer_is_per_store_and_never_hides_a_new_subscription(
+    tenant, other_tenant
+):
+    """`webhooks_active_any` spares every funnel event a query by caching "none" for a while.
+    The cached answer is the store's own (the cache key carries the schema), and a
+    subscription saved after "none" was cached is seen at once: no event is lost to it."""
+    from django.core.cache import cache
+
+    cache.clear()
+    assert services.webhooks_active_any() is False  # t1 has none: cached
+    connection.set_tenant(other_tenant)
+    _subscribe("https://partner.example/hook", services.webhook_secret_new())
+    assert services.webhooks_active_any() is True
+    connection.set_tenant(tenant)
+    assert services.webhooks_active_any() is False  # t2's subscription is not t1's
+    sub = _subscribe("https://partner.example/hook", services.webhook_secret_new())
+    assert services.webhooks_active_any() is True  # the cached "none" did not hide it
+    [delivery] = services.webhook_dispatch("refund_issued", {"order_id": 7, "amount": 900})
+    assert delivery.subscription_id == sub.pk

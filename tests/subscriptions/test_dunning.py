@@ -13,6 +13,7 @@ from subscriptions.models import (
     DunningSettings,
     Notice,
     PeriodStatus,
+    Subscription,
     SubscriptionStatus,
 )
 from tests import gateway_helpers as gw
@@ -171,3 +172,30 @@ def test_a_forged_or_foreign_manage_link_is_refused(tenant, client_for):
         assert "not valid" in response.content.decode()
     good = notices.manage_token(customer_id=sub.customer_id + 1, schema="t1")
     assert client.get(f"/account/subscriptions/{good}/{sub.pk}/card/").status_code == 403
+
+
+def test_a_subscription_in_dunning_is_on_the_admin_homes_needs_attention(tenant, client_for):
+    """A failed renewal puts the subscription in dunning; the owner's home says so and links
+    to those subscriptions; once it is paid again, the line goes."""
+    from django.contrib.auth import get_user_model
+
+    start(plan(price=1900, name="Community"), started_at=at(2027, 1, 31))
+    failing = start(
+        plan(price=900, name="Club"),
+        started_at=at(2027, 1, 31),
+        email="d@example.com",
+        card=CARD_DECLINE,
+    )
+    services.renewals_run(now=at(2027, 2, 28, 13))
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "boss-pass-1")
+    owner = client_for(HOST)
+    assert owner.login(username="boss", password="boss-pass-1")
+    page = owner.get("/admin/")
+    [dunning] = [a for a in page.context["attention"] if a.key == "dunning"]
+    assert dunning.count == 1 and "1 subscription in dunning" in dunning.text
+    link = "/admin/subscriptions/subscription/?status__exact=past_due"
+    assert dunning.url == link and f'href="{link}"' in page.content.decode()
+    assert owner.get(link).status_code == 200
+    Subscription.objects.filter(pk=failing.pk).update(status=SubscriptionStatus.ACTIVE)
+    page = owner.get("/admin/")
+    assert "dunning" not in {a.key for a in page.context["attention"]}
