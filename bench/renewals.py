@@ -5,7 +5,8 @@
       .venv/bin/python bench/renewals.py [--stores 100] [--per-store 1000] [--threads 2]
 
 Subscriptions are seeded by PostgreSQL (INSERT … SELECT FROM generate_series), all due now.
-Stores are billed by `--threads` threads, one store at a time each (as workers take the
+Stores are billed by `--threads` threads (or, with `--processes`, that many forked processes
+as Celery's prefork workers), one store at a time each (as workers take the
 fanned-out tasks). Prints renewals per second and the wall time, then checks every period was
 charged exactly once (the stub's charges per attempt key). The database is kept for reruns
 (each run clears the stores' subscriptions and seeds them due again).
@@ -36,6 +37,11 @@ def main() -> int:
     parser.add_argument("--stores", type=int, default=100)
     parser.add_argument("--per-store", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="bill on --threads forked processes (as Celery's prefork workers) instead of threads",
+    )
     parser.add_argument("--accepts", type=int, default=2000, help="most one-click accepts")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
@@ -92,22 +98,26 @@ def main() -> int:
 
     accepts = Accepts(_accept_store(stores[0]), limit=args.accepts)
     done = threading.Event()
-    started = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
     buyer = threading.Thread(target=accepts.run, args=(done,))
-    buyer.start()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - started
+    if args.processes:
+        wall = _bill_in_processes(stores, args.threads, renewed, accepts, buyer)
+    else:
+        started = time.monotonic()
+        threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+        buyer.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - started
     done.set()
     buyer.join()
     stats = stub.stats()
     stub.stop()
+    unit = "processes" if args.processes else "threads"
     print(
         f"[bench] renewal run: {renewed[0]} renewals in {wall:.1f} s = "
-        f"{renewed[0] / wall:.1f} renewals/s ({args.threads} threads, {len(stores)} stores); "
+        f"{renewed[0] / wall:.1f} renewals/s ({args.threads} {unit}, {len(stores)} stores); "
         f"gateway charges {stats['payment_intents']} (renewals + the buyers' checkouts and "
         f"accepts), attempt keys charged twice {stats['attempt_keys_charged_twice']}",
         flush=True,
@@ -122,6 +132,65 @@ def main() -> int:
         and not accepts.errors
     )
     return 0 if ok else 1
+
+
+def _bill_in_processes(stores, n: int, renewed: list, accepts, buyer) -> float:
+    """Bill the stores on N forked processes, each taking the next store from a shared queue
+    (as prefork Celery workers take fanned-out tasks); the buyer thread runs in this process
+    next to the gateway stub. Prints progress every 30 s. Returns the wall time."""
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # a forked child must not share this process's connections
+    ctx = multiprocessing.get_context("fork")
+    work, results = ctx.Queue(), ctx.Queue()
+    for creator in stores:
+        work.put(creator.pk)
+    for _ in range(n):
+        work.put(None)
+    started = time.monotonic()
+    children = [ctx.Process(target=_bill_child, args=(work, results)) for _ in range(n)]
+    for child in children:
+        child.start()
+    buyer.start()  # after the fork: no child inherits the buyer's connection
+    finished, last = 0, started
+    while finished < n:
+        try:
+            count = results.get(timeout=5)
+        except queue.Empty:
+            if any(c.exitcode not in (None, 0) for c in children):
+                raise SystemExit("[bench] a billing process died") from None
+            continue
+        if count is None:
+            finished += 1
+            continue
+        renewed[0] += count
+        if time.monotonic() - last >= 30:
+            last = time.monotonic()
+            elapsed = last - started
+            print(
+                f"[bench] … {renewed[0]} renewed in {elapsed:.0f} s "
+                f"({renewed[0] / elapsed:.1f}/s), {len(accepts.latencies)} accepts",
+                flush=True,
+            )
+    wall = time.monotonic() - started
+    for child in children:
+        child.join()
+    return wall
+
+
+def _bill_child(work, results) -> None:
+    from django.db import connection
+
+    from subscriptions.services import renewals_run
+    from tenants.models import Creator
+
+    while (pk := work.get()) is not None:
+        connection.set_tenant(Creator.objects.get(pk=pk))
+        results.put(renewals_run().renewed)
+    connection.close()
+    results.put(None)
 
 
 class Accepts:
