@@ -67,13 +67,20 @@ class MemoryGateway:
             return self._replies[key]
 
     # --- the browser's side (Stripe.js) ---------------------------------------------------
-    def setup_confirm(self, setup_ref: str, *, card: str = CARD_OK) -> None:
-        """What confirmCardSetup does in the buyer's browser: a card exists for the setup."""
+    def setup_confirm(
+        self, setup_ref: str, *, card: str = CARD_OK, expires: tuple[int, int] = (12, 2034)
+    ) -> None:
+        """What confirmCardSetup does in the buyer's browser: a card exists for the setup
+        (expiring at the end of `expires`, (month, year))."""
         pm = self._id("pm")
-        self.methods[pm] = {"card": card, "customer": None}
+        self.methods[pm] = {"card": card, "customer": None, "expires": expires}
         self.setups[setup_ref].update(status="succeeded", payment_method_ref=pm)
 
     # --- the protocol ---------------------------------------------------------------------
+    def card_expiry(self, payment_method_ref: str) -> tuple[int, int] | None:
+        method = self.methods.get(payment_method_ref)
+        return None if method is None else method["expires"]
+
     def ping(self) -> None:
         return None
 

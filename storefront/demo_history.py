@@ -8,6 +8,9 @@ of buyers (10–30 %), the upsell right after the purchase by ~38 % (30–50 %),
 ~20 % of those who declined, the follow-up email's offer by ~9 % (5–15 %), refunds of a few
 percent, several times more on the one add-on priced above half of its cart (which the
 creator paused on day 60), and a finished headline test on the upsell (days 15–50).
+Some visitors come for the monthly membership (its week's free trial): about a third cancel
+before the trial ends, a few members leave each month, a card that fails goes through
+dunning, and every morning the renewal job bills what is due, as beat does.
 
 Payments go to an in-process gateway (`payments.memory_gateway.MemoryGateway`), which costs
 nothing per call; the local Stripe server rewrites its whole state file on every object it
@@ -63,6 +66,8 @@ from storefront.services.checkout import (
 )
 from storefront.services.refunds import order_line_refund
 from storefront.services.upsell import offer_accept, offer_decline, offer_step
+from subscriptions.models import BILLED_STATUSES, Subscription, SubscriptionStatus
+from subscriptions.services import renewals_run, subscription_cancel_at_period_end
 
 DAYS = 90
 VISITOR_PREFIX = "demo-"
@@ -82,6 +87,9 @@ RATES = {
     "refund_addon": 0.05,
     "refund_high_price": 0.22,  # the add-on priced above half of its cart
     "masterclass": 0.15,  # a buyer who comes for the masterclass itself
+    "club": 0.10,  # a visitor who comes for the monthly membership
+    "trial_cancel": 0.35,  # a member cancels before the free trial's first charge
+    "club_churn": 0.08,  # a paying member cancels before a renewal (monthly churn)
 }
 SOURCES = [("instagram", 40), ("newsletter", 15), ("ads", 20), ("", 25)]  # "" = direct
 COUNTRIES = [
@@ -107,7 +115,8 @@ HIGH_PRICE_HEADLINE = "Get a portfolio review with your masterclass"
 @dataclass
 class SeedResult:
     days_seeded: int = 0
-    orders: int = 0
+    orders: int = 0  # paid orders (a free trial's card-only order is a trial, not counted)
+    trials: int = 0
     skipped: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -217,10 +226,12 @@ class _History:
         self.schema = connection.schema_name
         self.core = Product.objects.get(slug="photo-basics")
         self.masterclass = Product.objects.get(slug="editing-masterclass")
+        self.club = Product.objects.filter(slug="photo-club", plan__isnull=False).first()
         self.upsell = Offer.objects.get(kind=OfferKind.UPSELL, trigger_product=self.core)
         self.high_price = self._high_price_offer()
         self.experiment = self._experiment()
         self.orders = 0
+        self.trials = 0
         self.emails: list[str] = []
         self.marked: set[str] = set()
 
@@ -257,7 +268,7 @@ class _History:
         )
         return experiment
 
-    def morning(self, day: int) -> None:
+    def morning(self, day: int, at: dt.datetime) -> None:
         """What the creator did that day, before the first visitor."""
         if day >= self.experiment_days[0] and self.experiment.status == ExperimentStatus.DRAFT:
             experiment_start(actor=self.owner, experiment=self.experiment, planned_per_arm=150)
@@ -271,6 +282,33 @@ class _History:
             )
         self.experiment.refresh_from_db()
         self.high_price.refresh_from_db()
+        self.members(at)
+
+    def members(self, morning: dt.datetime) -> None:
+        """The members' own moves (a cancellation two days before a charge: a third of the
+        trials, a few paying members a month), then the renewal job as beat runs it: due
+        renewals charged, failed ones retried on the dunning schedule."""
+        soon = morning + dt.timedelta(days=2)
+        leaving = Subscription.objects.filter(
+            status__in=BILLED_STATUSES,
+            cancel_at_period_end=False,
+            next_charge_at__gte=soon,
+            next_charge_at__lt=soon + dt.timedelta(days=1),
+        ).order_by("pk")
+        for sub in leaving:
+            rng = random.Random(f"demo-member-{sub.pk}-{sub.next_period}")
+            trial = sub.status == SubscriptionStatus.TRIALING
+            if rng.random() < RATES["trial_cancel" if trial else "club_churn"]:
+                self.move(morning + dt.timedelta(minutes=rng.randint(1, 50)))
+                subscription_cancel_at_period_end(subscription_id=sub.pk, by="buyer")
+        self.move(morning + dt.timedelta(hours=1))
+        renewals_run()
+        self.mark_charges()
+
+    def mark_charges(self) -> None:
+        """What the in-process gateway charged since the last call is demo data."""
+        demo_attempts_mark(gateway_refs=self.gateway.payments.keys() - self.marked)
+        self.marked |= self.gateway.payments.keys()
 
     # --- one visitor ------------------------------------------------------------------------
     def visitor(
@@ -282,6 +320,8 @@ class _History:
         self.move(at)
         source = _pick(rng, SOURCES)
         product = self.masterclass if rng.random() < RATES["masterclass"] else self.core
+        if self.club is not None and rng.random() < RATES["club"]:
+            product = self.club
         if rng.random() < 0.35:
             page_view_record(visitor_id=visitor_id, page="/", source=source)
         page_view_record(
@@ -293,9 +333,7 @@ class _History:
         if n == 0 or rng.random() >= RATES["checkout"]:
             return  # visitor 0 only looks: their page view marks the day as done
         self.buy(rng, visitor_id=visitor_id, product=product, source=source, at=at)
-        # What the in-process gateway charged for this buyer (checkout, offers, follow-up).
-        demo_attempts_mark(gateway_refs=self.gateway.payments.keys() - self.marked)
-        self.marked |= self.gateway.payments.keys()
+        self.mark_charges()  # the buyer's checkout, offers and follow-up
 
     def buy(self, rng, *, visitor_id: str, product: Product, source: str, at: dt.datetime):
         country, region = _pick(rng, COUNTRIES)
@@ -337,6 +375,9 @@ class _History:
         order.refresh_from_db()
         if order.status != OrderStatus.PAID:
             return
+        if product == self.club:
+            self.trials += 1
+            return  # a member: their trial, renewals and leaving happen in members()
         self.orders += 1
         self.offers(rng, order)
         self.later(rng, order)
@@ -429,14 +470,16 @@ def demo_history_seed(
         _clock(first) as move,
     ):
         history = _History(gateway=gateway, move=move, owner=owner, now=real_now, days=days)
-        history.orders = Order.objects.filter(
-            visitor_id__startswith=VISITOR_PREFIX, paid_at__isnull=False
-        ).count()
+        seeded = Order.objects.filter(visitor_id__startswith=VISITOR_PREFIX, paid_at__isnull=False)
+        trials = Subscription.objects.filter(trial_ends_at__isnull=False).values("order_id")
+        history.orders = seeded.exclude(pk__in=trials).count()
+        history.trials = seeded.filter(pk__in=trials).count()
         for i, day in enumerate(todo, 1):
             rng = random.Random(f"demo-day-{day}")
             date = anchor + dt.timedelta(days=day)
-            move(dt.datetime.combine(date, dt.time(6), dt.UTC))
-            history.morning(day)
+            morning = dt.datetime.combine(date, dt.time(6), dt.UTC)
+            move(morning)
+            history.morning(day, morning)
             # A small store growing: ~45 product-page visitors a day at first, ~80 at the end.
             count = int(45 + 35 * day / days + rng.randint(-8, 8))
             moments = sorted(rng.uniform(0, 86000) for _ in range(count))
@@ -455,7 +498,7 @@ def demo_history_seed(
                     f"  history: day {i}/{len(todo)}, {history.orders} paid orders "
                     f"({time.monotonic() - started:.1f} s)"
                 )
-        result.orders = history.orders
+        result.orders, result.trials = history.orders, history.trials
     with connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = DEFAULT")
     rollups_refresh()

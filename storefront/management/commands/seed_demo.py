@@ -8,6 +8,7 @@ from django_tenants.utils import tenant_context
 
 from offers.models import Offer, OfferKind
 from storefront.models import Product, StoreSettings, TaxRate
+from subscriptions.models import IntervalUnit, Plan, PlanKind
 from tenants.models import Creator
 from tenants.services import creator_create, public_tenant_ensure
 
@@ -94,6 +95,18 @@ DEMO_LADDER = [
     ),
 ]
 
+# The membership: monthly, a week free to try (docs/subscriptions.md), so the subscriptions
+# panel (MRR and its movements, trial conversion, churn) has a story in the demo too.
+DEMO_CLUB = (
+    "photo-club",
+    "Photo Club membership",
+    5,
+    1500,
+    "A new assignment every month, feedback from other members and a live critique call. "
+    "The first week is free; cancel any time from the link on your receipt.",
+)
+DEMO_CLUB_TRIAL_DAYS = 7
+
 
 class Command(BaseCommand):
     help = "Create (or reuse) the demo creator and its product ladder."
@@ -165,6 +178,7 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"  [{i}/{total}] product {slug}")
         self._offers()
+        self._club(domain)
         StoreSettings.objects.update_or_create(
             pk=1,
             defaults={
@@ -177,6 +191,32 @@ class Command(BaseCommand):
                 country=country, region=region, defaults={"rate": rate, "name": name}
             )
         self.stdout.write(f"  offers: {len(DEMO_OFFERS)}, tax rates: {len(DEMO_TAX)}")
+
+    def _club(self, domain: str) -> None:
+        slug, name, pos, price, desc = DEMO_CLUB
+        club, _ = Product.objects.update_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "tier": Product.Tier.COMPANION,
+                "ladder_position": pos,
+                "price_amount": price,
+                "currency": "USD",
+                "description": desc,
+                "status": Product.Status.ACTIVE,
+                "deliverable_url": f"https://{domain}/members/",
+            },
+        )
+        Plan.objects.update_or_create(
+            product=club,
+            defaults={
+                "kind": PlanKind.SUBSCRIPTION,
+                "interval_unit": IntervalUnit.MONTH,
+                "interval_count": 1,
+                "trial_days": DEMO_CLUB_TRIAL_DAYS,
+            },
+        )
+        self.stdout.write(f"  membership: {slug}, monthly, {DEMO_CLUB_TRIAL_DAYS}-day free trial")
 
     def _team(self) -> None:
         """A support member to try the role with (storefront/team.py): orders and refunds
@@ -207,8 +247,8 @@ class Command(BaseCommand):
         result = demo_history_seed(days=days, progress=progress)
         if not result.skipped:
             self.stdout.write(
-                f"  history: {result.days_seeded} days, {result.orders} paid orders "
-                f"in {result.seconds:.1f} s"
+                f"  history: {result.days_seeded} days, {result.orders} paid orders and "
+                f"{result.trials} membership trials in {result.seconds:.1f} s"
             )
 
     def _payouts(self, domain: str) -> None:
