@@ -86,9 +86,13 @@ def test_seeding_the_demo_twice_creates_nothing_twice(db):
     assert Creator.objects.filter(slug="demo").count() == 1
     assert Domain.objects.filter(domain="demo.localhost").count() == 1
     with tenant_context(Creator.objects.get(slug="demo")):
-        assert Product.objects.count() == 4
+        assert Product.objects.count() == 5  # the ladder's four and the membership
         from offers.models import Offer
         from storefront.models import TaxRate
+        from subscriptions.models import Plan
+
+        [plan] = Plan.objects.all()  # one plan, made once
+        assert plan.product.slug == "photo-club" and plan.trial_days == 7
 
         kinds = sorted(Offer.objects.values_list("kind", flat=True))
         assert kinds == ["bump", "cross_sell", "downsell", "upsell"]
