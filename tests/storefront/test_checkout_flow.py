@@ -12,6 +12,7 @@ from storefront.models import Order, OrderStatus
 from tests import gateway_helpers as gw
 from tests.catalog import catalog as shared_catalog
 from tests.factories import OfferFactory, ProductFactory
+from tests.upsell.helpers import host_cached
 
 pytestmark = pytest.mark.gateway
 
@@ -157,19 +158,6 @@ def _business_queries(context) -> list[str]:
     return [q["sql"] for q in context.captured_queries if not q["sql"].startswith(skipped)]
 
 
-def _host_cached(client, host: str) -> None:
-    """The store's host in the routing cache, as on a warm process (the bench measures so):
-    the host lookup is routing's cost, budgeted by tests/tenancy with `SET search_path`."""
-    from tenants.routing import routing_cache
-
-    assert routing_cache.wait_listening(), "the routing listener never connected"
-    for _ in range(50):  # a late notification from an earlier change may empty it once
-        client.get("/checkout/course/")
-        if host in routing_cache._entries:
-            return
-    raise AssertionError(f"{host} never stayed in the routing cache")
-
-
 def test_the_checkout_posts_run_a_bounded_number_of_queries(catalog, client_for, stripe_api_base):
     core, bump = catalog
     client = client_for("t1.localhost")
@@ -180,7 +168,7 @@ def test_the_checkout_posts_run_a_bounded_number_of_queries(catalog, client_for,
     from subscriptions.services import plan_for
 
     plan_for(core.pk), plan_for(bump.product_id), StoreSettings.current()
-    _host_cached(client, "t1.localhost")
+    host_cached(client, "t1.localhost")  # routing's cold lookup is not the route's
     with CaptureQueriesContext(connection) as context:
         response = _start(client, bump=bump.pk, add_bump="on")
     # Read now: the next request resets the connection's query log.
@@ -192,10 +180,10 @@ def test_the_checkout_posts_run_a_bounded_number_of_queries(catalog, client_for,
         paid = client.post(response.json()["pay_url"], {"setup_intent": order.setup_ref})
     pay_queries = _business_queries(context)
     assert paid.json()["status"] == "paid"
-    # bench/README.md "Query budgets": start 12, pay 22 in the bench's store, where pay's
-    # on-commit work (outbox claim, webhook check) and a savepoint pair count; here the test's
-    # transaction never commits, savepoints are skipped, and this catalog reads the store's
-    # settings for the tax evidence and looks for a follow-up offer twice (no cross-sell).
+    # bench/README.md "Query budgets": start 12, pay 15 in the bench's store, where pay's
+    # on-commit outbox claim and a savepoint pair count; here the test's transaction never
+    # commits, savepoints are skipped, and this catalog reads the store's settings for the
+    # tax evidence and looks for a follow-up offer twice (no cross-sell, no upsell).
     assert 5 <= len(start_queries) <= 12, "\n".join(q[:110] for q in start_queries)
     assert 5 <= len(pay_queries) <= 13, "\n".join(q[:110] for q in pay_queries)
     assert any(q.startswith('INSERT INTO "storefront_order"') for q in start_queries)
