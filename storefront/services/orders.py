@@ -141,10 +141,11 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
             )
             return
     from storefront.services import upsell
+    from storefront.services.upsell.gate import outcome_decision
 
     decision = None
     if what in upsell.POST_PURCHASE:  # the order locked by the read of the offer's decision
-        decision = upsell.outcome_decision(attempt=attempt, order_id=order_id)
+        decision = outcome_decision(attempt=attempt, order_id=order_id)
     order = decision.order if decision else Order.objects.select_for_update().get(pk=order_id)
     if what == "primary":
         _primary_outcome(order, attempt, documents)

@@ -32,7 +32,6 @@ from storefront.services.upsell.decide import (
 from storefront.services.upsell.gate import (
     LOOP_RELEASE,
     on_post_purchase_outcome,
-    outcome_decision,
     release_gated_offers,
 )
 from storefront.services.upsell.present import next_step_url, offer_step
@@ -52,7 +51,6 @@ __all__ = [
     "offer_token",
     "offers_flag_abandoned",
     "on_post_purchase_outcome",
-    "outcome_decision",
     "release_gated_offers",
     "token_max_age",
 ]
