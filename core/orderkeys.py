@@ -78,6 +78,12 @@ def order_reference_sql(order_id: str) -> str:
     return f"('{ORDER}:' || {order_id})"
 
 
+def order_purpose_sql(order_id: str, what: str) -> str:
+    """SQL for order_purpose(<order_id column>, what)."""
+    order_purpose(0, what)  # the same check of `what`
+    return f"('{ORDER}:' || {order_id} || ':{what}')"
+
+
 def order_id_from_reference_sql(reference: str) -> str:
     """SQL for order_reference_parse(<reference column>), for references matching
     ORDER_REFERENCE_RE."""

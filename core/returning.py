@@ -1,9 +1,15 @@
-"""One-statement writes the ORM spells as two: INSERT … ON CONFLICT and UPDATE … RETURNING.
+"""One-statement writes the ORM spells as two: INSERT … ON CONFLICT and UPDATE … RETURNING,
+and a write joined to the read that follows it (a data-modifying `WITH`).
 
 The money routes count statements (bench/query_budgets.py): a `get_or_create` is a SELECT, a
 savepoint, an INSERT and a release; a conditional UPDATE followed by a re-read is two. These
 helpers send one statement through Django's cursor (so query counters and wrappers see it) and
 give back model instances, with the same outcome under concurrency: the database decides.
+
+A `WITH` joins statements that would run back to back in the same transaction anyway; its
+parts run once and to completion whether or not the outer query reads them, and they all see
+one snapshot: the outer SELECT sees the rows as they were before the statement's own writes
+(the callers say why that is what they want).
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from typing import Any, TypeVar
 from django.db import connections, models, router
 
 M = TypeVar("M", bound=models.Model)
+R = TypeVar("R", bound=models.Model)
 
 
-def _columns(model: type[models.Model]) -> str:
-    return ", ".join(f'"{f.column}"' for f in model._meta.concrete_fields)
+def _columns(model: type[models.Model], alias: str | None = None) -> str:
+    table = alias or model._meta.db_table
+    return ", ".join(f'"{table}"."{f.column}"' for f in model._meta.concrete_fields)
 
 
 def _rows(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:
@@ -27,17 +35,106 @@ def _rows(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:
 
 
 def update_returning(
-    model: type[M], *, assignments: str, where: str, params: Sequence[Any]
+    model: type[M],
+    *,
+    assignments: str,
+    where: str,
+    params: Sequence[Any],
+    joins: str = "",
+    extra: str = "",
+    then: str = "",
+    then_params: Sequence[Any] = (),
 ) -> list[M]:
     """`UPDATE <table> SET <assignments> WHERE <where> RETURNING *` as instances (the rows the
-    UPDATE changed, as they are after it; none when the condition matched nothing)."""
+    UPDATE changed, as they are after it; none when the condition matched nothing).
+
+    `joins`: the UPDATE's FROM list (then qualify the columns in `where`); `extra`: more
+    RETURNING expressions, `… AS "name"`, read as attributes of the instances; `params` are
+    those of the SQL in text order (SET, FROM, WHERE, extra). `then`: a data-modifying
+    statement run in the same statement, reading the changed rows as "updated" (e.g.
+    `INSERT … SELECT … FROM "updated"`), with `then_params`."""
     table = model._meta.db_table
-    return _rows(
-        model,
-        f'UPDATE "{table}" SET {assignments} WHERE {where} '  # noqa: S608 (names, not input)
-        f"RETURNING {_columns(model)}",
-        params,
+    returning = _columns(model) + (f", {extra}" if extra else "")
+    update = f'UPDATE "{table}" SET {assignments}'  # noqa: S608 (names, not input)
+    update += f" FROM {joins}" if joins else ""
+    update += f" WHERE {where} RETURNING {returning}"
+    if not then:
+        return _rows(model, update, params)
+    sql = f'WITH "updated" AS ({update}), "then" AS ({then}) SELECT * FROM "updated"'
+    return _rows(model, sql, [*params, *then_params])
+
+
+def update_then_select(
+    queryset: models.QuerySet[M],
+    *,
+    table: str,
+    assignments: str,
+    where: str,
+    params: Sequence[Any],
+) -> list[M]:
+    """`UPDATE <table> SET <assignments> WHERE <where>`, then the rows of `queryset` (of its
+    own model's columns only: no select_related), in one statement. The SELECT sees what it
+    reads as it was before the UPDATE (one snapshot): for a write and a read of different
+    rows that would run back to back."""
+    if queryset.query.select_related:
+        raise ValueError("update_then_select reads one model's columns")
+    select, select_params = queryset.query.sql_with_params()
+    update = f'UPDATE "{table}" SET {assignments} WHERE {where}'  # noqa: S608 (names)
+    sql = f'WITH "written" AS ({update}) {select}'
+    return _rows(queryset.model, sql, [*params, *select_params])
+
+
+def update_returning_with_related(
+    model: type[M],
+    *,
+    assignments: str,
+    where: str,
+    params: Sequence[Any],
+    related: type[R],
+    fk: str,
+) -> list[tuple[M, list[R]]]:
+    """`update_returning` and, in the same statement, the rows of `related` whose `fk` column
+    points at each changed row (in pk order): [(row, its related rows)]. The related rows are
+    read as they were when the statement began (one snapshot), so a caller uses this where
+    no other transaction can be adding them meanwhile."""
+    table, other = model._meta.db_table, related._meta.db_table
+    pk, related_pk = model._meta.pk.column, related._meta.pk.column
+    update = f'UPDATE "{table}" SET {assignments} WHERE {where} '  # noqa: S608 (names)
+    update += f"RETURNING {_columns(model)}"
+    sql = (
+        f'WITH "updated" AS ({update}) SELECT {_columns(model, "updated")}, '
+        f'{_columns(related, "r")} FROM "updated" LEFT JOIN "{other}" "r" '
+        f'ON "r"."{fk}" = "updated"."{pk}" ORDER BY "updated"."{pk}", "r"."{related_pk}"'
     )
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    width = len(model._meta.concrete_fields)
+    own_pk = model._meta.concrete_fields.index(model._meta.pk)
+    related_at = width + related._meta.concrete_fields.index(related._meta.pk)
+    out: list[tuple[M, list[R]]] = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row in cursor.fetchall():
+            if not out or out[-1][0].pk != row[own_pk]:
+                out.append((_instance(model, row[:width], connection, alias), []))
+            if row[related_at] is not None:  # LEFT JOIN: a row without related rows
+                out[-1][1].append(_instance(related, row[width:], connection, alias))
+    return out
+
+
+def _instance(model: type[M], values: Sequence[Any], connection, alias: str) -> M:
+    """A model instance from its concrete columns' values as the driver returned them, through
+    the same converters the ORM applies (JSON, decimals, …)."""
+    fields = model._meta.concrete_fields
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        column = field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
+            connection
+        ):
+            value = convert(value, column, connection)
+        converted.append(value)
+    return model.from_db(alias, [f.attname for f in fields], converted)
 
 
 def insert_returning(

@@ -15,6 +15,8 @@ from payments.models import (
     FINAL_ATTEMPT_STATUSES,
     AttemptStatus,
     ChargeAttempt,
+    LedgerEntry,
+    LedgerKind,
     Mismatch,
 )
 
@@ -36,8 +38,13 @@ def record_from_in_flight(
     an outcome maps to is allowed from there) and has no other payment recorded. One
     conditional UPDATE … RETURNING moves it and takes the row's lock for the rest of the
     caller's transaction; None when the row is not in that state (then the caller reads it
-    under the lock and checks everything: replays, stale outcomes, a second payment)."""
+    under the lock and checks everything: replays, stale outcomes, a second payment).
+
+    A success writes the charge's ledger rows (one per allocated line) in the same statement
+    (`charge_ledger_sql`): the rows `ledger_charge_write` would write, only if the UPDATE
+    moved the attempt."""
     ref = result.payment_ref or ""
+    then, then_params = charge_ledger_sql() if to == AttemptStatus.SUCCEEDED else ("", [])
     rows = update_returning(
         ChargeAttempt,
         assignments='"status" = %s, "gateway_ref" = COALESCE(NULLIF(%s, \'\'), "gateway_ref"), '
@@ -56,8 +63,46 @@ def record_from_in_flight(
             ref,
             ref,
         ],
+        then=then,
+        then_params=then_params,
     )
     return rows[0] if rows else None
+
+
+def charge_ledger_sql() -> tuple[str, list]:
+    """The INSERT of `ledger_charge_write` over the attempt just moved to succeeded (read as
+    "updated"): a CHARGE row per line of its allocation, in the allocation's order, a row that
+    exists already (the same payment recorded twice) left alone."""
+    table = LedgerEntry._meta.db_table
+    sql = (
+        f'INSERT INTO "{table}" ("kind", "gateway_ref", "reference", "line_key", "amount", '  # noqa: S608
+        '"currency", "attempt_id", "created_at") SELECT %s, "updated"."gateway_ref", '
+        '"updated"."reference", "line"."key", "line"."value"::numeric::integer, '
+        '"updated"."currency", "updated"."id", %s FROM "updated" CROSS JOIN LATERAL '
+        'jsonb_each_text("updated"."allocation") WITH ORDINALITY AS "line"("key", "value", "n") '
+        'ORDER BY "line"."n" ON CONFLICT DO NOTHING'
+    )
+    return sql, [LedgerKind.CHARGE, timezone.now()]
+
+
+def ledger_charge_write(attempt: ChargeAttempt) -> None:
+    """The ledger rows of a succeeded attempt (recorded on the checked path), one per line of
+    its allocation; a row that exists already is left alone."""
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
+                kind=LedgerKind.CHARGE,
+                gateway_ref=attempt.gateway_ref,
+                reference=attempt.reference,
+                line_key=line_key,
+                amount=amount,
+                currency=attempt.currency,
+                attempt=attempt,
+            )
+            for line_key, amount in attempt.allocation.items()
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def record_checked(

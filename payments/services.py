@@ -41,9 +41,18 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
-from payments.recording import ATTEMPT_STATUS_FOR, record_checked, record_from_in_flight
+from payments.recording import (
+    ATTEMPT_STATUS_FOR,
+    ledger_charge_write,
+    record_checked,
+    record_from_in_flight,
+)
 from payments.selectors import ledger_line_totals  # noqa: F401 (callers import it from here)
-from payments.vault import vault_method_for, vault_save  # noqa: F401 (callers)
+from payments.vault import (  # noqa: F401 (callers)
+    vault_method_for,
+    vault_method_refs_sql,
+    vault_save,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -252,27 +261,14 @@ def attempt_record_result(*, attempt_id: int, result: PaymentResult) -> ChargeAt
     """Record a gateway outcome under a fresh lock; idempotent for a repeated outcome."""
     new_status = ATTEMPT_STATUS_FOR[result.status]
     with transaction.atomic():
+        # A success's ledger rows are written by the same statement that records it.
         attempt = record_from_in_flight(attempt_id=attempt_id, to=new_status, result=result)
         if attempt is None:
             attempt, changed = record_checked(attempt_id, new_status, result)
             if not changed:
                 return attempt  # a replay, a stale outcome, or a second payment (flagged)
-        if new_status == AttemptStatus.SUCCEEDED:
-            LedgerEntry.objects.bulk_create(
-                [
-                    LedgerEntry(
-                        kind=LedgerKind.CHARGE,
-                        gateway_ref=attempt.gateway_ref,
-                        reference=attempt.reference,
-                        line_key=line_key,
-                        amount=amount,
-                        currency=attempt.currency,
-                        attempt=attempt,
-                    )
-                    for line_key, amount in attempt.allocation.items()
-                ],
-                ignore_conflicts=True,
-            )
+            if new_status == AttemptStatus.SUCCEEDED:
+                ledger_charge_write(attempt)
         for handler in _outcome_handlers:
             handler(attempt)
         return attempt

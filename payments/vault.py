@@ -25,10 +25,18 @@ def vault_save(
     return method
 
 
-def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
-    return (
-        SavedPaymentMethod.objects.select_related("customer")
-        .filter(customer__email=email_key(email))
-        .order_by("-created_at")
-        .first()
+def _methods_for(email: str):
+    return SavedPaymentMethod.objects.filter(customer__email=email_key(email)).order_by(
+        "-created_at"
     )
+
+
+def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
+    return _methods_for(email).select_related("customer").first()
+
+
+def vault_method_refs_sql(*, email: str) -> tuple[str, tuple]:
+    """SQL (and its params) for `vault_method_for`'s card and gateway customer references, one
+    row of two columns or none: for a caller that reads them within a statement of its own."""
+    refs = _methods_for(email).values_list("gateway_ref", "customer__gateway_ref")[:1]
+    return refs.query.sql_with_params()

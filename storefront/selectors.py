@@ -1,6 +1,7 @@
 """Read models for the hosted pages and the order flow."""
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 
 from core import orderkeys
 from offers.coupons import CODE_RE, coupon_subquery
@@ -45,8 +46,28 @@ def order_payment_state(*, order: Order) -> str:
     return PaymentState.CONFIRMING
 
 
-def order_primary_attempt(*, order_id: int) -> ChargeAttempt | None:
-    """The checkout's payment for core + bump (purpose "order:<id>:primary"), if made."""
+def order_primary_attempts(*, order_id: int) -> QuerySet[ChargeAttempt]:
+    """The checkout's payment for core + bump (purpose "order:<id>:primary"): one row or none."""
     return ChargeAttempt.objects.filter(
         purpose=orderkeys.order_purpose(order_id, orderkeys.PRIMARY)
-    ).first()
+    )
+
+
+def order_primary_attempt(*, order_id: int) -> ChargeAttempt | None:
+    """The checkout's payment for core + bump, if made."""
+    return order_primary_attempts(order_id=order_id).first()
+
+
+def order_for_payment(*, token: str) -> Order | None:
+    """The order with its buyer and their gateway customer, and as `primary_attempt_id` the
+    pk of its checkout payment's attempt if one was made (`order_primary_attempt`): one
+    statement for what Pay reads first."""
+    # Correlated through the outer row's id (the subquery reads no other order table).
+    purpose = orderkeys.order_purpose_sql(f'"{Order._meta.db_table}"."id"', orderkeys.PRIMARY)
+    attempt = ChargeAttempt.objects.filter(purpose=RawSQL(purpose, []))
+    return (
+        Order.objects.select_related("customer__gateway_customer")
+        .annotate(primary_attempt_id=Subquery(attempt.values("pk")[:1]))
+        .filter(token=token)
+        .first()
+    )

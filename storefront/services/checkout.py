@@ -6,14 +6,14 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from analytics.models import EventName
 from analytics.services import event_append, events_append
 from core import orderkeys
 from core.identity import email_key
 from core.money import Money
-from core.returning import insert_returning
+from core.returning import insert_returning, update_then_select
 from offers.coupons import CouponRefused, coupon_find, coupon_from_data, coupon_redeem
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Coupon, Offer
@@ -457,9 +457,12 @@ class CountryToConfirm(CheckoutError):
         self.declared, self.other = declared, other
 
 
-def _location_evidence(order: Order, payment_method_ref: str, confirm_country: str) -> None:
+def _location_evidence(
+    order: Order, payment_method_ref: str, confirm_country: str
+) -> list[OrderLine]:
     """Add the card's issuing country to the order's evidence; if the store collects EU VAT
-    and the evidence disagrees, the buyer's confirmation is needed (and recorded)."""
+    and the evidence disagrees, the buyer's confirmation is needed (and recorded). Records
+    it (committed, before any charge) and reads the order's lines in the same statement."""
     from django.utils import timezone
 
     from storefront.models import StoreSettings
@@ -479,8 +482,16 @@ def _location_evidence(order: Order, payment_method_ref: str, confirm_country: s
             )
         evidence["confirmed_by_buyer"] = order.country
         evidence["confirmed_at"] = timezone.now().isoformat()
-    Order.objects.filter(pk=order.pk).update(tax_evidence=evidence)
+    field = Order._meta.get_field("tax_evidence")
+    lines = update_then_select(
+        order.lines.all(),
+        table=Order._meta.db_table,
+        assignments='"tax_evidence" = %s',
+        where='"id" = %s',
+        params=[field.get_db_prep_save(evidence, connection), order.pk],
+    )
     order.tax_evidence = evidence
+    return lines
 
 
 def checkout_pay(
@@ -489,10 +500,11 @@ def checkout_pay(
     """Charge core + bump (+ tax) in one payment with the card the buyer just set up. None:
     a free trial with nothing to pay today, started without a payment (free_trial.py)."""
     _refuse_if_not_accepting()
-    order = _pending_order(order_token)
-    existing = selectors.order_primary_attempt(order_id=order.pk)
-    if existing is not None:  # a double submit: answer with the one attempt there is
-        return existing
+    order = selectors.order_for_payment(token=order_token)  # and whether it has an attempt
+    if order is None:
+        raise CheckoutError("order", "This checkout does not exist.")
+    if order.primary_attempt_id is not None:  # a double submit: the one attempt there is
+        return ChargeAttempt.objects.get(pk=order.primary_attempt_id)
     if order.status == OrderStatus.PAID:  # a free trial's double submit: started already
         return None
     if order.status != OrderStatus.PENDING:
@@ -518,8 +530,7 @@ def checkout_pay(
         raise CheckoutError(
             "card", "Payments are unavailable right now. Please try again."
         ) from exc
-    _location_evidence(order, setup.payment_method_ref, (confirm_country or "").upper())
-    lines = list(order.lines.all())
+    lines = _location_evidence(order, setup.payment_method_ref, (confirm_country or "").upper())
     total = sum(line.total_amount for line in lines)
     if total == 0 and not trial_still_offered(lines):
         _fail(order, "terms_changed")

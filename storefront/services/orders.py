@@ -10,7 +10,7 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.services import event_append
 from core import orderkeys
-from core.returning import update_returning
+from core.returning import update_returning_with_related
 from core.tasks import enqueue, enqueue_many
 from payments.models import (
     AttemptStatus,
@@ -115,25 +115,38 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
     # Its invoice and the lines' license keys, after commit (never in the money path).
     documents = ("storefront.order_documents", {"order_id": order_id})
     if what == "primary" and attempt.status == AttemptStatus.SUCCEEDED:
-        # The usual case in one statement: the move to PAID returns the order, locked.
-        moved = update_returning(
+        # The usual case in one statement: the move to PAID returns the order, locked, with
+        # its lines. They are read as the statement began, which is all of them: lines are
+        # written at checkout, and a post-purchase line only once its own charge succeeded,
+        # which waits behind this primary's success (not committed until this transaction).
+        moved = update_returning_with_related(
             Order,
             assignments='"status" = %s, "paid_at" = %s',
             where='"id" = %s AND "status" = ANY(%s)',
             params=[OrderStatus.PAID, timezone.now(), order_id, _allowed_from(OrderStatus.PAID)],
+            related=OrderLine,
+            fk="order_id",
         )
         if moved:
-            if moved[0].coupon_code:
-                _coupon_follows_status(order=moved[0], to=OrderStatus.PAID)
+            order, order_lines = moved[0]
+            if order.coupon_code:
+                _coupon_follows_status(order=order, to=OrderStatus.PAID)
             _paid_effects(
-                moved[0],
+                order,
                 amount=attempt.amount,
                 lines=len(attempt.allocation),
                 documents=documents,
                 properties={},
+                order_lines=order_lines,
             )
             return
-    order = Order.objects.select_for_update().get(pk=order_id)
+    from storefront.services import upsell
+    from storefront.services.upsell.gate import outcome_decision
+
+    decision = None
+    if what in upsell.POST_PURCHASE:  # the order locked by the read of the offer's decision
+        decision = outcome_decision(attempt=attempt, order_id=order_id)
+    order = decision.order if decision else Order.objects.select_for_update().get(pk=order_id)
     if what == "primary":
         _primary_outcome(order, attempt, documents)
         return
@@ -145,9 +158,7 @@ def on_attempt_outcome(attempt: ChargeAttempt) -> None:
 
         followups.on_cross_sell_outcome(order=order, attempt=attempt)
     else:
-        from storefront.services import upsell
-
-        upsell.on_post_purchase_outcome(order=order, attempt=attempt, what=what)
+        upsell.on_post_purchase_outcome(order=order, attempt=attempt, what=what, decision=decision)
 
 
 def order_paid(
@@ -180,9 +191,16 @@ def _primary_outcome(order: Order, attempt: ChargeAttempt, documents: tuple) -> 
 
 
 def _paid_effects(
-    order: Order, *, amount: int, lines: int, documents: tuple | None, properties: dict
+    order: Order,
+    *,
+    amount: int,
+    lines: int,
+    documents: tuple | None,
+    properties: dict,
+    order_lines: list[OrderLine] | None = None,
 ) -> None:
-    """The order has just moved to PAID (in the recording transaction, the order locked)."""
+    """The order has just moved to PAID (in the recording transaction, the order locked).
+    `order_lines`: its lines, when the caller read them with the move."""
     event_append(
         EventName.CHECKOUT_COMPLETED,
         amount=amount,
@@ -201,7 +219,8 @@ def _paid_effects(
     from storefront.services import followups
     from storefront.services.subscribe import subscriptions_start_for_lines
 
-    order_lines = list(order.lines.all())  # read once for both
+    if order_lines is None:
+        order_lines = list(order.lines.all())  # read once for both
     subscriptions_start_for_lines(order=order, lines=order_lines)
     followups.followups_schedule(order=order, paid_at=order.paid_at, lines=order_lines)
     # Reminders for what this order bought are skipped when they fall due

@@ -50,6 +50,20 @@ def buy(
     return order
 
 
+def host_cached(client, host: str, path: str = "/checkout/course/") -> None:
+    """The store's host in the routing cache, as on a warm process (bench/query_budgets.py
+    measures so): the host lookup is routing's cost, budgeted by tests/tenancy with
+    `SET search_path`, not the route's."""
+    from tenants.routing import routing_cache
+
+    assert routing_cache.wait_listening(), "the routing listener never connected"
+    for _ in range(50):  # a late notification from an earlier change may empty it once
+        client.get(path)
+        if host in routing_cache._entries:
+            return
+    raise AssertionError(f"{host} never stayed in the routing cache")
+
+
 def offer_token(client, order: Order) -> str:
     page = client.get(f"/o/{order.token}/offer")
     assert page.status_code == 200, page.status_code

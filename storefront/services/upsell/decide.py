@@ -14,17 +14,18 @@ from analytics.services import event_append
 from core import orderkeys
 from core.loops import each_record, quarantined_pks
 from core.money import Money
-from offers.models import DecisionStatus, OfferDecision
+from core.returning import update_returning
+from offers.models import DecisionStatus, Offer, OfferDecision
 from payments import services as payments
 from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import AttemptStatus
 from storefront.models import Order, OrderStatus
+from storefront.selectors import order_primary_attempts
 from storefront.services.orders import event_fields_for
 from storefront.services.upsell.common import (
     _PRIMARY_FAILED,
     OfferRefused,
     _flag_for_followup,
-    _primary_attempt,
     _token_load,
 )
 from storefront.services.upsell.gate import _release
@@ -42,41 +43,68 @@ def _order_for(order_token: str) -> Order:
     return order
 
 
-def _claim(*, order: Order, data: dict, to: str) -> OfferDecision:
-    """Consume the token: PRESENTED → `to` with one conditional UPDATE (inside a transaction)."""
+def _claim(*, order: Order, data: dict, to: str, accept: bool = False) -> OfferDecision:
+    """Consume the token: PRESENTED → `to` with one conditional UPDATE … RETURNING (inside a
+    transaction). The same statement returns what deciding reads next, as attributes of the
+    decision: `offer_product_id`; for an accept, `primary_status` (the checkout payment's
+    attempt, None if there is none) and the buyer's saved card, `card_ref` and
+    `card_customer_ref` (None if there is none; payments.vault_method_for)."""
     now = timezone.now()
-    claimed = OfferDecision.objects.filter(
-        order=order,
-        offer_id=data.get("f"),
-        nonce=str(data.get("n")),
-        status=DecisionStatus.PRESENTED,
-        expires_at__gt=now,
-    ).update(status=to, decided_at=now)
-    decision = (
-        OfferDecision.objects.select_related("offer__product")
-        .filter(order=order, offer_id=data.get("f"), nonce=str(data.get("n")))
-        .first()
+    decisions, offers = OfferDecision._meta.db_table, Offer._meta.db_table
+    joins, join_params = f'"{offers}" AS "offer"', []
+    extra, extra_params = '"offer"."product_id" AS "offer_product_id"', []
+    if accept:
+        card_sql, card_params = payments.vault_method_refs_sql(email=order.customer.email)
+        joins += f' LEFT JOIN LATERAL ({card_sql}) AS "card"("method_ref", "customer_ref") ON TRUE'
+        join_params += card_params
+        primary_sql, extra_params = (
+            order_primary_attempts(order_id=order.pk).values("status")[:1].query.sql_with_params()
+        )
+        extra += f', ({primary_sql}) AS "primary_status", "card"."method_ref" AS "card_ref", '
+        extra += '"card"."customer_ref" AS "card_customer_ref"'
+    claimed = update_returning(
+        OfferDecision,
+        assignments='"status" = %s, "decided_at" = %s',
+        joins=joins,
+        where=f'"{decisions}"."order_id" = %s AND "{decisions}"."offer_id" = %s AND '
+        f'"{decisions}"."nonce" = %s AND "{decisions}"."status" = %s AND '
+        f'"{decisions}"."expires_at" > %s AND "offer"."id" = "{decisions}"."offer_id"',
+        params=[
+            to,
+            now,
+            *join_params,
+            order.pk,
+            data.get("f"),
+            str(data.get("n")),
+            DecisionStatus.PRESENTED,
+            now,
+            *extra_params,
+        ],
+        extra=extra,
     )
+    if claimed:
+        return claimed[0]
+    # Refused: say why, from the row as it stands.
+    decision = OfferDecision.objects.filter(
+        order=order, offer_id=data.get("f"), nonce=str(data.get("n"))
+    ).first()
     if decision is None:
         raise OfferRefused(
             403,
             "This offer link is not valid",
             "This offer does not belong to this order. Nothing was charged.",
         )
-    if not claimed:
-        if decision.status != DecisionStatus.PRESENTED:
-            raise OfferRefused(
-                409,
-                "Your choice was already recorded",
-                "This offer was already answered; it cannot be used twice. "
-                "Nothing more was charged.",
-            )
+    if decision.status != DecisionStatus.PRESENTED:
         raise OfferRefused(
-            410,
-            "This offer has expired",
-            "The offer was open for a limited time. Nothing was charged.",
+            409,
+            "Your choice was already recorded",
+            "This offer was already answered; it cannot be used twice. Nothing more was charged.",
         )
-    return decision
+    raise OfferRefused(
+        410,
+        "This offer has expired",
+        "The offer was open for a limited time. Nothing was charged.",
+    )
 
 
 def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision:
@@ -85,11 +113,12 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
     order = _order_for(order_token)
     data = _token_load(signed=signed, schema=schema, order=order)
     with transaction.atomic():
-        decision = _claim(order=order, data=data, to=DecisionStatus.ACCEPTED)
-        primary = _primary_attempt(order)
+        # The claim, the primary payment's status and the saved card: one statement.
+        decision = _claim(order=order, data=data, to=DecisionStatus.ACCEPTED, accept=True)
+        primary_status = decision.primary_status
         if (
-            primary is None
-            or primary.status in _PRIMARY_FAILED
+            primary_status is None
+            or primary_status in _PRIMARY_FAILED
             or order.status == OrderStatus.FAILED
         ):
             raise OfferRefused(
@@ -97,8 +126,7 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
                 "Your first payment did not go through",
                 "We cannot add an offer to an unpaid order. Nothing was charged.",
             )
-        method = payments.vault_method_for(email=order.customer.email)
-        if method is None:
+        if decision.card_ref is None:
             raise OfferRefused(
                 409,
                 "No saved card",
@@ -109,8 +137,8 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
             purpose=orderkeys.order_purpose(order.pk, kind),
             reference=order.reference,
             amount=Money(decision.total_amount, decision.currency),
-            customer_ref=method.customer.gateway_ref,
-            payment_method_ref=method.gateway_ref,
+            customer_ref=decision.card_customer_ref,
+            payment_method_ref=decision.card_ref,
             off_session=True,
             # Stable key: the order holds at most one post-purchase line (a DB constraint),
             # and OrderLine.line_key names it the same way once it exists.
@@ -125,12 +153,12 @@ def offer_accept(*, order_token: str, signed: str, schema: str) -> OfferDecision
         event_append(
             EventName.UPSELL_ACCEPTED,
             offer_id=decision.offer_id,
-            product_id=decision.offer.product_id,
+            product_id=decision.offer_product_id,
             amount=decision.total_amount,
             properties={"kind": kind},
             **event_fields_for(order),
         )
-    if primary.status == AttemptStatus.SUCCEEDED:
+    if primary_status == AttemptStatus.SUCCEEDED:
         # Committed above, and the primary had settled when we read it in that transaction
         # (a final status): the gate is open, so send this one attempt now, without the
         # gate's re-reads. attempt_execute claims it once, whoever else tries.
@@ -154,7 +182,7 @@ def offer_decline(*, order_token: str, signed: str, schema: str) -> OfferDecisio
         event_append(
             EventName.UPSELL_DECLINED,
             offer_id=decision.offer_id,
-            product_id=decision.offer.product_id,
+            product_id=decision.offer_product_id,
             properties={"kind": decision.kind},
             **event_fields_for(order),
         )

@@ -71,15 +71,31 @@ def release_gated_offers(*, order_id: int) -> None:
 # --- outcomes (called by payments inside the recording transaction) --------------------------
 
 
-def on_post_purchase_outcome(*, order: Order, attempt: ChargeAttempt, what: str) -> None:
+def outcome_decision(*, attempt: ChargeAttempt, order_id: int) -> OfferDecision | None:
+    """The decision a post-purchase attempt was made for, with its offer and product, and its
+    order (`decision.order`) locked for the recording transaction: one statement, in place
+    of the order's `SELECT … FOR UPDATE` and the decision's read. None if there is none."""
+    return (
+        OfferDecision.objects.select_related("order", "offer__product")
+        .select_for_update(of=("order",))
+        .filter(attempt=attempt, order_id=order_id)
+        .first()
+    )
+
+
+def on_post_purchase_outcome(
+    *, order: Order, attempt: ChargeAttempt, what: str, decision: OfferDecision | None = None
+) -> None:
     """Add the line when the charge succeeded; log failures. Never raises: an exception here
-    would roll back the recording of a real payment."""
+    would roll back the recording of a real payment. `decision`: the attempt's, when the
+    caller read it with the order (`outcome_decision`); else it is read here."""
     if what not in POST_PURCHASE:
         logger.error("unknown post-purchase purpose %s", attempt.purpose)
         return
-    decision = (
-        OfferDecision.objects.select_related("offer__product").filter(attempt=attempt).first()
-    )
+    if decision is None:
+        decision = (
+            OfferDecision.objects.select_related("offer__product").filter(attempt=attempt).first()
+        )
     if decision is None:
         logger.error("attempt %s has no offer decision", attempt.purpose)
         return
