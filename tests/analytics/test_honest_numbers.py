@@ -27,7 +27,13 @@ from partners.services import api_key_create
 from payments.models import LedgerEntry, Refund, RefundStatus
 from storefront.models import OrderLine, OrderStatus
 from tests.admin.conftest import owner_client  # noqa: F401 (a fixture)
-from tests.analytics.workload import HOST, Workload, api_refund, visitor
+from tests.analytics.workload import (
+    HOST,
+    Workload,
+    api_refund,
+    assert_figures_equal_their_oracles,
+    visitor,
+)
 from tests.upsell.helpers import buy, make_catalog, offer_token
 
 pytestmark = pytest.mark.gateway
@@ -222,16 +228,7 @@ class TestOnTheWorkload:
     def test_each_read_model_equals_its_direct_oracle_on_the_workload(self, workload):
         rollups_refresh()
         for f in _filters(workload):
-            assert selectors.funnel(f) == selectors.funnel_direct(f), f
-            assert selectors.traffic(f) == selectors.traffic_direct(f), f
-            assert selectors.order_value(f) == selectors.order_value_direct(f), f
-            for by in ("offer", "source"):
-                assert selectors.take_rates(f, by=by) == selectors.take_rates_direct(f, by=by), f
-            for by in ("offer", "kind"):
-                assert selectors.refund_rates(f, by=by) == selectors.refund_rates_direct(
-                    f, by=by
-                ), f
-            assert selectors.cohort_ltv(f) == selectors.cohort_ltv_direct(f), f
+            assert_figures_equal_their_oracles(f)
         # The oracle is not trivially empty on this data.
         assert len(selectors.refund_rates_direct(MetricFilter(), by="offer")) == 5
 

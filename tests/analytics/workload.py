@@ -228,3 +228,18 @@ def run_workload(owner: Client) -> Workload:
     for order in w.orders.values():
         order.refresh_from_db()
     return w
+
+
+def assert_figures_equal_their_oracles(f) -> None:
+    """Every read-model figure under filter `f` equals its direct-from-source oracle
+    (analytics.selectors' `*_direct`), as the honest-numbers and demo tests check."""
+    from analytics import selectors
+
+    assert selectors.funnel(f) == selectors.funnel_direct(f), f
+    assert selectors.traffic(f) == selectors.traffic_direct(f), f
+    assert selectors.order_value(f) == selectors.order_value_direct(f), f
+    for by in ("offer", "source"):
+        assert selectors.take_rates(f, by=by) == selectors.take_rates_direct(f, by=by), f
+    for by in ("offer", "kind"):
+        assert selectors.refund_rates(f, by=by) == selectors.refund_rates_direct(f, by=by), f
+    assert selectors.cohort_ltv(f) == selectors.cohort_ltv_direct(f), f
