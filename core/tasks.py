@@ -152,13 +152,7 @@ def _dispatch(message_id: int, *, strict: bool = False) -> bool:
             return False
         message.send_attempts += 1
         try:
-            _message_check(message)
-            app.send_task(
-                message.task_name,
-                kwargs=message.kwargs,
-                headers={"_schema_name": message.schema_name},
-                retry=False,
-            )
+            _send(message)
         except PoisonMessage as exc:
             poison = exc
             message.last_error = str(exc)[:1000]
@@ -178,6 +172,18 @@ def _dispatch(message_id: int, *, strict: bool = False) -> bool:
     return False
 
 
+def _send(message: OutboxMessage) -> None:
+    """Hand a message to the broker, its store named in the headers; PoisonMessage if it can
+    never be sent (`_message_check`), the broker's error if it is down."""
+    _message_check(message)
+    app.send_task(
+        message.task_name,
+        kwargs=message.kwargs,
+        headers={"_schema_name": message.schema_name},
+        retry=False,
+    )
+
+
 def _dispatch_batch(ids: list[int]) -> None:
     """Claim and send freshly committed messages with one statement: an UPDATE of the rows not
     locked by a drainer (SKIP LOCKED) that marks them sent, RETURNING them, inside a
@@ -193,13 +199,7 @@ def _dispatch_batch(ids: list[int]) -> None:
         )
         for message in claimed:
             try:
-                _message_check(message)
-                app.send_task(
-                    message.task_name,
-                    kwargs=message.kwargs,
-                    headers={"_schema_name": message.schema_name},
-                    retry=False,
-                )
+                _send(message)
             except Exception as exc:  # poison or broker down: unsent, the drainer retries
                 log = logger.error if isinstance(exc, PoisonMessage) else logger.warning
                 log("outbox: could not send %s: %s", message, exc)
