@@ -87,3 +87,21 @@ def test_a_card_from_another_country_is_confirmed_by_the_buyer_before_the_charge
     assert order.status == OrderStatus.PAID
     assert order.tax_evidence["confirmed_by_buyer"] == "DE"
     assert [(i.amount, i.status) for i in gw.payment_intents()] == [(5831, "succeeded")]
+
+
+def test_a_country_chosen_before_the_script_runs_is_quoted_when_it_does(
+    page, live_url, catalog, stripe_api_base
+):
+    """A quick buyer on a slow line picks the country while checkout.js is still on its way:
+    no change event reaches the script, and it still shows the total with that country's VAT
+    as soon as it runs."""
+    held = []
+    page.route("**/checkout*.js", lambda route: held.append(route))
+    page.goto(f"{live_url}/p/course/")
+    page.get_by_role("link", name="Buy now").click()
+    page.get_by_label("Country").select_option("DE")
+    page.wait_for_timeout(200)  # the change event fires now, with no listener yet
+    assert len(held) == 1, "checkout.js was not held back"
+    expect(page.locator("#total")).to_contain_text("49.00")
+    held[0].continue_()
+    expect(page.locator("#total")).to_contain_text("58.31")

@@ -105,10 +105,22 @@
       })
       .finally(function () { quoting -= 1; if (!quoting && stripe && !busy) payButton.disabled = false; });
   }
-  ["id_add_bump", "id_country", "id_region", "id_coupon"].forEach(function (id) {
+  var QUOTED = ["id_add_bump", "id_country", "id_region", "id_coupon"];
+  QUOTED.forEach(function (id) {
     var el = document.getElementById(id);
     if (el) el.addEventListener("change", refreshQuote);
   });
+  // A choice made before this script ran (a quick buyer on a slow line, or the browser
+  // restoring the form on Back) fired no change we heard: quote it now.
+  function untouched(el) {
+    if (el.type === "checkbox") return el.checked === el.defaultChecked;
+    if (el.tagName !== "SELECT") return el.value === el.defaultValue;
+    var first = Array.prototype.findIndex.call(el.options, function (o) { return o.defaultSelected; });
+    return el.selectedIndex === Math.max(first, 0);
+  }
+  if (QUOTED.some(function (id) { var el = document.getElementById(id); return el && !untouched(el); })) {
+    refreshQuote();
+  }
 
   var stripe, card;
   // A slow or blocked Stripe.js must not leave a silent, dead Pay button.
