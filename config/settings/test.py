@@ -37,3 +37,7 @@ STORE_MAX_IN_FLIGHT = env.int("STORE_MAX_IN_FLIGHT", default=0)
 # Custom-domain checks never reach the internet in tests: fixed (empty) answers unless a
 # test passes its own resolver (tests/tenancy/test_custom_domains.py).
 CUSTOM_DOMAIN_RESOLVER = "tenants.dns.StaticResolver"
+# A commit need not wait for its WAL to reach the disk here: nothing survives a crash of the
+# test database anyway, and the suite commits thousands of times (live servers, workers,
+# schemas cloned per test). Each session sets it for itself; the server's setting is untouched.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c synchronous_commit=off"  # noqa: F405
