@@ -20,6 +20,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+# Full-page pictures of every audited page, for people (README, docs/screenshots/): taken
+# when asked, `SCREENSHOTS=1 bin/test tests/browser`. Each costs a fraction of a second and
+# the suite audits over a hundred pages; a failing test's page is always kept (`page`).
+SCREENSHOTS_WANTED = os.environ.get("SCREENSHOTS", "") not in ("", "0")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -76,11 +81,13 @@ def page(browser, request):
     pg.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
     pg.console_messages = messages  # type: ignore[attr-defined]
     yield pg
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name[:80]}.png"), full_page=True)
-    except Exception:
-        pass
+    call = getattr(request.node, "call_report", None)
+    if SCREENSHOTS_WANTED or call is None or call.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        try:
+            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name[:80]}.png"), full_page=True)
+        except Exception:
+            pass
     context.close()
 
 
@@ -165,3 +172,10 @@ class Network:
                 self.page.wait_for_timeout(10)  # lets Playwright deliver the page's events
             if self.started == started:
                 return
+
+
+def screenshot(page, name: str) -> None:
+    """artifacts/screenshots/<name>.png of the whole page, when pictures are wanted."""
+    if SCREENSHOTS_WANTED:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -381,3 +381,13 @@ def media_root(settings, tmp_path):
     forget()
     yield Path(settings.MEDIA_ROOT)
     forget()  # the settings fixture then puts MEDIA_ROOT back
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep the call's report on the test: fixtures read it at teardown (the browser's
+    `page` keeps a picture of a failed test's page)."""
+    report = yield
+    if report.when == "call":
+        item.call_report = report
+    return report

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from storefront.models import Product
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.test_buyer_pages import SCREENSHOTS
+from tests.browser_support import screenshot
 from tests.factories import ProductFactory
 
 pytestmark = [pytest.mark.browser]
@@ -54,7 +54,7 @@ def test_the_creator_previews_a_draft_brand_at_both_widths_then_publishes_it(
             )
             == "#7a1fa2"
         )
-    page.screenshot(path=str(SCREENSHOTS / "brand-admin-desktop.png"), full_page=True)
+    screenshot(page, "brand-admin-desktop")
 
     buyer = context.new_page()
     buyer.goto(f"{live_url}/p/course/")

@@ -12,15 +12,14 @@ from tests.browser.branding_tour import BRANDS, brand_the_store
 from tests.browser.test_buyer_pages import (
     BUDGET_BYTES,
     EXPECTED_STATUS,
-    SCREENSHOTS,
     VIEWPORTS,
     _all_pages,
     _goto,
 )
 from tests.browser.tour import demo_catalog, tour_pages
-from tests.browser_support import ARTIFACTS, AXE_RUN, Network, axe_context
+from tests.browser_support import ARTIFACTS, AXE_RUN, Network, axe_context, screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.gateway]
+pytestmark = [pytest.mark.browser, pytest.mark.gateway, pytest.mark.slow]
 
 # Pages that show a picture of a product (the rest show the logo, or nothing on Django's
 # bare error pages, which render without the store's context).
@@ -73,7 +72,6 @@ def test_every_branded_page_has_no_axe_violations_at_phone_and_desktop_width(
     browser, live_url, branded
 ):
     spec, tour = branded
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     violations: dict[str, list] = {}
     audited = []
     for width, viewport in VIEWPORTS.items():
@@ -101,9 +99,7 @@ def test_every_branded_page_has_no_axe_violations_at_phone_and_desktop_width(
             if found:
                 violations[f"{name} @ {width}"] = found
             audited.append(f"{name} @ {width}")
-            page.screenshot(
-                path=str(SCREENSHOTS / f"brand-{spec.key}-{name}-{width}.png"), full_page=True
-            )
+            screenshot(page, f"brand-{spec.key}-{name}-{width}")
         context.close()
     assert len(audited) == 2 * len(_all_pages(tour)) >= 2 * 15
     assert violations == {}, json.dumps(violations, indent=1)

@@ -8,12 +8,11 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.tour import demo_catalog, tour_pages
-from tests.browser_support import ARTIFACTS, AXE_RUN, Network, axe_context
+from tests.browser_support import ARTIFACTS, AXE_RUN, Network, axe_context, screenshot
 from tests.browser_support import axe_path as _axe_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.gateway]
 
-SCREENSHOTS = ARTIFACTS / "screenshots"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 375, "height": 667}}
 BUDGET_BYTES = 30 * 1024
 EXPECTED_STATUS = {
@@ -54,7 +53,6 @@ def _all_pages(tour) -> list[str]:
 def test_every_buyer_page_has_no_axe_violations_at_desktop_and_phone_widths(
     browser, live_url, tour
 ):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     violations: dict[str, list] = {}
     audited = []
     for width, viewport in VIEWPORTS.items():
@@ -74,7 +72,7 @@ def test_every_buyer_page_has_no_axe_violations_at_desktop_and_phone_widths(
             if found:
                 violations[f"{name} @ {width}"] = found
             audited.append(f"{name} @ {width}")
-            page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+            screenshot(page, f"{name}-{width}")
         context.close()
     assert len(audited) == 2 * len(_all_pages(tour)) >= 2 * 15
     assert violations == {}, json.dumps(violations, indent=1)

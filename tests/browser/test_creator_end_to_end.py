@@ -27,7 +27,7 @@ from tests.browser.conftest import fill_card
 from tests.browser.test_signup_browser import _mail_to, smtp  # noqa: F401 (fixture)
 from tests.followups.smtp import text_of
 
-pytestmark = [pytest.mark.browser, pytest.mark.gateway]
+pytestmark = [pytest.mark.browser, pytest.mark.gateway, pytest.mark.slow]
 
 SLUG = "e2e-shop"
 EMAIL = "e2e-creator@example.com"

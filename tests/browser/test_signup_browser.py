@@ -2,8 +2,8 @@
 the link from the local SMTP server, lands logged into their store's admin on the checklist,
 then connects payouts through the local one-click onboarding page.
 
-The creator's path is saved at 1280 px to artifacts/screenshots/creator-*.png on the way (the
-README's tour keeps a copy of each in docs/screenshots/)."""
+With SCREENSHOTS=1 the creator's path is saved at 1280 px to artifacts/screenshots/creator-*.png
+on the way (the README's tour keeps a copy of each in docs/screenshots/)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,17 @@ from django.test import override_settings
 from django_tenants.utils import tenant_context
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser_support import screenshot
 from tests.followups.smtp import smtp_start, text_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.gateway]
 
 SLUG = "browser-shop"
 EMAIL = "new-creator@example.com"
-SCREENSHOTS = ARTIFACTS / "screenshots"
 
 
 def _shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"creator-{name}-desktop.png"), full_page=True)
+    screenshot(page, f"creator-{name}-desktop")
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The store admin in real headless Chromium, as a creator sees it: the home, the insights
 page, an offer's page and an order with a refund, at 1280 px and 375 px, with axe-core (0
-violations) on those and on the changelists and add forms a creator uses most. Screenshots go
-to artifacts/screenshots/admin-*.png (copies of a few are kept in docs/screenshots/)."""
+violations) on those and on the changelists and add forms a creator uses most. With
+SCREENSHOTS=1 they are saved to artifacts/screenshots/admin-*.png (copies of a few are kept in
+docs/screenshots/)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from django.test import Client
 from offers.models import Offer, OfferKind
 from storefront.models import OrderLine
 from tests.analytics.workload import HOST, run_workload
-from tests.browser.test_buyer_pages import SCREENSHOTS, VIEWPORTS
-from tests.browser_support import AXE_RUN, axe_context
+from tests.browser.test_buyer_pages import VIEWPORTS
+from tests.browser_support import AXE_RUN, axe_context, screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.gateway]
+pytestmark = [pytest.mark.browser, pytest.mark.gateway, pytest.mark.slow]
 
 OWNER, PASSWORD = "owner", "owner-pass-123"
 
@@ -49,7 +50,7 @@ def _audit(page, live_url: str, pages: dict[str, str], *, shots: bool, width: st
         if bad:
             found[f"{name} @ {width}"] = bad
         if shots:
-            page.screenshot(path=str(SCREENSHOTS / f"admin-{name}-{width}.png"), full_page=True)
+            screenshot(page, f"admin-{name}-{width}")
     return found
 
 
@@ -71,7 +72,6 @@ def audit_at_both_widths(browser, live_url, shown, audited_only, on_desktop) -> 
 def test_the_store_admin_reads_at_a_glance_and_passes_axe_at_desktop_and_phone_widths(
     browser, live_url, live_tenant, stripe_api_base
 ):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     violations: dict[str, list] = {}
     # A fresh store first: the dashboard's empty states, not empty axes.
     for width, viewport in VIEWPORTS.items():

@@ -30,7 +30,7 @@ from tests.conftest import test_database_url
 from tests.drills.conftest import accept, catalog, offer_token, pay, start
 from tests.worker_support import wait_for, worker_start, worker_stop
 
-pytestmark = pytest.mark.worker
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 OUTAGE_SECONDS = float(os.environ.get("DRILL_REDIS_OUTAGE_SECONDS", "3"))
 

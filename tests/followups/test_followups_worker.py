@@ -21,7 +21,7 @@ from tests.worker_support import wait_for as _wait_for
 from tests.worker_support import worker_start, worker_stop
 
 # These commit (live_tenant): the worker must see the rows.
-pytestmark = pytest.mark.worker
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 
 def _start_worker(*, smtp_port: int, redis_url: str, log_path):

@@ -28,7 +28,7 @@ from tests.upsell.helpers import PendingPrimaryGateway, buy, make_catalog, offer
 from tests.worker_support import broker_unreachable
 from tests.workers.support import HoldingProxy, start_worker, stop, wait_for
 
-pytestmark = [pytest.mark.worker, pytest.mark.gateway]
+pytestmark = [pytest.mark.worker, pytest.mark.gateway, pytest.mark.slow]
 HOST = "t1.localhost"
 
 
