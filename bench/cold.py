@@ -13,8 +13,11 @@ Client-side wall time per request, 4 at a time. After the last pass: VmRSS and p
 pg_stat_activity), and how many backends the server opened in all (recycled connections).
 Flushes the Redis database BENCH_REDIS (the benches' own, db 9 by default) before each run.
 
-Configurations: `main` (no warm-up, no recycling: as before this change), `recycle` (warm-up,
-TENANT_SCHEMAS_PER_CONNECTION=--per-connection) and `unbounded` (warm-up, no recycling).
+Configurations (CONFIGS below): `issue9` (sync workers, as bench.tenancy measured the 18 vs
+4 ms), `main` (gthread 2 x 32, nothing warmed or retired: before this change), `shipped`
+(gthread 2 x 32, warm-up, TENANT_SCHEMAS_PER_CONNECTION=--per-connection), and for memory
+`bound4` / `unbound4` (4 threads a worker, so each connection serves most stores; retired
+after --per-connection-small schemas, or never).
 """
 
 from __future__ import annotations
@@ -34,10 +37,18 @@ import redis
 
 from bench.tenancy import PG, ROOT, Gunicorn, creator_hosts, say
 
+# name: (gunicorn threads per worker, 0 for sync workers; environment). "per" stands for
+# --per-connection, "small" for --per-connection-small.
 CONFIGS = {
-    "main": {"WEB_WARM_ON_START": "0", "TENANT_SCHEMAS_PER_CONNECTION": "0"},
-    "recycle": {"WEB_WARM_ON_START": "1"},  # + TENANT_SCHEMAS_PER_CONNECTION from the options
-    "unbounded": {"WEB_WARM_ON_START": "1", "TENANT_SCHEMAS_PER_CONNECTION": "0"},
+    # issue 9's servers: sync workers, nothing warmed, connections never retired
+    "issue9": (0, {"WEB_WARM_ON_START": "0", "TENANT_SCHEMAS_PER_CONNECTION": "0"}),
+    # the Procfile's gthread 2 x 32 as main ran it before this change
+    "main": (32, {"WEB_WARM_ON_START": "0", "TENANT_SCHEMAS_PER_CONNECTION": "0"}),
+    # as shipped: warm-up, connections retired after --per-connection schemas
+    "shipped": (32, {"WEB_WARM_ON_START": "1", "TENANT_SCHEMAS_PER_CONNECTION": "per"}),
+    # memory: 4 threads a worker, so each connection sees most stores; bound vs none
+    "bound4": (4, {"WEB_WARM_ON_START": "1", "TENANT_SCHEMAS_PER_CONNECTION": "small"}),
+    "unbound4": (4, {"WEB_WARM_ON_START": "1", "TENANT_SCHEMAS_PER_CONNECTION": "0"}),
 }
 
 
@@ -129,9 +140,12 @@ def summary(took: list[float]) -> dict[str, float]:
 
 
 def one_run(db: str, name: str, hosts: list[str], opts) -> dict:
-    env = dict(CONFIGS[name])
-    env.setdefault("TENANT_SCHEMAS_PER_CONNECTION", str(opts.per_connection))
-    args = ("--worker-class", "gthread", "--threads", str(opts.threads))
+    threads, env = CONFIGS[name]
+    per = {"per": str(opts.per_connection), "small": str(opts.per_connection_small)}
+    env = {key: per.get(value, value) for key, value in env.items()}
+    args = ("-c", "python:config.gunicorn")
+    if threads:
+        args += ("--worker-class", "gthread", "--threads", str(threads))
     # Every configuration starts from the same empty cache (the brand is cached per store
     # for an hour): the cold pass then also pays each store's cache misses, as after a flush.
     redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/9")).flushdb()
@@ -187,17 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--visits", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--per-connection", type=int, default=500)
-    parser.add_argument("--configs", default="main,recycle,unbounded")
+    parser.add_argument("--per-connection-small", type=int, default=200)
+    parser.add_argument("--configs", default="issue9,main,shipped,bound4,unbound4")
     opts = parser.parse_args(argv)
     hosts = creator_hosts(opts.db)
     if opts.stores:
         hosts = hosts[: opts.stores]
     names = opts.configs.split(",")
     say(
-        f"{len(hosts)} stores in {opts.db}; {opts.rounds} round(s) of {names}; gthread "
-        f"{opts.workers}x{opts.threads}; TENANT_SCHEMAS_PER_CONNECTION={opts.per_connection}"
+        f"{len(hosts)} stores in {opts.db}; {opts.rounds} round(s) of {names}; "
+        f"{opts.workers} workers; --per-connection {opts.per_connection}, "
+        f"--per-connection-small {opts.per_connection_small}"
     )
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for n in range(opts.rounds):

@@ -7,14 +7,21 @@ each store's host (one query per store and process, which after a deploy lands o
 request of each of the 10,000 stores): the whole routing table is read in one query instead.
 
 It runs in each gunicorn worker (the Procfile does not `--preload`: a forked child starts its
-own routing listener and empties what the parent cached, tenants.routing). PostgreSQL's
-per-schema catalog caches are not warmed here: they belong to a connection, not to the process,
-and are what TENANT_SCHEMAS_PER_CONNECTION bounds (tenants/backend/base.py).
+own routing listener and empties what the parent cached, tenants.routing).
+
+Then, from gunicorn's `post_worker_init` (config/gunicorn.py), `warm_threads` has every
+request thread open its database connection (Django's are per thread) and read the buyer
+page's tables once in the template schema: a new PostgreSQL backend's first queries fill its
+caches of types, operators and system catalogs, which every schema shares, so a store's first
+request pays only for its own relations. The per-store part is not warmed (10,000 stores per
+connection is what costs ~1 GB a backend); TENANT_SCHEMAS_PER_CONNECTION bounds it
+(tenants/backend/base.py).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -84,6 +91,46 @@ def warm_on_start() -> None:
         logger.exception("warm-up failed; serving cold")
         return
     logger.info("warm-up: %s", done)
+
+
+def warm_connection() -> None:
+    """Open this thread's connection and run the buyer page's reads in the template schema."""
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    from storefront.brand_models import StoreBrand
+    from storefront.models import StoreSettings
+    from storefront.selectors import product_list_active
+
+    with schema_context(settings.TENANT_BASE_SCHEMA):
+        StoreSettings.objects.filter(pk=1).first()
+        StoreBrand.objects.filter(stage=StoreBrand.Stage.PUBLISHED).first()
+        list(product_list_active()[:1])
+    connection.set_schema_to_public()
+
+
+def warm_threads(pool, threads: int) -> int:
+    """Run `warm_connection` once on each of the pool's `threads` threads (a barrier keeps any
+    thread from taking two); returns how many warmed. Errors are logged, never raised."""
+    if not getattr(settings, "WEB_WARM_ON_START", False) or threads < 1:
+        return 0
+    barrier = threading.Barrier(threads)
+
+    def one() -> None:
+        try:
+            barrier.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            pass  # fewer threads than asked: warm what we got
+        warm_connection()
+
+    warmed = 0
+    for future in [pool.submit(one) for _ in range(threads)]:
+        try:
+            future.result(timeout=30)
+            warmed += 1
+        except Exception:
+            logger.exception("a request thread's warm-up failed; it starts cold")
+    return warmed
 
 
 def _ms(started: float) -> float:

@@ -3,6 +3,8 @@ first request (tenants/backend/base.py, config/warm.py)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.db import close_old_connections, connection
 from django.template import engines
@@ -104,3 +106,38 @@ def test_warm_up_caches_nothing_when_a_change_arrives_meanwhile(outside_a_transa
     monkeypatch.setattr(routing, "_routing_rows", rows_then_a_change)
     assert routing.routing_preload() == 0
     assert len(routing_cache) == 0
+
+
+def test_each_request_thread_warms_its_own_connection_once(monkeypatch, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import config.warm
+
+    settings.WEB_WARM_ON_START = True
+    threads: list[int] = []
+    monkeypatch.setattr(
+        config.warm, "warm_connection", lambda: threads.append(threading.get_ident())
+    )
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert config.warm.warm_threads(pool, 4) == 4
+    assert len(set(threads)) == 4, "a thread warmed twice and another not at all"
+
+    settings.WEB_WARM_ON_START = False
+    threads.clear()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert config.warm.warm_threads(pool, 2) == 0
+    assert threads == []
+
+
+def test_a_warmed_connection_has_read_the_page_tables_and_is_back_in_public(
+    outside_a_transaction,
+):
+    from config.warm import warm_connection
+
+    with CaptureQueriesContext(connection) as queries:
+        warm_connection()
+    tables = " ".join(q["sql"] for q in queries)
+    for table in ("storefront_storesettings", "storefront_storebrand", "storefront_product"):
+        assert table in tables
+    assert any("_tenant_template" in q["sql"] for q in queries)
+    assert connection.schema_name == "public"
