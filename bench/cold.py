@@ -15,7 +15,8 @@ Flushes the Redis database BENCH_REDIS (the benches' own, db 9 by default) befor
 
 Configurations (CONFIGS below): `issue9` (sync workers, as bench.tenancy measured the 18 vs
 4 ms), `main` (gthread 2 x 32, nothing warmed or retired: before this change), `shipped`
-(gthread 2 x 32, warm-up, TENANT_SCHEMAS_PER_CONNECTION=--per-connection), and for memory
+(gthread 2 x 32, warm-up, TENANT_SCHEMAS_PER_CONNECTION=--per-connection), `procwarm` (the
+same without opening the threads' connections ahead, WEB_WARM_THREADS=0), and for memory
 `bound4` / `unbound4` (4 threads a worker, so each connection serves most stores; retired
 after --per-connection-small schemas, or never).
 """
@@ -44,8 +45,14 @@ CONFIGS = {
     "issue9": (0, {"WEB_WARM_ON_START": "0", "TENANT_SCHEMAS_PER_CONNECTION": "0"}),
     # the Procfile's gthread 2 x 32 as main ran it before this change
     "main": (32, {"WEB_WARM_ON_START": "0", "TENANT_SCHEMAS_PER_CONNECTION": "0"}),
-    # as shipped: warm-up, connections retired after --per-connection schemas
+    # as shipped: warm-up (the process and all 32 threads' connections), connections retired
+    # (and replaced warm) after --per-connection schemas
     "shipped": (32, {"WEB_WARM_ON_START": "1", "TENANT_SCHEMAS_PER_CONNECTION": "per"}),
+    # the same with the process warmed but no thread's connection opened ahead
+    "procwarm": (
+        32,
+        {"WEB_WARM_ON_START": "1", "WEB_WARM_THREADS": "0", "TENANT_SCHEMAS_PER_CONNECTION": "per"},
+    ),
     # memory: 4 threads a worker, so each connection sees most stores; bound vs none
     "bound4": (4, {"WEB_WARM_ON_START": "1", "TENANT_SCHEMAS_PER_CONNECTION": "small"}),
     "unbound4": (4, {"WEB_WARM_ON_START": "1", "TENANT_SCHEMAS_PER_CONNECTION": "0"}),
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--per-connection", type=int, default=500)
     parser.add_argument("--per-connection-small", type=int, default=200)
-    parser.add_argument("--configs", default="issue9,main,shipped,bound4,unbound4")
+    parser.add_argument("--configs", default="issue9,main,shipped,procwarm,bound4,unbound4")
     opts = parser.parse_args(argv)
     hosts = creator_hosts(opts.db)
     if opts.stores:

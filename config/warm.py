@@ -112,7 +112,11 @@ def warm_connection() -> None:
 def warm_threads(pool, threads: int) -> int:
     """Run `warm_connection` once on each of the pool's `threads` threads (a barrier keeps any
     thread from taking two); returns how many warmed. Errors are logged, never raised."""
-    if not getattr(settings, "WEB_WARM_ON_START", False) or threads < 1:
+    if not getattr(settings, "WEB_WARM_ON_START", False):
+        return 0
+    wanted = getattr(settings, "WEB_WARM_THREADS", -1)
+    threads = threads if wanted < 0 else min(threads, wanted)
+    if threads < 1:
         return 0
     barrier = threading.Barrier(threads)
 

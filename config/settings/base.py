@@ -83,9 +83,14 @@ DATABASES["default"]["ENGINE"] = "tenants.backend"
 # touched for the backend's life (~0.1 MB per store; ~1 GB after 10,000). 500 bounds a backend
 # near 60 MB and costs one reconnect per 500 new stores. 0: never (tenants/backend/base.py).
 TENANT_SCHEMAS_PER_CONNECTION = env.int("TENANT_SCHEMAS_PER_CONNECTION", default=500)
+# ... and its replacement opened and warmed right then, after the response has gone.
+TENANT_CONNECTION_WARM = "config.warm.warm_connection"
 # Each web worker imports the URLconfs, compiles the buyer templates and reads the whole
 # host → store table at start, before its first request (config/warm.py).
 WEB_WARM_ON_START = env.bool("WEB_WARM_ON_START", default=True)
+# ... and gunicorn's post_worker_init opens and warms this many request threads' connections
+# (config/gunicorn.py); -1: all WEB_THREADS.
+WEB_WARM_THREADS = env.int("WEB_WARM_THREADS", default=-1)
 # --- Fairness between stores (core/fairness.py; docs/security.md) -------------------------
 # Web request slots: gunicorn workers (× threads). One store may hold at most half of them at
 # once; its requests beyond that are answered 503 + Retry-After, so the other half is always

@@ -11,14 +11,15 @@ Connection recycling: PostgreSQL keeps, per backend and for its whole life, the 
 entries of every relation it has opened, and each schema has its own relations: a connection
 that has served 10,000 stores held about 1 GB. The wrapper counts the distinct schemas a
 connection has been switched to; once that reaches `TENANT_SCHEMAS_PER_CONNECTION` (default
-500, 0 for no bound) the connection is closed at the next request or task boundary (Django's
-`close_old_connections`, which Celery's Django fix-up also calls around each task), never in
-the middle of one, and the next use opens a fresh one. A backend's memory is thereby bounded by
-what that many schemas cost (bench/README.md "Cold stores and memory").
+500, 0 for no bound) the connection is closed at the end of the request (Django's
+`close_old_connections`), never in the middle of one, and a fresh one is opened and warmed
+(TENANT_CONNECTION_WARM). A backend's memory is thereby bounded by what that many schemas cost
+(bench/README.md "Cold stores and memory").
 """
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 
 import django.db.utils
@@ -26,11 +27,15 @@ import psycopg
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.postgresql.creation import DatabaseCreation as PgDatabaseCreation
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
+from django.utils.module_loading import import_string
 from django_tenants.postgresql_backend import base as tenants_base
 from django_tenants.utils import quote_schema_name
+
+logger = logging.getLogger(__name__)
 
 
 class DatabaseCreation(PgDatabaseCreation):
@@ -73,6 +78,19 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
             and not self.in_atomic_block
         ):
             self.close()
+            self._rewarm()
+
+    def _rewarm(self) -> None:
+        """Open the replacement now, at the end of the request (its response is sent), rather
+        than on the next buyer's request: a new backend's first queries are the slow ones.
+        TENANT_CONNECTION_WARM names the function that opens and warms it (config.warm)."""
+        warm = getattr(settings, "TENANT_CONNECTION_WARM", "")
+        if not warm or self.alias != DEFAULT_DB_ALIAS:
+            return
+        try:
+            import_string(warm)()
+        except Exception:  # the next query connects as usual
+            logger.warning("warming a replacement connection failed", exc_info=True)
 
     def set_tenant(self, tenant, include_public=True):
         """Select the tenant for the next queries; sends nothing to the server by itself."""

@@ -42,6 +42,7 @@ def test_a_connection_that_served_the_set_number_of_schemas_is_closed_at_request
     outside_a_transaction, settings, client_for
 ):
     settings.TENANT_SCHEMAS_PER_CONNECTION = 2
+    settings.TENANT_CONNECTION_WARM = ""
     _touch("t1")
     first = _backend_pid()
     close_old_connections()  # what Django does at the end of every request
@@ -62,6 +63,19 @@ def test_a_connection_that_served_the_set_number_of_schemas_is_closed_at_request
     with connection.connection.cursor() as cursor:
         cursor.execute("SHOW search_path")
         assert cursor.fetchone()[0] == "t1, public"
+
+
+def test_a_retired_connection_is_replaced_and_warmed_at_once(outside_a_transaction, settings):
+    settings.TENANT_SCHEMAS_PER_CONNECTION = 2
+    settings.TENANT_CONNECTION_WARM = "config.warm.warm_connection"
+    _touch("t1")
+    _touch("t2")
+    first = _backend_pid()
+    close_old_connections()
+    assert connection.connection is not None, "the replacement is opened right away"
+    assert _backend_pid() != first
+    assert connection.schemas_served == {"_tenant_template"}
+    assert connection.schema_name == "public"
 
 
 def test_no_bound_keeps_the_connection(outside_a_transaction, settings):
@@ -121,6 +135,12 @@ def test_each_request_thread_warms_its_own_connection_once(monkeypatch, settings
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert config.warm.warm_threads(pool, 4) == 4
     assert len(set(threads)) == 4, "a thread warmed twice and another not at all"
+
+    settings.WEB_WARM_THREADS = 2
+    threads.clear()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert config.warm.warm_threads(pool, 4) == 2
+    assert len(set(threads)) == 2
 
     settings.WEB_WARM_ON_START = False
     threads.clear()
