@@ -91,6 +91,8 @@ WEB_WARM_ON_START = env.bool("WEB_WARM_ON_START", default=True)
 # ... and gunicorn's post_worker_init opens and warms this many request threads' connections
 # (config/gunicorn.py); -1: all WEB_THREADS.
 WEB_WARM_THREADS = env.int("WEB_WARM_THREADS", default=-1)
+# How many hosts the warm-up loads into the routing cache (≈ 0.8 KB each per worker).
+WEB_WARM_HOSTS = env.int("WEB_WARM_HOSTS", default=100_000)
 # --- Fairness between stores (core/fairness.py; docs/security.md) -------------------------
 # Web request slots: gunicorn workers (× threads). One store may hold at most half of them at
 # once; its requests beyond that are answered 503 + Retry-After, so the other half is always
