@@ -115,7 +115,14 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, db: str, mode: str, workers: int = 2):
+    def __init__(
+        self,
+        db: str,
+        mode: str,
+        workers: int = 2,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
         self.proc = subprocess.Popen(
             [
@@ -129,9 +136,10 @@ class Gunicorn:
                 "/dev/null",
                 "--log-level",
                 "warning",
+                *args,
             ],
             cwd=ROOT,
-            env=env_for(db, mode),
+            env={**env_for(db, mode), **(env or {})},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

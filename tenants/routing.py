@@ -164,15 +164,15 @@ def _listener_params() -> dict:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def creator_for_host(hostname: str) -> Creator | None:
-    """One indexed query on the public tables, fully qualified: it needs no search_path."""
+def _routing_sql(where: str) -> str:
+    """Creators with their hosts, from the public tables, fully qualified: no search_path."""
     public = quote_schema_name(get_public_schema_name())
     domains = f"{public}.{quote_schema_name(Domain._meta.db_table)}"
     custom = f"{public}.{quote_schema_name(CustomDomain._meta.db_table)}"
     # `canonical_host`: the store's first verified custom domain that routes, where its other
     # hosts redirect buyers (tenants.domains); `is_custom_host`: this host is one of them.
-    sql = (
-        "SELECT c.*, "
+    return (
+        "SELECT c.*, d.domain AS routed_host, "
         f"(SELECT cd.domain FROM {custom} cd JOIN {domains} cdd ON cdd.domain = cd.domain "
         " AND cdd.tenant_id = c.id WHERE cd.creator_id = c.id AND cd.verified_at IS NOT NULL "
         " ORDER BY cd.verified_at, cd.id LIMIT 1) AS canonical_host, "
@@ -180,16 +180,42 @@ def creator_for_host(hostname: str) -> Creator | None:
         " AND cd.creator_id = c.id) AS is_custom_host "
         f"FROM {domains} d "
         f"JOIN {public}.{quote_schema_name(Creator._meta.db_table)} c ON c.id = d.tenant_id "
-        "WHERE d.domain = %s"
+        f"{where}"
     )
+
+
+def _routing_rows(sql: str, params: list) -> list[Creator]:
     suspend = getattr(connection, "search_path_not_needed", None)
     if suspend is None:  # stock backend: switch to public like TenantMainMiddleware does
         connection.set_schema_to_public()
-        found = list(Creator.objects.raw(sql, [hostname]))
-    else:
-        with suspend():
-            found = list(Creator.objects.raw(sql, [hostname]))
+        return list(Creator.objects.raw(sql, params))
+    with suspend():
+        return list(Creator.objects.raw(sql, params))
+
+
+def creator_for_host(hostname: str) -> Creator | None:
+    """One indexed query on the public tables."""
+    found = _routing_rows(_routing_sql("WHERE d.domain = %s"), [hostname])
     return found[0] if found else None
+
+
+def routing_preload(limit: int | None = None) -> int:
+    """Fill the cache with every host (up to `limit`) in one query: after a restart a store's
+    first request then needs no lookup of its own (config.warm). Returns how many were cached;
+    0 when the listener is not connected (nothing may be cached then) or a change arrived."""
+    cache = routing_cache
+    if not (cache.enabled and cache.wait_listening()):
+        return 0
+    limit = MAX_ENTRIES if limit is None else min(limit, MAX_ENTRIES)
+    generation = cache.generation
+    rows = _routing_rows(_routing_sql("ORDER BY d.id LIMIT %s"), [limit])
+    with cache._lock:
+        if generation != cache.generation:
+            return 0
+        room = MAX_ENTRIES - len(cache._entries)
+        for creator in rows[:room]:
+            cache._entries.setdefault(creator.routed_host, creator)
+    return min(len(rows), room)
 
 
 routing_cache = RoutingCache()

@@ -78,6 +78,21 @@ DATABASES = {
 }
 # django-tenants' backend with a lazy search_path: SET only when the schema really changes.
 DATABASES["default"]["ENGINE"] = "tenants.backend"
+# A connection is closed at the end of the request (or task) in which it has served this many
+# distinct store schemas: PostgreSQL keeps the catalog caches of every schema a backend has
+# touched for the backend's life (~0.1 MB per store; ~1 GB after 10,000). 500 bounds a backend
+# near 60 MB and costs one reconnect per 500 new stores. 0: never (tenants/backend/base.py).
+TENANT_SCHEMAS_PER_CONNECTION = env.int("TENANT_SCHEMAS_PER_CONNECTION", default=500)
+# ... and its replacement opened and warmed right then, after the response has gone.
+TENANT_CONNECTION_WARM = "config.warm.warm_connection"
+# Each web worker imports the URLconfs, compiles the buyer templates and reads the whole
+# host → store table at start, before its first request (config/warm.py).
+WEB_WARM_ON_START = env.bool("WEB_WARM_ON_START", default=True)
+# ... and gunicorn's post_worker_init opens and warms this many request threads' connections
+# (config/gunicorn.py); -1: all WEB_THREADS.
+WEB_WARM_THREADS = env.int("WEB_WARM_THREADS", default=-1)
+# How many hosts the warm-up loads into the routing cache (≈ 0.8 KB each per worker).
+WEB_WARM_HOSTS = env.int("WEB_WARM_HOSTS", default=100_000)
 # --- Fairness between stores (core/fairness.py; docs/security.md) -------------------------
 # Web request slots: gunicorn workers (× threads). One store may hold at most half of them at
 # once; its requests beyond that are answered 503 + Retry-After, so the other half is always
