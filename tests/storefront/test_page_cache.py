@@ -5,6 +5,7 @@ request, and bad input still gets its 4xx."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from django.db import connection
@@ -24,14 +25,17 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"
 
 
 @pytest.fixture
-def pages(live_tenant):
+def pages(live_tenant, monkeypatch):
+    from storefront import page_cache as module
     from tenants.routing import routing_cache
 
+    monkeypatch.setattr(module, "AGAIN_SECONDS", 0.1)
     assert page_cache.wait_listening(10), "the page cache's listener did not connect"
     assert routing_cache.wait_listening(10)  # else every request looks its host up
     page_cache.invalidate()
     core = ProductFactory(slug="course", name="Photo course", price_amount=4900)
     bump = OfferFactory(trigger_product=core, price_amount=900, headline="Add the presets")
+    time.sleep(0.5)  # the inserts' notifications (and their second drop) are behind us
     yield core, bump
     page_cache.invalidate()
 
@@ -172,3 +176,28 @@ def test_bad_input_still_gets_a_clear_4xx_with_the_cache_on(pages):
     assert refused.status_code == 400 and refused.json()["fields"]
     ProductFactory(slug="no-such-product", name="Now it exists")
     assert "Now it exists" in _cached(client, "/p/no-such-product/")[0]
+
+
+def test_a_checkout_under_a_running_experiment_is_drawn_for_each_visitor(pages):
+    from analytics.models import Experiment, ExperimentStatus
+
+    _, bump = pages
+    client = _client()
+    _cached(client, "/checkout/course/")
+    assert ("t1", "checkout", "course") in page_cache._entries
+    Experiment.objects.create(
+        offer_id=bump.pk,
+        name="headline",
+        kind="creative",
+        variants={"a": {"headline": "Arm A presets"}, "b": {"headline": "Arm B presets"}},
+        status=ExperimentStatus.RUNNING,
+    )
+    seen = set()
+    for n in range(12):  # twelve visitors: both arms, each page its visitor's own
+        visitor = Client(HTTP_HOST="t1.localhost", HTTP_USER_AGENT=f"{UA} v{n}")
+        body, queries = _cached(visitor, "/checkout/course/")
+        assert queries > 0
+        seen |= {arm for arm in ("Arm A presets", "Arm B presets") if arm in body}
+        assert "Add the presets" not in body
+    assert seen == {"Arm A presets", "Arm B presets"}
+    assert ("t1", "checkout", "course") not in page_cache._entries
