@@ -33,6 +33,10 @@ from django.db import connection, connections, transaction
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpResponse
 from django.middleware.csrf import get_token
+from django.middleware.gzip import GZipMiddleware
+from django.utils.cache import patch_vary_headers
+from django.utils.regex_helper import _lazy_re_compile
+from django.utils.text import compress_string
 
 from tenants.routing import CHANNEL as ROUTING_CHANNEL
 from tenants.routing import RoutingCache
@@ -63,6 +67,7 @@ MAX_ENTRIES = getattr(settings, "STOREFRONT_PAGE_CACHE_SIZE", 2000)
 CSRF_PLACEHOLDER = "__page_csrf_token__"
 _PLACEHOLDER = CSRF_PLACEHOLDER.encode()
 _ALL = "\x00all\x00"
+_ACCEPTS_GZIP = _lazy_re_compile(r"\bgzip\b")  # as GZipMiddleware reads Accept-Encoding
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,29 @@ class CachedPage:
     body: bytes
     content_type: str
     product_id: int | None = None
+    # Compressed once per change (GZipMiddleware would compress it on every request); only a
+    # page with nothing per request in it (a CSRF token must not sit in a reused gzip stream).
+    gzipped: bytes | None = None
 
     def response(self, request) -> HttpResponse:
         body = self.body
         if _PLACEHOLDER in body:
             body = body.replace(_PLACEHOLDER, get_token(request).encode())
+        elif self.gzipped is not None and _ACCEPTS_GZIP.search(
+            request.META.get("HTTP_ACCEPT_ENCODING", "")
+        ):
+            response = HttpResponse(self.gzipped, content_type=self.content_type)
+            patch_vary_headers(response, ("Accept-Encoding",))
+            response["Content-Encoding"] = "gzip"  # GZipMiddleware leaves it as it is
+            return response
         return HttpResponse(body, content_type=self.content_type)
+
+
+def _gzipped(body: bytes) -> bytes | None:
+    if _PLACEHOLDER in body or len(body) < 200:
+        return None
+    packed = compress_string(body, max_random_bytes=GZipMiddleware.max_random_bytes)
+    return packed if len(packed) < len(body) else None
 
 
 class PageCache(RoutingCache):
@@ -167,7 +189,8 @@ def page_store(*parts, page: CachedPage, since: int) -> None:
 def page_from_response(response, *, product_id: int | None = None) -> CachedPage:
     """The page as drawn (with the CSRF placeholder, if it has a form) to store, and to
     answer this request with (`CachedPage.response`)."""
-    return CachedPage(response.content, response["Content-Type"], product_id)
+    body = response.content
+    return CachedPage(body, response["Content-Type"], product_id, _gzipped(body))
 
 
 # --- invalidation from this process ---------------------------------------------------------
