@@ -13,9 +13,11 @@ this process drop the store's entries synchronously (and again on commit), so th
 changed a price never serves the old one. A page drawn inside a transaction is never stored
 (it may show that transaction's own writes, which may yet roll back).
 
-Keys are (schema, page, slug, …): one store never reads another's entry. Only what is the same
-for every buyer is cached (no query string, no coupon, no experiment arm); what differs per
-request (the CSRF token) is filled into the cached body through a placeholder.
+Keys are (schema, page, slug): one store never reads another's entry. Only pages that are the
+same for every buyer are kept: the product page, and the checkout page without a prefill, a
+coupon or an experiment arm of the visitor's own (storefront.views decides); what differs per
+request (the CSRF token) is filled into the kept body through a placeholder, and what a view
+does per visitor (the attribution cookie, the page view) it still does on every request.
 """
 
 from __future__ import annotations
