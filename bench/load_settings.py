@@ -15,3 +15,6 @@ LOGGING = {  # the load would otherwise print a line per gateway timeout
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="ERROR")},
 }
+# The hosted pages' cache (storefront.page_cache) is on as shipped; STOREFRONT_PAGE_CACHE=0 draws
+# every page per request, as before issue 19, for a comparison on the same machine.
+STOREFRONT_PAGE_CACHE = env.bool("STOREFRONT_PAGE_CACHE", default=True)

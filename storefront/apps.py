@@ -17,3 +17,7 @@ class StorefrontConfig(AppConfig):
         outcome_handler_register(on_attempt_outcome)
         ledger_handler_register(on_ledger_entry)
         dispute_handler_register(on_dispute_closed)
+
+        from storefront.page_cache import watch_models
+
+        watch_models()

@@ -3,6 +3,8 @@ page views counted against the same visitor id."""
 
 from __future__ import annotations
 
+import time
+
 from django.core import signing
 
 from analytics import pageviews
@@ -13,11 +15,22 @@ COOKIE = "sf_attr"
 MAX_AGE = 90 * 24 * 3600
 
 
+# A returning visitor sends the same cookie on every page: its signature is checked once per
+# process, not once per request. Only good cookies are kept (a forged one costs its check every
+# time), each until the age it would be refused at, and the memo is bounded.
+_verified: dict[str, tuple[dict[str, str], float]] = {}
+_VERIFIED_MAX = 50_000
+
+
 def attribution_read(request) -> dict[str, str] | None:
     raw = request.COOKIES.get(COOKIE)
     if not raw:
         return None
+    known = _verified.get(raw)
+    if known is not None and known[1] > time.time():
+        return dict(known[0])
     try:
+        signed_at = _signed_at(raw)
         data = signing.loads(raw, salt=COOKIE, max_age=MAX_AGE)
     except signing.BadSignature:
         return None
@@ -25,7 +38,19 @@ def attribution_read(request) -> dict[str, str] | None:
     # link: treat it as absent (the next page view replaces it) rather than store it.
     if not isinstance(data, dict) or data_problem(data):
         return None
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    data = {k: v for k, v in data.items() if isinstance(v, str)}
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[raw] = (data, signed_at + MAX_AGE)
+    return dict(data)
+
+
+def _signed_at(raw: str) -> float:
+    """The time a signing.dumps value was made (its second-to-last field, base 62)."""
+    try:
+        return float(signing.b62_decode(raw.rsplit(":", 2)[-2]))
+    except (IndexError, ValueError) as exc:
+        raise signing.BadSignature("No timestamp") from exc
 
 
 def attribution_capture(request, response) -> dict[str, str]:

@@ -16,7 +16,7 @@ from offers.coupons import CouponRefused
 from offers.experiments import buyer_key
 from payments.connect import payments_block_reason
 from payments.models import AttemptStatus, ChargeAttempt
-from storefront import selectors
+from storefront import page_cache, selectors
 from storefront.attribution import attribution_capture, attribution_read, page_view_note
 from storefront.forms import CheckoutForm, QuoteForm
 from storefront.models import Order, StoreSettings
@@ -24,6 +24,7 @@ from storefront.pricing import Jurisdiction, bump_within_guardrail, quote_checko
 from storefront.services import checkout as checkout_service
 from storefront.services.followups import recovery
 from storefront.services.subscribe import trial_terms
+from storefront.tax.providers import TableTaxProvider, tax_provider
 
 
 @require_GET
@@ -45,20 +46,27 @@ def store_index(request):
 
 @require_GET
 def product_detail(request, slug: str):
-    product = selectors.product_get_active(slug=slug)
-    if product is None:
-        raise Http404("This product is not available.")
-    response = render(
-        request,
-        "storefront/product.html",
-        {
-            "product": product,
-            "creator": request.tenant,
-            "store": StoreSettings.current(),
-            "payments_blocked": payments_block_reason(),
-        },
-    )
-    page_view_note(request, attribution_capture(request, response), product_id=product.pk)
+    # Drawn once per change of what it shows (storefront.page_cache), not per request.
+    page = page_cache.page_get("product", slug)
+    if page is None:
+        since = page_cache.generation()
+        product = selectors.product_get_active(slug=slug)
+        if product is None:
+            raise Http404("This product is not available.")
+        drawn = render(
+            request,
+            "storefront/product.html",
+            {
+                "product": product,
+                "creator": request.tenant,
+                "store": StoreSettings.current(),
+                "payments_blocked": payments_block_reason(),
+            },
+        )
+        page = page_cache.page_from_response(drawn, product_id=product.pk)
+        page_cache.page_store("product", slug, page=page, since=since)
+    response = page.response(request)
+    page_view_note(request, attribution_capture(request, response), product_id=page.product_id)
     _coupon_remember(request, response)
     return response
 
@@ -168,6 +176,7 @@ def _checkout_context(
         "creator": request.tenant,
         "product": product,
         "bump": bump,
+        "bump_variant": shown.variant,
         "form": form,
         "quote": quote,
         "add_bump": add_bump,
@@ -192,10 +201,35 @@ def _checkout_context(
     }
 
 
+# What a checkout link may carry that changes the page drawn (the rest, such as utm_*, does not).
+_CHECKOUT_PAGE_PARAMS = frozenset(
+    ("email", "country", "region", "remind", "recovery", "bump", "coupon")
+)
+
+
+def _checkout_page_shared(request) -> bool:
+    """Whether this checkout page is the same for every buyer (but its CSRF token): a plain
+    GET, no prefill or coupon, and taxes from the store's own rate table."""
+    return (
+        request.method == "GET"
+        and not _CHECKOUT_PAGE_PARAMS.intersection(request.GET.keys())
+        and not request.COOKIES.get(COUPON_COOKIE)
+        and type(tax_provider()) is TableTaxProvider
+    )
+
+
 @payment_page
 @require_http_methods(["GET", "POST"])
 def checkout_page(request, slug: str):
     """The checkout form. A POST here (without JavaScript) recomputes totals for the bump."""
+    shared = _checkout_page_shared(request)
+    page = page_cache.page_get("checkout", slug) if shared else None
+    if page is not None:  # drawn once per change (storefront.page_cache)
+        response = page.response(request)
+        if attribution_read(request) is None:
+            attribution_capture(request, response)
+        return response
+    since = page_cache.generation()
     coupon_code = _coupon_code(request, request.POST if request.method == "POST" else None)
     product = selectors.product_get_active(slug=slug, coupon_code=coupon_code)
     if product is None:
@@ -243,7 +277,18 @@ def checkout_page(request, slug: str):
         visitor_key=_visitor_key(request, attribution),
         coupon_code=coupon_code,
     )
-    response = render(request, "storefront/checkout.html", context)
+    if shared:
+        drawn = render(
+            request,
+            "storefront/checkout.html",
+            {**context, "csrf_token": page_cache.CSRF_PLACEHOLDER},
+        )
+        page = page_cache.page_from_response(drawn, product_id=product.pk)
+        if not context["bump_variant"]:  # an experiment's arm is this visitor's own
+            page_cache.page_store("checkout", slug, page=page, since=since)
+        response = page.response(request)
+    else:
+        response = render(request, "storefront/checkout.html", context)
     if cookie_holder is not None:
         response.cookies.update(cookie_holder.cookies)
     _coupon_remember(request, response)

@@ -63,7 +63,8 @@ X_FRAME_OPTIONS = "DENY"
 # gunicorn runs gthread workers (Procfile): WEB_CONCURRENCY processes × WEB_THREADS threads, so
 # a request waiting on the gateway holds a thread, not a process, and pages that need no
 # gateway keep being served. Django keeps one connection per thread (CONN_MAX_AGE, base.py),
-# checked before reuse; every process also holds one LISTEN connection (tenants.routing).
+# checked before reuse; every process also holds two LISTEN connections (tenants.routing,
+# storefront.page_cache).
 # The sum must stay under PostgreSQL's max_connections with room for the workers, beat, the
 # replica's clients and an operator: DATABASE_CONNECTION_BUDGET is the share the web tier
 # may use, and the process refuses to start past it.
@@ -75,9 +76,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Procfile's `-c python:config.gunicorn` opens all WEB_THREADS connections at start: the budget
 # below is reached at boot, not later.
 DATABASE_CONNECTION_BUDGET = env.int("DATABASE_CONNECTION_BUDGET", default=80)
-_web_connections = WEB_CONCURRENCY * (WEB_THREADS + 1)  # noqa: F405
+_web_connections = WEB_CONCURRENCY * (WEB_THREADS + 2)  # noqa: F405
 if _web_connections > DATABASE_CONNECTION_BUDGET:
     raise ImproperlyConfigured(
-        f"WEB_CONCURRENCY × (WEB_THREADS + 1) = {_web_connections} database connections is over "
+        f"WEB_CONCURRENCY × (WEB_THREADS + 2) = {_web_connections} database connections is over "
         f"DATABASE_CONNECTION_BUDGET ({DATABASE_CONNECTION_BUDGET}); see docs/serving.md."
     )
