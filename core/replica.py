@@ -6,7 +6,9 @@ the ORM (through `ReplicaRouter`) and raw SQL (through `read_alias()`) use the a
 chose once, at its first read:
 
 - **the replica** when it has replayed everything the primary had written when the block
-  began (its `pg_last_wal_replay_lsn()` ≥ the primary's `pg_current_wal_lsn()` taken then).
+  began (its `pg_last_wal_replay_lsn()` ≥ the primary's `pg_current_wal_insert_lsn()` taken
+  then: the insert position, not the write position `pg_current_wal_lsn()`, which lags a
+  commit made with `synchronous_commit = off` until the WAL writer's next round).
   The block waits for that at most `DATABASE_REPLICA_MAX_LAG` seconds (0.5 unless set). So a
   read on the replica is never older than the request, and a read model the request just
   refreshed on the primary (analytics.rollups.rollups_refresh) is there when it is read;
@@ -90,7 +92,7 @@ def _choose() -> str:
     if time.monotonic() < _down_until:
         return DEFAULT_DB_ALIAS
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         primary_lsn = cursor.fetchone()[0]
     deadline = time.monotonic() + float(getattr(settings, "DATABASE_REPLICA_MAX_LAG", 0.5))
     replica = connections[REPLICA]
