@@ -106,6 +106,8 @@ class PageCache(RoutingCache):
     """The routing cache's listener (start per process, reconnect, cache only while
     connected), with page bodies as entries and two channels to listen on."""
 
+    listener_name = "storefront-pages-listener"
+
     def __init__(self) -> None:
         super().__init__()
         self._entries: OrderedDict[tuple, CachedPage] = OrderedDict()  # type: ignore[assignment]

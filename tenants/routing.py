@@ -79,6 +79,8 @@ class RoutingCache:
         return len(self._entries)
 
     # --- the listener ---------------------------------------------------------------------
+    listener_name = "tenant-routing-listener"  # the thread's name (a subclass has its own)
+
     def _start_listener(self) -> None:
         with self._lock:
             if self._pid == os.getpid():
@@ -93,7 +95,7 @@ class RoutingCache:
             self._thread = threading.Thread(
                 target=self._listen,
                 args=(params, self._stop),
-                name="tenant-routing-listener",
+                name=self.listener_name,
                 daemon=True,
             )
             self._thread.start()
