@@ -25,7 +25,7 @@ TENANTS = {"t1": "t1.localhost", "t2": "t2.localhost"}
 def pytest_configure(config):
     # The Celery workers the tests start (tests/worker_support.py, the drills) skip Django's
     # system checks at boot (Celery's Django fix-up runs them unless this is set): 0.5 s of
-    # CPU each, over fifty starts a run. The suite checks the project itself
+    # CPU each, about thirty starts a run. The suite checks the project itself
     # (tests/security/test_production_settings.py runs `manage.py check --deploy`).
     os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
     config.addinivalue_line("markers", "worker: starts a real Celery worker process")
