@@ -323,18 +323,25 @@ def mean(rows: list[dict], key) -> float:
 
 
 def dashboard_cpu(phases: list[dict]) -> dict[str, float | None]:
-    """The primary's CPU the dashboards cost: each kind's mean CPU s/s over the checkout-only
-    phases' (C), per dashboard request; and the share of it phase B moved off the primary,
-    (A − B) / (A − C). Means over the phases of a kind, so ABCBA cancels a linear drift."""
-    cps = {k: mean(of_kind(phases, k), lambda p: p["primary_cpu_per_s"]) for k in "ABC"}
-    rps = {k: mean(of_kind(phases, k), lambda p: p["dashboard"]["rps"]) for k in "AB"}
-    have = {k: bool(of_kind(phases, k)) for k in "ABC"}
+    """The primary's CPU the dashboards cost: each kind's mean CPU s/s less what its paid
+    checkouts cost at the checkout-only phases' (C) CPU per paid checkout, per dashboard
+    request; and the share of it phase B moved off the primary, 1 − B / A. Means over the
+    phases of a kind, so ABCBA cancels a linear drift."""
     out: dict[str, float | None] = {"moved": None, "A_ms": None, "B_ms": None}
-    if have["A"] and have["C"]:
-        out["A_ms"] = 1000 * (cps["A"] - cps["C"]) / rps["A"] if rps["A"] else None
-        if have["B"]:
-            out["B_ms"] = 1000 * (cps["B"] - cps["C"]) / rps["B"] if rps["B"] else None
-            out["moved"] = ratio(cps["A"] - cps["B"], cps["A"] - cps["C"])
+    c = of_kind(phases, "C")
+    if not c or not of_kind(phases, "A"):
+        return out
+    per_paid = mean(c, lambda p: p["primary_cpu_per_s"]) / mean(c, lambda p: p["paid_per_s"])
+    dash = {}
+    for k in "AB":
+        rows = of_kind(phases, k)
+        if rows:
+            cpu = mean(rows, lambda p: p["primary_cpu_per_s"] - per_paid * p["paid_per_s"])
+            rps = mean(rows, lambda p: p["dashboard"]["rps"])
+            dash[k] = cpu
+            out[f"{k}_ms"] = 1000 * cpu / rps if rps else None
+    if "B" in dash and dash["A"] > 0:
+        out["moved"] = 1 - dash["B"] / dash["A"]
     return out
 
 
@@ -452,7 +459,7 @@ def main() -> int:
             "\nprimary backends' CPU per dashboard request (over the checkout-only phases): "
             f"A {_ms(cost['A_ms'])}, B {_ms(cost['B_ms'])}; the standby's backends "
             f"{standby_ms:.1f} ms per dashboard in B; share of the dashboards' primary CPU "
-            f"moved to the replica, (A − B) / (A − C): {moved}"
+            f"moved to the replica, 1 − B / A: {moved}"
         )
     finally:
         out = ROOT / ".local" / "bench-replica-load.json"

@@ -34,27 +34,33 @@ def test_cpu_counts_from_the_window_start_for_old_processes_and_from_zero_for_ne
     assert account.by_kind() == {"bench": 2.5 + 1.5, "walsender": 0.25}
 
 
-def _phase(kind: str, cpu_per_s: float, dashboards_per_s: float = 0.0) -> dict:
-    return {"kind": kind, "primary_cpu_per_s": cpu_per_s, "dashboard": {"rps": dashboards_per_s}}
+def _phase(kind: str, cpu_per_s: float, paid_per_s: float, dashboards_per_s: float = 0) -> dict:
+    return {
+        "kind": kind,
+        "primary_cpu_per_s": cpu_per_s,
+        "paid_per_s": paid_per_s,
+        "dashboard": {"rps": dashboards_per_s},
+    }
 
 
-def test_the_share_moved_is_the_dashboards_primary_cpu_saved_over_what_they_cost():
+def test_the_share_moved_is_the_dashboards_primary_cpu_saved_net_of_the_checkouts():
     phases = [
-        _phase("A", 0.50, 8.0),
-        _phase("B", 0.38, 8.0),
-        _phase("C", 0.30),
-        _phase("B", 0.42, 8.0),
-        _phase("A", 0.70, 8.0),
+        _phase("A", 0.50, 10.0, 8.0),
+        _phase("B", 0.38, 10.0, 8.0),
+        _phase("C", 0.36, 12.0),  # 30 ms of the primary's CPU per paid checkout
+        _phase("B", 0.42, 10.0, 8.0),
+        _phase("A", 0.70, 10.0, 8.0),
     ]
     cost = dashboard_cpu(phases)
-    # A 0.60, B 0.40, C 0.30 CPU s per s: the dashboards cost 0.30, the replica took 0.20.
+    # A 0.60, B 0.40 CPU s per s, of which 10 checkouts/s × 30 ms are the checkouts': the
+    # dashboards cost 0.30 in A and 0.10 in B.
     assert cost["moved"] == pytest.approx(2 / 3)
     assert cost["A_ms"] == pytest.approx(37.5)  # 0.30 CPU s/s over 8 dashboards/s
     assert cost["B_ms"] == pytest.approx(12.5)
 
 
 def test_without_a_checkout_only_phase_nothing_is_claimed():
-    assert dashboard_cpu([_phase("A", 0.5, 8.0), _phase("B", 0.4, 8.0)]) == {
+    assert dashboard_cpu([_phase("A", 0.5, 10, 8.0), _phase("B", 0.4, 10, 8.0)]) == {
         "moved": None,
         "A_ms": None,
         "B_ms": None,
