@@ -456,7 +456,7 @@ def main() -> int:
         )
         moved = "n/a" if cost["moved"] is None else f"{cost['moved']:.0%}"
         print(
-            "\nprimary backends' CPU per dashboard request (over the checkout-only phases): "
+            "\nprimary backends' CPU per dashboard request (net of the checkouts at C's cost): "
             f"A {_ms(cost['A_ms'])}, B {_ms(cost['B_ms'])}; the standby's backends "
             f"{standby_ms:.1f} ms per dashboard in B; share of the dashboards' primary CPU "
             f"moved to the replica, 1 − B / A: {moved}"
