@@ -203,9 +203,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         columns, load = views[export]
         with replica_reads():
             return _csv(export, columns, load())
-    with replica_reads():  # on a configured replica once it has the refresh (core/replica.py)
+    # On a configured replica once it has the refresh (core/replica.py): the panels' reads and
+    # the context's own (the revenue series, the offer leaderboard, the experiment cards).
+    with replica_reads():
         data = {name: load() for name, (_, load) in views.items()}
-    return render(request, "analytics/dashboard.html", _context(request, f, views, data))
+        context = _context(request, f, views, data)
+    return render(request, "analytics/dashboard.html", context)
 
 
 def _context(request: HttpRequest, f: MetricFilter, views, data) -> dict[str, Any]:

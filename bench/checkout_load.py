@@ -39,6 +39,7 @@ from bench.harness import (
     db_name_from_env,
     drive,
     say,
+    tree_cpu_seconds,
 )
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -72,21 +73,6 @@ def wrk(port: int, path: str, seconds: int) -> dict:
         **lat,
         "non_2xx": int(bad.group(1)) if bad else 0,
     }
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of gunicorn's master and its workers so far."""
-    import psutil
-
-    proc = psutil.Process(pid)
-    total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def _load() -> str:
@@ -248,11 +234,11 @@ def main() -> int:
             outcomes["accepted"] += result.accepted
 
         say(f"buyers: {args.threads} at a time for {args.seconds}s (at most {args.max_buyers})")
-        cpu_before = _cpu_seconds(run.gunicorn.pid)
+        cpu_before = tree_cpu_seconds(run.gunicorn.pid)
         elapsed, _ = drive(
             buyer, threads=args.threads, seconds=args.seconds, max_iterations=args.max_buyers
         )
-        cpu = _cpu_seconds(run.gunicorn.pid) - cpu_before
+        cpu = tree_cpu_seconds(run.gunicorn.pid) - cpu_before
         results["flow_load"] = _load()
         results["flow"] = rec.summary(elapsed)
         results["flow_outcomes"] = {

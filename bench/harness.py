@@ -46,6 +46,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU so far of a process and its descendants (gunicorn and its workers)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def wait_port(port: int, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -191,9 +206,10 @@ class Run:
         conn.close()
         return json.loads(body)
 
-    def start_gunicorn(self, workers: int, *, threads: int = 0) -> int:
+    def start_gunicorn(self, workers: int, *, threads: int = 0, **extra: str) -> int:
         """gunicorn with `workers` processes: sync workers, or with `threads` > 0 the shipped
-        serving model (gthread: that many threads per worker, docs/serving.md)."""
+        serving model (gthread: that many threads per worker, docs/serving.md); `extra` is
+        added to its environment (bench/replica_load.py: DATABASE_REPLICA_URL)."""
         port = free_port()
         model = ["--worker-class", "gthread", "--threads", str(threads)] if threads else []
         proc = self.spawn(
@@ -215,6 +231,7 @@ class Run:
             "gunicorn.log",
             WEB_CONCURRENCY=str(workers),
             WEB_THREADS=str(max(threads, 1)),
+            **extra,
         )
         wait_port(port, "gunicorn")
         self.gunicorn = proc

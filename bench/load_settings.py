@@ -14,6 +14,8 @@ LOGGING = {  # the load would otherwise print a line per gateway timeout
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="ERROR")},
+    # Each read the replica could not take is logged (bench/replica_load.py counts them).
+    "loggers": {"core.replica": {"level": "INFO"}},
 }
 # The hosted pages' cache (storefront.page_cache) is on as shipped; STOREFRONT_PAGE_CACHE=0 draws
 # every page per request, as before issue 19, for a comparison on the same machine.

@@ -13,7 +13,7 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from analytics import selectors
+from analytics import insights, selectors
 from analytics.selectors import MetricFilter
 from core import replica
 from tests.analytics.conftest import hand_store_build, staff_client_make
@@ -74,6 +74,22 @@ def test_dashboard_reads_go_to_the_replica_and_match_the_primary(
         assert replica.read_alias() == replica.REPLICA
         assert selectors.funnel(MetricFilter()) == on_primary
         assert selectors.funnel(MetricFilter()) == selectors.funnel_direct(MetricFilter())
+
+
+def test_the_dashboards_revenue_series_and_leaderboard_are_read_on_the_replica_too(
+    committed_store, staff_client, replica_alias, monkeypatch
+):
+    seen = []
+    for name in ("revenue_days", "offer_leaderboard"):
+        real = getattr(insights, name)
+
+        def spy(*args, real=real, name=name, **kwargs):
+            seen.append((name, replica.read_alias()))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(insights, name, spy)
+    assert staff_client.get(URL).status_code == 200
+    assert seen == [("revenue_days", replica.REPLICA), ("offer_leaderboard", replica.REPLICA)]
 
 
 def test_a_replica_behind_the_primary_is_not_read(
