@@ -68,6 +68,10 @@ MAX_ENTRIES = getattr(settings, "STOREFRONT_PAGE_CACHE_SIZE", 2000)
 # by the request's own masked token in every response, the first one included.
 CSRF_PLACEHOLDER = "__page_csrf_token__"
 _PLACEHOLDER = CSRF_PLACEHOLDER.encode()
+# The request's CSP nonce (core.security), should a kept page ever carry one (an inline
+# `<script nonce="{{ csp_nonce }}">`): kept as this, and each response gets its own request's
+# nonce, the one its Content-Security-Policy header names.
+_NONCE = b"__page_csp_nonce__"
 _ALL = "\x00all\x00"
 _ACCEPTS_GZIP = _lazy_re_compile(r"\bgzip\b")  # as GZipMiddleware reads Accept-Encoding
 
@@ -83,6 +87,8 @@ class CachedPage:
 
     def response(self, request) -> HttpResponse:
         body = self.body
+        if _NONCE in body:
+            body = body.replace(_NONCE, getattr(request, "csp_nonce", "").encode())
         if _PLACEHOLDER in body:
             body = body.replace(_PLACEHOLDER, get_token(request).encode())
         elif self.gzipped is not None and _ACCEPTS_GZIP.search(
@@ -96,7 +102,7 @@ class CachedPage:
 
 
 def _gzipped(body: bytes) -> bytes | None:
-    if _PLACEHOLDER in body or len(body) < 200:
+    if _PLACEHOLDER in body or _NONCE in body or len(body) < 200:
         return None
     packed = compress_string(body, max_random_bytes=GZipMiddleware.max_random_bytes)
     return packed if len(packed) < len(body) else None
@@ -190,10 +196,14 @@ def page_store(*parts, page: CachedPage, since: int) -> None:
     page_cache.put((connection.schema_name, *parts), page, since)
 
 
-def page_from_response(response, *, product_id: int | None = None) -> CachedPage:
-    """The page as drawn (with the CSRF placeholder, if it has a form) to store, and to
-    answer this request with (`CachedPage.response`)."""
+def page_from_response(request, response, *, product_id: int | None = None) -> CachedPage:
+    """The page as drawn (with the CSRF placeholder, if it has a form, and the request's CSP
+    nonce made a placeholder) to store, and to answer this request with
+    (`CachedPage.response`)."""
     body = response.content
+    nonce = getattr(request, "csp_nonce", "")
+    if nonce:
+        body = body.replace(nonce.encode(), _NONCE)
     return CachedPage(body, response["Content-Type"], product_id, _gzipped(body))
 
 

@@ -63,7 +63,7 @@ def product_detail(request, slug: str):
                 "payments_blocked": payments_block_reason(),
             },
         )
-        page = page_cache.page_from_response(drawn, product_id=product.pk)
+        page = page_cache.page_from_response(request, drawn, product_id=product.pk)
         page_cache.page_store("product", slug, page=page, since=since)
     response = page.response(request)
     page_view_note(request, attribution_capture(request, response), product_id=page.product_id)
@@ -283,7 +283,7 @@ def checkout_page(request, slug: str):
             "storefront/checkout.html",
             {**context, "csrf_token": page_cache.CSRF_PLACEHOLDER},
         )
-        page = page_cache.page_from_response(drawn, product_id=product.pk)
+        page = page_cache.page_from_response(request, drawn, product_id=product.pk)
         if not context["bump_variant"]:  # an experiment's arm is this visitor's own
             page_cache.page_store("checkout", slug, page=page, since=since)
         response = page.response(request)

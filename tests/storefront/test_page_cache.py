@@ -217,3 +217,30 @@ def test_a_kept_product_page_is_compressed_once_and_says_it_varies_by_encoding(p
         assert "Accept-Encoding" in packed["Vary"]
         assert gzip.decompress(packed.content).decode() == plain
     assert client.get("/p/course/").content.decode() == plain  # no gzip asked: none given
+
+
+def test_a_kept_page_with_an_inline_script_gets_each_requests_own_csp_nonce(pages, monkeypatch):
+    """No buyer template has an inline script today; if one gets `nonce="{{ csp_nonce }}"`,
+    the kept body must not replay the first request's nonce (refused by every later response's
+    Content-Security-Policy, which names that request's own)."""
+    from storefront import views
+
+    real_render = views.render
+
+    def render_with_inline_script(request, *args, **kwargs):
+        response = real_render(request, *args, **kwargs)
+        response.content += f'<script nonce="{request.csp_nonce}">1</script>'.encode()
+        return response
+
+    monkeypatch.setattr(views, "render", render_with_inline_script)
+    client = _client()
+    seen = []
+    for _ in range(3):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/p/course/")
+        assert response.status_code == 200
+        nonce = re.search(r'<script nonce="([^"]+)">1</script>', response.content.decode())[1]
+        assert f"'nonce-{nonce}'" in response["Content-Security-Policy"]
+        seen.append((nonce, len([q for q in queries.captured_queries if "SET " not in q["sql"]])))
+    assert len({nonce for nonce, _ in seen}) == 3
+    assert [count == 0 for _, count in seen] == [False, True, True]  # kept after the first
