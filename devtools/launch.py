@@ -156,8 +156,20 @@ def test(pytest_args: list[str]) -> int:
     return _supervise(pytest)
 
 
-PACKAGES = ("analytics", "api", "audit", "config", "core", "devtools", "offers", "partners")
-PACKAGES += ("payments", "storefront", "subscriptions", "tenants")
+PACKAGES = (
+    "analytics",
+    "api",
+    "audit",
+    "config",
+    "core",
+    "devtools",
+    "offers",
+    "partners",
+    "payments",
+    "storefront",
+    "subscriptions",
+    "tenants",
+)
 
 
 def write_bytecode(env: dict[str, str]) -> None:

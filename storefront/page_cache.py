@@ -22,14 +22,11 @@ does per visitor (the attribution cookie, the page view) it still does on every 
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import psycopg
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models.signals import post_delete, post_save
@@ -42,8 +39,6 @@ from django.utils.text import compress_string
 
 from tenants.routing import CHANNEL as ROUTING_CHANNEL
 from tenants.routing import RoutingCache
-
-logger = logging.getLogger(__name__)
 
 CHANNEL = "storefront_pages"
 # Every table whose rows a cached page shows (the notify triggers of migration 0011).
@@ -117,6 +112,7 @@ class PageCache(RoutingCache):
     def __init__(self) -> None:
         super().__init__()
         self._entries: OrderedDict[tuple, CachedPage] = OrderedDict()  # type: ignore[assignment]
+        self._again: dict[str, float] = {}  # schema -> when to drop its pages once more
         self.enabled = getattr(settings, "STOREFRONT_PAGE_CACHE", True)
 
     def invalidate(self, schema: str = _ALL) -> None:
@@ -147,37 +143,21 @@ class PageCache(RoutingCache):
             while len(self._entries) > MAX_ENTRIES:
                 self._entries.popitem(last=False)
 
-    def _listen(self, params: dict, stop: threading.Event) -> None:
-        backoff = 0.1
-        params = {**params, "application_name": "storefront-pages-listener"}
-        while not stop.is_set():
-            try:
-                with psycopg.connect(**params, autocommit=True) as conn:
-                    self._listen_conn = conn
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    conn.execute(f"LISTEN {ROUTING_CHANNEL}")
-                    self.invalidate()
-                    self.listening = True
-                    backoff = 0.1
-                    again: dict[str, float] = {}
-                    while not stop.is_set():
-                        for note in conn.notifies(timeout=0.2):
-                            schema = note.payload if note.channel == CHANNEL else _ALL
-                            self.invalidate(schema)
-                            again[schema] = time.monotonic() + AGAIN_SECONDS
-                        for schema, due in list(again.items()):
-                            if due <= time.monotonic():
-                                del again[schema]
-                                self.invalidate(schema)
-            except Exception as exc:  # reconnect; meanwhile nothing is cached
-                if not stop.is_set():
-                    logger.warning("page cache listener lost its connection: %s", exc)
-            finally:
-                self.listening = False
-                self._listen_conn = None
-                self.invalidate()
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 5.0)
+    channels = (CHANNEL, ROUTING_CHANNEL)
+    wait_seconds = 0.2
+
+    def _on_notify(self, note) -> None:
+        """A store's pages on its schema's notification, every page on a routing change; the
+        same again AGAIN_SECONDS later (`_on_idle`)."""
+        schema = note.payload if note.channel == CHANNEL else _ALL
+        self.invalidate(schema)
+        self._again[schema] = time.monotonic() + AGAIN_SECONDS
+
+    def _on_idle(self) -> None:
+        for schema, due in list(self._again.items()):
+            if due <= time.monotonic():
+                del self._again[schema]
+                self.invalidate(schema)
 
 
 page_cache = PageCache()

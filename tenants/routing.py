@@ -100,22 +100,36 @@ class RoutingCache:
             )
             self._thread.start()
 
+    # What a subclass changes: the channels it hears, how long it waits for a notification
+    # before `_on_idle`, and what a notification drops.
+    channels: tuple[str, ...] = (CHANNEL,)
+    wait_seconds = 0.5
+
+    def _on_notify(self, note) -> None:
+        self.invalidate()
+
+    def _on_idle(self) -> None:
+        """After each wait for notifications (a subclass's delayed work)."""
+
     def _listen(self, params: dict, stop: threading.Event) -> None:
         backoff = 0.1
+        params = {**params, "application_name": self.listener_name}
         while not stop.is_set():
             try:
                 with psycopg.connect(**params, autocommit=True) as conn:
                     self._listen_conn = conn
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    for channel in self.channels:
+                        conn.execute(f"LISTEN {channel}")
                     self.invalidate()
                     self.listening = True
                     backoff = 0.1
                     while not stop.is_set():
-                        for _ in conn.notifies(timeout=0.5):
-                            self.invalidate()
+                        for note in conn.notifies(timeout=self.wait_seconds):
+                            self._on_notify(note)
+                        self._on_idle()
             except Exception as exc:  # reconnect; meanwhile nothing is cached
                 if not stop.is_set():
-                    logger.warning("tenant routing listener lost its connection: %s", exc)
+                    logger.warning("%s lost its connection: %s", self.listener_name, exc)
             finally:
                 self.listening = False
                 self._listen_conn = None
@@ -158,7 +172,6 @@ def _listener_params() -> dict:
         "password": db.get("PASSWORD") or None,
         "host": db.get("HOST") or None,
         "port": db.get("PORT") or None,
-        "application_name": "tenant-routing-listener",
     }
     for key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword"):
         if key in db.get("OPTIONS", {}):
