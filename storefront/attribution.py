@@ -32,7 +32,7 @@ def attribution_read(request) -> dict[str, str] | None:
     try:
         signed_at = _signed_at(raw)
         data = signing.loads(raw, salt=COOKIE, max_age=MAX_AGE)
-    except signing.BadSignature:
+    except (signing.BadSignature, ValueError):  # ValueError: a lone surrogate in the signature
         return None
     # A cookie signed before the input boundary existed may carry a NUL from its campaign
     # link: treat it as absent (the next page view replaces it) rather than store it.

@@ -51,3 +51,17 @@ def test_a_forged_or_expired_cookie_is_refused_every_time_and_never_remembered(m
         for _ in range(2):
             assert attribution_read(_request(raw)) is None
         assert raw not in attribution._verified
+
+
+def test_a_cookie_with_a_nul_or_a_lone_surrogate_anywhere_is_absent_not_an_error(monkeypatch):
+    good = _signed({"utm_source": "newsletter"}, at=time.time(), monkeypatch=monkeypatch)
+    value, stamp, signature = good.rsplit(":", 2)
+    for raw in (
+        "\x00",
+        "\ud800",
+        f"{value}:{stamp}:\ud800{signature[1:]}",  # reaches the signature's comparison
+        f"{value}\x00:{stamp}:{signature}",
+        f"{value}:\ud800:{signature}",
+    ):
+        assert attribution_read(_request(raw)) is None, repr(raw)
+    assert attribution.attribution_read(_request(good)) == {"utm_source": "newsletter"}
