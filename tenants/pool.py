@@ -130,8 +130,12 @@ class FillResult:
 @contextmanager
 def _session_lock(key: int, *, wait: bool):
     """An advisory lock on a connection of its own (forked workers never touch it); yields
-    whether it was taken. It goes with the session, so a killed holder releases it."""
+    whether it was taken. It goes with the session, so a killed holder releases it; a holder
+    that ends normally unlocks it first, since the server ends a closed session's backend (and
+    frees its locks) some time after the client has gone: a caller right after us would
+    otherwise find the lock still taken."""
     lock_conn = connections.create_connection("default")
+    got = False
     try:
         lock_conn.set_schema_to_public()
         with lock_conn.cursor() as cursor:
@@ -142,7 +146,12 @@ def _session_lock(key: int, *, wait: bool):
             got = cursor.fetchone()[-1]
         yield got
     finally:
-        lock_conn.close()
+        try:
+            if got:
+                with lock_conn.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        finally:
+            lock_conn.close()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django_tenants.utils import schema_exists, tenant_context
 
 from tenants import pool
@@ -147,6 +147,39 @@ def test_a_template_whose_function_names_its_schema_makes_no_spare(db, monkeypat
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE '\\_spare\\_%'")
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["fill", "claims"])
+def test_a_pool_lock_is_free_the_moment_its_holder_is_done(db, monkeypatch, wait):
+    """The server ends a closed session's backend, and frees its advisory locks, some time
+    after the client has gone; a fill right after another (beat's, then the command's) found
+    the lock still taken and reported "another fill is running". Here the holder's session
+    stays open after the block, as a slow backend exit would leave it: the lock must be free."""
+    lingering = []
+    create = connections.create_connection
+
+    def create_connection(alias):
+        conn = create(alias)
+        lingering.append(conn)
+        monkeypatch.setattr(conn, "close", lambda: None)  # the backend outlives the block
+        return conn
+
+    monkeypatch.setattr(pool.connections, "create_connection", create_connection)
+    key = pool._CLAIMS_LOCK if wait else pool._FILL_LOCK
+    try:
+        with pool._session_lock(key, wait=wait) as got:
+            assert got
+        other = create("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+                assert cursor.fetchone()[0] is True
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        finally:
+            other.close()
+    finally:
+        for conn in lingering:
+            type(conn).close(conn)
 
 
 def _csv(tmp_path, rows):
