@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import psycopg
@@ -84,10 +85,10 @@ def admin_sql(sql: str) -> None:
         conn.execute(sql)
 
 
-def write_csv(path: Path, first: int, last: int) -> None:
+def write_csv(path: Path, numbers: Iterable[int]) -> None:
     with path.open("w") as f:
         f.write("slug,display_name,domain,owner_email\n")
-        for i in range(first, last + 1):
+        for i in numbers:
             f.write(f"bench-{i},Bench {i},bench-{i}.localhost,owner{i}@example.com\n")
 
 
@@ -100,9 +101,32 @@ def creator_hosts(db: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+def bench_numbers_missing(slugs: list[str], creators: int) -> list[int]:
+    """The numbers i in 1..creators with no `bench-i` among `slugs`: what a resumed build
+    still has to make (a creator is all-or-nothing, so an interrupted chunk leaves gaps, not
+    half-made stores)."""
+    have = {int(slug[6:]) for slug in slugs if re.fullmatch(r"bench-\d+", slug)}
+    return [i for i in range(1, creators + 1) if i not in have]
+
+
+def db_exists(db: str) -> bool:
+    with psycopg.connect(f"{PG}/postgres") as conn:
+        return bool(conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone())
+
+
+def bench_slugs(db: str) -> list[str]:
+    with psycopg.connect(f"{PG}/{db}") as conn:
+        rows = conn.execute("SELECT slug FROM tenants_creator WHERE slug LIKE 'bench-%'")
+        return [row[0] for row in rows.fetchall()]
+
+
 def provision(db: str, tmp: Path, first: int, last: int, jobs: int) -> tuple[float, str]:
-    path = tmp / f"creators-{first}-{last}.csv"
-    write_csv(path, first, last)
+    return provision_numbers(db, tmp, range(first, last + 1), jobs)
+
+
+def provision_numbers(db: str, tmp: Path, numbers: Iterable[int], jobs: int) -> tuple[float, str]:
+    path = tmp / "creators.csv"
+    write_csv(path, numbers)
     # Without the bench migration: the "one new migration" pass must find it missing.
     return manage(db, "create_creators", str(path), "--jobs", str(jobs))
 
@@ -478,6 +502,12 @@ def sub_main(argv: list[str]) -> int:
     build.add_argument("--db", required=True)
     build.add_argument("--creators", type=int, required=True)
     build.add_argument("--jobs", type=int, default=8)
+    build.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the database if it exists and make only the missing bench-1..N: "
+        "a large build in chunks (--creators 2000, 4000, …), each under the lock on its own",
+    )
     lat = sub.add_parser("latency", help="storefront p50/p99: small vs large database")
     lat.add_argument("--small", required=True)
     lat.add_argument("--large", required=True)
@@ -509,17 +539,23 @@ def sub_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-tenancy-"))
     if args.cmd == "build":
-        say(f"database {args.db} (dropped and recreated), {args.creators} creators")
-        db_create(args.db)
-        seconds, out = provision(args.db, tmp, 1, args.creators, args.jobs)
+        if args.resume and db_exists(args.db):
+            numbers = bench_numbers_missing(bench_slugs(args.db), args.creators)
+            say(f"database {args.db} kept: {len(numbers)} of {args.creators} creators to make")
+        else:
+            say(f"database {args.db} (dropped and recreated), {args.creators} creators")
+            db_create(args.db)
+            numbers = list(range(1, args.creators + 1))
+        seconds, out = provision_numbers(args.db, tmp, numbers, args.jobs)
         results["build"] = {
             "db": args.db,
             "creators": args.creators,
+            "made": len(numbers),
             "seconds": seconds,
             "jobs": args.jobs,
             "summary": out.strip().splitlines()[-1],
         }
-        say(f"{args.creators} creators in {seconds:.1f}s (whole command, --jobs {args.jobs})")
+        say(f"{len(numbers)} creators in {seconds:.1f}s (whole command, --jobs {args.jobs})")
     elif args.cmd == "steady":
         latency_steady(args.small, args.large, args.rounds, args.seconds, args.visits, tmp)
     elif args.cmd == "pool":
