@@ -142,6 +142,12 @@ def backends_opened(db: str) -> int:
         ).fetchone()[0]
 
 
+def served_backends(pg: list[dict]) -> list[dict]:
+    """The backends that served requests: not the processes' LISTEN connections (routing and
+    page caches, named `…-listener` in application_name), which never open a store."""
+    return [b for b in pg if not (b["app"] or "").endswith("-listener")]
+
+
 def summary(took: list[float]) -> dict[str, float]:
     return {"p50_ms": pct(took, 50), "p99_ms": pct(took, 99), "max_ms": max(took)}
 
@@ -182,7 +188,7 @@ def one_run(db: str, name: str, hosts: list[str], opts) -> dict:
     result = {name: summary(took) for name, took in passes.items()}
     result["cold_vs_warm_p50"] = result["cold"]["p50_ms"] / result["warm"]["p50_ms"]
     result["cold_vs_warm_p99"] = result["cold"]["p99_ms"] / result["warm"]["p99_ms"]
-    served = [b for b in pg if b["app"] != "tenant-routing-listener"]
+    served = served_backends(pg)
     result["pg_backends"] = pg
     result["pg_max_rss_mb"] = max((b["rss_mb"] for b in served), default=0)
     result["pg_max_private_mb"] = max((b["private_mb"] for b in served), default=0)
