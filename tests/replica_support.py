@@ -18,6 +18,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,15 @@ class Standby:
             conn.execute(
                 "SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()"
             )
+
+    @contextmanager
+    def replay_paused(self) -> Iterator[None]:
+        """The standby receives WAL but applies none of it inside the block."""
+        self.pause_replay(True)
+        try:
+            yield
+        finally:
+            self.pause_replay(False)
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
