@@ -387,10 +387,17 @@ class Client:
     """One buyer's browser session behind the TLS proxy: cookies, Host, X-Forwarded-*."""
 
     def __init__(
-        self, port: int, recorder: Recorder, address: str, timeout: float = 60, host: str = HOST
+        self,
+        port: int,
+        recorder: Recorder,
+        address: str,
+        timeout: float = 60,
+        host: str = HOST,
+        headers: dict[str, str] | None = None,
     ):
         self.port, self.recorder, self.address, self.timeout = port, recorder, address, timeout
         self.host = host
+        self.extra_headers = headers or {}  # e.g. a partner's Authorization
         self.cookies: dict[str, str] = {}
         self.conn: http.client.HTTPConnection | None = None
 
@@ -402,6 +409,7 @@ class Client:
             "X-Forwarded-Proto": "https",
             "X-Forwarded-For": self.address,
             "User-Agent": "bench",
+            **self.extra_headers,
         }
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())

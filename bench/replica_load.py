@@ -1,19 +1,24 @@
-"""Dashboard reads on a streaming replica under checkout load, and the primary's CPU they save.
+"""Reads on a streaming replica under checkout load, and the primary's CPU they save: the
+dashboard's (`--reads dashboard`, the default) or the partner API's lists (`--reads api`).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/storefront_bench_replica \
       .venv/bin/python -m bench.replica_load [--phases ABA] [--seconds 25] [--threads 16] \
-        [--dashboards 4] [--workers 2] [--gunicorn-threads 32] [--gateway-ms 20] [--keep]
+        [--reads dashboard|api] [--dashboards 4] [--workers 2] [--gunicorn-threads 32] \
+        [--gateway-ms 20] [--keep]
 
 One database of its own (bench/harness.py: the `load.localhost` store) and a real hot standby
 of the machine's PostgreSQL (tests/replica_support.py: pg_basebackup -R, own port), which
 streams throughout. Each phase starts gunicorn afresh (production settings, gthread) and runs
 the same load: `--threads` buyers through the checkout flow (stub gateway at `--gateway-ms`)
-while `--dashboards` threads, each logged in as the store's owner, load
-/admin/analytics/dashboard/ back to back. Phase A runs without a replica configured; phase B
+while `--dashboards` threads read back to back: each logged in as the store's owner, loading
+/admin/analytics/dashboard/, or with `--reads api` each a partner with a read key of its own,
+going round the API's lists (API_LISTS: orders, customers, events, subscriptions, transfers,
+products; the first page of each, as an integration polling them would). Phase A runs
+without a replica configured; phase B
 with DATABASE_REPLICA_URL naming the bench database on the standby (`--phases ABA` repeats A
 at the end: the store grows during the run and the machine is shared, so A is bracketed).
 
-Per phase: paid checkouts/s, dashboard requests/s and p50/p99; the dashboard requests that
+Per phase: paid checkouts/s, read requests/s and p50/p99; the read requests that
 read on the replica (those the app did not log as falling back to the primary, and the
 standby's own counters: transactions and tuples returned in the bench database); and the CPU
 seconds of the primary's PostgreSQL backends serving the bench database (utime + stime from
@@ -51,13 +56,33 @@ from bench.harness import (
 from tests.replica_support import Standby, standby_start
 
 DASHBOARD = "/admin/analytics/dashboard/"
+API_LISTS = (
+    "/api/v1/orders/",
+    "/api/v1/customers/",
+    "/api/v1/events/",
+    "/api/v1/subscriptions/",
+    "/api/v1/transfers/",
+    "/api/v1/products/",
+)
+# One read key per reader thread, each allowed the most (partners.models.MAX_RATE_PER_MINUTE).
+API_KEYS = r"""
+from django_tenants.utils import schema_context
+from partners.models import MAX_RATE_PER_MINUTE
+from partners.services import api_key_create
+with schema_context("SCHEMA"):
+    for n in range(COUNT):
+        print(api_key_create(name="bench %d" % n, scope="read",
+                             rate_per_minute=MAX_RATE_PER_MINUTE).token)
+"""
 OWNER, OWNER_PASSWORD = "owner", "bench-pass-123"  # bench/harness.py SEED
 FALLBACK_MARK = "reading from the primary"  # core.replica's log line for each fallback
 KINDS = {
-    "A": "no replica, dashboards",
-    "B": "replica on the standby, dashboards",
-    "C": "no replica, no dashboards (checkout only)",
+    "A": "no replica, reads",
+    "B": "replica on the standby, reads",
+    "C": "no replica, no reads (checkout only)",
 }
+NOUN = {"dashboard": "dashboard", "api": "API list"}
+READ_NAME = {"dashboard": "dashboard", "api": "api_list"}  # the Recorder's name of a read
 
 
 # --- pure helpers (tests/test_bench_replica_load.py) -------------------------------------------
@@ -190,6 +215,40 @@ def dashboard_login(client: Client) -> bool:
     return status == 302 and "/login/" not in headers.get("Location", "")
 
 
+def api_keys(run: Run, schema: str, count: int) -> list[str]:
+    """`count` read keys of the bench store (one per reader thread: each has its own limit)."""
+    out = run.manage("shell", "-c", API_KEYS.replace("SCHEMA", schema).replace("COUNT", str(count)))
+    return out.split()[-count:]
+
+
+def readers_open(port: int, args, recorder: Recorder, offset: int, keys: list[str]) -> list:
+    """The reader threads' clients, each warmed up once (the dashboard: logged in, the page
+    loaded; the API: each list read)."""
+    clients = []
+    for k in range(args.dashboards):
+        where = address(offset + 1_900_000 + k)
+        if args.reads == "api":
+            client = Client(port, recorder, where, headers={"Authorization": f"Bearer {keys[k]}"})
+            for path in API_LISTS:
+                status, _, body = client.request("api_list", "GET", path)
+                if status != 200:
+                    raise RuntimeError(f"GET {path} answered {status}: {body[:200]!r}")
+        else:
+            client = Client(port, recorder, where)
+            if not dashboard_login(client):
+                raise RuntimeError(f"the owner could not log in: {recorder.errors[:3]}")
+            client.request("dashboard", "GET", DASHBOARD)
+        clients.append(client)
+    return clients
+
+
+def read_once(client: Client, reads: str, n: int) -> None:
+    if reads == "api":
+        client.request("api_list", "GET", API_LISTS[n % len(API_LISTS)])
+    else:
+        client.request("dashboard", "GET", DASHBOARD)
+
+
 def phase(run: Run, standby: Standby, catalog: dict, args, n: int, name: str) -> dict:
     """One phase (module doc): `name` starts with its kind, A, B or C."""
     replica, dashboards = name[0] == "B", 0 if name[0] == "C" else args.dashboards
@@ -202,9 +261,9 @@ def phase(run: Run, standby: Standby, catalog: dict, args, n: int, name: str) ->
     log_from = log.stat().st_size if log.exists() else 0
     before = {"primary": db_stats(primary_dsn, run.db), "standby": db_stats(standby.dsn(), run.db)}
     port = run.start_gunicorn(args.workers, threads=args.gunicorn_threads, **extra)
-    say(f"phase {name}: {KINDS[name[0]]}; port {port}")
+    say(f"phase {name}: {KINDS[name[0]]} ({NOUN[args.reads]}); port {port}")
 
-    # Warm-up: a few buyers, and each dashboard thread logs in and loads the page once.
+    # Warm-up: a few buyers, and each reader thread once (readers_open).
     warm = Recorder()
     offset = 2_000_000 * (n + 1)  # distinct buyer addresses in every phase (rate limits)
     drive(
@@ -214,14 +273,10 @@ def phase(run: Run, standby: Standby, catalog: dict, args, n: int, name: str) ->
         max_iterations=8,
     )
     dash_warm, dash = Recorder(), Recorder()
-    clients = []
-    for k in range(dashboards):
-        client = Client(port, dash_warm, address(offset + 1_900_000 + k))
-        if not dashboard_login(client):
-            raise RuntimeError(f"the owner could not log in: {dash_warm.errors[:3]}")
-        client.request("dashboard", "GET", DASHBOARD)
+    clients = readers_open(port, args, dash_warm, offset, args.keys) if dashboards else []
+    for client in clients:
         client.recorder = dash
-        clients.append(client)
+    warm_reads = len(dash_warm.samples[READ_NAME[args.reads]])
     if warm.errors or dash_warm.errors:
         raise RuntimeError("warm-up failed: " + "\n".join((warm.errors + dash_warm.errors)[:5]))
 
@@ -241,9 +296,11 @@ def phase(run: Run, standby: Standby, catalog: dict, args, n: int, name: str) ->
             outcomes["accepted"] += result.accepted
 
     def reader(client: Client) -> None:
+        n = 0
         while not stop.is_set():
+            n += 1
             try:
-                client.request("dashboard", "GET", DASHBOARD)
+                read_once(client, args.reads, n)
             except Exception:  # noqa: BLE001 - recorded as 599
                 pass
 
@@ -270,8 +327,9 @@ def phase(run: Run, standby: Standby, catalog: dict, args, n: int, name: str) ->
     after = {"primary": db_stats(primary_dsn, run.db), "standby": db_stats(standby.dsn(), run.db)}
     fallbacks = log.read_text(errors="replace")[log_from:].count(FALLBACK_MARK) if replica else 0
 
-    d = dash.summary(elapsed).get("dashboard", {"requests": 0, "rps": 0.0, "statuses": {}})
-    dashboards_all = d["requests"] + dashboards  # and one each in the warm-up
+    empty = {"requests": 0, "rps": 0.0, "statuses": {}}
+    d = dash.summary(elapsed).get(READ_NAME[args.reads], empty)
+    reads_all = d["requests"] + warm_reads  # and those of the warm-up
     paid = outcomes["paid"]
     out = {
         "phase": name,
@@ -283,11 +341,11 @@ def phase(run: Run, standby: Standby, catalog: dict, args, n: int, name: str) ->
         "paid_per_s": paid / elapsed,
         "flow": rec.summary(elapsed),
         "flow_errors": rec.errors[:5],
-        "dashboard": d,
-        "dashboard_errors": dash.errors[:5],
-        "dashboards_with_warmup": dashboards_all,
-        "dashboard_fallbacks": fallbacks,
-        "dashboards_on_replica": dashboards_all - fallbacks if replica else 0,
+        "reads": d,
+        "read_errors": dash.errors[:5],
+        "reads_with_warmup": reads_all,
+        "read_fallbacks": fallbacks,
+        "reads_on_replica": reads_all - fallbacks if replica else 0,
         "primary_cpu": p_cpu,
         "standby_cpu": s_cpu,
         "gunicorn_cpu_s": gcpu,
@@ -301,10 +359,11 @@ def phase(run: Run, standby: Standby, catalog: dict, args, n: int, name: str) ->
     out["primary_cpu_ms_per_paid"] = 1000 * bench / max(1, paid)
     st = out["stats"]["standby"]
     say(
-        f"phase {name}: {paid} paid in {elapsed:.1f}s ({out['paid_per_s']:.1f}/s); dashboard "
+        f"phase {name}: {paid} paid in {elapsed:.1f}s ({out['paid_per_s']:.1f}/s); "
+        f"{NOUN[args.reads]} "
         f"{d['requests']} ({d['rps']:.1f}/s, p50 {d.get('p50_ms', 0):.0f} ms, p99 "
         f"{d.get('p99_ms', 0):.0f} ms, statuses {d['statuses']}); on the replica "
-        f"{out['dashboards_on_replica']} of {dashboards_all} (fallbacks {fallbacks}; standby "
+        f"{out['reads_on_replica']} of {reads_all} (fallbacks {fallbacks}; standby "
         f"{st['xact_commit']} transactions, {st['tup_returned']} tuples returned); primary "
         f"backends {bench:.2f} CPU s = {out['primary_cpu_per_s']:.3f}/s, "
         f"{out['primary_cpu_ms_per_paid']:.1f} ms per paid checkout; walsender "
@@ -322,10 +381,10 @@ def mean(rows: list[dict], key) -> float:
     return sum(key(r) for r in rows) / len(rows) if rows else 0.0
 
 
-def dashboard_cpu(phases: list[dict]) -> dict[str, float | None]:
-    """The primary's CPU the dashboards cost: each kind's mean CPU s/s less what its paid
-    checkouts cost at the checkout-only phases' (C) CPU per paid checkout, per dashboard
-    request; and the share of it phase B moved off the primary, 1 − B / A. Means over the
+def reads_cpu(phases: list[dict]) -> dict[str, float | None]:
+    """The primary's CPU the reads (dashboards or API lists) cost: each kind's mean CPU s/s
+    less what its paid checkouts cost at the checkout-only phases' (C) CPU per paid checkout,
+    per read request; and the share of it phase B moved off the primary, 1 − B / A. Means over the
     phases of a kind, so ABCBA cancels a linear drift."""
     out: dict[str, float | None] = {"moved": None, "A_ms": None, "B_ms": None}
     c = of_kind(phases, "C")
@@ -337,7 +396,7 @@ def dashboard_cpu(phases: list[dict]) -> dict[str, float | None]:
         rows = of_kind(phases, k)
         if rows:
             cpu = mean(rows, lambda p: p["primary_cpu_per_s"] - per_paid * p["paid_per_s"])
-            rps = mean(rows, lambda p: p["dashboard"]["rps"])
+            rps = mean(rows, lambda p: p["reads"]["rps"])
             dash[k] = cpu
             out[f"{k}_ms"] = 1000 * cpu / rps if rps else None
     if "B" in dash and dash["A"] > 0:
@@ -345,7 +404,7 @@ def dashboard_cpu(phases: list[dict]) -> dict[str, float | None]:
     return out
 
 
-def table(phases: list[dict]) -> str:
+def table(phases: list[dict], noun: str = "dashboard") -> str:
     """The README's table: one column per phase, then B over the mean of the A phases."""
     a, b = of_kind(phases, "A"), of_kind(phases, "B")
 
@@ -353,23 +412,23 @@ def table(phases: list[dict]) -> str:
         ("load average at the end", lambda p: p["load"], None),
         ("paid checkouts/s", lambda p: f"{p['paid_per_s']:.2f}", lambda p: p["paid_per_s"]),
         (
-            "dashboard requests/s",
-            lambda p: f"{p['dashboard']['rps']:.2f}",
-            lambda p: p["dashboard"]["rps"],
+            f"{noun} requests/s",
+            lambda p: f"{p['reads']['rps']:.2f}",
+            lambda p: p["reads"]["rps"],
         ),
         (
-            "dashboard p50 ms",
-            lambda p: f"{p['dashboard'].get('p50_ms', 0):.0f}",
-            lambda p: p["dashboard"].get("p50_ms", 0),
+            f"{noun} p50 ms",
+            lambda p: f"{p['reads'].get('p50_ms', 0):.0f}",
+            lambda p: p["reads"].get("p50_ms", 0),
         ),
         (
-            "dashboard p99 ms",
-            lambda p: f"{p['dashboard'].get('p99_ms', 0):.0f}",
-            lambda p: p["dashboard"].get("p99_ms", 0),
+            f"{noun} p99 ms",
+            lambda p: f"{p['reads'].get('p99_ms', 0):.0f}",
+            lambda p: p["reads"].get("p99_ms", 0),
         ),
         (
-            "dashboards read on the replica (of all, warm-up included)",
-            lambda p: f"{p['dashboards_on_replica']} of {p['dashboards_with_warmup']}",
+            f"{noun} requests read on the replica (of all, warm-up included)",
+            lambda p: f"{p['reads_on_replica']} of {p['reads_with_warmup']}",
             None,
         ),
         (
@@ -422,7 +481,10 @@ def main() -> int:
     parser.add_argument("--phases", default="ABCBA", help="a string of A, B and C (KINDS)")
     parser.add_argument("--seconds", type=float, default=25)
     parser.add_argument("--threads", type=int, default=16, help="buyers at a time")
-    parser.add_argument("--dashboards", type=int, default=4, help="owner threads on the page")
+    parser.add_argument(
+        "--reads", choices=sorted(NOUN), default="dashboard", help="what the readers read"
+    )
+    parser.add_argument("--dashboards", type=int, default=4, help="reader threads")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--gunicorn-threads", type=int, default=32)
     parser.add_argument("--gateway-ms", type=float, default=20)
@@ -435,9 +497,11 @@ def main() -> int:
     run = Run(server=server, db=db, redis_url=redis)
     host, _, port = server.rpartition("@")[2].partition(":")
     standby = None
-    results: dict = {"args": vars(args), "cpus": os.cpu_count(), "phases": []}
+    results: dict = {"args": dict(vars(args)), "cpus": os.cpu_count(), "phases": []}
+    noun = NOUN[args.reads]
     try:
         catalog = run.create_database()
+        args.keys = api_keys(run, catalog["schema"], args.dashboards) if args.reads == "api" else []
         say("starting a hot standby of the machine's PostgreSQL (pg_basebackup -R)")
         standby = standby_start(host, int(port or 5432))
         say(f"standby on 127.0.0.1:{standby.port}")
@@ -446,23 +510,24 @@ def main() -> int:
             name = letter if args.phases.count(letter) == 1 else f"{letter}{n + 1}"
             results["phases"].append(phase(run, standby, catalog, args, n, name))
         print()
-        print(table(results["phases"]))
-        results["dashboard_cpu"] = cost = dashboard_cpu(results["phases"])
+        print(table(results["phases"], noun))
+        results["reads_cpu"] = cost = reads_cpu(results["phases"])
         b = of_kind(results["phases"], "B")
         standby_ms = (
             1000
             * sum(p["standby_cpu"].get("bench", 0) for p in b)
-            / max(1, sum(p["dashboard"]["requests"] for p in b))  # the timed window's
+            / max(1, sum(p["reads"]["requests"] for p in b))  # the timed window's
         )
         moved = "n/a" if cost["moved"] is None else f"{cost['moved']:.0%}"
         print(
-            "\nprimary backends' CPU per dashboard request (net of the checkouts at C's cost): "
+            f"\nprimary backends' CPU per {noun} request (net of the checkouts at C's cost): "
             f"A {_ms(cost['A_ms'])}, B {_ms(cost['B_ms'])}; the standby's backends "
-            f"{standby_ms:.1f} ms per dashboard in B; share of the dashboards' primary CPU "
-            f"moved to the replica, 1 − B / A: {moved}"
+            f"{standby_ms:.1f} ms per {noun} request in B; share of the {noun} requests' "
+            f"primary CPU moved to the replica, 1 − B / A: {moved}"
         )
     finally:
-        out = ROOT / ".local" / "bench-replica-load.json"
+        suffix = "" if args.reads == "dashboard" else f"-{args.reads}"
+        out = ROOT / ".local" / f"bench-replica-load{suffix}.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(results, indent=2, default=str))
         say(f"results in {out}")

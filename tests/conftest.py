@@ -340,6 +340,42 @@ def celery_worker_shared(django_db_setup, redis_url, tmp_path_factory):
         worker_stop(proc)
 
 
+@pytest.fixture(scope="session")
+def standby(django_db_setup, django_db_blocker):
+    """A real hot standby of the suite's server (tests/replica_support.py), one per test
+    process: the dashboard's and the partner API's replica tests share it, since its base
+    backup is the whole server. Skips where none can be started."""
+    from tests.replica_support import StandbyUnavailable, standby_start
+
+    db = connections["default"].settings_dict
+    try:
+        running = standby_start(db["HOST"], int(db["PORT"] or 5432))
+    except StandbyUnavailable as exc:
+        pytest.skip(f"no hot standby here: {exc}")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def replica_alias(standby, settings):
+    """The `replica` alias on the standby's copy of the test database, for this test, as
+    DATABASE_REPLICA_URL would make it (core/replica.py)."""
+    import copy
+
+    from core import replica
+
+    entry = copy.deepcopy(connections["default"].settings_dict)
+    entry.update(HOST="127.0.0.1", PORT=str(standby.port), CONN_MAX_AGE=0)
+    settings.DATABASES[replica.REPLICA] = entry  # the same dict `connections` reads
+    settings.DATABASE_REPLICA_MAX_LAG = 5
+    replica.replica_retry_now()
+    yield entry
+    connections[replica.REPLICA].close()
+    del connections[replica.REPLICA]
+    del settings.DATABASES[replica.REPLICA]
+    replica.replica_retry_now()
+
+
 @pytest.fixture
 def celery_worker_process(celery_worker_shared, live_tenant):
     """A real Celery worker process on the real broker and the test database (started once per

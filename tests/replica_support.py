@@ -18,6 +18,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,15 @@ class Standby:
             conn.execute(
                 "SELECT pg_wal_replay_pause()" if paused else "SELECT pg_wal_replay_resume()"
             )
+
+    @contextmanager
+    def replay_paused(self) -> Iterator[None]:
+        """The standby receives WAL but applies none of it inside the block."""
+        self.pause_replay(True)
+        try:
+            yield
+        finally:
+            self.pause_replay(False)
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
@@ -112,6 +123,26 @@ def _replication_allowed(primary: str) -> None:
         conn.execute("SELECT pg_reload_conf()")
 
 
+# A hot standby refuses to start with any of these below the primary's (PostgreSQL's "recovery
+# aborted because of insufficient parameter settings"): it copies them.
+_AT_LEAST_THE_PRIMARYS = (
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+)
+
+
+def _limits_of(primary: str) -> str:
+    with psycopg.connect(primary, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+            [list(_AT_LEAST_THE_PRIMARYS)],
+        ).fetchall()
+    return "".join(f"{name} = {int(setting)}\n" for name, setting in rows)
+
+
 def standby_start(host: str, port: int) -> Standby:
     pg_bin = _pg_bin()
     try:
@@ -148,7 +179,7 @@ def standby_start(host: str, port: int) -> Standby:
         config = (
             f"port = {standby.port}\nlisten_addresses = '127.0.0.1'\n"
             f"unix_socket_directories = '{folder}'\nhot_standby = on\nfsync = off\n"
-            "shared_buffers = 32MB\nhot_standby_feedback = on\n"
+            "shared_buffers = 32MB\nhot_standby_feedback = on\n" + _limits_of(primary)
         )
         hba = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
         for name, text in (("postgresql.conf", config), ("pg_hba.conf", hba)):

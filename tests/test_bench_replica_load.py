@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.replica_load import CpuAccount, dashboard_cpu, process_kind
+from bench.replica_load import CpuAccount, process_kind, reads_cpu
 
 DB = "storefront_bench_replica"
 
@@ -39,7 +39,7 @@ def _phase(kind: str, cpu_per_s: float, paid_per_s: float, dashboards_per_s: flo
         "kind": kind,
         "primary_cpu_per_s": cpu_per_s,
         "paid_per_s": paid_per_s,
-        "dashboard": {"rps": dashboards_per_s},
+        "reads": {"rps": dashboards_per_s},
     }
 
 
@@ -51,7 +51,7 @@ def test_the_share_moved_is_the_dashboards_primary_cpu_saved_net_of_the_checkout
         _phase("B", 0.42, 10.0, 8.0),
         _phase("A", 0.70, 10.0, 8.0),
     ]
-    cost = dashboard_cpu(phases)
+    cost = reads_cpu(phases)
     # A 0.60, B 0.40 CPU s per s, of which 10 checkouts/s × 30 ms are the checkouts': the
     # dashboards cost 0.30 in A and 0.10 in B.
     assert cost["moved"] == pytest.approx(2 / 3)
@@ -60,7 +60,7 @@ def test_the_share_moved_is_the_dashboards_primary_cpu_saved_net_of_the_checkout
 
 
 def test_without_a_checkout_only_phase_nothing_is_claimed():
-    assert dashboard_cpu([_phase("A", 0.5, 10, 8.0), _phase("B", 0.4, 10, 8.0)]) == {
+    assert reads_cpu([_phase("A", 0.5, 10, 8.0), _phase("B", 0.4, 10, 8.0)]) == {
         "moved": None,
         "A_ms": None,
         "B_ms": None,

@@ -23,6 +23,7 @@ from api.filters import (
     UtcDateTimeField,
     query_params_once,
 )
+from api.reads import ReplicaReads
 from core import replica
 
 
@@ -65,7 +66,9 @@ class EventCursor(BoundedCursor):
     ordering = ("-occurred_at", "-id")
 
 
-class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class EventViewSet(
+    ReplicaReads, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = EventOut
     filterset_class = EventFilter
     pagination_class = EventCursor

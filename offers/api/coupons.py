@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from api.auth import actor_of
 from api.errors import ApiError
 from api.fields import MINOR_UNITS, MINOR_UNITS_OUT
+from api.reads import ReplicaReads
 from api.schema import IDEMPOTENCY_HEADER
 from audit.services import audited_create, audited_update
 from offers.coupons import CODE_RE
@@ -178,6 +179,7 @@ class CouponFilter(django_filters.FilterSet):
 
 
 class CouponViewSet(
+    ReplicaReads,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,

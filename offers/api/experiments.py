@@ -27,6 +27,7 @@ from analytics.models import (
 from api.auth import actor_of
 from api.errors import ApiError
 from api.filters import IdFilter
+from api.reads import ReplicaReads
 from offers.api import services
 from offers.experiments import experiment_start, experiment_stop
 from offers.models import Offer
@@ -244,7 +245,9 @@ class ExperimentFilter(django_filters.FilterSet):
         fields = ["status", "offer_id"]
 
 
-class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ExperimentViewSet(
+    ReplicaReads, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Experiments against an offer. Each shows `sample_size`: the visitors per arm the test
     needs, from its baseline, minimum detectable effect, alpha and power, before it starts."""
 

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from api.auth import actor_of
 from api.errors import ApiError
 from api.filters import IdFilter
+from api.reads import ReplicaReads
 from core.money import Money
 from offers.api import services
 from offers.api.serializers import OfferIn, OfferOut, OfferWithWarnings, PauseIn
@@ -56,7 +57,7 @@ def _guardrails(data: dict, instance: Offer | None) -> list[str]:
     return [check.warning] if check.warning else []
 
 
-class OfferViewSet(viewsets.ModelViewSet):
+class OfferViewSet(ReplicaReads, viewsets.ModelViewSet):
     """Bumps, upsells, downsells (`parent_id`: their upsell) and follow-up cross-sells
     (`followup_delays_hours`), with the pricing guardrails, the pause switch and the
     per-buyer upsell cap (`customer_cap_hours`). Every change is in the audit trail."""

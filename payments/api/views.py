@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.filters import BoundedCursor, BoundedDateTimeFilter, QueryParamsCheck
+from api.reads import ReplicaReads
 from payments.connect import payout_account_current
 from payments.models import TransferAttempt, TransferStatus
 from payments.public import account_state, transfer_public
@@ -66,7 +67,9 @@ class TransferCursor(BoundedCursor):
     ordering = ("-created_at", "-id")
 
 
-class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TransferViewSet(
+    ReplicaReads, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """The store's share of each settled charge, newest first."""
 
     serializer_class = TransferOut

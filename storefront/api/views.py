@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from api.auth import actor_of
 from api.errors import ApiError
 from api.filters import BoundedDateTimeFilter, IdFilter
+from api.reads import ReplicaReads
 from api.schema import IDEMPOTENCY_HEADER
 from core.money import Money
 from partners.api.idempotency import idempotent
@@ -32,7 +33,9 @@ from storefront.privacy import services as privacy
 from storefront.services.refunds import RefundRefused, order_line_refund
 
 
-class ReadOnly(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ReadOnly(
+    ReplicaReads, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     pass
 
 

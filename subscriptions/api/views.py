@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from api.auth import actor_of
 from api.errors import ApiError
 from api.filters import BoundedCursor, BoundedDateTimeFilter, IdFilter, QueryParamsCheck
+from api.reads import ReplicaReads
 from api.schema import IDEMPOTENCY_HEADER
 from audit.services import audit_record
 from partners.api.idempotency import idempotent
@@ -70,7 +71,7 @@ class SubscriptionCursor(BoundedCursor):
 
 
 class SubscriptionViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    ReplicaReads, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     """Subscriptions and payment plans, newest first."""
 

@@ -1,12 +1,12 @@
 """Dashboard and metric reads on a real streaming replica (core/replica.py).
 
-One hot standby of the suite's PostgreSQL serves the module (tests/replica_support.py). The
-connection alias `replica` points at the test database on it, as DATABASE_REPLICA_URL would.
+One hot standby of the suite's PostgreSQL (tests/conftest.py `standby`, shared with
+tests/api/test_replica_api.py) serves the module. The connection alias `replica` points at the
+test database on it, as DATABASE_REPLICA_URL would (`replica_alias`).
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 
 import pytest
@@ -17,37 +17,10 @@ from analytics import insights, selectors
 from analytics.selectors import MetricFilter
 from core import replica
 from tests.analytics.conftest import hand_store_build, staff_client_make
-from tests.replica_support import StandbyUnavailable, standby_start
 
 pytestmark = pytest.mark.slow
 
 URL = "/admin/analytics/dashboard/"
-
-
-@pytest.fixture(scope="module")
-def standby(django_db_setup, django_db_blocker):
-    db = connections[DEFAULT_DB_ALIAS].settings_dict
-    try:
-        running = standby_start(db["HOST"], int(db["PORT"] or 5432))
-    except StandbyUnavailable as exc:
-        pytest.skip(f"no hot standby here: {exc}")
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def replica_alias(standby, settings):
-    """The `replica` alias on the standby, for this test."""
-    entry = copy.deepcopy(connections[DEFAULT_DB_ALIAS].settings_dict)
-    entry.update(HOST="127.0.0.1", PORT=str(standby.port), CONN_MAX_AGE=0)
-    settings.DATABASES[replica.REPLICA] = entry  # the same dict `connections` reads
-    settings.DATABASE_REPLICA_MAX_LAG = 5
-    replica.replica_retry_now()
-    yield entry
-    connections[replica.REPLICA].close()
-    del connections[replica.REPLICA]
-    del settings.DATABASES[replica.REPLICA]
-    replica.replica_retry_now()
 
 
 @pytest.fixture
@@ -95,17 +68,14 @@ def test_the_dashboards_revenue_series_and_leaderboard_are_read_on_the_replica_t
 def test_a_replica_behind_the_primary_is_not_read(
     committed_store, replica_alias, standby, settings
 ):
-    settings.DATABASE_REPLICA_MAX_LAG = 0.3
-    standby.pause_replay(True)
-    try:
-        from storefront.models import Customer
+    from storefront.models import Customer
 
+    settings.DATABASE_REPLICA_MAX_LAG = 0.3
+    with standby.replay_paused():
         Customer.objects.create(email="late@buyer.example")  # committed on the primary only
         with replica.replica_reads():
             assert replica.read_alias() == DEFAULT_DB_ALIAS
             assert Customer.objects.filter(email="late@buyer.example").exists()
-    finally:
-        standby.pause_replay(False)
     settings.DATABASE_REPLICA_MAX_LAG = 10
     with replica.replica_reads():  # caught up again: back on the replica, with the row
         assert replica.read_alias() == replica.REPLICA

@@ -1,0 +1,188 @@
+"""The partner API's list and retrieve endpoints on a real streaming replica (api/reads.py).
+
+The standby is tests/conftest.py's `standby` (a hot standby of the suite's server, shared with
+tests/analytics/test_replica.py); `replica_alias` points the `replica` alias at the test
+database on it. Where a read ran is told by the SQL each connection sent: the replica's
+connection talks to the standby's port only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from rest_framework import mixins
+
+from analytics.models import Event, Experiment
+from api.reads import ReplicaReads
+from config.api_urls import router
+from core import replica
+from offers.models import Coupon, Offer
+from partners.models import ApiKey
+from partners.services import api_key_create
+from payments.models import TransferAttempt
+from storefront.models import Customer, Order, PrivacyRequest, Product
+from subscriptions.models import Subscription
+from tests.factories import ProductFactory
+
+HOST = "t1.localhost"
+LISTS = {
+    "products": Product,
+    "offers": Offer,
+    "coupons": Coupon,
+    "customers": Customer,
+    "orders": Order,
+    "events": Event,
+    "experiments": Experiment,
+    "transfers": TransferAttempt,
+    "subscriptions": Subscription,
+    "privacy-requests": PrivacyRequest,
+}
+
+
+def test_every_list_and_retrieve_endpoint_of_the_api_reads_through_replica_reads():
+    """A viewset added later with DRF's list or retrieve gets the routing too."""
+    readable = [
+        viewset
+        for _, viewset, _ in router.registry
+        if issubclass(viewset, (mixins.ListModelMixin, mixins.RetrieveModelMixin))
+    ]
+    assert {v.__name__ for v in readable} >= {"OrderViewSet", "EventViewSet", "OfferViewSet"}
+    for viewset in readable:
+        assert issubclass(viewset, ReplicaReads), viewset
+        for name in ("list", "retrieve"):
+            assert getattr(viewset, name) is getattr(ReplicaReads, name), (viewset, name)
+
+
+# --- over the standby ---------------------------------------------------------------------
+
+
+def _tables_read(captured, table: str) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if f'"{table}"' in q["sql"]]
+
+
+@pytest.fixture
+def keys(live_partners):
+    return {
+        "read": api_key_create(name="reader", scope=ApiKey.Scope.READ).token,
+        "write": api_key_create(name="partner", scope=ApiKey.Scope.WRITE).token,
+    }
+
+
+def _api(token: str) -> Client:
+    return Client(HTTP_HOST=HOST, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def _get_where(path: str, token: str, table: str) -> tuple[object, list[str], list[str]]:
+    """GET `path`; the SQL on `table` each side ran for it (replica, primary)."""
+    with (
+        CaptureQueriesContext(connections[replica.REPLICA]) as on_replica,
+        CaptureQueriesContext(connections[DEFAULT_DB_ALIAS]) as on_primary,
+    ):
+        answer = _api(token).get(path)
+    return answer, _tables_read(on_replica, table), _tables_read(on_primary, table)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_each_list_endpoint_is_answered_by_the_standby(name, keys, replica_alias):
+    table = LISTS[name]._meta.db_table
+    answer, there, here = _get_where(f"/api/v1/{name}/", keys["read"], table)
+    assert answer.status_code == 200, answer.content
+    assert there, f"no query on {table} reached the standby"
+    assert here == []  # and none of the list's on the primary
+
+
+@pytest.mark.slow
+def test_a_retrieve_is_answered_by_the_standby_with_the_committed_row(keys, replica_alias):
+    product = ProductFactory(slug="on-both", name="On both")  # committed: live_tenant
+    answer, there, here = _get_where(
+        f"/api/v1/products/{product.pk}/", keys["read"], Product._meta.db_table
+    )
+    assert answer.status_code == 200 and answer.json()["slug"] == "on-both"
+    assert there and here == []
+    with replica.replica_reads():  # the standby has the row, in the store's schema
+        assert replica.read_alias() == replica.REPLICA
+        assert Product.objects.filter(slug="on-both").exists()
+
+
+@pytest.mark.slow
+def test_a_partners_post_is_in_the_list_it_reads_right_after(keys, replica_alias, standby):
+    """Read-your-writes: the list waits for the standby to replay the POST (at most
+    DATABASE_REPLICA_MAX_LAG), then reads there. Replay is held for 0.4 s after the POST, so
+    the list can only show the product if it waited for it."""
+    with standby.replay_paused():
+        made = _api(keys["write"]).post(
+            "/api/v1/products/",
+            json.dumps({"slug": "just-made", "name": "Just made", "price_amount": 1900}),
+            content_type="application/json",
+        )
+        assert made.status_code == 201, made.content
+        resume = threading.Timer(0.4, standby.pause_replay, args=(False,))
+        resume.start()
+        started = time.monotonic()
+        answer, there, here = _get_where("/api/v1/products/", keys["read"], Product._meta.db_table)
+        waited = time.monotonic() - started
+        resume.join()
+    assert answer.status_code == 200
+    assert "just-made" in [p["slug"] for p in answer.json()["results"]]
+    assert there and here == []  # the standby answered, after the POST's WAL was replayed
+    assert waited >= 0.3
+
+
+@pytest.mark.slow
+def test_a_standby_behind_the_lag_bound_leaves_the_list_to_the_primary(
+    keys, replica_alias, standby, settings
+):
+    settings.DATABASE_REPLICA_MAX_LAG = 0.3
+    with standby.replay_paused():
+        Customer.objects.create(email="late@buyer.example")  # committed on the primary only
+        answer, there, here = _get_where("/api/v1/customers/", keys["read"], "storefront_customer")
+    assert answer.status_code == 200
+    assert [c["email"] for c in answer.json()["results"]] == ["late@buyer.example"]
+    assert there == [] and here
+
+
+@pytest.mark.slow
+def test_a_standby_that_is_down_leaves_the_list_to_the_primary(keys, replica_alias, standby):
+    ProductFactory(slug="still-listed")
+    replica_alias["PORT"] = "1"  # nothing listens there
+    connections[replica.REPLICA].close()
+    del connections[replica.REPLICA]
+    with CaptureQueriesContext(connections[DEFAULT_DB_ALIAS]) as on_primary:
+        answer = _api(keys["read"]).get("/api/v1/products/")
+    assert answer.status_code == 200
+    assert [p["slug"] for p in answer.json()["results"]] == ["still-listed"]
+    assert _tables_read(on_primary, "storefront_product")
+    with replica.replica_reads():  # marked down: not tried again until the retry time
+        assert replica.read_alias() == DEFAULT_DB_ALIAS
+        assert connections[replica.REPLICA].connection is None
+
+
+@pytest.mark.slow
+def test_writes_and_idempotency_keys_never_touch_the_standby(keys, replica_alias):
+    body = json.dumps({"code": "LAUNCH", "kind": "fixed", "amount_off": 500, "currency": "USD"})
+    api = _api(keys["write"])
+    with CaptureQueriesContext(connections[replica.REPLICA]) as on_replica:
+        for _ in range(2):  # the second is the replay of the first's answer
+            made = api.post(
+                "/api/v1/coupons/",
+                body,
+                content_type="application/json",
+                HTTP_IDEMPOTENCY_KEY="launch-1",
+            )
+            assert made.status_code == 201, made.content
+        coupon_id = made.json()["id"]
+        changed = api.patch(
+            f"/api/v1/coupons/{coupon_id}/",
+            json.dumps({"active": False}),
+            content_type="application/json",
+        )
+        assert changed.status_code == 200, changed.content
+    assert made["Idempotent-Replayed"] == "true"
+    assert on_replica.captured_queries == []
