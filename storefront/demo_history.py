@@ -464,7 +464,11 @@ def demo_history_seed(
     owner = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
     first = dt.datetime.combine(anchor + dt.timedelta(days=todo[0]), dt.time(6), dt.UTC)
     with (
-        override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"),
+        # Its receipts go to an outbox in memory, without the PDFs nobody would open.
+        override_settings(
+            EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+            INVOICE_PDF_ATTACHED=False,
+        ),
         _memory_gateway() as gateway,
         _tasks_in_process(),
         _clock(first) as move,

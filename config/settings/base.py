@@ -288,6 +288,9 @@ SIGNUP_MIN_FILL_SECONDS = env.float("SIGNUP_MIN_FILL_SECONDS", default=3.0)
 # --- Email --------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=f"store@{PLATFORM_DOMAIN}")
+# Receipts carry their invoices as PDFs (storefront.services.receipts); the demo's seeded
+# history turns this off for its own receipts, which nobody reads.
+INVOICE_PDF_ATTACHED = True
 # Stores' own sending domains (tenants.sending): the SPF mechanism their TXT record includes
 # (the mail provider's or the platform's relays) and the DKIM selector prefix.
 MAIL_SPF_INCLUDE = env("MAIL_SPF_INCLUDE", default=f"_spf.{PLATFORM_DOMAIN}")

@@ -9,6 +9,7 @@ import datetime as dt
 import io
 
 import pytest
+from django.core import mail
 from django.test import Client
 
 from analytics import selectors
@@ -27,7 +28,7 @@ from payments.models import (
 )
 from storefront.demo_history import demo_history_seed
 from storefront.management.commands.seed_demo import Command
-from storefront.models import FollowUpSend, Order, OrderLine
+from storefront.models import FollowUpSend, Invoice, Order, OrderLine
 from subscriptions.models import PeriodStatus, Subscription, SubscriptionPeriod
 from tests.analytics.workload import assert_figures_equal_their_oracles
 
@@ -80,7 +81,9 @@ def seeded(django_db_setup, django_db_blocker):
             pageviews.local_state_clear()
             demo_catalog_connected(account="acct_demotest")
             lines: list[str] = []
+            mail.outbox = []
             result = demo_history_seed(days=DAYS, progress=lines.append)
+            result.sent = list(mail.outbox)  # what the seed's own outbox in memory holds
             assert result.days_seeded == DAYS and not result.skipped
             assert lines and lines[-1].startswith(f"  history: day {DAYS}/{DAYS}")
             yield result
@@ -166,6 +169,19 @@ def test_the_seeded_demo_tells_the_story_through_the_real_services(in_t1):
     assert TransferAttempt.objects.filter(status="succeeded").count() == charges
     assert not TransferAttempt.objects.exclude(status="succeeded").exists()
     assert PayoutEntry.objects.count() >= charges  # the payout ledger has each transfer
+
+
+def test_the_seeded_demos_receipts_are_sent_with_their_invoices_issued_but_no_pdf_drawn(in_t1):
+    """The history's receipts go to an outbox in memory that nobody reads: the invoices are
+    issued and marked emailed as for any order, but no PDF is drawn for them (the order
+    page draws one when asked). Drawing them was most of the seed's time."""
+    receipts = [m for m in in_t1.sent if m.to and m.to[0].endswith("@buyers.demo.example")]
+    paid = Order.objects.filter(paid_at__isnull=False, receipt_sent_at__isnull=False)
+    assert len(receipts) >= paid.count() >= 20
+    assert [m.attachments for m in receipts if m.attachments] == []
+    invoices = Invoice.objects.filter(order__in=paid)
+    assert invoices.count() >= paid.count()
+    assert not invoices.filter(emailed_at__isnull=True).exists()
 
 
 def test_the_seeded_demo_has_members_billed_by_the_renewal_job(in_t1):
