@@ -182,6 +182,20 @@ class Run:
         self.manage("collectstatic", "--noinput")
         return json.loads(out.strip().splitlines()[-1])
 
+    def database_kept(self, name: str, *, reuse: bool) -> dict:
+        """The store's catalog: from the database a run with `--keep` left (its catalog saved
+        under .local/ as `name`) when `reuse` and there is one, else a new database."""
+        saved = ROOT / ".local" / f"{name}-{self.db}.json"
+        if reuse and saved.exists():
+            catalog = json.loads(saved.read_text())
+            os.environ["BENCH_STATIC_ROOT"] = catalog.pop("static_root")
+            self.tmp = Path(os.environ["BENCH_STATIC_ROOT"]).parent
+            return catalog
+        catalog = self.create_database()
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_text(json.dumps({**catalog, "static_root": str(self.tmp / "static")}))
+        return catalog
+
     def start_stub(self, delay_ms: float) -> None:
         self.spawn(
             [
@@ -270,6 +284,17 @@ class Run:
                 raise RuntimeError("worker did not start:\n" + (self.tmp / log).read_text()[-2000:])
             time.sleep(0.2)
         return proc
+
+
+def in_process_run(parser, default_db: str):
+    """Parse an in-process bench's arguments (with `--keep` / `--reuse` for its database) and
+    the Run for DATABASE_URL's database, default `default_db`."""
+    parser.add_argument("--keep", action="store_true", help="keep the database for a rerun")
+    parser.add_argument("--reuse", action="store_true", help="use the kept database")
+    args = parser.parse_args()
+    server, db = db_name_from_env(default_db)
+    redis_url = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/10")
+    return args, Run(server=server, db=db, redis_url=redis_url)
 
 
 class PrivateRedis:

@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
 import pstats
 import time
 
-from bench.harness import HOST, ROOT, Run, db_name_from_env, say
+from bench.harness import HOST, ROOT, in_process_run, say
 
 PAGES = ("minimal", "product_page", "checkout_page")
 
@@ -123,23 +122,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--profile", choices=PAGES, default="")
     parser.add_argument("--first-visit", action="store_true", help="profile without cookies")
-    parser.add_argument("--keep", action="store_true", help="keep the database for a rerun")
-    parser.add_argument("--reuse", action="store_true", help="use the kept database")
-    args = parser.parse_args()
-    server, db = db_name_from_env("storefront_bench_cpu")
-    run = Run(
-        server=server, db=db, redis_url=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/10")
-    )
-    saved = ROOT / ".local" / f"bench-page-cpu-{db}.json"
+    args, run = in_process_run(parser, "storefront_bench_cpu")
     try:
-        if args.reuse and saved.exists():
-            catalog = json.loads(saved.read_text())
-            os.environ["BENCH_STATIC_ROOT"] = catalog.pop("static_root")
-            run.tmp = type(run.tmp)(os.environ["BENCH_STATIC_ROOT"]).parent
-        else:
-            catalog = run.create_database()
-            saved.parent.mkdir(exist_ok=True)
-            saved.write_text(json.dumps({**catalog, "static_root": str(run.tmp / "static")}))
+        catalog = run.database_kept("bench-page-cpu", reuse=args.reuse)
         run.django_setup()
         if args.profile:
             profile(catalog, args.profile, args.requests, returning=not args.first_visit)
