@@ -10,7 +10,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import requests
 import stripe
 
 from core.money import Money
@@ -35,33 +34,6 @@ from payments.stripe_values import DECLINE_CODES, _event_text, _get, _plain
 logger = logging.getLogger(__name__)
 
 
-class _EnvironmentReadOnce(stripe.RequestsClient):
-    """The SDK's requests client with the environment's proxy settings read once, here.
-
-    A requests Session that trusts the environment walks every variable of `os.environ` twice
-    per call to find proxies (`merge_environment_settings`): about 40 % of the SDK's CPU per
-    gateway call in bench/checkout_cpu.py's profile. The proxies for the gateway's one host
-    are read when the gateway is built and given to the SDK; each thread's Session then skips
-    the environment. Nothing else it would read there applies: the SDK passes its own CA
-    bundle (`verify`) and its own Authorization header (no .netrc)."""
-
-    def __init__(self, *, timeout: float, url: str):
-        found = requests.utils.get_environ_proxies(url)
-        proxy = {
-            scheme: found.get(scheme) or found.get("all")
-            for scheme in ("http", "https")
-            if found.get(scheme) or found.get("all")
-        }
-        super().__init__(timeout=timeout, proxy=proxy or None)  # type: ignore[arg-type]
-
-    def _request_internal(self, *args, **kwargs):
-        if getattr(self._thread_local, "session", None) is None:
-            session = requests.Session()
-            session.trust_env = False
-            self._thread_local.session = session
-        return super()._request_internal(*args, **kwargs)
-
-
 class StripeGateway:
     def __init__(self, *, secret_key: str, api_base: str | None, timeout: float = 10.0):
         self.is_local = bool(api_base)
@@ -71,9 +43,7 @@ class StripeGateway:
             secret_key or "sk_test_local",
             base_addresses=base,  # type: ignore[arg-type]
             max_network_retries=0,  # our own code retries with the same idempotency key
-            http_client=_EnvironmentReadOnce(
-                timeout=timeout, url=api_base or stripe.DEFAULT_API_BASE
-            ),
+            http_client=stripe.RequestsClient(timeout=timeout),
         )
 
     # --- plumbing ---------------------------------------------------------------------

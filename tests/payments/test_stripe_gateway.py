@@ -5,12 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
-import threading
 import time
 
 import pytest
-import requests
 import stripe
 
 from core.money import Money
@@ -185,48 +182,6 @@ def test_an_unreachable_gateway_raises_gateway_unavailable():
         gateway.customer_create(email="a@example.com", idempotency_key="k")
     with pytest.raises(GatewayUnavailable):
         _charge(gateway, "cus_x", "pm_x")
-
-
-def test_a_proxy_set_in_the_environment_carries_the_gateway_calls(monkeypatch):
-    """The proxy settings are read once, when the gateway is built (payments/stripe_gateway.py
-    `_EnvironmentReadOnce`), and still honoured."""
-    seen: list[bytes] = []
-    proxy = socket.socket()
-    proxy.bind(("127.0.0.1", 0))
-    proxy.listen(1)
-    proxy.settimeout(5)
-
-    def answer_once() -> None:
-        conn, _ = proxy.accept()
-        seen.append(conn.recv(4096))
-        conn.close()
-
-    listener = threading.Thread(target=answer_once, daemon=True)
-    listener.start()
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
-    gateway = StripeGateway(
-        secret_key="sk_test_local", api_base="http://gateway.invalid", timeout=2
-    )
-
-    with pytest.raises(GatewayUnavailable):
-        gateway.customer_create(email="a@example.com", idempotency_key="k")
-    listener.join(5)
-    proxy.close()
-    assert seen and seen[0].startswith(b"POST http://gateway.invalid/v1/customers ")
-
-
-def test_a_gateway_call_does_not_read_the_environment_for_proxies(gateway, monkeypatch):
-    """requests would walk all of os.environ twice per call to find proxies; the gateway read
-    them once when it was built."""
-
-    def walked(*args, **kwargs):
-        raise AssertionError("the environment was read for proxies during a call")
-
-    monkeypatch.setattr(requests.sessions, "get_environ_proxies", walked)
-
-    assert gateway.customer_create(email="b@example.com", idempotency_key="cust-env")
 
 
 def test_an_unknown_payment_is_a_gateway_rejection_not_a_stripe_error(gateway):
