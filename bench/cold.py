@@ -87,16 +87,22 @@ def pct(values: list[float], p: float) -> float:
 
 
 def memory(pid: int) -> dict[str, float]:
-    """VmRSS and private (unshared) memory of a process, in MB."""
+    """VmRSS, proportional (PSS: each shared page divided among the processes that map it)
+    and private (unshared) memory of a process, in MB. A PostgreSQL backend's RSS counts
+    every page of the server's shared memory it has touched (buffers, statistics), which
+    every other backend counts too; PSS adds up to the machine's memory."""
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             out["rss_mb"] = int(line.split()[1]) / 1024
-    private = 0
+    private = pss = 0
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith(("Private_Clean:", "Private_Dirty:")):
             private += int(line.split()[1])
+        elif line.startswith("Pss:"):
+            pss = int(line.split()[1])
     out["private_mb"] = private / 1024
+    out["pss_mb"] = pss / 1024
     return out
 
 
@@ -192,6 +198,7 @@ def one_run(db: str, name: str, hosts: list[str], opts) -> dict:
     result["pg_backends"] = pg
     result["pg_max_rss_mb"] = max((b["rss_mb"] for b in served), default=0)
     result["pg_max_private_mb"] = max((b["private_mb"] for b in served), default=0)
+    result["pg_max_pss_mb"] = max((b["pss_mb"] for b in served), default=0)
     result["web_workers"] = web
     result["backends_opened"] = backends_opened(db) - sessions_before
     say(
@@ -200,7 +207,8 @@ def one_run(db: str, name: str, hosts: list[str], opts) -> dict:
         f" warm {result['warm']['p50_ms']:.1f}/{result['warm']['p99_ms']:.1f};"
         f" cold/warm p99 {result['cold_vs_warm_p99']:.2f}x;"
         f" PG backend max RSS {result['pg_max_rss_mb']:.1f} MB"
-        f" (private {result['pg_max_private_mb']:.1f}) over {len(served)} open,"
+        f" (private {result['pg_max_private_mb']:.1f}, PSS {result['pg_max_pss_mb']:.1f})"
+        f" over {len(served)} open,"
         f" {result['backends_opened']} opened;"
         f" web RSS {', '.join(str(round(w['rss_mb'])) for w in web)} MB"
     )

@@ -1,6 +1,12 @@
-"""The pure helpers of bench/cold.py: which PostgreSQL backends count as serving stores."""
+"""The pure helpers of bench/cold.py: which PostgreSQL backends count as serving stores, and
+how a process's memory is read."""
 
-from bench.cold import pct, served_backends
+import mmap
+import os
+import subprocess
+import sys
+
+from bench.cold import memory, pct, served_backends
 
 
 def test_both_caches_listen_connections_are_not_counted_as_serving_backends():
@@ -18,3 +24,38 @@ def test_percentiles_are_nearest_rank_over_the_sorted_values():
     assert pct(values, 50) == 51.0
     assert pct(values, 99) == 99.0
     assert pct([5.0], 99) == 5.0
+
+
+def test_memory_reads_rss_pss_and_private_and_a_shared_page_counts_half_in_pss(tmp_path):
+    """PSS divides a shared page among the processes mapping it: 8 MB of a file mapped by
+    this process and by another count 8 MB in this process's RSS but ~4 MB in its PSS."""
+    before = memory(os.getpid())
+    assert before["rss_mb"] >= before["pss_mb"] >= before["private_mb"] > 0
+    path = tmp_path / "shared"
+    path.write_bytes(b"x" * 8 * 1024 * 1024)
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import mmap, sys\n"
+            f"f = open({str(path)!r}, 'rb'); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
+            "sum(m[i] for i in range(0, len(m), 4096)); print('ready', flush=True)\n"
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert other.stdout.readline() == b"ready\n"
+        with open(path, "rb") as handle:
+            shared = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
+            _ = sum(shared[i] for i in range(0, len(shared), 4096))
+            after = memory(os.getpid())
+            shared.close()
+    finally:
+        other.stdin.close()
+        other.wait(10)
+    grew_rss = after["rss_mb"] - before["rss_mb"]
+    grew_pss = after["pss_mb"] - before["pss_mb"]
+    assert grew_rss >= 7.5
+    assert 3.0 <= grew_pss <= 5.5
