@@ -186,3 +186,36 @@ def test_writes_and_idempotency_keys_never_touch_the_standby(keys, replica_alias
         assert changed.status_code == 200, changed.content
     assert made["Idempotent-Replayed"] == "true"
     assert on_replica.captured_queries == []
+
+
+@pytest.mark.slow
+def test_on_the_standby_each_store_lists_only_its_own_rows(keys, replica_alias):
+    """The replica connection outlives a request: the next request, for another store, must
+    read that store's schema there (core/replica.py `_tenant_follow`), never the last one's."""
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
+    ProductFactory(slug="only-in-t1", name="Only in t1")  # committed: live_tenant
+    with schema_context("t2"):
+        ProductFactory(slug="only-in-t2", name="Only in t2")
+        t2_key = api_key_create(name="t2 reader", scope=ApiKey.Scope.READ)
+    try:
+        seen = {}
+        for host, token in (
+            ("t1.localhost", keys["read"]),
+            ("t2.localhost", t2_key.token),
+            ("t1.localhost", keys["read"]),
+        ):
+            with CaptureQueriesContext(connections[replica.REPLICA]) as on_replica:
+                answer = Client(HTTP_HOST=host, HTTP_AUTHORIZATION=f"Bearer {token}").get(
+                    "/api/v1/products/"
+                )
+            assert answer.status_code == 200, answer.content
+            assert _tables_read(on_replica, Product._meta.db_table), host
+            slugs = {p["slug"] for p in answer.json()["results"]}
+            seen.setdefault(host, []).append(slugs & {"only-in-t1", "only-in-t2"})
+        assert seen == {"t1.localhost": [{"only-in-t1"}] * 2, "t2.localhost": [{"only-in-t2"}]}
+    finally:
+        with schema_context("t2"):
+            ApiKey.objects.all().delete()
+        connection.set_schema_to_public()
