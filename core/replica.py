@@ -37,6 +37,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
+from core.cpu_slots import waiting
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -111,7 +113,8 @@ def _choose() -> str:
                     "replica behind the primary's %s: reading from the primary", primary_lsn
                 )
                 return DEFAULT_DB_ALIAS
-            time.sleep(POLL_SECONDS)
+            with waiting():
+                time.sleep(POLL_SECONDS)
     except DatabaseError as exc:
         _mark_down(exc)
         return DEFAULT_DB_ALIAS

@@ -16,6 +16,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.cpu_slots import waiting
 from core.loops import each_record
 from core.outbound import outbound_post
 from core.tasks import enqueue
@@ -163,7 +164,8 @@ def idempotency_begin(
                 "idempotency_in_progress",
                 "A request with this Idempotency-Key is still in progress; retry shortly.",
             )
-        time.sleep(0.05)
+        with waiting():  # the request that holds the key may need this CPU slot to finish
+            time.sleep(0.05)
 
 
 def idempotency_finish(*, record: IdempotencyRecord, status: int, body: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import stripe
 
+from core.cpu_slots import waiting
 from core.money import Money
 from payments.gateway import (
     ChargeRequest,
@@ -49,7 +50,8 @@ class StripeGateway:
     # --- plumbing ---------------------------------------------------------------------
     def _call(self, fn, *args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with waiting():  # no CPU slot held while the gateway thinks (core/cpu_slots.py)
+                return fn(*args, **kwargs)
         except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
             raise GatewayUnavailable(str(exc)) from exc
         except stripe.APIError as exc:
@@ -68,7 +70,8 @@ class StripeGateway:
 
     def ping(self) -> None:
         try:
-            self.client.v1.balance.retrieve()
+            with waiting():
+                self.client.v1.balance.retrieve()
         except stripe.InvalidRequestError:
             pass  # reachable; localstripe may not know the endpoint
         except (stripe.APIConnectionError, stripe.APIError) as exc:

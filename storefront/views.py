@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.boundary import json_endpoint
+from core.cpu_slots import cpu_light
 from core.ratelimit import client_ip, rate_limit
 from core.security import payment_page
 from offers.coupons import CouponRefused
@@ -44,6 +45,7 @@ def store_index(request):
     return response
 
 
+@cpu_light
 @require_GET
 def product_detail(request, slug: str):
     # Drawn once per change of what it shows (storefront.page_cache), not per request.
@@ -218,6 +220,7 @@ def _checkout_page_shared(request) -> bool:
     )
 
 
+@cpu_light
 @payment_page
 @require_http_methods(["GET", "POST"])
 def checkout_page(request, slug: str):

@@ -107,6 +107,12 @@ STORE_MAX_IN_FLIGHT = env.int(
 # Entries of a process killed mid-request stop counting after this (gunicorn --timeout).
 STORE_IN_FLIGHT_TTL_SECONDS = env.int("STORE_IN_FLIGHT_TTL_SECONDS", default=60)
 STORE_BUSY_RETRY_AFTER_SECONDS = 1
+# Threads of one web process that may run a heavy request's code at once (core/cpu_slots.py):
+# the rest wait on a lock, not on the GIL, so a page drawn per change is not queued behind 50
+# gateway answers arriving together. A request waits at most WEB_CPU_SLOT_WAIT_SECONDS for a
+# slot, then runs without one. 0 turns it off.
+WEB_CPU_SLOTS = env.int("WEB_CPU_SLOTS", default=2)
+WEB_CPU_SLOT_WAIT_SECONDS = env.float("WEB_CPU_SLOT_WAIT_SECONDS", default=2.0)
 
 # Never ATOMIC_REQUESTS: a gateway call must not happen inside an open transaction.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
@@ -150,6 +156,9 @@ MIDDLEWARE = [
     "core.ratelimit.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, right before the view: a heavy view runs holding one of the process's
+    # WEB_CPU_SLOTS, given back while it waits on the gateway (core/cpu_slots.py).
+    "core.cpu_slots.CpuSlotMiddleware",
 ]
 
 TEMPLATES = [
