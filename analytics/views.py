@@ -19,7 +19,7 @@ from analytics.experiments import experiment_report
 from analytics.models import Experiment, ExperimentStatus
 from analytics.rollups import rollups_refresh
 from analytics.selectors import DIRECT, LTV_DAYS, MetricFilter, conversion, source_param
-from core.replica import replica_reads
+from core.replica import replica_reads_call
 
 GLOSSARY = Path(settings.BASE_DIR) / "docs" / "metrics.md"
 
@@ -201,13 +201,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         if export not in views:
             return HttpResponseBadRequest(f"Unknown export; choose one of {', '.join(views)}.")
         columns, load = views[export]
-        with replica_reads():
-            return _csv(export, columns, load())
+        # The CSV is built whole (an HttpResponse, not streamed) before it is returned, so
+        # the replica can fail under it and the export still be built again on the primary.
+        return replica_reads_call(lambda: _csv(export, columns, load()))
     # On a configured replica once it has the refresh (core/replica.py): the panels' reads and
-    # the context's own (the revenue series, the offer leaderboard, the experiment cards).
-    with replica_reads():
-        data = {name: load() for name, (_, load) in views.items()}
-        context = _context(request, f, views, data)
+    # the context's own (the revenue series, the offer leaderboard, the experiment cards); on
+    # the primary, from the start, if the replica fails under them.
+    context = replica_reads_call(
+        lambda: _context(request, f, views, {name: load() for name, (_, load) in views.items()})
+    )
     return render(request, "analytics/dashboard.html", context)
 
 

@@ -1,7 +1,8 @@
 """Reads on a PostgreSQL streaming replica, when one is configured (`DATABASE_REPLICA_URL`).
 
-Only reads that ask for it go there: code wraps them in `replica_reads()` (the dashboard, the
-analytics CSVs). Everything else, and every write, stays on the primary. Inside the block
+Only reads that ask for it go there: code wraps them in `replica_reads()`, or hands a read
+handler to `replica_reads_call()` (the dashboard and its CSVs, the metrics API, the partner
+API's list and retrieve). Everything else, and every write, stays on the primary. Inside the block
 the ORM (through `ReplicaRouter`) and raw SQL (through `read_alias()`) use the alias the block
 chose once, at its first read:
 
@@ -17,6 +18,20 @@ chose once, at its first read:
 - **the primary** when the replica is further behind than that, is down or errs (it is then
   not asked again for `DATABASE_REPLICA_RETRY_SECONDS`, 5 unless set), or when the primary
   connection is inside a transaction (its reads must see its own uncommitted writes).
+
+A replica that fails *after* the block chose it (its connection lost, the standby shut down, a
+statement cancelled by a recovery conflict: an OperationalError or InterfaceError raised by a
+statement sent to it) is handled in two places. Raw reads through `read_with_fallback()` run
+again on the primary. Under `replica_reads_call(read)` the whole of `read` runs again with the
+block pinned to the primary, and the replica is not asked again for
+`DATABASE_REPLICA_RETRY_SECONDS`. Reads are safe to run twice. To know that the replica failed,
+an execute wrapper on the replica connection keeps what its statements raised; only an
+exception that is one of those, or was raised from one, is retried. A failure of the
+primary's, or a ProgrammingError that would be the primary's too, propagates as before, and a
+read that already ran again on the primary is not run a third time. `read` returns what it read;
+nothing is sent before it returns. None of these handlers streams: the CSV exports are
+built whole in an HttpResponse. A streamed response's body would be read after the block has
+closed, so on the primary.
 
 The replica connection follows the primary connection's tenant whenever a read goes there, so
 `SET search_path` names the same schema on both. The replica is never
@@ -35,7 +50,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+)
 
 from core.cpu_slots import waiting
 
@@ -51,6 +72,7 @@ POLL_SECONDS = 0.01
 class _Plan:
     primary_lsn: str | None = None
     alias: str | None = None
+    pinned: bool = False  # on the primary for the rest of the block (a retry after a failure)
 
 
 _plan: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar("replica_plan", default=None)
@@ -75,11 +97,67 @@ def replica_reads() -> Iterator[None]:
         _plan.reset(token)
 
 
+def replica_reads_call(read: Callable[..., T], *args, **kwargs) -> T:
+    """`read(*args, **kwargs)` inside a `replica_reads()` block; if the replica fails under it,
+    once more with the block pinned to the primary (module doc). `read` must only read, and
+    must return what it read (not start sending it): it may run twice."""
+    if not configured() or _plan.get() is not None:  # an enclosing block answers for it
+        return read(*args, **kwargs)
+    raised: list[BaseException] = []
+    token = _plan.set(_Plan())
+    try:
+        try:
+            with connections[REPLICA].execute_wrapper(_Record(raised)):
+                return read(*args, **kwargs)
+        except Exception as exc:
+            if not _the_replicas(exc, raised):
+                raise
+            _mark_down(exc)
+        _plan.set(_Plan(alias=DEFAULT_DB_ALIAS, pinned=True))
+        return read(*args, **kwargs)
+    finally:
+        _plan.reset(token)
+
+
+# What a failing replica raises: a lost or closed connection, a standby shut down, a statement
+# cancelled by a recovery conflict (SQLSTATE 40001) or a timeout. A ProgrammingError or
+# DataError there is the query's and would be the primary's too: not retried.
+_REPLICA_FAULTS = (OperationalError, InterfaceError)
+
+
+@dataclass
+class _Record:
+    """An execute wrapper on the replica connection: keeps what its statements raised."""
+
+    raised: list[BaseException]
+
+    def __call__(self, execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        except _REPLICA_FAULTS as exc:
+            self.raised.append(exc)
+            raise
+
+
+def _the_replicas(exc: BaseException, raised: list[BaseException]) -> bool:
+    """Whether `exc` is a fault of the replica's statements, or was raised from one. Not
+    merely during one: `read_with_fallback` reads on the primary while handling the replica's
+    fault, and that read's own failure is the primary's."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if any(cause is fault for fault in raised):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return False
+
+
 def read_alias() -> str:
     """The database alias for a read here: the replica inside a `replica_reads()` block that
     chose it, the primary everywhere else."""
     plan = _plan.get()
-    if plan is None:
+    if plan is None or plan.pinned:
         return DEFAULT_DB_ALIAS
     if connections[DEFAULT_DB_ALIAS].in_atomic_block:
         return DEFAULT_DB_ALIAS
@@ -152,7 +230,7 @@ def read_with_fallback(read: Callable[[str], T]) -> T:
 def replan() -> None:
     """This block wrote to the primary: its next read chooses again (and so sees the write)."""
     plan = _plan.get()
-    if plan is not None:
+    if plan is not None and not plan.pinned:
         plan.alias = None
 
 

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +74,23 @@ class Standby:
             yield
         finally:
             self.pause_replay(False)
+
+    def shut_down(self) -> None:
+        """Stop the server (fast: its sessions are ended); `start_again()` brings it back."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def start_again(self) -> None:
+        self._pg_ctl("-l", str(self.folder / "standby.log"), "-t", "60", "start")
+        _in_recovery(self)
+
+    def _pg_ctl(self, *args: str) -> None:
+        _as_postgres([str(self.pg_bin / "pg_ctl"), "-D", str(self.folder / "data"), "-w", *args])
+
+    def terminate(self, pid: int) -> None:
+        """End the standby's backend `pid` (as an operator would), waiting until it is gone."""
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            ended = conn.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()[0]
+        assert ended, f"backend {pid} was not terminated"
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
@@ -200,17 +217,64 @@ def standby_start(host: str, port: int) -> Standby:
                 "start",
             ]
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with psycopg.connect(standby.dsn(), autocommit=True) as conn:
-                    if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
-                        return standby
-            except psycopg.OperationalError:
-                pass
-            if time.monotonic() > deadline:
-                raise StandbyUnavailable("the standby did not come up in recovery")
-            time.sleep(0.2)
+        _in_recovery(standby)
+        return standby
     except BaseException:
         standby.stop()
         raise
+
+
+def _in_recovery(standby: Standby) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(standby.dsn(), autocommit=True) as conn:
+                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    return
+        except psycopg.OperationalError:
+            pass
+        if time.monotonic() > deadline:
+            raise StandbyUnavailable("the standby did not come up in recovery")
+        time.sleep(0.2)
+
+
+@dataclass
+class ReplicaFault:
+    """What `replica_fails_at` saw: the statements the replica connection was sent (the one
+    it failed at included) and whether the fault was made."""
+
+    statements: list[str]
+    made: bool = False
+
+
+@contextmanager
+def replica_fails_at(
+    standby: Standby, at: Callable[[int, str], bool], how: str = "terminate"
+) -> Iterator[ReplicaFault]:
+    """The replica connection fails for real just before the first statement for which
+    `at(n, sql)` holds (n counts from 1, `SET search_path` included): its backend is ended
+    on the standby (`pg_terminate_backend`), or the standby is shut down (how="shutdown",
+    started again on leaving). Installed outside the code under test, so the failure comes
+    from the server, through every execute wrapper the code itself installs."""
+    from django.db import connections
+
+    from core import replica
+
+    fault = ReplicaFault(statements=[])
+
+    def wrapper(execute, sql, params, many, context):
+        fault.statements.append(sql)
+        if not fault.made and at(len(fault.statements), sql):
+            fault.made = True
+            if how == "shutdown":
+                standby.shut_down()
+            else:
+                standby.terminate(context["connection"].connection.info.backend_pid)
+        return execute(sql, params, many, context)
+
+    try:
+        with connections[replica.REPLICA].execute_wrapper(wrapper):
+            yield fault
+    finally:
+        if how == "shutdown" and fault.made:
+            standby.start_again()

@@ -7,6 +7,7 @@ test database on it, as DATABASE_REPLICA_URL would (`replica_alias`).
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -17,6 +18,7 @@ from analytics import insights, selectors
 from analytics.selectors import MetricFilter
 from core import replica
 from tests.analytics.conftest import hand_store_build, staff_client_make
+from tests.replica_support import replica_fails_at
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +156,107 @@ def test_each_thread_chooses_for_itself(committed_store, replica_alias):
         worker.start()
         worker.join()
     assert seen["alias"] == DEFAULT_DB_ALIAS
+
+
+# --- a replica that fails under the page (core/replica.py `replica_reads_call`) ------------
+
+
+def _experiments_read(n, sql):
+    """The page's first ORM read (the experiment cards), after the metrics' raw reads."""
+    return 'FROM "analytics_experiment"' in sql
+
+
+def _without_csrf(page) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", page.content.decode())
+
+
+def test_a_dashboard_whose_standby_backend_is_ended_mid_page_shows_the_same_figures(
+    committed_store, staff_client, replica_alias, standby
+):
+    clean = staff_client.get(URL)
+    assert clean.status_code == 200
+    replica.replica_retry_now()
+    with (
+        replica_fails_at(standby, _experiments_read) as fault,
+        CaptureQueriesContext(connections[DEFAULT_DB_ALIAS]) as on_primary,
+    ):
+        page = staff_client.get(URL)
+    assert fault.made
+    assert page.status_code == 200
+    assert _without_csrf(page) == _without_csrf(clean)
+    # Read again on the primary from the start: the metrics' SQL as well as the ORM's.
+    assert sum("analytics_" in q["sql"] for q in on_primary.captured_queries) >= 10
+    with replica.replica_reads():  # and the standby is left alone for the retry time
+        assert replica.read_alias() == DEFAULT_DB_ALIAS
+
+
+def test_a_csv_export_whose_standby_shuts_down_mid_export_is_the_same_file(
+    committed_store, staff_client, replica_alias, standby
+):
+    clean = staff_client.get(URL, {"export": "experiments"})
+    assert clean.status_code == 200 and clean["Content-Type"].startswith("text/csv")
+    replica.replica_retry_now()
+    with replica_fails_at(standby, _experiments_read, how="shutdown") as fault:
+        export = staff_client.get(URL, {"export": "experiments"})
+    assert fault.made
+    assert export.status_code == 200
+    assert export.content == clean.content
+
+
+def test_a_failure_of_the_primarys_under_the_page_is_not_retried(
+    committed_store, staff_client, replica_alias, standby, settings
+):
+    """The standby is behind beyond the bound, so the page reads on the primary; its read
+    of the experiments fails there: the request fails with that error, after one run."""
+    from django.db import OperationalError
+
+    from storefront.models import Customer
+
+    calls = []
+
+    def primary_fails(execute, sql, params, many, context):
+        if _experiments_read(0, sql):
+            calls.append(sql)
+            raise OperationalError("the primary failed")
+        return execute(sql, params, many, context)
+
+    settings.DATABASE_REPLICA_MAX_LAG = 0.2
+    with (
+        standby.replay_paused(),
+        CaptureQueriesContext(connections[replica.REPLICA]) as on_replica,
+        connections[DEFAULT_DB_ALIAS].execute_wrapper(primary_fails),
+        pytest.raises(OperationalError, match="the primary failed"),
+    ):
+        Customer.objects.create(email="late@buyer.example")  # the standby does not have it
+        staff_client.get(URL, {"export": "experiments"})
+    assert len(calls) == 1
+    assert not any("analytics_" in q["sql"] for q in on_replica.captured_queries)
+    settings.DATABASE_REPLICA_MAX_LAG = 5
+    with replica.replica_reads():  # not marked down: the standby was not at fault
+        assert replica.read_alias() == replica.REPLICA
+
+
+def test_a_raw_reads_fallback_that_fails_on_the_primary_is_not_run_again(
+    committed_store, replica_alias, standby
+):
+    """`read_with_fallback` reads on the primary while handling the standby's failure; that
+    read's own failure is the primary's, and `replica_reads_call` does not run the read a
+    third time for it."""
+    from django.db import OperationalError
+
+    calls = []
+
+    def primary_fails(execute, sql, params, many, context):
+        if "analytics_" in sql:
+            calls.append(sql)
+            raise OperationalError("the primary failed")
+        return execute(sql, params, many, context)
+
+    with (
+        replica_fails_at(standby, lambda n, sql: "analytics_" in sql) as fault,
+        connections[DEFAULT_DB_ALIAS].execute_wrapper(primary_fails),
+        pytest.raises(OperationalError, match="the primary failed"),
+    ):
+        replica.replica_reads_call(selectors.funnel, MetricFilter())
+    assert fault.made
+    assert len(calls) == 1

@@ -29,6 +29,7 @@ from payments.models import TransferAttempt
 from storefront.models import Customer, Order, PrivacyRequest, Product
 from subscriptions.models import Subscription
 from tests.factories import ProductFactory
+from tests.replica_support import replica_fails_at
 
 HOST = "t1.localhost"
 LISTS = {
@@ -219,3 +220,154 @@ def test_on_the_standby_each_store_lists_only_its_own_rows(keys, replica_alias):
         with schema_context("t2"):
             ApiKey.objects.all().delete()
         connection.set_schema_to_public()
+
+
+# --- a replica that fails under the handler (core/replica.py `replica_reads_call`) ---------
+
+
+def _on(table: str):
+    """The first statement on `table` (the list's or the retrieve's own read, after the
+    block chose the replica)."""
+    return lambda n, sql: f'"{table}"' in sql
+
+
+@pytest.mark.slow
+def test_a_list_whose_standby_backend_is_ended_mid_request_is_answered_by_the_primary(
+    keys, replica_alias, standby, settings, caplog
+):
+    """The list's backend on the standby is terminated between the block's choice (made on
+    the standby) and the list's read: the list is read again on the primary, with the store's
+    own rows only, and the standby is not asked again until the retry time has passed."""
+    from django_tenants.utils import schema_context
+
+    settings.DATABASE_REPLICA_RETRY_SECONDS = 1.5
+    ProductFactory(slug="t1-a")
+    ProductFactory(slug="t1-b")
+    with schema_context("t2"):
+        ProductFactory(slug="t2-only")
+    with replica_fails_at(standby, _on("storefront_product")) as fault:
+        answer, there, here = _get_where("/api/v1/products/", keys["read"], "storefront_product")
+    marked_down = time.monotonic()
+    assert fault.made  # the standby was chosen, then its backend ended:
+    assert "pg_is_in_recovery" in " ".join(fault.statements[:-1])
+    assert answer.status_code == 200, answer.content
+    assert sorted(p["slug"] for p in answer.json()["results"]) == ["t1-a", "t1-b"]
+    assert answer.json()["count"] == 2
+    assert len(there) == 1 and here  # tried on the standby once, answered by the primary
+    assert "replica unavailable" in caplog.text
+    # Marked down: the next list sends the standby nothing at all.
+    with replica_fails_at(standby, lambda n, sql: False) as watch:
+        answer = _api(keys["read"]).get("/api/v1/products/")
+    assert answer.status_code == 200 and len(answer.json()["results"]) == 2
+    assert watch.statements == []
+    time.sleep(max(0.0, marked_down + 1.6 - time.monotonic()))
+    answer, there, here = _get_where("/api/v1/products/", keys["read"], "storefront_product")
+    assert answer.status_code == 200 and there and here == []  # back on the standby
+
+
+@pytest.mark.slow
+def test_a_retrieve_whose_standby_shuts_down_mid_request_is_answered_by_the_primary(
+    keys, replica_alias, standby
+):
+    product = ProductFactory(slug="kept", name="Kept")
+    with replica_fails_at(standby, _on("storefront_product"), how="shutdown") as fault:
+        answer, there, here = _get_where(
+            f"/api/v1/products/{product.pk}/", keys["read"], "storefront_product"
+        )
+    assert fault.made
+    assert answer.status_code == 200, answer.content
+    assert (answer.json()["slug"], answer.json()["name"]) == ("kept", "Kept")
+    assert len(there) == 1 and len(here) == 1
+
+
+class PrimaryFault(Exception):
+    pass
+
+
+def _primary_fails(at, calls: list[str]):
+    """An execute wrapper for the primary connection: a DatabaseError of the primary's at the
+    statements for which `at(sql)` holds."""
+    from django.db import OperationalError
+
+    def wrapper(execute, sql, params, many, context):
+        if at(sql):
+            calls.append(sql)
+            raise OperationalError("the primary failed") from PrimaryFault()
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+@pytest.mark.slow
+def test_a_failure_of_the_primarys_inside_the_block_is_not_retried(keys, replica_alias):
+    """The block's own statement on the primary (the WAL position it waits for) fails: the
+    request fails with that error, once, and the standby is not marked down for it."""
+    from django.db import OperationalError
+
+    calls: list[str] = []
+    primary = connections[DEFAULT_DB_ALIAS]
+    with (
+        primary.execute_wrapper(_primary_fails(lambda sql: "wal_insert_lsn" in sql, calls)),
+        CaptureQueriesContext(connections[replica.REPLICA]) as on_replica,
+        pytest.raises(OperationalError, match="the primary failed"),
+    ):
+        _api(keys["read"]).get("/api/v1/products/")
+    assert len(calls) == 1  # not run again
+    assert on_replica.captured_queries == []
+    with replica.replica_reads():  # not marked down: the standby was not at fault
+        assert replica.read_alias() == replica.REPLICA
+
+
+@pytest.mark.slow
+def test_after_the_standby_failed_a_failure_of_the_primarys_is_not_retried_again(
+    keys, replica_alias, standby
+):
+    """The standby fails under the list, the list runs again on the primary, and the primary
+    fails too: that error is the request's (it is not the standby's), after one retry."""
+    from django.db import OperationalError
+
+    calls: list[str] = []
+    primary = connections[DEFAULT_DB_ALIAS]
+    with (
+        replica_fails_at(standby, _on("storefront_product")) as fault,
+        primary.execute_wrapper(_primary_fails(lambda sql: '"storefront_product"' in sql, calls)),
+        pytest.raises(OperationalError, match="the primary failed") as raised,
+    ):
+        _api(keys["read"]).get("/api/v1/products/")
+    assert fault.made and isinstance(raised.value.__cause__, PrimaryFault)
+    assert len(calls) == 1
+
+
+@pytest.mark.slow
+def test_a_standby_ended_at_any_statement_of_a_list_gives_the_clean_answer_and_writes_nothing(
+    keys, replica_alias, standby
+):
+    """Fuzz-ish: the standby's backend is ended before each kind of statement a list sends it
+    in turn (the choice, the count, the page, a fresh connection's `SET search_path`). Every
+    answer is the one a clean run gives, and the primary is sent no write but the key's
+    `last_used_at` (these are reads: nothing is half-done, nothing done twice)."""
+    for slug in ("f-1", "f-2", "f-3"):
+        ProductFactory(slug=slug)
+    clean = _api(keys["read"]).get("/api/v1/products/?page_size=2")
+    assert clean.status_code == 200
+    with replica_fails_at(standby, lambda n, sql: False) as dry:
+        assert _api(keys["read"]).get("/api/v1/products/?page_size=2").json() == clean.json()
+    kinds = list(dict.fromkeys(dry.statements)) + ['SET search_path = "t1","public"']
+    assert len(kinds) >= 4 and "pg_is_in_recovery" in kinds[0]
+    for kind in [*kinds, None]:
+        replica.replica_retry_now()
+        with (
+            replica_fails_at(standby, lambda n, sql, kind=kind: sql == kind) as fault,
+            CaptureQueriesContext(connections[DEFAULT_DB_ALIAS]) as on_primary,
+        ):
+            answer = _api(keys["read"]).get("/api/v1/products/?page_size=2")
+        assert answer.status_code == 200, (kind, answer.content)
+        assert answer.json() == clean.json(), kind
+        assert fault.made == (kind is not None), kind
+        writes = [
+            q["sql"]
+            for q in on_primary.captured_queries
+            if q["sql"].lstrip().split(" ", 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}
+        ]
+        assert all(w.startswith('UPDATE "partners_apikey"') for w in writes), (kind, writes)
+    assert sorted(Product.objects.values_list("slug", flat=True)) == ["f-1", "f-2", "f-3"]
