@@ -8,21 +8,24 @@ thread of its process in turn. That made its p99 56–88 ms while the median was
 (bench/README.md "The product page while buyers wait on a 2 s gateway").
 
 So a request, unless it is a GET of a view marked light (`cpu_light`), first takes one of the
-process's slots (`CpuSlotMiddleware.process_view`), and gives it back when the view has
-answered and whenever it waits on something slow outside the process — the payment gateway
-(payments/stripe_gateway.py `_call`), the replica's catch-up, another request's
-Idempotency-Key: `waiting()`. A heavy request therefore never holds a slot while it waits,
-so throughput stays bound by the CPU, not by the gateway; the threads beyond the slots wait
-on a lock (which costs no CPU and holds no GIL) instead of taking turns on the GIL, and a
-light page competes with at most `WEB_CPU_SLOTS` other threads.
+process's slots (`CpuSlotMiddleware.process_view`) and gives it back when the view has
+answered. A slot is for running Python, not for waiting: the request gives it back for every
+database statement (an execute wrapper on each of its connections, installed when it takes
+its first slot) and whenever it waits on something else outside the process — the payment
+gateway (payments/stripe_gateway.py `_call`), the replica's catch-up, another request's
+Idempotency-Key, a DNS look-up: `waiting()`. So a request waiting on a slow gateway or a slow
+query holds no slot, throughput stays bound by the CPU, the threads beyond the slots wait on
+a lock (which costs no CPU and holds no GIL) instead of taking turns on the GIL, and a light
+page competes with at most `WEB_CPU_SLOTS` other threads of its process.
 
-No deadlock from the database: a thread that waits for a slot holds no row lock, because the
-only places that give a slot back mid-request (`waiting()`) are never inside a transaction (a
-gateway call never is: docs/architecture.md), and a request takes its first slot before its
-view's first statement. If a slot does not come within `WEB_CPU_SLOT_WAIT_SECONDS` the
-request runs without one (as before this module) rather than wait longer: the bound is for
-latency, never a reason to stall. `WEB_CPU_SLOTS = 0` turns it off. Celery workers and
-management commands never take a slot, so `waiting()` there does nothing.
+No deadlock through the database: a thread never waits on the database while it holds a
+slot, so a row lock held by a thread that waits for a slot cannot hold up a slot holder. A
+slot holder could still wait on a Python lock held by a thread that waits for a slot (no
+request path holds one across a statement or a gateway call today); for that, and for any
+wait not marked, a request that gets no slot within `WEB_CPU_SLOT_WAIT_SECONDS` runs without
+one (as before this module) rather than wait longer: the bound is for latency, never a reason
+to stall. `WEB_CPU_SLOTS = 0` turns it off. Celery workers and management commands never take
+a slot, so `waiting()` and the statement wrapper do nothing there.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from django.conf import settings
+from django.db import connections
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,13 @@ def holding() -> bool:
 def acquire() -> bool:
     """Take a slot for this thread (once; a second call is a no-op). False if none came in
     time or slots are off: the thread then runs without one."""
+    if not _take():
+        return False
+    _wrap_statements()
+    return True
+
+
+def _take() -> bool:
     if holding():
         return True
     slots = _semaphore()
@@ -82,6 +93,27 @@ def acquire() -> bool:
         return False
     _state.slots = slots
     return True
+
+
+def _statement(execute, sql, params, many, context):
+    """Every statement of a thread that holds a slot runs without it (module doc)."""
+    slots = getattr(_state, "slots", None)
+    if slots is None:
+        return execute(sql, params, many, context)
+    _state.slots = None
+    slots.release()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        _take()
+
+
+def _wrap_statements() -> None:
+    """Put `_statement` on this thread's connections (once each: they are per thread)."""
+    for alias in settings.DATABASES:
+        wrappers = connections[alias].execute_wrappers
+        if _statement not in wrappers:
+            wrappers.insert(0, _statement)
 
 
 def release() -> None:
@@ -104,7 +136,7 @@ def waiting() -> Iterator[None]:
     try:
         yield
     finally:
-        acquire()
+        _take()
 
 
 _LIGHT_METHODS = frozenset({"GET", "HEAD"})

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from core.cpu_slots import waiting
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -123,7 +125,8 @@ def _resolve(host: str, port: int) -> list[str]:
     else:
         return [str(literal)]
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with waiting():  # a look-up in a request (validate_public_url) holds no CPU slot
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise OutboundRefused("the host name does not resolve") from exc
     addresses: list[str] = []

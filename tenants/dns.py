@@ -38,8 +38,11 @@ class SystemResolver:
         import dns.exception
         import dns.resolver
 
+        from core.cpu_slots import waiting
+
         try:
-            return dns.resolver.resolve(name, rdtype, lifetime=self.timeout)
+            with waiting():  # no CPU slot held while the name servers think
+                return dns.resolver.resolve(name, rdtype, lifetime=self.timeout)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except (dns.exception.DNSException, OSError) as exc:

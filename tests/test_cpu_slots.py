@@ -178,3 +178,27 @@ def test_slots_bound_the_threads_running_heavy_views_at_once(settings):
     for thread in threads:
         thread.join(10)
     assert most[0] == 2
+
+
+@pytest.mark.django_db
+def test_a_statement_runs_without_the_slot_and_takes_it_again_after(one_slot):
+    from django.db import connection
+
+    assert cpu_slots.acquire()
+    got = threading.Event()
+
+    def other():
+        # Only possible while this thread's statement runs: the only slot is free then.
+        if cpu_slots._take():
+            got.set()
+            cpu_slots.release()
+
+    with connection.cursor() as cursor:
+        thread = threading.Timer(0.1, other)
+        thread.start()
+        cursor.execute("SELECT pg_sleep(0.6)")
+        thread.join(5)
+    assert got.is_set(), "the slot was held through the statement"
+    assert holding()  # taken again for the rest of the request
+    cpu_slots.release()
+    assert cpu_slots._statement in connection.execute_wrappers
