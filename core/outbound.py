@@ -291,7 +291,9 @@ def _readable(sock: socket.socket) -> bool:
 
 def _fault(exc: BaseException, phase: str) -> TransportError | None:
     """Which of requests' faults `exc` is, in the phase it happened; None: not a transport
-    fault (a bad URL or header), raised as it is."""
+    fault (a bad URL or header), raised as it is. Where the name may differ (a TLS handshake
+    that hangs: requests says ReadTimeout, we say ConnectTimeout; a send that fails: urllib3
+    first tries to read an answer) the retry verdict is the same."""
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return TransportError("SSLError", repr(exc), retryable=False)
     if isinstance(exc, TimeoutError):
