@@ -12,14 +12,19 @@ cannot be used to scan the network behind us.
 
 `settings.OUTBOUND_ALLOWED_NETWORKS` (CIDRs) exempts networks from the check: the demo and the
 tests list loopback for their local receiver; production lists nothing.
+
+`KeptAliveClient` is the other outbound path: the payment gateway's transport (our own
+setting, not a configured URL), kept-alive connections per thread.
 """
 
 from __future__ import annotations
 
 import http.client
 import ipaddress
+import select
 import socket
 import ssl
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -231,3 +236,144 @@ def outbound_post(
             return OutboundResponse(status, f"HTTP {status}")
         return OutboundResponse(status, body=answer if keep_body else b"")
     return OutboundResponse(None, error)
+
+
+# --- kept-alive connections to one API (the payment gateway) --------------------------------
+# Not for configured URLs: the gateway's address is our own setting, so no address check here.
+
+
+class TransportError(Exception):
+    """A request that got no whole answer. `name` is what requests calls the same fault (the
+    name the Stripe SDK's errors have always carried); `retryable` is requests' verdict too:
+    nothing sent, a timeout, or the connection lost before the answer began may be retried
+    with the same idempotency key; a TLS failure or an answer cut off mid-body may not."""
+
+    def __init__(self, name: str, detail: str, *, retryable: bool):
+        super().__init__(f"{name}: {detail}")
+        self.name = name
+        self.retryable = retryable
+
+
+class Headers(Mapping[str, str]):
+    """An answer's headers, looked up whatever the case (as requests' CaseInsensitiveDict)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        self._items: dict[str, tuple[str, str]] = {}
+        for key, value in pairs:
+            seen = self._items.get(key.lower())
+            self._items[key.lower()] = (key, f"{seen[1]}, {value}" if seen else value)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.lower()][1]
+
+    def __iter__(self):
+        return (key for key, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY…) names for `url`, as requests reads it."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Data or EOF waiting on an idle kept-alive socket: the server closed it (or broke HTTP)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _fault(exc: BaseException, phase: str) -> TransportError | None:
+    """Which of requests' faults `exc` is, in the phase it happened; None: not a transport
+    fault (a bad URL or header), raised as it is. Where the name may differ (a TLS handshake
+    that hangs: requests says ReadTimeout, we say ConnectTimeout; a send that fails: urllib3
+    first tries to read an answer) the retry verdict is the same."""
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return TransportError("SSLError", repr(exc), retryable=False)
+    if isinstance(exc, TimeoutError):
+        name = {"connect": "ConnectTimeout", "answer": "ReadTimeout"}.get(phase, "ConnectionError")
+        return TransportError(name, f"timed out ({phase}): {exc!r}", retryable=True)
+    if isinstance(exc, OSError | http.client.HTTPException):
+        if phase == "body":  # requests: ChunkedEncodingError, not retried
+            return TransportError("ChunkedEncodingError", repr(exc), retryable=False)
+        return TransportError("ConnectionError", f"{phase}: {exc!r}", retryable=True)
+    return None
+
+
+class KeptAliveClient:
+    """HTTP(S) requests to an API we call on every checkout: one keep-alive connection per
+    thread and host (gunicorn's threads never share one), TLS verified against `ca_file` (the
+    system's store when None), `timeout` for the connect and for each read, never a redirect
+    followed and never a request sent twice. Faults raise TransportError (see `_fault`).
+
+    Compared with requests (what the Stripe SDK uses by default) it skips the per-call
+    Session work: environment and proxy lookups, cookies, hooks, adapters, retry objects
+    (bench/README.md, "The gateway's HTTP transport")."""
+
+    def __init__(self, *, timeout: float, ca_file: str | None = None):
+        self.timeout = timeout
+        self._context = ssl.create_default_context(cafile=ca_file)
+        self._local = threading.local()
+
+    def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
+        connections = self._local.__dict__.setdefault("connections", {})
+        conn = connections.get((scheme, host, port))
+        if conn is not None and conn.sock is not None and _readable(conn.sock):
+            conn.close()  # closed by the server while idle: open a new one before sending
+        if conn is None:
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    host, port, timeout=self.timeout, context=self._context
+                )
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            connections[(scheme, host, port)] = conn
+        return conn
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str], body: str | bytes | None = None
+    ) -> tuple[bytes, int, Headers]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        path = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+        conn = self._connection(parts.scheme, parts.hostname, port)
+        phase = "connect"
+        try:
+            if conn.sock is None:
+                conn.connect()
+            phase = "send"
+            conn.request(
+                method.upper(),
+                path,
+                body=body.encode() if isinstance(body, str) else body,
+                headers=headers,
+            )
+            phase = "answer"
+            response = conn.getresponse()
+            phase = "body"
+            data = response.read()
+        except BaseException as exc:
+            conn.close()  # whatever state it is in, the next request starts afresh
+            fault = _fault(exc, phase)
+            if fault is None:
+                raise
+            raise fault from exc
+        if response.will_close:
+            conn.close()
+        return data, response.status, Headers(response.getheaders())
+
+    def close(self) -> None:
+        """Close this thread's connections."""
+        for conn in self._local.__dict__.pop("connections", {}).values():
+            conn.close()

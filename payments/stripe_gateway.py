@@ -7,6 +7,7 @@ shared notes), both behaviours are mapped onto the same results.
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ import stripe
 
 from core.cpu_slots import waiting
 from core.money import Money
+from core.outbound import KeptAliveClient, TransportError, proxy_for
 from payments.gateway import (
     ChargeRequest,
     ConnectedAccount,
@@ -30,9 +32,63 @@ from payments.gateway import (
     TransferResult,
     store_idempotency_key,
 )
-from payments.stripe_values import DECLINE_CODES, _event_text, _get, _plain
+from payments.stripe_values import (
+    DECLINE_CODES,
+    _event_text,
+    _get,
+    _plain,
+    connected_account,
+    dispute_funds,
+    reversal_result,
+    transfer_result,
+)
 
 logger = logging.getLogger(__name__)
+
+_UNEXPECTED = (
+    "Unexpected error communicating with Stripe.  If this problem persists, let us know at "
+    "support@stripe.com."
+)
+_TLS = (
+    "Could not verify Stripe's SSL certificate.  Please make sure that your network is not "
+    "intercepting certificates.  If this problem persists, let us know at support@stripe.com."
+)
+_LOCAL = (
+    "Unexpected error communicating with Stripe. It looks like there's probably a "
+    "configuration issue locally.  If this problem persists, let us know at support@stripe.com."
+)
+
+
+class KeptAliveHTTPClient(stripe.HTTPClient):
+    """The SDK's requests go out through core.outbound.KeptAliveClient; each fault is the
+    APIConnectionError, message and `should_retry` that stripe.RequestsClient raises for it
+    (its `_handle_request_error`; tests/payments/test_gateway_transport.py checks both)."""
+
+    name = "kept-alive"
+
+    def __init__(self, *, timeout: float):
+        super().__init__()
+        self.transport = KeptAliveClient(timeout=timeout, ca_file=stripe.ca_bundle_path)
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        try:
+            return self.transport.request(method, url, headers or {}, post_data)
+        except TransportError as exc:
+            raise _connection_error(
+                _TLS if exc.name == "SSLError" else _UNEXPECTED, str(exc), exc.retryable
+            ) from exc
+        except Exception as exc:
+            err = f"A {type(exc).__name__} was raised"
+            err += f" with error message {exc}" if str(exc) else " with no error message"
+            raise _connection_error(_LOCAL, err, False) from exc
+
+    def close(self):
+        self.transport.close()
+
+
+def _connection_error(msg: str, err: str, should_retry: bool) -> stripe.APIConnectionError:
+    text = f"{textwrap.fill(msg)}\n\n(Network error: {err})"
+    return stripe.APIConnectionError(text, should_retry=should_retry)
 
 
 class StripeGateway:
@@ -40,11 +96,19 @@ class StripeGateway:
         self.is_local = bool(api_base)
         self.api_base = api_base
         base = {"api": api_base} if api_base else None
+        # Behind a proxy named by the environment, requests (which honours it on each call)
+        # as before; otherwise our kept-alive transport (a third of the SDK's CPU per call).
+        proxied = proxy_for(api_base or stripe.DEFAULT_API_BASE)
+        self._http_client: stripe.HTTPClient = (
+            stripe.RequestsClient(timeout=timeout)
+            if proxied
+            else KeptAliveHTTPClient(timeout=timeout)
+        )
         self.client = stripe.StripeClient(
             secret_key or "sk_test_local",
             base_addresses=base,  # type: ignore[arg-type]
             max_network_retries=0,  # our own code retries with the same idempotency key
-            http_client=stripe.RequestsClient(timeout=timeout),
+            http_client=self._http_client,
         )
 
     # --- plumbing ---------------------------------------------------------------------
@@ -397,7 +461,7 @@ class StripeGateway:
             status=_get(dispute, "status", ""),
             reason=_get(dispute, "reason", ""),
             evidence_due_by=_get(_get(dispute, "evidence_details", {}), "due_by"),
-            **_dispute_funds(_get(dispute, "balance_transactions")),
+            **dispute_funds(_get(dispute, "balance_transactions")),
         )
 
     # --- webhooks ---------------------------------------------------------------------------
@@ -452,12 +516,10 @@ class StripeGateway:
             },
             options={"idempotency_key": store_idempotency_key(idempotency_key)},
         )
-        return self._connected_account(account)
+        return connected_account(account)
 
     def connected_account_retrieve(self, account_ref: str) -> ConnectedAccount:
-        return self._connected_account(
-            self._call_strict(self.client.v1.accounts.retrieve, account_ref)
-        )
+        return connected_account(self._call_strict(self.client.v1.accounts.retrieve, account_ref))
 
     def connected_account_link(self, *, account_ref: str, refresh_url: str, return_url: str) -> str:
         link = self._call_strict(
@@ -470,19 +532,6 @@ class StripeGateway:
             },
         )
         return str(link["url"])
-
-    @staticmethod
-    def _connected_account(account: Any) -> ConnectedAccount:
-        requirements = _get(account, "requirements", {})
-        due = _get(requirements, "currently_due", []) or []
-        return ConnectedAccount(
-            account_ref=str(account["id"]),
-            charges_enabled=bool(_get(account, "charges_enabled", False)),
-            payouts_enabled=bool(_get(account, "payouts_enabled", False)),
-            details_submitted=bool(_get(account, "details_submitted", False)),
-            requirements_due=tuple(str(item) for item in due),
-            disabled_reason=str(_get(requirements, "disabled_reason", "") or ""),
-        )
 
     def payment_charge_ref(self, payment_ref: str) -> str | None:
         """The charge (ch_…) behind a payment: what a transfer's source_transaction names."""
@@ -519,14 +568,14 @@ class StripeGateway:
             params=params,
             options={"idempotency_key": store_idempotency_key(idempotency_key)},
         )
-        return self._transfer_result(transfer)
+        return transfer_result(transfer)
 
     def transfers_find(self, *, transfer_group: str) -> list[TransferResult]:
         page = self._call_strict(
             self.client.v1.transfers.list,
             params={"transfer_group": transfer_group, "limit": 100},
         )
-        return [self._transfer_result(t) for t in page.data]
+        return [transfer_result(t) for t in page.data]
 
     def transfer_reversal_create(
         self,
@@ -542,42 +591,10 @@ class StripeGateway:
             params={"amount": amount.amount, "metadata": dict(metadata)},
             options={"idempotency_key": store_idempotency_key(idempotency_key)},
         )
-        return self._reversal_result(reversal, transfer_ref)
+        return reversal_result(reversal, transfer_ref)
 
     def transfer_reversals_list(self, *, transfer_ref: str) -> list[ReversalResult]:
         page = self._call_strict(
             self.client.v1.transfers.reversals.list, transfer_ref, params={"limit": 100}
         )
-        return [self._reversal_result(r, transfer_ref) for r in page.data]
-
-    @staticmethod
-    def _reversal_result(reversal: Any, transfer_ref: str) -> ReversalResult:
-        return ReversalResult(
-            reversal_ref=str(reversal["id"]),
-            transfer_ref=str(_get(reversal, "transfer", "") or transfer_ref),
-            amount=Money(int(reversal["amount"]), str(reversal["currency"]).upper()),
-            metadata={str(k): str(v) for k, v in _plain(_get(reversal, "metadata", {})).items()},
-        )
-
-    @staticmethod
-    def _transfer_result(transfer: Any) -> TransferResult:
-        return TransferResult(
-            transfer_ref=str(transfer["id"]),
-            amount=Money(int(transfer["amount"]), str(transfer["currency"]).upper()),
-            destination=str(_get(transfer, "destination", "")),
-            transfer_group=str(_get(transfer, "transfer_group", "") or ""),
-            amount_reversed=int(_get(transfer, "amount_reversed", 0) or 0),
-            metadata={str(k): str(v) for k, v in _plain(_get(transfer, "metadata", {})).items()},
-        )
-
-
-def _dispute_funds(transactions: Any) -> dict[str, bool | None]:
-    """A dispute's balance transactions: a negative one took the funds, a positive one gave
-    them back. Absent (an expanded list we did not get): None, the status decides."""
-    if transactions is None:
-        return {"funds_withdrawn": None, "funds_reinstated": None}
-    amounts = [int(_get(t, "amount", 0)) for t in transactions]
-    return {
-        "funds_withdrawn": any(a < 0 for a in amounts),
-        "funds_reinstated": any(a > 0 for a in amounts),
-    }
+        return [reversal_result(r, transfer_ref) for r in page.data]

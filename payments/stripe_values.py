@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.money import Money
+from payments.gateway import ConnectedAccount, ReversalResult, TransferResult
+
 # Codes that mean "the card said no" even when localstripe sends them as invalid_request_error.
 DECLINE_CODES = {
     "card_declined",
@@ -49,3 +52,48 @@ def _plain(obj: Any) -> dict[str, Any]:
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
     return dict(obj)
+
+
+def connected_account(account: Any) -> ConnectedAccount:
+    requirements = _get(account, "requirements", {})
+    due = _get(requirements, "currently_due", []) or []
+    return ConnectedAccount(
+        account_ref=str(account["id"]),
+        charges_enabled=bool(_get(account, "charges_enabled", False)),
+        payouts_enabled=bool(_get(account, "payouts_enabled", False)),
+        details_submitted=bool(_get(account, "details_submitted", False)),
+        requirements_due=tuple(str(item) for item in due),
+        disabled_reason=str(_get(requirements, "disabled_reason", "") or ""),
+    )
+
+
+def reversal_result(reversal: Any, transfer_ref: str) -> ReversalResult:
+    return ReversalResult(
+        reversal_ref=str(reversal["id"]),
+        transfer_ref=str(_get(reversal, "transfer", "") or transfer_ref),
+        amount=Money(int(reversal["amount"]), str(reversal["currency"]).upper()),
+        metadata={str(k): str(v) for k, v in _plain(_get(reversal, "metadata", {})).items()},
+    )
+
+
+def transfer_result(transfer: Any) -> TransferResult:
+    return TransferResult(
+        transfer_ref=str(transfer["id"]),
+        amount=Money(int(transfer["amount"]), str(transfer["currency"]).upper()),
+        destination=str(_get(transfer, "destination", "")),
+        transfer_group=str(_get(transfer, "transfer_group", "") or ""),
+        amount_reversed=int(_get(transfer, "amount_reversed", 0) or 0),
+        metadata={str(k): str(v) for k, v in _plain(_get(transfer, "metadata", {})).items()},
+    )
+
+
+def dispute_funds(transactions: Any) -> dict[str, bool | None]:
+    """A dispute's balance transactions: a negative one took the funds, a positive one gave
+    them back. Absent (an expanded list we did not get): None, the status decides."""
+    if transactions is None:
+        return {"funds_withdrawn": None, "funds_reinstated": None}
+    amounts = [int(_get(t, "amount", 0)) for t in transactions]
+    return {
+        "funds_withdrawn": any(a < 0 for a in amounts),
+        "funds_reinstated": any(a > 0 for a in amounts),
+    }
