@@ -14,24 +14,85 @@ one snapshot: the outer SELECT sees the rows as they were before the statement's
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
 
+from core.fixedsql import FixedQuery
+
 M = TypeVar("M", bound=models.Model)
 R = TypeVar("R", bound=models.Model)
 
 
+@functools.cache
 def _columns(model: type[models.Model], alias: str | None = None) -> str:
+    # Once per process: names from the model's meta, no schema (the search_path picks it).
     table = alias or model._meta.db_table
     return ", ".join(f'"{table}"."{f.column}"' for f in model._meta.concrete_fields)
 
 
 def _rows(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:
+    """The statement's rows as instances, as `model.objects.raw(sql, params)` gives them
+    (columns matched to fields by name, the fields' converters applied, other columns set as
+    attributes), with the matching worked out once per process per set of column names."""
     # A write: on the write alias, never where a read router would send a raw query (the
     # replica, inside core.replica.replica_reads).
-    return list(model.objects.raw(sql, params).using(router.db_for_write(model)))
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = tuple(column.name for column in cursor.description)
+        rows = cursor.fetchall()
+    plan = _RAW_PLANS.get((model, names, alias))
+    if plan is None:
+        plan = _RAW_PLANS[model, names, alias] = _raw_plan(model, names, connection)
+    init_names, init_positions, converters, extras = plan
+    out = []
+    for row in rows:
+        if converters:
+            row = list(row)
+            for pos, funcs, col in converters:
+                value = row[pos]
+                for convert in funcs:
+                    value = convert(value, col, connection)
+                row[pos] = value
+        instance = model.from_db(alias, init_names, [row[pos] for pos in init_positions])
+        for name, pos in extras:
+            setattr(instance, name, row[pos])
+        out.append(instance)
+    return out
+
+
+_RAW_PLANS: dict[tuple, tuple] = {}
+
+
+def _raw_plan(model: type[models.Model], names: tuple[str, ...], connection) -> tuple:
+    # RawQuerySet.resolve_model_init_order and RawModelIterable's converters, for PostgreSQL
+    # (whose backend adds no converters of its own and keeps identifiers as they are): the
+    # fields' own converters, which hold no connection.
+    if connection.vendor != "postgresql":
+        raise NotImplementedError(connection.vendor)
+    by_column = {f.column: f for f in model._meta.fields}
+    init = [f for f in model._meta.fields if f.column in names]
+    if model._meta.pk not in init:
+        raise ValueError("the statement must return the primary key")
+    converters = []
+    for pos, name in enumerate(names):
+        field = by_column.get(name)
+        if field is None:
+            continue
+        col = field.get_col(model._meta.db_table)
+        funcs = col.get_db_converters(connection)
+        if funcs:
+            converters.append((pos, tuple(funcs), col))
+    return (
+        [f.attname for f in init],
+        [names.index(f.column) for f in init],
+        tuple(converters),
+        tuple((name, pos) for pos, name in enumerate(names) if name not in by_column),
+    )
 
 
 def update_returning(
@@ -65,7 +126,7 @@ def update_returning(
 
 
 def update_then_select(
-    queryset: models.QuerySet[M],
+    queryset: models.QuerySet[M] | tuple[FixedQuery[M], tuple],
     *,
     table: str,
     assignments: str,
@@ -75,13 +136,20 @@ def update_then_select(
     """`UPDATE <table> SET <assignments> WHERE <where>`, then the rows of `queryset` (of its
     own model's columns only: no select_related), in one statement. The SELECT sees what it
     reads as it was before the UPDATE (one snapshot): for a write and a read of different
-    rows that would run back to back."""
-    if queryset.query.select_related:
+    rows that would run back to back. `queryset` may be a FixedQuery with its arguments: its
+    SQL compiled once per process."""
+    if isinstance(queryset, tuple):
+        fixed, args = queryset
+        model, (select, select_params) = fixed.model, fixed.sql(*args)
+        related = fixed.select_related
+    else:
+        model, (select, select_params) = queryset.model, queryset.query.sql_with_params()
+        related = queryset.query.select_related
+    if related:
         raise ValueError("update_then_select reads one model's columns")
-    select, select_params = queryset.query.sql_with_params()
     update = f'UPDATE "{table}" SET {assignments} WHERE {where}'  # noqa: S608 (names)
     sql = f'WITH "written" AS ({update}) {select}'
-    return _rows(queryset.model, sql, [*params, *select_params])
+    return _rows(model, sql, [*params, *select_params])
 
 
 def update_returning_with_related(

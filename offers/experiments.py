@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from analytics.models import CONTROL_ARM, Assignment, Experiment, ExperimentStatus
 from audit.services import Actor, audit_record
+from core.fixedsql import FixedQuery
 from core.identity import email_key
 from offers.models import Offer
 
@@ -65,13 +66,17 @@ class OfferPresentation:
     overrides: dict[str, Any]  # the fields this arm changes (headline, price_amount, …)
 
 
+_RUNNING = FixedQuery(
+    Experiment,
+    lambda offer_id: Experiment.objects.filter(offer_id=offer_id, status=ExperimentStatus.RUNNING),
+)
+
+
 def offer_present(*, offer: Offer, visitor_key: str) -> OfferPresentation:
     """The offer as this visitor should see it under the running experiment, if any.
 
     Control buyers get no offer at all, on every visit (the assignment is stored)."""
-    experiment = Experiment.objects.filter(
-        offer_id=offer.pk, status=ExperimentStatus.RUNNING
-    ).first()
+    experiment = _RUNNING.first(offer.pk)
     if experiment is None or not visitor_key:
         return OfferPresentation(offer, "", {})
     arm = experiment_assign(experiment=experiment, visitor_key=visitor_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.fixedsql import FixedQuery
 from offers.models import Offer, OfferKind
 
 
@@ -11,13 +12,18 @@ def _live(kind: str):
     )
 
 
+_BUMP = FixedQuery(Offer, lambda pk: _live(OfferKind.BUMP).filter(trigger_product_id=pk))
+_UPSELL = FixedQuery(Offer, lambda pk: _live(OfferKind.UPSELL).filter(trigger_product_id=pk))
+_DOWNSELL = FixedQuery(Offer, lambda pk: _live(OfferKind.DOWNSELL).filter(parent_id=pk))
+
+
 def bump_for_product(*, product_id: int) -> Offer | None:
-    return _live(OfferKind.BUMP).filter(trigger_product_id=product_id).first()
+    return _BUMP.first(int(product_id))
 
 
 def upsell_for_product(*, product_id: int) -> Offer | None:
-    return _live(OfferKind.UPSELL).filter(trigger_product_id=product_id).first()
+    return _UPSELL.first(int(product_id))
 
 
 def downsell_for_upsell(*, upsell_id: int) -> Offer | None:
-    return _live(OfferKind.DOWNSELL).filter(parent_id=upsell_id).first()
+    return _DOWNSELL.first(int(upsell_id))

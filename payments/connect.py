@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context, tenant_context
 
+from core.fixedsql import FixedQuery
 from payments.gateway import ConnectedAccount, get_gateway
 from payments.models import PayoutAccount
 from payments.public import ACCOUNT_STATE_FIELDS, account_state, account_updated_notify
@@ -42,7 +43,10 @@ class ConnectEventRejected(ValueError):
 
 def payout_account_current() -> PayoutAccount | None:
     """The store's connected account row (in the current schema), if it has one."""
-    return PayoutAccount.objects.order_by("pk").first()
+    return _PAYOUT_ACCOUNT.first()
+
+
+_PAYOUT_ACCOUNT = FixedQuery(PayoutAccount, lambda: PayoutAccount.objects.order_by("pk"))
 
 
 def payments_block_reason(*, creator=None) -> str | None:

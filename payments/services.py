@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from core.fixedsql import FixedQuery
 from core.identity import email_key
 from core.money import Money
 from core.returning import insert_returning, update_returning
@@ -81,9 +82,14 @@ class RefundRefused(ValueError):
 # --- customers and the vault -------------------------------------------------------------
 
 
+_CUSTOMER_BY_EMAIL = FixedQuery(
+    GatewayCustomer, lambda email: GatewayCustomer.objects.filter(email=email)
+)
+
+
 def gateway_customer_get_or_create(*, email: str) -> GatewayCustomer:
     email = email_key(email)
-    existing = GatewayCustomer.objects.filter(email=email).first()
+    existing = _CUSTOMER_BY_EMAIL.first(str(email))
     if existing:
         return existing
     # No email in the key (keys show in the gateway's logs); the adapter adds the store.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from core.fixedsql import FixedQuery
 from core.identity import email_key
 from core.returning import insert_returning
 from payments.models import GatewayCustomer, SavedPaymentMethod
@@ -31,12 +32,22 @@ def _methods_for(email: str):
     )
 
 
+_METHOD_FOR = FixedQuery(
+    SavedPaymentMethod, lambda email: _methods_for(email).select_related("customer")
+)
+
+
 def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
-    return _methods_for(email).select_related("customer").first()
+    return _METHOD_FOR.first(str(email))
 
 
 def vault_method_refs_sql(*, email: str) -> tuple[str, tuple]:
     """SQL (and its params) for `vault_method_for`'s card and gateway customer references, one
     row of two columns or none: for a caller that reads them within a statement of its own."""
-    refs = _methods_for(email).values_list("gateway_ref", "customer__gateway_ref")[:1]
-    return refs.query.sql_with_params()
+    return _METHOD_REFS.sql(str(email))
+
+
+_METHOD_REFS = FixedQuery(
+    SavedPaymentMethod,
+    lambda email: _methods_for(email).values_list("gateway_ref", "customer__gateway_ref")[:1],
+)

@@ -3,6 +3,7 @@
 from django.db import models
 
 from core import orderkeys
+from core.fixedsql import FixedQuery
 from core.money import Money
 from storefront.storage import deliverable_storage
 
@@ -260,11 +261,14 @@ class StoreSettings(models.Model):
     def current(cls) -> "StoreSettings":
         """The store's row: made by migration 0005 (and so in every cloned schema), read-only
         on the request path; created here only if someone deleted it."""
-        try:
-            return cls.objects.get(pk=1)
-        except cls.DoesNotExist:
-            settings, _ = cls.objects.get_or_create(pk=1)
-            return settings
+        rows = _STORE_SETTINGS.all()
+        if rows:
+            return rows[0]
+        settings, _ = cls.objects.get_or_create(pk=1)
+        return settings
+
+
+_STORE_SETTINGS = FixedQuery(StoreSettings, lambda: StoreSettings.objects.filter(pk=1))
 
 
 class TaxRate(models.Model):

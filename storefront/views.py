@@ -417,7 +417,7 @@ def checkout_confirm(request, token: str):
 
 
 def _order_or_404(token: str) -> Order:
-    order = Order.objects.select_related("customer").filter(token=token).first()
+    order = selectors.order_with_customer(token=token)
     if order is None:
         raise Http404("No such order.")
     return order

@@ -119,3 +119,26 @@ def test_extra_returning_columns_become_attributes(tenant):
     )
     assert moved.status == "failed" and moved.line_count == 2
     assert isinstance(moved.created_at, dt.datetime)
+
+
+def test_rows_are_built_as_raw_builds_them_with_converters_and_extra_columns(tenant):
+    from core.returning import _rows
+
+    order, _ = _order("raw", 2)
+    sql = (
+        'SELECT *, "total_amount" * 2 AS "doubled" FROM "storefront_orderline" '
+        'WHERE "order_id" = %s ORDER BY "id"'
+    )
+    for _ in range(2):  # the second time from the kept plan
+        kept = _rows(OrderLine, sql, [order.pk])
+        raw = list(OrderLine.objects.raw(sql, [order.pk]))
+        assert len(kept) == len(raw) == 2
+        for a, b in zip(kept, raw, strict=True):
+            assert a.__dict__.keys() == b.__dict__.keys()
+            assert {k: v for k, v in a.__dict__.items() if k != "_state"} == {
+                k: v for k, v in b.__dict__.items() if k != "_state"
+            }
+            assert (a._state.db, a._state.adding) == (b._state.db, b._state.adding)
+            assert a.doubled == 2 * a.total_amount
+    moved = _rows(Order, 'SELECT * FROM "storefront_order" WHERE "id" = %s', [order.pk])
+    assert moved[0].tax_evidence == {"declared_country": "US"}  # the JSON field's converter

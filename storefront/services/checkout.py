@@ -484,7 +484,7 @@ def _location_evidence(
         evidence["confirmed_at"] = timezone.now().isoformat()
     field = Order._meta.get_field("tax_evidence")
     lines = update_then_select(
-        order.lines.all(),
+        (selectors.ORDER_LINES, (order.pk,)),
         table=Order._meta.db_table,
         assignments='"tax_evidence" = %s',
         where='"id" = %s',

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from django.db.models import Q
+
 REVERSE_CHARGE_NOTE = (
     "Reverse charge: VAT to be accounted for by the recipient (Article 196, Directive 2006/112/EC)."
 )
@@ -40,13 +42,11 @@ class TableTaxProvider:
     zero with the reverse-charge statement for a B2B sale with a valid VAT ID."""
 
     def rate_for(self, *, place: TaxPlace, product=None) -> TaxAnswer:
-        from storefront.models import TaxRate
-
         if place.reverse_charge:
             return TaxAnswer(Decimal(0), "VAT", REVERSE_CHARGE_NOTE)
         by_region = {
             r.region: (r.rate, r.name)
-            for r in TaxRate.objects.filter(country=place.country, region__in=["", place.region])
+            for r in country_rates().all(str(place.country), str(place.region))
         }
         if place.region and place.region in by_region:
             return TaxAnswer(*by_region[place.region])
@@ -61,3 +61,23 @@ def tax_provider() -> TaxProvider:
 
     path = getattr(settings, "TAX_PROVIDER", "") or "storefront.tax.providers.TableTaxProvider"
     return import_string(path)()
+
+
+_COUNTRY_RATES = None
+
+
+def country_rates():
+    """The country's rows and the region's (a FixedQuery: compiled once per process), made on
+    first use: the model is imported late here, as rate_for always did."""
+    global _COUNTRY_RATES
+    if _COUNTRY_RATES is None:
+        from core.fixedsql import FixedQuery
+        from storefront.models import TaxRate
+
+        _COUNTRY_RATES = FixedQuery(
+            TaxRate,
+            lambda country, region: TaxRate.objects.filter(
+                Q(region="") | Q(region=region), country=country
+            ),
+        )
+    return _COUNTRY_RATES

@@ -9,6 +9,7 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
+from core.fixedsql import FixedQuery
 from offers.models import Offer, OfferKind
 from offers.selectors import upsell_for_product
 from storefront.models import FollowUpSend, LineKind, Order, OrderLine
@@ -18,6 +19,21 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DELAYS_HOURS = (24, 72)
 MAX_STEPS = 2
+
+_CROSS_SELL = FixedQuery(
+    Offer,
+    lambda product_id, currency: (
+        Offer.objects.select_related("product")
+        .filter(
+            kind=OfferKind.CROSS_SELL,
+            trigger_product_id=product_id,
+            status=Offer.Status.ACTIVE,
+            product__status="active",
+            currency=currency,
+        )
+        .order_by("pk")
+    ),
+)
 
 
 def followup_offer_for(*, order: Order, lines: list[OrderLine] | None = None) -> Offer | None:
@@ -29,18 +45,7 @@ def followup_offer_for(*, order: Order, lines: list[OrderLine] | None = None) ->
         core = min((x for x in lines if x.kind == LineKind.CORE), key=lambda x: x.pk, default=None)
     if core is None:
         return None
-    cross_sell = (
-        Offer.objects.select_related("product")
-        .filter(
-            kind=OfferKind.CROSS_SELL,
-            trigger_product_id=core.product_id,
-            status=Offer.Status.ACTIVE,
-            product__status="active",
-            currency=order.currency,
-        )
-        .order_by("pk")
-        .first()
-    )
+    cross_sell = _CROSS_SELL.first(int(core.product_id), str(order.currency))
     if cross_sell is not None:
         return cross_sell
     upsell = upsell_for_product(product_id=core.product_id)

@@ -20,7 +20,7 @@ from payments import services as payments
 from payments.gateway import GatewayRejected, GatewayUnavailable
 from payments.models import AttemptStatus
 from storefront.models import Order, OrderStatus
-from storefront.selectors import order_primary_attempts
+from storefront.selectors import order_primary_attempts, order_with_customer
 from storefront.services.orders import event_fields_for
 from storefront.services.upsell.common import (
     _PRIMARY_FAILED,
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 def _order_for(order_token: str) -> Order:
-    order = Order.objects.select_related("customer").filter(token=order_token).first()
+    order = order_with_customer(token=order_token)
     if order is None:
         raise OfferRefused(404, "No such order", "This order does not exist.")
     return order

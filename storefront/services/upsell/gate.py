@@ -8,6 +8,7 @@ import logging
 from analytics.models import EventName
 from analytics.services import event_append
 from core import orderkeys
+from core.fixedsql import FixedQuery
 from core.loops import each_record
 from offers.models import OfferDecision
 from payments import services as payments
@@ -75,12 +76,17 @@ def outcome_decision(*, attempt: ChargeAttempt, order_id: int) -> OfferDecision 
     """The decision a post-purchase attempt was made for, with its offer and product, and its
     order (`decision.order`) locked for the recording transaction: one statement, in place
     of the order's `SELECT … FOR UPDATE` and the decision's read. None if there is none."""
-    return (
+    return _OUTCOME_DECISION.first(attempt.pk, order_id)
+
+
+_OUTCOME_DECISION = FixedQuery(
+    OfferDecision,
+    lambda attempt_id, order_id: (
         OfferDecision.objects.select_related("order", "offer__product")
         .select_for_update(of=("order",))
-        .filter(attempt=attempt, order_id=order_id)
-        .first()
-    )
+        .filter(attempt_id=attempt_id, order_id=order_id)
+    ),
+)
 
 
 def on_post_purchase_outcome(

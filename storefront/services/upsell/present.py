@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from analytics.models import EventName
 from analytics.services import event_append
+from core.fixedsql import FixedQuery
 from core.money import Money
 from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import DecisionStatus, Offer, OfferDecision, OfferKind
@@ -36,12 +37,21 @@ from storefront.services.upsell.common import (
 
 def _owns_product(order: Order, product_id: int) -> bool:
     """The buyer already has this product: on this order, or on any paid order of theirs."""
-    return (
-        OrderLine.objects.filter(product_id=product_id, order__customer_id=order.customer_id)
-        .filter(order__status__in=OWNED_ORDER_STATUSES)
-        .exists()
-        or order.lines.filter(product_id=product_id).exists()
+    return _OWNED_ELSEWHERE.exists(int(product_id), order.customer_id) or _ON_ORDER.exists(
+        order.pk, int(product_id)
     )
+
+
+_OWNED_ELSEWHERE = FixedQuery(
+    OrderLine,
+    lambda product_id, customer_id: OrderLine.objects.filter(
+        product_id=product_id, order__customer_id=customer_id
+    ).filter(order__status__in=OWNED_ORDER_STATUSES),
+)
+_ON_ORDER = FixedQuery(
+    OrderLine,
+    lambda order_id, product_id: OrderLine.objects.filter(order_id=order_id, product_id=product_id),
+)
 
 
 def _offer_fits(order: Order, offer: Offer | None) -> bool:
@@ -87,10 +97,16 @@ def _can_offer(order: Order) -> bool:
     return order.card_saved and payments.vault_method_for(email=order.customer.email) is not None
 
 
+_CORE_LINE = FixedQuery(
+    OrderLine,
+    lambda order_id: OrderLine.objects.filter(order_id=order_id, kind=LineKind.CORE),
+)
+
+
 def _upsell_shown(order: Order) -> OfferPresentation:
     """The upsell this order may get, as the buyer's experiment arm shows it. Only buyers
     who could see the offer are assigned; the no-offer control gets `offer=None`."""
-    core = order.lines.filter(kind=LineKind.CORE).first()
+    core = _CORE_LINE.first(order.pk)
     if core is None or not _can_offer(order):
         return OfferPresentation(None, "", {})
     if core.total_amount == 0 and not order.lines.exclude(total_amount=0).exists():
@@ -113,7 +129,7 @@ def _eligible_upsell(order: Order) -> Offer | None:
 
 def next_step_url(*, order: Order) -> str | None:
     """The post-purchase offer page for this order, or None to go straight to thanks."""
-    if OfferDecision.objects.filter(order=order).exists() or _eligible_upsell(order) is not None:
+    if _ORDER_DECISIONS.exists(order.pk) or _eligible_upsell(order) is not None:
         return reverse("upsell-offer", args=[order.token])
     return None
 
@@ -180,14 +196,17 @@ def _present_downsell(order: Order, upsell: OfferDecision) -> OfferDecision | No
     return _present(order=order, offer=offer, kind=OfferKind.DOWNSELL)
 
 
+_ORDER_DECISIONS = FixedQuery(
+    OfferDecision,
+    lambda order_id: OfferDecision.objects.select_related("offer__product", "attempt").filter(
+        order_id=order_id
+    ),
+)
+
+
 def offer_step(*, order: Order, schema: str, present: bool = True) -> OfferStep:
     """What the post-purchase page shows now; presents the upsell (or downsell) when due."""
-    decisions = {
-        d.kind: d
-        for d in OfferDecision.objects.select_related("offer__product", "attempt").filter(
-            order=order
-        )
-    }
+    decisions = {d.kind: d for d in _ORDER_DECISIONS.all(order.pk)}
     current = decisions.get(OfferKind.DOWNSELL) or decisions.get(OfferKind.UPSELL)
     if current is None:
         shown = _upsell_shown(order) if present else OfferPresentation(None, "", {})
