@@ -46,7 +46,10 @@ def _probe(i: int, kind: type) -> Any:
     # Values no real argument has, told apart from each other and from the constants.
     if kind is int:
         return -7_340_000_000_017 - i
-    return f"\x01fixedsql-probe-{i}\x01"
+    # Mixed case, a full-width letter and outer spaces: a normalisation inside the build
+    # (lower(), NFKC, strip(), email_key) changes it, so the check below refuses the query
+    # instead of keeping SQL that skips the normalisation.
+    return f" \x01FixedSQL-Probe-{i}\uff38\x01 "
 
 
 @dataclass(frozen=True)

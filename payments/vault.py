@@ -26,10 +26,10 @@ def vault_save(
     return method
 
 
-def _methods_for(email: str):
-    return SavedPaymentMethod.objects.filter(customer__email=email_key(email)).order_by(
-        "-created_at"
-    )
+def _methods_for(key: str):
+    """The saved cards of the buyer whose `email_key` is `key` (normalised by the caller, not
+    here: a FixedQuery keeps the SQL and would skip a normalisation done inside it)."""
+    return SavedPaymentMethod.objects.filter(customer__email=key).order_by("-created_at")
 
 
 _METHOD_FOR = FixedQuery(
@@ -38,13 +38,13 @@ _METHOD_FOR = FixedQuery(
 
 
 def vault_method_for(*, email: str) -> SavedPaymentMethod | None:
-    return _METHOD_FOR.first(str(email))
+    return _METHOD_FOR.first(str(email_key(email)))
 
 
 def vault_method_refs_sql(*, email: str) -> tuple[str, tuple]:
     """SQL (and its params) for `vault_method_for`'s card and gateway customer references, one
     row of two columns or none: for a caller that reads them within a statement of its own."""
-    return _METHOD_REFS.sql(str(email))
+    return _METHOD_REFS.sql(str(email_key(email)))
 
 
 _METHOD_REFS = FixedQuery(

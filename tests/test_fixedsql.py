@@ -2,6 +2,8 @@
 compile for the same values, in every tenant's schema (bench/README.md, "Compiled once per
 process")."""
 
+import unicodedata
+
 import pytest
 from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
@@ -9,10 +11,12 @@ from django.test.utils import CaptureQueriesContext
 
 from core import fixedsql
 from core.fixedsql import FixedQuery
+from core.identity import email_key
 from offers import experiments
 from offers import selectors as offer_selectors
 from payments import connect, vault
 from payments import services as payment_services
+from payments.models import GatewayCustomer
 from storefront import models as storefront_models
 from storefront import selectors
 from storefront.models import Customer, Order
@@ -145,3 +149,21 @@ def test_exists_and_the_lines_sql_answer_as_the_orm_does(tenant):
     assert selectors.ORDER_LINES.sql(order.pk) == order.lines.all().query.sql_with_params()
     assert present._ORDER_DECISIONS.exists(order.pk) is False
     assert present._ON_ORDER.exists(order.pk, 1) is order.lines.filter(product_id=1).exists()
+
+
+@pytest.mark.parametrize(
+    "normalise",
+    [email_key, str.lower, str.strip, lambda v: unicodedata.normalize("NFKC", v)],
+    ids=["email_key", "lower", "strip", "nfkc"],
+)
+def test_a_normalisation_inside_the_build_is_refused_not_skipped(tenant, normalise):
+    # Kept SQL would send later arguments as given, skipping the normalisation: a saved card
+    # looked up by "BUYER@ｅｘａｍｐｌｅ.ＣＯＭ" would not be found (it was, in the first cut).
+    normalised = FixedQuery(
+        GatewayCustomer, lambda e: GatewayCustomer.objects.filter(email=normalise(e))
+    )
+    try:
+        with pytest.raises(ValueError, match="not sent as given"):
+            normalised.first("buyer@example.com")
+    finally:
+        del fixedsql.REGISTRY[-1:]
