@@ -97,15 +97,8 @@ def _take() -> bool:
 
 def _statement(execute, sql, params, many, context):
     """Every statement of a thread that holds a slot runs without it (module doc)."""
-    slots = getattr(_state, "slots", None)
-    if slots is None:
+    with waiting():
         return execute(sql, params, many, context)
-    _state.slots = None
-    slots.release()
-    try:
-        return execute(sql, params, many, context)
-    finally:
-        _take()
 
 
 def _wrap_statements() -> None:
