@@ -110,8 +110,11 @@ STORE_BUSY_RETRY_AFTER_SECONDS = 1
 # Threads of one web process that may run a heavy request's code at once (core/cpu_slots.py):
 # the rest wait on a lock, not on the GIL, so a page drawn per change is not queued behind 50
 # gateway answers arriving together. A request waits at most WEB_CPU_SLOT_WAIT_SECONDS for a
-# slot, then runs without one. 0 turns it off.
-WEB_CPU_SLOTS = env.int("WEB_CPU_SLOTS", default=2)
+# slot, then runs without one. 0 turns it off. One slot per process: with the Procfile's two
+# processes on two cores, that is one heavy thread per core, and a kept page waits behind one
+# thread of its process, not two (bench/README.md "CPU slots": p99 41-45 ms with 1, 59-80 ms
+# with 2, 95-200 ms with none, at the same paid checkouts per second).
+WEB_CPU_SLOTS = env.int("WEB_CPU_SLOTS", default=1)
 WEB_CPU_SLOT_WAIT_SECONDS = env.float("WEB_CPU_SLOT_WAIT_SECONDS", default=2.0)
 
 # Never ATOMIC_REQUESTS: a gateway call must not happen inside an open transaction.
