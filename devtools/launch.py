@@ -151,9 +151,21 @@ def test(pytest_args: list[str]) -> int:
     env["PATH"] = os.pathsep.join([*services.PATH_PREFIX, env["PATH"]])
     env.update(services.localstripe_env())
     write_bytecode(env)
+    print(f"[test] this machine's pace: {pace():.2f} s for 10 M Python additions", flush=True)
     pytest_args = parallel_args(pytest_args, env)
     pytest = subprocess.Popen([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
     return _supervise(pytest)
+
+
+def pace() -> float:
+    """CPU seconds for 10 M additions in a Python loop (2 M timed, scaled): the yardstick that
+    says whether a suite's time changed with the code or with the machine (docs/testing.md).
+    The same tree took 200 s on one session's machine and 513 s on another's (1.6 s here;
+    the first machine's pace was not taken)."""
+    started, total = time.process_time(), 0
+    for i in range(2_000_000):
+        total += i
+    return (time.process_time() - started) * 5
 
 
 PACKAGES = (

@@ -1,7 +1,6 @@
 """The pure helpers of bench/cold.py: which PostgreSQL backends count as serving stores, and
 how a process's memory is read."""
 
-import mmap
 import os
 import subprocess
 import sys
@@ -26,35 +25,51 @@ def test_percentiles_are_nearest_rank_over_the_sorted_values():
     assert pct([5.0], 99) == 5.0
 
 
-def test_memory_reads_rss_pss_and_private_and_a_shared_page_counts_half_in_pss(tmp_path):
-    """PSS divides a shared page among the processes mapping it: 8 MB of a file mapped by
-    this process and by another count 8 MB in this process's RSS but ~4 MB in its PSS."""
-    before = memory(os.getpid())
-    assert before["rss_mb"] >= before["pss_mb"] >= before["private_mb"] > 0
-    path = tmp_path / "shared"
-    path.write_bytes(b"x" * 8 * 1024 * 1024)
-    other = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import mmap, sys\n"
-            f"f = open({str(path)!r}, 'rb'); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
-            "sum(m[i] for i in range(0, len(m), 4096)); print('ready', flush=True)\n"
-            "sys.stdin.read()",
-        ],
+_MAPPER = (
+    "import mmap, sys\n"
+    "path, wait_first = sys.argv[1], sys.argv[2] == 'wait'\n"
+    "if wait_first:\n"
+    "    print('started', flush=True); sys.stdin.readline()\n"
+    "f = open(path, 'rb'); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
+    "sum(m[i] for i in range(0, len(m), 4096)); print('mapped', flush=True)\n"
+    "sys.stdin.read()"
+)
+
+
+def _mapper(path, *, wait_first: bool) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", _MAPPER, str(path), "wait" if wait_first else "now"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
+
+
+def test_memory_reads_rss_pss_and_private_and_a_shared_page_counts_half_in_pss(tmp_path):
+    """PSS divides a shared page among the processes mapping it: 8 MB of a file mapped by
+    two processes count 8 MB in one's RSS but ~4 MB in its PSS.
+
+    The process measured is a fresh interpreter of its own, not this test's: a pytest worker
+    shares copy-on-write pages with the processes it forked (live servers, Celery workers of
+    other tests), and its PSS jumps when one of them exits (11 MB once, in a full run)."""
+    mine = memory(os.getpid())
+    assert mine["rss_mb"] >= mine["pss_mb"] >= mine["private_mb"] > 0
+    path = tmp_path / "shared"
+    path.write_bytes(b"x" * 8 * 1024 * 1024)
+    other = _mapper(path, wait_first=False)
+    measured = _mapper(path, wait_first=True)
     try:
-        assert other.stdout.readline() == b"ready\n"
-        with open(path, "rb") as handle:
-            shared = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
-            _ = sum(shared[i] for i in range(0, len(shared), 4096))
-            after = memory(os.getpid())
-            shared.close()
+        assert other.stdout.readline() == b"mapped\n"
+        assert measured.stdout.readline() == b"started\n"
+        before = memory(measured.pid)
+        assert before["rss_mb"] >= before["pss_mb"] >= before["private_mb"] > 0
+        measured.stdin.write(b"go\n")
+        measured.stdin.flush()
+        assert measured.stdout.readline() == b"mapped\n"
+        after = memory(measured.pid)
     finally:
-        other.stdin.close()
-        other.wait(10)
+        for process in (other, measured):
+            process.stdin.close()
+            process.wait(10)
     grew_rss = after["rss_mb"] - before["rss_mb"]
     grew_pss = after["pss_mb"] - before["pss_mb"]
     assert grew_rss >= 7.5
