@@ -23,6 +23,21 @@ from redis import exceptions as redis_exceptions
 
 
 class Channel(kombu_redis.Channel):
+    _sync_client = None
+
+    def _create_client(self, asynchronous: bool = False):
+        """One client per channel and pool instead of a new one per publish (kombu builds a
+        `redis.Redis` for every message it sends: ~0.2 ms of CPU each, its command table
+        copied, on the web's request path). The client holds no connection of its own: it
+        takes one from the channel's pool per command, as before. A new pool (after a
+        reconnection) gets a new client."""
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        client = self._sync_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._sync_client = super()._create_client()
+        return client
+
     def _connparams(self, asynchronous: bool = False) -> dict:
         transport = self.connection
         if transport is None or transport.client is None:
