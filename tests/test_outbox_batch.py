@@ -143,3 +143,39 @@ def test_publishing_reuses_one_redis_client_per_channel_and_pool(monkeypatch):
         fresh = channel._create_client()
         assert fresh is not first and fresh.connection_pool is channel.pool is not old_pool
         assert channel._create_client(asynchronous=True) is not fresh  # the poller's own
+
+
+def test_a_message_that_fails_on_its_own_is_kept_and_the_others_go_in_the_pipeline(
+    tenant, pipelines, django_capture_on_commit_callbacks, monkeypatch
+):
+    from core import tasks
+
+    real_send = tasks._send
+
+    def send(message, producer=None):
+        if message.task_name == TASKS[1][0]:
+            raise TypeError("Object of type Decimal is not JSON serializable")
+        return real_send(message, producer)
+
+    monkeypatch.setattr(tasks, "_send", send)
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            messages = enqueue_many(TASKS)
+    [kept] = _unsent([m.pk for m in messages])
+    assert kept.task_name == TASKS[1][0] and "not JSON serializable" in kept.last_error
+    assert sorted(task for _, task, _, _ in _lpushes(pipelines)) == sorted(
+        [TASKS[0][0], TASKS[2][0]]
+    )
+    assert sum(1 for batch in pipelines if any(c[0] == "LPUSH" for c in batch)) == 1
+
+
+def test_with_the_broker_unreachable_every_message_of_the_commit_stays_unsent(
+    tenant, django_capture_on_commit_callbacks
+):
+    from tests.worker_support import broker_unreachable
+
+    with broker_unreachable(), django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            messages = enqueue_many(TASKS)
+    unsent = _unsent([m.pk for m in messages])
+    assert len(unsent) == 3 and all(m.last_error for m in unsent)
