@@ -160,7 +160,7 @@ def test(pytest_args: list[str]) -> int:
 def pace() -> float:
     """CPU seconds for 10 M additions in a Python loop (2 M timed, scaled): the yardstick that
     says whether a suite's time changed with the code or with the machine (docs/testing.md).
-    The same tree took 200 s on one session's machine and 513 s on another's (1.6 s here;
+    The same tree took 200 s on one session's machine and 513 s on another's (pace 0.37 s;
     the first machine's pace was not taken)."""
     started, total = time.process_time(), 0
     for i in range(2_000_000):
