@@ -74,8 +74,11 @@ class Server:
                 return
             self.connections += 1
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            thread.start()
+            # Listed before it starts: a test that joins `threads` after the answer must find
+            # the thread that sent it (appended after start, the answer could come first, and
+            # the join miss the close it waits for).
             self.threads.append(thread)
+            thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
