@@ -190,35 +190,25 @@ def _send_together(messages: list[OutboxMessage]) -> list[tuple[OutboxMessage, E
     """Hand one commit's messages to the broker in one round trip (kombu's `Producer.batch`:
     one Redis pipeline, one client), and return those not sent, each with its reason.
 
-    A poison message is set aside before anything is sent, and a message that fails on its
-    own (its arguments would not encode) does not hold back the others. If the broker is down
-    or the pipeline fails, every message of the batch counts as unsent and the drainer sends
-    it again. Redis may have taken some of them before it failed (the pipeline is not a
+    A message that fails on its own (poison: `_send` checks it before anything is sent; or
+    arguments that would not encode) does not hold back the others. If the broker is down or
+    the pipeline fails, every other message of the batch counts as unsent and the drainer
+    sends it again. Redis may have taken some of them before it failed (the pipeline is not a
     transaction), so one can then arrive twice, as one can when the broker's answer to a
     single send is lost: delivery is at least once, and a task that runs twice changes
     nothing the second time (tests/delivery/test_outbox_twice.py)."""
     unsent: list[tuple[OutboxMessage, Exception]] = []
-    ready: list[OutboxMessage] = []
-    for message in messages:
-        try:
-            _message_check(message)
-        except PoisonMessage as exc:
-            unsent.append((message, exc))
-        else:
-            ready.append(message)
-    if not ready:
-        return unsent
     alone: set[int] = set()
     try:
         with app.producer_or_acquire() as producer, producer.batch():
-            for message in ready:
+            for message in messages:
                 try:
                     _send(message, producer)
                 except Exception as exc:  # this message only; the batch goes on
                     alone.add(message.pk)
                     unsent.append((message, exc))
     except Exception as exc:  # broker down, or the pipeline failed: all of it is unsent
-        unsent.extend((message, exc) for message in ready if message.pk not in alone)
+        unsent.extend((message, exc) for message in messages if message.pk not in alone)
     return unsent
 
 
