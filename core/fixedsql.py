@@ -42,13 +42,6 @@ REGISTRY: list[FixedQuery] = []
 _ARG_TYPES = (int, str)
 
 
-def fixed_cursor(connection):
-    """A cursor for SQL that never changes: bound and prepared on the server where the
-    backend offers it (tenants.backend `prepared_cursor`), Django's ordinary one otherwise."""
-    prepared = getattr(connection, "prepared_cursor", None)
-    return prepared() if prepared is not None else connection.cursor()
-
-
 def _probe(i: int, kind: type) -> Any:
     # Values no real argument has, told apart from each other and from the constants.
     if kind is int:
@@ -203,7 +196,7 @@ class FixedQuery(Generic[M]):
     def exists(self, *args: Any) -> bool:
         """= queryset.exists()."""
         db, c = self._get(args, "exists")
-        with fixed_cursor(connections[db]) as cursor:
+        with connections[db].cursor() as cursor:
             cursor.execute(c.sql, self._params(c, args))
             return cursor.fetchone() is not None
 
@@ -221,7 +214,7 @@ class FixedQuery(Generic[M]):
         compiler.select, compiler.klass_info = c.select, c.klass_info
         compiler.annotation_col_map, compiler.col_count = c.annotation_col_map, c.col_count
         compiler.has_extra_select = c.has_extra_select
-        with fixed_cursor(connection) as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(c.sql, params)
             rows = cursor.fetchall()
         if c.has_extra_select:

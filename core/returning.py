@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from django.db import connections, models, router
 
-from core.fixedsql import FixedQuery, fixed_cursor
+from core.fixedsql import FixedQuery
 
 M = TypeVar("M", bound=models.Model)
 R = TypeVar("R", bound=models.Model)
@@ -41,7 +41,7 @@ def _rows(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:
     # replica, inside core.replica.replica_reads).
     alias = router.db_for_write(model)
     connection = connections[alias]
-    with fixed_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         names = tuple(column.name for column in cursor.description)
         rows = cursor.fetchall()
@@ -180,7 +180,7 @@ def update_returning_with_related(
     own_pk = model._meta.concrete_fields.index(model._meta.pk)
     related_at = width + related._meta.concrete_fields.index(related._meta.pk)
     out: list[tuple[M, list[R]]] = []
-    with fixed_cursor(connection) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for row in cursor.fetchall():
             if not out or out[-1][0].pk != row[own_pk]:

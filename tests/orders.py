@@ -56,16 +56,6 @@ def make_order(customer, *, visitor, source, paid_at, lines, status="paid"):
     return order, made
 
 
-def pending_order(token: str, email: str) -> Order:
-    """A pending order without lines for a new customer, under the given token."""
-    customer = Customer.objects.create(email=email)
-    order, _ = make_order(
-        customer, visitor=token, source="", paid_at=None, status="pending", lines=[]
-    )
-    Order.objects.filter(pk=order.pk).update(token=token)
-    return Order.objects.get(pk=order.pk)
-
-
 def ledger(line, kind, amount, when, *, ref=None):
     """A back-dated ledger row, keyed exactly as payments keys it (the line's own key, from
     core/orderkeys.py): the hand-computed store needs months-old dates, which the real

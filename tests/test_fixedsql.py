@@ -19,11 +19,11 @@ from payments import services as payment_services
 from payments.models import GatewayCustomer
 from storefront import models as storefront_models
 from storefront import selectors
-from storefront.models import Order
+from storefront.models import Customer, Order
 from storefront.services.followups import schedule
 from storefront.services.upsell import gate, present
 from storefront.tax import providers
-from tests.orders import pending_order
+from tests.orders import make_order
 
 # Every FixedQuery of the product, with arguments of the types its callers pass and how they
 # run it: a new one must be added here, so its SQL is checked too.
@@ -82,14 +82,23 @@ def test_the_kept_sql_is_what_django_compiles_for_the_same_values(tenant, query,
             assert connection.tenant.schema_name not in cached_sql
 
 
+def _order(token: str, email: str) -> Order:
+    customer = Customer.objects.create(email=email)
+    order, _ = make_order(
+        customer, visitor=token, source="", paid_at=None, status="pending", lines=[]
+    )
+    Order.objects.filter(pk=order.pk).update(token=token)
+    return Order.objects.get(pk=order.pk)
+
+
 def test_one_compile_reads_each_tenants_own_rows(tenant, other_tenant):
-    mine = pending_order("fx-shared", "one@buyer.example")
+    mine = _order("fx-shared", "one@buyer.example")
     found = selectors.order_with_customer(token="fx-shared")
     assert (found.pk, found.customer.email) == (mine.pk, "one@buyer.example")
     kept = dict(selectors._ORDER_WITH_CUSTOMER._cache)
     connection.set_tenant(other_tenant)
     assert selectors.order_with_customer(token="fx-shared") is None
-    theirs = pending_order("fx-shared", "two@buyer.example")
+    theirs = _order("fx-shared", "two@buyer.example")
     found = selectors.order_with_customer(token="fx-shared")
     assert (found.pk, found.customer.email) == (theirs.pk, "two@buyer.example")
     assert selectors._ORDER_WITH_CUSTOMER._cache == kept  # compiled once, for both schemas
@@ -98,7 +107,7 @@ def test_one_compile_reads_each_tenants_own_rows(tenant, other_tenant):
 
 
 def test_instances_match_the_orms_with_related_rows_and_annotations(tenant):
-    order = pending_order("fx-pay", "pay@buyer.example")
+    order = _order("fx-pay", "pay@buyer.example")
     with CaptureQueriesContext(connection) as queries:
         kept = selectors.order_for_payment(token="fx-pay")
         assert kept.customer.email == "pay@buyer.example"  # joined, not read again
@@ -136,7 +145,7 @@ def test_a_locking_read_still_refuses_to_run_outside_a_transaction(tenant, monke
 
 
 def test_exists_and_the_lines_sql_answer_as_the_orm_does(tenant):
-    order = pending_order("fx-lines", "lines@buyer.example")
+    order = _order("fx-lines", "lines@buyer.example")
     assert selectors.ORDER_LINES.sql(order.pk) == order.lines.all().query.sql_with_params()
     assert present._ORDER_DECISIONS.exists(order.pk) is False
     assert present._ON_ORDER.exists(order.pk, 1) is order.lines.filter(product_id=1).exists()

@@ -120,13 +120,6 @@ WEB_CPU_SLOT_WAIT_SECONDS = env.float("WEB_CPU_SLOT_WAIT_SECONDS", default=2.0)
 # Never ATOMIC_REQUESTS: a gateway call must not happen inside an open transaction.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-# Statements whose SQL never changes (core.fixedsql, core.returning) are bound on the server
-# and prepared once a connection has run one this many times (tenants.backend
-# `prepared_cursor`); the rest of the ORM binds on the client and is never prepared. Prepared
-# statements live in the server session: a pooler in transaction mode needs this unset (0).
-DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-    env.int("DATABASE_PREPARE_THRESHOLD", default=2) or None
-)
 DATABASE_ROUTERS = ("core.replica.ReplicaRouter", "django_tenants.routers.TenantSyncRouter")
 # A streaming replica for the dashboard's reads (core/replica.py): used when it has replayed
 # what the primary had when the read began, waiting at most DATABASE_REPLICA_MAX_LAG seconds;
@@ -137,7 +130,6 @@ if env("DATABASE_REPLICA_URL", default=""):
         "ENGINE": "tenants.backend",
         "ATOMIC_REQUESTS": False,
         "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
-        "OPTIONS": {"prepare_threshold": DATABASES["default"]["OPTIONS"]["prepare_threshold"]},
         # The test run has no replica of its test database unless a test starts one
         # (tests/analytics/test_replica.py): reads in tests use the primary's connection.
         "TEST": {"MIRROR": "default"},

@@ -28,21 +28,12 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
-from django.db.backends.postgresql.base import (
-    TIMESTAMPTZ_OID,
-    ServerBindingCursor,
-    register_tzloader,
-)
 from django.db.backends.postgresql.creation import DatabaseCreation as PgDatabaseCreation
-from django.db.backends.postgresql.operations import (
-    DatabaseOperations as PgDatabaseOperations,
-)
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
 from django.utils.module_loading import import_string
 from django_tenants.postgresql_backend import base as tenants_base
 from django_tenants.utils import quote_schema_name
-from psycopg.pq import Format
 
 logger = logging.getLogger(__name__)
 
@@ -57,21 +48,8 @@ class DatabaseCreation(PgDatabaseCreation):
         super()._destroy_test_db(test_database_name, verbosity)
 
 
-class DatabaseOperations(PgDatabaseOperations):
-    def last_executed_query(self, cursor, sql, params):
-        # A server-bound cursor (`prepared_cursor`) keeps no client-side text of what it
-        # sent: logged queries (DEBUG, the tests' query captures) get it composed here.
-        if isinstance(cursor, ServerBindingCursor):
-            try:
-                return self.compose_sql(sql, params)
-            except psycopg.errors.DataError:
-                return None
-        return super().last_executed_query(cursor, sql, params)
-
-
 class DatabaseWrapper(tenants_base.DatabaseWrapper):
     creation_class = DatabaseCreation
-    ops_class = DatabaseOperations
 
     def __init__(self, *args, **kwargs):
         self._search_path_suspended = False
@@ -126,25 +104,6 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
         if previous != self.schema_name:
             # Content type ids are per schema; the manager's cache is not.
             ContentType.objects.clear_cache()
-
-    @async_unsafe
-    def prepared_cursor(self):
-        """A cursor for statements whose SQL never changes (core.fixedsql, core.returning):
-        the values go to the server apart from the SQL, so after `prepare_threshold` runs on
-        this connection (OPTIONS, base settings) PostgreSQL keeps the statement parsed and
-        planned instead of parsing, analysing and planning it each time. Everything else keeps
-        Django's client-side binding. The statement names no schema: PostgreSQL plans it
-        again when the search_path has changed since (tests/test_prepared.py)."""
-        self.close_if_health_check_failed()
-        self.ensure_connection()
-        self._handle_search_path()  # its `SET` on a client-bound cursor of its own
-        with self.wrap_database_errors:
-            cursor = ServerBindingCursor(self.connection)
-            # As Django's create_cursor: the time zone only if the connection's disagrees.
-            tzloader = self.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
-            if self.timezone != tzloader.timezone:
-                register_tzloader(self.timezone, cursor)
-            return self._prepare_cursor(cursor)
 
     @contextmanager
     def search_path_not_needed(self):
