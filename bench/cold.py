@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--visits", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--per-connection", type=int, default=500)
+    parser.add_argument("--per-connection", type=int, default=100)  # as shipped
     parser.add_argument("--per-connection-small", type=int, default=200)
     parser.add_argument("--configs", default="issue9,main,shipped,procwarm,bound4,unbound4")
     opts = parser.parse_args(argv)

@@ -80,9 +80,12 @@ DATABASES = {
 DATABASES["default"]["ENGINE"] = "tenants.backend"
 # A connection is closed at the end of the request (or task) in which it has served this many
 # distinct store schemas: PostgreSQL keeps the catalog caches of every schema a backend has
-# touched for the backend's life (~0.1 MB per store; ~1 GB after 10,000). 500 bounds a backend
-# near 60 MB and costs one reconnect per 500 new stores. 0: never (tenants/backend/base.py).
-TENANT_SCHEMAS_PER_CONNECTION = env.int("TENANT_SCHEMAS_PER_CONNECTION", default=500)
+# touched for the backend's life (~0.1 MB per store; ~1 GB after 10,000), and its resident size
+# also counts the server's shared memory it has touched, which grows with the stores it reads.
+# At 10,000 stores a backend's RSS was 191-207 MB with 100, 319 MB with 200 and 410-472 MB with
+# 500 (bench/README.md "Backend memory by stores per connection"); 100 costs one reconnect per
+# 100 new stores, made after a response. 0: never (tenants/backend/base.py).
+TENANT_SCHEMAS_PER_CONNECTION = env.int("TENANT_SCHEMAS_PER_CONNECTION", default=100)
 # ... and its replacement opened and warmed right then, after the response has gone.
 TENANT_CONNECTION_WARM = "config.warm.warm_connection"
 # Each web worker imports the URLconfs, compiles the buyer templates and reads the whole

@@ -71,7 +71,7 @@ X_FRAME_OPTIONS = "DENY"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Memory per connection (docs/serving.md "Cold stores and memory"): a PostgreSQL backend keeps
 # the catalog caches of every store schema it has served (~1 GB after 10,000); a connection is
-# retired at request end after TENANT_SCHEMAS_PER_CONNECTION (base.py, 500) distinct stores.
+# retired at request end after TENANT_SCHEMAS_PER_CONNECTION (base.py, 100) distinct stores.
 # WEB_WARM_ON_START (base.py, on) warms each worker before its first request, and with the
 # Procfile's `-c python:config.gunicorn` opens all WEB_THREADS connections at start: the budget
 # below is reached at boot, not later.

@@ -11,7 +11,7 @@ Connection recycling: PostgreSQL keeps, per backend and for its whole life, the 
 entries of every relation it has opened, and each schema has its own relations: a connection
 that has served 10,000 stores held about 1 GB. The wrapper counts the distinct schemas a
 connection has been switched to; once that reaches `TENANT_SCHEMAS_PER_CONNECTION` (default
-500, 0 for no bound) the connection is closed at the end of the request (Django's
+100, 0 for no bound) the connection is closed at the end of the request (Django's
 `close_old_connections`), never in the middle of one, and a fresh one is opened and warmed
 (TENANT_CONNECTION_WARM). A backend's memory is thereby bounded by what that many schemas cost
 (bench/README.md "Cold stores and memory").
@@ -64,7 +64,7 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
 
     @property
     def schemas_per_connection(self) -> int:
-        return getattr(settings, "TENANT_SCHEMAS_PER_CONNECTION", 500)
+        return getattr(settings, "TENANT_SCHEMAS_PER_CONNECTION", 100)
 
     def close_if_unusable_or_obsolete(self):
         """Django's end-of-request check, plus: retire a connection that has served enough
