@@ -10,9 +10,10 @@ savepoint rollback (a `SET` inside an aborted transaction is undone by PostgreSQ
 Connection recycling: PostgreSQL keeps, per backend and for its whole life, the catalog cache
 entries of every relation it has opened, and each schema has its own relations: a connection
 that has served 10,000 stores held about 1 GB. The wrapper counts the distinct schemas a
-connection has been switched to; once that reaches `TENANT_SCHEMAS_PER_CONNECTION` (default
-100, 0 for no bound) the connection is closed at the end of the request (Django's
-`close_old_connections`), never in the middle of one, and a fresh one is opened and warmed
+connection has been switched to; once that reaches `TENANT_SCHEMAS_PER_CONNECTION` (its
+default in config/settings/base.py; 0 for no bound) the connection is closed at the end of
+the request (Django's `close_old_connections`), never in the middle of one, and a fresh one
+is opened and warmed
 (TENANT_CONNECTION_WARM). A backend's memory is thereby bounded by what that many schemas cost
 (bench/README.md "Cold stores and memory").
 """
@@ -64,7 +65,7 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
 
     @property
     def schemas_per_connection(self) -> int:
-        return getattr(settings, "TENANT_SCHEMAS_PER_CONNECTION", 100)
+        return settings.TENANT_SCHEMAS_PER_CONNECTION  # config/settings/base.py
 
     def close_if_unusable_or_obsolete(self):
         """Django's end-of-request check, plus: retire a connection that has served enough
