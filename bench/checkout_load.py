@@ -10,7 +10,9 @@ sync workers). Phases, one after the other on the same server: the baseline (a v
 does nothing, behind the same middleware and tenant routing), the product page and the
 checkout page with wrk, the baseline again with this script's own generator, then buyers
 walking product page → checkout page → start (with the bump) → pay → next → offer page →
-one-click accept (the CPU time gunicorn's processes used is divided by the paid checkouts),
+one-click accept (the CPU time gunicorn's processes used is divided by the paid checkouts, and
+so is each other part's: PostgreSQL's backends, the stub, this generator, the whole machine:
+bench/cpu_split.py),
 and last the gateway slowed to `--wait-gateway-ms` while `--wait-buyers` buyers wait on it and
 a few browsers read the product page. Prints requests/s and p50/p99 per endpoint, the ratios
 to the baseline and the load average; the database is dropped at the end.
@@ -29,6 +31,7 @@ import sys
 import threading
 import time
 
+from bench.cpu_split import CpuSplit
 from bench.harness import (
     HOST,
     ROOT,
@@ -269,11 +272,15 @@ def main() -> int:
             outcomes["accepted"] += result.accepted
 
         say(f"buyers: {args.threads} at a time for {args.seconds}s (at most {args.max_buyers})")
-        cpu_before = tree_cpu_seconds(run.gunicorn.pid)
+
+        def split() -> CpuSplit:
+            return CpuSplit.take(run.gunicorn.pid, server, db, run.stub_proc.pid)
+
+        cpu_before, split_before = tree_cpu_seconds(run.gunicorn.pid), split()
         elapsed, _ = drive(
             buyer, threads=args.threads, seconds=args.seconds, max_iterations=args.max_buyers
         )
-        cpu = tree_cpu_seconds(run.gunicorn.pid) - cpu_before
+        cpu, spent = tree_cpu_seconds(run.gunicorn.pid) - cpu_before, split() - split_before
         results["flow_load"] = _load()
         results["flow"] = rec.summary(elapsed)
         results["flow_outcomes"] = {
@@ -283,6 +290,8 @@ def main() -> int:
             "paid_with_upsell_per_s": outcomes["accepted"] / elapsed,
             "gunicorn_cpu_s": cpu,
             "cpu_ms_per_paid_checkout": 1000 * cpu / max(1, outcomes["paid"]),
+            "cpu_split_ms_per_paid_checkout": spent.per(outcomes["paid"]),
+            "cpu_split_line": spent.line(outcomes["paid"], elapsed),
             "errors": rec.errors[:10],
         }
         results["gateway"] = run.stub("GET", "/stats")
@@ -321,6 +330,7 @@ def main() -> int:
             f"{o['cpu_ms_per_paid_checkout']:.1f} ms per paid checkout "
             f"(load {results['flow_load']})"
         )
+        print(o["cpu_split_line"])
         if "wrk_baseline" in results:
             c = results["wrk_checkout_page"]
             print(

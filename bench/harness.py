@@ -197,7 +197,7 @@ class Run:
         return catalog
 
     def start_stub(self, delay_ms: float) -> None:
-        self.spawn(
+        self.stub_proc = self.spawn(
             [
                 PY,
                 "-m",
