@@ -14,8 +14,9 @@ one-click accept (the CPU time gunicorn's processes used is divided by the paid 
 so is each other part's: PostgreSQL's backends, the stub, this generator, the whole machine:
 bench/cpu_split.py),
 and last the gateway slowed to `--wait-gateway-ms` while `--wait-buyers` buyers wait on it and
-a few browsers read the product page. Prints requests/s and p50/p99 per endpoint, the ratios
-to the baseline and the load average; the database is dropped at the end.
+a few browsers read the product page. With `--skeleton`, skeleton buyers follow the real ones
+(bench/skeleton.py: the same round trips, no logic). Prints requests/s and p50/p99 per
+endpoint, the ratios to the baseline and the load average; the database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from bench.harness import (
     say,
     tree_cpu_seconds,
 )
+from bench.skeleton import skeleton_buyer
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -159,6 +161,39 @@ def _waiting_phase(run: Run, port: int, catalog: dict, args) -> dict:
     return out
 
 
+def _skeleton_phase(run: Run, port: int, catalog: dict, args, server: str, db: str) -> dict:
+    """Skeleton buyers at the same concurrency and for as long as the real ones."""
+    rec, done = Recorder(), [0]
+
+    def buyer(i: int) -> None:
+        client = Client(port, rec, address(90000 + i))
+        try:
+            skeleton_buyer(client, catalog)
+            done[0] += 1
+        finally:
+            client.close()
+
+    say(f"skeleton buyers: {args.threads} at a time for {args.seconds}s")
+    before = CpuSplit.take(run.gunicorn.pid, server, db, run.stub_proc.pid)
+    elapsed, _ = drive(
+        buyer, threads=args.threads, seconds=args.seconds, max_iterations=args.max_buyers
+    )
+    spent = CpuSplit.take(run.gunicorn.pid, server, db, run.stub_proc.pid) - before
+    out = {
+        "buyers": done[0],
+        "per_s": done[0] / elapsed,
+        "cpu_split_ms_per_buyer": spent.per(done[0]),
+        "errors": rec.errors[:5],
+        "load": _load(),
+    }
+    print(
+        f"skeleton buyers (the same round trips, no logic): {done[0]} in {elapsed:.1f}s = "
+        f"{out['per_s']:.1f}/s; errors {len(rec.errors)} (load {out['load']})"
+    )
+    print(spent.line(done[0], elapsed).replace("per paid checkout", "per skeleton buyer"))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=2)
@@ -178,6 +213,12 @@ def main() -> int:
     parser.add_argument("--max-buyers", type=int, default=5000)
     parser.add_argument("--gateway-ms", type=float, default=20)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--skeleton",
+        action="store_true",
+        help="after the buyers, as many skeleton buyers (bench/skeleton.py: the same round "
+        "trips, no logic) for as long",
+    )
     parser.add_argument("--no-wrk", action="store_true")
     args = parser.parse_args()
     server, db = db_name_from_env("storefront_bench_load")
@@ -331,6 +372,8 @@ def main() -> int:
             f"(load {results['flow_load']})"
         )
         print(o["cpu_split_line"])
+        if args.skeleton:
+            results["skeleton"] = _skeleton_phase(run, port, catalog, args, server, db)
         if "wrk_baseline" in results:
             c = results["wrk_checkout_page"]
             print(

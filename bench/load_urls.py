@@ -1,9 +1,12 @@
-"""The creator URLs plus the baseline: a view that does nothing, behind the same middleware."""
+"""The creator URLs plus the baseline (a view that does nothing, behind the same middleware) and
+the skeleton buyer's view (bench/skeleton.py)."""
 
 import time
 
 from django.http import HttpResponse
 from django.urls import include, path
+
+from bench.skeleton import skeleton
 
 
 def minimal(request):
@@ -19,5 +22,6 @@ def slow(request):
 urlpatterns = [
     path("bench/minimal/", minimal),
     path("bench/slow/", slow),
+    path("bench/skeleton/<int:statements>/<int:transactions>/<int:redis>/<int:gateway>/", skeleton),
     path("", include("config.urls_tenant")),
 ]
