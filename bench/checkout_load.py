@@ -44,7 +44,6 @@ from bench.harness import (
     db_name_from_env,
     drive,
     say,
-    tree_cpu_seconds,
 )
 from bench.skeleton import skeleton_buyer
 
@@ -161,7 +160,7 @@ def _waiting_phase(run: Run, port: int, catalog: dict, args) -> dict:
     return out
 
 
-def _skeleton_phase(run: Run, port: int, catalog: dict, args, server: str, db: str) -> dict:
+def _skeleton_phase(run: Run, port: int, catalog: dict, args) -> dict:
     """Skeleton buyers at the same concurrency and for as long as the real ones."""
     rec, done = Recorder(), [0]
 
@@ -174,11 +173,11 @@ def _skeleton_phase(run: Run, port: int, catalog: dict, args, server: str, db: s
             client.close()
 
     say(f"skeleton buyers: {args.threads} at a time for {args.seconds}s")
-    before = CpuSplit.take(run.gunicorn.pid, server, db, run.stub_proc.pid)
+    before = CpuSplit.of_run(run)
     elapsed, _ = drive(
         buyer, threads=args.threads, seconds=args.seconds, max_iterations=args.max_buyers
     )
-    spent = CpuSplit.take(run.gunicorn.pid, server, db, run.stub_proc.pid) - before
+    spent = CpuSplit.of_run(run) - before
     out = {
         "buyers": done[0],
         "per_s": done[0] / elapsed,
@@ -313,15 +312,12 @@ def main() -> int:
             outcomes["accepted"] += result.accepted
 
         say(f"buyers: {args.threads} at a time for {args.seconds}s (at most {args.max_buyers})")
-
-        def split() -> CpuSplit:
-            return CpuSplit.take(run.gunicorn.pid, server, db, run.stub_proc.pid)
-
-        cpu_before, split_before = tree_cpu_seconds(run.gunicorn.pid), split()
+        before = CpuSplit.of_run(run)
         elapsed, _ = drive(
             buyer, threads=args.threads, seconds=args.seconds, max_iterations=args.max_buyers
         )
-        cpu, spent = tree_cpu_seconds(run.gunicorn.pid) - cpu_before, split() - split_before
+        spent = CpuSplit.of_run(run) - before
+        cpu = spent.parts["gunicorn"]
         results["flow_load"] = _load()
         results["flow"] = rec.summary(elapsed)
         results["flow_outcomes"] = {
@@ -373,7 +369,7 @@ def main() -> int:
         )
         print(o["cpu_split_line"])
         if args.skeleton:
-            results["skeleton"] = _skeleton_phase(run, port, catalog, args, server, db)
+            results["skeleton"] = _skeleton_phase(run, port, catalog, args)
         if "wrk_baseline" in results:
             c = results["wrk_checkout_page"]
             print(

@@ -1,9 +1,9 @@
 """Where a load bench's CPU goes, by process: the web server's, PostgreSQL's backends serving the
 bench's database, the gateway stub's, the generator's own, and the whole machine's.
 
-    before = CpuSplit.take(gunicorn_pid, server, db, stub_pid)
+    before = CpuSplit.of_run(run)           # a bench.harness.Run with gunicorn and the stub
     … the load …
-    spent = CpuSplit.take(gunicorn_pid, server, db, stub_pid) - before   # seconds per part
+    spent = CpuSplit.of_run(run) - before   # seconds per part
 
 PostgreSQL's share counts the backends connected to `db` at the second reading
 (`pg_stat_activity`), less what each had spent at the first (nothing, for one that connected in
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import psutil
 import psycopg
 
+from bench.harness import tree_cpu_seconds
+
 PARTS = ("gunicorn", "postgres", "stub", "generator")
 
 
@@ -32,14 +34,10 @@ def _cpu(proc: psutil.Process) -> float:
 
 
 def _tree(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
     try:
-        proc = psutil.Process(pid)
-        family = [proc, *proc.children(recursive=True)]
+        return 0.0 if pid is None else tree_cpu_seconds(pid)
     except psutil.NoSuchProcess:
         return 0.0
-    return sum(_cpu(p) for p in family)
 
 
 def _backends(server: str, db: str) -> dict[int, float]:
@@ -86,6 +84,11 @@ class CpuSplit:
             machine=_machine_busy(),
             backends=backends,
         )
+
+    @classmethod
+    def of_run(cls, run) -> CpuSplit:
+        """The split of a `bench.harness.Run` serving its database with gunicorn and the stub."""
+        return cls.take(run.gunicorn.pid, run.server, run.db, run.stub_proc.pid)
 
     def __sub__(self, before: CpuSplit) -> CpuSplit:
         parts = {k: self.parts[k] - before.parts[k] for k in PARTS}

@@ -96,6 +96,7 @@ class Run:
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-load-")))
     gateway_timeout: float = 10.0
     children: list[subprocess.Popen] = field(default_factory=list)
+    stub_proc: subprocess.Popen | None = None  # start_stub
 
     def __post_init__(self) -> None:
         if self.db in SHARED_DATABASES:
