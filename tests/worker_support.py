@@ -99,3 +99,14 @@ def wait_for(predicate, what: str, worker=None, timeout: float = 20.0):
     path = worker if isinstance(worker, Path) else getattr(worker, "log_path", None)
     tail = path.read_text(errors="replace")[-4000:] if path is not None else ""
     pytest.fail(f"timed out waiting for {what}\n{tail}")
+
+
+def blocked_by(watcher, holder, query_like: str) -> int:
+    """How many backends wait for a lock `holder` (a psycopg connection) holds, running a
+    statement LIKE `query_like`. Only the holder's own waiters count: the cluster is shared
+    with the rest of the suite, whose tests make waiters of their own on the same table."""
+    return watcher.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE %s = ANY(pg_blocking_pids(pid)) AND query LIKE %s",
+        [holder.info.backend_pid, query_like],
+    ).fetchone()[0]

@@ -25,6 +25,7 @@ from tenants.models import Creator
 from tests.conftest import test_database_url
 from tests.followups.conftest import smtp  # noqa: F401 - the workers' SMTP server
 from tests.payments import helpers as h
+from tests.worker_support import blocked_by
 from tests.workers.support import HoldingProxy, start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.gateway]
@@ -140,13 +141,7 @@ def test_a_worker_sigkilled_between_the_transfer_call_and_recording_it_leaves_on
         )
         proxy.release()
         wait_for(
-            lambda: (
-                watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE 'SELECT %%payments_transferattempt%%'"
-                ).fetchone()[0]
-                == 1
-            ),
+            lambda: blocked_by(watcher, holder, "SELECT %payments_transferattempt%") == 1,
             "the worker to wait to record the transfer",
             worker,
         )

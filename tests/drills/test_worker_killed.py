@@ -19,7 +19,7 @@ from payments.services import attempt_refresh
 from storefront.models import OrderLine, OrderStatus
 from tests.conftest import test_database_url
 from tests.drills.conftest import accept, catalog, offer_token, pay, start
-from tests.worker_support import wait_for, worker_start, worker_stop
+from tests.worker_support import blocked_by, wait_for, worker_start, worker_stop
 
 pytestmark = pytest.mark.worker
 
@@ -87,13 +87,7 @@ def test_a_worker_killed_while_releasing_a_queued_upsell_loses_nothing_and_charg
         assert attempt_refresh(attempt_id=primary.pk).status == AttemptStatus.SUCCEEDED
         # The settlement enqueued release_gated_offers; the worker blocks on our lock.
         wait_for(
-            lambda: (
-                watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE 'UPDATE %%payments_chargeattempt%%'"
-                ).fetchone()[0]
-                == 1
-            ),
+            lambda: blocked_by(watcher, holder, "UPDATE %payments_chargeattempt%") == 1,
             "the worker to be inside the release task",
             log,
         )
