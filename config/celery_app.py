@@ -39,6 +39,13 @@ app.conf.beat_schedule = {
         "schedule": 120.0,
         "args": ("storefront.followups_send_due",),
     },
+    # Upsells still queued behind the settlement gate long after their primary settled or
+    # failed: the release message was lost with a broker's data. Each is claimed once.
+    "upsell-gates-release-stale": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("storefront.gates_release_stale",),
+    },
     # One-click upsells whose 3-D Secure confirmation was abandoned → flagged for follow-up.
     "upsell-flag-abandoned": {
         "task": "core.tasks.fan_out",

@@ -51,12 +51,22 @@ def purchases_link_send(*, email: str) -> bool:
     return buyer_links.purchases_link_send(email=email)
 
 
-# acks_late + reject on a lost worker: a worker killed mid-task must not lose the only
-# message that releases a queued upsell (nothing else sweeps CREATED attempts). Running it
-# twice is harmless: attempt_execute claims CREATED → IN_FLIGHT once.
+# acks_late + reject on a lost worker: a worker killed mid-task must not lose the message
+# that releases a queued upsell (gates_release_stale below finds one lost anyway, but only
+# after its 10 minutes). Running it twice is harmless: attempt_execute claims CREATED →
+# IN_FLIGHT once.
 @tenant_task(name="storefront.release_gated_offers", acks_late=True, reject_on_worker_lost=True)
 def release_gated_offers(*, order_id: int) -> None:
     upsell.release_gated_offers(order_id=order_id)
+
+
+@tenant_task(name="storefront.gates_release_stale")
+def gates_release_stale(*, older_than_minutes: int = 10) -> int:
+    """Periodic (per tenant via core.tasks.fan_out): queued offer charges whose primary settled
+    or failed long ago, their release message lost with a broker's data, are released."""
+    import datetime as dt
+
+    return upsell.gates_release_stale(older_than=dt.timedelta(minutes=older_than_minutes))
 
 
 @tenant_task(name="storefront.flag_abandoned_confirmations")

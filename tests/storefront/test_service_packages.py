@@ -8,10 +8,12 @@ import pytest
 OLD_PUBLIC_NAMES = {
     "storefront.services.upsell": [
         "LOOP_ABANDONED",
+        "LOOP_GATE_SWEEP",
         "LOOP_RELEASE",
         "POST_PURCHASE",
         "OfferRefused",
         "OfferStep",
+        "gates_release_stale",
         "next_step_url",
         "offer_abandon_confirmation",
         "offer_accept",

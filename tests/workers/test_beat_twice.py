@@ -184,6 +184,35 @@ def _flag_abandoned(ctx):
     return ctx["tenant"], check
 
 
+def _gates_release_stale(ctx):
+    """An upsell queued behind a primary that settled 20 minutes ago, its release message lost."""
+    make_catalog()
+    client = ctx["client_for"](HOST)
+    order = buy(client)
+    token = offer_token(client, order)
+    primary = ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:primary")
+    primary.update(status=AttemptStatus.PROCESSING, finished_at=None)
+    client.post(f"/o/{order.token}/offer/accept", {"token": token})
+    queued = ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:upsell")
+    assert queued.get().status == AttemptStatus.CREATED
+    long_ago = timezone.now() - dt.timedelta(minutes=20)
+    queued.update(created_at=long_ago)
+    primary.update(status=AttemptStatus.SUCCEEDED, finished_at=long_ago)
+
+    def check(results):
+        attempt = queued.get()
+        assert attempt.status == AttemptStatus.SUCCEEDED and attempt.sends == 1
+        upsells = [
+            i
+            for i in gw.payment_intents()
+            if i.metadata.to_dict().get("purpose") == attempt.purpose
+        ]
+        assert [i.status for i in upsells] == ["succeeded"]
+        assert order.lines.filter(kind="upsell").count() == 1
+
+    return ctx["tenant"], check
+
+
 def _guardrails(ctx):
     mail.outbox = []
     offer = OfferFactory(kind=OfferKind.BUMP, trigger_product=ProductFactory(), price_amount=900)
@@ -419,6 +448,7 @@ SCENARIOS = {
     "payments.transfers_reconcile": _transfers_reconcile,
     "storefront.followups_send_due": _followups_send_due,
     "storefront.flag_abandoned_confirmations": _flag_abandoned,
+    "storefront.gates_release_stale": _gates_release_stale,
     "offers.guardrails_enforce": _guardrails,
     "subscriptions.renew_due": _subscriptions_renew,
     "storefront.coupon_holds_release": _coupon_holds,

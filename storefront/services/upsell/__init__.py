@@ -6,7 +6,8 @@ PRESENTED with one conditional UPDATE. Accepting commits a ChargeAttempt (off-se
 vaulted card, the price and tax the buyer saw) and only then, outside any transaction, charges
 it — if and only if the primary payment has succeeded. Otherwise the attempt waits as CREATED
 and `release_gated_offers` (a task enqueued when the primary settles or fails) sends or cancels
-it. payments.services makes sure an attempt reaches the gateway at most once.
+it; `gates_release_stale` (periodic) does the same for an order whose message was lost.
+payments.services makes sure an attempt reaches the gateway at most once.
 
 The package: `present` (which offer, its decision row, the page's stage), `decide` (accept,
 decline, confirm, abandon, the abandoned-confirmation sweep), `gate` (the settlement gate and
@@ -30,7 +31,9 @@ from storefront.services.upsell.decide import (
     offers_flag_abandoned,
 )
 from storefront.services.upsell.gate import (
+    LOOP_GATE_SWEEP,
     LOOP_RELEASE,
+    gates_release_stale,
     on_post_purchase_outcome,
     release_gated_offers,
 )
@@ -38,10 +41,12 @@ from storefront.services.upsell.present import next_step_url, offer_step
 
 __all__ = [
     "LOOP_ABANDONED",
+    "LOOP_GATE_SWEEP",
     "LOOP_RELEASE",
     "POST_PURCHASE",
     "OfferRefused",
     "OfferStep",
+    "gates_release_stale",
     "next_step_url",
     "offer_abandon_confirmation",
     "offer_accept",

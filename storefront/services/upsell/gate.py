@@ -3,7 +3,11 @@ out or are cancelled; and their outcomes, recorded by payments inside its transa
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+
+from django.db.models import Q
+from django.utils import timezone
 
 from analytics.models import EventName
 from analytics.services import event_append
@@ -25,6 +29,7 @@ from storefront.services.upsell.common import (
 logger = logging.getLogger(__name__)
 
 LOOP_RELEASE = "storefront.release_gated_offers"
+LOOP_GATE_SWEEP = "storefront.gates_release_stale"
 _AUTH_FAILURES = {
     "authentication_failed",
     "authentication_required",
@@ -67,6 +72,49 @@ def _release(order_id: int) -> None:
 def release_gated_offers(*, order_id: int) -> None:
     """Task body: charge or cancel acceptances queued behind the settlement gate. Safe twice."""
     _release(order_id)  # attempt_execute refuses to run inside a transaction
+
+
+def gates_release_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=10)) -> int:
+    """Periodic sweep: orders whose post-purchase charges still wait behind the gate although
+    their primary payment settled or failed more than `older_than` ago. Their release message
+    was lost (a broker that lost its data after the outbox had handed the message over): the
+    release runs here instead. Safe with a late message or a second sweep at the same time:
+    `attempt_execute` claims each attempt CREATED → IN_FLIGHT once. Returns the orders
+    released; a primary still processing is left to its settlement, as `_release` does."""
+    cutoff = timezone.now() - older_than
+    kinds = Q()
+    for kind in POST_PURCHASE:
+        kinds |= Q(purpose__endswith=f":{kind}")
+    purposes = ChargeAttempt.objects.filter(
+        kinds,
+        purpose__startswith=f"{orderkeys.ORDER}:",
+        status=AttemptStatus.CREATED,
+        created_at__lt=cutoff,
+    ).values_list("purpose", flat=True)
+    order_ids = sorted(
+        {parsed[0] for parsed in map(orderkeys.order_purpose_parse, purposes) if parsed}
+    )
+    # The primary's finish, not the acceptance's age: a bank debit may settle days after the
+    # buyer accepted, and its own release message is then seconds old.
+    settled = set(
+        ChargeAttempt.objects.filter(
+            purpose__in=[orderkeys.order_purpose(pk, orderkeys.PRIMARY) for pk in order_ids],
+            finished_at__lt=cutoff,
+        ).values_list("purpose", flat=True)
+    )
+    due = [
+        pk
+        for pk in order_ids
+        if orderkeys.order_purpose(pk, orderkeys.PRIMARY) in settled
+        or order_primary_attempt(order_id=pk) is None
+    ]
+    run = each_record(
+        LOOP_GATE_SWEEP,
+        due,
+        _release,
+        label=lambda order_id: f"order {order_id}'s queued offer charges",
+    )
+    return len(run.results)
 
 
 # --- outcomes (called by payments inside the recording transaction) --------------------------
