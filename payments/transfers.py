@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from core.loops import each_record
 from core.money import Money
 from payments.connect import payout_account_current
 from payments.gateway import (
@@ -59,6 +60,8 @@ TRANSFER_TASK = "payments.transfer_for_charge"
 REVERSAL_TASK = "payments.reverse_for_cause"
 REVERSALS_TASK = "payments.reversals_send"
 IN_FLIGHT_GRACE = timedelta(minutes=2)
+MISSING_WINDOW = timedelta(days=90)  # how far back `transfers_missing_send` looks
+LOOP_MISSING = "payments.transfers_missing"
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,8 @@ def transfer_for_charge(*, charge_attempt_id: int) -> TransferAttempt | None:
         if account is None or not account.account_ref or not account.payouts_enabled:
             return None
         fee = store_fee().of(charge.amount)
-        if charge.amount - fee <= 0:
-            return None  # the fee takes it all: nothing to send
+        if creator_share(gross=charge.amount, fee=fee, taken_back=_taken_back(charge)) <= 0:
+            return None  # the fee or refunds take it all: nothing to send, no gateway call
         source = get_gateway().payment_charge_ref(charge.gateway_ref)
         with transaction.atomic():
             # The charge's row lock orders this against reversal_for_cause: a refund or
@@ -151,6 +154,11 @@ def _causes(charge: ChargeAttempt) -> dict[str, tuple[int, str]]:
     return {cause: value for cause, value in causes.items() if value[0] > 0}
 
 
+def _taken_back(charge: ChargeAttempt, causes: dict | None = None) -> int:
+    causes = _causes(charge) if causes is None else causes
+    return min(sum(amount for amount, _ in causes.values()), charge.amount)
+
+
 def _cause(kind: str, gateway_ref: str) -> str:
     disputed = kind in (LedgerKind.CHARGEBACK, LedgerKind.REINSTATED)
     return f"{'dispute' if disputed else 'refund'}:{gateway_ref}"
@@ -162,8 +170,7 @@ def _transfer_row_create(
     """Inside the charge's lock: the transfer row, less what was refunded or disputed before it
     (each such cause is a NETTED reversal row, so its own reversal task changes nothing)."""
     causes = _causes(charge)
-    taken = min(sum(amount for amount, _ in causes.values()), charge.amount)
-    amount = creator_share(gross=charge.amount, fee=fee, taken_back=taken)
+    amount = creator_share(gross=charge.amount, fee=fee, taken_back=_taken_back(charge, causes))
     if amount <= 0:
         return None
     row = TransferAttempt.objects.create(
@@ -286,9 +293,32 @@ def transfer_reconcile(*, transfer_id: int, grace: timedelta = IN_FLIGHT_GRACE) 
     return transfer_execute(transfer_id=row.pk, allow_resend=True, expected_sends=row.sends)
 
 
+def transfers_missing_send() -> int:
+    """Settled charges of the last MISSING_WINDOW with no transfer row: their message was lost
+    with a broker's data, or they settled while the store's payouts were pending (a store takes
+    payments once charges are enabled). Sent now, once (`transfer_for_charge`)."""
+    account = payout_account_current()
+    if account is None or not account.account_ref or not account.payouts_enabled:
+        return 0
+    now = timezone.now()
+    missing = ChargeAttempt.objects.filter(
+        status=AttemptStatus.SUCCEEDED,
+        demo=False,
+        transfer__isnull=True,
+        finished_at__range=(now - MISSING_WINDOW, now - IN_FLIGHT_GRACE),
+    ).exclude(gateway_ref="")
+    run = each_record(
+        LOOP_MISSING,
+        list(missing.order_by("finished_at").values_list("pk", flat=True)),
+        lambda pk: transfer_for_charge(charge_attempt_id=pk),
+        label=lambda pk: f"the transfer for charge attempt {pk}",
+    )
+    return sum(1 for row in run.results if row is not None)
+
+
 def transfers_reconcile_open() -> int:
-    """Every transfer row not finished (beat's reconciliation); returns how many were looked at."""
-    done = 0
+    """Beat's reconciliation: rows not finished and charges with none; how many it looked at."""
+    done = transfers_missing_send()
     stale = timezone.now() - IN_FLIGHT_GRACE
     open_rows = TransferAttempt.objects.filter(
         status=TransferStatus.CREATED, created_at__lt=stale

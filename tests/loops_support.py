@@ -29,3 +29,14 @@ def needs_attention_page(store, path: str = "/admin/core/loopfailure/") -> str:
         return page.content.decode()
     finally:
         connection.set_tenant(previous)
+
+
+def failing_for(real, *, keyword: str, bad, what: str = "a record this loop cannot read"):
+    """`real`, except that a call with `keyword` == `bad` raises: one bad record for a loop."""
+
+    def call(**kwargs):
+        if kwargs[keyword] == bad:
+            raise RuntimeError(what)
+        return real(**kwargs)
+
+    return call

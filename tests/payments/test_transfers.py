@@ -40,15 +40,6 @@ def _balance(account_ref: str) -> int:
     return sum(item.amount for item in balance.available)
 
 
-@pytest.fixture
-def fee_and_routing_reset(django_db_blocker):
-    yield
-    with django_db_blocker.unblock():
-        Creator.objects.filter(slug="t1").update(
-            payout_account_ref="", fee_bps=None, fee_fixed=None
-        )
-
-
 def test_the_fee_rounds_half_up_and_never_exceeds_the_charge():
     assert Fee(bps=290, fixed=30).of(1000) == 59
     assert Fee(bps=250, fixed=0).of(1) == 0  # 0.025 rounds down

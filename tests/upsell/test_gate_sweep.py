@@ -16,7 +16,8 @@ from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry
 from storefront.services import upsell
 from storefront.services.upsell import gate
 from tests import gateway_helpers as gw
-from tests.concurrency import in_threads
+from tests.concurrency import each_at_once
+from tests.loops_support import failing_for
 from tests.upsell.helpers import buy, make_catalog, offer_token
 
 pytestmark = pytest.mark.gateway
@@ -133,13 +134,8 @@ def test_one_order_that_fails_in_the_sweep_does_not_keep_the_others_queued(
         _primary_final(primary, AttemptStatus.SUCCEEDED, minutes_ago=20)
 
     real = gate.order_primary_attempt
-
-    def primary_unreadable(*, order_id):
-        if order_id == broken.pk:
-            raise RuntimeError("a row this loop cannot read")
-        return real(order_id=order_id)
-
-    monkeypatch.setattr(gate, "order_primary_attempt", primary_unreadable)
+    unreadable = failing_for(real, keyword="order_id", bad=broken.pk)
+    monkeypatch.setattr(gate, "order_primary_attempt", unreadable)
     assert upsell.gates_release_stale() == 1
     _charged_once(fine)
     assert ChargeAttempt.objects.get(pk=broken_queued.pk).status == AttemptStatus.CREATED
@@ -159,15 +155,14 @@ def test_two_sweeps_and_the_late_message_at_once_charge_the_queued_upsell_once(
     order, primary, queued = _queued(Client(HTTP_HOST=HOST))
     _accepted(queued, minutes_ago=30)
     _primary_final(primary, AttemptStatus.SUCCEEDED, minutes_ago=20)
-    runs = iter(
+    _, errors = each_at_once(
         [
             upsell.gates_release_stale,
             upsell.gates_release_stale,
             lambda: upsell.release_gated_offers(order_id=order.pk),
-        ]
+        ],
+        tenant=live_tenant,
     )
-
-    _, errors = in_threads(3, lambda: next(runs)(), tenant=live_tenant)
 
     assert errors == []
     _charged_once(order)
