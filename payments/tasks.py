@@ -14,10 +14,10 @@ from dataclasses import asdict
 from core.tasks import tenant_task
 from payments.gateway import GatewayUnavailable
 from payments.reconciliation import reconcile_run
+from payments.transfer_sweeps import transfers_reconcile_open as _transfers_reconcile_open
 from payments.transfers import reversals_send as _reversals_send
 from payments.transfers import reverse_for_cause as _reverse_for_cause
 from payments.transfers import transfer_for_charge as _transfer_for_charge
-from payments.transfers import transfers_reconcile_open as _transfers_reconcile_open
 from payments.webhooks import webhook_event_process
 
 # Tasks that call the gateway: late ack (each is safe twice), retried with jittered backoff

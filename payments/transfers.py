@@ -30,7 +30,6 @@ from django.db import connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from core.loops import each_record
 from core.money import Money
 from payments.connect import payout_account_current
 from payments.gateway import (
@@ -60,8 +59,6 @@ TRANSFER_TASK = "payments.transfer_for_charge"
 REVERSAL_TASK = "payments.reverse_for_cause"
 REVERSALS_TASK = "payments.reversals_send"
 IN_FLIGHT_GRACE = timedelta(minutes=2)
-MISSING_WINDOW = timedelta(days=90)  # how far back `transfers_missing_send` looks
-LOOP_MISSING = "payments.transfers_missing"
 
 
 @dataclass(frozen=True)
@@ -149,7 +146,7 @@ def _causes(charge: ChargeAttempt) -> dict[str, tuple[int, str]]:
     for r in rows:
         # A won dispute's reinstatement cancels its chargeback: nothing was taken back.
         sign = -1 if r["kind"] == LedgerKind.REINSTATED else 1
-        cause = _cause(r["kind"], r["gateway_ref"])
+        cause = cause_name(r["kind"], r["gateway_ref"])
         causes[cause] = (causes.get(cause, (0, ""))[0] + sign * r["total"], r["gateway_ref"])
     return {cause: value for cause, value in causes.items() if value[0] > 0}
 
@@ -159,7 +156,8 @@ def _taken_back(charge: ChargeAttempt, causes: dict | None = None) -> int:
     return min(sum(amount for amount, _ in causes.values()), charge.amount)
 
 
-def _cause(kind: str, gateway_ref: str) -> str:
+def cause_name(kind: str, gateway_ref: str) -> str:
+    """A reversal's cause: "refund:re_…" or "dispute:dp_…" (a chargeback or its reinstatement)."""
     disputed = kind in (LedgerKind.CHARGEBACK, LedgerKind.REINSTATED)
     return f"{'dispute' if disputed else 'refund'}:{gateway_ref}"
 
@@ -293,54 +291,6 @@ def transfer_reconcile(*, transfer_id: int, grace: timedelta = IN_FLIGHT_GRACE) 
     return transfer_execute(transfer_id=row.pk, allow_resend=True, expected_sends=row.sends)
 
 
-def transfers_missing_send() -> int:
-    """Settled charges of the last MISSING_WINDOW with no transfer row: their message was lost
-    with a broker's data, or they settled while the store's payouts were pending (a store takes
-    payments once charges are enabled). Sent now, once (`transfer_for_charge`)."""
-    account = payout_account_current()
-    if account is None or not account.account_ref or not account.payouts_enabled:
-        return 0
-    now = timezone.now()
-    missing = ChargeAttempt.objects.filter(
-        status=AttemptStatus.SUCCEEDED,
-        demo=False,
-        transfer__isnull=True,
-        finished_at__range=(now - MISSING_WINDOW, now - IN_FLIGHT_GRACE),
-    ).exclude(gateway_ref="")
-    run = each_record(
-        LOOP_MISSING,
-        list(missing.order_by("finished_at").values_list("pk", flat=True)),
-        lambda pk: transfer_for_charge(charge_attempt_id=pk),
-        label=lambda pk: f"the transfer for charge attempt {pk}",
-    )
-    return sum(1 for row in run.results if row is not None)
-
-
-def transfers_reconcile_open() -> int:
-    """Beat's reconciliation: rows not finished and charges with none; how many it looked at."""
-    done = transfers_missing_send()
-    stale = timezone.now() - IN_FLIGHT_GRACE
-    open_rows = TransferAttempt.objects.filter(
-        status=TransferStatus.CREATED, created_at__lt=stale
-    ).values_list("pk", flat=True)
-    for pk in list(open_rows):
-        try:
-            transfer_execute(transfer_id=pk)
-        except Exception:  # one bad row never stops the loop
-            logger.exception("transfer %s could not be sent", pk)
-        done += 1
-    in_flight = TransferAttempt.objects.filter(
-        status=TransferStatus.IN_FLIGHT, sent_at__lt=stale
-    ).values_list("pk", flat=True)
-    for pk in list(in_flight):
-        try:
-            transfer_reconcile(transfer_id=pk)
-        except Exception:
-            logger.exception("transfer %s could not be reconciled", pk)
-        done += 1
-    return done + reversals_reconcile_open()
-
-
 def on_attempt_outcome(attempt: ChargeAttempt) -> None:
     """Outcome handler (registered in payments.apps): a charge that just succeeded in a store
     that can receive transfers queues its transfer, in the recording transaction (outbox)."""
@@ -421,7 +371,7 @@ def reverse_for_cause(*, kind: str, gateway_ref: str) -> list[TransferReversal]:
     done = []
     for charge_id, covered in sorted(per_charge.items()):
         row = reversal_for_cause(
-            charge_attempt_id=charge_id, cause=_cause(kind, gateway_ref), covered=covered
+            charge_attempt_id=charge_id, cause=cause_name(kind, gateway_ref), covered=covered
         )
         if row is not None:
             done.append(reversal_execute(reversal_id=row.pk))
@@ -531,47 +481,6 @@ def reversals_send(*, transfer_id: int) -> int:
     for pk in list(ids):
         reversal_execute(reversal_id=pk)
     return len(ids)
-
-
-def reversals_reconcile_open() -> int:
-    """Beat's sweep: reversals not finished, and refunds of transferred charges that have no
-    reversal row yet (a lost task); returns how many rows were looked at."""
-    done = 0
-    stale = timezone.now() - IN_FLIGHT_GRACE
-    missing = (
-        LedgerEntry.objects.filter(kind=LedgerKind.REFUND, created_at__lt=stale)
-        .exclude(gateway_ref__in=_refs_with_reversal())
-        .filter(reference__in=TransferAttempt.objects.values("transfer_group"))
-        .values_list("gateway_ref", flat=True)
-        .distinct()
-    )
-    for ref in list(missing):
-        try:
-            reverse_for_cause(kind=LedgerKind.REFUND, gateway_ref=ref)
-        except Exception:  # one bad record never stops the loop
-            logger.exception("refund %s could not be reversed", ref)
-        done += 1
-    open_rows = TransferReversal.objects.filter(
-        Q(status=ReversalStatus.CREATED, created_at__lt=stale)
-        | Q(status=ReversalStatus.IN_FLIGHT, sent_at__lt=stale)
-    ).values_list("pk", flat=True)
-    for pk in list(open_rows):
-        try:
-            reversal_reconcile(reversal_id=pk)
-        except Exception:
-            logger.exception("reversal %s could not be reconciled", pk)
-        done += 1
-    return done
-
-
-def _refs_with_reversal():
-    from django.db.models.functions import Substr
-
-    return (
-        TransferReversal.objects.filter(cause__startswith="refund:")
-        .annotate(ref=Substr("cause", len("refund:") + 1))
-        .values("ref")
-    )
 
 
 def _payouts_connected() -> bool:

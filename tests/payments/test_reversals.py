@@ -16,11 +16,12 @@ from django.utils import timezone
 
 from core.models import OutboxMessage
 from core.money import Money
-from payments import transfers
+from payments import transfer_sweeps, transfers
 from payments.gateway import DisputeResult
 from payments.models import (
     AttemptStatus,
     ChargeAttempt,
+    Dispute,
     LedgerEntry,
     LedgerKind,
     PayoutEntry,
@@ -244,7 +245,7 @@ def test_concurrent_reversal_tasks_and_reconciliation_passes_make_one_reversal_p
     def reverse_or_reconcile():
         cause = causes[next(turns) % 2]
         transfers.reverse_for_cause(kind=LedgerKind.REFUND, gateway_ref=cause)
-        transfers.transfers_reconcile_open()
+        transfer_sweeps.transfers_reconcile_open()
         for row in TransferReversal.objects.filter(status=ReversalStatus.IN_FLIGHT):
             transfers.reversal_reconcile(reversal_id=row.pk)
         return True
@@ -375,13 +376,54 @@ def test_a_refund_whose_reversal_task_was_lost_is_reversed_by_the_reconciliation
     transfer = transfer_for_charge(charge_attempt_id=charge.pk)
     refund = _refund_bump(order)
     OutboxMessage.objects.filter(task_name=transfers.REVERSAL_TASK).delete()  # the task is lost
-    assert transfers.transfers_reconcile_open() == 0  # a refund this fresh may still be queued
+    assert transfer_sweeps.transfers_reconcile_open() == 0  # too fresh: may be queued
     LedgerEntry.objects.filter(gateway_ref=refund.gateway_ref).update(
         created_at=timezone.now() - dt.timedelta(minutes=5)
     )
-    assert transfers.transfers_reconcile_open() == 1
+    assert transfer_sweeps.transfers_reconcile_open() == 1
     (row,) = TransferReversal.objects.all()
     assert row.cause == f"refund:{refund.gateway_ref}" and row.status == ReversalStatus.SUCCEEDED
-    assert transfers.transfers_reconcile_open() == 0  # reversed: nothing left to look at
+    assert transfer_sweeps.transfers_reconcile_open() == 0  # reversed: nothing left to look at
     assert TransferReversal.objects.count() == 1
     assert _balance(account) == transfer.amount - row.amount
+
+
+def test_a_lost_dispute_whose_reversal_task_was_lost_is_reversed_once_and_a_won_one_never(
+    tenant, disputing, client_for
+):
+    account = h.connected_account()
+    bump = h.catalog()[1]
+    (_, lost_charge), (_, won_charge) = _settled_order(bump), _settled_order(bump)
+    lost_transfer = transfer_for_charge(charge_attempt_id=lost_charge.pk)
+    won_transfer = transfer_for_charge(charge_attempt_id=won_charge.pk)
+    client = client_for("t1.localhost")
+
+    def close(ref: str, charge: ChargeAttempt, status: str) -> None:
+        for n, (state, kind) in enumerate((("needs_response", "created"), (status, "closed"))):
+            disputing.disputes[ref] = DisputeResult(
+                dispute_ref=ref,
+                payment_ref=charge.gateway_ref,
+                amount=Money(charge.amount, "USD"),
+                status=state,
+                reason="fraudulent",
+            )
+            event = h.event(f"evt_{ref}_{n}", f"charge.dispute.{kind}", "dispute", ref)
+            assert h.deliver(client, event).status_code == 200
+            h.run_payment_tasks(tenant)
+
+    close("dp_lost", lost_charge, "lost")
+    close("dp_won", won_charge, "won")
+    OutboxMessage.objects.filter(task_name=transfers.REVERSAL_TASK).delete()  # the task is lost
+    stale = timezone.now() - transfers.IN_FLIGHT_GRACE
+    assert transfer_sweeps.causes_without_reversal(stale) == []  # closed just now: may be queued
+
+    Dispute.objects.update(updated_at=timezone.now() - dt.timedelta(minutes=5))
+    stale = timezone.now() - transfers.IN_FLIGHT_GRACE
+    assert transfer_sweeps.causes_without_reversal(stale) == [(LedgerKind.CHARGEBACK, "dp_lost")]
+    assert transfer_sweeps.reversals_reconcile_open() == 1
+    (row,) = TransferReversal.objects.all()
+    assert row.cause == "dispute:dp_lost" and row.status == ReversalStatus.SUCCEEDED
+    assert (row.covered, row.amount) == (lost_charge.amount, lost_transfer.amount)
+    assert transfer_sweeps.reversals_reconcile_open() == 0  # reversed: nothing left
+    assert TransferReversal.objects.count() == 1
+    assert _balance(account) == won_transfer.amount  # the won dispute took nothing back

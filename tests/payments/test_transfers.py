@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from core.models import OutboxMessage
-from payments import transfers
+from payments import transfer_sweeps, transfers
 from payments.gateway import GatewayUnavailable
 from payments.models import AttemptStatus, ChargeAttempt, TransferAttempt, TransferStatus
 from payments.transfers import Fee, transfer_for_charge
@@ -151,7 +151,7 @@ def test_twenty_concurrent_settlements_and_reconciliation_passes_make_one_transf
 
     def settle_or_reconcile():
         transfer_for_charge(charge_attempt_id=charge.pk)
-        transfers.transfers_reconcile_open()
+        transfer_sweeps.transfers_reconcile_open()
         row = TransferAttempt.objects.filter(charge_attempt_id=charge.pk).first()
         if row is not None and row.status == TransferStatus.IN_FLIGHT:
             transfers.transfer_reconcile(transfer_id=row.pk)

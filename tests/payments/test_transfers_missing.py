@@ -1,4 +1,4 @@
-"""Settled charges that have no transfer (payments.transfers.transfers_missing_send, run by
+"""Settled charges that have no transfer (payments.transfer_sweeps.transfers_missing_send, run by
 beat's transfer reconciliation): a charge that settled while the store's payouts were pending,
 or whose transfer message was lost with the broker's data, reaches the creator once payouts
 are enabled: once, at the local Stripe server, never for money refunded before it."""
@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from core.models import LoopFailure, OutboxMessage
-from payments import transfers
+from payments import transfer_sweeps, transfers
 from payments.models import AttemptStatus, ChargeAttempt, PayoutAccount, TransferAttempt
 from payments.services import refund_create
 from payments.transfers import store_fee, transfer_for_charge
@@ -56,17 +56,17 @@ def test_a_charge_settled_while_payouts_were_pending_is_transferred_once_they_ar
     charge = _settled_charge()
     assert not OutboxMessage.objects.filter(task_name=transfers.TRANSFER_TASK).exists()
     _settled_minutes_ago(charge, 10)
-    assert transfers.transfers_missing_send() == 0  # still pending: nothing moves
+    assert transfer_sweeps.transfers_missing_send() == 0  # still pending: nothing moves
     assert not TransferAttempt.objects.exists()
 
     _payouts_pending(False)
-    assert transfers.transfers_missing_send() == 1
+    assert transfer_sweeps.transfers_missing_send() == 1
     (made,) = _transfers_to(account)
     row = TransferAttempt.objects.get(charge_attempt=charge)
     fee = store_fee().of(charge.amount)
     assert (made.id, made.amount) == (row.gateway_ref, charge.amount - fee) and row.sends == 1
-    assert transfers.transfers_missing_send() == 0  # it has its row now
-    assert transfers.transfers_reconcile_open() == 0  # finished: nothing for beat either
+    assert transfer_sweeps.transfers_missing_send() == 0  # it has its row now
+    assert transfer_sweeps.transfers_reconcile_open() == 0  # finished: nothing for beat either
     assert len(_transfers_to(account)) == 1
 
 
@@ -79,9 +79,9 @@ def test_a_lost_transfer_message_is_made_up_for_after_the_grace_not_before(tenan
     assert lost.exists()
     lost.delete()  # handed to a broker that then lost its data
 
-    assert transfers.transfers_missing_send() == 0  # settled just now: its message has time
+    assert transfer_sweeps.transfers_missing_send() == 0  # settled just now: its message has time
     _settled_minutes_ago(charge, 3)
-    assert transfers.transfers_missing_send() == 1
+    assert transfer_sweeps.transfers_missing_send() == 1
     row = transfer_for_charge(charge_attempt_id=charge.pk)  # the message, delivered after all
     assert row.sends == 1 and len(_transfers_to(account)) == 1
 
@@ -99,14 +99,14 @@ def test_charges_refunded_in_full_demo_charges_and_old_ones_send_nothing_and_cal
     for charge in (refunded, demo):
         _settled_minutes_ago(charge, 10)
     _settled_minutes_ago(
-        old, (transfers.MISSING_WINDOW + dt.timedelta(days=1)).total_seconds() / 60
+        old, (transfer_sweeps.MISSING_WINDOW + dt.timedelta(days=1)).total_seconds() / 60
     )
 
     calls = []
     real = transfers.get_gateway
     monkeypatch.setattr(transfers, "get_gateway", lambda **kw: calls.append(kw) or real(**kw))
-    assert transfers.transfers_missing_send() == 0
-    assert transfers.transfers_missing_send() == 0
+    assert transfer_sweeps.transfers_missing_send() == 0
+    assert transfer_sweeps.transfers_missing_send() == 0
     assert calls == [] and not TransferAttempt.objects.exists() and _transfers_to(account) == []
 
 
@@ -116,18 +116,18 @@ def test_one_charge_that_fails_does_not_stop_the_others(tenant, monkeypatch):
     broken, fine = _settled_charge(bump), _settled_charge(bump)
     for charge in (broken, fine):
         _settled_minutes_ago(charge, 10)
-    real = transfers.transfer_for_charge
+    real = transfer_sweeps.transfer_for_charge
     one_fails = failing_for(real, keyword="charge_attempt_id", bad=broken.pk)
-    monkeypatch.setattr(transfers, "transfer_for_charge", one_fails)
-    assert transfers.transfers_missing_send() == 1
+    monkeypatch.setattr(transfer_sweeps, "transfer_for_charge", one_fails)
+    assert transfer_sweeps.transfers_missing_send() == 1
     assert [t.amount for t in _transfers_to(account)] == [fine.amount - store_fee().of(fine.amount)]
-    failure = LoopFailure.objects.get(loop=transfers.LOOP_MISSING)
+    failure = LoopFailure.objects.get(loop=transfer_sweeps.LOOP_MISSING)
     assert failure.record_id == str(broken.pk)
 
-    monkeypatch.setattr(transfers, "transfer_for_charge", real)
-    assert transfers.transfers_missing_send() == 1
+    monkeypatch.setattr(transfer_sweeps, "transfer_for_charge", real)
+    assert transfer_sweeps.transfers_missing_send() == 1
     assert len(_transfers_to(account)) == 2
-    assert not LoopFailure.objects.filter(loop=transfers.LOOP_MISSING).exists()
+    assert not LoopFailure.objects.filter(loop=transfer_sweeps.LOOP_MISSING).exists()
 
 
 def test_two_sweeps_and_the_message_at_once_make_one_transfer(live_tenant, fee_and_routing_reset):
@@ -136,8 +136,8 @@ def test_two_sweeps_and_the_message_at_once_make_one_transfer(live_tenant, fee_a
     _settled_minutes_ago(charge, 10)
     _, errors = each_at_once(
         [
-            transfers.transfers_missing_send,
-            transfers.transfers_missing_send,
+            transfer_sweeps.transfers_missing_send,
+            transfer_sweeps.transfers_missing_send,
             lambda: transfer_for_charge(charge_attempt_id=charge.pk),
         ],
         tenant=live_tenant,
