@@ -46,6 +46,13 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
         "args": ("storefront.gates_release_stale",),
     },
+    # Partner webhook deliveries left pending past their time: their task was lost (a broker
+    # that lost its data, a worker killed mid-attempt). Each attempt is claimed once.
+    "partners-webhooks-overdue": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("partners.webhook_deliveries_overdue",),
+    },
     # One-click upsells whose 3-D Secure confirmation was abandoned → flagged for follow-up.
     "upsell-flag-abandoned": {
         "task": "core.tasks.fan_out",

@@ -197,6 +197,9 @@ BACKOFF_BASE_SECONDS = 30  # 30 s, 1 min, 2 min, 4 min … between attempts
 DELIVERY_TIMEOUT_SECONDS = 10
 # While an attempt is running, the delivery is leased for this long.
 DELIVERY_LEASE = dt.timedelta(seconds=DELIVERY_TIMEOUT_SECONDS * 3)
+# A pending delivery this far past its time has lost its task (`webhook_deliveries_overdue`).
+DELIVERY_OVERDUE = dt.timedelta(minutes=5)
+LOOP_OVERDUE = "partners.webhook_deliveries_overdue"
 
 
 def webhook_secret_new() -> str:
@@ -391,6 +394,25 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         )
     delivery.refresh_from_db()
     return delivery
+
+
+def webhook_deliveries_overdue(*, limit: int = 50) -> int:
+    """Periodic sweep: pending deliveries more than DELIVERY_OVERDUE past their time. Their task
+    was lost: a broker that lost its data, or a worker killed during the attempt (its lease
+    has run out by then). Each gets its attempt now through the task's own claim, so a late
+    task or a second sweep sends nothing twice. Oldest first, at most `limit` per run (an
+    attempt may wait DELIVERY_TIMEOUT_SECONDS on a slow receiver). Returns the attempts made."""
+    overdue = WebhookDelivery.objects.filter(
+        status=DeliveryStatus.PENDING,
+        next_attempt_at__lt=timezone.now() - DELIVERY_OVERDUE,
+    ).order_by("next_attempt_at", "pk")
+    run = each_record(
+        LOOP_OVERDUE,
+        list(overdue.values_list("pk", flat=True)[:limit]),
+        lambda pk: webhook_deliver(delivery_id=pk),
+        label=lambda pk: f"webhook delivery {pk}",
+    )
+    return sum(1 for delivery in run.results if delivery is not None)
 
 
 def webhook_redeliver(*, delivery: WebhookDelivery) -> None:

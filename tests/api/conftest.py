@@ -1,11 +1,16 @@
-"""Partner API fixtures: store API keys, API clients per host, a paid order over localstripe."""
+"""Partner API fixtures: store API keys, API clients per host, a paid order over localstripe,
+and a local HTTP receiver for outbound webhooks that verifies their signature."""
 
 from __future__ import annotations
+
+import http.server
+import threading
 
 import pytest
 from django.db import connection
 from django.test import Client
 
+from partners import services
 from partners.models import ApiKey, IdempotencyRecord, WebhookDelivery, WebhookSubscription
 from partners.services import api_key_create
 from tests import gateway_helpers as gw
@@ -65,3 +70,46 @@ def paid_order(host: str = "t1.localhost", *, price: int = 4900, email: str = "b
     assert paid.json()["status"] == "paid", paid.content
     order.refresh_from_db()
     return order
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    status = 200
+    secret = ""
+    received: list = []
+    location = ""
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        ok = services.webhook_verify(
+            secret=self.secret,
+            timestamp=self.headers.get(services.TIMESTAMP_HEADER, ""),
+            body=body,
+            signature=self.headers.get(services.SIGNATURE_HEADER, ""),
+        )
+        type(self).received.append((ok, body, dict(self.headers)))
+        self.send_response(self.status if ok else 401)
+        if self.location:
+            self.send_header("Location", self.location)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    def start(status: int, secret: str, location: str = ""):
+        handler = type(
+            "Handler",
+            (_Receiver,),
+            {"status": status, "secret": secret, "received": [], "location": location},
+        )
+        server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/hook", handler
+
+    servers: list = []
+    yield start
+    for server in servers:
+        server.shutdown()

@@ -1,8 +1,6 @@
 """Outbound webhooks against a real local HTTP receiver that verifies the signature."""
 
 import datetime as dt
-import http.server
-import threading
 
 import pytest
 from django.db import connection
@@ -11,49 +9,6 @@ from django.utils import timezone
 from core.models import OutboxMessage
 from partners import services
 from partners.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
-
-
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    status = 200
-    secret = ""
-    received: list = []
-    location = ""
-
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        ok = services.webhook_verify(
-            secret=self.secret,
-            timestamp=self.headers.get(services.TIMESTAMP_HEADER, ""),
-            body=body,
-            signature=self.headers.get(services.SIGNATURE_HEADER, ""),
-        )
-        type(self).received.append((ok, body, dict(self.headers)))
-        self.send_response(self.status if ok else 401)
-        if self.location:
-            self.send_header("Location", self.location)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def receiver():
-    def start(status: int, secret: str, location: str = ""):
-        handler = type(
-            "Handler",
-            (_Receiver,),
-            {"status": status, "secret": secret, "received": [], "location": location},
-        )
-        server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}/hook", handler
-
-    servers: list = []
-    yield start
-    for server in servers:
-        server.shutdown()
 
 
 def _subscribe(url, secret, events=("refund_issued",)):

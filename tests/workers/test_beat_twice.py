@@ -213,6 +213,50 @@ def _gates_release_stale(ctx):
     return ctx["tenant"], check
 
 
+def _webhooks_overdue(ctx):
+    """A partner delivery whose task was lost, an hour overdue: posted once to a real receiver."""
+    import http.server
+    import threading
+
+    from partners import services
+    from partners.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+
+    posts = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            posts.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ctx["request"].addfinalizer(server.shutdown)
+    sub = WebhookSubscription.objects.create(
+        url=f"http://127.0.0.1:{server.server_port}/hook",
+        event_types=["refund_issued"],
+        secret=services.webhook_secret_new(),
+    )
+    delivery = WebhookDelivery.objects.create(
+        subscription=sub,
+        event_id="evt_overdue",
+        event_name="refund_issued",
+        payload={"order_id": 1},
+        next_attempt_at=timezone.now() - dt.timedelta(hours=1),
+    )
+
+    def check(results):
+        assert sorted(results) == [0, 1]  # sent by one run, found leased or sent by the other
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
+        assert len(posts) == 1
+
+    return ctx["tenant"], check
+
+
 def _guardrails(ctx):
     mail.outbox = []
     offer = OfferFactory(kind=OfferKind.BUMP, trigger_product=ProductFactory(), price_amount=900)
@@ -449,6 +493,7 @@ SCENARIOS = {
     "storefront.followups_send_due": _followups_send_due,
     "storefront.flag_abandoned_confirmations": _flag_abandoned,
     "storefront.gates_release_stale": _gates_release_stale,
+    "partners.webhook_deliveries_overdue": _webhooks_overdue,
     "offers.guardrails_enforce": _guardrails,
     "subscriptions.renew_due": _subscriptions_renew,
     "storefront.coupon_holds_release": _coupon_holds,
