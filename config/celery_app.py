@@ -46,6 +46,13 @@ app.conf.beat_schedule = {
         "schedule": 300.0,
         "args": ("storefront.gates_release_stale",),
     },
+    # Paid orders whose receipt is still unsent 10 minutes on: its task was lost, or its
+    # retries were spent while the mail server was down. Claimed once per order.
+    "storefront-receipts-overdue": {
+        "task": "core.tasks.fan_out",
+        "schedule": 300.0,
+        "args": ("storefront.receipts_send_overdue",),
+    },
     # Partner webhook deliveries left pending past their time: their task was lost (a broker
     # that lost its data, a worker killed mid-attempt). Each attempt is claimed once.
     "partners-webhooks-overdue": {

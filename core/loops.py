@@ -246,6 +246,19 @@ def each_record(
     return run
 
 
+def each_record_done(
+    loop: str,
+    records: Iterable[R],
+    work: Callable[[R], Any],
+    *,
+    label: Callable[[R], str] | None = None,
+) -> int:
+    """`each_record` for a sweep: how many records' work returned something true (a receipt
+    sent, a row made), the failures recorded as usual."""
+    run = each_record(loop, records, work, label=label)
+    return sum(1 for result in run.results if result)
+
+
 def loop_failure_counts() -> dict[str, dict[str, int]]:
     """Platform-wide, per loop: records failing (not yet quarantined) and quarantined."""
     counts: dict[str, dict[str, int]] = {}

@@ -371,7 +371,15 @@ class Order(models.Model):
     receipt_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "created_at"], name="order_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="order_status_idx"),
+            # Paid orders whose receipt is still unsent: few, read by the receipts' sweep.
+            models.Index(
+                fields=["paid_at"],
+                name="order_receipt_unsent_idx",
+                condition=models.Q(receipt_sent_at__isnull=True, paid_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Order {self.token}"

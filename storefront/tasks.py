@@ -60,6 +60,12 @@ def release_gated_offers(*, order_id: int) -> None:
     upsell.release_gated_offers(order_id=order_id)
 
 
+@tenant_task(name="storefront.receipts_send_overdue")
+def receipts_send_overdue() -> int:
+    """Periodic (per tenant via core.tasks.fan_out): receipts whose task was lost."""
+    return receipts.receipts_send_overdue()
+
+
 @tenant_task(name="storefront.gates_release_stale")
 def gates_release_stale(*, older_than_minutes: int = 10) -> int:
     """Periodic (per tenant via core.tasks.fan_out): queued offer charges whose primary settled

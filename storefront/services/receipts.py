@@ -3,6 +3,7 @@ checkout payment's invoice attached; and one per later one-click charge with its
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from django.conf import settings
@@ -12,12 +13,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import orderkeys
+from core.loops import each_record_done
 from payments.models import ChargeAttempt
 from storefront.models import OWNED_ORDER_STATUSES, Invoice, Order
 from storefront.services import mail
 from subscriptions.notices import manage_url
 
 logger = logging.getLogger(__name__)
+
+LOOP_RECEIPTS = "storefront.receipts_send_overdue"
+RECEIPT_OVERDUE = dt.timedelta(minutes=10)  # unsent this long after payment: its task was lost
+RECEIPT_WINDOW = dt.timedelta(days=2)  # older than this, a receipt is not worth sending late
 
 
 def store_base_url() -> str:
@@ -116,6 +122,25 @@ def receipt_send(*, order_id: int) -> bool:
         Invoice.objects.filter(order_id=order_id, emailed_at=claimed_at).update(emailed_at=None)
         raise
     return True
+
+
+def receipts_send_overdue(*, limit: int = 100) -> int:
+    """Periodic sweep: paid orders whose receipt is still unsent RECEIPT_OVERDUE after payment,
+    up to RECEIPT_WINDOW back (the task lost with a broker's data, or its retries spent while
+    the mail server was down). Sent now, once (`receipt_send`'s claim), oldest first, at most
+    `limit` per run. Returns the receipts sent."""
+    now = timezone.now()
+    due = Order.objects.filter(
+        receipt_sent_at__isnull=True,
+        paid_at__range=(now - RECEIPT_WINDOW, now - RECEIPT_OVERDUE),
+        status__in=OWNED_ORDER_STATUSES,
+    ).order_by("paid_at", "pk")
+    return each_record_done(
+        LOOP_RECEIPTS,
+        list(due.values_list("pk", flat=True)[:limit]),
+        lambda pk: receipt_send(order_id=pk),
+        label=lambda pk: f"the receipt of order {pk}",
+    )
 
 
 def charge_receipt_send(*, attempt_id: int) -> bool:

@@ -257,6 +257,23 @@ def _webhooks_overdue(ctx):
     return ctx["tenant"], check
 
 
+def _receipts_overdue(ctx):
+    """A paid order whose receipt task was lost, an hour ago: one receipt."""
+    from storefront.models import Order
+    from tests.delivery_support import paid_order
+
+    mail.outbox = []
+    order = paid_order(products=[ProductFactory()], email="late@example.com")
+    Order.objects.filter(pk=order.pk).update(paid_at=timezone.now() - dt.timedelta(hours=1))
+
+    def check(results):
+        assert sorted(results) == [0, 1]
+        assert [m.to for m in mail.outbox] == [["late@example.com"]]
+        assert Order.objects.get(pk=order.pk).receipt_sent_at is not None
+
+    return ctx["tenant"], check
+
+
 def _guardrails(ctx):
     mail.outbox = []
     offer = OfferFactory(kind=OfferKind.BUMP, trigger_product=ProductFactory(), price_amount=900)
@@ -493,6 +510,7 @@ SCENARIOS = {
     "storefront.followups_send_due": _followups_send_due,
     "storefront.flag_abandoned_confirmations": _flag_abandoned,
     "storefront.gates_release_stale": _gates_release_stale,
+    "storefront.receipts_send_overdue": _receipts_overdue,
     "partners.webhook_deliveries_overdue": _webhooks_overdue,
     "offers.guardrails_enforce": _guardrails,
     "subscriptions.renew_due": _subscriptions_renew,
