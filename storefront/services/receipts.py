@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import orderkeys
 from core.loops import each_record_done
-from payments.models import ChargeAttempt
+from payments.models import AttemptStatus, ChargeAttempt
 from storefront.models import OWNED_ORDER_STATUSES, Invoice, Order
 from storefront.services import mail
 from subscriptions.notices import manage_url
@@ -22,6 +22,7 @@ from subscriptions.notices import manage_url
 logger = logging.getLogger(__name__)
 
 LOOP_RECEIPTS = "storefront.receipts_send_overdue"
+LOOP_CHARGE_RECEIPTS = "storefront.charge_receipts_send_overdue"
 RECEIPT_OVERDUE = dt.timedelta(minutes=10)  # unsent this long after payment: its task was lost
 RECEIPT_WINDOW = dt.timedelta(days=2)  # older than this, a receipt is not worth sending late
 
@@ -125,21 +126,37 @@ def receipt_send(*, order_id: int) -> bool:
 
 
 def receipts_send_overdue(*, limit: int = 100) -> int:
-    """Periodic sweep: paid orders whose receipt is still unsent RECEIPT_OVERDUE after payment,
-    up to RECEIPT_WINDOW back (the task lost with a broker's data, or its retries spent while
-    the mail server was down). Sent now, once (`receipt_send`'s claim), oldest first, at most
-    `limit` per run. Returns the receipts sent."""
+    """Periodic sweep: receipts still unsent RECEIPT_OVERDUE after their payment, up to
+    RECEIPT_WINDOW back (the task lost with a broker's data, or its retries spent while the
+    mail server was down): paid orders' receipts, then one-click charges' receipts whose
+    invoice has not been emailed. Sent now, once (each send's own claim), oldest first, at
+    most `limit` of each per run. Returns the receipts sent."""
     now = timezone.now()
-    due = Order.objects.filter(
-        receipt_sent_at__isnull=True,
-        paid_at__range=(now - RECEIPT_WINDOW, now - RECEIPT_OVERDUE),
-        status__in=OWNED_ORDER_STATUSES,
+    window = (now - RECEIPT_WINDOW, now - RECEIPT_OVERDUE)
+    orders = Order.objects.filter(
+        receipt_sent_at__isnull=True, paid_at__range=window, status__in=OWNED_ORDER_STATUSES
     ).order_by("paid_at", "pk")
+    charges = (
+        ChargeAttempt.objects.filter(
+            status=AttemptStatus.SUCCEEDED,
+            demo=False,
+            finished_at__range=window,
+            purpose__startswith=f"{orderkeys.ORDER}:",
+        )
+        .exclude(purpose__endswith=f":{orderkeys.PRIMARY}")
+        .exclude(invoice__emailed_at__isnull=False)
+        .order_by("finished_at", "pk")
+    )
     return each_record_done(
         LOOP_RECEIPTS,
-        list(due.values_list("pk", flat=True)[:limit]),
+        list(orders.values_list("pk", flat=True)[:limit]),
         lambda pk: receipt_send(order_id=pk),
         label=lambda pk: f"the receipt of order {pk}",
+    ) + each_record_done(
+        LOOP_CHARGE_RECEIPTS,
+        list(charges.values_list("pk", flat=True)[:limit]),
+        lambda pk: charge_receipt_send(attempt_id=pk),
+        label=lambda pk: f"the receipt of charge attempt {pk}",
     )
 
 

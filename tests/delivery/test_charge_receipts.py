@@ -2,11 +2,16 @@
 receipt with its invoice attached, through a real local SMTP server; each invoice is emailed
 once, whichever email goes out first and however often the tasks run."""
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from core.models import OutboxMessage
+from payments.models import ChargeAttempt
 from storefront import tasks
-from storefront.models import Invoice
+from storefront.models import Invoice, Order
+from storefront.services import receipts
 from tests.followups.smtp import text_of
 from tests.upsell.helpers import buy, make_catalog, offer_token
 
@@ -88,3 +93,28 @@ def test_a_failed_send_hands_the_invoice_back_for_the_retry(
     assert Invoice.objects.filter(emailed_at__isnull=True).count() == 1
     assert tasks.send_charge_receipt(**queued.kwargs) is True
     assert len(smtp_mail.messages) == 1
+
+
+def test_an_upsell_receipt_whose_task_was_lost_is_sent_once_by_the_sweep(
+    tenant, client_for, smtp_mail
+):
+    make_catalog()
+    client = client_for(HOST)
+    order = buy(client)
+    assert _run("storefront.send_receipt") == [True, False]
+    _accept_upsell(client, order)
+    OutboxMessage.objects.filter(task_name="storefront.send_charge_receipt").delete()  # lost
+    upsell = ChargeAttempt.objects.filter(purpose=f"order:{order.pk}:upsell")
+
+    assert receipts.receipts_send_overdue() == 0  # charged just now: its task may be on its way
+    ago = timezone.now() - receipts.RECEIPT_OVERDUE - dt.timedelta(minutes=1)
+    upsell.update(finished_at=ago)
+    Order.objects.filter(pk=order.pk).update(paid_at=ago)  # its own receipt went out already
+    assert receipts.receipts_send_overdue() == 1
+    assert receipts.receipts_send_overdue() == 0
+
+    receipt, charge_receipt = smtp_mail.messages
+    upsell_invoice = Invoice.objects.get(attempt=upsell.get())
+    assert _pdfs(charge_receipt) == [f"{upsell_invoice.display_number}.pdf"]
+    assert upsell_invoice.emailed_at is not None
+    assert _run("storefront.send_charge_receipt") == []  # nothing queued, nothing more sent
