@@ -14,12 +14,16 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from core.loops import each_record_done
 from subscriptions.models import Notice, PeriodStatus, SubscriptionPeriod
 
 _MANAGE_SALT = "subscriptions.manage"
 # A link in an email stays usable this long; every email (and receipt) carries a fresh one.
 MANAGE_MAX_AGE = 60 * 60 * 24 * 60
 CLAIM_STALE = dt.timedelta(minutes=10)
+NOTICE_OVERDUE = dt.timedelta(minutes=10)  # unsent this long after it was made: its task was lost
+NOTICE_WINDOW = dt.timedelta(days=2)  # older than this, a notice is not worth sending late
+LOOP_NOTICES = "subscriptions.notices_send_overdue"
 
 SUBJECTS = {
     "payment_failed": "Your payment did not go through: update your card",
@@ -108,3 +112,25 @@ def notice_send(*, notice_id: int) -> bool:
         raise
     Notice.objects.filter(pk=notice_id).update(sent_at=timezone.now())
     return True
+
+
+def notices_send_overdue(*, limit: int = 100) -> int:
+    """Periodic sweep (run with the store's renewals): notices still unsent NOTICE_OVERDUE
+    after they were made, up to NOTICE_WINDOW back (the task lost with a broker's data, or its
+    retries spent while the mail server was down; one claimed by a worker that died is taken
+    over after CLAIM_STALE). Sent now, once (`notice_send`'s claim), oldest first, at most
+    `limit` per run. The clock is the real one, whatever time the renewals run for."""
+    now = timezone.now()
+    due = (
+        Notice.objects.filter(
+            sent_at__isnull=True, created_at__range=(now - NOTICE_WINDOW, now - NOTICE_OVERDUE)
+        )
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_STALE))
+        .order_by("created_at", "pk")
+    )
+    return each_record_done(
+        LOOP_NOTICES,
+        list(due.values_list("pk", flat=True)[:limit]),
+        lambda pk: notice_send(notice_id=pk),
+        label=lambda pk: f"subscription notice {pk}",
+    )

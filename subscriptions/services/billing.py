@@ -37,6 +37,7 @@ from subscriptions.models import (
     SubscriptionPeriod,
     SubscriptionStatus,
 )
+from subscriptions.notices import notices_send_overdue
 from subscriptions.services.notify import (
     LOOP_EXPIRY,
     expiry_reminders_queue,
@@ -366,6 +367,7 @@ class RenewalRun:
     renewed: int = 0
     retried: int = 0
     failed: int = 0
+    notices_late: int = 0  # notices whose task was lost, sent by this run
 
 
 def _each_due(loop: str, rows, order: str, charge, what: str) -> tuple[int, int]:
@@ -384,7 +386,8 @@ def _each_due(loop: str, rows, order: str, charge, what: str) -> tuple[int, int]
 
 def renewals_run(*, now: dt.datetime | None = None) -> RenewalRun:
     """The beat job for one store: unsent attempts, due renewals, due dunning retries, card
-    expiry reminders. Each record goes through core.loops.each_record."""
+    expiry reminders, notices whose task was lost. Each record goes through
+    core.loops.each_record."""
     now = now or timezone.now()
     run = RenewalRun()
     _resume_open(now)
@@ -405,6 +408,7 @@ def renewals_run(*, now: dt.datetime | None = None) -> RenewalRun:
     run.failed += failed + failed_retries
     _card_expiry_learn()
     expiry_reminders_queue(now=now)
+    run.notices_late = notices_send_overdue()
     return run
 
 
