@@ -246,16 +246,14 @@ def each_record(
     return run
 
 
-def each_record_done(
-    loop: str,
-    records: Iterable[R],
-    work: Callable[[R], Any],
-    *,
-    label: Callable[[R], str] | None = None,
+def each_pk_done(
+    loop: str, rows: QuerySet, work: Callable[[int], Any], *, limit: int | None, what: str
 ) -> int:
-    """`each_record` for a sweep: how many records' work returned something true (a receipt
-    sent, a row made), the failures recorded as usual."""
-    run = each_record(loop, records, work, label=label)
+    """A sweep: `work(pk)` for the first `limit` pks of `rows`, in its order, through
+    `each_record`; how many returned something true (a receipt sent, a row made). `what` names
+    a record in the store's "Needs attention" list."""
+    pks = list(rows.values_list("pk", flat=True)[:limit])
+    run = each_record(loop, pks, work, label=lambda pk: f"{what} {pk}")
     return sum(1 for result in run.results if result)
 
 

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.cpu_slots import waiting
-from core.loops import each_record, each_record_done
+from core.loops import each_pk_done, each_record
 from core.outbound import outbound_post
 from core.tasks import enqueue
 from partners.models import (
@@ -406,11 +406,12 @@ def webhook_deliveries_overdue(*, limit: int = 50) -> int:
         status=DeliveryStatus.PENDING,
         next_attempt_at__lt=timezone.now() - DELIVERY_OVERDUE,
     ).order_by("next_attempt_at", "pk")
-    return each_record_done(
+    return each_pk_done(
         LOOP_OVERDUE,
-        list(overdue.values_list("pk", flat=True)[:limit]),
+        overdue,
         lambda pk: webhook_deliver(delivery_id=pk),
-        label=lambda pk: f"webhook delivery {pk}",
+        limit=limit,
+        what="webhook delivery",
     )
 
 

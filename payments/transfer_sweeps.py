@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.db.models.functions import Substr
 from django.utils import timezone
 
-from core.loops import each_record, each_record_done
+from core.loops import each_pk_done, each_record
 from payments import transfers
 from payments.connect import payout_account_current
 from payments.models import (
@@ -58,11 +58,12 @@ def transfers_missing_send() -> int:
         transfer__isnull=True,
         finished_at__range=(now - MISSING_WINDOW, now - IN_FLIGHT_GRACE),
     ).exclude(gateway_ref="")
-    return each_record_done(
+    return each_pk_done(
         LOOP_MISSING,
-        list(missing.order_by("finished_at").values_list("pk", flat=True)),
+        missing.order_by("finished_at", "pk"),
         lambda pk: transfer_for_charge(charge_attempt_id=pk),
-        label=lambda pk: f"the transfer for charge attempt {pk}",
+        limit=None,
+        what="the transfer for charge attempt",
     )
 
 

@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from core.loops import each_record_done
+from core.loops import each_pk_done
 from subscriptions.models import Notice, PeriodStatus, SubscriptionPeriod
 
 _MANAGE_SALT = "subscriptions.manage"
@@ -128,9 +128,10 @@ def notices_send_overdue(*, limit: int = 100) -> int:
         .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_STALE))
         .order_by("created_at", "pk")
     )
-    return each_record_done(
+    return each_pk_done(
         LOOP_NOTICES,
-        list(due.values_list("pk", flat=True)[:limit]),
+        due,
         lambda pk: notice_send(notice_id=pk),
-        label=lambda pk: f"subscription notice {pk}",
+        limit=limit,
+        what="subscription notice",
     )

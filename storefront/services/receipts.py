@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import orderkeys
-from core.loops import each_record_done
+from core.loops import each_pk_done
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront.models import OWNED_ORDER_STATUSES, Invoice, Order
 from storefront.services import mail
@@ -147,16 +147,18 @@ def receipts_send_overdue(*, limit: int = 100) -> int:
         .exclude(invoice__emailed_at__isnull=False)
         .order_by("finished_at", "pk")
     )
-    return each_record_done(
+    return each_pk_done(
         LOOP_RECEIPTS,
-        list(orders.values_list("pk", flat=True)[:limit]),
+        orders,
         lambda pk: receipt_send(order_id=pk),
-        label=lambda pk: f"the receipt of order {pk}",
-    ) + each_record_done(
+        limit=limit,
+        what="the receipt of order",
+    ) + each_pk_done(
         LOOP_CHARGE_RECEIPTS,
-        list(charges.values_list("pk", flat=True)[:limit]),
+        charges,
         lambda pk: charge_receipt_send(attempt_id=pk),
-        label=lambda pk: f"the receipt of charge attempt {pk}",
+        limit=limit,
+        what="the receipt of charge attempt",
     )
 
 
