@@ -24,6 +24,7 @@ CLAIM_STALE = dt.timedelta(minutes=10)
 NOTICE_OVERDUE = dt.timedelta(minutes=10)  # unsent this long after it was made: its task was lost
 NOTICE_WINDOW = dt.timedelta(days=2)  # older than this, a notice is not worth sending late
 LOOP_NOTICES = "subscriptions.notices_send_overdue"
+RENEWED_PREFIX = "paid:"  # a renewal receipt's key: "paid:<period number>" (notify.renewed_queue)
 
 SUBJECTS = {
     "payment_failed": "Your payment did not go through: update your card",
@@ -128,10 +129,21 @@ def notices_send_overdue(*, limit: int = 100) -> int:
         .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_STALE))
         .order_by("created_at", "pk")
     )
-    return each_pk_done(
-        LOOP_NOTICES,
-        due,
-        lambda pk: notice_send(notice_id=pk),
-        limit=limit,
-        what="subscription notice",
-    )
+    return each_pk_done(LOOP_NOTICES, due, _late_send, limit=limit, what="subscription notice")
+
+
+def _late_send(notice_id: int) -> bool:
+    """What the lost task would have done. A renewal's receipt rode in one message with its
+    `subscription.renewed` webhook (subscriptions.renewed): that is handed over again too,
+    deduped by its key (a listener that had it makes no second delivery)."""
+    notice = Notice.objects.select_related("subscription").get(pk=notice_id)
+    if notice.kind == "renewal_receipt" and notice.key.startswith(RENEWED_PREFIX):
+        from analytics.services import notice_deliver
+        from subscriptions.public import webhook_notice
+
+        number = notice.key.removeprefix(RENEWED_PREFIX)
+        hook = webhook_notice(
+            sub=notice.subscription, event_type="subscription.renewed", key=number
+        )
+        notice_deliver(name=hook["name"], payload=hook["payload"], key=hook["key"])
+    return notice_send(notice_id=notice_id)

@@ -16,6 +16,7 @@ from subscriptions.models import (
     Subscription,
     SubscriptionStatus,
 )
+from subscriptions.notices import RENEWED_PREFIX
 
 LOOP_EXPIRY = "subscriptions.expiry_reminders"
 
@@ -28,7 +29,7 @@ def renewed_queue(sub: Subscription, number: int) -> None:
     from subscriptions import public
 
     notice = Notice.objects.bulk_create(
-        [Notice(subscription=sub, key=f"paid:{number}", kind="renewal_receipt")],
+        [Notice(subscription=sub, key=f"{RENEWED_PREFIX}{number}", kind="renewal_receipt")],
         update_conflicts=True,
         unique_fields=["subscription", "key"],
         update_fields=["kind"],

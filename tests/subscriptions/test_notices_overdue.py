@@ -6,13 +6,17 @@ import datetime as dt
 
 import pytest
 from django.core import mail
+from django.db import transaction
 from django.utils import timezone
 
+from analytics.services import notice_deliver
 from core.models import LoopFailure, OutboxMessage
+from partners.models import WebhookDelivery, WebhookSubscription
+from partners.services import webhook_secret_new
 from subscriptions import notices
 from subscriptions.models import Notice
 from subscriptions.services import renewals_run
-from subscriptions.services.notify import notice_queue
+from subscriptions.services.notify import notice_queue, renewed_queue
 from tests.loops_support import failing_for
 from tests.subscriptions.helpers import plan, start
 
@@ -79,3 +83,55 @@ def test_old_notices_are_not_sent_late_and_one_failing_does_not_stop_the_others(
     assert notices.notices_send_overdue() == 1
     assert len(mail.outbox) == 2
     assert Notice.objects.filter(sent_at__isnull=True).values_list("key", flat=True).get() == "old"
+
+
+def _renewing_with_a_partner():
+    """A subscription, and a partner listening for `subscription.renewed`."""
+    WebhookSubscription.objects.create(
+        url="https://partner.example/hooks",
+        event_types=["subscription.renewed"],
+        secret=webhook_secret_new(),
+    )
+    return start(plan(), started_at=timezone.now(), email="renew@example.com")
+
+
+def test_a_lost_renewal_message_gets_its_receipt_and_its_partner_webhook_once(tenant):
+    sub = _renewing_with_a_partner()
+    with transaction.atomic():
+        renewed_queue(sub, 2)
+    lost = OutboxMessage.objects.filter(task_name="subscriptions.renewed")
+    assert lost.count() == 1
+    lost.delete()  # the receipt and the webhook were in this one message
+    notice = Notice.objects.get(subscription=sub, kind="renewal_receipt")
+    Notice.objects.filter(pk=notice.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
+    mail.outbox = []
+
+    assert notices.notices_send_overdue() == 1
+    assert [m.to for m in mail.outbox] == [["renew@example.com"]]
+    (delivery,) = WebhookDelivery.objects.all()
+    assert delivery.event_name == "subscription.renewed"
+    assert delivery.payload["id"] == sub.pk
+
+    assert notices.notices_send_overdue() == 0
+    assert len(mail.outbox) == 1 and WebhookDelivery.objects.count() == 1
+
+
+def test_a_renewal_whose_webhook_went_out_but_whose_email_never_did_gets_no_second_webhook(
+    tenant,
+):
+    """The renewed task handed the webhook over, then its email's retries were spent while the
+    mail server was down: the sweep sends the email; the webhook's key dedupes it."""
+    sub = _renewing_with_a_partner()
+    with transaction.atomic():
+        renewed_queue(sub, 3)
+    (message,) = OutboxMessage.objects.filter(task_name="subscriptions.renewed")
+    notice_deliver(**message.kwargs["webhook"])  # the task's first step, then SMTP failed
+    assert WebhookDelivery.objects.count() == 1
+    Notice.objects.filter(subscription=sub).update(
+        created_at=timezone.now() - dt.timedelta(hours=1)
+    )
+    mail.outbox = []
+
+    assert notices.notices_send_overdue() == 1
+    assert [m.to for m in mail.outbox] == [["renew@example.com"]]
+    assert WebhookDelivery.objects.count() == 1
