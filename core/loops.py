@@ -247,14 +247,34 @@ def each_record(
 
 
 def each_pk_done(
-    loop: str, rows: QuerySet, work: Callable[[int], Any], *, limit: int | None, what: str
+    loop: str,
+    rows: QuerySet,
+    work: Callable[[int], Any],
+    *,
+    limit: int | None,
+    what: str,
+    stop_on: tuple[type[BaseException], ...] = (),
 ) -> int:
-    """A sweep: `work(pk)` for the first `limit` pks of `rows`, in its order, through
-    `each_record`; how many returned something true (a receipt sent, a row made). `what` names
-    a record in the store's "Needs attention" list."""
-    pks = list(rows.values_list("pk", flat=True)[:limit])
-    run = each_record(loop, pks, work, label=lambda pk: f"{what} {pk}")
-    return sum(1 for result in run.results if result)
+    """A sweep: `work(pk)` for the first `limit` pks of `rows` in its order, the loop's
+    quarantined records left out (they never use up the limit), through `each_record`; how
+    many returned something true (a receipt sent, a row made). `what` names a record in the
+    store's "Needs attention" list. A `stop_on` error (the mail server down: nobody's record)
+    ends the run quietly: logged, counted against none, the rest wait for the next run."""
+    pks = list(rows.exclude(pk__in=quarantined_pks(loop)).values_list("pk", flat=True)[:limit])
+    done = 0
+
+    def counted(pk: int) -> Any:
+        nonlocal done
+        result = work(pk)
+        done += bool(result)
+        return result
+
+    try:
+        each_record(loop, pks, counted, label=lambda pk: f"{what} {pk}", stop_on=stop_on)
+    except stop_on as exc:
+        here = connection.schema_name
+        logger.warning("loop stopped: loop=%s schema=%s error=%s", loop, here, exc)
+    return done
 
 
 def loop_failure_counts() -> dict[str, dict[str, int]]:

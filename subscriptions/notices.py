@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from core.loops import each_pk_done
+from core.mailerrors import each_email_sent
 from subscriptions.models import Notice, PeriodStatus, SubscriptionPeriod
 
 _MANAGE_SALT = "subscriptions.manage"
@@ -120,7 +120,8 @@ def notices_send_overdue(*, limit: int = 100) -> int:
     after they were made, up to NOTICE_WINDOW back (the task lost with a broker's data, or its
     retries spent while the mail server was down; one claimed by a worker that died is taken
     over after CLAIM_STALE). Sent now, once (`notice_send`'s claim), oldest first, at most
-    `limit` per run. The clock is the real one, whatever time the renewals run for."""
+    `limit` per run; the mail server down ends the run quietly (the renewals are not held
+    up). The clock is the real one, whatever time the renewals run for."""
     now = timezone.now()
     due = (
         Notice.objects.filter(
@@ -129,7 +130,9 @@ def notices_send_overdue(*, limit: int = 100) -> int:
         .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_STALE))
         .order_by("created_at", "pk")
     )
-    return each_pk_done(LOOP_NOTICES, due, _late_send, limit=limit, what="subscription notice")
+    return each_email_sent(
+        LOOP_NOTICES, due, _late_send, arg="notice_id", limit=limit, what="subscription notice"
+    )
 
 
 def _late_send(notice_id: int) -> bool:

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core import orderkeys
-from core.loops import each_pk_done
+from core.mailerrors import each_email_sent
 from payments.models import AttemptStatus, ChargeAttempt
 from storefront.models import OWNED_ORDER_STATUSES, Invoice, Order
 from storefront.services import mail
@@ -130,7 +130,9 @@ def receipts_send_overdue(*, limit: int = 100) -> int:
     RECEIPT_WINDOW back (the task lost with a broker's data, or its retries spent while the
     mail server was down): paid orders' receipts, then one-click charges' receipts whose
     invoice has not been emailed. Sent now, once (each send's own claim), oldest first, at
-    most `limit` of each per run. Returns the receipts sent."""
+    most `limit` of each per run. The mail server down ends the run (the next one tries
+    again); a receipt the server refuses for good is counted against it. Returns the receipts
+    sent."""
     now = timezone.now()
     window = (now - RECEIPT_WINDOW, now - RECEIPT_OVERDUE)
     orders = Order.objects.filter(
@@ -147,16 +149,18 @@ def receipts_send_overdue(*, limit: int = 100) -> int:
         .exclude(invoice__emailed_at__isnull=False)
         .order_by("finished_at", "pk")
     )
-    return each_pk_done(
+    return each_email_sent(
         LOOP_RECEIPTS,
         orders,
-        lambda pk: receipt_send(order_id=pk),
+        receipt_send,
+        arg="order_id",
         limit=limit,
         what="the receipt of order",
-    ) + each_pk_done(
+    ) + each_email_sent(
         LOOP_CHARGE_RECEIPTS,
         charges,
-        lambda pk: charge_receipt_send(attempt_id=pk),
+        charge_receipt_send,
+        arg="attempt_id",
         limit=limit,
         what="the receipt of charge attempt",
     )

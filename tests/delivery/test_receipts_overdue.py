@@ -12,6 +12,7 @@ from storefront.models import Order, OrderStatus
 from storefront.services import receipts
 from tests.delivery_support import paid_order
 from tests.factories import ProductFactory
+from tests.followups.smtp import mail_server_unreachable, refusing_mail_server
 from tests.loops_support import failing_for
 
 
@@ -82,3 +83,37 @@ def test_a_sweep_sends_at_most_its_limit_oldest_first(tenant):
     assert receipts.receipts_send_overdue(limit=2) == 2
     assert [m.to for m in mail.outbox] == [["x@example.com"], ["y@example.com"]]
     assert receipts.receipts_send_overdue(limit=2) == 1
+
+
+def test_an_unreachable_mail_server_ends_the_sweep_quietly_and_counts_against_no_receipt(
+    tenant, settings
+):
+    product = ProductFactory()
+    orders = [paid_order(products=[product], email=f"{n}@example.com") for n in "ab"]
+    for order in orders:
+        _paid_ago(order, dt.timedelta(hours=1))
+    mail_server_unreachable(settings)
+
+    assert receipts.receipts_send_overdue() == 0  # no exception: the beat task ends cleanly
+    assert not LoopFailure.objects.filter(loop=receipts.LOOP_RECEIPTS).exists()
+    assert not Order.objects.filter(receipt_sent_at__isnull=False).exists()  # handed back
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+    assert receipts.receipts_send_overdue() == 2
+
+
+def test_a_mailbox_the_server_refuses_for_good_is_counted_and_the_others_are_sent(
+    tenant, settings, smtp_mail
+):
+    with refusing_mail_server(settings) as collector:
+        product = ProductFactory()
+        gone = paid_order(products=[product], email="gone@example.com")
+        here = paid_order(products=[product], email="here@example.com")
+        _paid_ago(gone, dt.timedelta(hours=2))  # the oldest: first in line
+        _paid_ago(here, dt.timedelta(hours=1))
+
+        assert receipts.receipts_send_overdue() == 1
+        assert len(collector.to("here@example.com")) == 1
+        row = LoopFailure.objects.get(loop=receipts.LOOP_RECEIPTS)
+        assert row.record_id == str(gone.pk) and "550" in row.last_error

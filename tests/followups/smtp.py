@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import threading
 from email import policy
@@ -54,6 +55,15 @@ class Collector:
             return [m for m in self.messages if m["To"] == address]
 
 
+class RefusingCollector(Collector):
+    """Refuses one mailbox for good (550), as a real server does for an address that is gone."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("gone@"):
+            return "550 5.1.1 No such user"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
 def smtp_start() -> tuple[Controller, Collector]:
     collector = Collector()
     controller = Controller(collector, hostname="127.0.0.1", port=free_port())
@@ -63,3 +73,29 @@ def smtp_start() -> tuple[Controller, Collector]:
 
 def text_of(message: Message) -> str:
     return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def mail_server_unreachable(settings) -> None:
+    """Django's SMTP backend pointed at a local port nobody listens on (pytest's `settings`)."""
+    from devtools.services import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+
+
+@contextlib.contextmanager
+def refusing_mail_server(settings):
+    """A local SMTP server that refuses gone@… for good (550), Django's SMTP port pointed at it
+    (with the `smtp_mail` fixture's other settings); yields its collector."""
+    from devtools.services import free_port
+
+    collector = RefusingCollector()
+    controller = Controller(collector, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_PORT = controller.port
+    try:
+        yield collector
+    finally:
+        controller.stop()

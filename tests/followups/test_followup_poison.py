@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from core.models import LoopFailure
-from tests.followups.smtp import Collector
+from tests.followups.smtp import mail_server_unreachable, refusing_mail_server
 from tests.loops_support import needs_attention_page
 
 H = dt.timedelta(hours=1)
@@ -53,47 +53,27 @@ def test_a_follow_up_email_that_cannot_be_sent_does_not_stop_the_others(
 
 
 def test_an_unreachable_mail_server_stops_the_run_and_counts_against_no_email(tenant, settings):
-    from devtools.services import free_port
     from storefront.services import followups
     from tests.followups.helpers import T0, catalog, paid_order
 
     core, _, _ = catalog()
     paid_order("a@example.com", core)
     paid_order("b@example.com", core)
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listens
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    mail_server_unreachable(settings)
 
     with pytest.raises(OSError):
         followups.followups_send_due(now=T0 + 25 * H)
     assert not LoopFailure.objects.filter(loop="storefront.followups", schema_name="t1").exists()
 
 
-class RefusingCollector(Collector):
-    """Refuses one mailbox for good (550), as a real server does for an address that is gone."""
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("gone@"):
-            return "550 5.1.1 No such user"
-        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
-
-
 def test_a_mailbox_the_server_refuses_for_good_is_counted_and_the_others_are_sent(
     tenant, settings, smtp_mail
 ):
-    from aiosmtpd.controller import Controller
-
-    from devtools.services import free_port
     from storefront.models import FollowUpSend
     from storefront.services import followups
     from tests.followups.helpers import T0, catalog, paid_order
 
-    collector = RefusingCollector()
-    controller = Controller(collector, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_PORT = controller.port
-    try:
+    with refusing_mail_server(settings) as collector:
         core, _, _ = catalog()
         paid_order("gone@example.com", core, paid_at=T0 - H)  # due first
         paid_order("here@example.com", core)
@@ -103,5 +83,3 @@ def test_a_mailbox_the_server_refuses_for_good_is_counted_and_the_others_are_sen
         gone = FollowUpSend.objects.get(step=1, customer__email="gone@example.com")
         row = LoopFailure.objects.get(loop="storefront.followups", record_id=str(gone.pk))
         assert "550" in row.last_error and row.tries == 1
-    finally:
-        controller.stop()

@@ -6,7 +6,6 @@ Delivery semantics are in the package's docstring (storefront/services/followups
 from __future__ import annotations
 
 import datetime as dt
-import smtplib
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -21,6 +20,7 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.services import event_append
 from core.loops import each_record, quarantined_pks
+from core.mailerrors import MAIL_SERVER_TROUBLE, UndeliverableEmail, send_counted  # noqa: F401
 from offers.models import DecisionStatus, OfferDecision, OfferKind
 from payments import services as payments
 from payments.models import AttemptStatus
@@ -309,24 +309,10 @@ def followup_send(*, send_id: int, now: dt.datetime | None = None) -> bool:
 LOOP_FOLLOWUPS = "storefront.followups"
 
 
-class UndeliverableEmail(ValueError):
-    """The server refused this one message for good (a 5xx for its recipient or content)."""
-
-
 def _send_counted(send_id: int, now: dt.datetime) -> bool:
-    """followup_send for the loop. Every OSError is the mail server's (unreachable, bad login,
-    a 4xx "try later"): it stops the run, counts against no email, and the task retries; only
-    a permanent refusal of this message is counted against its row, as any other error is."""
-    try:
-        return followup_send(send_id=send_id, now=now)
-    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
-        if isinstance(exc, smtplib.SMTPRecipientsRefused):  # every recipient was refused
-            code = min((c for c, _ in exc.recipients.values()), default=550)
-        else:
-            code = exc.smtp_code
-        if code < 500:
-            raise
-        raise UndeliverableEmail(f"the mail server refused this email: {exc}") from exc
+    """followup_send for the loop: a permanent refusal of this email counts against its row;
+    the mail server's trouble (any other OSError) stops the run and the task retries."""
+    return send_counted(followup_send, send_id=send_id, now=now)
 
 
 def followups_due(*, now: dt.datetime | None = None, limit: int = 200) -> list[int]:
@@ -352,7 +338,7 @@ def followups_send_due(*, now: dt.datetime | None = None, limit: int = 200) -> i
         followups_due(now=now, limit=limit),
         lambda send_id: _send_counted(send_id, now),
         label=lambda send_id: f"follow-up email {send_id}",
-        stop_on=(OSError,),
+        stop_on=MAIL_SERVER_TROUBLE,
     )
     return sum(1 for sent in run.results if sent)
 
