@@ -25,6 +25,7 @@ through the same rows, sending and cap; imported from its module). Every other p
 is importable from here, as before the split.
 """
 
+from core.mailerrors import UndeliverableEmail
 from storefront.services.followups.accept import (
     FollowUpOffer,
     followup_accept,
@@ -42,7 +43,6 @@ from storefront.services.followups.schedule import (
 from storefront.services.followups.send import (
     LOOP_FOLLOWUPS,
     Framing,
-    UndeliverableEmail,
     accept_token,
     claim_stale_after,
     customer_unsubscribe,

@@ -20,7 +20,7 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.services import event_append
 from core.loops import each_record, quarantined_pks
-from core.mailerrors import MAIL_SERVER_TROUBLE, UndeliverableEmail, send_counted  # noqa: F401
+from core.mailerrors import MAIL_SERVER_TROUBLE, send_counted
 from offers.models import DecisionStatus, OfferDecision, OfferKind
 from payments import services as payments
 from payments.models import AttemptStatus

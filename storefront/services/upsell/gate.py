@@ -95,18 +95,18 @@ def gates_release_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=10)) 
         {parsed[0] for parsed in map(orderkeys.order_purpose_parse, purposes) if parsed}
     )
     # The primary's finish, not the acceptance's age: a bank debit may settle days after the
-    # buyer accepted, and its own release message is then seconds old.
-    settled = set(
-        ChargeAttempt.objects.filter(
-            purpose__in=[orderkeys.order_purpose(pk, orderkeys.PRIMARY) for pk in order_ids],
-            finished_at__lt=cutoff,
-        ).values_list("purpose", flat=True)
+    # buyer accepted, and its own release message is then seconds old. One read for all the
+    # orders' primaries; an order with none is released too (its charges are cancelled).
+    primary_of = {pk: orderkeys.order_purpose(pk, orderkeys.PRIMARY) for pk in order_ids}
+    finished = dict(
+        ChargeAttempt.objects.filter(purpose__in=primary_of.values()).values_list(
+            "purpose", "finished_at"
+        )
     )
     due = [
         pk
-        for pk in order_ids
-        if orderkeys.order_purpose(pk, orderkeys.PRIMARY) in settled
-        or order_primary_attempt(order_id=pk) is None
+        for pk, purpose in primary_of.items()
+        if purpose not in finished or (finished[purpose] and finished[purpose] < cutoff)
     ]
     run = each_record(
         LOOP_GATE_SWEEP,
