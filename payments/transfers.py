@@ -42,6 +42,8 @@ from payments.gateway import (
 from payments.models import (
     AttemptStatus,
     ChargeAttempt,
+    Dispute,
+    DisputeStatus,
     LedgerEntry,
     LedgerKind,
     PayoutEntry,
@@ -108,8 +110,8 @@ def transfer_for_charge(*, charge_attempt_id: int) -> TransferAttempt | None:
         source = get_gateway().payment_charge_ref(charge.gateway_ref)
         with transaction.atomic():
             # The charge's row lock orders this against reversal_for_cause: a refund or
-            # dispute recorded before the transfer row is netted out of it, one recorded
-            # after gets its own reversal; never both, never neither.
+            # lost dispute recorded before the transfer row is netted out of it, one
+            # recorded after gets its own reversal; never both, never neither.
             ChargeAttempt.objects.select_for_update().filter(pk=charge.pk).first()
             existing = TransferAttempt.objects.filter(charge_attempt=charge).first()
             if existing is None:
@@ -131,23 +133,21 @@ def creator_share(*, gross: int, fee: int, taken_back: int) -> int:
 
 
 def _causes(charge: ChargeAttempt) -> dict[str, tuple[int, str]]:
-    """What took money back from this charge so far, by cause: {"refund:re_…": (amount, ref)}."""
+    """What took money back from this charge for good so far, by cause: {"refund:re_…":
+    (amount, ref)}. A dispute counts once it is lost: while it is open the platform carries
+    it, before the transfer as after it, and a won one gives everything back."""
+    lost = Dispute.objects.filter(status=DisputeStatus.LOST).values("gateway_ref")
     rows = (
         LedgerEntry.objects.filter(
+            Q(kind=LedgerKind.REFUND) | Q(kind=LedgerKind.CHARGEBACK, gateway_ref__in=lost),
             reference=charge.reference,
             line_key__in=list(charge.allocation),
-            kind__in=[LedgerKind.REFUND, LedgerKind.CHARGEBACK, LedgerKind.REINSTATED],
         )
         .values("kind", "gateway_ref")
         .annotate(total=Sum("amount"))
         .order_by("kind", "gateway_ref")
     )
-    causes: dict[str, tuple[int, str]] = {}
-    for r in rows:
-        # A won dispute's reinstatement cancels its chargeback: nothing was taken back.
-        sign = -1 if r["kind"] == LedgerKind.REINSTATED else 1
-        cause = cause_name(r["kind"], r["gateway_ref"])
-        causes[cause] = (causes.get(cause, (0, ""))[0] + sign * r["total"], r["gateway_ref"])
+    causes = {cause_name(r["kind"], r["gateway_ref"]): (r["total"], r["gateway_ref"]) for r in rows}
     return {cause: value for cause, value in causes.items() if value[0] > 0}
 
 
@@ -226,11 +226,21 @@ def transfer_execute(
     return transfer_record(transfer_id=row.pk, result=result)
 
 
+def _charge_lock(**lookup) -> None:
+    """The charge attempt's row lock, taken first by every transaction that writes a charge's
+    transfer, reversals or payout entries: one order for them all. A writer that locked the
+    transfer row first and then needed the charge (the payout entry's foreign key check at
+    COMMIT) deadlocked with `reversal_for_cause`, which holds the charge and needs the
+    transfer (tests/payments/test_dispute_transfers.py)."""
+    ChargeAttempt.objects.select_for_update(of=("self",)).filter(**lookup).first()
+
+
 def transfer_record(
     *, transfer_id: int, result: TransferResult | None, message: str = ""
 ) -> TransferAttempt:
     """Record a gateway outcome under a lock; a repeated outcome changes nothing."""
     with transaction.atomic():
+        _charge_lock(transfer=transfer_id)
         row = (
             TransferAttempt.objects.select_for_update(of=("self",))
             .select_related("charge_attempt")
@@ -426,6 +436,7 @@ def reversal_record(
 ) -> TransferReversal:
     """Record a gateway outcome under a lock, and the reversal in the payout ledger."""
     with transaction.atomic():
+        _charge_lock(transfer__reversals=reversal_id)
         row = TransferReversal.objects.select_for_update().get(pk=reversal_id)
         if row.status not in (ReversalStatus.CREATED, ReversalStatus.IN_FLIGHT):
             return row
