@@ -132,6 +132,10 @@ def creator_share(*, gross: int, fee: int, taken_back: int) -> int:
     return ((gross - fee) * left * 2 + gross) // (2 * gross)
 
 
+def _dispute_lost(dispute_ref: str) -> bool:
+    return Dispute.objects.filter(gateway_ref=dispute_ref, status=DisputeStatus.LOST).exists()
+
+
 def _causes(charge: ChargeAttempt) -> dict[str, tuple[int, str]]:
     """What took money back from this charge for good so far, by cause: {"refund:re_…":
     (amount, ref)}. A dispute counts once it is lost: while it is open the platform carries
@@ -365,6 +369,8 @@ def reverse_for_cause(*, kind: str, gateway_ref: str) -> list[TransferReversal]:
     lines): take the creator's share of it back from each charge's transfer. Safe to call any
     number of times, concurrently."""
     _outside_transaction("reverse_for_cause")
+    if kind == LedgerKind.CHARGEBACK and not _dispute_lost(gateway_ref):
+        return []  # an open dispute takes nothing back yet, a won one never will
     entries = list(LedgerEntry.objects.filter(kind=kind, gateway_ref=gateway_ref))
     per_charge: dict[int, int] = {}
     for entry in entries:

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from core.models import OutboxMessage
 from core.money import Money
 from payments import transfer_sweeps, transfers
 from payments.disputes import dispute_sync
@@ -56,8 +57,8 @@ def routing_reset(django_db_blocker):
         Creator.objects.filter(slug="t1").update(payout_account_ref="")
 
 
-def _dispute(disputing, charge: ChargeAttempt, ref: str, status: str) -> None:
-    """The gateway says so, and the dispute is re-read (as its webhook or reconciliation do)."""
+def _gateway_says(disputing, charge: ChargeAttempt, ref: str, status: str) -> None:
+    """What the gateway answers for the dispute from now on."""
     disputing.disputes[ref] = DisputeResult(
         dispute_ref=ref,
         payment_ref=charge.gateway_ref,
@@ -65,6 +66,11 @@ def _dispute(disputing, charge: ChargeAttempt, ref: str, status: str) -> None:
         status=status,
         reason="fraudulent",
     )
+
+
+def _dispute(disputing, charge: ChargeAttempt, ref: str, status: str) -> None:
+    """The gateway says so, and the dispute is re-read (as its webhook or reconciliation do)."""
+    _gateway_says(disputing, charge, ref, status)
     assert dispute_sync(dispute_ref=ref)
 
 
@@ -172,13 +178,7 @@ def test_a_lost_dispute_racing_the_transfer_is_taken_back_exactly_once(
     account = h.connected_account()
     order, charge = _settled_order()
     _dispute(disputing, charge, "dp_1", "needs_response")
-    disputing.disputes["dp_1"] = DisputeResult(
-        dispute_ref="dp_1",
-        payment_ref=charge.gateway_ref,
-        amount=Money(DISPUTED, "USD"),
-        status="lost",
-        reason="fraudulent",
-    )
+    _gateway_says(disputing, charge, "dp_1", "lost")
     turns = itertools.count()
 
     def transfer_or_lose():
@@ -203,3 +203,64 @@ def test_a_lost_dispute_racing_the_transfer_is_taken_back_exactly_once(
         assert transfer.amount == _share(charge, transfer.fee, 0)
         assert len(_reversals_at_gateway(transfer.gateway_ref)) == 1
     assert _balance(account) == kept
+
+
+def test_a_storm_of_transfers_refunds_losses_and_sweeps_on_several_charges_adds_up(
+    live_tenant, disputing, routing_reset
+):
+    """Every step that moves a creator's money, at once, on three charges: transfers, partial
+    refunds with their reversal tasks, a dispute lost on one charge, and the reconciliation
+    sweep. No step fails (no deadlock), each cause is taken back once, and the connected
+    account holds exactly each charge's share of what the store kept."""
+    account = h.connected_account()
+    bump = h.catalog()[1]
+    settled = [_settled_order(bump) for _ in range(3)]
+    for _, charge in settled:
+        _dispute(disputing, charge, f"dp_{charge.pk}", "needs_response")
+    lost = settled[1][1]
+    for _, charge in settled:
+        _gateway_says(disputing, charge, f"dp_{charge.pk}", "lost" if charge is lost else "won")
+    steps = []
+    for order, charge in settled:
+        core = order.lines.get(kind="core").line_key
+        for n in range(2):
+            steps.append(("refund", order.reference, core, f"storm-{charge.pk}-{n}"))
+        steps.append(("transfer", charge.pk))
+        steps.append(("dispute", f"dp_{charge.pk}"))
+    steps += [("sweep",)] * 4
+    turns = itertools.count()
+
+    def step():
+        kind, *args = steps[next(turns) % len(steps)]
+        if kind == "refund":
+            reference, line_key, key = args
+            refund = refund_create(
+                reference=reference,
+                line_key=line_key,
+                amount=Money(700, "USD"),
+                idempotency_key=key,
+            )
+            transfers.reverse_for_cause(kind="refund", gateway_ref=refund.gateway_ref)
+        elif kind == "transfer":
+            transfer_for_charge(charge_attempt_id=args[0])
+        elif kind == "dispute":
+            dispute_sync(dispute_ref=args[0])
+            transfers.reverse_for_cause(kind="chargeback", gateway_ref=args[0])
+        else:
+            transfer_sweeps.transfers_reconcile_open()
+        return kind
+
+    results, errors = in_threads(len(steps), step, tenant=live_tenant)
+    assert errors == [] and len(results) == len(steps)
+    connection.set_tenant(live_tenant)
+    for refund_or_loss in OutboxMessage.objects.filter(task_name=transfers.REVERSAL_TASK):
+        transfers.reverse_for_cause(**refund_or_loss.kwargs)  # what the worker does later
+    expected = 0
+    for _, charge in settled:
+        transfer = TransferAttempt.objects.get(charge_attempt=charge)
+        assert transfer.status == TransferStatus.SUCCEEDED
+        taken = 1400 + (DISPUTED if charge.pk == lost.pk else 0)
+        expected += _share(charge, transfer.fee, taken)
+        causes = list(TransferReversal.objects.filter(transfer=transfer).values_list("cause"))
+        assert len(causes) == len(set(causes)) == (3 if charge.pk == lost.pk else 2)
+    assert _balance(account) == expected
