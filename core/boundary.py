@@ -11,6 +11,7 @@ a value nobody chose to send (see the policy in docs/security.md, "Input boundar
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import logging
 import re
@@ -134,6 +135,20 @@ def _check_body(request: HttpRequest) -> None:
     found = data_problem(data)
     if found:
         raise InputRefused(*found)
+
+
+def raw_body_view(view):
+    """For a view that reads `request.body` itself (a signed webhook). A multipart form's body
+    is a stream that `_check_body` has read to check its fields, so there is no body left to
+    give the view (Django raises): such a request is refused here with the reason, a 400."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if request.content_type == "multipart/form-data":
+            return JsonResponse({"error": "send a JSON body, not a multipart form"}, status=400)
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _check_pair(name: str, values: list[str], *, where: str) -> None:

@@ -7,6 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_tenants.utils import get_public_schema_name, get_tenant_model, tenant_context
 
+from core.boundary import raw_body_view
 from payments.webhooks import WebhookRejected, webhook_receive
 
 
@@ -22,6 +23,7 @@ def _receive(request) -> JsonResponse:
 
 @csrf_exempt  # the gateway cannot send a CSRF token; the signature is the authentication
 @require_POST
+@raw_body_view
 def stripe_webhook(request):
     """On the creator's own domain: the routing middleware has set the schema."""
     return _receive(request)
@@ -29,6 +31,7 @@ def stripe_webhook(request):
 
 @csrf_exempt
 @require_POST
+@raw_body_view
 def stripe_webhook_for_creator(request, slug: str):
     """On the platform's domain (gateways that cannot reach a creator's domain)."""
     creator = (

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from core.boundary import raw_body_view
 from core.permissions import staff_permission_required
 from payments import connect
 from payments.gateway import GatewayRejected, GatewayUnavailable
@@ -69,6 +70,7 @@ def payouts_return(request):
 
 @csrf_exempt  # the gateway signs the body; there is no session
 @require_POST
+@raw_body_view
 def connect_webhook(request):
     """`account.updated` and other Connect events, for every store, on the platform's domain."""
     try:

@@ -7,11 +7,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from core.boundary import raw_body_view
 from tenants import mailevents
 
 
 @csrf_exempt  # the provider cannot send a CSRF token; the signature is the authentication
 @require_POST
+@raw_body_view
 def mail_events_webhook(request):
     try:
         with schema_context(get_public_schema_name()):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.core import signing
+from django.db import connection
 from django.test import Client
 
 from analytics.models import Event
@@ -346,3 +347,22 @@ def _pay_slowly(course):
     assert client.post(body["pay_url"], {"setup_intent": order.setup_ref}).status_code == 202
     page = _thanks(client, order)
     assert "being confirmed" in page and "was not taken" not in page
+
+
+@pytest.mark.parametrize(
+    ("host", "path"),
+    [
+        (HOST, "/webhooks/stripe/"),
+        ("localhost", "/webhooks/stripe/t1/"),
+        ("localhost", "/webhooks/stripe-connect/"),
+        ("localhost", "/webhooks/mail/"),
+    ],
+)
+def test_a_multipart_form_posted_to_a_webhook_is_a_400_with_the_reason(tenant, host, path):
+    # The boundary reads a multipart body to check its fields, which leaves the webhook no
+    # raw body to verify: it was a 500 (RawPostDataException) before raw_body_view.
+    response = Client(HTTP_HOST=host).post(path, {"items": ["a", "b"], "type": "x"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "send a JSON body, not a multipart form"}
+    connection.set_tenant(tenant)
+    assert not WebhookEvent.objects.exists()

@@ -1,0 +1,94 @@
+"""Every route of a store, as a stranger and as its owner, with what a careless or hostile
+client sends (a NUL, a lone surrogate, a list where an object was expected, absurd ids and
+page numbers): a clear 4xx or a page, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tests.factories import OfferFactory, ProductFactory
+
+HOST = "t1.localhost"
+SURROGATE = "%ED%A0%80"  # a lone surrogate, UTF-8-encoded as a careless client does
+
+
+def _routes(resolver: URLResolver, prefix: str = "") -> list[tuple[str, URLPattern]]:
+    found = []
+    for entry in resolver.url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            found += _routes(entry, route)
+        else:
+            found.append((route, entry))
+    return found
+
+
+def _fill(route: str, value: str) -> str | None:
+    import re
+
+    if route.startswith("^") or "(?P" in route:  # the admin's regex routes
+        route = route.lstrip("^").rstrip("$")
+        route = re.sub(r"\(\?P<[^>]+>[^)]*\)", value, route)
+        route = route.replace("\\", "")
+        if any(c in route for c in "()[]?*+|"):
+            return None
+        return "/" + route
+    return "/" + re.sub(r"<(?:[a-z]+:)?[a-z_]+>", value, route)
+
+
+@pytest.fixture
+def store(tenant):
+    core = ProductFactory(slug="course", name="Photo course", price_amount=4900)
+    OfferFactory(trigger_product=core, price_amount=900, headline="Add the presets")
+    return core
+
+
+BAD_QUERY = f"?q=%00&p={SURROGATE}&page=-1&o=zz&id__in=x&all=&_changelist_filters=%00&e=1"
+HUGE = "99999999999999999999"  # past PostgreSQL's bigint
+ODD_QUERY = f"?page={HUGE}&o=-99.5&start=2026-02-30&end=x&days=1e9&id={HUGE}"
+BAD_FORMS = [
+    {"email": "a\x00b", "name": "x", "country": "DE", "amount": "1e309"},
+    {"email": "x@example.com", "items": ["a", "b"], "price_amount": "-1"},
+]
+
+
+@pytest.mark.parametrize(
+    ("host", "urlconf", "who"),
+    [
+        (HOST, "config.urls_tenant", "stranger"),
+        (HOST, "config.urls_tenant", "owner"),
+        ("localhost", "config.urls_public", "stranger"),
+    ],
+)
+def test_no_route_answers_500_to_odd_input(store, host, urlconf, who):
+    # An address of its own: the rate limits and the login lockout it may trip (kept in
+    # Redis, not rolled back) stay away from every other test's client.
+    address = {"owner": "203.0.113.31", "stranger": "203.0.113.32"}[who]
+    client = Client(HTTP_HOST=host, REMOTE_ADDR=address, raise_request_exception=False)
+    if who == "owner":
+        assert client.login(username="owner", password="owner-pass-123")
+    failures = []
+    paths = {
+        path
+        for route, _pattern in _routes(get_resolver(urlconf))
+        for value in ("1", HUGE, "x")
+        if (path := _fill(route, value)) is not None and "logout" not in path
+    }
+    for path in sorted(paths):
+        attempts = [("GET", path, None), ("GET", path + BAD_QUERY, None)]
+        attempts.append(("GET", path + ODD_QUERY, None))
+        attempts += [("POST", path, form) for form in BAD_FORMS]
+        for body in ('[{"a": 1}, "x\\u0000"]', '{"a": 1e999, "b": [[[[]]]]}', "{"):
+            attempts.append(("JSON", path, body))
+        for method, url, body in attempts:
+            if method == "GET":
+                response = client.get(url)
+            elif method == "POST":
+                response = client.post(url, body)
+            else:
+                response = client.post(url, body, content_type="application/json")
+            if response.status_code >= 500:
+                failures.append((method, url, response.status_code))
+    assert failures == []
