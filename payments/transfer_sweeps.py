@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, F, IntegerField, Q
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Substr
 from django.utils import timezone
 
@@ -37,6 +38,7 @@ from payments.transfers import (
 )
 
 MISSING_WINDOW = timedelta(days=90)  # how far back `transfers_missing_send` looks
+MISSING_PER_RUN = 200  # transfers it makes at most per run (each a gateway call)
 LOOP_MISSING = "payments.transfers_missing"
 LOOP_UNSENT = "payments.transfers_unsent"
 LOOP_IN_FLIGHT = "payments.transfers_in_flight"
@@ -44,25 +46,60 @@ LOOP_REVERSALS_MISSING = "payments.reversals_missing"
 LOOP_REVERSALS_OPEN = "payments.reversals_open"
 
 
+# What refunds and lost disputes took back from a charge attempt: its lines' entries in the
+# ledger, as payments.transfers._causes counts them (an open or won dispute takes nothing).
+_TAKEN_BACK = """
+SELECT COALESCE(SUM(e.amount), 0) FROM payments_ledgerentry e
+WHERE e.reference = payments_chargeattempt.reference
+  AND e.line_key IN (SELECT jsonb_object_keys(CASE
+        WHEN jsonb_typeof(payments_chargeattempt.allocation) = 'object'
+        THEN payments_chargeattempt.allocation ELSE '{}'::jsonb END))
+  AND (e.kind = %s OR (e.kind = %s AND e.gateway_ref
+        IN (SELECT d.gateway_ref FROM payments_dispute d WHERE d.status = %s)))
+"""
+_TAKEN_BACK_PARAMS = [LedgerKind.REFUND, LedgerKind.CHARGEBACK, DisputeStatus.LOST]
+
+
+def charges_missing_transfer():
+    """Settled charges of the last MISSING_WINDOW with no transfer row, oldest first, less
+    those that can never send anything, so that beat does not read them again every run:
+    refunded or lost in full (their share is 0 whatever the fee), or whose fee at the store's
+    rate takes all of it (`Fee.of` in SQL, the same integer arithmetic)."""
+    now = timezone.now()
+    fee = transfers.store_fee()
+    return (
+        ChargeAttempt.objects.filter(
+            status=AttemptStatus.SUCCEEDED,
+            demo=False,
+            transfer__isnull=True,
+            finished_at__range=(now - MISSING_WINDOW, now - IN_FLIGHT_GRACE),
+        )
+        .exclude(gateway_ref="")
+        .alias(
+            taken_back=RawSQL(_TAKEN_BACK, _TAKEN_BACK_PARAMS, output_field=IntegerField()),
+            fee=ExpressionWrapper(
+                (F("amount") * fee.bps + 5_000) / 10_000 + fee.fixed, output_field=IntegerField()
+            ),
+        )
+        .filter(taken_back__lt=F("amount"), fee__lt=F("amount"))
+        .order_by("finished_at", "pk")
+    )
+
+
 def transfers_missing_send() -> int:
-    """Settled charges of the last MISSING_WINDOW with no transfer row: their message was lost
-    with a broker's data, or they settled while the store's payouts were pending (a store takes
-    payments once charges are enabled). Sent now, once (`transfer_for_charge`)."""
+    """Settled charges with no transfer row (`charges_missing_transfer`): their message was
+    lost with a broker's data, or they settled while the store's payouts were pending (a store
+    takes payments once charges are enabled). Sent now, once (`transfer_for_charge`), at most
+    MISSING_PER_RUN a run: a store that connects its payouts after many sales is caught up
+    over a few runs, each within beat's period."""
     account = payout_account_current()
     if account is None or not account.account_ref or not account.payouts_enabled:
         return 0
-    now = timezone.now()
-    missing = ChargeAttempt.objects.filter(
-        status=AttemptStatus.SUCCEEDED,
-        demo=False,
-        transfer__isnull=True,
-        finished_at__range=(now - MISSING_WINDOW, now - IN_FLIGHT_GRACE),
-    ).exclude(gateway_ref="")
     return each_pk_done(
         LOOP_MISSING,
-        missing.order_by("finished_at", "pk"),
+        charges_missing_transfer(),
         lambda pk: transfer_for_charge(charge_attempt_id=pk),
-        limit=None,
+        limit=MISSING_PER_RUN,
         what="the transfer for charge attempt",
     )
 

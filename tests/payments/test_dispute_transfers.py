@@ -43,20 +43,6 @@ pytestmark = pytest.mark.gateway
 DISPUTED = 1500
 
 
-@pytest.fixture
-def disputing(stripe_api_base):
-    yield from h.disputing_gateway(stripe_api_base)
-
-
-@pytest.fixture
-def routing_reset(django_db_blocker):
-    from tenants.models import Creator
-
-    yield
-    with django_db_blocker.unblock():
-        Creator.objects.filter(slug="t1").update(payout_account_ref="")
-
-
 def _gateway_says(disputing, charge: ChargeAttempt, ref: str, status: str) -> None:
     """What the gateway answers for the dispute from now on."""
     disputing.disputes[ref] = DisputeResult(
@@ -170,7 +156,7 @@ def test_a_dispute_lost_before_the_transfer_is_netted_out_of_it(tenant, disputin
 
 
 def test_a_lost_dispute_racing_the_transfer_is_taken_back_exactly_once(
-    live_tenant, disputing, routing_reset
+    live_tenant, disputing, fee_and_routing_reset
 ):
     """The transfer and the dispute's loss at once, from many threads: either the transfer is
     made less the dispute (netted) or it is made whole and the loss reversed; never both,
@@ -206,7 +192,7 @@ def test_a_lost_dispute_racing_the_transfer_is_taken_back_exactly_once(
 
 
 def test_a_storm_of_transfers_refunds_losses_and_sweeps_on_several_charges_adds_up(
-    live_tenant, disputing, routing_reset
+    live_tenant, disputing, fee_and_routing_reset
 ):
     """Every step that moves a creator's money, at once, on three charges: transfers, partial
     refunds with their reversal tasks, a dispute lost on one charge, and the reconciliation

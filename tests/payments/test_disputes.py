@@ -18,11 +18,6 @@ pytestmark = pytest.mark.gateway
 
 
 @pytest.fixture
-def disputing(stripe_api_base):
-    yield from h.disputing_gateway(stripe_api_base)
-
-
-@pytest.fixture
 def paid(tenant):
     _, bump = h.catalog()
     order = h.checkout_started(Client(HTTP_HOST="t1.localhost"), bump)

@@ -265,11 +265,6 @@ def test_concurrent_reversal_tasks_and_reconciliation_passes_make_one_reversal_p
     assert _balance(account) == transfer.amount - taken
 
 
-@pytest.fixture
-def disputing(stripe_api_base):
-    yield from h.disputing_gateway(stripe_api_base)
-
-
 def test_a_lost_dispute_takes_back_the_creators_share_and_an_open_one_does_not(
     tenant, disputing, client_for
 ):

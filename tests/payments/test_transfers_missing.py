@@ -13,7 +13,10 @@ from django.test import Client
 from django.utils import timezone
 
 from core.models import LoopFailure, OutboxMessage
+from core.money import Money
 from payments import transfer_sweeps, transfers
+from payments.disputes import dispute_sync
+from payments.gateway import DisputeResult
 from payments.models import AttemptStatus, ChargeAttempt, PayoutAccount, TransferAttempt
 from payments.services import refund_create
 from payments.transfers import store_fee, transfer_for_charge
@@ -146,3 +149,73 @@ def test_two_sweeps_and_the_message_at_once_make_one_transfer(live_tenant, fee_a
     assert errors == []
     (row,) = TransferAttempt.objects.all()
     assert row.sends == 1 and [t.id for t in _transfers_to(account)] == [row.gateway_ref]
+
+
+def test_charges_that_can_never_send_anything_are_not_read_again_every_run(tenant, disputing):
+    """Refunded or lost in full, or all fee: left out of the sweep's list in SQL (beat would
+    read each of them every 5 minutes for 90 days). Refunded in part, or under an open or won
+    dispute: still listed, and transferred."""
+    h.connected_account()
+    bump = h.catalog()[1]
+    refunded, lost, partly, open_dispute, won = (_settled_charge(bump) for _ in range(5))
+    OutboxMessage.objects.filter(task_name=transfers.TRANSFER_TASK).delete()
+    for line_key in refunded.allocation:
+        refund_create(reference=refunded.reference, line_key=line_key, amount=None)
+    refund_create(
+        reference=partly.reference, line_key=next(iter(partly.allocation)), amount=Money(100, "USD")
+    )
+    for charge, statuses in (
+        (lost, ("needs_response", "lost")),
+        (open_dispute, ("needs_response",)),
+        (won, ("needs_response", "won")),
+    ):
+        for status in statuses:
+            disputing.disputes[f"dp_{charge.pk}"] = DisputeResult(
+                dispute_ref=f"dp_{charge.pk}",
+                payment_ref=charge.gateway_ref,
+                amount=Money(charge.amount, "USD"),
+                status=status,
+                reason="fraudulent",
+            )
+            assert dispute_sync(dispute_ref=f"dp_{charge.pk}")
+    for charge in (refunded, lost, partly, open_dispute, won):
+        _settled_minutes_ago(charge, 10)
+    listed = set(transfer_sweeps.charges_missing_transfer().values_list("pk", flat=True))
+    assert listed == {partly.pk, open_dispute.pk, won.pk}
+
+    # A fee that takes all of a charge: none listed, and none would have sent anything.
+    Creator.objects.filter(slug="t1").update(fee_bps=0, fee_fixed=partly.amount)
+    assert set(transfer_sweeps.charges_missing_transfer().values_list("pk", flat=True)) == set()
+    for pk in listed:
+        assert transfer_for_charge(charge_attempt_id=pk) is None
+    Creator.objects.filter(slug="t1").update(fee_bps=0, fee_fixed=partly.amount - 1)
+    assert set(transfer_sweeps.charges_missing_transfer().values_list("pk", flat=True)) == listed
+
+    Creator.objects.filter(slug="t1").update(fee_bps=None, fee_fixed=None)
+    assert transfer_sweeps.transfers_missing_send() == 3
+    rows = {t.charge_attempt_id: t for t in TransferAttempt.objects.all()}
+    assert set(rows) == listed
+    fee = store_fee()
+    assert rows[won.pk].amount == won.amount - fee.of(won.amount)  # nothing held back
+    assert rows[partly.pk].amount == transfers.creator_share(
+        gross=partly.amount, fee=fee.of(partly.amount), taken_back=100
+    )
+
+
+def test_a_store_catching_up_many_charges_sends_a_bounded_number_per_run(tenant, monkeypatch):
+    h.connected_account()
+    _payouts_pending(True)
+    bump = h.catalog()[1]
+    charges = [_settled_charge(bump) for _ in range(3)]
+    for charge in charges:
+        _settled_minutes_ago(charge, 10)
+    _payouts_pending(False)
+    monkeypatch.setattr(transfer_sweeps, "MISSING_PER_RUN", 2)
+    assert transfer_sweeps.transfers_missing_send() == 2
+    oldest_first = [c.pk for c in charges[:2]]
+    assert sorted(TransferAttempt.objects.values_list("charge_attempt_id", flat=True)) == sorted(
+        oldest_first
+    )
+    assert transfer_sweeps.transfers_missing_send() == 1  # the rest on the next run
+    assert transfer_sweeps.transfers_missing_send() == 0
+    assert TransferAttempt.objects.count() == 3
