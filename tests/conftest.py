@@ -264,6 +264,15 @@ def stripe_api_base() -> str:
     return os.environ["STRIPE_API_BASE"]
 
 
+@pytest.fixture
+def disputing(stripe_api_base):
+    """The local Stripe gateway with disputes stood in for (tests/payments/helpers.py
+    `disputing_gateway`): a test sets what each dispute reads as."""
+    from tests.payments import helpers as h
+
+    yield from h.disputing_gateway(stripe_api_base)
+
+
 @pytest.fixture(autouse=True)
 def _reset_localstripe(request):
     """Clear localstripe's state before each test that talks to it."""

@@ -3,7 +3,6 @@
 import pytest
 
 from tenants.models import Creator
-from tests.payments import helpers as h
 
 
 @pytest.fixture
@@ -15,9 +14,3 @@ def fee_and_routing_reset(django_db_blocker):
         Creator.objects.filter(slug="t1").update(
             payout_account_ref="", fee_bps=None, fee_fixed=None
         )
-
-
-@pytest.fixture
-def disputing(stripe_api_base):
-    """The local Stripe gateway with disputes stood in for (helpers.disputing_gateway)."""
-    yield from h.disputing_gateway(stripe_api_base)
