@@ -265,6 +265,19 @@ def stripe_api_base() -> str:
 
 
 @pytest.fixture
+def fee_and_routing_reset(django_db_blocker):
+    """For tests that commit (live_tenant): t1's fee and payout routing put back afterwards
+    (the public schema's creators are not truncated between tests)."""
+    from tenants.models import Creator
+
+    yield
+    with django_db_blocker.unblock():
+        Creator.objects.filter(slug="t1").update(
+            payout_account_ref="", fee_bps=None, fee_fixed=None
+        )
+
+
+@pytest.fixture
 def disputing(stripe_api_base):
     """The local Stripe gateway with disputes stood in for (tests/payments/helpers.py
     `disputing_gateway`): a test sets what each dispute reads as."""
