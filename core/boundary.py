@@ -137,6 +137,19 @@ def _check_body(request: HttpRequest) -> None:
         raise InputRefused(*found)
 
 
+MAX_DB_ID = 2**63 - 1  # PostgreSQL's bigint
+
+
+def db_id(value: Any) -> int | None:
+    """`value` if it can be a row's id (an int, not a bool, from 1 to bigint's largest), else
+    None: for ids read from what we signed earlier (links, cookies), whose shape may not be
+    the one the reader expects, before they reach a query (text or a number past bigint
+    there is a 500)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DB_ID:
+        return value
+    return None
+
+
 def raw_body_view(view):
     """For a view that reads `request.body` itself (a signed webhook). A multipart form's body
     is a stream that `_check_body` has read to check its fields, so there is no body left to

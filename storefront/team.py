@@ -33,6 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from core.boundary import db_id
 from core.identity import email_key
 from storefront.models import StaffInvitation, StaffRole
 
@@ -174,9 +175,12 @@ def invitation_open(*, signed: str) -> StaffInvitation:
         raise TeamRefused("This invitation has expired: ask for a new one.") from exc
     except signing.BadSignature as exc:
         raise TeamRefused("This invitation link is not valid.") from exc
-    if data.get("s") != connection.schema_name:
+    if not isinstance(data, dict) or data.get("s") != connection.schema_name:
         raise TeamRefused("This invitation link is not valid.")
-    invitation = StaffInvitation.objects.filter(pk=data.get("i"), nonce=data.get("n")).first()
+    invitation_id, nonce = db_id(data.get("i")), data.get("n")
+    if invitation_id is None or not isinstance(nonce, str):
+        raise TeamRefused("This invitation link is not valid.")
+    invitation = StaffInvitation.objects.filter(pk=invitation_id, nonce=nonce).first()
     if invitation is None or invitation.revoked_at is not None:
         raise TeamRefused("This invitation was withdrawn.")
     if invitation.accepted_at is not None:

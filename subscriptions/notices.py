@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from core.boundary import db_id
 from core.mailerrors import each_email_sent
 from subscriptions.models import Notice, PeriodStatus, SubscriptionPeriod
 
@@ -49,7 +50,7 @@ def manage_check(*, token: str, schema: str) -> int | None:
         data = signing.loads(token, salt=_MANAGE_SALT, max_age=MANAGE_MAX_AGE)
     except signing.BadSignature:
         return None
-    if not isinstance(data, dict) or data.get("s") != schema or not isinstance(data.get("c"), int):
+    if not isinstance(data, dict) or data.get("s") != schema or db_id(data.get("c")) is None:
         return None
     return data["c"]
 

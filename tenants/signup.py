@@ -40,6 +40,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from core.boundary import db_id
 from tenants.models import Creator, Domain, LoginHandoff
 from tenants.names import SIGNUP_MIN_LENGTH, label_errors
 from tenants.provisioning import template_ensure
@@ -241,6 +242,8 @@ def signup_verify_read(*, token: str) -> Creator:
     try:
         data = signing.loads(token or "", salt=VERIFY_SALT, max_age=VERIFY_MAX_AGE)
         creator_id, email = int(data["c"]), str(data["e"])
+        if db_id(creator_id) is None:
+            raise ValueError(creator_id)
     except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
         raise SignupError({"token": "This confirmation link is invalid or has expired."}) from exc
     with schema_context(get_public_schema_name()):

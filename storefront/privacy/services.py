@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.services import Actor, audit_record
+from core.boundary import db_id
 from core.identity import email_digest, email_key
 from core.tasks import enqueue
 from partners.models import DeliveryStatus, WebhookDelivery
@@ -120,9 +121,9 @@ def privacy_link_order(*, token: str, schema: str) -> Order | None:
         data = signing.loads(token, salt=_LINK_SALT, max_age=LINK_MAX_AGE)
     except signing.BadSignature:
         return None
-    if not isinstance(data, dict) or data.get("s") != schema:
+    if not isinstance(data, dict) or data.get("s") != schema or db_id(data.get("o")) is None:
         return None
-    order = Order.objects.select_related("customer").filter(pk=data.get("o")).first()
+    order = Order.objects.select_related("customer").filter(pk=data["o"]).first()
     if order is None or order.token[:8] != data.get("t") or order.customer.erased_at:
         return None
     return order

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from core.boundary import db_id
 from payments.models import LedgerKind, Refund, RefundStatus
 from payments.services import ledger_line_totals
 from storefront.models import (
@@ -121,7 +122,7 @@ def download_check(*, token: str, schema: str) -> LinkCheck:
             return LinkCheck(None)
     except (signing.BadSignature, ValueError, UnicodeDecodeError):
         return LinkCheck(None)
-    if not isinstance(data, dict) or data.get("s") != schema or not isinstance(data.get("l"), int):
+    if not isinstance(data, dict) or data.get("s") != schema or db_id(data.get("l")) is None:
         return LinkCheck(None)
     return LinkCheck(data["l"], expired=expired)
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from analytics.models import EventName
 from analytics.services import event_append
 from core import orderkeys
+from core.boundary import db_id
 from core.money import Money
 from payments import services as payments
 from payments.models import AttemptStatus, ChargeAttempt
@@ -66,12 +67,15 @@ def _send_for(signed: str, schema: str) -> FollowUpSend:
             "This offer is for another store",
             "This link does not belong to this store. Nothing was charged.",
         )
+    send_id = db_id(data.get("f"))
     send = (
         FollowUpSend.objects.select_related(
             "order__customer", "customer", "offer__product", "attempt"
         )
-        .filter(pk=data.get("f"), nonce=str(data.get("n")))
+        .filter(pk=send_id, nonce=str(data.get("n")))
         .first()
+        if send_id is not None
+        else None
     )
     if send is None:
         raise FollowUpRefused(

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from django.core import signing
 from django.urls import reverse
 
+from core.boundary import db_id
 from storefront.models import (
     OWNED_ORDER_STATUSES,
     EmailSequence,
@@ -103,11 +104,11 @@ def _send_for(signed: str, schema: str) -> FollowUpSend | None:
         data = signing.loads(signed or "", salt=_RECOVERY_SALT, max_age=RECOVERY_MAX_AGE)
     except signing.BadSignature:
         return None
-    if not isinstance(data, dict) or data.get("s") != schema:
+    if not isinstance(data, dict) or data.get("s") != schema or db_id(data.get("r")) is None:
         return None
     return (
         FollowUpSend.objects.select_related("order", "customer", "product")
-        .filter(pk=data.get("r"), nonce=str(data.get("n", "")), sequence=EmailSequence.RECOVERY)
+        .filter(pk=data["r"], nonce=str(data.get("n", "")), sequence=EmailSequence.RECOVERY)
         .first()
     )
 

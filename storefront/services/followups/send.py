@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from analytics.models import EventName
 from analytics.services import event_append
+from core.boundary import db_id
 from core.loops import each_record, quarantined_pks
 from core.mailerrors import MAIL_SERVER_TROUBLE, send_counted
 from offers.models import DecisionStatus, OfferDecision, OfferKind
@@ -363,7 +364,8 @@ def customer_unsubscribe(*, signed: str, schema: str) -> Customer:
             "This unsubscribe link is for another store",
             "This link does not belong to this store.",
         )
-    customer = Customer.objects.filter(pk=data.get("c")).first()
+    customer_id = db_id(data.get("c"))
+    customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
     if customer is None:
         raise FollowUpRefused(404, "Nothing to unsubscribe", "We have no emails for you.")
     with transaction.atomic():
