@@ -4,6 +4,8 @@ page numbers): a clear 4xx or a page, never a 500."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -26,16 +28,14 @@ def _routes(resolver: URLResolver, prefix: str = "") -> list[tuple[str, URLPatte
 
 
 def _fill(route: str, value: str) -> str | None:
-    import re
-
-    if route.startswith("^") or "(?P" in route:  # the admin's regex routes
-        route = route.lstrip("^").rstrip("$")
-        route = re.sub(r"\(\?P<[^>]+>[^)]*\)", value, route)
-        route = route.replace("\\", "")
-        if any(c in route for c in "()[]?*+|"):
-            return None
-        return "/" + route
-    return "/" + re.sub(r"<(?:[a-z]+:)?[a-z_]+>", value, route)
+    """The route with `value` for each of its parameters (path converters and the regex
+    groups of the admin's and the API router's routes); None for a regex that is no path."""
+    route = route.replace("^", "").replace("$", "")
+    route = re.sub(r"\(\?P<[^>]+>[^)]*\)", value, route)
+    route = re.sub(r"<(?:[a-z]+:)?[a-z_]+>", value, route).replace("\\", "")
+    if any(c in route for c in "()[]?*+|{}"):
+        return None
+    return "/" + route
 
 
 @pytest.fixture
@@ -48,6 +48,12 @@ def store(tenant):
 BAD_QUERY = f"?q=%00&p={SURROGATE}&page=-1&o=zz&id__in=x&all=&_changelist_filters=%00&e=1"
 HUGE = "99999999999999999999"  # past PostgreSQL's bigint
 ODD_QUERY = f"?page={HUGE}&o=-99.5&start=2026-02-30&end=x&days=1e9&id={HUGE}"
+ODD_JSON = [
+    "[1, 2]",
+    f'{{"price_amount": {HUGE}, "name": ["x"], "status": {{}}, "id": "x"}}',
+    '{"amount": -1, "line_id": "1", "lines": "all", "metadata": [null]}',
+    "",
+]
 BAD_FORMS = [
     {"email": "a\x00b", "name": "x", "country": "DE", "amount": "1e309"},
     {"email": "x@example.com", "items": ["a", "b"], "price_amount": "-1"},
@@ -59,16 +65,23 @@ BAD_FORMS = [
     [
         (HOST, "config.urls_tenant", "stranger"),
         (HOST, "config.urls_tenant", "owner"),
+        (HOST, "config.urls_tenant", "partner"),
         ("localhost", "config.urls_public", "stranger"),
     ],
 )
 def test_no_route_answers_500_to_odd_input(store, host, urlconf, who):
     # An address of its own: the rate limits and the login lockout it may trip (kept in
     # Redis, not rolled back) stay away from every other test's client.
-    address = {"owner": "203.0.113.31", "stranger": "203.0.113.32"}[who]
-    client = Client(HTTP_HOST=host, REMOTE_ADDR=address, raise_request_exception=False)
+    address = {"owner": "203.0.113.31", "stranger": "203.0.113.32", "partner": "203.0.113.33"}
+    client = Client(HTTP_HOST=host, REMOTE_ADDR=address[who], raise_request_exception=False)
     if who == "owner":
         assert client.login(username="owner", password="owner-pass-123")
+    if who == "partner":  # a key that may write: every API route, every method
+        from partners.models import ApiKey
+        from partners.services import api_key_create
+
+        token = api_key_create(name="fuzz", scope=ApiKey.Scope.WRITE).token
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     failures = []
     paths = {
         path
@@ -76,19 +89,26 @@ def test_no_route_answers_500_to_odd_input(store, host, urlconf, who):
         for value in ("1", HUGE, "x")
         if (path := _fill(route, value)) is not None and "logout" not in path
     }
+    if who == "partner":
+        paths = {p for p in paths if p.startswith("/api/")}
     for path in sorted(paths):
         attempts = [("GET", path, None), ("GET", path + BAD_QUERY, None)]
         attempts.append(("GET", path + ODD_QUERY, None))
         attempts += [("POST", path, form) for form in BAD_FORMS]
         for body in ('[{"a": 1}, "x\\u0000"]', '{"a": 1e999, "b": [[[[]]]]}', "{"):
             attempts.append(("JSON", path, body))
+        if who == "partner":
+            for method in ("PUT", "PATCH", "DELETE"):
+                attempts += [(method, path, body) for body in ODD_JSON]
         for method, url, body in attempts:
             if method == "GET":
                 response = client.get(url)
             elif method == "POST":
                 response = client.post(url, body)
-            else:
+            elif method == "JSON":
                 response = client.post(url, body, content_type="application/json")
+            else:
+                response = client.generic(method, url, body, content_type="application/json")
             if response.status_code >= 500:
                 failures.append((method, url, response.status_code))
     assert failures == []
