@@ -22,6 +22,8 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 
+from core.admin_selection import selection_checked
+
 
 @dataclass(frozen=True)
 class Link:
@@ -201,6 +203,11 @@ class StoreAdminSite(admin.AdminSite):
     site_header = "Store admin"
     site_title = "Store admin"
     index_title = "Home"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        return super().register(
+            model_or_iterable, selection_checked(admin_class or admin.ModelAdmin), **options
+        )
 
     def get_urls(self):
         return [

@@ -109,3 +109,19 @@ def test_the_key_service_refuses_a_rate_limit_above_the_maximum(tenant):
     with pytest.raises(ValueError):
         api_key_create(name="greedy", scope="read", rate_per_minute=100_000)
     assert api_key_create(name="ok", scope="read", rate_per_minute=6000).api_key.pk
+
+
+def test_an_action_on_a_selection_that_names_no_row_changes_nothing_and_says_so(owner_client):
+    from tests.factories import ProductFactory
+
+    product = ProductFactory(slug="kept", name="Kept course")
+    response = owner_client.post(
+        "/admin/storefront/product/",
+        {"action": "delete_selected", "_selected_action": [str(product.pk), "x"], "index": "0"},
+        follow=True,
+    )
+    assert response.status_code == 200  # Django's 500 before (a ValueError in the filter)
+    assert "The selection names no row of this list: nothing was changed." in [
+        str(m) for m in response.context["messages"]
+    ]
+    assert type(product).objects.filter(pk=product.pk).exists()

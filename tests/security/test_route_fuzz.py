@@ -111,4 +111,40 @@ def test_no_route_answers_500_to_odd_input(store, host, urlconf, who):
                 response = client.generic(method, url, body, content_type="application/json")
             if response.status_code >= 500:
                 failures.append((method, url, response.status_code))
-    assert failures == []
+    assert failures == [], "\n".join(map(str, failures))
+
+
+def test_no_admin_action_answers_500_to_odd_selections(store):
+    """Every action of every admin list, as the owner, with selections that name no row: an
+    id past bigint, text, nothing, and 'all' with a search that matches nothing."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+    from django.urls import reverse
+
+    client = Client(HTTP_HOST=HOST, REMOTE_ADDR="203.0.113.34", raise_request_exception=False)
+    assert client.login(username="owner", password="owner-pass-123")
+    request = RequestFactory().get("/admin/", HTTP_HOST=HOST)
+    from django.contrib.auth import get_user_model
+
+    request.user = get_user_model().objects.get(username="owner")
+    failures, tried = [], 0
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        try:
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        except Exception:  # noqa: BLE001 - a model without a list
+            continue
+        for action in model_admin.get_actions(request) or {}:
+            for selection in ([HUGE], ["x"], [], ["1", HUGE]):
+                form = {"action": action, "_selected_action": selection, "index": "0"}
+                response = client.post(url, form)
+                tried += 1
+                if response.status_code >= 500:
+                    failures.append((url, action, selection, response.status_code))
+            response = client.post(
+                url + "?q=%E2%80%94nothing", {"action": action, "select_across": "1", "index": "0"}
+            )
+            if response.status_code >= 500:
+                failures.append((url, action, "all", response.status_code))
+    assert tried > 20  # the registry was walked
+    assert failures == [], "\n".join(map(str, failures))
