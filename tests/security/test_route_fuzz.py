@@ -148,3 +148,65 @@ def test_no_admin_action_answers_500_to_odd_selections(store):
                 failures.append((url, action, "all", response.status_code))
     assert tried > 20  # the registry was walked
     assert failures == [], "\n".join(map(str, failures))
+
+
+def _odd_form_data(form) -> list[dict]:
+    """Two fillings of every field of a Django form with what its type should refuse."""
+    from django import forms
+
+    odd, wrong = {}, {}
+    for name, field in form.fields.items():
+        if isinstance(field, forms.FileField):
+            continue
+        if isinstance(field, forms.ModelMultipleChoiceField | forms.MultipleChoiceField):
+            odd[name], wrong[name] = ["x", HUGE], [str(HUGE)]
+        elif isinstance(field, forms.ModelChoiceField | forms.ChoiceField):
+            odd[name], wrong[name] = str(HUGE), "x"
+        elif isinstance(field, forms.IntegerField | forms.DecimalField | forms.FloatField):
+            odd[name], wrong[name] = str(HUGE), "1e999"
+        elif isinstance(field, forms.SplitDateTimeField):
+            odd[f"{name}_0"], odd[f"{name}_1"] = "2026-02-30", "25:61"
+            wrong[f"{name}_0"], wrong[f"{name}_1"] = "x", "x"
+        elif isinstance(field, forms.DateField | forms.DateTimeField | forms.TimeField):
+            odd[name], wrong[name] = "2026-02-30", "99999-01-01"
+        elif isinstance(field, forms.BooleanField):
+            odd[name], wrong[name] = "on", "x"
+        elif isinstance(field, forms.JSONField):
+            odd[name], wrong[name] = "[", '{"a": ' * 40
+        else:
+            odd[name], wrong[name] = "x" * 10_000, f"{HUGE}"
+    return [odd, wrong]
+
+
+def test_no_admin_form_answers_500_to_odd_values(store):
+    """Every add form of the store admin, and the change form of a row where one exists,
+    posted as the owner with each field filled with what its type should refuse."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    client = Client(HTTP_HOST=HOST, REMOTE_ADDR="203.0.113.35", raise_request_exception=False)
+    assert client.login(username="owner", password="owner-pass-123")
+    failures, forms_posted = [], 0
+    for model, _model_admin in admin.site._registry.items():
+        opts = model._meta
+        urls = []
+        try:
+            urls.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_add"))
+        except Exception:  # noqa: BLE001 - no add page
+            pass
+        first = model._default_manager.order_by("pk").first()
+        if first is not None:
+            urls.append(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk])
+            )
+        for url in urls:
+            page = client.get(url)
+            if page.status_code != 200 or not page.context or "adminform" not in page.context:
+                continue
+            for data in _odd_form_data(page.context["adminform"].form):
+                forms_posted += 1
+                response = client.post(url, data)
+                if response.status_code >= 500:
+                    failures.append((url, response.status_code))
+    assert forms_posted > 20
+    assert failures == [], "\n".join(map(str, failures))
