@@ -210,3 +210,41 @@ def test_no_admin_form_answers_500_to_odd_values(store):
                     failures.append((url, response.status_code))
     assert forms_posted > 20
     assert failures == [], "\n".join(map(str, failures))
+
+
+@pytest.mark.parametrize("who", ["stranger", "owner"])
+def test_no_page_form_answers_500_to_odd_values(store, who):
+    """Every page of a store that shows a form (the buyer's, the creator's own pages beside
+    the admin's lists), posted back with each field filled with what its type should refuse."""
+    from django import forms
+
+    address = {"owner": "203.0.113.36", "stranger": "203.0.113.37"}[who]
+    client = Client(HTTP_HOST=HOST, REMOTE_ADDR=address, raise_request_exception=False)
+    if who == "owner":
+        assert client.login(username="owner", password="owner-pass-123")
+    paths = {
+        path
+        for route, _pattern in _routes(get_resolver("config.urls_tenant"))
+        for value in ("1", "course")
+        if (path := _fill(route, value)) is not None and "logout" not in path
+    }
+    failures, forms_posted = [], 0
+    for path in sorted(paths):
+        page = client.get(path)
+        contexts = page.context or []
+        found = [
+            value
+            for context in (contexts if isinstance(contexts, list) else [contexts])
+            for value in context.flatten().values()
+            if isinstance(value, forms.BaseForm)
+        ]
+        for form in found[:3]:
+            for data in _odd_form_data(form):
+                forms_posted += 1
+                response = client.post(
+                    path, {f"{form.prefix}-{k}" if form.prefix else k: v for k, v in data.items()}
+                )
+                if response.status_code >= 500:
+                    failures.append((path, type(form).__name__, response.status_code))
+    assert forms_posted > (20 if who == "owner" else 0)
+    assert failures == [], "\n".join(map(str, failures))
