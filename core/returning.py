@@ -15,7 +15,7 @@ one snapshot: the outer SELECT sees the rows as they were before the statement's
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
@@ -206,21 +206,36 @@ def _instance(model: type[M], values: Sequence[Any], connection, alias: str) -> 
 
 
 def insert_returning(
-    obj: M, *, conflict: str = "DO NOTHING", params: Sequence[Any] = ()
+    obj: M,
+    *,
+    conflict: str = "DO NOTHING",
+    params: Sequence[Any] = (),
+    computed: Mapping[str, tuple[str, Sequence[Any]]] | None = None,
 ) -> M | None:
     """INSERT `obj` with `ON CONFLICT <conflict>`, RETURNING the row as an instance (with its
     pk). None when the conflict clause did nothing (the row already exists). `conflict` may
-    be e.g. `("email") DO UPDATE SET "x" = EXCLUDED."x"`, with `params` for its placeholders."""
+    be e.g. `("email") DO UPDATE SET "x" = EXCLUDED."x"`, with `params` for its placeholders.
+    `computed` gives some fields an SQL expression of the same statement instead of the
+    object's value ({"field": ("(SELECT …)", [params])}): read when the row is written, with
+    no round trip of its own."""
     model = type(obj)
+    computed = computed or {}
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     connection = connections[router.db_for_write(model)]
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    marks, values = [], []
+    for f in fields:
+        if f.name in computed:
+            sql, sql_params = computed[f.name]
+            marks.append(sql)
+            values += list(sql_params)
+        else:
+            marks.append("%s")
+            values.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
     table = model._meta.db_table
     names = ", ".join(f'"{f.column}"' for f in fields)
-    marks = ", ".join(["%s"] * len(fields))
     rows = _rows(
         model,
-        f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '  # noqa: S608 (names, not input)
+        f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(marks)}) '  # noqa: S608
         f"ON CONFLICT {conflict} RETURNING {_columns(model)}",
         [*values, *params],
     )

@@ -105,6 +105,10 @@ class ChargeAttempt(models.Model):
         help_text="Seeded demo history: paid in the demo's in-process gateway, not at the "
         "payment gateway. Its refunds are recorded without a gateway call.",
     )
+    # The platform's fee when the charge was made (payments.fees): its transfer takes this one
+    # even if the store's fee changed since. None on charges from before it was kept.
+    fee_bps = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    fee_fixed = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -23,6 +23,7 @@ from core.fixedsql import FixedQuery
 from core.identity import email_key
 from core.money import Money
 from core.returning import insert_returning, update_returning
+from payments.fees import fee_columns_sql
 from payments.gateway import (
     ChargeRequest,
     GatewayRejected,
@@ -176,7 +177,8 @@ def attempt_get_or_create(
                 payment_method_ref=payment_method_ref,
                 off_session=off_session,
                 allocation=dict(allocation),
-            )
+            ),
+            computed=fee_columns_sql(),  # the fee this sale is made under, kept with it
         )
     if attempt is not None:
         return attempt, True

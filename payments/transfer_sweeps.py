@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import ExpressionWrapper, F, IntegerField, Q
+from django.db.models import ExpressionWrapper, F, IntegerField, Q, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Substr
+from django.db.models.functions import Coalesce, Substr
 from django.utils import timezone
 
 from core.loops import each_pk_done, each_record
@@ -63,8 +63,8 @@ _TAKEN_BACK_PARAMS = [LedgerKind.REFUND, LedgerKind.CHARGEBACK, DisputeStatus.LO
 def charges_missing_transfer():
     """Settled charges of the last MISSING_WINDOW with no transfer row, oldest first, less
     those that can never send anything, so that beat does not read them again every run:
-    refunded or lost in full (their share is 0 whatever the fee), or whose fee at the store's
-    rate takes all of it (`Fee.of` in SQL, the same integer arithmetic)."""
+    refunded or lost in full (their share is 0 whatever the fee), or whose fee takes all of it
+    (`Fee.of` in SQL, the same integer arithmetic, with the charge's own fee)."""
     now = timezone.now()
     fee = transfers.store_fee()
     return (
@@ -77,8 +77,10 @@ def charges_missing_transfer():
         .exclude(gateway_ref="")
         .alias(
             taken_back=RawSQL(_TAKEN_BACK, _TAKEN_BACK_PARAMS, output_field=IntegerField()),
-            fee=ExpressionWrapper(
-                (F("amount") * fee.bps + 5_000) / 10_000 + fee.fixed, output_field=IntegerField()
+            fee=ExpressionWrapper(  # payments.fees: the charge's own fee, else the store's
+                (F("amount") * Coalesce("fee_bps", Value(fee.bps)) + 5_000) / 10_000
+                + Coalesce("fee_fixed", Value(fee.fixed)),
+                output_field=IntegerField(),
             ),
         )
         .filter(taken_back__lt=F("amount"), fee__lt=F("amount"))

@@ -15,23 +15,22 @@ Exactly once, with ChargeAttempt's discipline:
   `transfer_reconcile`: it lists the transfers of the charge's transfer group at the gateway
   and records the one carrying this row's key, or re-sends with the same idempotency key.
 
-The fee is per store: `Creator.fee_bps` (basis points) and `Creator.fee_fixed` (minor units),
-else `PLATFORM_FEE_BPS` / `PLATFORM_FEE_FIXED`; it never exceeds the charge.
+The fee is per store (payments.fees) and a charge keeps the one it was made under; it never
+exceeds the charge.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from core.money import Money
 from payments.connect import payout_account_current
+from payments.fees import Fee, charge_fee, store_fee  # noqa: F401 (callers import them here)
 from payments.gateway import (
     GatewayRejected,
     GatewayUnavailable,
@@ -63,29 +62,6 @@ REVERSALS_TASK = "payments.reversals_send"
 IN_FLIGHT_GRACE = timedelta(minutes=2)
 
 
-@dataclass(frozen=True)
-class Fee:
-    bps: int
-    fixed: int
-
-    def of(self, gross: int) -> int:
-        """Half-up rounding of the percentage, plus the fixed part, capped at the charge."""
-        return min(gross, (gross * self.bps + 5_000) // 10_000 + self.fixed)
-
-
-def store_fee(creator=None) -> Fee:
-    from tenants.models import Creator
-
-    creator = creator if creator is not None else connection.tenant
-    row = Creator.objects.filter(pk=creator.pk).values("fee_bps", "fee_fixed").first() or {}
-    bps = row.get("fee_bps")
-    fixed = row.get("fee_fixed")
-    return Fee(
-        bps=settings.PLATFORM_FEE_BPS if bps is None else bps,
-        fixed=settings.PLATFORM_FEE_FIXED if fixed is None else fixed,
-    )
-
-
 def _outside_transaction(name: str) -> None:
     if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
         raise RuntimeError(f"{name} calls the gateway: call it outside a transaction")
@@ -104,7 +80,7 @@ def transfer_for_charge(*, charge_attempt_id: int) -> TransferAttempt | None:
         account = payout_account_current()
         if account is None or not account.account_ref or not account.payouts_enabled:
             return None
-        fee = store_fee().of(charge.amount)
+        fee = charge_fee(charge).of(charge.amount)
         if creator_share(gross=charge.amount, fee=fee, taken_back=_taken_back(charge)) <= 0:
             return None  # the fee or refunds take it all: nothing to send, no gateway call
         source = get_gateway().payment_charge_ref(charge.gateway_ref)

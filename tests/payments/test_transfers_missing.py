@@ -19,7 +19,7 @@ from payments.disputes import dispute_sync
 from payments.gateway import DisputeResult
 from payments.models import AttemptStatus, ChargeAttempt, PayoutAccount, TransferAttempt
 from payments.services import refund_create
-from payments.transfers import store_fee, transfer_for_charge
+from payments.transfers import Fee, store_fee, transfer_for_charge
 from tenants.models import Creator
 from tests.concurrency import each_at_once
 from tests.loops_support import failing_for
@@ -183,15 +183,20 @@ def test_charges_that_can_never_send_anything_are_not_read_again_every_run(tenan
     listed = set(transfer_sweeps.charges_missing_transfer().values_list("pk", flat=True))
     assert listed == {partly.pk, open_dispute.pk, won.pk}
 
-    # A fee that takes all of a charge: none listed, and none would have sent anything.
-    Creator.objects.filter(slug="t1").update(fee_bps=0, fee_fixed=partly.amount)
+    # Charges made under a fee that takes all of them (whatever the store's fee is now): none
+    # listed, and none would have sent anything.
+    kept = {pk: ChargeAttempt.objects.get(pk=pk) for pk in listed}
+    ChargeAttempt.objects.filter(pk__in=listed).update(fee_bps=0, fee_fixed=partly.amount)
     assert set(transfer_sweeps.charges_missing_transfer().values_list("pk", flat=True)) == set()
     for pk in listed:
         assert transfer_for_charge(charge_attempt_id=pk) is None
-    Creator.objects.filter(slug="t1").update(fee_bps=0, fee_fixed=partly.amount - 1)
+    ChargeAttempt.objects.filter(pk__in=listed).update(fee_bps=0, fee_fixed=partly.amount - 1)
     assert set(transfer_sweeps.charges_missing_transfer().values_list("pk", flat=True)) == listed
 
-    Creator.objects.filter(slug="t1").update(fee_bps=None, fee_fixed=None)
+    for pk, charge in kept.items():
+        ChargeAttempt.objects.filter(pk=pk).update(
+            fee_bps=charge.fee_bps, fee_fixed=charge.fee_fixed
+        )
     assert transfer_sweeps.transfers_missing_send() == 3
     rows = {t.charge_attempt_id: t for t in TransferAttempt.objects.all()}
     assert set(rows) == listed
@@ -199,6 +204,37 @@ def test_charges_that_can_never_send_anything_are_not_read_again_every_run(tenan
     assert rows[won.pk].amount == won.amount - fee.of(won.amount)  # nothing held back
     assert rows[partly.pk].amount == transfers.creator_share(
         gross=partly.amount, fee=fee.of(partly.amount), taken_back=100
+    )
+
+
+def test_a_charge_caught_up_later_keeps_the_fee_it_was_made_under(tenant):
+    """The store's fee changes while its payouts are pending: the charges made before are
+    transferred less the fee they were made under, those made after less the new one; a
+    charge from before charges kept their fee takes the store's fee now."""
+    account = h.connected_account()
+    _payouts_pending(True)
+    bump = h.catalog()[1]
+    Creator.objects.filter(slug="t1").update(fee_bps=1000, fee_fixed=50)
+    before = _settled_charge(bump)
+    assert (before.fee_bps, before.fee_fixed) == (1000, 50)
+    Creator.objects.filter(slug="t1").update(fee_bps=200, fee_fixed=0)
+    after, legacy = _settled_charge(bump), _settled_charge(bump)
+    assert (after.fee_bps, after.fee_fixed) == (200, 0)
+    ChargeAttempt.objects.filter(pk=legacy.pk).update(fee_bps=None, fee_fixed=None)
+    Creator.objects.filter(slug="t1").update(fee_bps=300, fee_fixed=10)
+    for charge in (before, after, legacy):
+        _settled_minutes_ago(charge, 10)
+    _payouts_pending(False)
+
+    assert transfer_sweeps.transfers_missing_send() == 3
+    fees = {t.charge_attempt_id: t.fee for t in TransferAttempt.objects.all()}
+    assert fees == {
+        before.pk: Fee(bps=1000, fixed=50).of(before.amount),
+        after.pk: Fee(bps=200, fixed=0).of(after.amount),
+        legacy.pk: Fee(bps=300, fixed=10).of(legacy.amount),
+    }
+    assert sorted(t.amount for t in _transfers_to(account)) == sorted(
+        c.amount - fees[c.pk] for c in (before, after, legacy)
     )
 
 
