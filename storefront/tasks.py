@@ -62,8 +62,9 @@ def release_gated_offers(*, order_id: int) -> None:
 
 @tenant_task(name="storefront.receipts_send_overdue")
 def receipts_send_overdue() -> int:
-    """Periodic (per tenant via core.tasks.fan_out): receipts whose task was lost."""
-    return receipts.receipts_send_overdue()
+    """Periodic (per tenant via core.tasks.fan_out): receipts whose task was lost, and the
+    credit notes of refunds whose task was lost."""
+    return receipts.receipts_send_overdue() + invoices.credit_notes_issue_overdue()
 
 
 @tenant_task(name="storefront.gates_release_stale")

@@ -12,12 +12,15 @@ payment make one document.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from core import orderkeys
+from core.loops import each_record, quarantined_ids
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind, Refund
 from storefront.delivery_models import DocumentKind
 from storefront.models import (
@@ -208,3 +211,38 @@ def credit_note_issue(*, refund_ref: str) -> CreditNote | None:
             seller=invoice.seller,
             buyer=invoice.buyer,
         )
+
+
+LOOP_CREDIT_NOTES = "storefront.credit_notes_issue_overdue"
+CREDIT_NOTE_OVERDUE = dt.timedelta(minutes=10)  # no credit note this long after: task lost
+CREDIT_NOTE_WINDOW = dt.timedelta(days=30)  # how far back the sweep looks
+
+
+def credit_notes_issue_overdue(*, limit: int = 200) -> int:
+    """Periodic sweep: refunds of orders recorded CREDIT_NOTE_OVERDUE ago or more (up to
+    CREDIT_NOTE_WINDOW back) that have no credit note: their `storefront.credit_note_issue`
+    task was lost with a broker's data. The store's books would miss them until someone
+    opened the order. Issued now, once (`credit_note_issue` is), oldest first, at most
+    `limit` a run, a refund that keeps failing quarantined (core.loops). Returns how many
+    were issued."""
+    now = timezone.now()
+    refs = (
+        LedgerEntry.objects.filter(
+            kind=LedgerKind.REFUND,
+            reference__regex=orderkeys.ORDER_REFERENCE_RE,
+            created_at__range=(now - CREDIT_NOTE_WINDOW, now - CREDIT_NOTE_OVERDUE),
+        )
+        .exclude(gateway_ref__in=CreditNote.objects.values("refund_ref"))
+        .exclude(gateway_ref__in=quarantined_ids(LOOP_CREDIT_NOTES))
+        .values("gateway_ref")
+        .annotate(first=Min("created_at"))
+        .order_by("first", "gateway_ref")
+        .values_list("gateway_ref", flat=True)[:limit]
+    )
+    run = each_record(
+        LOOP_CREDIT_NOTES,
+        list(refs),
+        lambda ref: credit_note_issue(refund_ref=ref),
+        label=lambda ref: f"the credit note of refund {ref}",
+    )
+    return sum(1 for note in run.results if note is not None)

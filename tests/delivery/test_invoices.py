@@ -314,3 +314,44 @@ def test_the_receipt_links_the_order_page_lists_license_keys_and_attaches_the_in
     [(filename, content, mimetype)] = message.attachments
     assert filename == f"{invoice.display_number}.pdf" and mimetype == "application/pdf"
     assert content.startswith(b"%PDF-")
+
+
+def test_a_refund_whose_credit_note_task_was_lost_gets_it_from_the_sweep_once(tenant, monkeypatch):
+    """The credit note's message lost with a broker's data: beat's receipts sweep issues it
+    after CREDIT_NOTE_OVERDUE, once, not before; a refund failing to issue is counted against
+    itself and the others go on."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from core.models import LoopFailure
+
+    core, bump = ProductFactory(price_amount=4900), ProductFactory(price_amount=900)
+    order = paid_order(products=[core, bump])
+    core_line, bump_line = order.lines.order_by("pk")
+    _refund(order, bump_line, 1071, "re_lost", tax=171)
+    _refund(order, core_line, 1000, "re_poison", tax=160)
+    assert invoices.credit_notes_issue_overdue() == 0  # just recorded: its task may still run
+    LedgerEntry.objects.filter(kind=LedgerKind.REFUND).update(
+        created_at=timezone.now() - dt.timedelta(minutes=11)
+    )
+    real = invoices.credit_note_issue
+
+    def one_fails(*, refund_ref):
+        if refund_ref == "re_poison":
+            raise RuntimeError("a bad refund")
+        return real(refund_ref=refund_ref)
+
+    monkeypatch.setattr(invoices, "credit_note_issue", one_fails)
+    assert invoices.credit_notes_issue_overdue() == 1
+    note = CreditNote.objects.get(refund_ref="re_lost")
+    assert note.total_amount == 1071 and note.invoice.order_id == order.pk
+    failure = LoopFailure.objects.get(loop=invoices.LOOP_CREDIT_NOTES)
+    assert failure.record_id == "re_poison"
+    monkeypatch.setattr(invoices, "credit_note_issue", real)
+    assert receipts.receipts_send_overdue() == 0  # the beat task runs both sweeps
+    from storefront import tasks
+
+    assert tasks.receipts_send_overdue() == 1  # re_poison's note, now it works
+    assert invoices.credit_notes_issue_overdue() == 0  # nothing left
+    assert CreditNote.objects.count() == 2
