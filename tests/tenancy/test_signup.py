@@ -327,3 +327,44 @@ def test_the_sign_up_form_renders_with_a_stamp_and_a_hidden_honeypot(db):
     stamp = re.search(r'name="stamp" value="([^"]+)"', text).group(1)
     assert signup.signup_stamp_error(stamp) is None
     assert 'name="website"' in text and 'aria-hidden="true"' in text
+
+
+def test_concurrent_sign_ups_for_one_subdomain_make_one_store_and_tell_the_others(
+    django_db_setup, django_db_blocker
+):
+    """Six people claim the same subdomain at the same moment (a launch tweet): one store is
+    made, the others are told it is taken on the page, none gets a 500, and nothing of the
+    losers' stores is left behind."""
+    from django.core.cache import cache
+
+    from tests.concurrency import in_threads
+
+    addresses = iter(range(1, 100))
+
+    def claim():
+        n = next(addresses)
+        client = Client(HTTP_HOST=PLATFORM, REMOTE_ADDR=f"198.51.100.{n}")
+        client.raise_request_exception = False
+        response = _post(client, email=f"racer{n}@example.com", subdomain="race-shop")
+        return response.status_code, response.content
+
+    with django_db_blocker.unblock():
+        cache.clear()
+        connection.set_schema_to_public()
+        schemas_before = _state()[2]
+        try:
+            results, errors = in_threads(6, claim)
+            assert errors == []
+            statuses = sorted(status for status, _ in results)
+            assert all(status < 500 for status in statuses), statuses
+            connection.set_schema_to_public()
+            made = list(Creator.objects.filter(domains__domain__startswith="race-shop."))
+            assert len(made) == 1
+            refused = [body for status, body in results if status == 400]
+            assert len(refused) == 5 and all(b"is taken" in body for body in refused)
+        finally:
+            connection.set_schema_to_public()
+            for creator in Creator.objects.filter(domains__domain__startswith="race-shop."):
+                creator.delete(force_drop=True)
+            cache.clear()
+        assert _state()[2] == schemas_before
