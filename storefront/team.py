@@ -210,7 +210,11 @@ def invitation_accept(*, signed: str, password: str, request=None):
             raise TeamRefused("This invitation was already used: log in instead.")
         user = User.objects.filter(username__iexact=invitation.email).first()
         if user is None:
-            user = User(username=invitation.email, email=invitation.email)
+            # Two invitations of one address accepted at once: the second INSERT waits for
+            # the first, then reads its row (get_or_create's retry), not a unique-violation 500.
+            user, _ = User.objects.get_or_create(
+                username=invitation.email, defaults={"email": invitation.email}
+            )
         user.is_active = True
         user.set_password(password)
         user.save()

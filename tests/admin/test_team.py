@@ -10,6 +10,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -323,3 +324,41 @@ def test_a_support_refund_above_the_store_limit_is_refused_with_the_reason(
         (1000, RefundStatus.SUCCEEDED),
         (2000, RefundStatus.SUCCEEDED),
     ]
+
+
+def test_two_invitations_for_one_address_accepted_at_the_same_moment_make_one_member(
+    live_tenant,
+):
+    """The owner invited the same person twice (the first email seemed lost) and both links
+    are opened at once: one member, both invitations used, no 500 from the username's
+    uniqueness."""
+    from tests.concurrency import in_threads
+
+    owner = _owner()
+    tokens = []
+    for _ in range(2):
+        invitation = team.invitation_create(
+            actor_user=owner,
+            request=None,
+            email="twice@help.example",
+            role=StaffRole.SUPPORT,
+            accept_url=lambda token: f"http://{HOST}/admin/join/{token}/",
+        )
+        tokens.append(team.invitation_token(invitation))
+    turns = iter(tokens)
+
+    def join():
+        token = next(turns)
+        client = Client(HTTP_HOST=HOST, raise_request_exception=False)
+        response = client.post(
+            f"/admin/join/{token}/",
+            {"password": "a-long-pass-123", "password2": "a-long-pass-123"},
+        )
+        return response.status_code
+
+    statuses, errors = in_threads(2, join)
+    assert errors == [] and sorted(statuses) == [302, 302], statuses
+    connection.set_tenant(live_tenant)
+    member = get_user_model().objects.get(username="twice@help.example")
+    assert team.user_role(member) == StaffRole.SUPPORT and member.check_password("a-long-pass-123")
+    assert StaffInvitation.objects.filter(accepted_at__isnull=False).count() == 2
