@@ -22,7 +22,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 
-from core.admin_selection import selection_checked
+from core.admin_guards import guarded
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ class StoreAdminSite(admin.AdminSite):
 
     def register(self, model_or_iterable, admin_class=None, **options):
         return super().register(
-            model_or_iterable, selection_checked(admin_class or admin.ModelAdmin), **options
+            model_or_iterable, guarded(admin_class or admin.ModelAdmin), **options
         )
 
     def get_urls(self):

@@ -125,3 +125,66 @@ def test_an_action_on_a_selection_that_names_no_row_changes_nothing_and_says_so(
         str(m) for m in response.context["messages"]
     ]
     assert type(product).objects.filter(pk=product.pk).exists()
+
+
+def test_a_double_clicked_save_of_a_new_product_makes_one_and_says_so_for_the_other(
+    live_tenant,
+):
+    """Save clicked twice on a new product: two POSTs at once, both pass the form's slug
+    check; the first is saved, the others roll back whole and land on the list with a
+    message (the unique constraint's 500 before)."""
+    import itertools
+
+    from django.contrib.messages import get_messages
+    from django.db import connection
+    from django.test import Client
+
+    from storefront.models import Product
+    from tests.concurrency import in_threads
+
+    owner = Client(HTTP_HOST="t1.localhost")
+    assert owner.login(username="owner", password="owner-pass-123")
+    page = owner.get("/admin/storefront/product/add/")
+    form = page.context["adminform"].form
+    data = {k: ("" if v is None else v) for k, v in form.initial.items()}
+    data.update(
+        {
+            "name": "Twice",
+            "slug": "twice",
+            "price_amount": "15.00",
+            "currency": "USD",
+            "tier": Product._meta.get_field("tier").choices[0][0],
+            "status": Product._meta.get_field("status").default,
+            "ladder_position": "0",
+            "refund_terms": "Refunds within 14 days.",
+        }
+    )
+    for inline in page.context["inline_admin_formsets"]:
+        prefix = inline.formset.prefix
+        data.update(
+            {
+                f"{prefix}-TOTAL_FORMS": "0",
+                f"{prefix}-INITIAL_FORMS": "0",
+                f"{prefix}-MIN_NUM_FORMS": "0",
+                f"{prefix}-MAX_NUM_FORMS": "1000",
+            }
+        )
+    probe = owner.post("/admin/storefront/product/add/", {**data, "slug": "probe-first"})
+    assert probe.status_code == 302, probe.context["adminform"].form.errors  # the form is whole
+    clicks = itertools.count()
+
+    def click():
+        tab = Client(HTTP_HOST="t1.localhost", REMOTE_ADDR=f"198.51.100.{next(clicks) + 1}")
+        tab.raise_request_exception = False
+        tab.cookies = owner.cookies
+        response = tab.post("/admin/storefront/product/add/", data)
+        said = [str(m) for m in get_messages(response.wsgi_request)]
+        return response.status_code, response.get("Location", ""), said
+
+    results, errors = in_threads(4, click)
+    assert errors == []
+    assert all(status == 302 for status, _, _ in results), results
+    conflicts = [r for r in results if any("nothing more was saved" in m for m in r[2])]
+    assert conflicts and all(loc == "/admin/storefront/product/" for _, loc, _ in conflicts)
+    connection.set_tenant(live_tenant)
+    assert Product.objects.filter(slug="twice").count() == 1
