@@ -245,8 +245,9 @@ def transfers(run: Run, count: int, warm: int, results: dict) -> None:
 
     from core.money import Money
     from payments import services
+    from payments.fees import store_fee
     from payments.models import PayoutAccount, TransferAttempt, TransferStatus
-    from payments.transfers import store_fee, transfer_for_charge
+    from payments.transfers import transfer_for_charge
     from tenants.models import Creator
 
     creator = Creator.objects.get(slug="load")

@@ -16,6 +16,7 @@ from django.utils import timezone
 from core.loops import each_pk_done, each_record
 from payments import transfers
 from payments.connect import payout_account_current
+from payments.fees import store_fee
 from payments.models import (
     AttemptStatus,
     ChargeAttempt,
@@ -66,7 +67,7 @@ def charges_missing_transfer():
     refunded or lost in full (their share is 0 whatever the fee), or whose fee takes all of it
     (`Fee.of` in SQL, the same integer arithmetic, with the charge's own fee)."""
     now = timezone.now()
-    fee = transfers.store_fee()
+    fee = store_fee()
     return (
         ChargeAttempt.objects.filter(
             status=AttemptStatus.SUCCEEDED,

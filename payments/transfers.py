@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from core.money import Money
 from payments.connect import payout_account_current
-from payments.fees import Fee, charge_fee, store_fee  # noqa: F401 (callers import them here)
+from payments.fees import charge_fee
 from payments.gateway import (
     GatewayRejected,
     GatewayUnavailable,

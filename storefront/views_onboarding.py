@@ -9,8 +9,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from core.permissions import staff_permission_required
+from payments.fees import store_fee
 from payments.selectors import money_days
-from payments.transfers import store_fee
 from storefront.onboarding import onboarding_checklist
 from tenants import signup
 

@@ -19,8 +19,8 @@ from django.test import Client
 from django.utils import timezone
 
 from config.celery_app import app
+from payments.fees import store_fee
 from payments.models import AttemptStatus, TransferAttempt, TransferStatus
-from payments.transfers import store_fee
 from tenants.models import Creator
 from tests.conftest import test_database_url
 from tests.followups.conftest import smtp  # noqa: F401 - the workers' SMTP server

@@ -156,8 +156,27 @@ def disputing_gateway(api_base: str):
         def dispute_retrieve(self, dispute_ref: str) -> DisputeResult:
             return self.disputes[dispute_ref]
 
+        def says(self, ref: str, charge, status: str, amount: int | None = None) -> None:
+            """From now on, dispute `ref` of `charge` reads as `status` (for `amount`, the
+            whole charge by default)."""
+            from core.money import Money
+
+            self.disputes[ref] = DisputeResult(
+                dispute_ref=ref,
+                payment_ref=charge.gateway_ref,
+                amount=Money(charge.amount if amount is None else amount, "USD"),
+                status=status,
+                reason="fraudulent",
+            )
+
     gateway = DisputingGateway(secret_key="sk_test_local", api_base=api_base, timeout=5)
     gateway.disputes = {}
     use_gateway(gateway)
     yield gateway
     use_gateway(None)
+
+
+def connected_balance(account_ref: str) -> int:
+    """What a connected account holds at the local Stripe server (available)."""
+    balance = sdk().v1.balance.retrieve(options={"stripe_account": account_ref})
+    return sum(item.amount for item in balance.available)

@@ -17,7 +17,6 @@ from core.models import OutboxMessage
 from core.money import Money
 from payments import transfer_sweeps, transfers
 from payments.disputes import dispute_sync
-from payments.gateway import DisputeResult
 from payments.models import (
     ChargeAttempt,
     Dispute,
@@ -31,7 +30,6 @@ from payments.transfers import creator_share, transfer_for_charge
 from tests.concurrency import in_threads
 from tests.payments import helpers as h
 from tests.payments.test_reversals import (
-    _balance,
     _refund_bump,
     _reversals_at_gateway,
     _run_reversal_tasks,
@@ -43,20 +41,9 @@ pytestmark = pytest.mark.gateway
 DISPUTED = 1500
 
 
-def _gateway_says(disputing, charge: ChargeAttempt, ref: str, status: str) -> None:
-    """What the gateway answers for the dispute from now on."""
-    disputing.disputes[ref] = DisputeResult(
-        dispute_ref=ref,
-        payment_ref=charge.gateway_ref,
-        amount=Money(DISPUTED, "USD"),
-        status=status,
-        reason="fraudulent",
-    )
-
-
 def _dispute(disputing, charge: ChargeAttempt, ref: str, status: str) -> None:
     """The gateway says so, and the dispute is re-read (as its webhook or reconciliation do)."""
-    _gateway_says(disputing, charge, ref, status)
+    disputing.says(ref, charge, status, amount=DISPUTED)
     assert dispute_sync(dispute_ref=ref)
 
 
@@ -72,13 +59,7 @@ def test_a_charge_disputed_before_its_transfer_is_transferred_whole_and_a_win_ke
     client = client_for("t1.localhost")
 
     def webhook(status: str, event_id: str, event_type: str) -> None:
-        disputing.disputes["dp_1"] = DisputeResult(
-            dispute_ref="dp_1",
-            payment_ref=charge.gateway_ref,
-            amount=Money(DISPUTED, "USD"),
-            status=status,
-            reason="fraudulent",
-        )
+        disputing.says("dp_1", charge, status, amount=DISPUTED)
         assert (
             h.deliver(client, h.event(event_id, event_type, "dispute", "dp_1")).status_code == 200
         )
@@ -97,7 +78,7 @@ def test_a_charge_disputed_before_its_transfer_is_transferred_whole_and_a_win_ke
     Dispute.objects.update(updated_at=timezone.now() - dt.timedelta(minutes=5))
     assert transfer_sweeps.reversals_reconcile_open() == 0
     assert not TransferReversal.objects.exists()
-    assert _balance(account) == charge.amount - transfer.fee  # the whole share, for good
+    assert h.connected_balance(account) == charge.amount - transfer.fee  # the whole share, for good
 
 
 def test_a_dispute_open_at_transfer_time_and_lost_later_takes_the_share_back_once(
@@ -119,7 +100,7 @@ def test_a_dispute_open_at_transfer_time_and_lost_later_takes_the_share_back_onc
     assert (row.covered, row.amount) == (DISPUTED, taken)
     (made,) = _reversals_at_gateway(transfer.gateway_ref)
     assert made.id == row.gateway_ref and made.amount == taken
-    assert _balance(account) == transfer.amount - taken
+    assert h.connected_balance(account) == transfer.amount - taken
 
     # Refunding the rest takes back what is left of the share and no more.
     core = order.lines.get(kind="core")
@@ -129,7 +110,7 @@ def test_a_dispute_open_at_transfer_time_and_lost_later_takes_the_share_back_onc
     rows = TransferReversal.objects.all()
     assert {r.status for r in rows} == {ReversalStatus.SUCCEEDED}
     assert sum(r.amount for r in rows) == transfer.amount
-    assert _balance(account) == 0
+    assert h.connected_balance(account) == 0
 
 
 def test_a_dispute_lost_before_the_transfer_is_netted_out_of_it(tenant, disputing):
@@ -152,7 +133,7 @@ def test_a_dispute_lost_before_the_transfer_is_netted_out_of_it(tenant, disputin
     Dispute.objects.update(updated_at=timezone.now() - dt.timedelta(minutes=5))
     assert transfer_sweeps.causes_without_reversal(timezone.now()) == []
     assert _reversals_at_gateway(transfer.gateway_ref) == []
-    assert _balance(account) == transfer.amount
+    assert h.connected_balance(account) == transfer.amount
 
 
 def test_a_lost_dispute_racing_the_transfer_is_taken_back_exactly_once(
@@ -164,7 +145,7 @@ def test_a_lost_dispute_racing_the_transfer_is_taken_back_exactly_once(
     account = h.connected_account()
     order, charge = _settled_order()
     _dispute(disputing, charge, "dp_1", "needs_response")
-    _gateway_says(disputing, charge, "dp_1", "lost")
+    disputing.says("dp_1", charge, "lost", amount=DISPUTED)
     turns = itertools.count()
 
     def transfer_or_lose():
@@ -188,7 +169,7 @@ def test_a_lost_dispute_racing_the_transfer_is_taken_back_exactly_once(
     else:
         assert transfer.amount == _share(charge, transfer.fee, 0)
         assert len(_reversals_at_gateway(transfer.gateway_ref)) == 1
-    assert _balance(account) == kept
+    assert h.connected_balance(account) == kept
 
 
 def test_a_storm_of_transfers_refunds_losses_and_sweeps_on_several_charges_adds_up(
@@ -205,7 +186,9 @@ def test_a_storm_of_transfers_refunds_losses_and_sweeps_on_several_charges_adds_
         _dispute(disputing, charge, f"dp_{charge.pk}", "needs_response")
     lost = settled[1][1]
     for _, charge in settled:
-        _gateway_says(disputing, charge, f"dp_{charge.pk}", "lost" if charge is lost else "won")
+        disputing.says(
+            f"dp_{charge.pk}", charge, "lost" if charge is lost else "won", amount=DISPUTED
+        )
     steps = []
     for order, charge in settled:
         core = order.lines.get(kind="core").line_key
@@ -249,4 +232,4 @@ def test_a_storm_of_transfers_refunds_losses_and_sweeps_on_several_charges_adds_
         expected += _share(charge, transfer.fee, taken)
         causes = list(TransferReversal.objects.filter(transfer=transfer).values_list("cause"))
         assert len(causes) == len(set(causes)) == (3 if charge.pk == lost.pk else 2)
-    assert _balance(account) == expected
+    assert h.connected_balance(account) == expected

@@ -51,11 +51,6 @@ def _settled_order(bump=None) -> tuple[Order, ChargeAttempt]:
     return order, attempt
 
 
-def _balance(account_ref: str) -> int:
-    balance = h.sdk().v1.balance.retrieve(options={"stripe_account": account_ref})
-    return sum(item.amount for item in balance.available)
-
-
 def _reversals_at_gateway(transfer_ref: str) -> list:
     return list(h.sdk().v1.transfers.reversals.list(transfer_ref).data)
 
@@ -107,7 +102,7 @@ def test_a_refunded_add_on_takes_back_exactly_its_share(tenant):
     order, charge = _settled_order()
     transfer = transfer_for_charge(charge_attempt_id=charge.pk)
     assert transfer.status == TransferStatus.SUCCEEDED
-    assert _balance(account) == transfer.amount
+    assert h.connected_balance(account) == transfer.amount
 
     refund = _refund_bump(order)
     assert refund.amount == h.BUMP_TOTAL
@@ -126,7 +121,7 @@ def test_a_refunded_add_on_takes_back_exactly_its_share(tenant):
     assert (row.covered, row.amount, row.fee) == (h.BUMP_TOTAL, share, h.BUMP_TOTAL - share)
     (made,) = _reversals_at_gateway(transfer.gateway_ref)
     assert made.id == row.gateway_ref and made.amount == share
-    assert _balance(account) == transfer.amount - share
+    assert h.connected_balance(account) == transfer.amount - share
     ledger = {(e.kind, e.amount, e.fee) for e in PayoutEntry.objects.all()}
     assert ledger == {
         (PayoutKind.TRANSFER, transfer.amount, transfer.fee),
@@ -147,7 +142,7 @@ def test_refunding_everything_takes_back_the_whole_transfer_and_no_more(tenant):
     assert len(rows) == 3 and {r.status for r in rows} == {ReversalStatus.SUCCEEDED}
     assert sum(r.amount for r in rows) == transfer.amount
     assert sum(r.covered for r in rows) == charge.amount
-    assert _balance(account) == 0
+    assert h.connected_balance(account) == 0
 
 
 def test_a_refund_recorded_before_the_transfer_is_netted_out_of_it_not_sent_then_taken_back(
@@ -167,7 +162,7 @@ def test_a_refund_recorded_before_the_transfer_is_netted_out_of_it_not_sent_then
     assert _run_reversal_tasks() == 1  # the refund's task again: already netted
     assert TransferReversal.objects.count() == 1
     assert _reversals_at_gateway(transfer.gateway_ref) == []
-    assert _balance(account) == expected
+    assert h.connected_balance(account) == expected
     (entry,) = PayoutEntry.objects.all()
     assert (entry.gross, entry.amount) == (charge.amount - h.BUMP_TOTAL, expected)
 
@@ -198,7 +193,7 @@ def test_a_refund_while_the_transfer_is_in_flight_is_sent_once_the_transfer_is_r
     assert transfers.reversals_send(transfer_id=transfer.pk) == 1
     row.refresh_from_db()
     assert row.status == ReversalStatus.SUCCEEDED
-    assert _balance(account) == transfer.amount - row.amount
+    assert h.connected_balance(account) == transfer.amount - row.amount
 
 
 def test_a_crash_between_the_reversal_call_and_recording_it_leaves_exactly_one(tenant, monkeypatch):
@@ -223,7 +218,7 @@ def test_a_crash_between_the_reversal_call_and_recording_it_leaves_exactly_one(t
     (made,) = _reversals_at_gateway(transfer.gateway_ref)
     assert settled.status == ReversalStatus.SUCCEEDED and settled.gateway_ref == made.id
     assert settled.sends == 1  # found at the gateway: not sent again
-    assert _balance(account) == transfer.amount - row.amount
+    assert h.connected_balance(account) == transfer.amount - row.amount
     assert PayoutEntry.objects.filter(kind=PayoutKind.REVERSAL).count() == 1
 
 
@@ -262,7 +257,7 @@ def test_concurrent_reversal_tasks_and_reconciliation_passes_make_one_reversal_p
         gross=charge.amount, fee=transfer.fee, taken_back=1500 + h.BUMP_TOTAL
     )
     assert sum(r.amount for r in rows) == taken
-    assert _balance(account) == transfer.amount - taken
+    assert h.connected_balance(account) == transfer.amount - taken
 
 
 def test_a_lost_dispute_takes_back_the_creators_share_and_an_open_one_does_not(
@@ -287,7 +282,7 @@ def test_a_lost_dispute_takes_back_the_creators_share_and_an_open_one_does_not(
 
     dispute("needs_response", "evt_dp_open", "charge.dispute.created")
     assert _run_reversal_tasks() == 0  # open: the platform carries it; nothing taken back yet
-    assert _balance(account) == transfer.amount
+    assert h.connected_balance(account) == transfer.amount
 
     dispute("lost", "evt_dp_lost", "charge.dispute.closed")
     dispute("lost", "evt_dp_lost_again", "charge.dispute.closed")  # a replay
@@ -295,7 +290,7 @@ def test_a_lost_dispute_takes_back_the_creators_share_and_an_open_one_does_not(
     (row,) = TransferReversal.objects.all()
     assert row.cause == "dispute:dp_9" and row.status == ReversalStatus.SUCCEEDED
     assert (row.covered, row.amount) == (charge.amount, transfer.amount)
-    assert _balance(account) == 0
+    assert h.connected_balance(account) == 0
 
 
 def _direct_money_days(since: dt.date) -> dict[tuple[dt.date, str], dict[str, int]]:
@@ -355,7 +350,7 @@ def test_the_money_per_day_equals_a_recomputation_and_adds_up_to_what_the_creato
     # and net is what the connected account holds at the gateway.
     totals = {f: sum(getattr(r, f) for r in shown) for f in FIELDS}
     assert totals["gross"] - totals["fees"] - totals["refunds"] == totals["net"]
-    assert totals["net"] == _balance(account) and totals["refunds"] == h.BUMP_TOTAL + 777
+    assert totals["net"] == h.connected_balance(account) and totals["refunds"] == h.BUMP_TOTAL + 777
 
     owner = Client(HTTP_HOST="t1.localhost")
     owner.force_login(get_user_model().objects.get(username="owner"))
@@ -380,7 +375,7 @@ def test_a_refund_whose_reversal_task_was_lost_is_reversed_by_the_reconciliation
     assert row.cause == f"refund:{refund.gateway_ref}" and row.status == ReversalStatus.SUCCEEDED
     assert transfer_sweeps.transfers_reconcile_open() == 0  # reversed: nothing left to look at
     assert TransferReversal.objects.count() == 1
-    assert _balance(account) == transfer.amount - row.amount
+    assert h.connected_balance(account) == transfer.amount - row.amount
 
 
 def test_a_lost_dispute_whose_reversal_task_was_lost_is_reversed_once_and_a_won_one_never(
@@ -421,4 +416,4 @@ def test_a_lost_dispute_whose_reversal_task_was_lost_is_reversed_once_and_a_won_
     assert (row.covered, row.amount) == (lost_charge.amount, lost_transfer.amount)
     assert transfer_sweeps.reversals_reconcile_open() == 0  # reversed: nothing left
     assert TransferReversal.objects.count() == 1
-    assert _balance(account) == won_transfer.amount  # the won dispute took nothing back
+    assert h.connected_balance(account) == won_transfer.amount  # the won dispute took nothing back

@@ -12,9 +12,10 @@ from django.test import Client
 
 from core.models import OutboxMessage
 from payments import transfer_sweeps, transfers
+from payments.fees import Fee
 from payments.gateway import GatewayUnavailable
 from payments.models import AttemptStatus, ChargeAttempt, TransferAttempt, TransferStatus
-from payments.transfers import Fee, transfer_for_charge
+from payments.transfers import transfer_for_charge
 from tenants.models import Creator
 from tests.concurrency import in_threads
 from tests.payments.helpers import catalog, checkout_started, connected_account, pay, sdk

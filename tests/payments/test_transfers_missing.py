@@ -16,10 +16,10 @@ from core.models import LoopFailure, OutboxMessage
 from core.money import Money
 from payments import transfer_sweeps, transfers
 from payments.disputes import dispute_sync
-from payments.gateway import DisputeResult
+from payments.fees import Fee, store_fee
 from payments.models import AttemptStatus, ChargeAttempt, PayoutAccount, TransferAttempt
 from payments.services import refund_create
-from payments.transfers import Fee, store_fee, transfer_for_charge
+from payments.transfers import transfer_for_charge
 from tenants.models import Creator
 from tests.concurrency import each_at_once
 from tests.loops_support import failing_for
@@ -170,13 +170,7 @@ def test_charges_that_can_never_send_anything_are_not_read_again_every_run(tenan
         (won, ("needs_response", "won")),
     ):
         for status in statuses:
-            disputing.disputes[f"dp_{charge.pk}"] = DisputeResult(
-                dispute_ref=f"dp_{charge.pk}",
-                payment_ref=charge.gateway_ref,
-                amount=Money(charge.amount, "USD"),
-                status=status,
-                reason="fraudulent",
-            )
+            disputing.says(f"dp_{charge.pk}", charge, status)
             assert dispute_sync(dispute_ref=f"dp_{charge.pk}")
     for charge in (refunded, lost, partly, open_dispute, won):
         _settled_minutes_ago(charge, 10)

@@ -13,9 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection
 
-from core.money import Money
 from payments.disputes import dispute_sync
-from payments.gateway import DisputeResult
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind
 from subscriptions import services
 from subscriptions.models import PeriodStatus, SubscriptionStatus
@@ -30,13 +28,7 @@ def test_a_storm_on_one_subscription_leaves_its_money_and_state_consistent(live_
     sub = start(plan(price=2500), started_at=at(2027, 1, 15))
     assert services.renewal_charge(subscription_id=sub.pk, now=at(2027, 2, 15, 13))
     february = ChargeAttempt.objects.get(reference=sub.reference, status=AttemptStatus.SUCCEEDED)
-    disputing.disputes["dp_feb"] = DisputeResult(
-        dispute_ref="dp_feb",
-        payment_ref=february.gateway_ref,
-        amount=Money(february.amount, "USD"),
-        status="lost",
-        reason="fraudulent",
-    )
+    disputing.says("dp_feb", february, "lost")
     owner = get_user_model().objects.get(email="owner@t1.example")
     march = at(2027, 3, 15, 13)
     steps = [

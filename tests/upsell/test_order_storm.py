@@ -17,7 +17,6 @@ from django.test import Client
 from core.money import Money
 from payments import transfer_sweeps, transfers
 from payments.disputes import dispute_sync
-from payments.gateway import DisputeResult
 from payments.models import AttemptStatus, ChargeAttempt, LedgerEntry, LedgerKind, TransferAttempt
 from payments.services import refund_create
 from payments.transfers import creator_share, transfer_for_charge
@@ -36,11 +35,6 @@ DISPUTED = 1200
 REFUNDED = 500
 
 
-def _balance(account_ref: str) -> int:
-    balance = h.sdk().v1.balance.retrieve(options={"stripe_account": account_ref})
-    return sum(item.amount for item in balance.available)
-
-
 def test_a_storm_on_one_paid_order_leaves_the_money_exact(
     live_tenant, disputing, fee_and_routing_reset
 ):
@@ -51,13 +45,7 @@ def test_a_storm_on_one_paid_order_leaves_the_money_exact(
     token = offer_token(client, order)
     primary = ChargeAttempt.objects.get(purpose=f"order:{order.pk}:primary")
     core = order.lines.get(kind="core").line_key
-    disputing.disputes["dp_storm"] = DisputeResult(
-        dispute_ref="dp_storm",
-        payment_ref=primary.gateway_ref,
-        amount=Money(DISPUTED, "USD"),
-        status="lost",
-        reason="fraudulent",
-    )
+    disputing.says("dp_storm", primary, "lost", amount=DISPUTED)
     addresses = itertools.count(1)
 
     def accept():
@@ -125,4 +113,4 @@ def test_a_storm_on_one_paid_order_leaves_the_money_exact(
         transfer = TransferAttempt.objects.get(charge_attempt=charge)
         taken = REFUNDED * 2 + DISPUTED if charge.pk == primary.pk else 0
         expected += creator_share(gross=charge.amount, fee=transfer.fee, taken_back=taken)
-    assert _balance(account) == expected
+    assert h.connected_balance(account) == expected
