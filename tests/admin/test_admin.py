@@ -128,13 +128,16 @@ def test_an_action_on_a_selection_that_names_no_row_changes_nothing_and_says_so(
 
 
 def test_a_double_clicked_save_of_a_new_product_makes_one_and_says_so_for_the_other(
-    live_tenant,
+    live_tenant, monkeypatch
 ):
     """Save clicked twice on a new product: two POSTs at once, both pass the form's slug
-    check; the first is saved, the others roll back whole and land on the list with a
-    message (the unique constraint's 500 before)."""
+    check before either saves (held at a barrier, so the race happens on every run); the
+    first is saved, the other rolls back whole and lands on the list with a message (the
+    unique constraint's 500 before)."""
     import itertools
+    import threading
 
+    from django.contrib import admin
     from django.contrib.messages import get_messages
     from django.db import connection
     from django.test import Client
@@ -171,6 +174,15 @@ def test_a_double_clicked_save_of_a_new_product_makes_one_and_says_so_for_the_ot
         )
     probe = owner.post("/admin/storefront/product/add/", {**data, "slug": "probe-first"})
     assert probe.status_code == 302, probe.context["adminform"].form.errors  # the form is whole
+    product_admin = admin.site._registry[Product]
+    both_checked = threading.Barrier(2, timeout=20)
+    save_model = product_admin.save_model
+
+    def save_once_both_are_checked(request, obj, form, change):
+        both_checked.wait()
+        return save_model(request, obj, form, change)
+
+    monkeypatch.setattr(product_admin, "save_model", save_once_both_are_checked)
     clicks = itertools.count()
 
     def click():
@@ -181,10 +193,10 @@ def test_a_double_clicked_save_of_a_new_product_makes_one_and_says_so_for_the_ot
         said = [str(m) for m in get_messages(response.wsgi_request)]
         return response.status_code, response.get("Location", ""), said
 
-    results, errors = in_threads(4, click)
+    results, errors = in_threads(2, click)
     assert errors == []
     assert all(status == 302 for status, _, _ in results), results
     conflicts = [r for r in results if any("nothing more was saved" in m for m in r[2])]
-    assert conflicts and all(loc == "/admin/storefront/product/" for _, loc, _ in conflicts)
+    assert len(conflicts) == 1 and conflicts[0][1] == "/admin/storefront/product/", results
     connection.set_tenant(live_tenant)
     assert Product.objects.filter(slug="twice").count() == 1
