@@ -9,7 +9,8 @@ gunicorn runs as the Procfile does (gthread, `--gunicorn-threads` per worker; 0 
 sync workers). Phases, one after the other on the same server: the baseline (a view that
 does nothing, behind the same middleware and tenant routing), the product page and the
 checkout page with wrk, the baseline again with this script's own generator, then buyers
-walking product page → checkout page → start (with the bump) → pay → next → offer page →
+walking product page → checkout page → start (with the bump) → pay → offer page (where pay's
+answer sends them) →
 one-click accept (the CPU time gunicorn's processes used is divided by the paid checkouts, and
 so is each other part's: PostgreSQL's backends, the stub, this generator, the whole machine:
 bench/cpu_split.py),

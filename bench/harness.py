@@ -488,7 +488,7 @@ class FlowResult:
 
 
 def buyer_flow(client: Client, catalog: dict, n: int, *, upsell: bool = True) -> FlowResult:
-    """One buyer: product page, checkout page, start (with the bump), pay, next, offer, accept.
+    """One buyer: product page, checkout page, start (with the bump), pay, offer, accept.
 
     The card setup that Stripe.js does in a real browser is the stub's business: it reports
     the SetupIntent succeeded with a payment method when the server retrieves it."""
@@ -519,11 +519,13 @@ def buyer_flow(client: Client, catalog: dict, n: int, *, upsell: bool = True) ->
     )
     if status not in (200, 202):
         return result
-    result.paid = json.loads(body)["status"]
-    status, headers, _ = client.request("order_next", "GET", f"/o/{result.order}/next")
-    if not upsell or status != 302 or "/offer" not in headers.get("Location", ""):
+    paid = json.loads(body)
+    result.paid = paid["status"]
+    if not upsell or not paid.get("next", "").endswith("/offer"):
         return result
-    status, _, body = client.request("upsell_page", "GET", f"/o/{result.order}/offer")
+    # Where pay's answer sends the buyer: the post-purchase page (the start's flow went
+    # through /o/<token>/next first, a redirect to it).
+    status, _, body = client.request("upsell_page", "GET", paid["next"])
     match = _TOKEN.search(body)
     if status != 200 or match is None:
         return result

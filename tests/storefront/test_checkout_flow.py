@@ -46,7 +46,7 @@ def test_checkout_charges_core_bump_and_tax_in_one_payment_and_vaults_the_card(
 
     paid = client.post(body["pay_url"], {"setup_intent": order.setup_ref})
     assert paid.status_code == 200, paid.content
-    assert paid.json()["status"] == "paid"
+    assert paid.json() == {"status": "paid", "next": f"/o/{order.token}/offer"}
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID and order.utm_source == "newsletter"
