@@ -151,15 +151,18 @@ class StubGateway:
             return _error(404, "No such setup_intent")
         if seti["payment_method"] is None:
             # The buyer's browser confirmed it with Stripe.js (confirmCardSetup): a card exists.
+            # As at Stripe, a succeeded setup's card is attached to the setup's customer.
             pm = {
                 "id": _id("pm"),
                 "object": "payment_method",
                 "type": "card",
-                "customer": None,
-                "card": {"brand": "visa", "last4": "4242"},
+                "customer": seti["customer"],
+                "card": {"brand": "visa", "last4": "4242", "country": "US"},
             }
             self.state.methods[pm["id"]] = pm
             seti.update(status="succeeded", payment_method=pm["id"])
+        if "payment_method" in _nested(request.query).get("expand", []):
+            seti = dict(seti, payment_method=self.state.methods[seti["payment_method"]])
         return await self._answer(seti)
 
     async def _attach(self, request):

@@ -2,7 +2,9 @@
 
 Its own command line listens on every interface and writes a fixed /tmp file that two
 instances would share; this wrapper fixes both, and adds the Stripe Connect subset the platform
-calls (devtools/localstripe_connect.py, docs/localstripe-connect.md).
+calls (devtools/localstripe_connect.py, docs/localstripe-connect.md), card disputes
+(devtools/localstripe_disputes.py) and Stripe's handling of saved cards
+(devtools/localstripe_cards.py).
 """
 
 import argparse
@@ -13,6 +15,7 @@ from aiohttp import web
 from localstripe import resources
 from localstripe.server import app
 
+from devtools.localstripe_cards import install as install_cards
 from devtools.localstripe_connect import install as install_connect
 from devtools.localstripe_disputes import install as install_disputes
 
@@ -39,6 +42,7 @@ def main() -> None:
         store.dump_to_disk = dump_to_disk  # type: ignore[method-assign]
     else:
         store.dump_to_disk = lambda: None  # type: ignore[method-assign]
+    install_cards(app)  # saved cards as Stripe keeps them (devtools/localstripe_cards.py)
     install_connect(app)  # the Connect subset localstripe lacks (devtools/localstripe_connect.py)
     install_disputes(app)  # card disputes, which it lacks too (devtools/localstripe_disputes.py)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

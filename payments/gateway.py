@@ -80,6 +80,12 @@ class SetupResult:
     client_secret: str
     status: str
     payment_method_ref: str | None
+    # The customer the setup was made for: a gateway that attaches a succeeded setup's card
+    # to it (Stripe does) needs no attach call (payments.services.card_attach_from_setup).
+    customer_ref: str | None = None
+    # The card's issuing country when the gateway sent it with the setup (None: not sent,
+    # ask with payment_method_country; "": sent, unknown).
+    card_country: str | None = None
 
 
 @dataclass(frozen=True)

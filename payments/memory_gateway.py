@@ -73,7 +73,9 @@ class MemoryGateway:
         """What confirmCardSetup does in the buyer's browser: a card exists for the setup
         (expiring at the end of `expires`, (month, year))."""
         pm = self._id("pm")
-        self.methods[pm] = {"card": card, "customer": None, "expires": expires}
+        # As Stripe does, a succeeded setup's card is attached to the setup's customer.
+        customer = self.setups[setup_ref]["customer"]
+        self.methods[pm] = {"card": card, "customer": customer, "expires": expires, "used": 0}
         self.setups[setup_ref].update(status="succeeded", payment_method_ref=pm)
 
     # --- the protocol ---------------------------------------------------------------------
@@ -94,7 +96,9 @@ class MemoryGateway:
 
     def _setup(self, ref: str) -> SetupResult:
         s = self.setups[ref]
-        return SetupResult(ref, f"{ref}_secret", s["status"], s["payment_method_ref"])
+        return SetupResult(
+            ref, f"{ref}_secret", s["status"], s["payment_method_ref"], customer_ref=s["customer"]
+        )
 
     def setup_create(self, *, customer_ref: str, idempotency_key: str) -> SetupResult:
         def make() -> str:
@@ -135,7 +139,14 @@ class MemoryGateway:
 
     def charge(self, request: ChargeRequest) -> PaymentResult:
         def make() -> str:
-            card = self.methods.get(request.payment_method_ref, {}).get("card", CARD_OK)
+            method = self.methods.get(request.payment_method_ref, {})
+            owner = method.get("customer")
+            # As Stripe refuses: another customer's card, or a second use of one never attached.
+            if owner not in (None, request.customer_ref) or (owner is None and method.get("used")):
+                raise GatewayRejected(f"No such payment method for this customer: {owner}")
+            if method:
+                method["used"] = method.get("used", 0) + 1
+            card = method.get("card", CARD_OK)
             status, code, message = PaymentStatus.SUCCEEDED, None, ""
             if card == CARD_DECLINE:
                 status, code = PaymentStatus.DECLINED, "insufficient_funds"

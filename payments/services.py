@@ -142,6 +142,22 @@ def card_attach(*, customer: GatewayCustomer, payment_method_ref: str) -> None:
     )
 
 
+def card_attach_from_setup(*, customer: GatewayCustomer, setup: SetupResult) -> None:
+    """Attach the card a succeeded setup collected to the buyer's gateway customer, unless the
+    gateway did already: Stripe attaches a SetupIntent's card to the customer the intent was
+    made for when it succeeds, so a setup made for this customer costs no call."""
+    if setup.customer_ref is None or setup.customer_ref != customer.gateway_ref:
+        card_attach(customer=customer, payment_method_ref=setup.payment_method_ref or "")
+
+
+def setup_card_country(setup: SetupResult) -> str:
+    """The setup's card's issuing country: from the setup when the gateway sent it with it
+    (StripeGateway expands the card), else asked (card_country)."""
+    if setup.card_country is not None:
+        return setup.card_country
+    return card_country(payment_method_ref=setup.payment_method_ref or "")
+
+
 def card_expiry(*, payment_method_ref: str) -> tuple[int, int] | None:
     """A saved card's (exp_month, exp_year). Raises GatewayUnavailable/Rejected."""
     return get_gateway().card_expiry(payment_method_ref)

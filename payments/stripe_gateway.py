@@ -40,6 +40,7 @@ from payments.stripe_values import (
     connected_account,
     dispute_funds,
     reversal_result,
+    setup_result,
     transfer_result,
 )
 
@@ -157,23 +158,16 @@ class StripeGateway:
             params=params,
             options={"idempotency_key": store_idempotency_key(idempotency_key)},
         )
-        return self._setup_result(intent)
+        return setup_result(intent)
 
     def setup_retrieve(self, setup_ref: str) -> SetupResult:
-        intent = self._call_strict(self.client.v1.setup_intents.retrieve, setup_ref)
-        return self._setup_result(intent)
-
-    @staticmethod
-    def _setup_result(intent: Any) -> SetupResult:
-        pm = _get(intent, "payment_method")
-        if pm is not None and not isinstance(pm, str):
-            pm = _get(pm, "id")
-        return SetupResult(
-            setup_ref=intent.id,
-            client_secret=_get(intent, "client_secret", ""),
-            status=_get(intent, "status", ""),
-            payment_method_ref=pm,
+        # Its card expanded: the issuing country (tax evidence) comes in the same answer.
+        intent = self._call_strict(
+            self.client.v1.setup_intents.retrieve,
+            setup_ref,
+            params={"expand": ["payment_method"]},
         )
+        return setup_result(intent)
 
     def card_expiry(self, payment_method_ref: str) -> tuple[int, int] | None:
         """(exp_month, exp_year) of a saved card, for expiry reminders; None if not a card."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.money import Money
-from payments.gateway import ConnectedAccount, ReversalResult, TransferResult
+from payments.gateway import ConnectedAccount, ReversalResult, SetupResult, TransferResult
 
 # Codes that mean "the card said no" even when localstripe sends them as invalid_request_error.
 DECLINE_CODES = {
@@ -29,6 +29,26 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     except (KeyError, TypeError, AttributeError):
         return default
     return default if value is None else value
+
+
+def setup_result(intent: Any) -> SetupResult:
+    """A SetupIntent, its payment method and customer as ids or expanded objects; the card's
+    country when the payment method came expanded."""
+    pm, customer, country = _get(intent, "payment_method"), _get(intent, "customer"), None
+    if pm is not None and not isinstance(pm, str):
+        card = _get(pm, "card")
+        country = (_get(card, "country", "") or "").upper()[:2] if card is not None else ""
+        pm = _get(pm, "id")
+    if customer is not None and not isinstance(customer, str):
+        customer = _get(customer, "id")
+    return SetupResult(
+        setup_ref=intent.id,
+        client_secret=_get(intent, "client_secret", ""),
+        status=_get(intent, "status", ""),
+        payment_method_ref=pm,
+        customer_ref=customer,
+        card_country=country,
+    )
 
 
 def _event_text(value: Any, what: str, *, required: bool = False) -> str:

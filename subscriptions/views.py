@@ -142,7 +142,11 @@ def card(request, token: str, pk: int):
             return JsonResponse(
                 {"error": "The card was not saved. Please check it and try again."}, status=400
             )
-        payments.card_attach(customer=customer, payment_method_ref=setup.payment_method_ref)
+        if setup.customer_ref not in (None, customer.gateway_ref):  # made for someone else
+            return JsonResponse(
+                {"error": "The card form did not finish. Please try again."}, status=400
+            )
+        payments.card_attach_from_setup(customer=customer, setup=setup)
     except GatewayRejected:
         return JsonResponse({"error": "The card was declined. Please use another."}, status=400)
     except GatewayUnavailable:

@@ -19,7 +19,7 @@ from offers.experiments import OfferPresentation, buyer_key, offer_for_buyer
 from offers.models import Coupon, Offer
 from offers.selectors import bump_for_product
 from payments import services as payments
-from payments.gateway import GatewayRejected, GatewayUnavailable
+from payments.gateway import GatewayRejected, GatewayUnavailable, SetupResult
 from payments.models import ChargeAttempt
 from storefront import selectors
 from storefront.countries import COUNTRIES
@@ -457,9 +457,7 @@ class CountryToConfirm(CheckoutError):
         self.declared, self.other = declared, other
 
 
-def _location_evidence(
-    order: Order, payment_method_ref: str, confirm_country: str
-) -> list[OrderLine]:
+def _location_evidence(order: Order, setup: SetupResult, confirm_country: str) -> list[OrderLine]:
     """Add the card's issuing country to the order's evidence; if the store collects EU VAT
     and the evidence disagrees, the buyer's confirmation is needed (and recorded). Records
     it (committed, before any charge) and reads the order's lines in the same statement."""
@@ -469,7 +467,7 @@ def _location_evidence(
 
     evidence = dict(order.tax_evidence or {})
     evidence.setdefault("declared_country", order.country)
-    card = payments.card_country(payment_method_ref=payment_method_ref)
+    card = payments.setup_card_country(setup)
     if card:
         evidence["card_country"] = card
     conflict = evidence_conflict(evidence)
@@ -522,7 +520,7 @@ def checkout_pay(
         _fail(order, "card_setup_failed")
         raise CheckoutError("card", "Your card could not be verified. Please try another card.")
     try:
-        payments.card_attach(customer=gateway_customer, payment_method_ref=setup.payment_method_ref)
+        payments.card_attach_from_setup(customer=gateway_customer, setup=setup)
     except GatewayRejected as exc:
         _fail(order, "card_declined")
         raise CheckoutError("card", "Your card was declined. Please try another card.") from exc
@@ -530,7 +528,7 @@ def checkout_pay(
         raise CheckoutError(
             "card", "Payments are unavailable right now. Please try again."
         ) from exc
-    lines = _location_evidence(order, setup.payment_method_ref, (confirm_country or "").upper())
+    lines = _location_evidence(order, setup, (confirm_country or "").upper())
     total = sum(line.total_amount for line in lines)
     if total == 0 and not trial_still_offered(lines):
         _fail(order, "terms_changed")

@@ -6,6 +6,7 @@ address (the buyer is asked first), a US buyer in a taxed state; and bad VAT IDs
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -51,7 +52,8 @@ def shop(tenant, settings, monkeypatch):
 @pytest.fixture
 def card_from(monkeypatch):
     """The card's issuing country as the gateway reports it (the local gateway's cards are all
-    French): wraps the real gateway, changing only that answer."""
+    French): wraps the real gateway, changing only that answer, where it comes (with the card
+    setup, whose card the gateway expands; alone, if a gateway's setup does not carry it)."""
 
     def use(country: str):
         real = payment_services.get_gateway()
@@ -59,6 +61,11 @@ def card_from(monkeypatch):
         class Issued:
             def __getattr__(self, name):
                 return getattr(real, name)
+
+            def setup_retrieve(self, setup_ref):
+                setup = real.setup_retrieve(setup_ref)
+                assert setup.card_country == "FR"  # the real answer carries it
+                return dataclasses.replace(setup, card_country=country)
 
             def payment_method_country(self, payment_method_ref):
                 real.payment_method_country(payment_method_ref)  # the real call still works

@@ -132,6 +132,33 @@ def test_a_store_can_choose_its_schedule_and_to_mark_the_subscription_unpaid(ten
     assert len(gateway_charges(sub)) == 1 == len(ledger_charges(sub))
 
 
+def test_a_card_set_up_for_someone_else_is_refused_on_the_card_update_page(
+    tenant, smtp_mail, client_for
+):
+    from payments import services as payments
+    from payments.models import SavedPaymentMethod
+
+    sub = start(plan(price=1900, name="Community"), started_at=at(2027, 1, 31), card=CARD_DECLINE)
+    services.renewals_run(now=at(2027, 2, 28, 13))
+    assert send_all() == 1
+    link = LINK_RE.search(smtp_mail.messages[0].get_content()).group(0)
+    path = "/" + link.split("/", 3)[3]
+    client = client_for(HOST)
+    assert client.get(path).status_code == 200
+    # Another buyer's confirmed setup (its ref is all the form sends).
+    other = payments.gateway_customer_get_or_create(email="other@example.com")
+    theirs = payments.card_setup_create(customer=other, idempotency_key="other-setup")
+    assert gw.confirm_card_setup(theirs.setup_ref, gw.CARD_OK) == "succeeded"
+    saved = set(SavedPaymentMethod.objects.values_list("gateway_ref", flat=True))
+
+    answer = client.post(path, {"setup_ref": theirs.setup_ref})
+    assert answer.status_code == 400 and "did not finish" in answer.json()["error"]
+    assert set(SavedPaymentMethod.objects.values_list("gateway_ref", flat=True)) == saved
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.PAST_DUE
+    assert not ChargeAttempt.objects.filter(status=AttemptStatus.SUCCEEDED).exists()
+
+
 def test_two_card_updates_at_once_make_one_retry(tenant):
     sub = start(plan(price=1900), started_at=at(2027, 1, 31), card=CARD_DECLINE)
     services.renewals_run(now=at(2027, 2, 28, 13))
