@@ -1,6 +1,6 @@
 """In-process CPU per paid checkout with its upsell: the same buyer as bench/checkout_load.py
 (product page → checkout page → start with the bump → pay → offer page → one-click accept,
-6 requests, 7 gateway calls) through Django's test client and the whole middleware
+6 requests, 5 gateway calls) through Django's test client and the whole middleware
 stack with the production settings, the gateway answered by the bench's stub over loopback.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/storefront_bench_cpu \
