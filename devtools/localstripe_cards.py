@@ -5,6 +5,7 @@ devtools/localstripe_server.py):
   (Stripe's SetupIntent `customer`: "the SetupIntent's payment method will be attached to the
   Customer on successful setup"). localstripe left it unattached, so servers had to attach it
   themselves, one call more than Stripe needs.
+- An attach refuses a card attached to another customer (localstripe moved it).
 - A PaymentIntent refuses a card attached to another customer than its own, and a second use
   of a card that was never attached to anyone (Stripe: a payment method used without being
   attached to a customer may not be used again). localstripe charged either, so a server that
@@ -27,10 +28,17 @@ _TEST_TOKENS = ("pm_card_",)
 @web.middleware
 async def _attach_on_setup(request: web.Request, handler):
     """After a SetupIntent's confirm (the first, or again once 3-D Secure is done): attach its
-    card to its customer if it succeeded. A middleware, because localstripe's routes hold the
-    confirm method itself, bound when it was imported."""
-    response = await handler(request)
+    card to its customer if it succeeded; before an attach, refuse a card attached elsewhere.
+    A middleware, because localstripe's routes hold the methods themselves, bound when it was
+    imported."""
     parts = request.path.strip("/").split("/")
+    if (
+        request.method == "POST"
+        and parts[:2] == ["v1", "payment_methods"]
+        and parts[3:] == ["attach"]
+    ):
+        await _refuse_attach_elsewhere(parts[2], (await request.post()).get("customer"))
+    response = await handler(request)
     if (
         request.method == "POST"
         and parts[:2] == ["v1", "setup_intents"]
@@ -43,6 +51,20 @@ async def _attach_on_setup(request: web.Request, handler):
         if intent.status == "succeeded" and intent.customer and intent.payment_method:
             PaymentMethod._api_retrieve(intent.payment_method).customer = intent.customer
     return response
+
+
+async def _refuse_attach_elsewhere(method_id: str, customer) -> None:
+    """Stripe refuses to attach a card that is attached to another customer (localstripe
+    moved it)."""
+    try:
+        card = PaymentMethod._api_retrieve(method_id)
+    except UserError:
+        return  # the handler answers its 404
+    owner = getattr(card, "customer", None)
+    if owner and customer and owner != customer:
+        raise UserError(
+            400, "The payment method you provided has already been attached to a customer."
+        )
 
 
 def _payment_create(original):

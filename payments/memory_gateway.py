@@ -120,6 +120,8 @@ class MemoryGateway:
     def payment_method_attach(self, *, payment_method_ref: str, customer_ref: str) -> None:
         if payment_method_ref not in self.methods:
             raise GatewayRejected(f"No such payment_method: {payment_method_ref}")
+        if self.methods[payment_method_ref]["customer"] not in (None, customer_ref):
+            raise GatewayRejected("The payment method has already been attached to a customer.")
         self.methods[payment_method_ref]["customer"] = customer_ref
 
     def _payment(self, ref: str) -> PaymentResult:

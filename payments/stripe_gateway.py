@@ -195,9 +195,14 @@ class StripeGateway:
                 params={"customer": customer_ref},
             )
         except stripe.InvalidRequestError as exc:
-            # Already attached to this customer (Stripe attaches on a confirmed SetupIntent).
+            # "Already attached": fine if to this customer (a confirmed SetupIntent attaches),
+            # a refusal if to another one (Stripe words both alike).
             if "already" in str(exc).lower():
-                return
+                method = self._call_strict(
+                    self.client.v1.payment_methods.retrieve, payment_method_ref
+                )
+                if _get(method, "customer") == customer_ref:
+                    return
             raise GatewayRejected(str(exc)) from exc
         except stripe.CardError as exc:
             raise GatewayRejected(str(exc)) from exc

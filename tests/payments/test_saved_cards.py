@@ -97,6 +97,19 @@ def test_the_local_gateway_refuses_another_customers_card_and_a_second_unattache
     assert _charge(sdk, None, "pm_card_visa").status == "succeeded"
 
 
+@pytest.mark.gateway
+def test_attaching_another_customers_card_is_refused_and_the_same_customers_is_fine(sdk, gateway):
+    owner, setup, _ = _setup_for(sdk, "f@example.com")
+    method = sdk.v1.setup_intents.retrieve(setup).payment_method
+    stranger = sdk.v1.customers.create(params={"email": "g@example.com"}).id
+    with pytest.raises(stripe.InvalidRequestError, match="already been attached"):
+        sdk.v1.payment_methods.attach(method, params={"customer": stranger})
+    with pytest.raises(GatewayRejected, match="already been attached"):
+        gateway.payment_method_attach(payment_method_ref=method, customer_ref=stranger)
+    gateway.payment_method_attach(payment_method_ref=method, customer_ref=owner)
+    assert sdk.v1.payment_methods.retrieve(method).customer == owner
+
+
 def test_the_memory_gateway_keeps_cards_as_stripe_does():
     gateway = MemoryGateway(prefix="t")
     owner = gateway.customer_create(email="a@example.com", idempotency_key="c1")
@@ -120,6 +133,11 @@ def test_the_memory_gateway_keeps_cards_as_stripe_does():
     assert charge(owner, "k1").status == charge(owner, "k2").status == "succeeded"
     with pytest.raises(GatewayRejected):
         charge(stranger, "k3")
+    gateway.payment_method_attach(payment_method_ref=result.payment_method_ref, customer_ref=owner)
+    with pytest.raises(GatewayRejected, match="already been attached"):
+        gateway.payment_method_attach(
+            payment_method_ref=result.payment_method_ref, customer_ref=stranger
+        )
 
 
 class _Counting:
