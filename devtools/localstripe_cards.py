@@ -26,7 +26,7 @@ _TEST_TOKENS = ("pm_card_",)
 
 
 @web.middleware
-async def _attach_on_setup(request: web.Request, handler):
+async def _saved_cards(request: web.Request, handler):
     """After a SetupIntent's confirm (the first, or again once 3-D Secure is done): attach its
     card to its customer if it succeeded; before an attach, refuse a card attached elsewhere.
     A middleware, because localstripe's routes hold the methods themselves, bound when it was
@@ -96,5 +96,5 @@ def _payment_create(original):
 
 
 def install(app: web.Application) -> None:
-    app.middlewares.append(_attach_on_setup)
+    app.middlewares.append(_saved_cards)
     PaymentIntent._api_create = _payment_create(PaymentIntent._api_create.__func__)

@@ -75,7 +75,7 @@ class MemoryGateway:
         pm = self._id("pm")
         # As Stripe does, a succeeded setup's card is attached to the setup's customer.
         customer = self.setups[setup_ref]["customer"]
-        self.methods[pm] = {"card": card, "customer": customer, "expires": expires, "used": 0}
+        self.methods[pm] = {"card": card, "customer": customer, "expires": expires}
         self.setups[setup_ref].update(status="succeeded", payment_method_ref=pm)
 
     # --- the protocol ---------------------------------------------------------------------
@@ -142,12 +142,10 @@ class MemoryGateway:
     def charge(self, request: ChargeRequest) -> PaymentResult:
         def make() -> str:
             method = self.methods.get(request.payment_method_ref, {})
-            owner = method.get("customer")
-            # As Stripe refuses: another customer's card, or a second use of one never attached.
-            if owner not in (None, request.customer_ref) or (owner is None and method.get("used")):
-                raise GatewayRejected(f"No such payment method for this customer: {owner}")
-            if method:
-                method["used"] = method.get("used", 0) + 1
+            # As Stripe refuses another customer's card (every card here comes from a setup,
+            # which attaches it to its customer, so none is ever used unattached).
+            if method.get("customer") not in (None, request.customer_ref):
+                raise GatewayRejected("The payment method belongs to another customer.")
             card = method.get("card", CARD_OK)
             status, code, message = PaymentStatus.SUCCEEDED, None, ""
             if card == CARD_DECLINE:

@@ -2,7 +2,8 @@
 customer when it succeeds, so checkout's Pay neither attaches it again nor reads the card a
 second time for its country (the setup is read with its card expanded). The local gateway
 (devtools/localstripe_cards.py) and the memory gateway follow Stripe here, and refuse what
-Stripe refuses: a card that belongs to another customer, or one never attached used twice."""
+Stripe refuses: a card that belongs to another customer (both), or one never attached used
+twice (the local gateway; the memory gateway's cards all come attached from a setup)."""
 
 from __future__ import annotations
 
